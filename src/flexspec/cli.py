@@ -20,7 +20,6 @@ from .errors import FlexSpecError
 
 #: Modules that register sub-commands, in the order they appear in ``--help``.
 COMMAND_MODULES = (
-    "flexspec.spectral._cli",
 )
 
 
