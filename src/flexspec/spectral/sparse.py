@@ -1,0 +1,523 @@
+"""Sparse spectral kernels: storage format, Hermitian consistency, byte accounting, sparse OaA.
+
+One layer's pruned spectral kernels are a :class:`SparseSpectralKernels`: for each
+(output channel j, input channel i) kernel, in row-major order ``k = j * Cin + i``, the kept
+frequency positions ``indices[indptr[k]:indptr[k+1]]`` (sorted, into the half-plane of
+``F = N * (N//2 + 1)`` positions, ``f = row * (N//2+1) + col``) and their complex values
+``values[indptr[k]:indptr[k+1]]`` -- CSR with one row per kernel.
+
+Hermitian consistency (so that the inverse transform stays real): in the stored half-plane,
+column 0 and, for even N, column N/2 hold both members of conjugate pairs
+``X[(-r) % N, c] = conj(X[r, c])``.  A consistent kernel keeps or prunes both members of
+each pair together, their values are conjugates, and the four self-conjugate bins (DC and
+Nyquist: rows {0, N/2} x columns {0, N/2}) hold real values.  :meth:`from_dense` projects
+the values onto that subspace (:func:`hermitian_project`); the constructor refuses a mask
+that breaks a pair.
+
+Hardware accounting: every kept entry costs ``2 * value_bits`` (real and imaginary part,
+fixed point, default 16 bits each) plus ``index_bits`` (default ``ceil(log2 F)``, 6 for
+N = 8); :func:`sparse_kernel_bits` is the one formula every stage uses.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import FORMAT_VERSION
+from ..errors import InputFileError, UsageError
+from .geometry import check_fft_size, half_width, num_frequencies
+
+#: Default fixed-point width of one real or imaginary part, in bits.
+DEFAULT_VALUE_BITS = 16
+
+
+# --------------------------------------------------------------------------- Hermitian helpers
+def conjugate_partner(fft_size: int) -> np.ndarray:
+    """int64 [F]: for each half-plane position f, the position of its conjugate twin when that twin
+    is also in the half-plane (column 0, and column N/2 for even N); otherwise f itself.
+
+    Self-conjugate bins (DC/Nyquist) are their own partner too; see :func:`self_conjugate`.
+    """
+    n, m = fft_size, half_width(fft_size)
+    rows, cols = np.divmod(np.arange(n * m), m)
+    twin_col = (-cols) % n
+    in_plane = twin_col < m
+    partner = np.where(in_plane, ((-rows) % n) * m + twin_col, np.arange(n * m))
+    return partner.astype(np.int64)
+
+
+def self_conjugate(fft_size: int) -> np.ndarray:
+    """bool [F]: positions whose value must be real (their twin is themselves: DC and Nyquist bins)."""
+    n, m = fft_size, half_width(fft_size)
+    rows, cols = np.divmod(np.arange(n * m), m)
+    return (((-rows) % n) == rows) & (((-cols) % n) == cols)
+
+
+def hermitian_project(wf) -> np.ndarray:
+    """Orthogonal projection of half-plane spectra [..., N, N//2+1] onto the spectra of real N x N
+    signals: twins in columns 0 and N/2 become conjugates (their average), DC/Nyquist bins real.
+
+    Positions outside those columns are unchanged; a Hermitian-consistent support is preserved.
+    ``irfft2`` of the result equals ``irfft2`` of the input.
+    """
+    wf = np.asarray(wf)
+    n, m = wf.shape[-2], wf.shape[-1]
+    if m != half_width(n):
+        raise UsageError(f"spectra must have shape [..., N, N//2+1], got {wf.shape}")
+    out = np.array(wf, dtype=np.result_type(wf.dtype, np.complex64), copy=True)
+    cols = [0] + ([n // 2] if n % 2 == 0 and n // 2 != 0 else [])
+    rows = (-np.arange(n)) % n
+    for c in cols:
+        col = wf[..., :, c]
+        out[..., :, c] = 0.5 * (col + np.conj(col[..., rows]))
+    return out
+
+
+def mask_violations(mask, fft_size: int) -> int:
+    """How many kept positions have a pruned conjugate twin (0 for a Hermitian-consistent mask).
+
+    ``mask``: bool [..., F] or [..., N, N//2+1]."""
+    mask = np.asarray(mask, dtype=bool)
+    flat = mask.reshape(mask.shape[:-2] + (-1,)) if mask.shape[-1] == half_width(fft_size) and \
+        mask.ndim >= 2 and mask.shape[-2] == fft_size else mask
+    return int(np.count_nonzero(flat & ~flat[..., conjugate_partner(fft_size)]))
+
+
+def hermitian_error(wf) -> float:
+    """Largest deviation of half-plane spectra from Hermitian symmetry (0 for spectra of real signals)."""
+    wf = np.asarray(wf)
+    if wf.size == 0:
+        return 0.0
+    return float(np.max(np.abs(hermitian_project(wf) - wf)))
+
+
+# --------------------------------------------------------------------------- accounting
+def default_index_bits(fft_size: int) -> int:
+    """ceil(log2 F) bits address one of the F = N*(N//2+1) half-plane positions (6 for N = 8)."""
+    return max(1, math.ceil(math.log2(num_frequencies(fft_size))))
+
+
+def sparse_kernel_bits(nnz, value_bits: int = DEFAULT_VALUE_BITS, index_bits: int = 6):
+    """Bits that ``nnz`` kept spectral entries cost in memory: nnz * (2 * value_bits + index_bits).
+
+    Works elementwise on integer arrays.  The single formula every stage uses.
+    """
+    return np.asarray(nnz, dtype=np.int64) * (2 * int(value_bits) + int(index_bits))
+
+
+def _index_dtype(fft_size: int):
+    return np.uint16 if num_frequencies(fft_size) <= np.iinfo(np.uint16).max + 1 else np.int32
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    if a.flags.writeable:
+        a = a.copy() if a.base is not None else a
+        a.setflags(write=False)
+    return a
+
+
+# --------------------------------------------------------------------------- one layer
+@dataclass(frozen=True, eq=False)
+class SparseSpectralKernels:
+    """The pruned spectral kernels of one layer, CSR by kernel (see the module doc)."""
+
+    fft_size: int
+    kernel_size: int
+    out_channels: int
+    in_channels: int
+    indptr: np.ndarray  # int64 [Cout*Cin + 1]
+    indices: np.ndarray  # uint16 (int32 for huge N) [nnz], positions in the half-plane
+    values: np.ndarray  # complex64 [nnz]
+    value_bits: int = DEFAULT_VALUE_BITS
+    index_bits: int | None = None  # default ceil(log2 F)
+
+    def __post_init__(self):
+        check_fft_size(self.fft_size, self.kernel_size)
+        for name in ("out_channels", "in_channels"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise UsageError(f"{name} must be a positive integer, got {v!r}")
+        if self.index_bits is None:
+            object.__setattr__(self, "index_bits", default_index_bits(self.fft_size))
+        if int(self.value_bits) < 1 or int(self.index_bits) < default_index_bits(self.fft_size):
+            raise UsageError(f"value_bits must be >= 1 and index_bits >= {default_index_bits(self.fft_size)} "
+                             f"for N={self.fft_size}; got {self.value_bits}, {self.index_bits}")
+        kernels = self.out_channels * self.in_channels
+        f_count = num_frequencies(self.fft_size)
+        indptr = np.asarray(self.indptr, dtype=np.int64)
+        indices = np.asarray(self.indices)
+        values = np.asarray(self.values)
+        if indptr.shape != (kernels + 1,) or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+            raise UsageError(f"indptr must be a non-decreasing int array of length Cout*Cin+1 = {kernels + 1} "
+                             f"starting at 0; got shape {indptr.shape}")
+        nnz = int(indptr[-1])
+        if indices.shape != (nnz,) or values.shape != (nnz,):
+            raise UsageError(f"indices and values must have length indptr[-1] = {nnz}; "
+                             f"got {indices.shape} and {values.shape}")
+        if nnz and (indices.min() < 0 or indices.max() >= f_count):
+            raise UsageError(f"indices must lie in [0, {f_count}) for N={self.fft_size}")
+        indices = indices.astype(_index_dtype(self.fft_size))
+        rows = np.repeat(np.arange(kernels, dtype=np.int64), np.diff(indptr))
+        keys = rows * f_count + indices
+        if nnz > 1 and np.any(np.diff(keys) <= 0):
+            raise UsageError("indices must be strictly increasing within each kernel")
+        mask = np.zeros((kernels, f_count), dtype=bool)
+        mask[rows, indices] = True
+        bad = mask_violations(mask, self.fft_size)
+        if bad:
+            raise UsageError(f"{bad} kept frequency positions have a pruned conjugate twin; prune twins in "
+                             f"columns 0 and N/2 together (Hermitian consistency)")
+        object.__setattr__(self, "indptr", _frozen(indptr))
+        object.__setattr__(self, "indices", _frozen(indices))
+        object.__setattr__(self, "values", _frozen(values.astype(np.complex64)))
+        object.__setattr__(self, "value_bits", int(self.value_bits))
+        object.__setattr__(self, "index_bits", int(self.index_bits))
+
+    # ---- construction
+    @classmethod
+    def from_dense(cls, wf, mask=None, kernel_size: int = 3, *, value_bits: int = DEFAULT_VALUE_BITS,
+                   index_bits: int | None = None, project: bool = True) -> SparseSpectralKernels:
+        """Keep ``wf`` [Cout, Cin, N, N//2+1] where ``mask`` (bool, same shape or [Cout, Cin, F]) is true
+        (default: where ``wf`` is non-zero).  With ``project`` the kept values are made Hermitian
+        (:func:`hermitian_project`), which does not change what the layer computes."""
+        wf = np.asarray(wf)
+        if wf.ndim != 4 or wf.shape[-1] != half_width(wf.shape[-2]):
+            raise UsageError(f"spectral kernels must have shape [Cout, Cin, N, N//2+1], got {wf.shape}")
+        cout, cin, n, m = wf.shape
+        mask = (wf != 0) if mask is None else np.asarray(mask, dtype=bool)
+        if mask.shape == (cout, cin, n * m):
+            mask = mask.reshape(cout, cin, n, m)
+        if mask.shape != wf.shape:
+            raise UsageError(f"mask shape {mask.shape} does not match kernels {wf.shape}")
+        kept = np.where(mask, hermitian_project(wf) if project else wf, 0)
+        if project:
+            kept = np.where(mask, hermitian_project(kept), 0)
+        flat_mask = mask.reshape(cout * cin, n * m)
+        rows, cols = np.nonzero(flat_mask)
+        indptr = np.zeros(cout * cin + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=cout * cin), out=indptr[1:])
+        values = kept.reshape(cout * cin, n * m)[rows, cols]
+        return cls(n, int(kernel_size), cout, cin, indptr, cols, values, value_bits, index_bits)
+
+    # ---- views
+    @property
+    def num_frequencies(self) -> int:
+        return num_frequencies(self.fft_size)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indptr[-1])
+
+    @property
+    def density(self) -> float:
+        """Kept fraction of all stored half-plane positions."""
+        return self.nnz / (self.out_channels * self.in_channels * self.num_frequencies)
+
+    def nnz_per_kernel(self) -> np.ndarray:
+        """int64 [Cout, Cin]: kept entries of each kernel."""
+        return np.diff(self.indptr).reshape(self.out_channels, self.in_channels)
+
+    def kernel_ids(self) -> np.ndarray:
+        """int64 [nnz]: kernel k = j*Cin + i of each stored entry."""
+        return np.repeat(np.arange(self.out_channels * self.in_channels, dtype=np.int64), np.diff(self.indptr))
+
+    def mask(self) -> np.ndarray:
+        """bool [Cout, Cin, F]: kept positions."""
+        out = np.zeros((self.out_channels * self.in_channels, self.num_frequencies), dtype=bool)
+        out[self.kernel_ids(), self.indices] = True
+        return out.reshape(self.out_channels, self.in_channels, self.num_frequencies)
+
+    def dense(self) -> np.ndarray:
+        """complex64 [Cout, Cin, N, N//2+1] with zeros at pruned positions."""
+        out = np.zeros((self.out_channels * self.in_channels, self.num_frequencies), dtype=np.complex64)
+        out[self.kernel_ids(), self.indices] = self.values
+        return out.reshape(self.out_channels, self.in_channels, self.fft_size, half_width(self.fft_size))
+
+    def kernel(self, j: int, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, values) kept by kernel (j, i)."""
+        k = j * self.in_channels + i
+        lo, hi = self.indptr[k], self.indptr[k + 1]
+        return self.indices[lo:hi], self.values[lo:hi]
+
+    # ---- hardware accounting
+    @property
+    def entry_bits(self) -> int:
+        """Bits of one kept entry: 2 * value_bits + index_bits."""
+        return int(sparse_kernel_bits(1, self.value_bits, self.index_bits))
+
+    def kernel_bits(self, j: int | None = None, i: int | None = None):
+        """Bits of kernel (j, i); with no arguments, int64 [Cout, Cin] for every kernel."""
+        per = sparse_kernel_bits(self.nnz_per_kernel(), self.value_bits, self.index_bits)
+        if j is None and i is None:
+            return per
+        return int(per[j, i])
+
+    def total_bits(self) -> int:
+        return int(sparse_kernel_bits(self.nnz, self.value_bits, self.index_bits))
+
+    def total_bytes(self) -> int:
+        """Bytes of the whole layer's sparse kernels, ceil(total_bits / 8)."""
+        return -(-self.total_bits() // 8)
+
+    def dense_bytes(self) -> int:
+        """Bytes of the unpruned half-plane kernels at the same value width (no indices)."""
+        return -(-(self.out_channels * self.in_channels * self.num_frequencies * 2 * self.value_bits) // 8)
+
+    # ---- comparison
+    def equals(self, other: SparseSpectralKernels) -> bool:
+        """Exact equality of every field and array."""
+        return (
+            isinstance(other, SparseSpectralKernels)
+            and (self.fft_size, self.kernel_size, self.out_channels, self.in_channels, self.value_bits,
+                 self.index_bits)
+            == (other.fft_size, other.kernel_size, other.out_channels, other.in_channels, other.value_bits,
+                other.index_bits)
+            and np.array_equal(self.indptr, other.indptr)
+            and np.array_equal(self.indices, other.indices)
+            and np.array_equal(self.values, other.values)
+        )
+
+    # ---- files
+    def _arrays(self, prefix: str = "") -> dict:
+        return {
+            f"{prefix}fft_size": np.int64(self.fft_size), f"{prefix}kernel_size": np.int64(self.kernel_size),
+            f"{prefix}out_channels": np.int64(self.out_channels),
+            f"{prefix}in_channels": np.int64(self.in_channels),
+            f"{prefix}indptr": self.indptr, f"{prefix}indices": self.indices, f"{prefix}values": self.values,
+            f"{prefix}value_bits": np.int64(self.value_bits), f"{prefix}index_bits": np.int64(self.index_bits),
+        }
+
+    @classmethod
+    def _from_arrays(cls, data, path, prefix: str = "") -> SparseSpectralKernels:
+        args = {}
+        for key in ("fft_size", "kernel_size", "out_channels", "in_channels", "value_bits", "index_bits"):
+            args[key] = int(_field(data, path, prefix + key, scalar=True))
+        for key in ("indptr", "indices", "values"):
+            args[key] = _field(data, path, prefix + key)
+        try:
+            return cls(**args)
+        except UsageError as exc:
+            raise InputFileError(path, f"inconsistent sparse kernels: {exc}", prefix.rstrip("/") or None) from None
+
+    def save(self, path) -> Path:
+        """Write one .npz (atomic: a temporary file in the same folder, then rename)."""
+        data = {"format_version": np.int64(FORMAT_VERSION), "kind": np.array("sparse_spectral_kernels")}
+        data.update(self._arrays())
+        return _atomic_savez(path, data)
+
+    @classmethod
+    def load(cls, path) -> SparseSpectralKernels:
+        with _open_npz(path, "sparse_spectral_kernels") as data:
+            return cls._from_arrays(data, path)
+
+
+# --------------------------------------------------------------------------- a whole network
+@dataclass(frozen=True, eq=False)
+class SparseNetworkKernels:
+    """Pruned spectral kernels of a whole network, by layer name (the zoo's ConvLayer names).
+
+    ``provenance`` says where the weights come from, e.g. "trained on Fashion-MNIST (shipped)",
+    "synthesized from seed 0 by ...", "user state_dict <file>"; ``is_real`` is True only for trained
+    weights.  ``biases`` holds each spectral layer's bias; ``params`` any other real-valued tensors
+    (spatial layers, classifier) by name.
+    """
+
+    network: str
+    fft_size: int
+    layers: dict  # name -> SparseSpectralKernels, in execution order
+    provenance: str
+    is_real: bool
+    biases: dict = field(default_factory=dict)  # name -> float32 [Cout]
+    params: dict = field(default_factory=dict)  # name -> float32 array
+    method: str = ""  # "magnitude", "admm", ...
+    target_density: float | None = None
+
+    def __post_init__(self):
+        for name, layer in self.layers.items():
+            if not isinstance(layer, SparseSpectralKernels):
+                raise UsageError(f"layer '{name}' is not SparseSpectralKernels")
+            if layer.fft_size != self.fft_size:
+                raise UsageError(f"layer '{name}' has FFT size {layer.fft_size}, network {self.fft_size}")
+        for name, b in self.biases.items():
+            if name not in self.layers:
+                raise UsageError(f"bias for unknown layer '{name}'")
+            if np.shape(b) != (self.layers[name].out_channels,):
+                raise UsageError(f"bias of '{name}' has shape {np.shape(b)}, expected "
+                                 f"({self.layers[name].out_channels},)")
+
+    @property
+    def nnz(self) -> int:
+        return sum(layer.nnz for layer in self.layers.values())
+
+    @property
+    def density(self) -> float:
+        total = sum(lay.out_channels * lay.in_channels * lay.num_frequencies for lay in self.layers.values())
+        return self.nnz / total if total else 0.0
+
+    def total_bytes(self) -> int:
+        return sum(layer.total_bytes() for layer in self.layers.values())
+
+    def equals(self, other: SparseNetworkKernels) -> bool:
+        return (
+            isinstance(other, SparseNetworkKernels)
+            and (self.network, self.fft_size, self.provenance, self.is_real, self.method, self.target_density)
+            == (other.network, other.fft_size, other.provenance, other.is_real, other.method,
+                other.target_density)
+            and list(self.layers) == list(other.layers)
+            and all(self.layers[k].equals(other.layers[k]) for k in self.layers)
+            and self.biases.keys() == other.biases.keys()
+            and all(np.array_equal(self.biases[k], other.biases[k]) for k in self.biases)
+            and self.params.keys() == other.params.keys()
+            and all(np.array_equal(self.params[k], other.params[k]) for k in self.params)
+        )
+
+    def save(self, path) -> Path:
+        data = {
+            "format_version": np.int64(FORMAT_VERSION), "kind": np.array("sparse_network_kernels"),
+            "network": np.array(self.network), "fft_size": np.int64(self.fft_size),
+            "provenance": np.array(self.provenance), "is_real": np.bool_(self.is_real),
+            "method": np.array(self.method),
+            "target_density": np.float64(np.nan if self.target_density is None else self.target_density),
+            "layer_names": np.array(list(self.layers), dtype=str),
+            "param_names": np.array(list(self.params), dtype=str),
+        }
+        for name, layer in self.layers.items():
+            data.update(layer._arrays(f"layer/{name}/"))
+            if name in self.biases:
+                data[f"bias/{name}"] = np.asarray(self.biases[name], dtype=np.float32)
+        for name, value in self.params.items():
+            data[f"param/{name}"] = np.asarray(value, dtype=np.float32)
+        return _atomic_savez(path, data)
+
+    @classmethod
+    def load(cls, path) -> SparseNetworkKernels:
+        with _open_npz(path, "sparse_network_kernels") as data:
+            names = [str(n) for n in _field(data, path, "layer_names")]
+            layers = {n: SparseSpectralKernels._from_arrays(data, path, f"layer/{n}/") for n in names}
+            biases = {n: data[f"bias/{n}"].copy() for n in names if f"bias/{n}" in data.files}
+            params = {str(n): _field(data, path, f"param/{n}") for n in _field(data, path, "param_names")}
+            td = float(_field(data, path, "target_density", scalar=True))
+            try:
+                return cls(
+                    network=str(_field(data, path, "network", scalar=True)),
+                    fft_size=int(_field(data, path, "fft_size", scalar=True)),
+                    layers=layers, provenance=str(_field(data, path, "provenance", scalar=True)),
+                    is_real=bool(_field(data, path, "is_real", scalar=True)), biases=biases, params=params,
+                    method=str(_field(data, path, "method", scalar=True)),
+                    target_density=None if math.isnan(td) else td,
+                )
+            except UsageError as exc:
+                raise InputFileError(path, str(exc)) from None
+
+
+# --------------------------------------------------------------------------- file helpers
+def _atomic_savez(path, data: dict) -> Path:
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise InputFileError(path, "the folder does not exist")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+class _open_npz:
+    def __init__(self, path, kind: str):
+        self.path, self.kind = Path(path), kind
+
+    def __enter__(self):
+        try:
+            self.data = np.load(self.path, allow_pickle=False)
+        except FileNotFoundError:
+            raise InputFileError(self.path, "file not found") from None
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input error
+            raise InputFileError(self.path, f"not a readable .npz file ({exc.__class__.__name__}: {exc})") from None
+        if not hasattr(self.data, "files"):
+            raise InputFileError(self.path, "not an .npz archive")
+        version = int(_field(self.data, self.path, "format_version", scalar=True))
+        if version != FORMAT_VERSION:
+            raise InputFileError(self.path, f"format version {version}, this FlexSpec reads {FORMAT_VERSION}",
+                                 "format_version")
+        kind = str(_field(self.data, self.path, "kind", scalar=True))
+        if kind != self.kind:
+            raise InputFileError(self.path, f"holds '{kind}', expected '{self.kind}'", "kind")
+        return self.data
+
+    def __exit__(self, *exc):
+        self.data.close()
+        return False
+
+
+def _field(data, path, key: str, scalar: bool = False):
+    if key not in data.files:
+        raise InputFileError(path, "missing", key)
+    try:
+        value = data[key]
+    except Exception as exc:  # noqa: BLE001
+        raise InputFileError(path, f"unreadable ({exc})", key) from None
+    if scalar:
+        if value.shape != ():
+            raise InputFileError(path, f"expected a scalar, got shape {value.shape}", key)
+        return value[()]
+    return value
+
+
+# --------------------------------------------------------------------------- sparse convolution
+def sparse_hadamard_matrix(ssk: SparseSpectralKernels):
+    """The layer as a scipy CSR matrix [Cout*F, Cin*F]: row j*F+f, column i*F+f, one stored entry per
+    kept kernel value.  Multiplying tile spectra by it gathers exactly the kept values."""
+    import scipy.sparse as sp
+
+    f_count = ssk.num_frequencies
+    k = ssk.kernel_ids()
+    j, i = np.divmod(k, ssk.in_channels)
+    f = ssk.indices.astype(np.int64)
+    return sp.csr_matrix((ssk.values, (j * f_count + f, i * f_count + f)),
+                         shape=(ssk.out_channels * f_count, ssk.in_channels * f_count))
+
+
+def sparse_oaa_conv2d(x, ssk: SparseSpectralKernels, padding=0, bias=None) -> np.ndarray:
+    """OaA convolution of ``x`` [B, Cin, H, W] (or [Cin, H, W]) with sparse spectral kernels.
+
+    The per-frequency multiply-accumulate is a sparse-matrix product that reads only the kept
+    values (gather of the tile spectrum at each kept (i, f), scaled, segment-summed into (j, f));
+    the result equals :func:`~flexspec.spectral.oaa.oaa_conv2d_spectral` with ``ssk.dense()``.
+    """
+    from .oaa import crop_output, overlap_add, transform_tiles
+
+    x = np.asarray(x)
+    squeeze = x.ndim == 3
+    if squeeze:
+        x = x[None]
+    if x.ndim != 4 or x.shape[1] != ssk.in_channels:
+        raise UsageError(f"input must be [B, {ssk.in_channels}, H, W], got {x.shape}")
+    real = np.float64 if x.dtype == np.float64 else np.float32
+    n, m, f_count = ssk.fft_size, half_width(ssk.fft_size), ssk.num_frequencies
+    xf = transform_tiles(x.astype(real, copy=False), ssk.kernel_size, n)  # [B, Cin, Ty, Tx, N, M]
+    b, cin, ty, tx = xf.shape[:4]
+    xm = xf.reshape(b, cin, ty * tx, f_count).transpose(1, 3, 0, 2).reshape(cin * f_count, b * ty * tx)
+    mat = sparse_hadamard_matrix(ssk)
+    if real is np.float64:
+        mat = mat.astype(np.complex128)
+    else:
+        xm = xm.astype(np.complex64)
+    ym = np.asarray(mat @ xm)  # [Cout*F, B*T]
+    yf = ym.reshape(ssk.out_channels, n, m, b, ty, tx).transpose(3, 0, 4, 5, 1, 2)
+    blocks = np.fft.irfft2(yf, s=(n, n)).astype(real, copy=False)
+    out = crop_output(overlap_add(blocks, n - ssk.kernel_size + 1), x.shape[2], x.shape[3], ssk.kernel_size,
+                      padding)
+    if bias is not None:
+        out = out + np.asarray(bias, dtype=real)[None, :, None, None]
+    out = np.ascontiguousarray(out)
+    return out[0] if squeeze else out
