@@ -1,0 +1,370 @@
+"""numba kernels: one loop over kernel groups, each group scheduled by a small compiled routine.
+
+Every kernel takes the mask ``[G, P, F]`` (uint8 view of the boolean mask), the bank map, the
+ports per bank and ``offsets`` (int64 [G+1], first read of each group in the output) and fills
+``out_pe``, ``out_index``, ``out_cycle`` (int32 [nnz], sorted by (cycle, pe) inside each group)
+and ``out_cycles`` (int64 [G], the makespan of each group).
+
+Groups are split into contiguous chunks processed in parallel (``prange``); each chunk owns its
+scratch memory, so results do not depend on the number of threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+_NUM_CHUNKS = 64
+
+
+def _chunks(num_groups: int) -> np.ndarray:
+    n = max(1, min(_NUM_CHUNKS, num_groups))
+    return np.linspace(0, num_groups, n + 1).astype(np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# optimal: bipartite edge colouring (Konig), PEs x bank ports
+# --------------------------------------------------------------------------------------------
+@njit(cache=True, parallel=True)
+def colour_groups(mask, bank_of, ports, num_banks, lower_bound, offsets, max_colours, bounds,
+                  out_pe, out_index, out_cycle, out_cycles):
+    num_groups, num_pes, num_freq = mask.shape
+    num_ports = num_banks * ports
+    max_edges = num_pes * num_freq
+    for chunk in prange(bounds.size - 1):
+        pe_col = np.empty((num_pes, max_colours), np.int64)
+        port_col = np.empty((num_ports, max_colours), np.int64)
+        e_pe = np.empty(max_edges, np.int64)
+        e_port = np.empty(max_edges, np.int64)
+        e_f = np.empty(max_edges, np.int64)
+        e_col = np.empty(max_edges, np.int64)
+        bank_count = np.empty(num_banks, np.int64)
+        path = np.empty(num_pes + num_ports + 2, np.int64)
+        table = np.empty((max_colours, num_pes), np.int64)
+        for g in range(bounds[chunk], bounds[chunk + 1]):
+            colours = lower_bound[g]
+            # edges, PE-major; bank b's reads go round-robin to its ports b*R .. b*R+R-1, so every
+            # port gets ceil or floor of (reads of b) / R edges
+            bank_count[:] = 0
+            ne = 0
+            for p in range(num_pes):
+                for f in range(num_freq):
+                    if mask[g, p, f]:
+                        b = bank_of[f]
+                        e_pe[ne] = p
+                        e_port[ne] = b * ports + bank_count[b] % ports
+                        bank_count[b] += 1
+                        e_f[ne] = f
+                        ne += 1
+            pe_col[:, :colours] = -1
+            port_col[:, :colours] = -1
+            for e in range(ne):
+                u = e_pe[e]
+                v = e_port[e]
+                a = 0
+                while pe_col[u, a] != -1:
+                    a += 1
+                if port_col[v, a] != -1:
+                    c = 0
+                    while port_col[v, c] != -1:
+                        c += 1
+                    # alternating a/c path from v; swapping its colours frees a at v (it never reaches u)
+                    length = 0
+                    x = v
+                    on_port_side = True
+                    cur = a
+                    while True:
+                        if on_port_side:
+                            nxt = port_col[x, cur]
+                        else:
+                            nxt = pe_col[x, cur]
+                        if nxt == -1:
+                            break
+                        path[length] = nxt
+                        length += 1
+                        x = e_pe[nxt] if on_port_side else e_port[nxt]
+                        on_port_side = not on_port_side
+                        cur = c if cur == a else a
+                    for k in range(length):
+                        ed = path[k]
+                        old = e_col[ed]
+                        pe_col[e_pe[ed], old] = -1
+                        port_col[e_port[ed], old] = -1
+                    for k in range(length):
+                        ed = path[k]
+                        new = c if e_col[ed] == a else a
+                        e_col[ed] = new
+                        pe_col[e_pe[ed], new] = ed
+                        port_col[e_port[ed], new] = ed
+                e_col[e] = a
+                pe_col[u, a] = e
+                port_col[v, a] = e
+            # emit in (cycle, pe) order
+            used = 0
+            table[:colours, :] = -1
+            for e in range(ne):
+                table[e_col[e], e_pe[e]] = e_f[e]
+                if e_col[e] + 1 > used:
+                    used = e_col[e] + 1
+            out_cycles[g] = used
+            pos = offsets[g]
+            for t in range(used):
+                for p in range(num_pes):
+                    if table[t, p] >= 0:
+                        out_pe[pos] = p
+                        out_index[pos] = table[t, p]
+                        out_cycle[pos] = t
+                        pos += 1
+
+
+# --------------------------------------------------------------------------------------------
+# inorder: every PE offers its next non-zero each cycle; ports serve in PE order; others stall
+# --------------------------------------------------------------------------------------------
+@njit(cache=True, parallel=True)
+def inorder_groups(mask, bank_of, ports, num_banks, broadcast, offsets, bounds,
+                   out_pe, out_index, out_cycle, out_cycles):
+    num_groups, num_pes, num_freq = mask.shape
+    for chunk in prange(bounds.size - 1):
+        nxt = np.empty(num_pes, np.int64)
+        used_ports = np.empty(num_banks, np.int64)
+        stamp = np.empty(num_freq, np.int64)
+        for g in range(bounds[chunk], bounds[chunk + 1]):
+            left = 0
+            for p in range(num_pes):
+                f = 0
+                while f < num_freq and not mask[g, p, f]:
+                    f += 1
+                nxt[p] = f
+                for k in range(num_freq):
+                    if mask[g, p, k]:
+                        left += 1
+            stamp[:] = -1
+            pos = offsets[g]
+            t = 0
+            while left > 0:
+                used_ports[:] = 0
+                for p in range(num_pes):
+                    f = nxt[p]
+                    if f >= num_freq:
+                        continue
+                    b = bank_of[f]
+                    if broadcast and stamp[f] == t:
+                        pass  # same address already being read in this bank: shares the port
+                    elif used_ports[b] < ports:
+                        used_ports[b] += 1
+                        stamp[f] = t
+                    else:
+                        continue  # collision: this PE stalls and retries next cycle
+                    out_pe[pos] = p
+                    out_index[pos] = f
+                    out_cycle[pos] = t
+                    pos += 1
+                    left -= 1
+                    f += 1
+                    while f < num_freq and not mask[g, p, f]:
+                        f += 1
+                    nxt[p] = f
+                t += 1
+            out_cycles[g] = t
+
+
+# --------------------------------------------------------------------------------------------
+# greedy: cycle-by-cycle list scheduling
+# --------------------------------------------------------------------------------------------
+@njit(cache=True, parallel=True)
+def greedy_groups(mask, bank_of, ports, num_banks, broadcast, offsets, bounds,
+                  out_pe, out_index, out_cycle, out_cycles):
+    """Each cycle, PEs in decreasing order of remaining work each take, among their pending
+    frequencies, one whose address is already being read this cycle (broadcast only, free),
+    else one in the bank with the most pending reads that still has a free port."""
+    num_groups, num_pes, num_freq = mask.shape
+    for chunk in prange(bounds.size - 1):
+        pending = np.empty((num_pes, num_freq), np.bool_)
+        rem = np.empty(num_pes, np.int64)
+        order = np.empty(num_pes, np.int64)
+        bank_rem = np.empty(num_banks, np.int64)
+        used_ports = np.empty(num_banks, np.int64)
+        stamp = np.empty(num_freq, np.int64)
+        for g in range(bounds[chunk], bounds[chunk + 1]):
+            bank_rem[:] = 0
+            left = 0
+            for p in range(num_pes):
+                rem[p] = 0
+                for f in range(num_freq):
+                    v = mask[g, p, f] != 0
+                    pending[p, f] = v
+                    if v:
+                        rem[p] += 1
+                        bank_rem[bank_of[f]] += 1
+                left += rem[p]
+            stamp[:] = -1
+            pos = offsets[g]
+            t = 0
+            while left > 0:
+                used_ports[:] = 0
+                # PEs by decreasing remaining work (insertion sort, stable)
+                for p in range(num_pes):
+                    k = p
+                    while k > 0 and rem[order[k - 1]] < rem[p]:
+                        order[k] = order[k - 1]
+                        k -= 1
+                    order[k] = p
+                start = pos
+                for k in range(num_pes):
+                    p = order[k]
+                    if rem[p] == 0:
+                        continue
+                    best = -1
+                    best_key = -1
+                    for f in range(num_freq):
+                        if not pending[p, f]:
+                            continue
+                        b = bank_of[f]
+                        if broadcast and stamp[f] == t:
+                            key = 1 << 40
+                        elif used_ports[b] < ports:
+                            key = bank_rem[b]
+                        else:
+                            continue
+                        if key > best_key:
+                            best_key = key
+                            best = f
+                    if best < 0:
+                        continue
+                    b = bank_of[best]
+                    if not (broadcast and stamp[best] == t):
+                        used_ports[b] += 1
+                        stamp[best] = t
+                    pending[p, best] = False
+                    rem[p] -= 1
+                    bank_rem[b] -= 1
+                    left -= 1
+                    out_pe[pos] = p
+                    out_index[pos] = best
+                    out_cycle[pos] = t
+                    pos += 1
+                # sort this cycle's reads by PE (insertion sort on a handful of entries)
+                for i in range(start + 1, pos):
+                    pp = out_pe[i]
+                    ff = out_index[i]
+                    j = i
+                    while j > start and out_pe[j - 1] > pp:
+                        out_pe[j] = out_pe[j - 1]
+                        out_index[j] = out_index[j - 1]
+                        j -= 1
+                    out_pe[j] = pp
+                    out_index[j] = ff
+                t += 1
+            out_cycles[g] = t
+
+
+# --------------------------------------------------------------------------------------------
+# broadcast-aware: per cycle, greedy cover of PEs by served addresses (P <= 64, bit masks)
+# --------------------------------------------------------------------------------------------
+@njit(cache=True)
+def _popcount(x):
+    n = 0
+    while x:
+        x &= x - np.uint64(1)
+        n += 1
+    return n
+
+
+@njit(cache=True, parallel=True)
+def broadcast_groups(mask, bank_of, ports, num_banks, offsets, bounds,
+                     out_pe, out_index, out_cycle, out_cycles):
+    """Each cycle, pick addresses one at a time (at most ``ports`` per bank); every still-idle PE
+    that needs a picked address reads it (broadcast).  The next address is the one that covers
+    most PEs on the critical path (remaining reads == remaining bound), then that completes an
+    address of a bottleneck bank, then that covers most idle PEs."""
+    num_groups, num_pes, num_freq = mask.shape
+    one = np.uint64(1)
+    zero = np.uint64(0)
+    for chunk in prange(bounds.size - 1):
+        need = np.empty(num_freq, np.uint64)
+        rem = np.empty(num_pes, np.int64)
+        distinct = np.empty(num_banks, np.int64)
+        free_ports = np.empty(num_banks, np.int64)
+        picked = np.empty(num_freq, np.bool_)
+        table = np.empty(num_pes, np.int64)
+        for g in range(bounds[chunk], bounds[chunk + 1]):
+            distinct[:] = 0
+            for p in range(num_pes):
+                rem[p] = 0
+            left = 0
+            for f in range(num_freq):
+                m = zero
+                for p in range(num_pes):
+                    if mask[g, p, f]:
+                        m |= one << np.uint64(p)
+                        rem[p] += 1
+                        left += 1
+                need[f] = m
+                if m != zero:
+                    distinct[bank_of[f]] += 1
+            pos = offsets[g]
+            t = 0
+            while left > 0:
+                bound = 0
+                for p in range(num_pes):
+                    if rem[p] > bound:
+                        bound = rem[p]
+                bank_bound = 0
+                for b in range(num_banks):
+                    v = (distinct[b] + ports - 1) // ports
+                    if v > bank_bound:
+                        bank_bound = v
+                if bank_bound > bound:
+                    bound = bank_bound
+                crit = zero
+                idle = zero
+                for p in range(num_pes):
+                    if rem[p] > 0:
+                        idle |= one << np.uint64(p)
+                        if rem[p] == bound:
+                            crit |= one << np.uint64(p)
+                for b in range(num_banks):
+                    free_ports[b] = ports
+                picked[:] = False
+                for p in range(num_pes):
+                    table[p] = -1
+                while idle != zero:
+                    best = -1
+                    best_key = 0
+                    for f in range(num_freq):
+                        m = need[f] & idle
+                        if m == zero or picked[f]:
+                            continue
+                        b = bank_of[f]
+                        if free_ports[b] == 0:
+                            continue
+                        completes = 1 if m == need[f] else 0
+                        heavy = 1 if (completes == 1 and (distinct[b] + ports - 1) // ports == bound) else 0
+                        key = ((_popcount(m & crit) << 24) | (heavy << 20) | (_popcount(m) << 8)
+                               | (completes << 7) | distinct[b])
+                        if key > best_key:
+                            best_key = key
+                            best = f
+                    if best < 0:
+                        break
+                    b = bank_of[best]
+                    m = need[best] & idle
+                    picked[best] = True
+                    free_ports[b] -= 1
+                    need[best] &= ~m
+                    idle &= ~m
+                    if need[best] == zero:
+                        distinct[b] -= 1
+                    for p in range(num_pes):
+                        if (m >> np.uint64(p)) & one:
+                            table[p] = best
+                            rem[p] -= 1
+                            left -= 1
+                for p in range(num_pes):
+                    if table[p] >= 0:
+                        out_pe[pos] = p
+                        out_index[pos] = table[p]
+                        out_cycle[pos] = t
+                        pos += 1
+                t += 1
+            out_cycles[g] = t
