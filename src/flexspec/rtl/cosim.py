@@ -62,7 +62,8 @@ def simulate_groups(config: PEArrayConfig, programs, accumulate=None, load_tile:
     accumulate = [False] * len(programs) if accumulate is None else list(accumulate)
     dut = SparsePEArray(config, sim_assertions=True)
     results: list[RunResult] = []
-    P, F, ab = config.num_pes, config.num_freq, config.acc_bits
+    where = {"ticks": -1}  # ticks after the start edge, before the tick in flight
+    P, F = config.num_pes, config.num_freq
 
     async def bench(ctx):
         for i, prog in enumerate(programs):
@@ -88,8 +89,10 @@ def simulate_groups(config: PEArrayConfig, programs, accumulate=None, load_tile:
             await ctx.tick()  # the edge that samples start
             ctx.set(dut.start, 0)
             n = 0
+            where["ticks"] = -1
             limit = prog.makespan_cycles + config.latency_cycles + _HANG_MARGIN_CYCLES
             while not ctx.get(dut.done):
+                where["ticks"] = n
                 await ctx.tick()
                 n += 1
                 if n > limit:
@@ -112,8 +115,8 @@ def simulate_groups(config: PEArrayConfig, programs, accumulate=None, load_tile:
         sim.run()
     except AssertionError as exc:
         if "bank conflict" in str(exc):
-            raise BankConflictError(cycle=-1, bank=-1, reads=config.ports + 1, ports=config.ports,
-                                    group=len(results)) from None
+            # the arbiter sees schedule entry k at the edge k+2 after start (see config.py)
+            raise BankConflictError(cycle=where["ticks"] - 1, bank=-1, reads=config.ports + 1,
+                                    ports=config.ports, group=len(results)) from None
         raise
-    del ab
     return results

@@ -193,7 +193,7 @@ class SparsePEArray(wiring.Component):
         with m.If(conflict_now):
             m.d.sync += conflict.eq(1)
         if self.sim_assertions:
-            m.d.comb += Assert(~conflict_now, "bank conflict: a tile-buffer bank got more reads than ports")
+            m.d.sync += Assert(~conflict_now, "bank conflict: a tile-buffer bank got more reads than ports")
 
         # ---------------------------------------------------------------- stage 2: select operands
         flat = Array(bank_rd[b][r].data for b in range(B) for r in range(R))
@@ -270,6 +270,6 @@ class SparsePEArray(wiring.Component):
         if self.sim_assertions:
             # done is derived from a cycle count; check that the pipeline really is empty then
             finishing = busy & (cnt == self.sched_len + (self._done_latency - 1))
-            m.d.comb += Assert(~finishing | ~(Cat(*s3_any).any() | Cat(*v1).any() | Cat(*(s[0] for s in s2)).any()
+            m.d.sync += Assert(~finishing | ~(Cat(*s3_any).any() | Cat(*v1).any() | Cat(*(s[0] for s in s2)).any()
                                               | issue), "done raised while the pipeline still holds work")
         return m

@@ -1,0 +1,257 @@
+"""Where the generated hardware's test data comes from: a layer of the shipped real model.
+
+:class:`RTLOptions` is the user configuration (YAML file of ``flexspec rtl --config``).
+:func:`layer_case` loads the layer's pruned spectral kernels, runs one real Fashion-MNIST test
+image through the preceding layers (numpy, sparse spectral convolution), cuts the layer input
+into OaA tiles, schedules the layer's kernel groups and quantizes tiles and kernels with one
+power-of-two scale each per layer.  :func:`group_program` then gives the hardware contents and
+the bit-exact expected accumulators of one (group, tile) pair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from ..accel.fixed_point import FixedPointFormat, execute_group
+from ..errors import InputFileError, UnknownNameError, UsageError
+from .config import PEArrayConfig
+from .program import GroupProgram, build_program
+
+DEFAULT_LAYER = "conv2_1"
+
+
+@dataclass(frozen=True)
+class RTLOptions:
+    """What to generate (every field has a small default that runs in seconds)."""
+
+    num_pes: int = 4
+    num_banks: int = 4
+    ports: int = 1
+    broadcast: bool = False
+    bank_map: str = "auto"
+    method: str | None = None  # scheduler; None = the scheduler's default
+    grouping: str = "balanced"
+    data_bits: int = 16
+    acc_bits: int = 48
+    dsp_per_complex_mac: int = 3
+    prune_method: str = "magnitude"  # which shipped pruned model
+    density: float = 0.25
+    image_index: int = 0  # Fashion-MNIST test image that produces the layer input
+    group: int = 0  # kernel group written into the memory-initialization files
+    tile: int | None = None  # tile index; None = the tile with the most energy
+
+    @classmethod
+    def from_yaml(cls, path) -> RTLOptions:
+        import yaml
+
+        try:
+            with open(path) as fh:
+                data = yaml.safe_load(fh)
+        except FileNotFoundError:
+            raise InputFileError(path, "file not found") from None
+        except (OSError, yaml.YAMLError) as exc:
+            raise InputFileError(path, f"not readable YAML ({exc})") from None
+        data = {} if data is None else data
+        if not isinstance(data, dict):
+            raise InputFileError(path, "expected a mapping of option: value")
+        known = {f.name: f for f in fields(cls)}
+        kwargs = {}
+        for key, value in data.items():
+            if key not in known:
+                raise InputFileError(path, f"unknown option; known: {', '.join(sorted(known))}", str(key))
+            default = getattr(cls, key)
+            if isinstance(default, bool) and not isinstance(value, bool):
+                raise InputFileError(path, f"must be true or false, got {value!r}", key)
+            if isinstance(default, int) and not isinstance(default, bool) and (
+                    not isinstance(value, int) or isinstance(value, bool)):
+                raise InputFileError(path, f"must be an integer, got {value!r}", key)
+            if key == "density" and not isinstance(value, (int, float)):
+                raise InputFileError(path, f"must be a number, got {value!r}", key)
+            kwargs[key] = value
+        try:
+            return cls(**kwargs)
+        except UsageError as exc:
+            raise InputFileError(path, str(exc)) from None
+
+    def __post_init__(self):
+        for name in ("num_pes", "num_banks", "ports"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_pes > 16 or self.num_banks > 64 or self.ports > 8:
+            raise UsageError("this generator is meant for small arrays: num_pes <= 16, num_banks <= 64, ports <= 8")
+        FixedPointFormat(data_bits=self.data_bits, acc_bits=self.acc_bits,
+                         dsp_per_complex_mac=self.dsp_per_complex_mac)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True, eq=False)
+class LayerCase:
+    """One layer ready for the hardware: schedule, quantized kernels and tiles."""
+
+    layer: str
+    provenance: str
+    options: RTLOptions
+    layer_schedule: object  # flexspec.schedule.LayerSchedule
+    fmt: FixedPointFormat
+    kernel_re: np.ndarray  # int64 [Cout, Cin, F]
+    kernel_im: np.ndarray
+    tile_re: np.ndarray  # int64 [Cin, T, F]
+    tile_im: np.ndarray
+    pe_config: PEArrayConfig
+
+    @property
+    def num_groups(self) -> int:
+        return int(self.layer_schedule.groups.shape[0])
+
+    @property
+    def num_tiles(self) -> int:
+        return int(self.tile_re.shape[1])
+
+    def default_tile(self) -> int:
+        if self.options.tile is not None:
+            if not 0 <= self.options.tile < self.num_tiles:
+                raise UsageError(f"tile {self.options.tile} out of range 0..{self.num_tiles - 1}")
+            return int(self.options.tile)
+        energy = (self.tile_re.astype(np.float64) ** 2 + self.tile_im.astype(np.float64) ** 2).sum(axis=(0, 2))
+        return int(np.argmax(energy))
+
+
+def _load_network(options: RTLOptions):
+    """The shipped pruned model; if it is not there (a checkout without data), a clearly labelled
+    synthetic stand-in of the same shapes (seeded He-initialized weights, magnitude-pruned)."""
+    from ..spectral import real_model
+
+    if real_model.pruned_file(options.prune_method, options.density).exists():
+        return real_model.load_pruned(options.prune_method, options.density)
+    return _synthetic_network(options.density)
+
+
+def _synthetic_network(density: float, seed: int = 0):
+    from ..spectral import real_model
+    from ..spectral.prune import magnitude_mask
+    from ..spectral.sparse import SparseNetworkKernels, SparseSpectralKernels
+    from ..spectral.transform import spectral_kernels
+
+    rng = np.random.default_rng(seed)
+    layers, biases, cin = {}, {}, 1
+    for block, widths in enumerate(real_model.WIDTHS, 1):
+        for i, cout in enumerate(widths, 1):
+            name = f"conv{block}_{i}"
+            w = rng.standard_normal((cout, cin, 3, 3)).astype(np.float32) * np.float32(np.sqrt(2.0 / (9 * cin)))
+            wf = spectral_kernels(w, 8)
+            layers[name] = SparseSpectralKernels.from_dense(wf, magnitude_mask(wf, density), kernel_size=3)
+            biases[name] = np.zeros(cout, dtype=np.float32)
+            cin = cout
+    return SparseNetworkKernels(
+        network=real_model.NAME, fft_size=8, layers=layers, biases=biases, is_real=False, method="magnitude",
+        provenance=f"SYNTHETIC stand-in (seed {seed}, density {density}): the shipped trained model "
+                   f"{real_model.pruned_file('magnitude', density).name} is not in this checkout",
+    )
+
+
+def _layer_input(net, layer: str, image_index: int) -> np.ndarray:
+    """float32 [Cin, H, W]: the input of ``layer`` for one real test image."""
+    from ..spectral import real_model
+    from ..spectral.sparse import sparse_oaa_conv2d
+
+    data_file = real_model.DATA_DIR / "fmnist_test1000.npz"
+    with np.load(data_file, allow_pickle=False) as data:
+        images = data["images"]
+    if not 0 <= image_index < len(images):
+        raise UsageError(f"image_index must be 0..{len(images) - 1}, got {image_index}")
+    h = images[image_index][None, None].astype(np.float32) / 255.0
+    for block, widths in enumerate(real_model.WIDTHS, 1):
+        for i in range(1, len(widths) + 1):
+            name = f"conv{block}_{i}"
+            if name == layer:
+                return h[0]
+            h = np.maximum(sparse_oaa_conv2d(h, net.layers[name], padding=1, bias=net.biases.get(name)), 0)
+        h = real_model._maxpool2(h)
+    raise UnknownNameError("layer", layer, real_model.CONV_NAMES)
+
+
+def input_tiles(x: np.ndarray, kernel_size: int, fft_size: int) -> np.ndarray:
+    """complex [Cin, T, F]: rfft2 of each h x h tile (unpadded input, zero-padded to N x N)."""
+    from ..spectral.geometry import num_frequencies, tile_size
+
+    h = tile_size(fft_size, kernel_size)
+    cin, H, W = x.shape
+    ty, tx = -(-H // h), -(-W // h)
+    padded = np.zeros((cin, ty * h, tx * h), dtype=np.float64)
+    padded[:, :H, :W] = x
+    tiles = padded.reshape(cin, ty, h, tx, h).transpose(0, 1, 3, 2, 4).reshape(cin, ty * tx, h, h)
+    spec = np.fft.rfft2(tiles, s=(fft_size, fft_size))
+    return spec.reshape(cin, ty * tx, num_frequencies(fft_size))
+
+
+def layer_case(layer: str | None = None, options: RTLOptions | None = None) -> LayerCase:
+    """Schedule and quantize one layer of the shipped real model for the hardware."""
+    from ..schedule import schedule_layer
+    from ..spectral import real_model
+
+    options = options or RTLOptions()
+    layer = layer or DEFAULT_LAYER
+    if layer not in real_model.CONV_NAMES:
+        raise UnknownNameError("layer", layer, real_model.CONV_NAMES)
+    net = _load_network(options)
+    ssk = net.layers[layer]
+    F = ssk.num_frequencies
+    mask = ssk.mask()
+    wf = ssk.dense().reshape(ssk.out_channels, ssk.in_channels, F)
+    x = _layer_input(net, layer, options.image_index)
+    tiles = input_tiles(x, ssk.kernel_size, ssk.fft_size)
+    fmt = FixedPointFormat.for_values(tiles, wf, options.data_bits, options.acc_bits, options.dsp_per_complex_mac)
+    kr, ki = fmt.quantize_kernel(wf)
+    kr, ki = kr * mask, ki * mask
+    tr, ti = fmt.quantize_tile(tiles)
+    ls = schedule_layer(mask, options.num_pes, options.num_banks, options.ports, options.broadcast,
+                        options.bank_map, options.method, options.grouping)
+    sched = ls.schedule
+    pe_config = PEArrayConfig(
+        num_pes=options.num_pes, num_banks=options.num_banks, ports=options.ports, fft_size=ssk.fft_size,
+        bank_of=tuple(int(b) for b in sched.bank_of), schedule_depth=max(1, int(sched.cycles.max())),
+        data_bits=options.data_bits, acc_bits=options.acc_bits,
+        dsp_per_complex_mac=options.dsp_per_complex_mac, broadcast=options.broadcast,
+    )
+    provenance = f"{net.network} {layer}, {net.method or options.prune_method} pruning, density " \
+                 f"{options.density}; {net.provenance}; input: Fashion-MNIST test image {options.image_index}"
+    return LayerCase(layer, provenance, options, ls, fmt, kr, ki, tr, ti, pe_config)
+
+
+def group_operands(case: LayerCase, group: int, tile: int):
+    """(table, tile_re, tile_im, kernel_re [P,F], kernel_im [P,F]) of one group on one tile."""
+    if not 0 <= group < case.num_groups:
+        raise UsageError(f"group {group} out of range 0..{case.num_groups - 1}")
+    if not 0 <= tile < case.num_tiles:
+        raise UsageError(f"tile {tile} out of range 0..{case.num_tiles - 1}")
+    ls = case.layer_schedule
+    ids = ls.groups[group]
+    cin = ls.in_channels
+    live = ids[ids >= 0]
+    channels = np.unique(live % cin)
+    if channels.size > 1:
+        raise UsageError(f"group {group} mixes input channels {channels.tolist()}; the PE array needs one tile per group")
+    i = int(channels[0]) if channels.size else 0
+    P, F = case.pe_config.num_pes, case.pe_config.num_freq
+    kr = np.zeros((P, F), dtype=np.int64)
+    ki = np.zeros((P, F), dtype=np.int64)
+    for p, k in enumerate(ids.tolist()):
+        if k >= 0:
+            kr[p] = case.kernel_re[k // cin, k % cin]
+            ki[p] = case.kernel_im[k // cin, k % cin]
+    table = ls.schedule.group_table(group)
+    return table, case.tile_re[i, tile], case.tile_im[i, tile], kr, ki
+
+
+def group_program(case: LayerCase, group: int, tile: int) -> tuple[GroupProgram, np.ndarray, np.ndarray]:
+    """The hardware contents of one (group, tile) and the expected accumulators (re, im) [P, F]."""
+    table, tr, ti, kr, ki = group_operands(case, group, tile)
+    prog = build_program(case.pe_config, table, tr, ti, kr, ki)
+    exp_re, exp_im = execute_group(table, np.asarray(case.pe_config.bank_of), case.pe_config.ports, tr, ti, kr, ki,
+                                   broadcast=case.pe_config.broadcast, acc_bits=case.fmt.acc_bits,
+                                   dsp_per_complex_mac=case.fmt.dsp_per_complex_mac, group=group)
+    return prog, exp_re, exp_im
