@@ -21,6 +21,7 @@ from .errors import FlexSpecError
 #: Modules that register sub-commands, in the order they appear in ``--help``.
 COMMAND_MODULES = (
     "flexspec.schedule._cli",
+    "flexspec.accel._cli",
 )
 
 

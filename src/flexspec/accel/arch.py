@@ -23,7 +23,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from ..errors import DoesNotFitError, UsageError
-from ..spectral.geometry import num_frequencies
+from ..spectral.geometry import num_frequencies  # noqa: F401  (re-exported)
 from .devices import Device
 
 
