@@ -5,14 +5,15 @@ ports per bank and ``offsets`` (int64 [G+1], first read of each group in the out
 ``out_pe``, ``out_index``, ``out_cycle`` (int32 [nnz], sorted by (cycle, pe) inside each group)
 and ``out_cycles`` (int64 [G], the makespan of each group).
 
-Groups are split into contiguous chunks processed in parallel (``prange``); each chunk owns its
-scratch memory, so results do not depend on the number of threads.
+Groups are processed in contiguous chunks, each with its own scratch memory (serial: on the
+2-core target machine ``parallel=True`` gave no speed-up and quadrupled the compile time).
+Compiled code is cached on disk (``cache=True``); the first call compiles in a few seconds.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 _NUM_CHUNKS = 64
 
@@ -25,13 +26,13 @@ def _chunks(num_groups: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # optimal: bipartite edge colouring (Konig), PEs x bank ports
 # --------------------------------------------------------------------------------------------
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def colour_groups(mask, bank_of, ports, num_banks, lower_bound, offsets, max_colours, bounds,
                   out_pe, out_index, out_cycle, out_cycles):
     num_groups, num_pes, num_freq = mask.shape
     num_ports = num_banks * ports
     max_edges = num_pes * num_freq
-    for chunk in prange(bounds.size - 1):
+    for chunk in range(bounds.size - 1):
         pe_col = np.empty((num_pes, max_colours), np.int64)
         port_col = np.empty((num_ports, max_colours), np.int64)
         e_pe = np.empty(max_edges, np.int64)
@@ -120,11 +121,11 @@ def colour_groups(mask, bank_of, ports, num_banks, lower_bound, offsets, max_col
 # --------------------------------------------------------------------------------------------
 # inorder: every PE offers its next non-zero each cycle; ports serve in PE order; others stall
 # --------------------------------------------------------------------------------------------
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def inorder_groups(mask, bank_of, ports, num_banks, broadcast, offsets, bounds,
                    out_pe, out_index, out_cycle, out_cycles):
     num_groups, num_pes, num_freq = mask.shape
-    for chunk in prange(bounds.size - 1):
+    for chunk in range(bounds.size - 1):
         nxt = np.empty(num_pes, np.int64)
         used_ports = np.empty(num_banks, np.int64)
         stamp = np.empty(num_freq, np.int64)
@@ -171,14 +172,14 @@ def inorder_groups(mask, bank_of, ports, num_banks, broadcast, offsets, bounds,
 # --------------------------------------------------------------------------------------------
 # greedy: cycle-by-cycle list scheduling
 # --------------------------------------------------------------------------------------------
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def greedy_groups(mask, bank_of, ports, num_banks, broadcast, offsets, bounds,
                   out_pe, out_index, out_cycle, out_cycles):
     """Each cycle, PEs in decreasing order of remaining work each take, among their pending
     frequencies, one whose address is already being read this cycle (broadcast only, free),
     else one in the bank with the most pending reads that still has a free port."""
     num_groups, num_pes, num_freq = mask.shape
-    for chunk in prange(bounds.size - 1):
+    for chunk in range(bounds.size - 1):
         pending = np.empty((num_pes, num_freq), np.bool_)
         rem = np.empty(num_pes, np.int64)
         order = np.empty(num_pes, np.int64)
@@ -270,7 +271,7 @@ def _popcount(x):
     return n
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def broadcast_groups(mask, bank_of, ports, num_banks, offsets, bounds,
                      out_pe, out_index, out_cycle, out_cycles):
     """Each cycle, pick addresses one at a time (at most ``ports`` per bank); every still-idle PE
@@ -280,7 +281,7 @@ def broadcast_groups(mask, bank_of, ports, num_banks, offsets, bounds,
     num_groups, num_pes, num_freq = mask.shape
     one = np.uint64(1)
     zero = np.uint64(0)
-    for chunk in prange(bounds.size - 1):
+    for chunk in range(bounds.size - 1):
         need = np.empty(num_freq, np.uint64)
         rem = np.empty(num_pes, np.int64)
         distinct = np.empty(num_banks, np.int64)
