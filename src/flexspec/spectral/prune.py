@@ -1,0 +1,170 @@
+"""Magnitude pruning of spectral kernels, Hermitian-consistent.
+
+Pruning acts on *units*: a conjugate pair in columns 0 / N/2 of the half-plane is one unit of
+two stored entries (kept or pruned together), every other position a unit of one.  Units are
+ranked by magnitude and kept greedily, largest first, while the kept entry count stays within
+the target ``round(density * positions)`` (so the achieved density is at most the target and
+short of it by at most one entry).  Ties break by position (deterministic).
+
+Scopes: ``"layer"`` (one threshold per layer: the density schedule applies), ``"kernel"``
+(every kernel keeps the same count: balanced for hardware), ``"global"`` (one threshold over
+all layers: a single density).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from ..errors import UnknownNameError, UsageError
+from .geometry import half_width, num_frequencies
+from .sparse import SparseSpectralKernels, conjugate_partner, hermitian_project
+
+SCOPES = ("layer", "kernel", "global")
+
+
+def check_density(density, what: str = "density") -> float:
+    """``density`` as a float in (0, 1]; UsageError otherwise."""
+    try:
+        d = float(density)
+    except (TypeError, ValueError):
+        raise UsageError(f"{what} must be a number in (0, 1], got {density!r}") from None
+    if not (0.0 < d <= 1.0):
+        raise UsageError(f"{what} must lie in (0, 1] (fraction of spectral entries kept), got {density!r}")
+    return d
+
+
+def resolve_densities(names, density) -> dict:
+    """Per-layer densities from a float (all layers) or a schedule: a mapping layer name -> density,
+    with an optional key ``"default"`` for the layers not named."""
+    names = list(names)
+    if not isinstance(density, Mapping):
+        d = check_density(density)
+        return {n: d for n in names}
+    unknown = set(density) - set(names) - {"default"}
+    if unknown:
+        raise UnknownNameError("layer in the density schedule", sorted(unknown)[0], names + ["default"])
+    out = {}
+    for n in names:
+        if n in density:
+            out[n] = check_density(density[n], f"density of layer '{n}'")
+        elif "default" in density:
+            out[n] = check_density(density["default"], "default density")
+        else:
+            raise UsageError(f"density schedule names no density for layer '{n}' and has no 'default'")
+    return out
+
+
+def parse_schedule(text: str) -> dict:
+    """'conv1_1=0.5,conv1_2=0.3,default=0.25' -> mapping (for the CLI)."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if "=" not in part:
+            raise UsageError(f"density schedule entry {part!r} is not NAME=DENSITY")
+        name, value = (s.strip() for s in part.split("=", 1))
+        out[name] = check_density(value, f"density of '{name}'")
+    return out
+
+
+def _units(fft_size: int):
+    """Representative position of each unit and its size (1 or 2 stored entries)."""
+    partner = conjugate_partner(fft_size)
+    reps = np.nonzero(partner >= np.arange(partner.size))[0]
+    sizes = np.where(partner[reps] == reps, 1, 2)
+    return reps, partner[reps], sizes
+
+
+def _unit_scores(wf: np.ndarray) -> np.ndarray:
+    """[K, U] magnitude score of each unit of each kernel (Hermitian-projected spectra)."""
+    n = wf.shape[-2]
+    reps, partners, _ = _units(n)
+    mag = np.abs(hermitian_project(wf)).reshape(-1, num_frequencies(n))
+    return np.maximum(mag[:, reps], mag[:, partners])
+
+
+def _select(scores: np.ndarray, sizes: np.ndarray, target: int) -> np.ndarray:
+    """Keep units (flat arrays) largest-first while the cumulative size stays <= target."""
+    order = np.lexsort((np.arange(scores.size), -scores))  # score desc, then position
+    keep_sorted = np.cumsum(sizes[order]) <= target
+    keep = np.zeros(scores.size, dtype=bool)
+    keep[order[keep_sorted]] = True
+    return keep
+
+
+def _expand(unit_keep: np.ndarray, fft_size: int) -> np.ndarray:
+    """[K, U] unit decisions -> [K, F] position mask."""
+    reps, partners, _ = _units(fft_size)
+    mask = np.zeros((unit_keep.shape[0], num_frequencies(fft_size)), dtype=bool)
+    mask[:, reps] = unit_keep
+    mask[:, partners] |= unit_keep
+    return mask
+
+
+def magnitude_mask(wf, density: float, scope: str = "layer") -> np.ndarray:
+    """Hermitian-consistent keep mask, bool [Cout, Cin, N, N//2+1], of one layer's spectra ``wf``.
+
+    ``scope``: "layer" (one threshold for the layer) or "kernel" (each kernel keeps
+    ``round(density * F)`` entries)."""
+    wf = np.asarray(wf)
+    if wf.ndim != 4 or wf.shape[-1] != half_width(wf.shape[-2]):
+        raise UsageError(f"spectral kernels must have shape [Cout, Cin, N, N//2+1], got {wf.shape}")
+    d = check_density(density)
+    n = wf.shape[-2]
+    f_count = num_frequencies(n)
+    scores = _unit_scores(wf)
+    _, _, sizes = _units(n)
+    kernels = scores.shape[0]
+    if scope == "layer":
+        keep = _select(scores.ravel(), np.tile(sizes, kernels), int(round(d * kernels * f_count)))
+        unit_keep = keep.reshape(scores.shape)
+    elif scope == "kernel":
+        target = int(round(d * f_count))
+        order = np.lexsort((np.broadcast_to(np.arange(scores.shape[1]), scores.shape), -scores), axis=1)
+        keep_sorted = np.cumsum(sizes[order], axis=1) <= target
+        unit_keep = np.zeros_like(keep_sorted)
+        np.put_along_axis(unit_keep, order, keep_sorted, axis=1)
+    else:
+        raise UnknownNameError("pruning scope for one layer", scope, ("layer", "kernel"))
+    return _expand(unit_keep, n).reshape(wf.shape)
+
+
+def magnitude_masks(spectra: Mapping, density, scope: str = "layer") -> dict:
+    """Masks for several layers (name -> spectra [Cout, Cin, N, N//2+1]).
+
+    ``density``: a float or a per-layer schedule (mapping, see :func:`resolve_densities`);
+    ``scope="global"`` ranks all layers' units together and needs a single density."""
+    if not spectra:
+        raise UsageError("nothing to prune: the model has no spectral-eligible convolution "
+                         "(stride 1, groups 1, square kernel larger than 1x1)")
+    if scope not in SCOPES:
+        raise UnknownNameError("pruning scope", scope, SCOPES)
+    if scope != "global":
+        dens = resolve_densities(spectra, density)
+        return {name: magnitude_mask(wf, dens[name], scope) for name, wf in spectra.items()}
+    if isinstance(density, Mapping):
+        raise UsageError("global pruning takes one density, not a per-layer schedule")
+    d = check_density(density)
+    scores, sizes, shapes = [], [], []
+    for wf in spectra.values():
+        wf = np.asarray(wf)
+        s = _unit_scores(wf)
+        scores.append(s.ravel())
+        sizes.append(np.tile(_units(wf.shape[-2])[2], s.shape[0]))
+        shapes.append((wf.shape, s.shape))
+    total = sum(int(np.prod(shape[0])) for shape in shapes)
+    keep = _select(np.concatenate(scores), np.concatenate(sizes), int(round(d * total)))
+    out, start = {}, 0
+    for name, (shape, sshape) in zip(spectra, shapes, strict=True):
+        count = int(np.prod(sshape))
+        out[name] = _expand(keep[start:start + count].reshape(sshape), shape[-2]).reshape(shape)
+        start += count
+    return out
+
+
+def magnitude_prune(spectra: Mapping, kernel_sizes: Mapping, density, scope: str = "layer", **bits) -> dict:
+    """Prune several layers to SparseSpectralKernels (name -> sparse kernels); ``bits``: value_bits,
+    index_bits passed to :meth:`SparseSpectralKernels.from_dense`."""
+    masks = magnitude_masks(spectra, density, scope)
+    return {name: SparseSpectralKernels.from_dense(spectra[name], masks[name], kernel_sizes[name], **bits)
+            for name in spectra}
