@@ -70,8 +70,9 @@ class BankConflictError(FlexSpecError):
     def __init__(self, cycle: int, bank: int, reads: int, ports: int, group: int | None = None):
         self.cycle, self.bank, self.reads, self.ports, self.group = cycle, bank, reads, ports, group
         where = f"group {group}, " if group is not None else ""
+        what = f"bank {bank} gets {reads} reads" if bank >= 0 else "a bank gets more reads"
         super().__init__(
-            f"bank conflict: {where}cycle {cycle}, bank {bank} gets {reads} reads but has {ports} "
+            f"bank conflict: {where}cycle {cycle}, {what} but has {ports} "
             f"read port(s); the schedule is not valid for this bank map (re-run the scheduler)"
         )
 
