@@ -22,6 +22,7 @@ from .errors import FlexSpecError
 COMMAND_MODULES = (
     "flexspec.schedule._cli",
     "flexspec.accel._cli",
+    "flexspec.dataflow._cli",
     "flexspec.rtl._cli",
 )
 
