@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "flexspec.accel._cli",
     "flexspec.dataflow._cli",
     "flexspec.rtl._cli",
+    "flexspec.spectral._cli",
 )
 
 

@@ -107,11 +107,25 @@ def resnet18() -> Network:
     )
 
 
+def fmnist_vgg() -> Network:
+    """The small VGG-style CNN that ships trained on Fashion-MNIST (28x28x1): 3x3 convs 16-16 / 32-32 / 32-32
+    with a 2x2 max-pool after each pair, fc1 288->64, fc2 64->10 (see flexspec.spectral.real_model)."""
+    b = _Builder((1, 28, 28))
+    for block, widths in enumerate(((16, 16), (32, 32), (32, 32)), start=1):
+        for i, width in enumerate(widths, start=1):
+            b.conv(f"conv{block}_{i}", width)
+        b.pool(f"pool{block}")
+    b.linear("fc1", 64)
+    b.linear("fc2", 10, relu=False)
+    return Network("fmnist_vgg", (1, 28, 28), tuple(b.layers))
+
+
 #: Built-in networks by name.
 NETWORKS = {
     "vgg16": vgg16,
     "vgg16_cifar": vgg16_cifar,
     "resnet18": resnet18,
+    "fmnist_vgg": fmnist_vgg,
 }
 
 
