@@ -43,7 +43,7 @@ def _signed(v: int, bits: int) -> int:
 
 
 def simulate_groups(config: PEArrayConfig, programs, accumulate=None, load_tile: bool = True,
-                    read_results: bool = True) -> list[RunResult]:
+                    read_results: bool = True, _done_latency: int | None = None) -> list[RunResult]:
     """Run ``programs`` (GroupProgram each, same config) back to back on one simulated design.
 
     ``accumulate[i]`` (default all False): run i adds to the accumulators instead of clearing.
@@ -60,7 +60,8 @@ def simulate_groups(config: PEArrayConfig, programs, accumulate=None, load_tile:
         if not isinstance(prog, GroupProgram) or prog.config != config:
             raise UsageError("every program must be a GroupProgram built for the same PEArrayConfig")
     accumulate = [False] * len(programs) if accumulate is None else list(accumulate)
-    dut = SparsePEArray(config, sim_assertions=True)
+    dut = SparsePEArray(config, sim_assertions=True,
+                        _done_latency=config.latency_cycles if _done_latency is None else _done_latency)
     results: list[RunResult] = []
     where = {"ticks": -1}  # ticks after the start edge, before the tick in flight
     P, F = config.num_pes, config.num_freq
@@ -114,6 +115,8 @@ def simulate_groups(config: PEArrayConfig, programs, accumulate=None, load_tile:
     try:
         sim.run()
     except AssertionError as exc:
+        if "done raised while" in str(exc):
+            raise RTLSimulationError(f"run {len(results)}: {exc}") from None
         if "bank conflict" in str(exc):
             # the arbiter sees schedule entry k at the edge k+2 after start (see config.py)
             raise BankConflictError(cycle=where["ticks"] - 1, bank=-1, reads=config.ports + 1,
