@@ -165,8 +165,8 @@ class NetworkDataflow:
             "lower_bound": self.bound.to_dict(),
             "plans": {name: {"layers": [x.to_dict() for x in layers], "totals": _plan_totals(layers)}
                       for name, layers in self.plans.items()},
-            "reduction_vs_kernel_reuse": self.reduction("kernel-reuse"),
-            "reduction_vs_activation_reuse": self.reduction("activation-reuse"),
+            **{f"reduction_vs_{b.replace('-', '_')}": self.reduction(b)
+               for b in ("kernel-reuse", "activation-reuse") if b in self.plans},
             "bound_ratio": self.total_bytes() / self.bound.total_bytes,
         }
 
