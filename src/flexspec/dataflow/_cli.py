@@ -67,7 +67,8 @@ def format_table(result) -> str:
     head = (f"{'layer':<10} {'dataflow':<16} {'order':<5} {'Bo':>4} {'Bi':>4} {'Bt':>5} {'in':<9} {'out':<9} "
             f"{'kernels':>9} {'inputs':>9} {'outputs':>9} {'psums':>9} {'total':>9} {'bound':>9} {'ratio':>6} "
             f"{'onchip':>8} {'bound by':<8}")
-    lines.append(head + "\n" + " " * 97 + "(MB)")
+    lines.append("flexible plan; traffic, bound and on-chip storage in MB (10^6 bytes)")
+    lines.append(head)
     for x in result.layers:
         b = x.blocking
         blk = f"{b.order:<5} {b.cout_block:>4} {b.cin_block:>4} {b.tile_block:>5}" if b else f"{'-':<5} {'':>4} {'':>4} {'':>5}"
@@ -91,6 +92,8 @@ def format_table(result) -> str:
     for base in ("kernel-reuse", "activation-reuse"):
         if base in result.plans:
             lines.append(f"flexible vs {base}: {100 * result.reduction(base):.1f}% less traffic")
+    for plan, why in result.infeasible.items():
+        lines.append(f"{plan}: does not fit ({why})")
     mb = result.memory_bound_layers
     lines.append(f"memory-bound layers (flexible): {', '.join(mb) if mb else 'none'}")
     return "\n".join(lines)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ..errors import UsageError
+from ..errors import CapacityError, UsageError
 from ..workload.layers import ActivationLayer, ConvLayer, PoolLayer
 from .model import (
     DEFAULT_PRECISION, PLANS, Blocking, Budget, LayerModel, LayerTraffic, Precision, TrafficBound, capacity_error, choose,
@@ -138,6 +138,7 @@ class NetworkDataflow:
     plans: dict = field(repr=False)  # plan name -> tuple[LayerDataflow, ...]
     bound: TrafficBound  # network compulsory bound
     analysis_seconds: float = 0.0
+    infeasible: dict = field(default_factory=dict)  # baseline plan that fits nowhere -> the reason
 
     @property
     def layers(self) -> tuple[LayerDataflow, ...]:
@@ -147,6 +148,9 @@ class NetworkDataflow:
         return _plan_totals(self.plans[plan])
 
     def total_bytes(self, plan: str = "flexible") -> float:
+        """Total traffic of a plan; inf for a baseline that does not fit the capacity."""
+        if plan in self.infeasible:
+            return math.inf
         return sum(x.total_bits for x in self.plans[plan]) / 8
 
     @property
@@ -167,6 +171,7 @@ class NetworkDataflow:
                       for name, layers in self.plans.items()},
             **{f"reduction_vs_{b.replace('-', '_')}": self.reduction(b)
                for b in ("kernel-reuse", "activation-reuse") if b in self.plans},
+            "infeasible_plans": dict(self.infeasible),
             "bound_ratio": self.total_bytes() / self.bound.total_bytes,
         }
 
@@ -247,56 +252,67 @@ def analyze_network(network, nnz_by_layer: dict, fft_size: int, budget: Budget,
                 states["resident"] = 0
         link_states.append(states)
 
-    out = {}
+    out, infeasible = {}, {}
     for plan in plans:
-        # dp: state of the link into the current layer -> (time, traffic, [LayerDataflow...])
-        dp = {"spatial": (0.0, 0, [])}
-        for j, conv in enumerate(convs):
-            new = {}
-            spatial_out_bits = link_states[j]["spatial"]
-            if not conv.spectral_eligible:
-                choice = _spatial_layer(conv, spatial_out_bits, precision, budget)
-                best = min(dp.values(), key=lambda v: (v[0], v[1]))
-                new["spatial"] = (best[0] + choice.time_seconds, best[1] + choice.total_bits, best[2] + [choice])
-                dp = new
-                continue
-            m, c = models[conv.name], cands[conv.name]
-            mask = m.plan_mask(c, plan)
-            sub = {k: v[mask] for k, v in c.items()}
-            for s_in, (t_acc, b_acc, hist) in dp.items():
-                in_res = s_in == "resident"
-                for s_out, out_bits in link_states[j].items():
-                    out_res = s_out == "resident"
-                    resident = (m.input_spatial_bits if in_res else 0) + (spatial_out_bits if out_res else 0)
-                    k = choose(m, sub, budget, input_format=None if in_res else s_in, input_resident=in_res,
-                               output_resident=out_res, resident_bits=resident, output_bits=out_bits)
-                    if k is None:
-                        continue
-                    tr = m.traffic(m.blocking_at(sub, k), input_resident=in_res, output_resident=out_res,
-                                   resident_bits=resident, output_bits=out_bits)
-                    comp = float(compute_seconds(m.complex_macs, tr.forward_ffts + tr.inverse_ffts, budget))
-                    bound = m.bound(in_res, out_res)
-                    bound = TrafficBound(bound.kernels_bits, bound.inputs_bits,
-                                         0 if out_res else spatial_out_bits)
-                    lay = LayerDataflow(conv.name, "spectral", tr, tr.kernels_bits, tr.inputs_bits,
-                                        tr.outputs_bits, tr.psums_bits, tr.onchip_bits, bound, m.complex_macs,
-                                        comp, budget.bandwidth_bytes_per_s, s_in, s_out)
-                    cand = (t_acc + lay.time_seconds, b_acc + lay.total_bits, hist + [lay])
-                    if s_out not in new or (cand[0], cand[1]) < (new[s_out][0], new[s_out][1]):
-                        new[s_out] = cand
-            if not new:
-                need = int(sub["buffer_bits"].min())
-                raise capacity_error(conv.name, need, budget.onchip_bytes,
-                                     f" (plan '{plan}')" if plan != "flexible" else "")
-            dp = new
-        final = min(dp.values(), key=lambda v: (v[0], v[1]))
-        out[plan] = tuple(final[2])
+        try:
+            out[plan] = _plan(plan, convs, links, link_states, models, cands, budget, precision)
+        except CapacityError as exc:
+            if plan == "flexible":
+                raise
+            infeasible[plan] = str(exc)
 
     first = convs[0]
     kernels = sum(int(models[c.name].kernel_total_bits) if c.spectral_eligible
                   else c.weight_count * precision.spatial_weight_bits for c in convs)
     bound = TrafficBound(kernels, first.input_elements * act, math.prod(links[-1].stored_shape) * act)
-    return NetworkDataflow(network.name, fft_size, precision, budget, out, bound, time.perf_counter() - t0)
+    return NetworkDataflow(network.name, fft_size, precision, budget, out, bound, time.perf_counter() - t0,
+                           infeasible)
+
+
+def _plan(plan, convs, links, link_states, models, cands, budget, precision):
+    """Dynamic program over the chain for one plan; tuple of LayerDataflow."""
+    # dp: state of the link into the current layer -> (time, traffic, [LayerDataflow...])
+    dp = {"spatial": (0.0, 0, [])}
+    for j, conv in enumerate(convs):
+        new = {}
+        spatial_out_bits = link_states[j]["spatial"]
+        if not conv.spectral_eligible:
+            choice = _spatial_layer(conv, spatial_out_bits, precision, budget)
+            best = min(dp.values(), key=lambda v: (v[0], v[1]))
+            new["spatial"] = (best[0] + choice.time_seconds, best[1] + choice.total_bits, best[2] + [choice])
+            dp = new
+            continue
+        m, c = models[conv.name], cands[conv.name]
+        mask = m.plan_mask(c, plan)
+        sub = {k: v[mask] for k, v in c.items()}
+        for s_in, (t_acc, b_acc, hist) in dp.items():
+            in_res = s_in == "resident"
+            for s_out, out_bits in link_states[j].items():
+                out_res = s_out == "resident"
+                resident = (m.input_spatial_bits if in_res else 0) + (spatial_out_bits if out_res else 0)
+                k = choose(m, sub, budget, input_format=None if in_res else s_in, input_resident=in_res,
+                           output_resident=out_res, resident_bits=resident, output_bits=out_bits)
+                if k is None:
+                    continue
+                tr = m.traffic(m.blocking_at(sub, k), input_resident=in_res, output_resident=out_res,
+                               resident_bits=resident, output_bits=out_bits)
+                comp = float(compute_seconds(m.complex_macs, tr.forward_ffts + tr.inverse_ffts, budget))
+                bound = m.bound(in_res, out_res)
+                bound = TrafficBound(bound.kernels_bits, bound.inputs_bits,
+                                     0 if out_res else spatial_out_bits)
+                lay = LayerDataflow(conv.name, "spectral", tr, tr.kernels_bits, tr.inputs_bits,
+                                    tr.outputs_bits, tr.psums_bits, tr.onchip_bits, bound, m.complex_macs,
+                                    comp, budget.bandwidth_bytes_per_s, s_in, s_out)
+                cand = (t_acc + lay.time_seconds, b_acc + lay.total_bits, hist + [lay])
+                if s_out not in new or (cand[0], cand[1]) < (new[s_out][0], new[s_out][1]):
+                    new[s_out] = cand
+        if not new:
+            need = int(sub["buffer_bits"].min())
+            raise capacity_error(conv.name, need, budget.onchip_bytes,
+                                 f" (plan '{plan}')" if plan != "flexible" else "")
+        dp = new
+    final = min(dp.values(), key=lambda v: (v[0], v[1]))
+    return tuple(final[2])
 
 
 def synthetic_nnz_by_layer(network, fft_size: int, density: float, seed: int = 0) -> dict:
