@@ -369,3 +369,128 @@ def broadcast_groups(mask, bank_of, ports, num_banks, offsets, bounds,
                         pos += 1
                 t += 1
             out_cycles[g] = t
+
+
+# --------------------------------------------------------------------------------------------
+# bank-aware grouping: swap kernels between groups of one input channel to cut the group bounds
+# --------------------------------------------------------------------------------------------
+@njit(cache=True)
+def _group_bound(loads, nnz_slots, ports):
+    best = 0
+    for v in nnz_slots:
+        if v > best:
+            best = v
+    for v in loads:
+        c = (v + ports - 1) // ports
+        if c > best:
+            best = c
+    return best
+
+
+@njit(cache=True)
+def bank_aware_swaps(slots, kb, nnz, num_pes, ports, passes):
+    """Improve a grouping in place.
+
+    ``slots`` int64 [Cin, S] (S = groups per channel * P): output channel in each slot, -1 idle;
+    slot s belongs to group s // P.  ``kb`` [Cout, Cin, B]: reads of each kernel per bank;
+    ``nnz`` [Cout, Cin].  For each group whose bank part binds its lower bound, try moving its
+    kernels with the most reads in the heaviest bank against, in every other group of the same
+    channel, the kernel with the fewest reads there; accept a swap when it lowers the sum of the two
+    groups' bounds, or keeps it and lowers their sum of squared bank loads.  Returns the swaps made.
+    """
+    cin, num_slots = slots.shape
+    banks = kb.shape[2]
+    groups = num_slots // num_pes
+    loads = np.zeros((groups, banks), np.int64)
+    pe_n = np.zeros((groups, num_pes), np.int64)
+    new_a = np.empty(banks, np.int64)
+    new_b = np.empty(banks, np.int64)
+    pa = np.empty(num_pes, np.int64)
+    pb = np.empty(num_pes, np.int64)
+    swaps = 0
+    for i in range(cin):
+        loads[:, :] = 0
+        pe_n[:, :] = 0
+        for s in range(num_slots):
+            j = slots[i, s]
+            if j >= 0:
+                g = s // num_pes
+                pe_n[g, s % num_pes] = nnz[j, i]
+                for b in range(banks):
+                    loads[g, b] += kb[j, i, b]
+        for _ in range(passes):
+            changed = False
+            for ga in range(groups):
+                for _try in range(num_pes):  # keep improving this group while swaps are found
+                    bound_a = _group_bound(loads[ga], pe_n[ga], ports)
+                    heavy = 0
+                    for b in range(banks):
+                        if loads[ga, b] > loads[ga, heavy]:
+                            heavy = b
+                    if (loads[ga, heavy] + ports - 1) // ports < bound_a:
+                        break  # the PE part binds: no swap can lower this group's bound
+                    first_sx = -1
+                    done = False
+                    for _rank in range(2):  # the two kernels of A with the most reads in the heavy bank
+                        sx = -1
+                        top = 0
+                        for p in range(num_pes):
+                            j = slots[i, ga * num_pes + p]
+                            if j >= 0 and kb[j, i, heavy] > top:
+                                if ga * num_pes + p == first_sx:
+                                    continue
+                                top = kb[j, i, heavy]
+                                sx = ga * num_pes + p
+                        if sx < 0:
+                            break
+                        first_sx = sx
+                        x = slots[i, sx]
+                        for gb in range(groups):
+                            if gb == ga:
+                                continue
+                            sy = -1
+                            low = top
+                            for p in range(num_pes):
+                                j = slots[i, gb * num_pes + p]
+                                v = kb[j, i, heavy] if j >= 0 else 0
+                                if v < low:
+                                    low = v
+                                    sy = gb * num_pes + p
+                            if sy < 0:
+                                continue
+                            y = slots[i, sy]
+                            bound_b = _group_bound(loads[gb], pe_n[gb], ports)
+                            sq_old = 0
+                            sq_new = 0
+                            for b in range(banks):
+                                kx = kb[x, i, b]
+                                ky = kb[y, i, b] if y >= 0 else 0
+                                new_a[b] = loads[ga, b] - kx + ky
+                                new_b[b] = loads[gb, b] + kx - ky
+                                sq_old += loads[ga, b] * loads[ga, b] + loads[gb, b] * loads[gb, b]
+                                sq_new += new_a[b] * new_a[b] + new_b[b] * new_b[b]
+                            pa[:] = pe_n[ga]
+                            pb[:] = pe_n[gb]
+                            ny = nnz[y, i] if y >= 0 else 0
+                            pa[sx % num_pes] = ny
+                            pb[sy % num_pes] = nnz[x, i]
+                            delta = (_group_bound(new_a, pa, ports) + _group_bound(new_b, pb, ports)
+                                     - bound_a - bound_b)
+                            if delta < 0 or (delta == 0 and sq_new < sq_old):
+                                loads[ga, :] = new_a
+                                loads[gb, :] = new_b
+                                pe_n[ga, :] = pa
+                                pe_n[gb, :] = pb
+                                slots[i, sx] = y
+                                slots[i, sy] = x
+                                swaps += 1
+                                changed = True
+                                done = True
+                                break
+                        if done:
+                            break
+                    if not done:
+                        break
+            if not changed:
+                break
+    return swaps

@@ -12,6 +12,11 @@ memory is addressed by ``j``.  Groups are listed input channel by input channel
   by ``j``), then cut into consecutive chunks of P, so the PEs of a group have similar counts
   and little idle time.  Sorting then chunking minimises the sum over groups of the largest
   count (the PE part of the lower bound) among all partitions into groups of P.
+* ``bank_aware``: ``balanced``, then a local search (numba) that swaps kernels between groups of
+  the same input channel to lower the sum of the groups' lower bounds
+  ``max(max_p nnz, max_b ceil(reads_b / R))`` for the given bank map: the bank part binds when a
+  group's kernels pile their reads into the same banks.  Needs ``bank_of`` and ``banks``.
+  (Aimed at schedules without broadcast.)
 """
 
 from __future__ import annotations
@@ -21,17 +26,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import UnknownNameError, UsageError
-from .model import Schedule, _check_count
+from .model import Schedule, _check_count, resolve_bank_map
 from .schedulers import check_mask, schedule_groups
 
-GROUPINGS = ("balanced", "fixed")
+GROUPINGS = ("balanced", "fixed", "bank_aware")
 
 
-def group_kernels(mask_layer, num_pes: int, method: str = "balanced"):
+def group_kernels(mask_layer, num_pes: int, method: str = "balanced", *, bank_of=None, banks: int | None = None,
+                  ports: int = 1, passes: int = 2):
     """Group the kernels of one layer (bool [Cout, Cin, F]).
 
     Returns ``(groups, grouped_mask)``: ``groups`` int64 [G, P] of flat kernel ids ``j*Cin + i``
     (-1 for an idle PE slot) and ``grouped_mask`` bool [G, P, F].  G = Cin * ceil(Cout / P).
+    ``bank_of``, ``banks``, ``ports``, ``passes``: used by ``bank_aware`` only.
     """
     mask_layer = np.asarray(mask_layer)
     if mask_layer.dtype != bool or mask_layer.ndim != 3:
@@ -43,13 +50,27 @@ def group_kernels(mask_layer, num_pes: int, method: str = "balanced"):
     per_channel = -(-cout // num_pes)
     slots = per_channel * num_pes
     # order[i, s] = output channel in slot s of input channel i (or -1)
+    nnz = mask_layer.sum(axis=2, dtype=np.int64).T  # [Cin, Cout]
     if method == "fixed":
         j_order = np.broadcast_to(np.arange(cout, dtype=np.int64), (cin, cout))
     else:
-        nnz = mask_layer.sum(axis=2, dtype=np.int64).T  # [Cin, Cout]
         j_order = np.argsort(-nnz, axis=1, kind="stable").astype(np.int64)
     order = np.full((cin, slots), -1, dtype=np.int64)
     order[:, :cout] = j_order
+    if method == "bank_aware":
+        if bank_of is None or banks is None:
+            raise UsageError("grouping 'bank_aware' needs the bank map (bank_of) and the number of banks")
+        banks = _check_count("banks", banks)
+        ports = _check_count("ports", ports)
+        bank_of = np.asarray(bank_of, dtype=np.int64)
+        if bank_of.shape != (num_freq,) or (num_freq and (bank_of.min() < 0 or bank_of.max() >= banks)):
+            raise UsageError(f"bank_of must hold {num_freq} banks in 0..{banks - 1}")
+        kb = np.empty((cout, cin, banks), dtype=np.int16)
+        for b in range(banks):
+            kb[:, :, b] = mask_layer[:, :, bank_of == b].sum(axis=2)
+        from ._kernels import bank_aware_swaps
+
+        bank_aware_swaps(order, kb, nnz.T.astype(np.int64), num_pes, ports, int(passes))
     i_idx = np.broadcast_to(np.arange(cin, dtype=np.int64)[:, None], (cin, slots))
     groups = np.where(order >= 0, order * cin + i_idx, -1).reshape(cin * per_channel, num_pes)
     flat = mask_layer.reshape(cout * cin, num_freq)
@@ -93,12 +114,12 @@ def schedule_layer(mask_layer, num_pes: int, banks: int, ports: int = 1, broadca
 
     ``bank_map='auto'`` balances the layer's read load over the banks (one map per layer).
     """
-    groups, grouped = group_kernels(mask_layer, num_pes, grouping)
+    mask_layer = np.asarray(mask_layer)
+    if mask_layer.dtype != bool or mask_layer.ndim != 3:
+        raise UsageError(f"layer mask must be boolean [Cout, Cin, F], got {mask_layer.dtype} shape {mask_layer.shape}")
+    bank_map = resolve_bank_map(bank_map, mask_layer, _check_count("banks", banks))
+    groups, grouped = group_kernels(mask_layer, num_pes, grouping, bank_of=bank_map, banks=banks, ports=ports)
     check_mask(grouped)
-    if isinstance(bank_map, str) and bank_map in ("mod", "auto"):
-        from .model import bank_map as build_bank_map
-
-        bank_map = build_bank_map(np.asarray(mask_layer), banks, bank_map)
     sched = schedule_groups(grouped, banks, ports, broadcast, bank_map, method)
     cout, cin, _ = np.asarray(mask_layer).shape
     return LayerSchedule(sched, groups, grouping, cout, cin)
