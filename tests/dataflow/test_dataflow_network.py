@@ -108,7 +108,7 @@ def test_cli_analyze(tmp_path, capsys):
     d = json.loads(out.read_text())
     assert d["budget"]["onchip_bytes"] == 1_000_000 and d["device"] == "u200"
     assert (tmp_path / "tradeoff.png").read_bytes()[:4] == b"\x89PNG"
-    assert main(["analyze", "vgg16_cifar", "--onchip-bytes", "1kB", "--json", str(tmp_path / "b.json")]) == 1
+    assert main(["analyze", "vgg16_cifar", "--onchip-bytes", "100B", "--json", str(tmp_path / "b.json")]) == 1
     assert "needs at least" in capsys.readouterr().err and not (tmp_path / "b.json").exists()
     assert main(["analyze", "vgg16_cifar", "--onchip-bytes", "lots"]) == 2
     assert main(["analyze", "nonet"]) == 2
