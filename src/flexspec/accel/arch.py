@@ -11,10 +11,11 @@ The machine (one configuration = :class:`AcceleratorConfig`):
   is written while the current one is read).
 * ``fft_engines`` / ``ifft_engines`` pipelined 2-D (i)FFT engines, each accepting one N x N
   tile every N cycles (one fully parallel N-point row FFT and one column FFT per cycle).
-* The rest of on-chip memory holds the dataflow's buffers: kernel buffer (sparse kernels,
-  ``2*data_bits`` value + ``index_bits`` position each), input-tile block buffer (spectral
-  tiles) and output accumulators (``2*acc_bits`` per complex partial sum, overlap-add on
-  chip), split by ``kernel_buffer_fraction``; every off-chip stream is double buffered.
+* ``onchip_fraction`` of the rest of on-chip memory is the budget of the dataflow's buffers
+  (kernel block, input-tile block, accumulators, overlap-add borders, resident activations);
+  how it is split between them is chosen per layer by ``flexspec.dataflow`` (the blocking),
+  which dominates any fixed split.  The remainder is routing/control slack and the
+  second half of the double-buffered off-chip streams.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class AcceleratorConfig:
     fft_size: int = 8
     data_bits: int = 16
     acc_bits: int = 48
-    kernel_buffer_fraction: float = 0.5
+    onchip_fraction: float = 0.5
     broadcast: bool = False
     pe_pipeline_cycles: int = 8  # multiplier + adder pipeline depth of a PE
 
@@ -50,8 +51,10 @@ class AcceleratorConfig:
         if self.banks > num_frequencies(self.fft_size):
             raise UsageError(f"accelerator config: {self.banks} banks exceed the {num_frequencies(self.fft_size)} "
                              f"frequencies of an N={self.fft_size} tile")
-        if not 0.05 <= self.kernel_buffer_fraction <= 0.95:
-            raise UsageError("accelerator config: kernel_buffer_fraction must be in [0.05, 0.95]")
+        if not 0.05 <= self.onchip_fraction <= 0.95:
+            raise UsageError("accelerator config: onchip_fraction must be in [0.05, 0.95]")
+        if self.data_bits < 2 or self.acc_bits < 2 * self.data_bits + 1:
+            raise UsageError("accelerator config: need data_bits >= 2 and acc_bits >= 2*data_bits+1")
 
     @property
     def num_freq(self) -> int:
@@ -94,9 +97,7 @@ class Resources:
     dsp_fft: int
     tile_buffer_bits: int
     fft_buffer_bits: int
-    dataflow_bits: int  # what is left for kernel / activation / accumulator buffers
-    kernel_buffer_bytes: int
-    activation_buffer_bytes: int
+    dataflow_bits: int  # budget of the dataflow's kernel / activation / accumulator buffers
     bram_bits_used: int
     uram_bits_used: int
     device_dsp: int
@@ -110,6 +111,7 @@ class Resources:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["dsp_total"] = self.dsp_total
+        d["dataflow_bytes"] = self.dataflow_bits // 8
         return d
 
 
@@ -117,12 +119,12 @@ def _block_bits(device: Device) -> int:
     return 20480 if device.vendor.lower().startswith(("intel", "altera")) else 18432
 
 
-def resources(config: AcceleratorConfig, device: Device, onchip_fraction: float = 0.9) -> Resources:
+def resources(config: AcceleratorConfig, device: Device) -> Resources:
     """DSPs and memory of ``config`` on ``device``; raises DoesNotFitError naming need vs. have.
 
     The PE arrays and FFT engines take DSPs; tile-bank buffers and FFT transposition buffers
     take block RAM (rounded up to whole blocks, one per bank at least); the dataflow's
-    buffers get ``onchip_fraction`` of what memory is left (the rest is routing/control slack).
+    buffers get ``config.onchip_fraction`` of what memory is left.
     """
     dsp_pe = config.pe_count * device.dsp_per_complex_mac
     dsp_fft = (config.fft_engines + config.ifft_engines) * 2 * nontrivial_twiddles(config.fft_size) \
@@ -144,16 +146,14 @@ def resources(config: AcceleratorConfig, device: Device, onchip_fraction: float 
     if fixed > device.bram_bits:
         problems.append(f"{fixed} block-RAM bits for tile banks and FFT buffers but the device has "
                         f"{device.bram_bits}")
-    left = int((device.onchip_bits - fixed) * onchip_fraction)
+    left = int((device.onchip_bits - fixed) * config.onchip_fraction)
     if not problems and left < 8 * 1024 * 1024:
         problems.append(f"only {left} on-chip bits left for the dataflow buffers; at least 8 Mbit needed")
     if problems:
-        raise DoesNotFitError(f"design A={config.arrays} P={config.pes} B={config.banks} does not fit "
-                              f"device '{device.name}': needs " + "; needs ".join(problems))
-    kbytes = int(left * config.kernel_buffer_fraction) // 8
-    abytes = left // 8 - kbytes
+        raise DoesNotFitError(f"design A={config.arrays} P={config.pes} B={config.banks} R={config.ports} does not "
+                              f"fit device '{device.name}': needs " + "; needs ".join(problems))
     # dataflow buffers go to URAM first, then to the block RAM left
     uram_used = min(device.uram_bits, left)
     bram_used = fixed + (left - uram_used)
-    return Resources(dsp_pe, dsp_fft, tile_buffer_bits, fft_buffer_bits, left, kbytes, abytes,
+    return Resources(dsp_pe, dsp_fft, tile_buffer_bits, fft_buffer_bits, left,
                      bram_used, uram_used, device.dsp_slices, device.bram_bits, device.uram_bits)

@@ -1,303 +1,271 @@
-"""Performance model: per-layer dataflow, simulator driven by the real group schedules,
-closed-form estimate and roofline bound.
+"""Performance simulator of the spectral accelerator: every byte from ``flexspec.dataflow``.
 
-Unit of work: one scheduled kernel group (P kernels of one input channel) on one block of
-``T_b`` tiles takes ``ceil(T_b / A) * cycles_g`` cycles, ``cycles_g`` being the makespan of
-that group's conflict-free schedule (``flexspec.schedule``).  Units are gathered into
-*steps* (one cout-block x tile-block pair); a step's off-chip transfers, FFTs and inverse
-FFTs for the neighbouring steps overlap its compute through double buffering, so a step
-lasts ``max(compute, memory, fft, ifft)`` cycles.  Everything is numpy over steps and groups.
+Pipeline of one simulation
+--------------------------
+1. Kernels (:mod:`.kernels`): real / synthesized / user / (explicitly) random masks, with provenance.
+2. Dataflow (:func:`flexspec.dataflow.analyze_network`): per-layer loop order and blocking, exact
+   traffic (bits), cross-layer residency and spectral links, and the two fixed-dataflow baselines,
+   under a :class:`~flexspec.dataflow.Budget` derived from this design (on-chip bytes left after
+   the tile banks and FFT buffers, sustained DRAM bandwidth, A*P complex MACs per cycle, FFT
+   engine rate).  Hardware rule passed to the optimizer: a kernel block holds a multiple of P
+   output channels (or all of them), because the P PEs of an array work on P output channels of
+   one input channel.
+3. Schedules (:func:`flexspec.schedule.schedule_groups`): the kernels of every (output-channel
+   block, input channel) pair are grouped by P (balanced grouping inside the block) and each
+   group is scheduled conflict-free over the B banks x R ports (``optimal`` / ``broadcast``;
+   baselines ``inorder``).
+4. Steps: the blocked loop nest is unrolled into steps (one (cout block, cin block, tile block)
+   each, in the blocking's loop order).  A tensor block is loaded when its block index changes
+   (kernels, input tiles -- forward FFTs on load of a spatial input --, partial sums on a
+   revisit); an accumulator block is written (partial sums, or the finished output after the
+   inverse FFTs) when its visit ends.  The per-step bytes add up *exactly* to the dataflow
+   model's traffic (tests check it).  Compute: consecutive steps on the same kernel block form a
+   run; the A arrays split a run as a_t arrays over tiles x a_g arrays over kernel groups
+   (best divisor pair), each group taking its schedule's makespan per tile.
+5. Timing: double buffering overlaps step s's compute with step s+1's loads / FFTs and step
+   s-1's writes / inverse FFTs: a step lasts max(compute, memory, FFT, IFFT).  Between layers,
+   the next layer's first loads and FFTs overlap the previous layer's last writes and inverse
+   FFTs (both streams share the DRAM bandwidth).  Only the network's first prologue and last
+   epilogue are exposed.
+
+DSP efficiency (the issue's definition): useful complex MACs x DSPs per complex MAC /
+(PE-array DSPs allocated x cycles) = useful MACs / (A*P*cycles).  ``dsp_efficiency_all`` divides by
+all DSPs of the design (FFT engines included) instead.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from ..errors import UsageError
-from ..spectral.geometry import num_frequencies, num_tiles, tile_size
-from ..workload.layers import ConvLayer, Network
+from ..workload.layers import Network
 from .arch import AcceleratorConfig, Resources, resources
 from .devices import Device, load_device
+from .kernels import KernelSource, random_masks, resolve_kernels  # noqa: F401  (re-exported)
 
-FORMAT_VERSION = 1
-DATAFLOWS = ("kernel_reuse", "activation_reuse")
-
-
-# ----------------------------------------------------------------------------- masks ------
-def random_masks(network: Network, fft_size: int = 8, density: float = 0.25, seed: int = 0) -> dict:
-    """Seeded sparse spectral masks, exactly round(density*F) non-zeros per kernel (pruning
-    that balances kernels, as the PE array wants); bool [Cout, Cin, F] per spectral layer."""
-    f = num_frequencies(fft_size)
-    k = max(1, min(f, round(density * f)))
-    rng = np.random.default_rng(seed)
-    masks = {}
-    for layer in network.spectral_layers:
-        r = rng.random((layer.out_channels, layer.in_channels, f), dtype=np.float32)
-        idx = np.argpartition(r, k - 1, axis=-1)[..., :k]
-        m = np.zeros(r.shape, dtype=bool)
-        np.put_along_axis(m, idx, True, axis=-1)
-        masks[layer.name] = m
-    return masks
+FORMAT_VERSION = 2
+BASELINES = ("kernel-reuse", "activation-reuse")
+#: The headline baseline: prior spectral accelerators keep the kernels on chip and stream tiles.
+HEADLINE_BASELINE = "kernel-reuse"
 
 
-def group_masks(mask: np.ndarray, pes: int) -> np.ndarray:
-    """[Cout, Cin, F] -> [G, P, F] with group g = cout_block * Cin + cin (zero-padded PEs)."""
+# ------------------------------------------------------------------------ dataflow hookup --
+def precision_of(config: AcceleratorConfig):
+    from ..dataflow import Precision
+
+    return Precision(activation_bits=config.data_bits, kernel_value_bits=2 * config.data_bits,
+                     psum_bits=2 * config.acc_bits)
+
+
+def budget_of(config: AcceleratorConfig, device: Device, res: Resources):
+    from ..dataflow import Budget
+
+    return Budget(onchip_bytes=int(res.dataflow_bits // 8),
+                  bandwidth_bytes_per_s=float(device.sustained_bandwidth_bytes_per_s),
+                  macs_per_second=float(config.pe_count * device.clock_hz),
+                  ffts_per_second=float(min(config.fft_engines, config.ifft_engines) * device.clock_hz
+                                        / config.fft_size))
+
+
+_PATCH_LOCK = threading.Lock()
+#: Blockings offered to the dataflow optimizer keep the PE arrays at least this fraction as busy
+#: as the busiest blocking that fits (work of a kernel-block run mapped onto the A arrays).
+OCCUPANCY_KEEP = 0.95
+
+
+def array_occupancy(cands: dict, geom, pes: int, arrays: int, divisors) -> np.ndarray:
+    """Fraction of the A arrays' (tile, group) slots a kernel-block run fills, per candidate.
+
+    A run = the steps that keep one kernel block: all T tiles when the tile loop is innermost,
+    else one tile block.  It holds ``cin_block * ceil(cout_block / P)`` groups; the arrays split
+    it as a_t (tiles) x a_g (groups) = A, the best split counted."""
+    from ..dataflow.model import ORDERS
+
+    inner_t = np.array([o[2] == "t" for o in ORDERS])[cands["order_index"]]
+    tiles = np.where(inner_t, geom.tiles, np.minimum(cands["tile_block"], geom.tiles))
+    groups = np.minimum(cands["cin_block"], geom.cin) * -(-np.minimum(cands["cout_block"], geom.cout) // pes)
+    slots = None
+    for a_g in divisors:
+        a_t = arrays // int(a_g)
+        s = -(-tiles // a_t) * a_t * (-(-groups // int(a_g)) * int(a_g))
+        slots = s if slots is None else np.minimum(slots, s)
+    return tiles * groups / slots
+
+
+def analyze(network: Network, masks: dict, config: AcceleratorConfig, device: Device, res: Resources):
+    """``flexspec.dataflow.analyze_network`` for this design, all three plans, with the PE rule
+    (cout blocks are multiples of P or the whole layer)."""
+    from ..dataflow import PLANS, analyze_network
+    from ..dataflow import network as dnet
+    from ..dataflow.model import LayerModel
+
+    pes = config.pes
+
+    arrays = config.arrays
+    divisors = np.array([d for d in range(1, arrays + 1) if arrays % d == 0])
+    budget = budget_of(config, device, res)
+
+    class _PEArrayModel(LayerModel):
+        def candidates(self, *args, **kwargs):
+            c = super().candidates(*args, **kwargs)
+            g = self.geom
+            ok = (c["cout_block"] % pes == 0) | (c["cout_block"] >= g.cout)
+            c = {k: v[ok] for k, v in c.items()}
+            occ = array_occupancy(c, g, pes, arrays, divisors)
+            fits = c["buffer_bits"] <= budget.onchip_bytes * 8
+            best = occ[fits].max() if fits.any() else occ.max()
+            keep = occ >= OCCUPANCY_KEEP * best - 1e-12
+            return {k: v[keep] for k, v in c.items()}
+
+    nnz = {name: m.sum(axis=2, dtype=np.int64) for name, m in masks.items()}
+    with _PATCH_LOCK:  # analyze_network builds LayerModel from its module namespace
+        saved = dnet.LayerModel
+        dnet.LayerModel = _PEArrayModel
+        try:
+            return analyze_network(network, nnz, config.fft_size, budget_of(config, device, res),
+                                   precision_of(config), PLANS)
+        finally:
+            dnet.LayerModel = saved
+
+
+# ------------------------------------------------------------------------------ schedules --
+@dataclass(frozen=True, eq=False)
+class LayerSchedules:
+    """Schedules of one layer's kernel groups for one cout blocking.
+
+    Groups are ordered (cout block, input channel, k); ``cycles`` [nO, Cin, per_block]."""
+
+    schedule: object  # flexspec.schedule.Schedule
+    groups: np.ndarray  # int [G, P] flat kernel ids j*Cin + i, -1 idle
+    cycles: np.ndarray
+    pe_bound: np.ndarray  # same shape: max non-zeros of one PE (no-conflict makespan)
+    cout_block: int
+
+
+def schedule_layer_blocks(mask: np.ndarray, config: AcceleratorConfig, cout_block: int, method: str = "optimal",
+                          bank_map="auto") -> LayerSchedules:
+    from ..schedule import group_kernels, schedule_groups
+    from ..schedule.model import resolve_bank_map
+
     cout, cin, f = mask.shape
-    nb = -(-cout // pes)
-    padded = np.zeros((nb * pes, cin, f), dtype=bool)
-    padded[:cout] = mask
-    return padded.reshape(nb, pes, cin, f).transpose(0, 2, 1, 3).reshape(nb * cin, pes, f)
+    p = config.pes
+    bo = min(cout_block, cout)
+    n_o = -(-cout // bo)
+    per = -(-bo // p)
+    bank_of = resolve_bank_map(bank_map, mask, config.banks)
+    all_groups, all_masks = [], []
+    for o in range(n_o):
+        lo, hi = o * bo, min(cout, (o + 1) * bo)
+        g, gm = group_kernels(mask[lo:hi], p, "balanced")
+        # ids are local to the block: re-base them to the layer, pad to `per` groups per channel
+        j, i = np.divmod(np.where(g >= 0, g, 0), cin)
+        g = np.where(g >= 0, (j + lo) * cin + i, -1)
+        have = g.shape[0] // cin
+        if have < per:
+            g = np.concatenate([g.reshape(cin, have, p), np.full((cin, per - have, p), -1)], 1).reshape(-1, p)
+            gm = np.concatenate([gm.reshape(cin, have, p, f), np.zeros((cin, per - have, p, f), bool)],
+                                1).reshape(-1, p, f)
+        all_groups.append(g)
+        all_masks.append(gm)
+    groups = np.concatenate(all_groups)
+    gm = np.concatenate(all_masks)
+    m = method if method != "optimal" or not config.broadcast else "broadcast"
+    sched = schedule_groups(gm, config.banks, config.ports, broadcast=config.broadcast, bank_map=bank_of, method=m)
+    shape = (n_o, cin, per)
+    pe_bound = gm.sum(axis=2, dtype=np.int64).max(axis=1)
+    return LayerSchedules(sched, groups, np.asarray(sched.cycles, np.int64).reshape(shape), pe_bound.reshape(shape),
+                          bo)
 
 
-def group_cycles(mask: np.ndarray, config: AcceleratorConfig, method: str = "optimal"):
-    """(cycles [G], conflict-free bound [G] = max non-zeros of one PE, nnz [G]) of every kernel group of one layer, from the
-    real schedules of ``flexspec.schedule``."""
-    from ..schedule.schedulers import schedule_groups
-
-    gm = group_masks(mask, config.pes)
-    sched = schedule_groups(gm, config.banks, config.ports, broadcast=config.broadcast, method=method)
-    nnz = gm.sum(axis=(1, 2), dtype=np.int64)
-    pe_bound = gm.sum(axis=2, dtype=np.int64).max(axis=1)  # cycles with no bank conflicts at all
-    return np.asarray(sched.cycles, np.int64), pe_bound, nnz
-
-
-def _array_mapping(num_tiles_: int, cin: int, arrays: int) -> tuple[int, int]:
-    """(arrays on tiles, arrays on groups), a_t * a_g = A, least padded work first."""
-    best = None
-    for a_g in range(1, arrays + 1):
-        if arrays % a_g:
-            continue
-        a_t = arrays // a_g
-        waste = (-(-num_tiles_ // a_t) * a_t) * (-(-cin // a_g) * a_g)
-        key = (waste, a_g)
-        if best is None or key < best[0]:
-            best = (key, (a_t, a_g))
-    return best[1]
+def bank_load(sched, banks: int, ports: int) -> dict:
+    """Bank-load histograms of a schedule: reads per bank (summed over groups) and, over every
+    (cycle, bank) slot, how many cycles a bank served 0..R reads."""
+    bank = sched.bank_of[sched.index]
+    reads = np.bincount(bank, minlength=banks)
+    start = np.zeros(sched.num_groups + 1, dtype=np.int64)
+    np.cumsum(sched.cycles, out=start[1:])
+    key = (start[sched.group] + sched.cycle) * banks + bank
+    if sched.broadcast:
+        key = np.unique(key * sched.num_frequencies + sched.index) // sched.num_frequencies
+    per_slot = np.bincount(key, minlength=int(start[-1]) * banks)
+    hist = np.bincount(per_slot, minlength=ports + 1)
+    return {"reads_per_bank": reads.tolist(), "bank_cycles_by_reads": hist.tolist()}
 
 
-# -------------------------------------------------------------------------- dataflow ------
-@dataclass(frozen=True)
-class LayerPlan:
-    """Blocking and traffic of one layer under one dataflow."""
-
-    dataflow: str
-    tile_block: int
-    cout_block: int  # multiple of P
-    input_passes: int
-    kernel_passes: int
-    input_bytes: int
-    kernel_bytes: int
-    output_bytes: int
-
-    @property
-    def traffic_bytes(self) -> int:
-        return self.input_bytes * self.input_passes + self.kernel_bytes * self.kernel_passes + self.output_bytes
-
-
-def _sizes(layer: ConvLayer, config: AcceleratorConfig, nnz: int):
-    d = config.data_bits // 8 if config.data_bits % 8 == 0 else config.data_bits / 8
-    input_bytes = math.ceil(layer.in_channels * layer.height * layer.width * d)
-    output_bytes = math.ceil(layer.out_channels * layer.out_height * layer.out_width * d)
-    kernel_bytes = math.ceil(nnz * config.kernel_value_bits / 8)
-    spec_tile_bytes = config.num_freq * 2 * config.data_bits / 8  # one spectral tile-channel
-    acc_bytes = config.num_freq * 2 * config.acc_bits / 8  # one tile x output-channel accumulator
-    return input_bytes, output_bytes, kernel_bytes, spec_tile_bytes, acc_bytes
-
-
-def plan_layer(layer: ConvLayer, nnz: int, config: AcceleratorConfig, res: Resources, dataflow: str) -> LayerPlan:
-    """Largest blocks that fit the (double-buffered) kernel and activation buffers."""
-    if dataflow not in DATAFLOWS:
-        raise UsageError(f"unknown dataflow '{dataflow}'; known: {', '.join(DATAFLOWS)}")
-    t = num_tiles(layer, config.fft_size)
-    cin, cout, p = layer.in_channels, layer.out_channels, config.pes
-    ib, ob, kb, stb, accb = _sizes(layer, config, nnz)
-    kbuf, abuf = res.kernel_buffer_bytes / 2, res.activation_buffer_bytes / 2  # double buffering
-    per_kernel = kb / max(1, cout * cin) * cin  # bytes of one output channel's kernels
-    ncb = -(-cout // p)
-    if dataflow == "kernel_reuse":
-        # kernel slab (cout_block x Cin) stays; tiles stream in blocks, inputs re-read per slab
-        cb_blocks = max(1, min(ncb, int(kbuf // max(per_kernel * p, 1))))
-        cb = cb_blocks * p
-        tb = int(abuf // (cin * stb + cb * accb))
-        tb = max(1, min(t, tb))
-        n_slabs = -(-cout // cb)
-        input_fits = t * cin * stb + tb * cb * accb <= abuf  # whole spectral input kept on chip
-        return LayerPlan(dataflow, tb, cb, 1 if input_fits or n_slabs == 1 else n_slabs, 1, ib, kb, ob)
-    # activation reuse: a block of tiles (all Cin) stays; kernels stream per tile block
-    cb = p
-    tb = int(abuf // (cin * stb + cb * accb))
-    tb = max(1, min(t, tb))
-    n_tb = -(-t // tb)
-    kernels_fit = kb <= kbuf
-    return LayerPlan(dataflow, tb, cb, 1, 1 if kernels_fit or n_tb == 1 else n_tb, ib, kb, ob)
-
-
-# ------------------------------------------------------------------------- simulation -----
+# -------------------------------------------------------------------------------- results --
 @dataclass(frozen=True)
 class LayerResult:
     name: str
+    kind: str  # "spectral" | "spatial"
     dataflow: str
-    tile_block: int
+    order: str
     cout_block: int
+    cin_block: int
+    tile_block: int
+    input_link: str
+    output_link: str
+    steps: int
     cycles: int
     seconds: float
-    compute_cycles: int  # steps where the PE array is the bottleneck (conflict-free part)
-    bank_conflict_cycles: int  # schedule cycles above the conflict-free bound, when compute-bound
+    compute_cycles: int  # PE-array cycles at the conflict-free makespan
+    bank_conflict_cycles: int  # PE-array cycles above it (schedule makespan - PE bound)
     memory_stall_cycles: int
     fft_stall_cycles: int
-    fill_cycles: int
+    fill_cycles: int  # exposed start-up / drain (after inter-layer overlap)
     useful_macs: int
     dsp_efficiency: float
-    dsp_efficiency_steady: float  # excluding the layer's fill/drain
-    traffic_bytes: int
-    input_bytes: int
-    kernel_bytes: int
-    output_bytes: int
+    dsp_efficiency_all: float
+    kernels_bytes: float
+    inputs_bytes: float
+    outputs_bytes: float
+    psums_bytes: float
+    lower_bound_bytes: float
+    forward_ffts: int
+    inverse_ffts: int
     estimate_cycles: int
     roofline_cycles: int
-    bound: str  # what limits the layer: compute | memory | fft | ifft
+    bound: str  # compute | memory | fft | ifft
+    memory_bound: bool
+    bank_load: dict = field(default_factory=dict)
 
     @property
-    def achieved_over_bound(self) -> float:
+    def traffic_bytes(self) -> float:
+        return self.kernels_bytes + self.inputs_bytes + self.outputs_bytes + self.psums_bytes
+
+    @property
+    def achieved_over_roofline(self) -> float:
         return self.cycles / max(1, self.roofline_cycles)
+
+    @property
+    def estimate_error(self) -> float:
+        return self.estimate_cycles / max(1, self.cycles) - 1
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["achieved_over_roofline"] = self.achieved_over_bound
+        d["traffic_bytes"] = self.traffic_bytes
+        d["achieved_over_roofline"] = self.achieved_over_roofline
+        d["estimate_error"] = self.estimate_error
         return d
 
 
-def _engine_cycles(count, engines, fft_size):
-    return np.ceil(np.asarray(count, dtype=np.float64) * fft_size / engines)
-
-
-def simulate_layer(layer: ConvLayer, mask: np.ndarray, config: AcceleratorConfig, device: Device, res: Resources,
-                   dataflow: str, method: str = "optimal", sched=None) -> LayerResult:
-    cycles_g, lb_g, nnz_g = sched if sched is not None else group_cycles(mask, config, method)
-    nnz = int(nnz_g.sum())
-    plan = plan_layer(layer, nnz, config, res, dataflow)
-    t, cin, cout = num_tiles(layer, config.fft_size), layer.in_channels, layer.out_channels
-    p, a, n = config.pes, config.arrays, config.fft_size
-    ncb_p = -(-cout // p)
-    # array mapping: a_t arrays on different tiles x a_g arrays on different groups (same tile);
-    # a batch of a_g groups (consecutive input channels of one cout block) runs in lockstep
-    a_t, a_g = _array_mapping(t, cin, a)
-    cyc = cycles_g.reshape(ncb_p, cin)
-    lbc = lb_g.reshape(ncb_p, cin)
-    padc = -(-cin // a_g) * a_g - cin
-    cyc = np.pad(cyc, ((0, 0), (0, padc))).reshape(ncb_p, -1, a_g).max(axis=2)
-    lbc = np.pad(lbc, ((0, 0), (0, padc))).reshape(ncb_p, -1, a_g).max(axis=2)
-    blk_cycles = cyc.sum(axis=1)
-    blk_lb = np.minimum(lbc, cyc).sum(axis=1)
-    a = a_t
-    slab = plan.cout_block // p
-    n_slab = -(-ncb_p // slab)
-    pad = n_slab * slab - ncb_p
-    slab_cycles = np.concatenate([blk_cycles, np.zeros(pad, np.int64)]).reshape(n_slab, slab).sum(axis=1)
-    slab_lb = np.concatenate([blk_lb, np.zeros(pad, np.int64)]).reshape(n_slab, slab).sum(axis=1)
-    slab_ch = np.minimum(plan.cout_block, cout - np.arange(n_slab) * plan.cout_block)
-    tb_sizes = np.full(-(-t // plan.tile_block), plan.tile_block, np.int64)
-    tb_sizes[-1] = t - plan.tile_block * (tb_sizes.size - 1)
-    n_tb = tb_sizes.size
-    waves = -(-tb_sizes // a)
-    bpc = device.bytes_per_cycle
-    in_per_tile = plan.input_bytes / t
-    out_per_tile_ch = plan.output_bytes / (t * cout)
-    k_per_slab = plan.kernel_bytes * slab_ch / cout
-    # steps in execution order
-    if dataflow == "kernel_reuse":
-        s_idx = np.repeat(np.arange(n_slab), n_tb)
-        t_idx = np.tile(np.arange(n_tb), n_slab)
-        new_tiles = plan.input_passes > 1 or True  # tiles enter on their first slab (or every slab if re-read)
-        first_use = (s_idx == 0) | (plan.input_passes > 1)
-        in_bytes = np.where(first_use, tb_sizes[t_idx] * in_per_tile, 0.0)
-        fft_count = np.where(first_use, tb_sizes[t_idx] * cin, 0)
-        k_bytes = np.where(t_idx == 0, k_per_slab[s_idx], 0.0)
-        # the slab is prefetched across the previous slab's steps
-        k_bytes = k_bytes / 1.0
-        del new_tiles
-    else:
-        t_idx = np.repeat(np.arange(n_tb), n_slab)
-        s_idx = np.tile(np.arange(n_slab), n_tb)
-        in_bytes = np.where(s_idx == 0, tb_sizes[t_idx] * in_per_tile, 0.0)
-        fft_count = np.where(s_idx == 0, tb_sizes[t_idx] * cin, 0)
-        k_bytes = np.where((plan.kernel_passes > 1) | (t_idx == 0), k_per_slab[s_idx], 0.0)
-    compute = waves[t_idx] * slab_cycles[s_idx] + config.pe_pipeline_cycles
-    conflict_free = waves[t_idx] * slab_lb[s_idx] + config.pe_pipeline_cycles
-    out_bytes = tb_sizes[t_idx] * slab_ch[s_idx] * out_per_tile_ch
-    ifft_count = tb_sizes[t_idx] * slab_ch[s_idx]
-    # prefetch for step s+1 and write-back of step s-1 overlap step s
-    nsteps = compute.size
-    load = (in_bytes + k_bytes)
-    if dataflow == "kernel_reuse" and n_slab > 1:
-        # spread each slab's kernel load evenly over the previous slab's steps
-        spread = np.repeat(k_per_slab / n_tb, n_tb)
-        load = in_bytes + np.concatenate([np.zeros(n_tb), spread[n_tb:]]) + np.where(s_idx == 0, k_bytes, 0)
-        load_next = np.zeros(nsteps)
-        load_next[:-1] = in_bytes[1:] + np.where(s_idx[1:] == 0, k_bytes[1:], 0)
-        load_next[:-n_tb] += spread[n_tb:]
-        first_load = in_bytes[0] + k_bytes[0]
-    else:
-        load_next = np.zeros(nsteps)
-        load_next[:-1] = load[1:]
-        first_load = load[0]
-    write_prev = np.zeros(nsteps)
-    write_prev[1:] = out_bytes[:-1]
-    mem = np.ceil((load_next + write_prev) / bpc)
-    fft_next = np.zeros(nsteps)
-    fft_next[:-1] = _engine_cycles(fft_count[1:], config.fft_engines, n)
-    ifft_prev = np.zeros(nsteps)
-    ifft_prev[1:] = _engine_cycles(ifft_count[:-1], config.ifft_engines, n)
-    step = np.maximum.reduce([compute, mem, fft_next, ifft_prev])
-    fill_load = math.ceil(first_load / bpc)
-    fill_fft = int(_engine_cycles(fft_count[0], config.fft_engines, n))
-    fill_ifft = int(_engine_cycles(ifft_count[-1], config.ifft_engines, n))
-    fill_write = math.ceil(out_bytes[-1] / bpc)
-    fill = fill_load + fill_fft + fill_ifft + fill_write + 2 * n  # + FFT and IFFT pipeline depth
-    total = int(step.sum()) + fill
-    comp_bound = compute >= np.maximum.reduce([mem, fft_next, ifft_prev])
-    compute_c = int(np.where(comp_bound, conflict_free, 0).sum())
-    conflict_c = int(np.where(comp_bound, compute - conflict_free, 0).sum())
-    mem_stall = int(np.where(~comp_bound & (mem >= np.maximum(fft_next, ifft_prev)), step - compute, 0).sum())
-    fft_stall = int(step.sum()) - compute_c - conflict_c - mem_stall
-    macs = nnz * t
-    eff = macs / (config.arrays * p * total)
-    eff_steady = macs / (config.arrays * p * max(1, total - fill))
-    # closed-form estimate: totals of each resource, the bottleneck plus fill
-    tot_compute = float(waves.sum() * slab_cycles.sum())
-    traffic = plan.traffic_bytes
-    tot_mem = traffic / bpc
-    tot_fft = t * cin * plan.input_passes * n / config.fft_engines
-    tot_ifft = t * cout * n / config.ifft_engines
-    # the first load/FFT and the last IFFT/write are the fill; the rest overlaps
-    est = int(max(tot_compute + nsteps * config.pe_pipeline_cycles, tot_mem - fill_load - fill_write,
-                  tot_fft - fill_fft, tot_ifft - fill_ifft) + fill)
-    # roofline: useful MACs at the full allocated PE rate; compulsory traffic at sustained bandwidth
-    compulsory = plan.input_bytes + plan.kernel_bytes + plan.output_bytes
-    roof_compute = macs / (config.arrays * p)
-    roof_mem = compulsory / bpc
-    roof = int(math.ceil(max(roof_compute, roof_mem)))
-    which = ["compute", "memory", "fft", "ifft"][int(np.argmax([tot_compute, tot_mem, tot_fft, tot_ifft]))]
-    return LayerResult(layer.name, dataflow, plan.tile_block, plan.cout_block, total, total / device.clock_hz,
-                       compute_c, conflict_c, mem_stall, fft_stall, fill, macs, eff, eff_steady, traffic,
-                       plan.input_bytes * plan.input_passes, plan.kernel_bytes * plan.kernel_passes,
-                       plan.output_bytes, est, roof, which)
-
-
-# ---------------------------------------------------------------------------- network -----
 @dataclass(frozen=True)
 class NetworkResult:
     network: str
     device: str
-    design: str  # "flexspec" | "baseline"
+    design: str  # "flexspec" | "baseline-kernel-reuse" | "baseline-activation-reuse"
     config: AcceleratorConfig
     resources: Resources
     layers: tuple[LayerResult, ...]
     method: str
+    kernels: KernelSource
+    clock_hz: float
     notes: tuple[str, ...] = field(default=())
+    simulate_seconds: float = 0.0
 
     @property
     def cycles(self) -> int:
@@ -305,10 +273,10 @@ class NetworkResult:
 
     @property
     def seconds(self) -> float:
-        return sum(r.seconds for r in self.layers)
+        return self.cycles / self.clock_hz
 
     @property
-    def traffic_bytes(self) -> int:
+    def traffic_bytes(self) -> float:
         return sum(r.traffic_bytes for r in self.layers)
 
     @property
@@ -327,59 +295,382 @@ class NetworkResult:
     def dsp_efficiency(self) -> float:
         return self.useful_macs / max(1, self.config.pe_count * self.cycles)
 
+    def layer(self, name: str) -> LayerResult:
+        for r in self.layers:
+            if r.name == name:
+                return r
+        raise UsageError(f"no layer '{name}' in the result")
+
     def to_dict(self) -> dict:
-        clock = self.cycles / max(self.seconds, 1e-30)
         return {
             "format_version": FORMAT_VERSION,
             "network": self.network, "device": self.device, "design": self.design, "schedule_method": self.method,
+            "kernels": self.kernels.to_dict(),
             "config": self.config.to_dict(), "resources": self.resources.to_dict(),
             "total": {
-                "cycles": self.cycles, "seconds": self.seconds, "clock_hz": clock,
+                "cycles": self.cycles, "seconds": self.seconds, "clock_hz": self.clock_hz,
                 "traffic_bytes": self.traffic_bytes, "useful_complex_macs": self.useful_macs,
                 "dsp_efficiency": self.dsp_efficiency, "estimate_cycles": self.estimate_cycles,
                 "roofline_cycles": self.roofline_cycles,
+                "roofline_seconds": self.roofline_cycles / self.clock_hz,
                 "achieved_over_roofline": self.cycles / max(1, self.roofline_cycles),
+                "simulate_seconds": self.simulate_seconds,
             },
             "layers": [r.to_dict() for r in self.layers],
             "notes": list(self.notes),
         }
 
 
-def simulate_network(network: Network, device, config: AcceleratorConfig | None = None, masks: dict | None = None,
-                     design: str = "flexspec", fft_size: int = 8, density: float = 0.25, seed: int = 0,
-                     fixed_dataflow: str | None = None) -> NetworkResult:
-    """Simulate every spectral layer.  ``design='flexspec'``: per-layer dataflow choice (least
-    latency, then least traffic) and optimal conflict-free schedules; ``design='baseline'``:
-    one fixed dataflow everywhere (``fixed_dataflow``, default the one with less total
-    traffic) and in-order scheduling."""
+# ------------------------------------------------------------------------------ one layer --
+def _split(total: int, parts_end: np.ndarray, whole: int) -> np.ndarray:
+    """Integer split of ``total`` over consecutive ranges ending at ``parts_end`` (of ``whole``),
+    proportional to their length, summing exactly to ``total``."""
+    ends = np.asarray(parts_end, dtype=np.int64)
+    cum = (np.int64(total) * ends) // max(1, whole) if total < 2**62 // max(1, whole) else \
+        np.array([total * int(e) // whole for e in ends], dtype=np.int64)
+    return np.diff(np.concatenate([[0], cum]))
+
+
+def _makespan(cyc: np.ndarray, tiles: int, arrays: int, divisors) -> int:
+    """Cycles for ``tiles`` tiles x groups with makespans ``cyc`` on ``arrays`` arrays:
+    the best a_t x a_g = A split (a_t arrays on tiles, a_g on groups, groups dealt round-robin)."""
+    best = None
+    n = cyc.size
+    for a_g in divisors:
+        a_t = arrays // a_g
+        if a_g > n and a_g > 1:
+            continue
+        pad = -(-n // a_g) * a_g
+        c = np.zeros(pad, dtype=np.int64)
+        c[:n] = cyc
+        span = int(c.reshape(-1, a_g).sum(axis=0).max())
+        total = -(-tiles // a_t) * span
+        if best is None or total < best:
+            best = total
+    return best
+
+
+@dataclass
+class _LayerSteps:
+    compute: np.ndarray  # float cycles per step
+    conflict_free: np.ndarray
+    load_bytes: np.ndarray
+    kernel_bytes: np.ndarray  # the kernel-block part of load_bytes
+    write_bytes: np.ndarray
+    fft: np.ndarray  # forward FFT engine cycles of the loads of each step
+    ifft: np.ndarray  # inverse FFT engine cycles of the writes of each step
+    totals: dict
+
+
+def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig) -> _LayerSteps:
+    """Unroll one layer's blocked nest into steps with their bytes, FFTs and compute."""
+    tr = ld.traffic
+    b = tr.blocking
+    g = model.geom
+    n_o, n_i, n_t = tr.cout_blocks, tr.cin_blocks, tr.tile_blocks
+    bo, bi, bt = min(b.cout_block, g.cout), min(b.cin_block, g.cin), min(b.tile_block, g.tiles)
+    trips = {"o": n_o, "i": n_i, "t": n_t}
+    idx = np.indices(tuple(trips[x] for x in b.order)).reshape(3, -1)
+    o, i, t = (idx[b.order.index(x)] for x in "oit")
+    steps = o.size
+    first = np.zeros(steps, dtype=bool)
+    first[0] = True
+    k_new = first.copy()
+    k_new[1:] = (o[1:] != o[:-1]) | (i[1:] != i[:-1])
+    x_new = first.copy()
+    x_new[1:] = (i[1:] != i[:-1]) | (t[1:] != t[:-1])
+    a_new = first.copy()
+    a_new[1:] = (o[1:] != o[:-1]) | (t[1:] != t[:-1])
+    a_end = np.zeros(steps, dtype=bool)
+    a_end[-1] = True
+    a_end[:-1] = a_new[1:]
+    # visit number of each accumulator block
+    key = o * n_t + t
+    starts = np.nonzero(a_new)[0]
+    visit_of_start = np.zeros(starts.size, dtype=np.int64)
+    order = np.argsort(key[starts], kind="stable")
+    ks = key[starts][order]
+    first_of = np.searchsorted(ks, ks, side="left")
+    visit_of_start[order] = np.arange(ks.size) - first_of
+    visit = visit_of_start[np.searchsorted(starts, np.arange(steps), side="right") - 1]
+    n_visits = tr.psum_round_trips + 1
+
+    # block extents
+    o_ch = np.minimum(bo, g.cout - np.arange(n_o) * bo)
+    i_ch = np.minimum(bi, g.cin - np.arange(n_i) * bi)
+    t_end = np.minimum((np.arange(n_t) + 1) * bt, g.tiles)
+    t_cnt = np.diff(np.concatenate([[0], t_end]))
+    # kernel block bits (real sizes)
+    kb = np.add.reduceat(np.add.reduceat(model.kbits, np.arange(n_o) * bo, axis=0), np.arange(n_i) * bi, axis=1)
+    load = np.where(k_new, kb[o, i], 0).astype(np.int64)
+    # input block bits
+    if tr.input_resident:
+        in_bits = np.zeros((n_i, n_t), dtype=np.int64)
+    elif b.input_format == "spectral":
+        in_bits = np.outer(i_ch, t_cnt * g.num_freq * 2 * model.precision.activation_bits)
+    else:
+        per_ch = g.height * g.width * model.precision.activation_bits
+        in_bits = np.outer(i_ch, _split(per_ch, t_end, g.tiles))
+    load += np.where(x_new, in_bits[i, t], 0)
+    fwd = np.where(x_new, i_ch[i] * t_cnt[t], 0).astype(np.int64)
+    if b.input_format == "spectral" and not tr.input_resident:
+        # transformed once (by the producer, on the same FFT engines): charge the first load only
+        seen = np.zeros((n_i, n_t), dtype=bool)
+        firsts = np.zeros(steps, dtype=bool)
+        for s in np.nonzero(x_new)[0]:
+            if not seen[i[s], t[s]]:
+                seen[i[s], t[s]] = firsts[s] = True
+        fwd = np.where(firsts, fwd, 0)
+    # partial sums and outputs
+    psum_blk = np.outer(o_ch, t_cnt) * g.num_freq * model.precision.psum_bits
+    load += np.where(a_new & (visit > 0), psum_blk[o, t], 0)
+    write = np.where(a_end & (visit < n_visits - 1), psum_blk[o, t], 0).astype(np.int64)
+    last = a_end & (visit == n_visits - 1)
+    out_per_ch = tr.outputs_bits // g.cout if g.cout else 0
+    out_blk = np.outer(o_ch, _split(out_per_ch, t_end, g.tiles))
+    write += np.where(last, out_blk[o, t], 0)
+    inv = np.where(last, o_ch[o] * t_cnt[t], 0).astype(np.int64)
+
+    # compute: runs of steps on the same kernel block share the arrays
+    a = config.arrays
+    divisors = [d for d in range(1, a + 1) if a % d == 0]
+    run_start = np.nonzero(k_new)[0]
+    run_end = np.append(run_start[1:], steps)
+    tiles_step = t_cnt[t].astype(np.int64)
+    compute = np.zeros(steps)
+    free = np.zeros(steps)
+    cache = {}
+    for s0, s1 in zip(run_start, run_end, strict=True):
+        ob, ib = int(o[s0]), int(i[s0])
+        ntiles = int(tiles_step[s0:s1].sum())
+        ck = (ob, ib, ntiles)
+        if ck not in cache:
+            lo, hi = ib * bi, min(g.cin, (ib + 1) * bi)
+            cyc = sch.cycles[ob, lo:hi].ravel()
+            pb = sch.pe_bound[ob, lo:hi].ravel()
+            span = _makespan(cyc, ntiles, a, divisors)
+            tot = int(cyc.sum())
+            cache[ck] = (span, span * (int(pb.sum()) / tot if tot else 1.0))
+        span, span_free = cache[ck]
+        share = tiles_step[s0:s1] / max(1, ntiles)
+        compute[s0:s1] = span * share
+        free[s0:s1] = span_free * share
+    n = config.fft_size
+    totals = {"kernels_bits": int(np.where(k_new, kb[o, i], 0).sum()),
+              "inputs_bits": int(np.where(x_new, in_bits[i, t], 0).sum()),
+              "psums_bits": int(np.where(a_new & (visit > 0), psum_blk[o, t], 0).sum()
+                                + np.where(a_end & (visit < n_visits - 1), psum_blk[o, t], 0).sum()),
+              "outputs_bits": int(np.where(last, out_blk[o, t], 0).sum()),
+              "forward_ffts": int(fwd.sum()), "inverse_ffts": int(inv.sum()), "steps": steps}
+    return _LayerSteps(compute, free, load / 8.0, np.where(k_new, kb[o, i], 0) / 8.0, write / 8.0, fwd * n / config.fft_engines,
+                       inv * n / config.ifft_engines, totals)
+
+
+def _pipeline(st: _LayerSteps, bpc: float):
+    """Per-step durations under double buffering, and the layer's prologue / epilogue parts.
+
+    Input tiles and partial sums of step s+1 load during step s; the next kernel block (double
+    buffered) streams in during the whole previous run, spread over its steps by tile count;
+    writes and inverse FFTs of step s-1 drain during step s."""
+    s = st.compute.size
+    rest = st.load_bytes - st.kernel_bytes
+    load_next = np.zeros(s)
+    load_next[:-1] = rest[1:]
+    runs = np.nonzero(st.kernel_bytes > 0)[0]
+    if runs.size == 0 or runs[0] != 0:
+        runs = np.concatenate([[0], runs])
+    run_id = np.searchsorted(runs, np.arange(s), side="right") - 1
+    weight = np.maximum(st.compute, 1e-9)
+    run_w = np.bincount(run_id, weights=weight, minlength=runs.size)
+    nxt = np.zeros(runs.size)
+    nxt[:-1] = st.kernel_bytes[runs[1:]]
+    load_next += nxt[run_id] * weight / run_w[run_id]
+    fft_next = np.zeros(s)
+    fft_next[:-1] = st.fft[1:]
+    write_prev = np.zeros(s)
+    write_prev[1:] = st.write_bytes[:-1]
+    ifft_prev = np.zeros(s)
+    ifft_prev[1:] = st.ifft[:-1]
+    mem = (load_next + write_prev) / bpc
+    eng = np.maximum(fft_next, ifft_prev)
+    step = np.maximum.reduce([st.compute, mem, eng])
+    pro = (st.load_bytes[0], st.fft[0])
+    epi = (st.write_bytes[-1], st.ifft[-1])
+    return step, mem, eng, pro, epi
+
+
+def _spatial_layer_result(ld, config, device, res) -> LayerResult:
+    """A convolution that is not spectral-eligible: modelled as dense spatial work on the PE
+    DSPs (one real MAC per PE per cycle) overlapped with its traffic (roofline only)."""
+    bpc = device.bytes_per_cycle
+    comp = ld.complex_macs / config.pe_count
+    mem = ld.total_bytes / bpc
+    cyc = int(math.ceil(max(comp, mem)))
+    return LayerResult(ld.layer_name, "spatial", "spatial", "", 0, 0, 0, ld.input_link, ld.output_link, 1, cyc,
+                       cyc / device.clock_hz, int(comp), 0, max(0, cyc - int(comp)), 0, 0, ld.complex_macs,
+                       ld.complex_macs / (config.pe_count * max(1, cyc)),
+                       ld.complex_macs * device.dsp_per_complex_mac / (res.dsp_total * max(1, cyc)),
+                       ld.kernels_bits / 8, ld.inputs_bits / 8, ld.outputs_bits / 8, ld.psums_bits / 8,
+                       ld.bound.total_bytes, 0, 0, cyc, cyc, "memory" if mem > comp else "compute", mem > comp, {})
+
+
+# -------------------------------------------------------------------------------- network --
+def simulate_plan(network: Network, masks: dict, plan_layers, models: dict, config: AcceleratorConfig,
+                  device: Device, res: Resources, method: str, kernels: KernelSource, design: str,
+                  notes=(), histograms: bool = True) -> NetworkResult:
+    t0 = time.perf_counter()
+    bpc = device.bytes_per_cycle
+    n = config.fft_size
+    depth = 2 * n + config.pe_pipeline_cycles  # FFT + IFFT pipeline + PE pipeline latency
+    parts = []
+    for ld in plan_layers:
+        if ld.kind != "spectral":
+            parts.append(("spatial", ld, None))
+            continue
+        model = models[ld.layer_name]
+        sch = schedule_layer_blocks(masks[ld.layer_name], config, ld.blocking.cout_block, method)
+        st = layer_steps(ld, model, sch, config)
+        for key in ("kernels_bits", "inputs_bits", "psums_bits", "outputs_bits", "forward_ffts", "inverse_ffts"):
+            want = getattr(ld.traffic, key)
+            if st.totals[key] != want:  # the simulator must move exactly the dataflow model's bytes
+                raise AssertionError(f"{ld.layer_name}: simulated {key} {st.totals[key]} != dataflow {want}")
+        parts.append(("spectral", ld, (model, sch, st)))
+    out = []
+    prev_epi = None
+    for k, (kind, ld, extra) in enumerate(parts):
+        if kind == "spatial":
+            out.append(_spatial_layer_result(ld, config, device, res))
+            prev_epi = None
+            continue
+        model, sch, st = extra
+        step, mem, eng, pro, epi = _pipeline(st, bpc)
+        # start-up: overlapped with the previous spectral layer's drain when there is one
+        if prev_epi is None:
+            fill = pro[0] / bpc + pro[1] + depth
+        else:
+            fill = max((prev_epi[0] + pro[0]) / bpc, prev_epi[1], pro[1]) + depth
+        is_last = k == len(parts) - 1 or parts[k + 1][0] != "spectral"
+        if is_last:
+            fill += epi[0] / bpc + epi[1]
+        prev_epi = epi
+        body = float(step.sum())
+        cycles = int(math.ceil(body + fill))
+        comp_total = float(st.compute.sum())
+        free_total = float(st.conflict_free.sum())
+        mem_stall = float(np.where(mem >= eng, step - st.compute, 0).sum())
+        fft_stall = float(np.where(mem < eng, step - st.compute, 0).sum())
+        compute_c = int(round(free_total))
+        conflict_c = int(round(comp_total)) - compute_c
+        mem_c, fft_c = int(round(mem_stall)), int(round(fft_stall))
+        fill_c = cycles - compute_c - conflict_c - mem_c - fft_c
+        tr = ld.traffic
+        macs = model.complex_macs
+        # closed-form estimate: per-resource totals, the largest one, plus the same exposed fill
+        tot = {"compute": comp_total, "memory": (st.load_bytes.sum() + st.write_bytes.sum()
+                                                   - pro[0] - epi[0]) / bpc,
+               "fft": float(st.fft.sum() - pro[1]), "ifft": float(st.ifft.sum() - epi[1])}
+        which = max(tot, key=tot.get)
+        est = int(math.ceil(max(tot.values()) + fill))
+        roof = int(math.ceil(max(macs / config.pe_count, ld.bound.total_bytes / bpc)))
+        out.append(LayerResult(
+            ld.layer_name, "spectral", ld.dataflow, tr.blocking.order, tr.blocking.cout_block,
+            tr.blocking.cin_block, tr.blocking.tile_block, ld.input_link, ld.output_link, st.totals["steps"],
+            cycles, cycles / device.clock_hz, compute_c, conflict_c, mem_c, fft_c, fill_c, macs,
+            macs / (config.pe_count * cycles), macs * device.dsp_per_complex_mac / (res.dsp_total * cycles),
+            tr.kernels_bits / 8, tr.inputs_bits / 8, tr.outputs_bits / 8, tr.psums_bits / 8, ld.bound.total_bytes,
+            tr.forward_ffts, tr.inverse_ffts, est, roof, which, tot["memory"] > tot["compute"],
+            bank_load(sch.schedule, config.banks, config.ports) if histograms else {}))
+    return NetworkResult(network.name, device.name, design, config, res, tuple(out), method, kernels,
+                         device.clock_hz, tuple(notes), time.perf_counter() - t0)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The FlexSpec design and both fixed-dataflow baselines on the same hardware."""
+
+    flexspec: NetworkResult
+    baselines: dict  # plan name -> NetworkResult
+    analysis_seconds: float = 0.0
+
+    @property
+    def headline(self) -> NetworkResult:
+        return self.baselines[HEADLINE_BASELINE]
+
+    def speedup(self, baseline: str = HEADLINE_BASELINE) -> float:
+        return self.baselines[baseline].cycles / self.flexspec.cycles
+
+    def traffic_reduction(self, baseline: str = HEADLINE_BASELINE) -> float:
+        return 1 - self.flexspec.traffic_bytes / self.baselines[baseline].traffic_bytes
+
+    def to_dict(self) -> dict:
+        return {
+            "format_version": FORMAT_VERSION,
+            "flexspec": self.flexspec.to_dict(),
+            "baselines": {k: v.to_dict() for k, v in self.baselines.items()},
+            "headline_baseline": HEADLINE_BASELINE,
+            "headline_reason": "prior spectral accelerators keep kernels on chip and stream input tiles "
+                               "(one fixed kernel-reuse dataflow) with in-order reads",
+            "speedup": {k: self.speedup(k) for k in self.baselines},
+            "traffic_reduction": {k: self.traffic_reduction(k) for k in self.baselines},
+            "analysis_seconds": self.analysis_seconds,
+        }
+
+
+def _setup(network, device, config, kernels, fft_size, density, seed):
     device = load_device(device)
     config = config or AcceleratorConfig(fft_size=fft_size)
+    if isinstance(kernels, dict):
+        from .kernels import _check
+
+        masks = _check(network, kernels, config.fft_size)
+        src = KernelSource("random" if kernels else "user", "masks given by the caller", False,
+                           float(np.mean([m.mean() for m in masks.values()])) if masks else 0.0, config.fft_size)
+    else:
+        masks, _, src = resolve_kernels(network, kernels, fft_size=config.fft_size, density=density, seed=seed)
     res = resources(config, device)
-    if masks is None:
-        masks = random_masks(network, config.fft_size, density, seed)
-    layers = network.spectral_layers
-    for layer in layers:
-        if layer.name not in masks:
-            raise UsageError(f"no sparse mask for spectral layer '{layer.name}'")
-        tile_size(config.fft_size, layer.kernel_size)
-    method = "optimal" if design == "flexspec" else "inorder"
-    scheds = {lay.name: group_cycles(masks[lay.name], config, method) for lay in layers}
-    if design == "flexspec":
-        out = []
-        for lay in layers:
-            cands = [simulate_layer(lay, masks[lay.name], config, device, res, df, method, scheds[lay.name])
-                     for df in DATAFLOWS]
-            out.append(min(cands, key=lambda r: (r.cycles, r.traffic_bytes)))
-        return NetworkResult(network.name, device.name, design, config, res, tuple(out), method)
-    if design != "baseline":
-        raise UsageError(f"unknown design '{design}'; known: flexspec, baseline")
-    options = [fixed_dataflow] if fixed_dataflow else list(DATAFLOWS)
-    best = None
-    for df in options:
-        out = tuple(simulate_layer(lay, masks[lay.name], config, device, res, df, method, scheds[lay.name])
-                    for lay in layers)
-        r = NetworkResult(network.name, device.name, "baseline", config, res, out, method,
-                          (f"fixed dataflow {df} everywhere, in-order schedules",))
-        if best is None or r.traffic_bytes < best.traffic_bytes:
-            best = r
-    return best
+    return device, config, masks, src, res
+
+
+def compare(network: Network, device, config: AcceleratorConfig | None = None, kernels=None, *, fft_size: int = 8,
+            density: float = 0.25, seed: int = 0, histograms: bool = True) -> Comparison:
+    """FlexSpec (flexible dataflow, optimal conflict-free schedules) and the two baselines (one
+    fixed dataflow everywhere, in-order schedules) on the same design."""
+    from ..dataflow.model import LayerModel
+
+    device, config, masks, src, res = _setup(network, device, config, kernels, fft_size, density, seed)
+    t0 = time.perf_counter()
+    nd = analyze(network, masks, config, device, res)
+    ta = time.perf_counter() - t0
+    prec = precision_of(config)
+    models = {name: LayerModel(network.layer(name), m.sum(axis=2, dtype=np.int64), config.fft_size, prec)
+              for name, m in masks.items() if name in {lay.name for lay in network.spectral_layers}}
+    flex = simulate_plan(network, masks, nd.plans["flexible"], models, config, device, res, "optimal", src,
+                         "flexspec", ("flexible dataflow per layer (flexspec.dataflow), optimal schedules",),
+                         histograms)
+    base = {}
+    for plan in BASELINES:
+        base[plan] = simulate_plan(network, masks, nd.plans[plan], models, config, device, res, "inorder", src,
+                                   f"baseline-{plan}", (f"fixed {plan} dataflow everywhere, in-order schedules",),
+                                   histograms)
+    return Comparison(flex, base, ta)
+
+
+def simulate_network(network: Network, device, config: AcceleratorConfig | None = None, kernels=None, *,
+                     design: str = "flexspec", fft_size: int = 8, density: float = 0.25, seed: int = 0,
+                     histograms: bool = True) -> NetworkResult:
+    """Simulate one design: 'flexspec' or 'baseline-kernel-reuse' / 'baseline-activation-reuse'."""
+    from ..dataflow.model import LayerModel
+
+    designs = ("flexspec",) + tuple(f"baseline-{b}" for b in BASELINES)
+    if design not in designs:
+        raise UsageError(f"unknown design '{design}'; known: {', '.join(designs)}")
+    t0 = time.perf_counter()
+    device, config, masks, src, res = _setup(network, device, config, kernels, fft_size, density, seed)
+    nd = analyze(network, masks, config, device, res)
+    prec = precision_of(config)
+    models = {lay.name: LayerModel(lay, masks[lay.name].sum(axis=2, dtype=np.int64), config.fft_size, prec)
+              for lay in network.spectral_layers}
+    plan = "flexible" if design == "flexspec" else design[len("baseline-"):]
+    r = simulate_plan(network, masks, nd.plans[plan], models, config, device, res,
+                      "optimal" if design == "flexspec" else "inorder", src, design, (), histograms)
+    return NetworkResult(**{**r.__dict__, "simulate_seconds": time.perf_counter() - t0})
