@@ -392,8 +392,8 @@ def bank_aware_swaps(slots, kb, nnz, num_pes, ports, passes):
     """Improve a grouping in place.
 
     ``slots`` int64 [Cin, S] (S = groups per channel * P): output channel in each slot, -1 idle;
-    slot s belongs to group s // P.  ``kb`` [Cout, Cin, B]: reads of each kernel per bank;
-    ``nnz`` [Cout, Cin].  For each group whose bank part binds its lower bound, try moving its
+    slot s belongs to group s // P.  ``kb`` [Cin, Cout, B]: reads of each kernel per bank;
+    ``nnz`` [Cin, Cout].  For each group whose bank part binds its lower bound, try moving its
     kernels with the most reads in the heaviest bank against, in every other group of the same
     channel, the kernel with the fewest reads there; accept a swap when it lowers the sum of the two
     groups' bounds, or keeps it and lowers their sum of squared bank loads.  Returns the swaps made.
@@ -415,9 +415,9 @@ def bank_aware_swaps(slots, kb, nnz, num_pes, ports, passes):
             j = slots[i, s]
             if j >= 0:
                 g = s // num_pes
-                pe_n[g, s % num_pes] = nnz[j, i]
+                pe_n[g, s % num_pes] = nnz[i, j]
                 for b in range(banks):
-                    loads[g, b] += kb[j, i, b]
+                    loads[g, b] += kb[i, j, b]
         for _ in range(passes):
             changed = False
             for ga in range(groups):
@@ -436,10 +436,10 @@ def bank_aware_swaps(slots, kb, nnz, num_pes, ports, passes):
                         top = 0
                         for p in range(num_pes):
                             j = slots[i, ga * num_pes + p]
-                            if j >= 0 and kb[j, i, heavy] > top:
+                            if j >= 0 and kb[i, j, heavy] > top:
                                 if ga * num_pes + p == first_sx:
                                     continue
-                                top = kb[j, i, heavy]
+                                top = kb[i, j, heavy]
                                 sx = ga * num_pes + p
                         if sx < 0:
                             break
@@ -452,7 +452,7 @@ def bank_aware_swaps(slots, kb, nnz, num_pes, ports, passes):
                             low = top
                             for p in range(num_pes):
                                 j = slots[i, gb * num_pes + p]
-                                v = kb[j, i, heavy] if j >= 0 else 0
+                                v = kb[i, j, heavy] if j >= 0 else 0
                                 if v < low:
                                     low = v
                                     sy = gb * num_pes + p
@@ -463,17 +463,17 @@ def bank_aware_swaps(slots, kb, nnz, num_pes, ports, passes):
                             sq_old = 0
                             sq_new = 0
                             for b in range(banks):
-                                kx = kb[x, i, b]
-                                ky = kb[y, i, b] if y >= 0 else 0
+                                kx = kb[i, x, b]
+                                ky = kb[i, y, b] if y >= 0 else 0
                                 new_a[b] = loads[ga, b] - kx + ky
                                 new_b[b] = loads[gb, b] + kx - ky
                                 sq_old += loads[ga, b] * loads[ga, b] + loads[gb, b] * loads[gb, b]
                                 sq_new += new_a[b] * new_a[b] + new_b[b] * new_b[b]
                             pa[:] = pe_n[ga]
                             pb[:] = pe_n[gb]
-                            ny = nnz[y, i] if y >= 0 else 0
+                            ny = nnz[i, y] if y >= 0 else 0
                             pa[sx % num_pes] = ny
-                            pb[sy % num_pes] = nnz[x, i]
+                            pb[sy % num_pes] = nnz[i, x]
                             delta = (_group_bound(new_a, pa, ports) + _group_bound(new_b, pb, ports)
                                      - bound_a - bound_b)
                             if delta < 0 or (delta == 0 and sq_new < sq_old):

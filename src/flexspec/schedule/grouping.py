@@ -65,12 +65,12 @@ def group_kernels(mask_layer, num_pes: int, method: str = "balanced", *, bank_of
         bank_of = np.asarray(bank_of, dtype=np.int64)
         if bank_of.shape != (num_freq,) or (num_freq and (bank_of.min() < 0 or bank_of.max() >= banks)):
             raise UsageError(f"bank_of must hold {num_freq} banks in 0..{banks - 1}")
-        kb = np.empty((cout, cin, banks), dtype=np.int16)
+        kb = np.empty((cin, cout, banks), dtype=np.int16)  # reads per bank, channel-major for locality
         for b in range(banks):
-            kb[:, :, b] = mask_layer[:, :, bank_of == b].sum(axis=2)
+            kb[:, :, b] = mask_layer[:, :, bank_of == b].sum(axis=2).T
         from ._kernels import bank_aware_swaps
 
-        bank_aware_swaps(order, kb, nnz.T.astype(np.int64), num_pes, ports, int(passes))
+        bank_aware_swaps(order, kb, np.ascontiguousarray(nnz), num_pes, ports, int(passes))
     i_idx = np.broadcast_to(np.arange(cin, dtype=np.int64)[:, None], (cin, slots))
     groups = np.where(order >= 0, order * cin + i_idx, -1).reshape(cin * per_channel, num_pes)
     flat = mask_layer.reshape(cout * cin, num_freq)
