@@ -25,27 +25,11 @@ def _tiles(x: torch.Tensor, tile: int) -> torch.Tensor:
     return x.reshape(b, c, ty, tile, tx, tile).permute(0, 1, 2, 4, 3, 5)
 
 
-def _complex_matmul(xr, xi, wr, wi):
-    """(xr + i xi) @ (wr + i wi) with three real batched matmuls (Gauss's trick)."""
-    k1 = torch.matmul(xr + xi, wr)
-    k2 = torch.matmul(xr, wi - wr)
-    k3 = torch.matmul(xi, wr + wi)
-    return k1 - k3, k1 + k2
-
-
 def _overlap_add(blocks: torch.Tensor, tile: int) -> torch.Tensor:
+    """Add N x N blocks [B, C, Ty, Tx, N, N] placed every ``tile`` pixels (``F.fold`` sums overlaps)."""
     b, c, ty, tx, n, _ = blocks.shape
-    parts = -(-n // tile)
-    span = parts * tile
-    if span != n:
-        blocks = F.pad(blocks, (0, span - n, 0, span - n))
-    strips = blocks.reshape(b, c, ty, tx, parts, tile, parts, tile)
-    out = blocks.new_zeros(b, c, ty + parts - 1, tile, tx + parts - 1, tile)
-    for a in range(parts):
-        for d in range(parts):
-            piece = strips[:, :, :, :, a, :, d, :].permute(0, 1, 2, 4, 3, 5)
-            out = out + F.pad(piece, (0, 0, d, parts - 1 - d, 0, 0, a, parts - 1 - a))
-    return out.reshape(b, c, (ty + parts - 1) * tile, (tx + parts - 1) * tile)
+    cols = blocks.permute(0, 1, 4, 5, 2, 3).reshape(b, c * n * n, ty * tx)
+    return F.fold(cols, output_size=((ty - 1) * tile + n, (tx - 1) * tile + n), kernel_size=n, stride=tile)
 
 
 def spectral_conv2d(x: torch.Tensor, wf: torch.Tensor, kernel_size: int, padding=0, bias=None) -> torch.Tensor:
@@ -57,12 +41,11 @@ def spectral_conv2d(x: torch.Tensor, wf: torch.Tensor, kernel_size: int, padding
     cout = wf.shape[0]
     xf = torch.fft.rfft2(_tiles(x, tile), s=(n, n))  # [B, Cin, Ty, Tx, N, M]
     _, _, ty, tx, _, m = xf.shape
+    # one complex matmul per frequency: [F, B*T, Cin] @ [F, Cin, Cout]
     xm = xf.reshape(b, cin, ty * tx, n * m).permute(3, 0, 2, 1).reshape(n * m, b * ty * tx, cin)
     wm = wf.reshape(cout, cin, n * m).permute(2, 1, 0)
-    yr, yi = _complex_matmul(xm.real, xm.imag, wm.real, wm.imag)  # [F, B*T, Cout]
-    ym = torch.complex(yr, yi).reshape(n, m, b, ty, tx, cout).permute(2, 5, 3, 4, 0, 1)
-    blocks = torch.fft.irfft2(ym, s=(n, n))
-    full = _overlap_add(blocks, tile)
+    ym = torch.matmul(xm, wm).reshape(n, m, b, ty, tx, cout).permute(2, 5, 3, 4, 0, 1)
+    full = _overlap_add(torch.fft.irfft2(ym, s=(n, n)), tile)
     out_h, out_w = height + 2 * ph - kernel_size + 1, width + 2 * pw - kernel_size + 1
     sh, sw = kernel_size - 1 - ph, kernel_size - 1 - pw
     lo_h, lo_w = max(0, -sh), max(0, -sw)
