@@ -1,4 +1,4 @@
-"""``flexspec devices`` and ``flexspec simulate MODEL --device D [--json out.json]``."""
+"""``flexspec devices`` and ``flexspec simulate MODEL --device D [--weights FILE] [--functional] [--json out.json]``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,15 @@ def register(sub):
     s.add_argument("--arrays", type=int, help="fix A (with --pes) instead of searching the design space")
     s.add_argument("--pes", type=int)
     s.add_argument("--banks", type=int)
-    s.add_argument("--fft-engines", type=int, default=32)
+    s.add_argument("--ports", type=int, default=2)
+    s.add_argument("--broadcast", action="store_true")
+    s.add_argument("--fft-engines", type=int, default=64)
+    s.add_argument("--weights", help="SparseNetworkKernels .npz to run (default: the model's real or synthesized "
+                                     "kernels; random masks only with --random-masks)")
+    s.add_argument("--random-masks", action="store_true", help="use seeded random masks at --density")
+    s.add_argument("--functional", action="store_true",
+                   help="also run the fixed-point functional check (models with real weights: fmnist_vgg)")
+    s.add_argument("--images", type=int, default=1000, help="test images for --functional")
     s.add_argument("--json", dest="json_path", help="write the result (flexspec design and baseline) as JSON")
     s.set_defaults(func=_simulate)
 
@@ -33,10 +41,10 @@ def _devices(args) -> int:
 
 
 def _table(r):
-    print(f"{r.design} design on {r.device}: A={r.config.arrays} P={r.config.pes} B={r.config.banks} "
-          f"R={r.config.ports} FFT/IFFT engines={r.config.fft_engines}/{r.config.ifft_engines}; "
-          f"DSP {r.resources.dsp_total}/{r.resources.device_dsp}, BRAM bits {r.resources.bram_bits_used}, "
-          f"URAM bits {r.resources.uram_bits_used}")
+    print(f"{r.design} on {r.device}: A={r.config.arrays} P={r.config.pes} B={r.config.banks} "
+          f"R={r.config.ports} broadcast={r.config.broadcast} FFT/IFFT engines={r.config.fft_engines}/"
+          f"{r.config.ifft_engines}; DSP {r.resources.dsp_total}/{r.resources.device_dsp}; kernels: {r.kernels.kind} "
+          f"({r.kernels.provenance[:80]})")
     hdr = (f"{'layer':<9} {'dataflow':<16} {'cycles':>9} {'time_us':>8} {'compute%':>8} {'mem%':>6} {'bank%':>6} "
            f"{'fft%':>5} {'fill%':>6} {'DSPeff':>6} {'traffic_MB':>10} {'est_err%':>8} {'/roof':>6} bound")
     print(hdr)
@@ -46,7 +54,7 @@ def _table(r):
               f"{100 * lay.compute_cycles / c:>8.1f} {100 * lay.memory_stall_cycles / c:>6.1f} "
               f"{100 * lay.bank_conflict_cycles / c:>6.1f} {100 * lay.fft_stall_cycles / c:>5.1f} "
               f"{100 * lay.fill_cycles / c:>6.1f} {lay.dsp_efficiency:>6.2f} {lay.traffic_bytes / 1e6:>10.2f} "
-              f"{100 * (lay.estimate_cycles / c - 1):>8.2f} {lay.achieved_over_bound:>6.2f} {lay.bound}")
+              f"{100 * lay.estimate_error:>8.2f} {lay.achieved_over_roofline:>6.2f} {lay.bound}")
     print(f"{'total':<26} {r.cycles:>9} {r.seconds * 1e6:>8.1f}  traffic {r.traffic_bytes / 1e6:.2f} MB, "
           f"DSP efficiency {r.dsp_efficiency:.2f}, achieved/roofline {r.cycles / max(1, r.roofline_cycles):.2f}")
 
@@ -58,39 +66,67 @@ def _simulate(args) -> int:
 
     from ..errors import UsageError
     from ..workload.zoo import get_network
-    from .arch import AcceleratorConfig
+    from .arch import AcceleratorConfig, num_frequencies
     from .devices import load_device
+    from .kernels import resolve_kernels
     from .search import search_design
-    from .sim import random_masks, simulate_network
+    from .sim import compare
 
     if not 0 < args.density <= 1:
         raise UsageError(f"--density must be in (0, 1], got {args.density}")
+    if args.weights and args.random_masks:
+        raise UsageError("give --weights or --random-masks, not both")
     net = get_network(args.model)
     device = load_device(args.device)
-    masks = random_masks(net, args.fft_size, args.density, args.seed)
+    choice = args.weights if args.weights else ("random" if args.random_masks else None)
+    masks, net_k, src = resolve_kernels(net, choice, fft_size=args.fft_size, density=args.density, seed=args.seed)
+    kernels = net_k if net_k is not None else masks
     if args.arrays or args.pes:
         if not (args.arrays and args.pes):
             raise UsageError("give both --arrays and --pes, or neither (design search)")
-        from .arch import num_frequencies
         cfg = AcceleratorConfig(arrays=args.arrays, pes=args.pes, banks=args.banks or num_frequencies(args.fft_size),
-                                fft_engines=args.fft_engines, ifft_engines=args.fft_engines,
-                                fft_size=args.fft_size)
-        best = simulate_network(net, device, cfg, masks)
+                                ports=args.ports, broadcast=args.broadcast, fft_engines=args.fft_engines,
+                                ifft_engines=args.fft_engines, fft_size=args.fft_size)
     else:
-        best = search_design(net, device, args.fft_size, masks=masks)
-    base = simulate_network(net, device, best.config, masks, design="baseline")
-    _table(best)
-    print()
-    _table(base)
-    print(f"\nspeed-up over baseline {base.cycles / best.cycles:.2f}x, traffic reduction "
-          f"{100 * (1 - best.traffic_bytes / base.traffic_bytes):.1f}% (simulator figures, seeded random masks "
-          f"at density {args.density})")
+        cfg = search_design(net, device, args.fft_size, kernels).config
+    cmp = compare(net, device, cfg, kernels)
+    object.__setattr__(cmp.flexspec, "kernels", src)
+    for b in cmp.baselines.values():
+        object.__setattr__(b, "kernels", src)
+    _table(cmp.flexspec)
+    for b in cmp.baselines.values():
+        print()
+        _table(b)
+    for name in cmp.baselines:
+        print(f"vs {name} baseline: speed-up {cmp.speedup(name):.2f}x, traffic reduction "
+              f"{100 * cmp.traffic_reduction(name):.1f}%")
+    data = cmp.to_dict()
+    if args.functional:
+        if net_k is None or not net_k.is_real or net.name != "fmnist_vgg":
+            raise UsageError("--functional needs a model with real weights whose float forward pass FlexSpec knows "
+                             "(fmnist_vgg, shipped or --weights)")
+        from ..datasets import fashion_mnist_subset
+        from .functional import functional_fmnist
+
+        x, y = fashion_mnist_subset()
+        fr = functional_fmnist(net_k, x[:args.images], y[:args.images],
+                               AcceleratorConfig(arrays=1, pes=cfg.pes, banks=cfg.banks, ports=cfg.ports,
+                                                 broadcast=cfg.broadcast, fft_size=cfg.fft_size))
+        print(f"\nfunctional ({fr.data_bits}-bit data, {fr.acc_bits}-bit accumulators, {fr.images} images): "
+              f"agreement with float {100 * fr.agreement:.2f}%, accuracy fixed {100 * fr.accuracy_fixed:.2f}% / "
+              f"float {100 * fr.accuracy_float:.2f}%")
+        for c in fr.layers:
+            print(f"  {c.name:<9} max |error| {c.max_abs_error:.3e} <= bound {c.bound:.3e}: {c.within_bound}")
+        data["functional"] = fr.to_dict()
     if args.json_path:
-        data = {"flexspec": best.to_dict(), "baseline": base.to_dict(),
-                "masks": {"kind": "random", "density": args.density, "seed": args.seed, "fft_size": args.fft_size}}
         folder = os.path.dirname(os.path.abspath(args.json_path))
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1)
-        os.replace(tmp, args.json_path)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(data, fh, indent=1)
+            os.replace(tmp, args.json_path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
     return 0

@@ -1,51 +1,67 @@
-"""Design-space search: the (A, P, B, FFT engines, buffer split) that fits a device and
-minimises simulated VGG16 (or any network) latency."""
+"""Design-space search: A x P PE arrays, B banks x R ports, broadcast, FFT engines.
+
+Every candidate that fits the device (DSPs, block RAM for the tile banks and FFT buffers, an
+on-chip budget left for the dataflow) is simulated with its real schedules and the dataflow's
+per-layer blocking; the fastest wins.  The buffer split between kernel, input-tile and
+accumulator buffers is not a search axis: ``flexspec.dataflow`` chooses it per layer inside the
+shared budget (a fixed split is a special case).  A design that does not fit raises
+DoesNotFitError naming what it needs and what the device has.
+"""
 
 from __future__ import annotations
 
 from ..errors import DoesNotFitError
+from ..spectral.geometry import num_frequencies
 from ..workload.layers import Network
 from .arch import AcceleratorConfig, nontrivial_twiddles, resources
 from .devices import load_device
-from .sim import DATAFLOWS, NetworkResult, Resources, group_cycles, random_masks, simulate_layer
+from .kernels import resolve_kernels
+from .sim import NetworkResult, simulate_network
 
-PES = (16, 32, 64)
-ENGINES = (16, 32, 64)
+PES = (32, 64)
+ENGINES = (64,)
+BANK_PORTS = ((20, 2), (40, 2))
+BROADCAST = (False, True)
 
 
-def search_design(network: Network, device, fft_size: int = 8, density: float = 0.25, seed: int = 0,
-                  masks: dict | None = None, pes=PES, engines=ENGINES, splits=(0.5,)) -> NetworkResult:
-    """Best-latency design; each candidate is simulated with its real schedules."""
+def candidates(device, fft_size: int = 8, pes=PES, engines=ENGINES, bank_ports=BANK_PORTS, broadcast=BROADCAST):
+    """Configurations that fit ``device`` (A = as many arrays as the DSPs allow)."""
     device = load_device(device)
-    masks = masks if masks is not None else random_masks(network, fft_size, density, seed)
-    layers = network.spectral_layers
-    f = AcceleratorConfig(fft_size=fft_size).num_freq
-    best = None
+    f = num_frequencies(fft_size)
     fft_dsp = 2 * nontrivial_twiddles(fft_size) * device.dsp_per_complex_mac
+    out = []
     for p in pes:
-        scheds = None
         for e in engines:
-            budget = device.dsp_slices - 2 * e * fft_dsp
-            a = budget // (p * device.dsp_per_complex_mac)
-            if a < 1:
-                continue
-            for split in splits:
-                cfg = AcceleratorConfig(arrays=int(a), pes=p, banks=f, ports=2, fft_engines=e, ifft_engines=e,
-                                        fft_size=fft_size, kernel_buffer_fraction=split)
-                try:
-                    res: Resources = resources(cfg, device)
-                except DoesNotFitError:
-                    continue
-                if scheds is None:
-                    scheds = {lay.name: group_cycles(masks[lay.name], cfg) for lay in layers}
-                out = tuple(min((simulate_layer(lay, masks[lay.name], cfg, device, res, df, "optimal",
-                                                scheds[lay.name]) for df in DATAFLOWS),
-                                key=lambda r: (r.cycles, r.traffic_bytes)) for lay in layers)
-                r = NetworkResult(network.name, device.name, "flexspec", cfg, res, out, "optimal",
-                                  ("design chosen by search_design",))
-                if best is None or r.cycles < best.cycles:
-                    best = r
-    if best is None:
-        raise DoesNotFitError(f"no design in the search space fits device '{device.name}' "
-                              f"({device.dsp_slices} DSPs, {device.onchip_bits} on-chip bits)")
+            a = (device.dsp_slices - 2 * e * fft_dsp) // (p * device.dsp_per_complex_mac)
+            for b, r in bank_ports:
+                for bc in broadcast:
+                    if a < 1 or b > f:
+                        continue
+                    cfg = AcceleratorConfig(arrays=int(a), pes=p, banks=b, ports=r, fft_engines=e, ifft_engines=e,
+                                            fft_size=fft_size, broadcast=bc)
+                    try:
+                        resources(cfg, device)
+                    except DoesNotFitError:
+                        continue
+                    out.append(cfg)
+    return out
+
+
+def search_design(network: Network, device, fft_size: int = 8, kernels=None, *, density: float = 0.25, seed: int = 0,
+                  pes=PES, engines=ENGINES, bank_ports=BANK_PORTS, broadcast=BROADCAST) -> NetworkResult:
+    """Fastest simulated design for ``network`` on ``device``."""
+    device = load_device(device)
+    masks, _, src = resolve_kernels(network, kernels, fft_size=fft_size, density=density, seed=seed)
+    cands = candidates(device, fft_size, pes, engines, bank_ports, broadcast)
+    if not cands:
+        raise DoesNotFitError(f"no design in the search space fits device '{device.name}' ({device.dsp_slices} DSPs, "
+                              f"{device.onchip_bits} on-chip bits); smallest tried needs P={min(pes)} PEs x "
+                              f"{device.dsp_per_complex_mac} DSPs plus FFT engines")
+    best = None
+    for cfg in cands:
+        r = simulate_network(network, device, cfg, masks, histograms=False)
+        if best is None or r.cycles < best.cycles:
+            best = r
+    best = simulate_network(network, device, best.config, masks)
+    object.__setattr__(best, "kernels", src)
     return best

@@ -198,6 +198,19 @@ def bank_load(sched, banks: int, ports: int) -> dict:
 
 
 # -------------------------------------------------------------------------------- results --
+def _plain(x):
+    """numpy scalars / arrays -> JSON-ready Python values (recursively)."""
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
 @dataclass(frozen=True)
 class LayerResult:
     name: str
@@ -250,7 +263,7 @@ class LayerResult:
         d["traffic_bytes"] = self.traffic_bytes
         d["achieved_over_roofline"] = self.achieved_over_roofline
         d["estimate_error"] = self.estimate_error
-        return d
+        return _plain(d)
 
 
 @dataclass(frozen=True)
@@ -302,7 +315,7 @@ class NetworkResult:
         raise UsageError(f"no layer '{name}' in the result")
 
     def to_dict(self) -> dict:
-        return {
+        return _plain({
             "format_version": FORMAT_VERSION,
             "network": self.network, "device": self.device, "design": self.design, "schedule_method": self.method,
             "kernels": self.kernels.to_dict(),
@@ -318,7 +331,7 @@ class NetworkResult:
             },
             "layers": [r.to_dict() for r in self.layers],
             "notes": list(self.notes),
-        }
+        })
 
 
 # ------------------------------------------------------------------------------ one layer --
@@ -603,7 +616,7 @@ class Comparison:
         return 1 - self.flexspec.traffic_bytes / self.baselines[baseline].traffic_bytes
 
     def to_dict(self) -> dict:
-        return {
+        return _plain({
             "format_version": FORMAT_VERSION,
             "flexspec": self.flexspec.to_dict(),
             "baselines": {k: v.to_dict() for k, v in self.baselines.items()},
@@ -613,7 +626,7 @@ class Comparison:
             "speedup": {k: self.speedup(k) for k in self.baselines},
             "traffic_reduction": {k: self.traffic_reduction(k) for k in self.baselines},
             "analysis_seconds": self.analysis_seconds,
-        }
+        })
 
 
 def _setup(network, device, config, kernels, fft_size, density, seed):
