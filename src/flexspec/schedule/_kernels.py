@@ -273,11 +273,12 @@ def _popcount(x):
 
 @njit(cache=True)
 def broadcast_groups(mask, bank_of, ports, num_banks, offsets, bounds,
-                     out_pe, out_index, out_cycle, out_cycles):
+                     out_pe, out_index, out_cycle, out_cycles, variant):
     """Each cycle, pick addresses one at a time (at most ``ports`` per bank); every still-idle PE
     that needs a picked address reads it (broadcast).  The next address is the one that covers
     most PEs on the critical path (remaining reads == remaining bound), then that completes an
-    address of a bottleneck bank, then that covers most idle PEs."""
+    address of a bottleneck bank, then that covers most idle PEs; ``variant`` > 0 breaks the
+    remaining ties pseudo-randomly (a different way per variant), 0 by lowest frequency."""
     num_groups, num_pes, num_freq = mask.shape
     one = np.uint64(1)
     zero = np.uint64(0)
@@ -342,7 +343,10 @@ def broadcast_groups(mask, bank_of, ports, num_banks, offsets, bounds,
                         completes = 1 if m == need[f] else 0
                         heavy = 1 if (completes == 1 and (distinct[b] + ports - 1) // ports == bound) else 0
                         key = ((_popcount(m & crit) << 24) | (heavy << 20) | (_popcount(m) << 8)
-                               | (completes << 7) | distinct[b])
+                               | (completes << 7) | min(distinct[b], 127))
+                        if variant > 0:  # deterministic pseudo-random tie-break, different per variant
+                            h = (f * 2654435761 + t * 40503 + g * 97 + variant * 7919) % 1000003
+                            key = (key << 8) | (h & 255)
                         if key > best_key:
                             best_key = key
                             best = f
