@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "flexspec.dataflow._cli",
     "flexspec.rtl._cli",
     "flexspec.spectral._cli",
+    "flexspec.report._cli",
 )
 
 
