@@ -3,7 +3,9 @@
 Problem: minimise loss(W) over the spectral weights W subject to W = Z, Z in S (kernels with at
 most the allowed non-zeros, Hermitian-consistent).  Augmented Lagrangian, scaled form:
 
-* W-step: SGD steps on loss(W) + rho/2 * sum_layers ||W - Z + U||^2;
+* W-step: SGD steps (plain SGD by default: with Adam or momentum the pull of rho is normalised
+  away or oscillates, and W does not converge to Z in a short budget) on
+  loss(W) + rho/2 * sum_layers ||W - Z + U||^2;
 * Z-step: Z = Pi_S(W + U) (magnitude projection, :func:`flexspec.spectral.prune.magnitude_mask`,
   of the Hermitian-projected W + U);
 * U-step: U += W - Z;  rho *= rho_growth (rho increases).
@@ -39,7 +41,9 @@ class AdmmConfig:
     rho0: float = 1e-2
     rho_growth: float = 1.3
     rho_max: float = 10.0
-    lr: float = 1e-3  # Adam
+    optimizer: str = "sgd"  # W-step optimizer: "sgd" (rho then sets the pull towards Z - U) or "adam"
+    lr: float = 1e-2
+    momentum: float = 0.0
     retrain_steps: int = 200
     retrain_lr: float = 5e-4
     batch_size: int = 64
@@ -138,7 +142,7 @@ def masked_retrain(model, x, y, steps: int, lr: float, batch_size: int, seed: in
         loss.backward()
         opt.step()
         if history is not None:
-            history.steps.append(("retrain", step, float(loss), 0.0, 0.0))
+            history.steps.append(("retrain", step, loss.item(), 0.0, 0.0))
         if log and step % 50 == 0:
             log(f"retrain step {step}: loss {float(loss):.4f}")
     return model
@@ -174,7 +178,12 @@ def admm_prune(model, x, y, config: AdmmConfig = AdmmConfig(), log: Callable | N
         z[name], masks[name] = _project(mod.weight, dens[name], config.scope)
         u[name] = torch.zeros_like(mod.weight)
     rho = config.rho0
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    if config.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    elif config.optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    else:
+        raise UsageError(f"ADMM optimizer must be 'sgd' or 'adam', got {config.optimizer!r}")
     batches = _batches(len(x), config.batch_size, gen)
     model.train()
     for step in range(config.admm_steps):
@@ -184,7 +193,7 @@ def admm_prune(model, x, y, config: AdmmConfig = AdmmConfig(), log: Callable | N
         penalty = sum(((mod.weight - z[n] + u[n]) ** 2).sum() for n, mod in layers.items())
         (loss + 0.5 * rho * penalty).backward()
         opt.step()
-        history.steps.append(("admm", step, float(loss), float(penalty), rho))
+        history.steps.append(("admm", step, loss.item(), penalty.item(), rho))
         if (step + 1) % config.z_every == 0:
             with torch.no_grad():
                 num = den = 0.0
