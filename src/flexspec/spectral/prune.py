@@ -85,7 +85,7 @@ def _unit_scores(wf: np.ndarray) -> np.ndarray:
 
 def _select(scores: np.ndarray, sizes: np.ndarray, target: int) -> np.ndarray:
     """Keep units (flat arrays) largest-first while the cumulative size stays <= target."""
-    order = np.lexsort((np.arange(scores.size), -scores))  # score desc, then position
+    order = np.argsort(-scores, kind="stable")  # score desc, then position
     keep_sorted = np.cumsum(sizes[order]) <= target
     keep = np.zeros(scores.size, dtype=bool)
     keep[order[keep_sorted]] = True
@@ -120,7 +120,7 @@ def magnitude_mask(wf, density: float, scope: str = "layer") -> np.ndarray:
         unit_keep = keep.reshape(scores.shape)
     elif scope == "kernel":
         target = int(round(d * f_count))
-        order = np.lexsort((np.broadcast_to(np.arange(scores.shape[1]), scores.shape), -scores), axis=1)
+        order = np.argsort(-scores, axis=1, kind="stable")
         keep_sorted = np.cumsum(sizes[order], axis=1) <= target
         unit_keep = np.zeros_like(keep_sorted)
         np.put_along_axis(unit_keep, order, keep_sorted, axis=1)

@@ -61,11 +61,15 @@ def trained_kernel_covariances() -> list:
     return covs
 
 
-def synthesize_vgg16_weights(seed: int = 0) -> dict:
-    """Deterministic VGG16 spatial conv weights (see the module doc): name -> float32 [Cout, Cin, 3, 3]."""
+def synthesize_vgg16_weights(seed: int = 0, layers=None) -> dict:
+    """Deterministic VGG16 spatial conv weights (see the module doc): name -> float32 [Cout, Cin, 3, 3].
+
+    ``layers``: only these zoo layer names (each layer's draw does not depend on the others)."""
     covs = trained_kernel_covariances()
     out = {}
     for layer_idx, (name, layer) in enumerate(_vgg16_shapes().items()):
+        if layers is not None and name not in layers:
+            continue
         t = int(round(layer_idx * (len(covs) - 1) / 12))
         chol = np.linalg.cholesky(covs[t])
         rng = np.random.default_rng([int(seed), layer_idx])
@@ -113,20 +117,31 @@ def load_vgg16_state_dict(path) -> tuple[dict, dict]:
 
 
 def vgg16_kernels(fft_size: int = 8, density: float = 0.25, seed: int = 0, state_dict_path=None,
-                  scope: str = "layer") -> SparseNetworkKernels:
-    """Pruned VGG16 spectral kernels: from ``state_dict_path`` if given, else synthesized from ``seed``."""
+                  scope: str = "layer", layers=None) -> SparseNetworkKernels:
+    """Pruned VGG16 spectral kernels: from ``state_dict_path`` if given, else synthesized from ``seed``.
+
+    ``layers``: restrict to these zoo layer names (default: all 13 convolutions)."""
     d = check_density(density)
+    if layers is not None:
+        unknown = set(layers) - set(VGG16_FEATURE_INDEX)
+        if unknown:
+            from ..errors import UnknownNameError
+
+            raise UnknownNameError("VGG16 conv layer", sorted(unknown)[0], VGG16_FEATURE_INDEX)
     if state_dict_path is not None:
         weights, biases = load_vgg16_state_dict(state_dict_path)
         provenance, is_real = f"user state_dict {state_dict_path}", True
     else:
-        weights, biases = synthesize_vgg16_weights(seed), {}
+        weights, biases = synthesize_vgg16_weights(seed, layers), {}
         provenance, is_real = f"synthesized from seed {seed} by {SYNTH_METHOD}", False
-    layers = {}
+    out = {}
     for name, w in weights.items():
+        if layers is not None and name not in layers:
+            continue
         wf = spectral_kernels(w, fft_size)
-        layers[name] = SparseSpectralKernels.from_dense(wf, magnitude_mask(wf, d, scope), 3)
-    return SparseNetworkKernels("vgg16", fft_size, layers, provenance, is_real, biases, {}, "magnitude", d)
+        out[name] = SparseSpectralKernels.from_dense(wf, magnitude_mask(wf, d, scope), 3)
+    biases = {k: v for k, v in biases.items() if k in out}
+    return SparseNetworkKernels("vgg16", fft_size, out, provenance, is_real, biases, {}, "magnitude", d)
 
 
 # --------------------------------------------------------------------------- keep probability
@@ -160,7 +175,8 @@ def plot_keep_probability(net: SparseNetworkKernels, title: str | None = None) -
     names = list(net.layers)
     cols = min(len(names), 5)
     rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.6 * rows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols + 1.0, 2.9 * rows + 0.7), squeeze=False,
+                             layout="constrained")
     n = net.fft_size
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
@@ -174,8 +190,8 @@ def plot_keep_probability(net: SparseNetworkKernels, title: str | None = None) -
         ax.set_ylabel("row (ky)", fontsize=7)
         ax.tick_params(labelsize=6)
     fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="keep probability")
-    fig.suptitle(title or f"{net.network}: frequency keep probability (N={n}) - {net.provenance[:80]}",
-                 fontsize=8)
+    fig.suptitle(title or f"{net.network}: frequency keep probability (N={n}), "
+                          f"{'real' if net.is_real else 'synthesized'} weights", fontsize=9)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
