@@ -262,13 +262,19 @@ def greedy_groups(mask, bank_of, ports, num_banks, broadcast, offsets, bounds,
 # --------------------------------------------------------------------------------------------
 # broadcast-aware: per cycle, greedy cover of PEs by served addresses (P <= 64, bit masks)
 # --------------------------------------------------------------------------------------------
+_M1 = np.uint64(0x5555555555555555)
+_M2 = np.uint64(0x3333333333333333)
+_M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
+_H01 = np.uint64(0x0101010101010101)
+
+
 @njit(cache=True)
 def _popcount(x):
-    n = 0
-    while x:
-        x &= x - np.uint64(1)
-        n += 1
-    return n
+    """Set bits of a uint64 (SWAR)."""
+    x = x - ((x >> np.uint64(1)) & _M1)
+    x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
+    x = (x + (x >> np.uint64(4))) & _M4
+    return np.int64((x * _H01) >> np.uint64(56))
 
 
 @njit(cache=True)

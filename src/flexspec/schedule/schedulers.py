@@ -31,7 +31,7 @@ from .bounds import lower_bounds
 from .model import METHODS, Schedule, _check_count, resolve_bank_map
 
 #: Runs of the broadcast-aware heuristic per group (tie-break variants); the best one is kept.
-BROADCAST_TRIES = 64
+BROADCAST_TRIES = 32
 
 
 def check_mask(mask, path=None, field: str = "mask") -> np.ndarray:
