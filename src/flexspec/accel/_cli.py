@@ -81,6 +81,9 @@ def _simulate(args) -> int:
     choice = args.weights if args.weights else ("random" if args.random_masks else None)
     masks, net_k, src = resolve_kernels(net, choice, fft_size=args.fft_size, density=args.density, seed=args.seed)
     kernels = net_k if net_k is not None else masks
+    if args.functional and (net_k is None or not net_k.is_real or net.name != "fmnist_vgg"):
+        raise UsageError("--functional needs a model with real weights whose float forward pass FlexSpec knows "
+                         "(fmnist_vgg, shipped or --weights)")
     if args.arrays or args.pes:
         if not (args.arrays and args.pes):
             raise UsageError("give both --arrays and --pes, or neither (design search)")
@@ -102,9 +105,6 @@ def _simulate(args) -> int:
               f"{100 * cmp.traffic_reduction(name):.1f}%")
     data = cmp.to_dict()
     if args.functional:
-        if net_k is None or not net_k.is_real or net.name != "fmnist_vgg":
-            raise UsageError("--functional needs a model with real weights whose float forward pass FlexSpec knows "
-                             "(fmnist_vgg, shipped or --weights)")
         from ..datasets import fashion_mnist_subset
         from .functional import functional_fmnist
 

@@ -74,6 +74,10 @@ def resolve_kernels(network, kernels=None, *, fft_size: int = 8, density: float 
         kind = "trained" if kernels.is_real else "synthesized"
         src = KernelSource(kind, kernels.provenance, bool(kernels.is_real), float(kernels.density), kernels.fft_size)
         return _check(network, masks_of(kernels), kernels.fft_size), kernels, src
+    if isinstance(kernels, dict):
+        masks = _check(network, kernels, fft_size)
+        dens = float(np.mean([m.mean() for m in masks.values()])) if masks else 0.0
+        return masks, None, KernelSource("masks", "boolean masks given by the caller", False, dens, fft_size)
     if kernels not in (None, "auto", "random"):
         raise UsageError(f"kernels must be None, 'auto', 'random', a SparseNetworkKernels or a file path; "
                          f"got {kernels!r}")

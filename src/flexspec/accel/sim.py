@@ -509,7 +509,10 @@ def _pipeline(st: _LayerSteps, bpc: float):
     step = np.maximum.reduce([st.compute, mem, eng])
     pro = (st.load_bytes[0], st.fft[0])
     epi = (st.write_bytes[-1], st.ifft[-1])
-    return step, mem, eng, pro, epi
+    # closed-form estimate: per kernel-block run, the largest of its resource totals
+    per_run = [np.bincount(run_id, weights=x, minlength=runs.size) for x in (st.compute, mem, fft_next, ifft_prev)]
+    est = float(np.maximum.reduce(per_run).sum())
+    return step, mem, eng, pro, epi, est
 
 
 def _spatial_layer_result(ld, config, device, res) -> LayerResult:
@@ -556,7 +559,7 @@ def simulate_plan(network: Network, masks: dict, plan_layers, models: dict, conf
             prev_epi = None
             continue
         model, sch, st = extra
-        step, mem, eng, pro, epi = _pipeline(st, bpc)
+        step, mem, eng, pro, epi, est_body = _pipeline(st, bpc)
         # start-up: overlapped with the previous spectral layer's drain when there is one
         if prev_epi is None:
             fill = pro[0] / bpc + pro[1] + depth
@@ -578,12 +581,12 @@ def simulate_plan(network: Network, masks: dict, plan_layers, models: dict, conf
         fill_c = cycles - compute_c - conflict_c - mem_c - fft_c
         tr = ld.traffic
         macs = model.complex_macs
-        # closed-form estimate: per-resource totals, the largest one, plus the same exposed fill
+        # bottleneck: the largest per-resource total
         tot = {"compute": comp_total, "memory": (st.load_bytes.sum() + st.write_bytes.sum()
                                                    - pro[0] - epi[0]) / bpc,
                "fft": float(st.fft.sum() - pro[1]), "ifft": float(st.ifft.sum() - epi[1])}
         which = max(tot, key=tot.get)
-        est = int(math.ceil(max(tot.values()) + fill))
+        est = int(math.ceil(est_body + fill))  # closed form per run (not per step), plus the fill
         roof = int(math.ceil(max(macs / config.pe_count, ld.bound.total_bytes / bpc)))
         out.append(LayerResult(
             ld.layer_name, "spectral", ld.dataflow, tr.blocking.order, tr.blocking.cout_block,
@@ -632,14 +635,7 @@ class Comparison:
 def _setup(network, device, config, kernels, fft_size, density, seed):
     device = load_device(device)
     config = config or AcceleratorConfig(fft_size=fft_size)
-    if isinstance(kernels, dict):
-        from .kernels import _check
-
-        masks = _check(network, kernels, config.fft_size)
-        src = KernelSource("random" if kernels else "user", "masks given by the caller", False,
-                           float(np.mean([m.mean() for m in masks.values()])) if masks else 0.0, config.fft_size)
-    else:
-        masks, _, src = resolve_kernels(network, kernels, fft_size=config.fft_size, density=density, seed=seed)
+    masks, _, src = resolve_kernels(network, kernels, fft_size=config.fft_size, density=density, seed=seed)
     res = resources(config, device)
     return device, config, masks, src, res
 
