@@ -32,19 +32,32 @@ def _overlap_add(blocks: torch.Tensor, tile: int) -> torch.Tensor:
     return F.fold(cols, output_size=((ty - 1) * tile + n, (tx - 1) * tile + n), kernel_size=n, stride=tile)
 
 
+def frequency_major(wf: torch.Tensor) -> torch.Tensor:
+    """Kernels [Cout, Cin, N, N//2+1] laid out as the per-frequency matmul wants: [F, Cin, Cout]."""
+    cout, cin, n, m = wf.shape
+    return wf.reshape(cout, cin, n * m).permute(2, 1, 0).contiguous()
+
+
 def spectral_conv2d(x: torch.Tensor, wf: torch.Tensor, kernel_size: int, padding=0, bias=None) -> torch.Tensor:
     """OaA convolution in torch; ``wf`` complex [Cout, Cin, N, N//2+1]. Differentiable."""
+    return spectral_conv2d_fmajor(x, frequency_major(wf), wf.shape[-2], kernel_size, padding, bias)
+
+
+def spectral_conv2d_fmajor(x: torch.Tensor, wm: torch.Tensor, fft_size: int, kernel_size: int, padding=0,
+                           bias=None) -> torch.Tensor:
+    """OaA convolution with kernels already in :func:`frequency_major` layout [F, Cin, Cout]
+    (inference keeps them so, saving a transpose of every kernel on every call)."""
     ph, pw = (padding, padding) if isinstance(padding, int) else tuple(padding)
-    n = wf.shape[-2]
+    n = fft_size
     tile = n - kernel_size + 1
     b, cin, height, width = x.shape
-    cout = wf.shape[0]
+    cout = wm.shape[-1]
     xf = torch.fft.rfft2(_tiles(x, tile), s=(n, n))  # [B, Cin, Ty, Tx, N, M]
     _, _, ty, tx, _, m = xf.shape
     # one complex matmul per frequency: [F, B*T, Cin] @ [F, Cin, Cout]
-    xm = xf.reshape(b, cin, ty * tx, n * m).permute(3, 0, 2, 1).reshape(n * m, b * ty * tx, cin)
-    wm = wf.reshape(cout, cin, n * m).permute(2, 1, 0)
-    ym = torch.matmul(xm, wm).reshape(n, m, b, ty, tx, cout).permute(2, 5, 3, 4, 0, 1)
+    # (strided operands send matmul and the FFTs down slow paths: lay each one out first)
+    xm = xf.reshape(b, cin, ty * tx, n * m).permute(3, 0, 2, 1).reshape(n * m, b * ty * tx, cin).contiguous()
+    ym = torch.matmul(xm, wm).reshape(n, m, b, ty, tx, cout).permute(2, 5, 3, 4, 0, 1).contiguous()
     full = _overlap_add(torch.fft.irfft2(ym, s=(n, n)), tile)
     out_h, out_w = height + 2 * ph - kernel_size + 1, width + 2 * pw - kernel_size + 1
     sh, sw = kernel_size - 1 - ph, kernel_size - 1 - pw
