@@ -181,7 +181,7 @@ def _progress_lines(quiet: bool, total: int):
 @_guard
 def _compare(args) -> int:
     from ..accel.devices import load_device
-    from ..errors import DoesNotFitError
+    from ..errors import CapacityError as DoesNotFitError
     from ..pipeline import check_density, check_fft_size, run
     from .io import check_output_folder, write_file
     from .render import sweep_csv
@@ -217,7 +217,7 @@ def _compare(args) -> int:
                 rows.append({**base, **_point_row(rep)})
             except DoesNotFitError as exc:
                 rows.append({**base, **{k2: cfg.get(k2) for k2 in ("arrays", "pes", "banks")},
-                             "status": f"does not fit: {exc}"})
+                             "status": f"not run: {exc}"})
         step(len(points), "done")
     finally:
         if prog is not None:
@@ -243,7 +243,7 @@ def _print_rows(rows: list[dict], title: str) -> None:
         t.add_column(h, no_wrap=h != "status")
     for r in rows:
         t.add_row(*[_cell(r, k) for k, _ in present])
-    Console(highlight=False).print(t)
+    Console(highlight=False, width=None if sys.stdout.isatty() else 160).print(t)
 
 
 def _cell(r: dict, key: str) -> str:
@@ -270,7 +270,7 @@ def _cell(r: dict, key: str) -> str:
 @_guard
 def _sweep(args) -> int:
     from ..accel.devices import load_device
-    from ..errors import DoesNotFitError, UsageError
+    from ..errors import CapacityError as DoesNotFitError, UsageError
     from ..pipeline import check_density, check_fft_size, resolve_network, run
     from ..spectral.geometry import num_frequencies
     from .io import check_output_folder, write_file
@@ -307,7 +307,7 @@ def _sweep(args) -> int:
                           tradeoff=False)
                 rows.append({**base, **_point_row(rep)})
             except DoesNotFitError as exc:
-                rows.append({**base, "status": f"does not fit: {exc}"})
+                rows.append({**base, "status": f"not run: {exc}"})
         step(len(points), "done")
     finally:
         if prog is not None:

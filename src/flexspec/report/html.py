@@ -89,7 +89,7 @@ def render_html(report) -> str:
         ("latency", f"{s['latency_seconds'] * 1e3:.3f} ms"),
         (f"speed-up vs {s['baseline']}", f"{s['speedup_ratio']:.2f}x"),
         ("traffic reduction", f"{100 * s['traffic_reduction_fraction']:.1f}%"),
-        ("off-chip traffic", f"{s['traffic_bytes'] / 1e6:.1f} MB"),
+        ("off-chip traffic", f"{s['traffic_bytes'] / 1e6:.3g} MB"),
         ("DSP efficiency", f"{s['dsp_efficiency_fraction']:.3f}"),
         ("memory-bound layers", str(len(s["memory_bound_layers"]))),
         ("weights", s["weights"]),

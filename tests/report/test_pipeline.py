@@ -1,0 +1,160 @@
+"""pipeline.run and RunReport: figures tie to each other and to the simulator, units in every key."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from flexspec.errors import UsageError
+from flexspec.pipeline import STAGES, layer_treatment, run
+
+from report_helpers import tiny_network, weights_file
+
+UNIT_SUFFIXES = ("_seconds", "_cycles", "_bytes", "_bits", "_hz", "_ratio", "_fraction", "_count", "_channels",
+                 "_tiles", "_macs", "cycles")
+UNITLESS_OK = {"layer", "kind", "dataflow", "loop_order", "input_link", "output_link", "bound", "memory_bound",
+               "network", "device", "baseline", "memory_bound_layers", "weights", "weights_is_real",
+               "weights_provenance", "baselines"}
+
+
+def test_layer_split_adds_up_and_totals_match_rows(tiny_report):
+    rows = tiny_report.layer_rows()
+    clock = tiny_report.flexspec.clock_hz
+    for r in rows:
+        parts = (r["compute_cycles"] + r["bank_conflict_stall_cycles"] + r["memory_stall_cycles"]
+                 + r["fft_stall_cycles"] + r["fill_cycles"])
+        assert parts == r["cycles"], r["layer"]
+        assert r["latency_seconds"] == pytest.approx(r["cycles"] / clock)
+        assert r["traffic_bytes"] == pytest.approx(r["kernels_bytes"] + r["inputs_bytes"] + r["outputs_bytes"]
+                                                   + r["psums_bytes"])
+        assert r["traffic_bytes"] >= r["lower_bound_bytes"] - 1e-6
+    s = tiny_report.summary()
+    assert s["cycles"] == sum(r["cycles"] for r in rows)
+    assert s["speedup_ratio"] == pytest.approx(sum(r["baseline_cycles"] for r in rows) / s["cycles"])
+    base_traffic = sum(r["baseline_traffic_bytes"] for r in rows)
+    assert s["traffic_reduction_fraction"] == pytest.approx(1 - sum(r["traffic_bytes"] for r in rows) / base_traffic)
+    assert s["memory_bound_layers"] == [r["layer"] for r in rows if r["memory_bound"]]
+    macs = sum(r["useful_complex_macs"] for r in rows)
+    acc = tiny_report.flexspec.config
+    assert s["dsp_efficiency_fraction"] == pytest.approx(macs / (acc.arrays * acc.pes * s["cycles"]))
+
+
+def test_pipeline_stages_equal_sim_compare(tiny_report):
+    """run() walks the simulator's stages itself (for the progress bars): same figures as accel.sim.compare."""
+    from flexspec.accel.kernels import random_masks
+    from flexspec.accel.sim import compare
+
+    net = tiny_network()
+    c = compare(net, "u200", tiny_report.flexspec.config, random_masks(net, 8, 0.25, 0))
+    assert [r.cycles for r in c.flexspec.layers] == [r.cycles for r in tiny_report.flexspec.layers]
+    for name, b in c.baselines.items():
+        assert b.cycles == tiny_report.baselines[name].cycles
+        assert b.traffic_bytes == tiny_report.baselines[name].traffic_bytes
+
+
+def test_kernels_provenance_and_keep_probability(tiny_report):
+    assert tiny_report.weights == "random"
+    assert tiny_report.summary()["weights_is_real"] is False
+    assert any("random masks" in n for n in tiny_report.notes)
+    # random masks keep exactly round(0.25 * 40) = 10 of 40 positions per kernel
+    for _name, p in tiny_report.keep_probability.items():
+        assert p.shape == (8, 5)
+        assert p.mean() == pytest.approx(10 / 40)
+        assert p.max() <= 1
+
+
+def test_unsupported_layers_named_with_treatment(tiny_report):
+    by = {u["name"]: u for u in tiny_report.unsupported_layers}
+    assert set(by) == {"c1_relu", "down", "pool", "fc"}
+    assert "stride 2" in by["down"]["treatment"] and "spatial" in by["down"]["treatment"]
+    assert "excluded from latency" in by["fc"]["treatment"]
+    assert [r.kind for r in tiny_report.flexspec.layers] == ["spectral", "spectral", "spatial"]
+    from flexspec.workload.zoo import resnet18
+
+    spatial = {u["name"] for u in layer_treatment(resnet18()) if u["type"] == "conv"}
+    assert {"conv1", "layer2_0_conv1", "layer2_0_downsample"} <= spatial
+    assert "layer1_0_conv1" not in spatial
+
+
+def _numeric_keys(d, prefix=""):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _numeric_keys(v, f"{prefix}{k}.")
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            yield prefix + k, k
+
+
+def test_units_in_every_figure_key_and_configuration(tiny_report):
+    d = json.loads(json.dumps(tiny_report.to_dict()))
+    keys = list(_numeric_keys(d["summary"]))
+    for row in d["layers"]:
+        keys += list(_numeric_keys(row))
+    bad = sorted({full for full, k in keys if not k.endswith(UNIT_SUFFIXES) and k not in UNITLESS_OK})
+    assert not bad, bad
+    cfg = d["configuration"]
+    for key in ("flexspec_version", "format_version", "model", "device", "device_profile", "fft_size", "seed",
+                "accelerator", "density_used_fraction"):
+        assert key in cfg
+    assert cfg["device_profile"]["dsp_slices"] > 0 and cfg["accelerator"]["pes"] == tiny_report.flexspec.config.pes
+    assert d["format_version"] >= 1 and d["flexspec_version"]
+
+
+def test_deterministic_given_seed(tiny_report):
+    again = run(tiny_network(), "u200", progress=False)
+    a, b = tiny_report.to_dict(), again.to_dict()
+    a.pop("stage_seconds")
+    b.pop("stage_seconds")
+    assert a == b
+
+
+def test_progress_callback_sees_every_stage_in_order():
+    events = []
+    run(tiny_network(), "u200", progress=lambda stage, event, s: events.append((stage, event)), tradeoff=False)
+    starts = [s for s, e in events if e == "start"]
+    assert starts == [s for s in STAGES if s != "tradeoff curves"]
+    assert [s for s, e in events if e == "done"] == starts
+
+
+def test_plain_progress_lines_when_not_a_terminal(capsys):
+    run(tiny_network(), "u200", progress=True, tradeoff=False)
+    err = capsys.readouterr().err
+    assert "[1/7] network" in err and "schedules + simulation done in" in err
+
+
+@pytest.mark.parametrize("kwargs, text", [
+    ({"density": 0.0}, "out of range"), ({"density": 1.01}, "out of range"), ({"density": math.nan}, "out of range"),
+    ({"fft_size": 3}, "out of range"), ({"fft_size": 64}, "out of range"), ({"fft_size": 8.0}, "integer"),
+    ({"density": 0.25, "weights": "x.npz"}, "not both"), ({"pes": 0}, "positive"), ({"banks": 41}, "exceeds"),
+    ({"seed": -1}, "seed"),
+])
+def test_api_rejects_bad_values(kwargs, text):
+    with pytest.raises(UsageError, match=text):
+        run(tiny_network(), "u200", progress=False, **kwargs)
+
+
+def test_network_without_spectral_layers_is_refused():
+    from flexspec.workload.layers import LinearLayer, Network
+
+    with pytest.raises(UsageError, match="no spectral-eligible"):
+        run(Network("mlp", (1, 4, 4), (LinearLayer("fc", 16, 4),)), progress=False)
+
+
+def test_import_stays_light_and_run_is_exported():
+    code = ("import sys, flexspec; f = flexspec.run; r = flexspec.RunReport; "
+            "print('torch' in sys.modules, 'matplotlib' in sys.modules, f.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False", "flexspec.pipeline"]
+
+
+def test_weights_file_round_trip(tmp_path, tiny_report):
+    """A user SparseNetworkKernels file: its masks are what the simulation uses, and it is labelled."""
+    npz = weights_file(tmp_path, tiny_network(), density=0.5, is_real=True)
+    rep = run(tiny_network(), "u200", weights=npz, progress=False, tradeoff=False)
+    assert rep.kernels.kind == "user" and rep.weights == "user file, real"
+    for _name, p in rep.keep_probability.items():
+        assert p.mean() == pytest.approx(0.5, abs=0.03)
+    assert rep.configuration["weights_path"] == str(npz)
