@@ -425,11 +425,11 @@ def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None,
 
         check_output_folder(out)
     dev = load_device(device)
+    network = resolve_network(model)
 
     notes: list[str] = []
     with _Progress(progress) as prog:
         with prog.stage("network"):
-            network = resolve_network(model)
             treatment = layer_treatment(network)
 
         with prog.stage("sparse kernels"):
