@@ -36,7 +36,6 @@ all DSPs of the design (FFT engines included) instead.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -72,7 +71,6 @@ def budget_of(config: AcceleratorConfig, device: Device, res: Resources):
                                         / config.fft_size))
 
 
-_PATCH_LOCK = threading.Lock()
 #: Blockings offered to the dataflow optimizer keep the PE arrays at least this fraction as busy
 #: as the busiest blocking that fits (work of a kernel-block run mapped onto the A arrays).
 OCCUPANCY_KEEP = 0.95
@@ -101,7 +99,6 @@ def analyze(network: Network, masks: dict, config: AcceleratorConfig, device: De
     """``flexspec.dataflow.analyze_network`` for this design, all three plans, with the PE rule
     (cout blocks are multiples of P or the whole layer)."""
     from ..dataflow import PLANS, analyze_network
-    from ..dataflow import network as dnet
     from ..dataflow.model import LayerModel
 
     pes = config.pes
@@ -123,14 +120,8 @@ def analyze(network: Network, masks: dict, config: AcceleratorConfig, device: De
             return {k: v[keep] for k, v in c.items()}
 
     nnz = {name: m.sum(axis=2, dtype=np.int64) for name, m in masks.items()}
-    with _PATCH_LOCK:  # analyze_network builds LayerModel from its module namespace
-        saved = dnet.LayerModel
-        dnet.LayerModel = _PEArrayModel
-        try:
-            return analyze_network(network, nnz, config.fft_size, budget_of(config, device, res),
-                                   precision_of(config), PLANS)
-        finally:
-            dnet.LayerModel = saved
+    return analyze_network(network, nnz, config.fft_size, budget, precision_of(config), PLANS,
+                           layer_model=_PEArrayModel)
 
 
 # ------------------------------------------------------------------------------ schedules --

@@ -215,13 +215,15 @@ def _spatial_layer(conv: ConvLayer, stored_out_bits: int, precision: Precision, 
 
 def analyze_network(network, nnz_by_layer: dict, fft_size: int, budget: Budget,
                     precision: Precision = DEFAULT_PRECISION, plans=PLANS, *, residency: bool = True,
-                    spectral_links: bool = True) -> NetworkDataflow:
+                    spectral_links: bool = True, layer_model=None) -> NetworkDataflow:
     """Choose every spectral layer's dataflow and blocking, and the links, for each plan.
 
     ``nnz_by_layer``: layer name -> int array [Cout, Cin] of real non-zero counts, for every
     spectral-eligible layer.  ``plans``: names from PLANS ('flexible' is always added).
     ``residency`` / ``spectral_links``: allow 'resident' / 'spectral' links.  Raises
-    CapacityError naming the first layer for which nothing fits, with the capacity it needs."""
+    CapacityError naming the first layer for which nothing fits, with the capacity it needs.
+    ``layer_model``: a LayerModel subclass whose ``candidates()`` restricts the blockings to
+    what a particular hardware can run (the accelerator's PE-array rule); default LayerModel."""
     import time
 
     t0 = time.perf_counter()
@@ -236,7 +238,7 @@ def analyze_network(network, nnz_by_layer: dict, fft_size: int, budget: Budget,
         if conv.spectral_eligible:
             if conv.name not in nnz_by_layer:
                 raise UsageError(f"no non-zero counts given for spectral layer '{conv.name}'")
-            m = LayerModel(conv, nnz_by_layer[conv.name], fft_size, precision)
+            m = (layer_model or LayerModel)(conv, nnz_by_layer[conv.name], fft_size, precision)
             models[conv.name] = m
             cands[conv.name] = m.candidates()
     # allowed states of the link after conv j, and the stored bits the producer writes per state
