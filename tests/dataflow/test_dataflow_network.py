@@ -122,3 +122,28 @@ def test_plots_return_png(cifar):
     curves = [tradeoff_curve(layer, nnz[layer.name], 8) for layer in layers]
     assert plot_tradeoff(curves)[:4] == b"\x89PNG"
     assert np.isfinite(curves[0].traffic_bytes).all()
+
+
+def test_cli_analyze_on_real_shipped_kernels(tmp_path, capsys):
+    from flexspec.spectral.real_model import load_pruned
+    from flexspec.spectral.sparse import SparseNetworkKernels
+
+    path = tmp_path / "k.npz"
+    kernels = load_pruned("admm", 0.25)
+    kernels.save(path)
+    out = tmp_path / "a.json"
+    assert main(["analyze", "fmnist_vgg", "--weights", str(path), "--json", str(out)]) == 0
+    assert "real kernels" in capsys.readouterr().out
+    d = json.loads(out.read_text())
+    assert d["nnz_source"].startswith("real kernels")
+    kernel_bytes = sum(
+        layer["kernels_bytes"] for layer in d["plans"]["flexible"]["layers"] if layer["kind"] == "spectral")
+    loaded = SparseNetworkKernels.load(path)
+    from flexspec.dataflow import Precision, kernel_bits
+
+    expected = sum(kernel_bits(k.nnz_per_kernel(), 8, Precision()).sum() for k in loaded.layers.values()) / 8
+    assert kernel_bytes >= expected  # each kernel byte moves at least once, from the file's real counts
+    assert d["lower_bound"]["kernels_bytes"] == expected
+    # a file for another network names the layer that does not match and writes nothing
+    assert main(["analyze", "vgg16", "--weights", str(path), "--json", str(tmp_path / "b.json")]) == 2
+    assert "needs 64x3" in capsys.readouterr().err and not (tmp_path / "b.json").exists()

@@ -36,6 +36,9 @@ def register(subparsers) -> None:
     p.add_argument("--density", type=float, default=0.25,
                    help="kernel density of the synthetic random masks (default 0.25)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic masks (default 0)")
+    p.add_argument("--weights", metavar="FILE", default=None,
+                   help="real non-zero counts from a SparseNetworkKernels .npz (flexspec prune --out) "
+                        "instead of synthetic masks; sets N from the file")
     p.add_argument("--no-residency", action="store_true", help="never keep a layer's output on chip")
     p.add_argument("--json", metavar="OUT", default=None, help="write the figures as JSON to OUT")
     p.add_argument("--plots", metavar="DIR", default=None,
@@ -99,6 +102,26 @@ def format_table(result) -> str:
     return "\n".join(lines)
 
 
+def nnz_from_weights(network, path):
+    """(nnz by layer, N, description) from a SparseNetworkKernels file; every spectral layer of
+    ``network`` must be in it with the layer's shape."""
+    from ..errors import InputFileError
+    from ..spectral.sparse import SparseNetworkKernels
+
+    kernels = SparseNetworkKernels.load(path)
+    nnz = {}
+    for layer in network.spectral_layers:
+        if layer.name not in kernels.layers:
+            raise InputFileError(path, f"has no kernels for layer '{layer.name}' of {network.name}", "layers")
+        k = kernels.layers[layer.name]
+        if (k.out_channels, k.in_channels) != (layer.out_channels, layer.in_channels):
+            raise InputFileError(path, f"layer '{layer.name}' has {k.out_channels}x{k.in_channels} kernels, "
+                                       f"{network.name} needs {layer.out_channels}x{layer.in_channels}", layer.name)
+        nnz[layer.name] = k.nnz_per_kernel()
+    kind = "real" if kernels.is_real else "synthesized"
+    return nnz, kernels.fft_size, f"{kind} kernels from {path} (density {kernels.density:.3f}: {kernels.provenance})"
+
+
 def run(args) -> int:
     from ..accel.devices import load_device
     from ..workload import get_network
@@ -113,16 +136,19 @@ def run(args) -> int:
         raise UsageError(f"--density must be in [0, 1], got {args.density}")
     budget = budget_from_device(device, onchip_bytes=onchip)
     precision = Precision()
-    nnz = synthetic_nnz_by_layer(network, args.fft_size, args.density, args.seed)
+    if args.weights:
+        nnz, args.fft_size, source = nnz_from_weights(network, args.weights)
+    else:
+        nnz = synthetic_nnz_by_layer(network, args.fft_size, args.density, args.seed)
+        source = f"density {args.density} (synthetic masks, seed {args.seed})"
     result = analyze_network(network, nnz, args.fft_size, budget, precision, residency=not args.no_residency)
-    print(f"{network.name} on {device.name}: N = {args.fft_size}, density {args.density} (synthetic masks, "
-          f"seed {args.seed}), on-chip {budget.onchip_bytes:,} B, bandwidth {budget.bandwidth_bytes_per_s / 1e9:.1f} "
-          f"GB/s, {budget.macs_per_second / 1e9:.0f} G complex MAC/s")
+    print(f"{network.name} on {device.name}: N = {args.fft_size}, {source}, on-chip {budget.onchip_bytes:,} B, "
+          f"bandwidth {budget.bandwidth_bytes_per_s / 1e9:.1f} GB/s, {budget.macs_per_second / 1e9:.0f} G complex MAC/s")
     print(format_table(result))
     if args.json:
         doc = result.to_dict()
-        doc.update(model=args.model, device=device.name, density=args.density, seed=args.seed,
-                   nnz_source="synthetic Bernoulli masks")
+        doc.update(model=args.model, device=device.name, density=None if args.weights else args.density,
+                   seed=None if args.weights else args.seed, nnz_source=source)
         _write_atomic(args.json, json.dumps(doc, indent=1) + "\n")
         print(f"wrote {args.json}")
     if args.plots:
