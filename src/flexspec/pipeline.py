@@ -467,31 +467,12 @@ def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None,
 
         from .accel import sim
         from .dataflow.model import LayerModel
-        from .errors import CapacityError
 
         with prog.stage("design"):
             config, res = fit_design(dev, n, arrays=arrays, pes=pes, banks=banks)
 
         with prog.stage("dataflow"):
-            # A fitted design (P not fixed by the user) falls back to smaller PE arrays when the
-            # dataflow finds no blocking of some plan for it (layers narrower than P or few tiles).
-            tried = []
-            while True:
-                try:
-                    nd = sim.analyze(network, masks, config, dev, res)
-                    break
-                except (CapacityError, ValueError) as exc:
-                    if pes is not None or config.pes <= 4:
-                        if isinstance(exc, ValueError):
-                            raise CapacityError(f"the dataflow finds no blocking for design A={config.arrays} "
-                                                f"P={config.pes} B={config.banks} on '{dev.name}' ({exc}); "
-                                                f"try another --pes / --banks") from None
-                        raise
-                    tried.append(config.pes)
-                    config, res = fit_design(dev, n, arrays=arrays, pes=config.pes // 2, banks=banks)
-            if tried:
-                notes.append(f"no dataflow plan (flexible and both baselines) exists for P={tried[0]} PEs per "
-                             f"array on this network; used P={config.pes}")
+            nd = sim.analyze(network, masks, config, dev, res)
             prec = sim.precision_of(config)
             models = {lay.name: LayerModel(lay, masks[lay.name].sum(axis=2, dtype=np.int64), n, prec)
                       for lay in network.spectral_layers}

@@ -2,15 +2,24 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flexspec.accel.arch import AcceleratorConfig
 from flexspec.accel.devices import list_devices
 from flexspec.accel.kernels import random_masks, resolve_kernels
-from flexspec.accel.search import candidates
-from flexspec.accel.sim import analyze, compare, layer_steps, schedule_layer_blocks, simulate_network
+from flexspec.accel.search import candidates, search_design
+from flexspec.accel.sim import (
+    ScheduleCache, analyze, compare, layer_steps, pe_array_candidates, schedule_layer_blocks, simulate_network,
+)
 from flexspec.cli import main
 from flexspec.errors import DoesNotFitError
 from flexspec.workload.zoo import get_network
+
+SIX = ("u200", "u250", "vcu118", "zcu102", "vc709", "s10gx2800")
+#: The design search restricted to P = 32, B = 20 x R = 2 (A = as many arrays as fit): the searched
+#: design that made every plan empty on small layers before the per-family occupancy rule.
+SMALL_GRID = {"pes": (32,), "bank_ports": ((20, 2),), "broadcast": (False,)}
 
 U200_CFG = AcceleratorConfig(arrays=55, pes=32, banks=40, ports=2, fft_engines=64, ifft_engines=64)
 
@@ -154,3 +163,82 @@ def test_cli(capsys, tmp_path):
     data = json.loads(out.read_text())
     assert data["flexspec"]["device"] == "zcu102" and set(data["baselines"]) == {"kernel-reuse", "activation-reuse"}
     assert data["headline_baseline"] == "kernel-reuse"
+
+
+def _check_plans(net, results):
+    convs = [lay.name for lay in net.conv_layers]
+    for r in results:
+        assert [lay.name for lay in r.layers] == convs
+        for lay in r.layers:
+            if lay.kind == "spectral":
+                assert lay.cout_block % r.config.pes == 0 or lay.cout_block >= net.layer(lay.name).out_channels
+                if r.design == "baseline-kernel-reuse":
+                    assert lay.order == "oit"
+                if r.design == "baseline-activation-reuse":
+                    assert lay.order == "tio"
+
+
+def test_fmnist_vgg_searched_design_and_baselines_on_every_device():
+    """Regression: the PE-array occupancy filter emptied the baseline plans of small networks."""
+    net = get_network("fmnist_vgg")
+    masks, nk, src = resolve_kernels(net, None)
+    assert src.kind == "trained" and src.is_real
+    cache = ScheduleCache()
+    for dev in SIX:
+        best = search_design(net, dev, 8, nk, schedules=cache, **SMALL_GRID)
+        assert best.config.pes == 32
+        c = compare(net, dev, best.config, masks, histograms=False, schedules=cache)
+        _check_plans(net, (c.flexspec, *c.baselines.values()))
+        assert c.flexspec.cycles > 0 and all(b.cycles > 0 for b in c.baselines.values())
+
+
+@pytest.mark.parametrize("name", ["vgg16_cifar", "resnet18"])
+def test_small_networks_plan_and_simulate_on_every_device(name):
+    """Searched-grid design (P = 32, most arrays) on all six devices: all three plans exist and the
+    flexspec design simulates (baselines are simulated on fmnist_vgg above and VGG16 elsewhere)."""
+    from flexspec.accel.arch import resources
+    from flexspec.accel.devices import load_device
+
+    net = get_network(name)
+    masks, _, _ = resolve_kernels(net, None)
+    cache = ScheduleCache()
+    for dev in SIX:
+        cfg = candidates(dev, **SMALL_GRID)[0]
+        d = load_device(dev)
+        nd = analyze(net, masks, cfg, d, resources(cfg, d))
+        assert not nd.infeasible and set(nd.plans) == {"flexible", "kernel-reuse", "activation-reuse"}
+        r = simulate_network(net, dev, cfg, masks, histograms=False, schedules=cache)
+        _check_plans(net, [r])
+        assert [lay.dataflow for lay in r.layers] == [x.dataflow for x in nd.plans["flexible"]]
+
+
+@settings(max_examples=30, deadline=None)
+@given(cout=st.integers(1, 96), cin=st.integers(1, 48), hw=st.integers(1, 40), pes=st.sampled_from([8, 16, 32, 64]),
+       arrays=st.integers(1, 120), onchip_kib=st.integers(4, 4096))
+def test_pe_rule_leaves_every_plan_a_candidate(cout, cin, hw, pes, arrays, onchip_kib):
+    """Per-family occupancy rule: every plan keeps its best-occupancy blockings (never none); the
+    flexible plan only blockings within OCCUPANCY_KEEP of the best one overall."""
+    from flexspec.accel.sim import OCCUPANCY_KEEP, array_occupancy
+    from flexspec.dataflow.model import LayerModel
+    from flexspec.workload.layers import ConvLayer
+
+    layer = ConvLayer("c", cin, cout, hw, hw, 3, 1, 1)
+    m = LayerModel(layer, np.full((cout, cin), 10), 8)
+    c = pe_array_candidates(m, m.candidates(), pes, arrays, onchip_kib * 8192)
+    divisors = [d for d in range(1, arrays + 1) if arrays % d == 0]
+    occ = array_occupancy(c, m.geom, pes, arrays, divisors)
+    assert np.all((c["cout_block"] % pes == 0) | (c["cout_block"] >= cout))
+    for plan in ("flexible", "kernel-reuse", "activation-reuse"):
+        key = f"pe_occupancy_ok_{plan}"
+        assert c[key].any(), plan
+    # the flexible plan: exactly the PE-legal blockings within OCCUPANCY_KEEP of the best that fits,
+    # recomputed here from the unfiltered candidates
+    a = m.candidates()
+    legal = (a["cout_block"] % pes == 0) | (a["cout_block"] >= cout)
+    a = {k: v[legal] for k, v in a.items()}
+    occ_a = array_occupancy(a, m.geom, pes, arrays, divisors)
+    fits = a["buffer_bits"] <= onchip_kib * 8192
+    best = occ_a[fits].max() if fits.any() else occ_a.max()
+    want = occ_a >= OCCUPANCY_KEEP * best - 1e-12
+    assert int(c["pe_occupancy_ok_flexible"].sum()) == int(want.sum())
+    assert occ[c["pe_occupancy_ok_flexible"]].min() >= OCCUPANCY_KEEP * best - 1e-9

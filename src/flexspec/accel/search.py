@@ -16,7 +16,7 @@ from ..workload.layers import Network
 from .arch import AcceleratorConfig, nontrivial_twiddles, resources
 from .devices import load_device
 from .kernels import resolve_kernels
-from .sim import NetworkResult, simulate_network
+from .sim import NetworkResult, ScheduleCache, simulate_network
 
 PES = (32, 64)
 ENGINES = (64,)
@@ -48,8 +48,12 @@ def candidates(device, fft_size: int = 8, pes=PES, engines=ENGINES, bank_ports=B
 
 
 def search_design(network: Network, device, fft_size: int = 8, kernels=None, *, density: float = 0.25, seed: int = 0,
-                  pes=PES, engines=ENGINES, bank_ports=BANK_PORTS, broadcast=BROADCAST) -> NetworkResult:
-    """Fastest simulated design for ``network`` on ``device``."""
+                  pes=PES, engines=ENGINES, bank_ports=BANK_PORTS, broadcast=BROADCAST,
+                  schedules: ScheduleCache | None = None) -> NetworkResult:
+    """Fastest simulated design for ``network`` on ``device``.  ``schedules``: a ScheduleCache
+    shared with later simulations of the same kernels (e.g. ``compare`` on the chosen design, or
+    other devices)."""
+    schedules = schedules if schedules is not None else ScheduleCache()
     device = load_device(device)
     masks, _, src = resolve_kernels(network, kernels, fft_size=fft_size, density=density, seed=seed)
     cands = candidates(device, fft_size, pes, engines, bank_ports, broadcast)
@@ -59,9 +63,9 @@ def search_design(network: Network, device, fft_size: int = 8, kernels=None, *, 
                               f"{device.dsp_per_complex_mac} DSPs plus FFT engines")
     best = None
     for cfg in cands:
-        r = simulate_network(network, device, cfg, masks, histograms=False)
+        r = simulate_network(network, device, cfg, masks, histograms=False, schedules=schedules)
         if best is None or r.cycles < best.cycles:
             best = r
-    best = simulate_network(network, device, best.config, masks)
+    best = simulate_network(network, device, best.config, masks, schedules=schedules)
     object.__setattr__(best, "kernels", src)
     return best

@@ -72,7 +72,10 @@ def budget_of(config: AcceleratorConfig, device: Device, res: Resources):
 
 
 #: Blockings offered to the dataflow optimizer keep the PE arrays at least this fraction as busy
-#: as the busiest blocking that fits (work of a kernel-block run mapped onto the A arrays).
+#: as the busiest blocking that fits *of the same plan family* (work of a kernel-block run mapped
+#: onto the A arrays).  Per family, because a fixed-dataflow baseline may only use blockings of
+#: its own loop order: a threshold taken over all orders can leave a baseline with nothing (small
+#: layers where only the flexible orders fill the arrays).
 OCCUPANCY_KEEP = 0.95
 
 
@@ -95,29 +98,68 @@ def array_occupancy(cands: dict, geom, pes: int, arrays: int, divisors) -> np.nd
     return tiles * groups / slots
 
 
+#: Loop order of each fixed-dataflow family (``flexspec.dataflow.model.LayerModel.plan_mask``).
+FAMILY_ORDER = {"kernel-reuse": "oit", "activation-reuse": "tio"}
+
+
+def _occupancy_key(plan: str) -> str:
+    return f"pe_occupancy_ok_{plan}"
+
+
+def pe_array_candidates(model, cands: dict, pes: int, arrays: int, onchip_bits: int) -> dict:
+    """The PE-array rule on a LayerModel's candidate blockings.
+
+    1. a kernel block holds a multiple of P output channels, or all of them;
+    2. per plan family (``flexspec.dataflow.PLANS``: every blocking for 'flexible', the family's
+       loop order for a fixed baseline), keep the blockings whose array occupancy is at least
+       OCCUPANCY_KEEP x the best occupancy of that family among those that fit ``onchip_bits``
+       (or among all of the family when none fits).  A boolean column per plan
+       (``pe_occupancy_ok_<plan>``) says which survivors each plan may use; a family with
+       candidates always keeps its best one.  When rule 1 leaves a fixed family nothing, the
+       family is its loop order alone (FAMILY_ORDER)."""
+    from ..dataflow.model import ORDERS, PLANS, LayerModel
+
+    g = model.geom
+    ok = (cands["cout_block"] % pes == 0) | (cands["cout_block"] >= g.cout)
+    c = {k: v[ok] for k, v in cands.items()}
+    divisors = np.array([d for d in range(1, arrays + 1) if arrays % d == 0])
+    occ = array_occupancy(c, g, pes, arrays, divisors)
+    fits = c["buffer_bits"] <= onchip_bits
+    keep = np.zeros(occ.shape, dtype=bool)
+    for plan in PLANS:
+        fam = LayerModel.plan_mask(model, c, plan)
+        if not fam.any() and plan in FAMILY_ORDER:
+            # e.g. activation reuse on a layer with Cout <= P and Cin = 1: the PE rule allows one
+            # kernel block only, which the dataflow's family definition (several kernel blocks)
+            # excludes; the hardware then runs the family's loop order with that single block
+            fam = c["order_index"] == ORDERS.index(FAMILY_ORDER[plan])
+        if fam.any():
+            pool = fam & fits if (fam & fits).any() else fam
+            best = occ[pool].max()
+            c[_occupancy_key(plan)] = fam & (occ >= OCCUPANCY_KEEP * best - 1e-12)
+        else:
+            c[_occupancy_key(plan)] = fam
+        keep |= c[_occupancy_key(plan)]
+    return {k: v[keep] for k, v in c.items()}
+
+
 def analyze(network: Network, masks: dict, config: AcceleratorConfig, device: Device, res: Resources):
-    """``flexspec.dataflow.analyze_network`` for this design, all three plans, with the PE rule
-    (cout blocks are multiples of P or the whole layer)."""
+    """``flexspec.dataflow.analyze_network`` for this design, all three plans, with the PE-array
+    rule (:func:`pe_array_candidates`) passed through its ``layer_model`` hook."""
     from ..dataflow import PLANS, analyze_network
     from ..dataflow.model import LayerModel
 
-    pes = config.pes
-
-    arrays = config.arrays
-    divisors = np.array([d for d in range(1, arrays + 1) if arrays % d == 0])
+    pes, arrays = config.pes, config.arrays
     budget = budget_of(config, device, res)
 
     class _PEArrayModel(LayerModel):
         def candidates(self, *args, **kwargs):
-            c = super().candidates(*args, **kwargs)
-            g = self.geom
-            ok = (c["cout_block"] % pes == 0) | (c["cout_block"] >= g.cout)
-            c = {k: v[ok] for k, v in c.items()}
-            occ = array_occupancy(c, g, pes, arrays, divisors)
-            fits = c["buffer_bits"] <= budget.onchip_bytes * 8
-            best = occ[fits].max() if fits.any() else occ.max()
-            keep = occ >= OCCUPANCY_KEEP * best - 1e-12
-            return {k: v[keep] for k, v in c.items()}
+            return pe_array_candidates(self, super().candidates(*args, **kwargs), pes, arrays,
+                                       budget.onchip_bytes * 8)
+
+        def plan_mask(self, cands, plan):
+            key = _occupancy_key(plan)
+            return cands[key] if key in cands else super().plan_mask(cands, plan)
 
     nnz = {name: m.sum(axis=2, dtype=np.int64) for name, m in masks.items()}
     return analyze_network(network, nnz, config.fft_size, budget, precision_of(config), PLANS,
@@ -171,6 +213,32 @@ def schedule_layer_blocks(mask: np.ndarray, config: AcceleratorConfig, cout_bloc
     pe_bound = gm.sum(axis=2, dtype=np.int64).max(axis=1)
     return LayerSchedules(sched, groups, np.asarray(sched.cycles, np.int64).reshape(shape), pe_bound.reshape(shape),
                           bo)
+
+
+class ScheduleCache:
+    """Caller-owned memo of :func:`schedule_layer_blocks` results (explicit, never global).
+
+    The key is everything a layer's schedules depend on: a digest of the mask, P, B, R,
+    broadcast, the method and the cout block; the same key always maps to the same schedules,
+    so sharing one cache between simulations of the same kernels (design search, the flexspec
+    design and its baselines, several devices) changes no result, only the time."""
+
+    def __init__(self):
+        self._entries: dict = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, mask: np.ndarray, config: AcceleratorConfig, cout_block: int, method: str = "optimal"):
+        import hashlib
+
+        mask = np.asarray(mask, dtype=bool)
+        digest = hashlib.sha1(np.packbits(mask).tobytes()).hexdigest()
+        key = (digest, mask.shape, config.pes, config.banks, config.ports, config.broadcast, method,
+               min(int(cout_block), mask.shape[0]))
+        if key not in self._entries:
+            self._entries[key] = schedule_layer_blocks(mask, config, cout_block, method)
+        return self._entries[key]
 
 
 def bank_load(sched, banks: int, ports: int) -> dict:
@@ -524,8 +592,13 @@ def _spatial_layer_result(ld, config, device, res) -> LayerResult:
 # -------------------------------------------------------------------------------- network --
 def simulate_plan(network: Network, masks: dict, plan_layers, models: dict, config: AcceleratorConfig,
                   device: Device, res: Resources, method: str, kernels: KernelSource, design: str,
-                  notes=(), histograms: bool = True) -> NetworkResult:
+                  notes=(), histograms: bool = True, schedules: ScheduleCache | None = None) -> NetworkResult:
+    """Simulate one plan (a tuple of ``LayerDataflow``) of ``flexspec.dataflow`` on this design.
+
+    ``schedules``: a :class:`ScheduleCache` to share schedules with other simulations of the
+    same kernels (a fresh one when None)."""
     t0 = time.perf_counter()
+    schedules = schedules if schedules is not None else ScheduleCache()
     bpc = device.bytes_per_cycle
     n = config.fft_size
     depth = 2 * n + config.pe_pipeline_cycles  # FFT + IFFT pipeline + PE pipeline latency
@@ -535,7 +608,7 @@ def simulate_plan(network: Network, masks: dict, plan_layers, models: dict, conf
             parts.append(("spatial", ld, None))
             continue
         model = models[ld.layer_name]
-        sch = schedule_layer_blocks(masks[ld.layer_name], config, ld.blocking.cout_block, method)
+        sch = schedules.get(masks[ld.layer_name], config, ld.blocking.cout_block, method)
         st = layer_steps(ld, model, sch, config)
         for key in ("kernels_bits", "inputs_bits", "psums_bits", "outputs_bits", "forward_ffts", "inverse_ffts"):
             want = getattr(ld.traffic, key)
@@ -632,11 +705,14 @@ def _setup(network, device, config, kernels, fft_size, density, seed):
 
 
 def compare(network: Network, device, config: AcceleratorConfig | None = None, kernels=None, *, fft_size: int = 8,
-            density: float = 0.25, seed: int = 0, histograms: bool = True) -> Comparison:
+            density: float = 0.25, seed: int = 0, histograms: bool = True,
+            schedules: ScheduleCache | None = None) -> Comparison:
     """FlexSpec (flexible dataflow, optimal conflict-free schedules) and the two baselines (one
-    fixed dataflow everywhere, in-order schedules) on the same design."""
+    fixed dataflow everywhere, in-order schedules) on the same design.  ``schedules``: see
+    :func:`simulate_plan`."""
     from ..dataflow.model import LayerModel
 
+    schedules = schedules if schedules is not None else ScheduleCache()
     device, config, masks, src, res = _setup(network, device, config, kernels, fft_size, density, seed)
     t0 = time.perf_counter()
     nd = analyze(network, masks, config, device, res)
@@ -646,18 +722,18 @@ def compare(network: Network, device, config: AcceleratorConfig | None = None, k
               for name, m in masks.items() if name in {lay.name for lay in network.spectral_layers}}
     flex = simulate_plan(network, masks, nd.plans["flexible"], models, config, device, res, "optimal", src,
                          "flexspec", ("flexible dataflow per layer (flexspec.dataflow), optimal schedules",),
-                         histograms)
+                         histograms, schedules)
     base = {}
     for plan in BASELINES:
         base[plan] = simulate_plan(network, masks, nd.plans[plan], models, config, device, res, "inorder", src,
                                    f"baseline-{plan}", (f"fixed {plan} dataflow everywhere, in-order schedules",),
-                                   histograms)
+                                   histograms, schedules)
     return Comparison(flex, base, ta)
 
 
 def simulate_network(network: Network, device, config: AcceleratorConfig | None = None, kernels=None, *,
                      design: str = "flexspec", fft_size: int = 8, density: float = 0.25, seed: int = 0,
-                     histograms: bool = True) -> NetworkResult:
+                     histograms: bool = True, schedules: ScheduleCache | None = None) -> NetworkResult:
     """Simulate one design: 'flexspec' or 'baseline-kernel-reuse' / 'baseline-activation-reuse'."""
     from ..dataflow.model import LayerModel
 
@@ -672,5 +748,5 @@ def simulate_network(network: Network, device, config: AcceleratorConfig | None 
               for lay in network.spectral_layers}
     plan = "flexible" if design == "flexspec" else design[len("baseline-"):]
     r = simulate_plan(network, masks, nd.plans[plan], models, config, device, res,
-                      "optimal" if design == "flexspec" else "inorder", src, design, (), histograms)
+                      "optimal" if design == "flexspec" else "inorder", src, design, (), histograms, schedules)
     return NetworkResult(**{**r.__dict__, "simulate_seconds": time.perf_counter() - t0})
