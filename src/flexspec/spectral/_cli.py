@@ -123,8 +123,9 @@ def _fmnist_admm(args, target):
     model = rm.torch_model()
     model.load_state_dict({k: torch.from_numpy(v) for k, v in rm.load_dense_weights().items()})
     spec = use_fast_forward(to_spectral(model, args.fft_size))
-    cfg = AdmmConfig(density=target, scope=args.scope, admm_steps=args.admm_steps, z_every=5,
-                     rho0=1e-2, rho_growth=1.5, retrain_steps=args.retrain_steps, batch_size=64, seed=args.seed)
+    cfg = AdmmConfig(density=target, scope=args.scope, admm_steps=args.admm_steps, z_every=5, rho0=1.0,
+                     rho_growth=1.3, optimizer="sgd", lr=0.05, retrain_steps=args.retrain_steps, batch_size=64,
+                     seed=args.seed)
     admm_prune(spec, torch.from_numpy(datasets.to_float(x_u8)), torch.from_numpy(y.astype(np.int64)), cfg,
                log=print)
     d = target if isinstance(target, float) else None

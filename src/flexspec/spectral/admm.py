@@ -38,11 +38,11 @@ class AdmmConfig:
     scope: str = "layer"  # "layer" or "kernel"
     admm_steps: int = 300
     z_every: int = 10  # W-steps between Z/U updates
-    rho0: float = 1e-2
+    rho0: float = 1.0
     rho_growth: float = 1.3
     rho_max: float = 10.0
     optimizer: str = "sgd"  # W-step optimizer: "sgd" (rho then sets the pull towards Z - U) or "adam"
-    lr: float = 1e-2
+    lr: float = 0.05
     momentum: float = 0.0
     retrain_steps: int = 200
     retrain_lr: float = 5e-4
@@ -144,7 +144,7 @@ def masked_retrain(model, x, y, steps: int, lr: float, batch_size: int, seed: in
         if history is not None:
             history.steps.append(("retrain", step, loss.item(), 0.0, 0.0))
         if log and step % 50 == 0:
-            log(f"retrain step {step}: loss {float(loss):.4f}")
+            log(f"retrain step {step}: loss {loss.item():.4f}")
     return model
 
 
@@ -205,7 +205,7 @@ def admm_prune(model, x, y, config: AdmmConfig = AdmmConfig(), log: Callable | N
                 history.primal_residual.append((num / max(den, 1e-30)) ** 0.5)
             rho = min(rho * config.rho_growth, config.rho_max)
             if log:
-                log(f"admm step {step + 1}: loss {float(loss):.4f} rho {rho:.3g} "
+                log(f"admm step {step + 1}: loss {loss.item():.4f} rho {rho:.3g} "
                     f"residual {history.primal_residual[-1]:.3f}")
     # hard prune to the support of the last projection of W (U is discarded)
     with torch.no_grad():
