@@ -161,3 +161,16 @@ def test_cli_errors_exit_2_and_write_nothing(tmp_path, capsys, argv, message):
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 300), st.integers(0, 2**31 - 1), st.integers(1, 6), st.floats(0, 1.2))
+def test_fast_select_equals_full_stable_sort(n, seed, levels, frac):
+    """The partition-based selection equals the full stable sort, ties included (few score levels)."""
+    from flexspec.spectral.prune import _select, _select_reference
+
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, levels, n).astype(np.float32)  # many ties
+    sizes = rng.integers(1, 3, n)
+    target = int(frac * sizes.sum())
+    np.testing.assert_array_equal(_select(scores, sizes, target), _select_reference(scores, sizes, target))

@@ -84,11 +84,37 @@ def _unit_scores(wf: np.ndarray) -> np.ndarray:
 
 
 def _select(scores: np.ndarray, sizes: np.ndarray, target: int) -> np.ndarray:
-    """Keep units (flat arrays) largest-first while the cumulative size stays <= target."""
-    order = np.argsort(-scores, kind="stable")  # score desc, then position
-    keep_sorted = np.cumsum(sizes[order]) <= target
+    """Keep units (flat arrays) largest-first, ties by position, while the cumulative size stays
+    <= target.
+
+    Equal to a stable sort of all units, but only the units whose rank can decide the cut are
+    sorted: sizes are 1 or 2, so the first ``target // 2`` ranks are always kept and nothing
+    past rank ``target`` ever is (found with O(n) partitions)."""
+    n = scores.size
+    keep = np.zeros(n, dtype=bool)
+    if target <= 0 or n == 0:
+        return keep
+    k_lo, k_hi = min(n, target // 2), min(n, target)
+    neg = -scores
+    if k_lo > 0:
+        v_lo = np.partition(neg, k_lo - 1)[k_lo - 1]  # -(k_lo-th largest score)
+        sure = neg < v_lo  # strictly above the k_lo-th largest: rank < k_lo
+    else:
+        sure = np.zeros(n, dtype=bool)
+    v_hi = np.partition(neg, k_hi - 1)[k_hi - 1]
+    cand = np.nonzero(~sure & (neg <= v_hi))[0]  # every unit that can sit at ranks k_lo..k_hi-1
+    order = cand[np.argsort(neg[cand], kind="stable")]  # score desc, then position
+    room = target - int(sizes[sure].sum())
+    keep[sure] = True
+    keep[order[np.cumsum(sizes[order]) <= room]] = True
+    return keep
+
+
+def _select_reference(scores: np.ndarray, sizes: np.ndarray, target: int) -> np.ndarray:
+    """The plain definition of :func:`_select` (a full stable sort), kept for the tests."""
+    order = np.argsort(-scores, kind="stable")
     keep = np.zeros(scores.size, dtype=bool)
-    keep[order[keep_sorted]] = True
+    keep[order[np.cumsum(sizes[order]) <= target]] = True
     return keep
 
 
