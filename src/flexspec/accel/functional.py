@@ -6,11 +6,15 @@ For one spectral layer (:func:`functional_layer`):
    ``flexspec.spectral.oaa.transform_tiles``);
 2. tiles and kernels are quantized to ``data_bits`` (default 16) with one power-of-two scale
    each per layer (``FixedPointFormat.for_values``: the largest scale without saturation);
-3. every kernel group's schedule is replayed by ``fixed_point.execute_group_tiles`` on all
-   tiles at once: it reads the banked tile buffer exactly as scheduled and raises
-   ``BankConflictError`` if any bank gets more reads in a cycle than it has ports;
-   integer products are exact and the ``acc_bits`` accumulators wrap (checked: no layer comes
-   near ``max_terms``);
+3. the schedules are replayed: every read of every group's schedule (cycle, PE, frequency)
+   is checked against the banks (:func:`schedule_reads` raises ``BankConflictError`` if any
+   bank gets more reads in a cycle than it has ports, first cycle named) and counted, giving
+   how many times each kernel value (o, i, f) multiplies its tile value; the accumulators are
+   then ``sum_i reads(o,i,f) * W(o,i,f) * X(i,t,f)`` over all tiles at once (``engine="matmul"``:
+   a complex float64 matrix product per frequency, exact because every integer it forms stays
+   below 2^53 -- checked, else the int64 path), wrapped to ``acc_bits``.  ``engine="replay"``
+   instead runs ``fixed_point.execute_group_tiles`` group by group (the bit-exact PE model the
+   RTL reproduces); the two agree bit for bit (a test);
 4. accumulators are dequantized, inverse transformed, overlap-added, cropped; bias, ReLU,
    pooling and the fully connected layers run in float (as in the float reference).
 
@@ -42,8 +46,11 @@ import numpy as np
 from ..errors import UsageError
 from .arch import AcceleratorConfig
 from .fixed_point import (
-    AccumulatorOverflowError, FixedPointFormat, dequantize, execute_group_tiles, max_terms, wrap_signed,
+    AccumulatorOverflowError, BankConflictError, FixedPointFormat, dequantize, execute_group_tiles, max_terms,
+    wrap_signed,
 )
+
+ENGINES = ("matmul", "replay")
 
 
 @dataclass(frozen=True)
@@ -79,12 +86,67 @@ def _tiles(x: np.ndarray, kernel_size: int, n: int):
     return xf.reshape(b, c, ty * tx, -1).transpose(1, 0, 2, 3).reshape(c, b * ty * tx, -1), (b, ty, tx)
 
 
+def schedule_reads(sched, ports: int, cout: int, cin: int) -> np.ndarray:
+    """Replay a layer's schedules once: int64 [Cout, Cin, F], how many times each kernel value
+    (o, i, f) is read and multiplied.  Raises BankConflictError (group, cycle, bank) when a bank
+    serves more reads in one cycle than ``ports`` (distinct frequencies per cycle when the
+    schedule broadcasts), and UsageError when a group mixes input channels."""
+    s = sched.schedule
+    f, banks = s.num_frequencies, int(s.bank_of.max()) + 1 if s.bank_of.size else 1
+    groups = np.asarray(sched.groups)
+    start = np.zeros(s.num_groups + 1, dtype=np.int64)
+    np.cumsum(s.cycles, out=start[1:])
+    slot = start[s.group] + s.cycle
+    sl, ix = slot, s.index
+    if s.broadcast:
+        key = np.unique(slot * f + s.index)
+        sl, ix = np.divmod(key, f)
+    key = sl * banks + s.bank_of[ix]
+    counts = np.bincount(key, minlength=1)
+    bad = np.nonzero(counts > ports)[0]
+    if bad.size:
+        slot0, bank = divmod(int(bad[0]), banks)
+        g = int(np.searchsorted(start, slot0, side="right") - 1)
+        raise BankConflictError(slot0 - int(start[g]), bank, int(counts[bad[0]]), ports, g)
+    live = groups >= 0
+    ch = np.where(live, groups % cin, -1)
+    first = np.where(live.any(1), ch.max(1), -1)
+    if np.any(live & (ch != first[:, None])):
+        g = int(np.nonzero((live & (ch != first[:, None])).any(1))[0][0])
+        raise UsageError(f"group {g} mixes input channels")
+    kid = groups[s.group, s.pe]
+    ok = kid >= 0
+    mult = np.zeros(cout * cin * f, dtype=np.int64)
+    np.add.at(mult, kid[ok] * f + s.index[ok], 1)
+    return mult.reshape(cout, cin, f)
+
+
+def _accumulate_matmul(xr, xi, wr, wi, mult, data_bits: int):
+    """acc[o, t, f] = sum_i mult(o,i,f) W(o,i,f) X(i,t,f), exact (None when it might not be)."""
+    cin = xr.shape[0]
+    big = max(int(np.abs(xr).max(initial=0)), int(np.abs(xi).max(initial=0)), 1)
+    wmr, wmi = mult * wr, mult * wi
+    wbig = max(int(np.abs(wmr).max(initial=0)), int(np.abs(wmi).max(initial=0)), 1)
+    if 4 * cin * big * wbig >= 2**52:  # a partial sum could leave the exact float64 integers
+        return None
+    w = (wmr + 1j * wmi.astype(np.float64)).transpose(2, 0, 1)  # [F, Cout, Cin]
+    x = (xr + 1j * xi.astype(np.float64)).transpose(2, 0, 1)  # [F, Cin, BT]
+    y = np.matmul(w, x).transpose(1, 2, 0)  # [Cout, BT, F]
+    return np.rint(y.real).astype(np.int64), np.rint(y.imag).astype(np.int64)
+
+
 def functional_layer(x, ssk, config: AcceleratorConfig, padding=1, bias=None, sched=None, dsp_per_complex_mac: int = 3,
-                     name: str = "layer"):
+                     name: str = "layer", engine: str = "matmul", reads=None):
     """Fixed-point output of one spectral layer on input ``x`` [B, Cin, H, W] and its check.
 
     ``sched``: a :class:`flexspec.accel.sim.LayerSchedules` of this layer's mask (one cout block);
-    built with the optimal scheduler when None.  Returns ``(y_fixed, y_float, LayerCheck)``."""
+    built with the optimal scheduler when None.  ``engine``: 'matmul' (schedule replayed once by
+    :func:`schedule_reads`, then all tiles at once) or 'replay' (group by group through
+    ``fixed_point.execute_group_tiles``); bit-identical results.  ``reads``: the
+    :func:`schedule_reads` of ``sched`` when already computed.  Returns ``(y_fixed, y_float,
+    LayerCheck)``."""
+    if engine not in ENGINES:
+        raise UsageError(f"unknown functional engine {engine!r}; known: {', '.join(ENGINES)}")
     from ..spectral.oaa import crop_output, overlap_add
     from ..spectral.sparse import sparse_oaa_conv2d
     from .sim import schedule_layer_blocks
@@ -111,10 +173,17 @@ def functional_layer(x, ssk, config: AcceleratorConfig, padding=1, bias=None, sc
     xr, xi = fmt.quantize_tile(xf)
     wr, wi = fmt.quantize_kernel(w)
     bt = xr.shape[1]
-    acc_re = np.zeros((cout, bt, f), dtype=np.int64)
-    acc_im = np.zeros((cout, bt, f), dtype=np.int64)
+    acc = None
+    if engine == "matmul":
+        mult = reads if reads is not None else schedule_reads(sched, config.ports, cout, cin)
+        acc = _accumulate_matmul(xr, xi, wr, wi, mult, config.data_bits)
+        if acc is None:  # exact int64 path (wide data): same sum, integer arithmetic
+            acc = (np.einsum("oif,itf->otf", mult * wr, xr) - np.einsum("oif,itf->otf", mult * wi, xi),
+                   np.einsum("oif,itf->otf", mult * wr, xi) + np.einsum("oif,itf->otf", mult * wi, xr))
+    acc_re, acc_im = acc if acc is not None else (np.zeros((cout, bt, f), dtype=np.int64),
+                                                  np.zeros((cout, bt, f), dtype=np.int64))
     groups = sched.groups
-    for g in range(s.num_groups):
+    for g in range(s.num_groups if engine == "replay" else 0):
         ids = groups[g]
         live = ids >= 0
         if not live.any():
@@ -184,7 +253,7 @@ def _maxpool2(x):
 
 
 def functional_fmnist(kernels, images, labels, config: AcceleratorConfig | None = None, batch: int = 250,
-                      dsp_per_complex_mac: int = 3) -> FunctionalResult:
+                      dsp_per_complex_mac: int = 3, engine: str = "matmul") -> FunctionalResult:
     """Run ``fmnist_vgg`` (a SparseNetworkKernels with its fc params) in fixed point on the PE
     array model and in float; compare predictions.  Convolutions: fixed point per
     :func:`functional_layer` (each layer's input is the previous fixed-point layer's output);
@@ -199,6 +268,8 @@ def functional_fmnist(kernels, images, labels, config: AcceleratorConfig | None 
     if list(kernels.layers) != list(rm.CONV_NAMES):
         raise UsageError(f"expected the layers {rm.CONV_NAMES} of fmnist_vgg, got {tuple(kernels.layers)}")
     scheds = {nm: schedule_layer_blocks(ssk.mask(), config, ssk.out_channels) for nm, ssk in kernels.layers.items()}
+    reads = {nm: schedule_reads(scheds[nm], config.ports, ssk.out_channels, ssk.in_channels)
+             for nm, ssk in kernels.layers.items()}
     x_all = to_float(images)
     worst: dict = {}
     pred_fixed, pred_float = [], []
@@ -209,7 +280,7 @@ def functional_fmnist(kernels, images, labels, config: AcceleratorConfig | None 
             for i in range(1, len(widths) + 1):
                 nm = f"conv{block}_{i}"
                 y, _, chk = functional_layer(hcur, kernels.layers[nm], config, 1, kernels.biases.get(nm),
-                                             scheds[nm], dsp_per_complex_mac, nm)
+                                             scheds[nm], dsp_per_complex_mac, nm, engine, reads[nm])
                 if nm not in worst or chk.max_abs_error / max(chk.bound, 1e-300) > \
                         worst[nm].max_abs_error / max(worst[nm].bound, 1e-300):
                     worst[nm] = chk
