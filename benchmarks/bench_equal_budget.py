@@ -14,7 +14,7 @@ import torch
 
 from flexspec import datasets
 from flexspec.spectral import real_model as rm
-from flexspec.spectral.admm import magnitude_prune_model, masked_retrain, use_fast_forward
+from flexspec.spectral.admm import magnitude_prune_model, masked_retrain
 from flexspec.spectral.torch_ops import to_spectral
 
 
@@ -31,7 +31,7 @@ def main():
     for density in (float(d) for d in args.densities.split(",")):
         model = rm.torch_model()
         model.load_state_dict({k: torch.from_numpy(v) for k, v in rm.load_dense_weights().items()})
-        spec = use_fast_forward(to_spectral(model, 8))
+        spec = to_spectral(model, 8)
         magnitude_prune_model(spec, density)
         t0 = time.time()
         masked_retrain(spec, xtr, ytr, args.steps, 5e-4, 64, 1)

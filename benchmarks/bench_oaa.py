@@ -46,12 +46,12 @@ def main(argv=None):
             # kernels transformed and laid out once, as a deployed inference engine keeps them
             specs = {n: frequency_major(torch.fft.rfft2(torch.flip(w, (-2, -1)), s=(n, n))) for n in args.fft_sizes}
             ref = torch.nn.functional.conv2d(x, w, padding=1)
-            fns = {"conv2d": lambda: torch.nn.functional.conv2d(x, w, padding=1)}
+            fns = {"conv2d": lambda x=x, w=w: torch.nn.functional.conv2d(x, w, padding=1)}
             for n in args.fft_sizes:
                 got = spectral_conv2d_fmajor(x, specs[n], n, 3, 1)
                 err = (got - ref).abs().max().item() / ref.abs().max().item()
                 assert err < 1e-4, f"{layer.name} N={n}: relative error {err}"
-                fns[n] = (lambda n=n: spectral_conv2d_fmajor(x, specs[n], n, 3, 1))
+                fns[n] = (lambda n=n, x=x, s=specs: spectral_conv2d_fmajor(x, s[n], n, 3, 1))
             samples = {k: [] for k in fns}
             for _ in range(args.reps):  # alternate implementations
                 for k, fn in fns.items():
@@ -63,7 +63,7 @@ def main(argv=None):
             print(layer.name, {k: f"{v * 1e3:.1f} ms" for k, v in med.items()}, flush=True)
     best = min(args.fft_sizes, key=lambda n: totals[n])
     lines = [
-        f"| layer | conv2d (ms) | " + " | ".join(f"OaA N={n} (ms)" for n in args.fft_sizes) + " | best N / conv2d |",
+        "| layer | conv2d (ms) | " + " | ".join(f"OaA N={n} (ms)" for n in args.fft_sizes) + " | best N / conv2d |",
         "|---|---|" + "---|" * len(args.fft_sizes) + "---|",
     ]
     for name, med in rows:

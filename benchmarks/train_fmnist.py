@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from flexspec import datasets
 from flexspec.spectral import real_model as rm
-from flexspec.spectral.admm import AdmmConfig, admm_prune, magnitude_prune_model, masked_retrain, use_fast_forward
+from flexspec.spectral.admm import AdmmConfig, admm_prune, magnitude_prune_model, masked_retrain
 from flexspec.spectral.torch_ops import to_spectral
 
 ROOT = Path(__file__).resolve().parent
@@ -100,7 +100,7 @@ def main():
         tmp.replace(rm.DENSE_FILE)
 
     # 2. spectral conversion (dense spectral must equal dense spatial)
-    spec = use_fast_forward(to_spectral(model, 8))
+    spec = to_spectral(model, 8)
     t0 = time.time()
     spec_acc = evaluate(spec, xev, yev)
     results["dense_spectral"] = {"test_accuracy_eval": spec_acc, "eval_seconds": time.time() - t0}
@@ -112,7 +112,6 @@ def main():
     for density in rm.SHIPPED_DENSITIES:
         # magnitude only
         mag = copy.deepcopy(spec)
-        use_fast_forward(mag)
         magnitude_prune_model(mag, density)
         acc = evaluate(mag, xev, yev)
         _record(results, "magnitude", density, acc, 0.0, mag, provenance + "; magnitude pruning, no retraining")
@@ -124,7 +123,6 @@ def main():
                 provenance + f"; magnitude pruning + {args.retrain_steps} masked retraining steps")
         # ADMM + masked retraining
         adm = copy.deepcopy(spec)
-        use_fast_forward(adm)
         t0 = time.time()
         cfg = AdmmConfig(density=density, admm_steps=args.admm_steps, z_every=5, rho0=1.0, rho_growth=1.3,
                          optimizer="sgd", lr=0.05, retrain_steps=args.retrain_steps, batch_size=64, seed=args.seed)

@@ -116,13 +116,13 @@ def _fmnist_admm(args, target):
         import torch
     except ImportError:
         raise UsageError("ADMM needs torch: pip install 'flexspec[torch]'") from None
-    from .admm import AdmmConfig, admm_prune, use_fast_forward
+    from .admm import AdmmConfig, admm_prune
     from .torch_ops import to_spectral
 
     torch.manual_seed(args.seed)
     model = rm.torch_model()
     model.load_state_dict({k: torch.from_numpy(v) for k, v in rm.load_dense_weights().items()})
-    spec = use_fast_forward(to_spectral(model, args.fft_size))
+    spec = to_spectral(model, args.fft_size)
     cfg = AdmmConfig(density=target, scope=args.scope, admm_steps=args.admm_steps, z_every=5, rho0=1.0,
                      rho_growth=1.3, optimizer="sgd", lr=0.05, retrain_steps=args.retrain_steps, batch_size=64,
                      seed=args.seed)

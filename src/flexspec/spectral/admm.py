@@ -16,7 +16,6 @@ Then hard-prune W to the support of Z (``SpectralConv2d.mask``) and retrain the 
 
 from __future__ import annotations
 
-import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -62,56 +61,6 @@ def spectral_layers(model: torch.nn.Module) -> dict:
 
 
 # --------------------------------------------------------------------------- faster forward
-def fast_spectral_conv2d(x, wf, kernel_size: int, padding=0, bias=None):
-    """Same result as ``torch_ops.spectral_conv2d`` (tested), 2-4x faster on CPU: the per-frequency
-    complex matmul is one real batched matmul on packed [re | im] operands, and the overlap-add adds
-    shifted slices instead of padding whole copies."""
-    ph, pw = (padding, padding) if isinstance(padding, int) else tuple(padding)
-    n, m = wf.shape[-2], wf.shape[-1]
-    tile = n - kernel_size + 1
-    b, cin, height, width = x.shape
-    cout = wf.shape[0]
-    ty, tx = -(-height // tile), -(-width // tile)
-    xt = F.pad(x, (0, tx * tile - width, 0, ty * tile - height))
-    xt = xt.reshape(b, cin, ty, tile, tx, tile).permute(0, 2, 4, 1, 3, 5)
-    xf = torch.fft.rfft2(xt, s=(n, n))  # B, Ty, Tx, Cin, N, M
-    xm = (torch.view_as_real(xf).reshape(b * ty * tx, cin, n * m, 2).permute(2, 0, 3, 1)
-          .reshape(n * m, b * ty * tx, 2 * cin).contiguous())
-    wr = torch.view_as_real(wf).reshape(cout, cin, n * m, 2)
-    re, im = wr[..., 0].permute(2, 1, 0), wr[..., 1].permute(2, 1, 0)  # F, Cin, Cout
-    wm = torch.cat((torch.cat((re, im), 2), torch.cat((-im, re), 2)), 1).contiguous()
-    ym = torch.bmm(xm, wm).reshape(n, m, b, ty, tx, 2, cout).permute(2, 6, 3, 4, 0, 1, 5).contiguous()
-    blocks = torch.fft.irfft2(torch.view_as_complex(ym), s=(n, n))  # B, Cout, Ty, Tx, N, N
-    parts = -(-n // tile)
-    if parts * tile != n:
-        blocks = F.pad(blocks, (0, parts * tile - n, 0, parts * tile - n))
-    strips = blocks.reshape(b, cout, ty, tx, parts, tile, parts, tile)
-    full = blocks.new_zeros(b, cout, ty + parts - 1, tile, tx + parts - 1, tile)
-    for a in range(parts):
-        for d in range(parts):
-            full[:, :, a:a + ty, :, d:d + tx, :] += strips[:, :, :, :, a, :, d, :].permute(0, 1, 2, 4, 3, 5)
-    full = full.reshape(b, cout, (ty + parts - 1) * tile, (tx + parts - 1) * tile)
-    out_h, out_w = height + 2 * ph - kernel_size + 1, width + 2 * pw - kernel_size + 1
-    sh, sw = kernel_size - 1 - ph, kernel_size - 1 - pw
-    lo_h, lo_w = max(0, -sh), max(0, -sw)
-    hi_h, hi_w = max(0, sh + out_h - full.shape[-2]), max(0, sw + out_w - full.shape[-1])
-    if lo_h or lo_w or hi_h or hi_w:
-        full = F.pad(full, (lo_w, hi_w, lo_h, hi_h))
-    out = full[:, :, sh + lo_h: sh + lo_h + out_h, sw + lo_w: sw + lo_w + out_w]
-    return out + bias.view(1, -1, 1, 1) if bias is not None else out
-
-
-def _fast_forward(self, x):
-    return fast_spectral_conv2d(x, self.spectrum(), self.kernel_size, self.padding, self.bias)
-
-
-def use_fast_forward(model: torch.nn.Module) -> torch.nn.Module:
-    """Give every SpectralConv2d of ``model`` (this instance only) the faster forward pass."""
-    for mod in spectral_layers(model).values():
-        mod.forward = types.MethodType(_fast_forward, mod)
-    return model
-
-
 # --------------------------------------------------------------------------- ADMM
 def _project(v: torch.Tensor, density: float, scope: str) -> tuple[torch.Tensor, np.ndarray]:
     """Z = Pi_S(v) for one layer: real [Cout, Cin, N, M, 2] -> (Z, mask)."""
