@@ -432,6 +432,7 @@ class _LayerSteps:
     fft: np.ndarray  # forward FFT engine cycles of the loads of each step
     ifft: np.ndarray  # inverse FFT engine cycles of the writes of each step
     totals: dict
+    tiles: np.ndarray | None = None  # tiles in each step's tile block (uneven last block)
 
 
 def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig) -> _LayerSteps:
@@ -535,7 +536,7 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig) -> _L
               "outputs_bits": int(np.where(last, out_blk[o, t], 0).sum()),
               "forward_ffts": int(fwd.sum()), "inverse_ffts": int(inv.sum()), "steps": steps}
     return _LayerSteps(compute, free, load / 8.0, np.where(k_new, kb[o, i], 0) / 8.0, write / 8.0, fwd * n / config.fft_engines,
-                       inv * n / config.ifft_engines, totals)
+                       inv * n / config.ifft_engines, totals, tiles_step)
 
 
 def _pipeline(st: _LayerSteps, bpc: float):
@@ -568,8 +569,11 @@ def _pipeline(st: _LayerSteps, bpc: float):
     step = np.maximum.reduce([st.compute, mem, eng])
     pro = (st.load_bytes[0], st.fft[0])
     epi = (st.write_bytes[-1], st.ifft[-1])
-    # closed-form estimate: per kernel-block run, the largest of its resource totals
-    per_run = [np.bincount(run_id, weights=x, minlength=runs.size) for x in (st.compute, mem, fft_next, ifft_prev)]
+    # closed-form estimate: per kernel-block run and tile-block shape (a run over uneven tile
+    # blocks, e.g. 8, 8, 8, 1 tiles, has a full part and a remainder), the largest resource total
+    shape = np.zeros(s, dtype=np.int64) if st.tiles is None else np.unique(st.tiles, return_inverse=True)[1]
+    part = run_id * (int(shape.max(initial=0)) + 1) + shape
+    per_run = [np.bincount(part, weights=x) for x in (st.compute, mem, fft_next, ifft_prev)]
     est = float(np.maximum.reduce(per_run).sum())
     return step, mem, eng, pro, epi, est
 
