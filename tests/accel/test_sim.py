@@ -144,26 +144,36 @@ def test_design_that_does_not_fit_is_refused():
 
 
 def test_kernel_provenance():
-    net = get_network("vgg16_cifar")
+    net = get_network("fmnist_vgg")
     masks, nk, src = resolve_kernels(net, "random", density=0.25)
     assert nk is None and src.kind == "random" and not src.is_real
-    masks, nk, src = resolve_kernels(net, None)
+    assert all(m.sum(2).min() == m.sum(2).max() == 10 for m in masks.values())
+    masks, nk, src = resolve_kernels(net, None)  # default: the shipped trained model
+    assert src.kind == "trained" and src.is_real and nk.density == 0.25
+    masks, nk, src = resolve_kernels(get_network("resnet18"), None)
     assert src.kind == "random" and "no real or synthesized" in src.provenance
 
 
 def test_cli(capsys, tmp_path):
     assert main(["devices"]) == 0
     assert "vc709" in capsys.readouterr().out
-    assert main(["simulate", "vgg16_cifar", "--device", "nosuch"]) == 2
-    assert main(["simulate", "vgg16_cifar", "--device", "zcu102", "--weights", str(tmp_path / "no.npz")]) == 2
-    assert main(["simulate", "vgg16_cifar", "--device", "zcu102", "--arrays", "8", "--pes", "16",
-                 "--functional"]) == 2
+    assert main(["simulate", "fmnist_vgg", "--device", "nosuch"]) == 2
+    assert main(["simulate", "fmnist_vgg", "--device", "zcu102", "--weights", str(tmp_path / "no.npz")]) == 2
+    assert main(["simulate", "fmnist_vgg", "--device", "zcu102", "--arrays", "8", "--pes", "16", "--random-masks",
+                 "--functional"]) == 2  # functional needs real weights
+    assert main(["simulate", "fmnist_vgg", "--device", "zcu102", "--arrays", "8"]) == 2
+    capsys.readouterr()
     out = tmp_path / "r.json"
-    assert main(["simulate", "vgg16_cifar", "--device", "zcu102", "--arrays", "8", "--pes", "16",
-                 "--json", str(out)]) == 0
+    assert main(["simulate", "fmnist_vgg", "--device", "zcu102", "--arrays", "8", "--pes", "16", "--functional",
+                 "--images", "16", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "agreement with float" in text and "kernel-reuse" in text
     data = json.loads(out.read_text())
     assert data["flexspec"]["device"] == "zcu102" and set(data["baselines"]) == {"kernel-reuse", "activation-reuse"}
     assert data["headline_baseline"] == "kernel-reuse"
+    assert data["flexspec"]["kernels"]["kind"] == "trained"  # real weights by default
+    assert data["functional"]["images"] == 16 and all(c["within_bound"] for c in data["functional"]["layers"])
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def _check_plans(net, results):
