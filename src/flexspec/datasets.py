@@ -125,9 +125,8 @@ def to_float(images: np.ndarray) -> np.ndarray:
 def write_subset(path=SUBSET_FILE, count: int = 1000, root=None) -> Path:
     """Regenerate the shipped subset from the full test split (used by benchmarks/train_fmnist.py)."""
     images, labels = fashion_mnist("test", root)
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, images=images[:count], labels=labels[:count],
-                        source=np.array("Fashion-MNIST t10k, first images, Debian dataset-fashion-mnist"))
-    os.replace(tmp, path)
-    return path
+    from .fileio import save_npz
+
+    return save_npz(path, dict(images=images[:count], labels=labels[:count],
+                               source=np.array("Fashion-MNIST t10k, first images, Debian dataset-fashion-mnist")),
+                    compressed=True)

@@ -421,7 +421,7 @@ def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None,
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, got {seed!r}")
     if out is not None:
-        from .report.io import check_output_folder
+        from .fileio import check_output_folder
 
         check_output_folder(out)
     dev = load_device(device)

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from flexspec import report as rp
-from flexspec.report.io import OutputError, check_output_folder, write_files
+from flexspec.fileio import OutputError, check_output_folder, write_files
 
 
 def _listing(folder):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 
 from ..errors import UsageError
 
@@ -44,21 +43,6 @@ def register(subparsers) -> None:
     p.add_argument("--plots", metavar="DIR", default=None,
                    help="write tradeoff.png and traffic_bars.png into DIR")
     p.set_defaults(func=run)
-
-
-def _write_atomic(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UsageError(f"--json: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _mb(bits) -> str:
@@ -124,6 +108,7 @@ def nnz_from_weights(network, path):
 
 def run(args) -> int:
     from ..accel.devices import load_device
+    from ..fileio import write_file
     from ..workload import get_network
     from .budget import budget_from_device
     from .model import Precision, tradeoff_curve
@@ -149,7 +134,7 @@ def run(args) -> int:
         doc = result.to_dict()
         doc.update(model=args.model, device=device.name, density=None if args.weights else args.density,
                    seed=None if args.weights else args.seed, nnz_source=source)
-        _write_atomic(args.json, json.dumps(doc, indent=1) + "\n")
+        write_file(args.json, json.dumps(doc, indent=1) + "\n")
         print(f"wrote {args.json}")
     if args.plots:
         from .plots import plot_tradeoff, plot_traffic_bars

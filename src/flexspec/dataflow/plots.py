@@ -4,8 +4,6 @@ given ``path``, also writes them there (atomically), so an HTML report can embed
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 
 import numpy as np
 
@@ -29,17 +27,9 @@ def _finish(plt, fig, path) -> bytes:
     plt.close(fig)
     data = buf.getvalue()
     if path is not None:
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".png.tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        from ..fileio import write_file
+
+        write_file(path, data)
     return data
 
 

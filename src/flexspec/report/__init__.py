@@ -3,7 +3,7 @@ terminal table.  Every writer is atomic; :func:`write_report` writes the three f
 
 from __future__ import annotations
 
-from .io import OutputError, check_output_folder, write_file, write_files
+from ..fileio import OutputError, check_output_folder, write_file, write_files
 from .render import render_csv, render_json, sweep_csv
 
 REPORT_FILES = ("report.json", "layers.csv", "report.html")

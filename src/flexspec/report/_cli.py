@@ -183,7 +183,7 @@ def _compare(args) -> int:
     from ..accel.devices import load_device
     from ..errors import CapacityError as DoesNotFitError
     from ..pipeline import check_density, check_fft_size, run
-    from .io import check_output_folder, write_file
+    from ..fileio import check_output_folder, write_file
     from .render import sweep_csv
 
     devices = [d.strip() for d in args.devices.split(",") if d.strip()]
@@ -273,7 +273,7 @@ def _sweep(args) -> int:
     from ..errors import CapacityError as DoesNotFitError, UsageError
     from ..pipeline import check_density, check_fft_size, resolve_network, run
     from ..spectral.geometry import num_frequencies
-    from .io import check_output_folder, write_file
+    from ..fileio import check_output_folder, write_file
     from .render import sweep_csv
 
     network = resolve_network(args.model)

@@ -19,8 +19,6 @@ are sorted by ``(group, cycle, pe)``.  ``cycles[g]`` is the makespan of group ``
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -292,20 +290,11 @@ class Schedule:
 
 
 def save_npz_atomic(path, arrays: dict) -> Path:
-    """np.savez to a temp file next to ``path``, then os.replace (never a half-written file)."""
+    """np.savez, atomically (never a half-written file); the folder must exist."""
+    from ..fileio import save_npz
+
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise UsageError(f"output folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    return save_npz(path, arrays)

@@ -22,7 +22,6 @@ N = 8); :func:`sparse_kernel_bits` is the one formula every stage uses.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -418,18 +417,12 @@ class SparseNetworkKernels:
 
 # --------------------------------------------------------------------------- file helpers
 def _atomic_savez(path, data: dict) -> Path:
+    from ..fileio import save_npz
+
     path = Path(path)
     if not path.parent.is_dir():
         raise InputFileError(path, "the folder does not exist")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return save_npz(path, data, compressed=True)
 
 
 class _open_npz:

@@ -1,4 +1,4 @@
-"""Atomic, all-or-nothing output: a run's files appear together or not at all.
+"""Atomic, all-or-nothing output, the one way FlexSpec writes files: they appear whole or not at all.
 
 * :func:`check_output_folder` runs *before* the long computation: the folder (or the nearest
   existing folder above it) must be a writable directory, else :class:`OutputError`.
@@ -9,11 +9,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
 
-from ..errors import FlexSpecError
+from .errors import FlexSpecError
 
 
 class OutputError(FlexSpecError):
@@ -103,3 +104,12 @@ def write_file(path, content) -> Path:
     if path.is_dir():
         raise OutputError(f"'{path}' is a folder; give a file name")
     return write_files(path.parent, {path.name: content})[0]
+
+
+def save_npz(path, arrays: dict, compressed: bool = False) -> Path:
+    """``np.savez`` (or ``savez_compressed``) of ``arrays`` to ``path``, atomically."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buf, **arrays)
+    return write_file(path, buf.getvalue())
