@@ -61,8 +61,6 @@ def _table(r):
 
 def _simulate(args) -> int:
     import json
-    import os
-    import tempfile
 
     from ..errors import UsageError
     from ..workload.zoo import get_network
@@ -119,14 +117,7 @@ def _simulate(args) -> int:
             print(f"  {c.name:<9} max |error| {c.max_abs_error:.3e} <= bound {c.bound:.3e}: {c.within_bound}")
         data["functional"] = fr.to_dict()
     if args.json_path:
-        folder = os.path.dirname(os.path.abspath(args.json_path))
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(data, fh, indent=1)
-            os.replace(tmp, args.json_path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        from ..fileio import write_file
+
+        write_file(args.json_path, json.dumps(data, indent=1))
     return 0
