@@ -9,7 +9,9 @@ Pipeline of one simulation
    the tile banks and FFT buffers, sustained DRAM bandwidth, A*P complex MACs per cycle, FFT
    engine rate).  Hardware rule passed to the optimizer: a kernel block holds a multiple of P
    output channels (or all of them), because the P PEs of an array work on P output channels of
-   one input channel.
+   one input channel.  The blockings' PE occupancy counts both the arrays' (tile, group) slots and
+   the PE load balance of the balanced grouping over each cout block (:func:`pe_balance`), so the
+   optimizer trades a larger cout block (more accumulator storage) for balanced PE loads.
 3. Schedules (:func:`flexspec.schedule.schedule_groups`): the kernels of every (output-channel
    block, input channel) pair are grouped by P (balanced grouping inside the block) and each
    group is scheduled conflict-free over the B banks x R ports (``optimal`` / ``broadcast``;
@@ -21,11 +23,14 @@ Pipeline of one simulation
    inverse FFTs) when its visit ends.  The per-step bytes add up *exactly* to the dataflow
    model's traffic (tests check it).  Compute: consecutive steps on the same kernel block form a
    run; the A arrays split a run as a_t arrays over tiles x a_g arrays over kernel groups
-   (best divisor pair), each group taking its schedule's makespan per tile.
+   (best divisor pair), each group taking its schedule's makespan per tile; groups are assigned
+   to the a_g array columns longest-first to the least-loaded column (LPT).
 5. Timing: double buffering overlaps step s's compute with step s+1's loads / FFTs and step
    s-1's writes / inverse FFTs: a step lasts max(compute, memory, FFT, IFFT).  Between layers,
    the next layer's first loads and FFTs overlap the previous layer's last writes and inverse
-   FFTs (both streams share the DRAM bandwidth).  Only the network's first prologue and last
+   FFTs (both streams share the DRAM bandwidth), and the next layer's first kernel block streams
+   in during the previous layer's last kernel-block run (its idle second kernel buffer, as far as
+   the buffer and the spare bandwidth allow; the roofline moves those bytes with it).  Only the network's first prologue and last
    epilogue are exposed.
 
 DSP efficiency (the issue's definition): useful complex MACs x DSPs per complex MAC /
@@ -37,7 +42,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -102,6 +107,37 @@ def array_occupancy(cands: dict, geom, pes: int, arrays: int, divisors) -> np.nd
 FAMILY_ORDER = {"kernel-reuse": "oit", "activation-reuse": "tio"}
 
 
+def balanced_pe_cycles(nnz: np.ndarray, pes: int, cout_block: int) -> int:
+    """Sum over kernel groups of the largest PE load (non-zeros), per tile, when every cout block
+    of ``cout_block`` output channels is grouped ``balanced`` (per input channel: kernels sorted by
+    decreasing non-zeros, cut into chunks of P) -- the conflict-free compute cycles of one tile.
+
+    ``nnz``: int [Cout, Cin].  The groups of one input channel may take any P kernels of the block
+    (each PE's accumulator memory is addressed by the output channel), so a larger block balances
+    the PE loads better: with blocks of P the chunks are the fixed P-channel slices."""
+    nnz = np.asarray(nnz, dtype=np.int64)
+    cout = nnz.shape[0]
+    bo = max(1, min(int(cout_block), cout))
+    total = 0
+    for lo in range(0, cout, bo):
+        blk = -np.sort(-nnz[lo:lo + bo], axis=0)  # decreasing per input channel
+        total += int(blk[::pes].sum())  # the first kernel of each chunk is the chunk's maximum
+    return total
+
+
+def pe_balance(nnz: np.ndarray, pes: int, cout_blocks) -> np.ndarray:
+    """Useful MACs / (P x balanced_pe_cycles) per cout block size (float array, shape of
+    ``cout_blocks``): the PE occupancy left by load imbalance (and idle PEs of a last partial group)."""
+    nnz = np.asarray(nnz, dtype=np.int64)
+    useful = int(nnz.sum())
+    bo = np.asarray(cout_blocks, dtype=np.int64)
+    out = np.ones(bo.shape)
+    for b in np.unique(bo):
+        cyc = balanced_pe_cycles(nnz, pes, int(b))
+        out[bo == b] = useful / (pes * cyc) if cyc else 1.0
+    return out
+
+
 def _occupancy_key(plan: str) -> str:
     return f"pe_occupancy_ok_{plan}"
 
@@ -110,7 +146,8 @@ def pe_array_candidates(model, cands: dict, pes: int, arrays: int, onchip_bits: 
     """The PE-array rule on a LayerModel's candidate blockings.
 
     1. a kernel block holds a multiple of P output channels, or all of them;
-    2. per plan family (``flexspec.dataflow.PLANS``: every blocking for 'flexible', the family's
+    2. occupancy = array occupancy (:func:`array_occupancy`) x PE balance (:func:`pe_balance`
+       of the cout block); per plan family (``flexspec.dataflow.PLANS``: every blocking for 'flexible', the family's
        loop order for a fixed baseline), keep the blockings whose array occupancy is at least
        OCCUPANCY_KEEP x the best occupancy of that family among those that fit ``onchip_bits``
        (or among all of the family when none fits).  A boolean column per plan
@@ -123,7 +160,7 @@ def pe_array_candidates(model, cands: dict, pes: int, arrays: int, onchip_bits: 
     ok = (cands["cout_block"] % pes == 0) | (cands["cout_block"] >= g.cout)
     c = {k: v[ok] for k, v in cands.items()}
     divisors = np.array([d for d in range(1, arrays + 1) if arrays % d == 0])
-    occ = array_occupancy(c, g, pes, arrays, divisors)
+    occ = array_occupancy(c, g, pes, arrays, divisors) * pe_balance(model.nnz, pes, c["cout_block"])
     fits = c["buffer_bits"] <= onchip_bits
     keep = np.zeros(occ.shape, dtype=bool)
     for plan in PLANS:
@@ -405,17 +442,19 @@ def _split(total: int, parts_end: np.ndarray, whole: int) -> np.ndarray:
 
 def _makespan(cyc: np.ndarray, tiles: int, arrays: int, divisors) -> int:
     """Cycles for ``tiles`` tiles x groups with makespans ``cyc`` on ``arrays`` arrays:
-    the best a_t x a_g = A split (a_t arrays on tiles, a_g on groups, groups dealt round-robin)."""
+    the best a_t x a_g = A split (a_t arrays on tiles, a_g on groups).  The compiler assigns the
+    groups to the a_g array columns statically, longest first to the least-loaded column (LPT;
+    within 4/3 of the optimal assignment), and each column runs its groups back to back."""
+    from ._lpt import lpt_span
+
     best = None
     n = cyc.size
+    desc = np.sort(np.asarray(cyc, dtype=np.int64))[::-1].copy()
     for a_g in divisors:
         a_t = arrays // a_g
         if a_g > n and a_g > 1:
             continue
-        pad = -(-n // a_g) * a_g
-        c = np.zeros(pad, dtype=np.int64)
-        c[:n] = cyc
-        span = int(c.reshape(-1, a_g).sum(axis=0).max())
+        span = int(desc.sum()) if a_g == 1 else int(lpt_span(desc, int(a_g)))
         total = -(-tiles // a_t) * span
         if best is None or total < best:
             best = total
@@ -621,13 +660,28 @@ def simulate_plan(network: Network, masks: dict, plan_layers, models: dict, conf
         parts.append(("spectral", ld, (model, sch, st)))
     out = []
     prev_epi = None
+    prev_spare = prev_roof_bytes = 0.0
     for k, (kind, ld, extra) in enumerate(parts):
         if kind == "spatial":
             out.append(_spatial_layer_result(ld, config, device, res))
             prev_epi = None
+            prev_spare = 0.0
             continue
         model, sch, st = extra
         step, mem, eng, pro, epi, est_body = _pipeline(st, bpc)
+        # the first kernel block streams in during the previous spectral layer's last kernel-block
+        # run (into that layer's idle second kernel buffer: it has no next block), as far as that
+        # buffer holds it and the run leaves DRAM bandwidth; the rest loads in the start-up
+        prefetch = min(float(st.kernel_bytes[0]), prev_spare)
+        pro = (pro[0] - prefetch, pro[1])
+        if prefetch > 0:  # the roofline moves those bytes too: they are the previous layer's traffic time
+            prev = out[-1]
+            prev_roof_bytes += prefetch
+            out[-1] = replace(prev, roofline_cycles=int(math.ceil(max(prev.useful_macs / config.pe_count,
+                                                                      prev_roof_bytes / bpc))))
+        last_run = int(np.nonzero(st.kernel_bytes > 0)[0].max(initial=0))
+        prev_spare = min(ld.traffic.kernel_buffer_bits / 8.0,
+                         float(np.maximum(step[last_run:] - mem[last_run:], 0).sum()) * bpc)
         # start-up: overlapped with the previous spectral layer's drain when there is one
         if prev_epi is None:
             fill = pro[0] / bpc + pro[1] + depth
@@ -655,7 +709,8 @@ def simulate_plan(network: Network, masks: dict, plan_layers, models: dict, conf
                "fft": float(st.fft.sum() - pro[1]), "ifft": float(st.ifft.sum() - epi[1])}
         which = max(tot, key=tot.get)
         est = int(math.ceil(est_body + fill))  # closed form per run (not per step), plus the fill
-        roof = int(math.ceil(max(macs / config.pe_count, ld.bound.total_bytes / bpc)))
+        prev_roof_bytes = ld.bound.total_bytes - prefetch
+        roof = int(math.ceil(max(macs / config.pe_count, prev_roof_bytes / bpc)))
         out.append(LayerResult(
             ld.layer_name, "spectral", ld.dataflow, tr.blocking.order, tr.blocking.cout_block,
             tr.blocking.cin_block, tr.blocking.tile_block, ld.input_link, ld.output_link, st.totals["steps"],
