@@ -37,6 +37,8 @@ DEFAULT_MODEL = "vgg16"
 DEFAULT_DEVICE = "u200"
 DEFAULT_FFT_SIZE = 8
 DEFAULT_DENSITY = 0.25
+#: Magnitude-pruning scope of the synthesized VGG16 kernels (``flexspec.accel.kernels.PRUNE_SCOPES``).
+DEFAULT_PRUNE_SCOPE = "layer"
 FFT_SIZES = range(4, 33)  # supported FFT sizes N (at least K + 1 for every spectral layer)
 DEFAULT_PES = 32
 DEFAULT_BANKS = 16
@@ -392,7 +394,8 @@ def _keep_probability(masks: dict, fft_size: int) -> dict:
 
 def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None, density: float | None = None,
         weights=None, out=None, seed: int = 0, progress=True, *, arrays: int | None = None,
-        pes: int | None = None, banks: int | None = None, tradeoff: bool = True, html: bool = True) -> RunReport:
+        pes: int | None = None, banks: int | None = None, tradeoff: bool = True, html: bool = True,
+        prune_scope: str | None = None) -> RunReport:
     """Run the whole pipeline and return the :class:`RunReport`; with ``out``, also write
     ``report.json``, ``layers.csv`` and (``html=True``) ``report.html`` there.
 
@@ -403,6 +406,8 @@ def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None,
     pruning).  ``weights``: a ``SparseNetworkKernels`` .npz (exclusive with ``density``).
     ``arrays``/``pes``/``banks``: fix the design (default: P=32, B=min(16, F), the most arrays
     that fit).  ``progress``: True, False, or a callable ``(stage, event, seconds)``.
+    ``prune_scope``: 'layer' or 'kernel', how synthesized kernels are magnitude-pruned (default
+    DEFAULT_PRUNE_SCOPE; 'kernel' keeps round(density*F) entries in every kernel: equal PE loads).
     """
     from .accel.devices import load_device
 
@@ -413,6 +418,14 @@ def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None,
                          "(kernels already pruned), not both")
     if density is not None:
         density = check_density(density)
+    from .accel.kernels import PRUNE_SCOPES
+
+    if prune_scope is not None and prune_scope not in PRUNE_SCOPES:
+        from .errors import UnknownNameError
+
+        raise UnknownNameError("pruning scope", str(prune_scope), PRUNE_SCOPES)
+    if prune_scope is not None and weights is not None:
+        raise UsageError("--prune-scope applies to kernels pruned here, not to --weights FILE (already pruned)")
     if fft_size is not None:
         fft_size = check_fft_size(fft_size)
     arrays = _check_positive("arrays", arrays, MAX_ARRAYS * 8)
@@ -457,7 +470,8 @@ def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None,
                     if density is not None and abs(shipped - d) > 1e-9:
                         notes.append(f"fmnist_vgg ships trained kernels pruned to densities "
                                      f"{', '.join(map(str, rm.SHIPPED_DENSITIES))}; asked {d}, used {shipped}")
-                masks, _, src = resolve_kernels(network, None, fft_size=n, density=d, seed=seed)
+                masks, _, src = resolve_kernels(network, None, fft_size=n, density=d, seed=seed,
+                                                prune_scope=prune_scope or DEFAULT_PRUNE_SCOPE)
             if src.kind == "random":
                 notes.append(f"no real or synthesized kernels exist for '{network.name}': seeded random masks "
                              f"(density {src.density}, seed {seed}) stand in for them")
@@ -522,12 +536,13 @@ def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None,
         "density_used_fraction": float(src.density),
         "weights_path": str(weights) if weights is not None else None,
         "seed": int(seed),
+        "prune_scope_requested": prune_scope,
         "accelerator": config.to_dict(),
         "arrays_requested": arrays, "pes_requested": pes, "banks_requested": banks,
         "schedule_method": "optimal", "baseline_schedule_method": "inorder",
         "python": platform.python_version(), "numpy": np.__version__,
         "reproduce": _reproduce_command(network.name if isinstance(model, str) else None, dev, n, density, weights,
-                                        seed, arrays, pes, banks),
+                                        seed, arrays, pes, banks, prune_scope),
     }
     report = RunReport(configuration, network, src, flex, baselines, headline, unsupported, tuple(notes), keep,
                        curves, {**prog.seconds, "total": time.perf_counter() - t_start})
@@ -538,7 +553,7 @@ def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None,
     return report
 
 
-def _reproduce_command(model, dev, n, density, weights, seed, arrays, pes, banks) -> str | None:
+def _reproduce_command(model, dev, n, density, weights, seed, arrays, pes, banks, prune_scope=None) -> str | None:
     if model is None:
         return None
     parts = ["flexspec", "run", model, "--device", dev.path if dev.path and "/devices/" not in dev.path else dev.name,
@@ -547,7 +562,7 @@ def _reproduce_command(model, dev, n, density, weights, seed, arrays, pes, banks
         parts += ["--weights", str(weights)]
     elif density is not None:
         parts += ["--density", repr(density)]
-    for k, v in (("arrays", arrays), ("pes", pes), ("banks", banks)):
+    for k, v in (("arrays", arrays), ("pes", pes), ("banks", banks), ("prune-scope", prune_scope)):
         if v is not None:
             parts += [f"--{k}", str(v)]
     return " ".join(parts)

@@ -92,3 +92,21 @@ def test_lpt_makespan_between_the_bound_and_round_robin(cyc, tiles, arrays):
     assert got <= rr  # LPT never loses to dealing the groups round-robin
     assert got >= tiles * int(cyc.sum()) / arrays - 1e-9  # nor beats perfect sharing
     assert got >= int(cyc.max()) * (-(-tiles // arrays))
+
+
+def test_prune_scope_is_checked_and_offered_by_the_clis(capsys):
+    import pytest
+
+    from flexspec.accel.kernels import PRUNE_SCOPES, resolve_kernels
+    from flexspec.cli import main
+    from flexspec.errors import UnknownNameError
+    from flexspec.workload.zoo import get_network
+
+    assert PRUNE_SCOPES == ("layer", "kernel")
+    with pytest.raises(UnknownNameError):
+        resolve_kernels(get_network("vgg16"), None, prune_scope="global")
+    for cmd in (["simulate", "vgg16", "--device", "u200"], ["run"]):
+        with pytest.raises(SystemExit) as exc:
+            main(cmd + ["--prune-scope", "bogus"])
+        assert exc.value.code == 2
+        assert "--prune-scope" in capsys.readouterr().err

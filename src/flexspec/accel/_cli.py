@@ -21,6 +21,8 @@ def register(sub):
     s.add_argument("--weights", help="SparseNetworkKernels .npz to run (default: the model's real or synthesized "
                                      "kernels; random masks only with --random-masks)")
     s.add_argument("--random-masks", action="store_true", help="use seeded random masks at --density")
+    s.add_argument("--prune-scope", choices=("layer", "kernel"), default="layer",
+                   help="magnitude-pruning scope of the synthesized VGG16 kernels (default layer)")
     s.add_argument("--functional", action="store_true",
                    help="also run the fixed-point functional check (models with real weights: fmnist_vgg)")
     s.add_argument("--images", type=int, default=1000, help="test images for --functional")
@@ -77,7 +79,8 @@ def _simulate(args) -> int:
     net = get_network(args.model)
     device = load_device(args.device)
     choice = args.weights if args.weights else ("random" if args.random_masks else None)
-    masks, net_k, src = resolve_kernels(net, choice, fft_size=args.fft_size, density=args.density, seed=args.seed)
+    masks, net_k, src = resolve_kernels(net, choice, fft_size=args.fft_size, density=args.density, seed=args.seed,
+                                        prune_scope=args.prune_scope)
     kernels = net_k if net_k is not None else masks
     if args.functional and (net_k is None or not net_k.is_real or net.name != "fmnist_vgg"):
         raise UsageError("--functional needs a model with real weights whose float forward pass FlexSpec knows "

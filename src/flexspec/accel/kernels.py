@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -21,6 +21,10 @@ from ..errors import UsageError
 from ..spectral.geometry import num_frequencies
 
 KINDS = ("auto", "real", "synthesized", "random", "file")
+#: Magnitude-pruning scopes of the synthesized VGG16 kernels (``flexspec.spectral.prune``):
+#: 'layer' = one threshold per layer (uneven non-zeros per kernel), 'kernel' = every kernel keeps
+#: round(density*F) entries (hardware-aware: equal PE loads by construction).
+PRUNE_SCOPES = ("layer", "kernel")
 #: Pruning method of the shipped fmnist_vgg model the accelerator runs by default.
 FMNIST_METHOD = "admm"
 
@@ -61,8 +65,12 @@ def masks_of(kernels) -> dict:
     return {name: ssk.mask() for name, ssk in kernels.layers.items()}
 
 
-def resolve_kernels(network, kernels=None, *, fft_size: int = 8, density: float = 0.25, seed: int = 0):
+def resolve_kernels(network, kernels=None, *, fft_size: int = 8, density: float = 0.25, seed: int = 0,
+                    prune_scope: str = "layer"):
     """(masks, SparseNetworkKernels or None, KernelSource) for ``network``.
+
+    ``prune_scope``: PRUNE_SCOPES, how the synthesized VGG16 kernels are pruned (the shipped
+    fmnist_vgg kernels and user files are already pruned: ignored for them).
 
     ``kernels``: None or 'auto' (real/synthesized when the network has them, else random, labelled),
     'random', a SparseNetworkKernels, or a path to a SparseNetworkKernels .npz."""
@@ -95,7 +103,12 @@ def resolve_kernels(network, kernels=None, *, fft_size: int = 8, density: float 
         elif network.name == "vgg16":
             from ..spectral.synth import vgg16_kernels
 
-            net_k = vgg16_kernels(fft_size, density, seed)
+            if prune_scope not in PRUNE_SCOPES:
+                from ..errors import UnknownNameError
+
+                raise UnknownNameError("pruning scope", str(prune_scope), PRUNE_SCOPES)
+            net_k = vgg16_kernels(fft_size, density, seed, scope=prune_scope)
+            net_k = replace(net_k, provenance=f"{net_k.provenance}, magnitude pruning scope '{prune_scope}'")
         if net_k is not None:
             if net_k.fft_size != fft_size:
                 raise UsageError(f"the {network.name} kernels have N={net_k.fft_size}, asked N={fft_size}")

@@ -20,6 +20,10 @@ def register(sub) -> None:
     _common(r)
     r.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output folder (default: ./{DEFAULT_OUT})")
     r.add_argument("--no-html", action="store_true", help="skip report.html (faster)")
+    r.add_argument("--prune-scope", choices=("layer", "kernel"), default=None,
+                   help="magnitude-pruning scope of synthesized kernels: 'layer' (one threshold per layer, uneven "
+                        "non-zeros per kernel) or 'kernel' (every kernel keeps density*F entries: equal PE loads); "
+                        "default: see README")
     r.set_defaults(func=_run)
 
     c = sub.add_parser("compare", help="run one model on several devices or configurations, print one table",
@@ -95,7 +99,7 @@ def _run(args) -> int:
 
     report = run(args.model, args.device, fft_size=args.fft_size, density=args.density, weights=args.weights,
                  out=args.out, seed=args.seed, progress=not args.quiet, arrays=args.arrays, pes=args.pes,
-                 banks=args.banks, html=not args.no_html)
+                 banks=args.banks, html=not args.no_html, prune_scope=args.prune_scope)
     print_report(report)
     names = ["report.json", "layers.csv"] + ([] if args.no_html else ["report.html"])
     print(f"wrote {', '.join(os.path.join(args.out, n) for n in names)}")
