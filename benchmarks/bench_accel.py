@@ -11,7 +11,12 @@ both fixed-dataflow baselines (``compare``), sharing one ScheduleCache; then the
 simulated again from scratch (fresh schedules) to time "simulate all of VGG16, schedules included".
 
 Writes benchmarks/results/bench_accel.json.
-Usage: python benchmarks/bench_accel.py [--random-masks] [--no-functional] [--no-vgg16] [devices...]
+``--prune-scope=kernel``: the synthesized kernels pruned per kernel (every kernel keeps
+round(0.25*F) entries: equal PE loads), written under "vgg16_kernel_scope" (default: scope
+'layer', under "vgg16").
+
+Usage: python benchmarks/bench_accel.py [--random-masks] [--prune-scope=kernel] [--no-functional] [--no-vgg16]
+       [devices...]
 """
 
 from __future__ import annotations
@@ -37,10 +42,10 @@ def _result_row(r) -> dict:
             "dsp_efficiency": r.dsp_efficiency}
 
 
-def vgg16_rows(devices, random_masks: bool = False):
+def vgg16_rows(devices, random_masks: bool = False, prune_scope: str = "layer"):
     net = get_network("vgg16")
     t0 = time.perf_counter()
-    masks, nk, src = resolve_kernels(net, "random" if random_masks else None)
+    masks, nk, src = resolve_kernels(net, "random" if random_masks else None, prune_scope=prune_scope)
     t_kernels = time.perf_counter() - t0
     print(f"kernels: {src.kind} ({src.provenance[:100]}), {t_kernels:.1f} s", flush=True)
     kernels = nk if nk is not None else masks
@@ -103,8 +108,10 @@ def main(argv) -> None:
     flags = {a for a in argv if a.startswith("--")}
     devices = tuple(a for a in argv if not a.startswith("--")) or DEVICES
     res = {"machine": f"{os.cpu_count()} CPU cores shared with other jobs (times pessimistic)"}
+    scope = "kernel" if "--prune-scope=kernel" in flags else "layer"
     if "--no-vgg16" not in flags:
-        res["vgg16"] = vgg16_rows(devices, "--random-masks" in flags)
+        res["vgg16" if scope == "layer" else "vgg16_kernel_scope"] = vgg16_rows(devices, "--random-masks" in flags,
+                                                                              scope)
     if "--no-functional" not in flags:
         res["functional"] = functional_rows()
     OUT.parent.mkdir(parents=True, exist_ok=True)

@@ -99,6 +99,8 @@ def array_occupancy(cands: dict, geom, pes: int, arrays: int, divisors) -> np.nd
     for a_g in divisors:
         a_t = arrays // int(a_g)
         s = -(-tiles // a_t) * a_t * (-(-groups // int(a_g)) * int(a_g))
+        if a_g > 1:  # as the simulator (_makespan): no more array columns than groups
+            s = np.where(groups >= a_g, s, np.iinfo(np.int64).max)
         slots = s if slots is None else np.minimum(slots, s)
     return tiles * groups / slots
 
@@ -142,15 +144,21 @@ def _occupancy_key(plan: str) -> str:
     return f"pe_occupancy_ok_{plan}"
 
 
-def pe_array_candidates(model, cands: dict, pes: int, arrays: int, onchip_bits: int) -> dict:
+def pe_array_candidates(model, cands: dict, pes: int, arrays: int, onchip_bits: int,
+                        bits_per_cycle: float | None = None) -> dict:
     """The PE-array rule on a LayerModel's candidate blockings.
 
     1. a kernel block holds a multiple of P output channels, or all of them;
     2. occupancy = array occupancy (:func:`array_occupancy`) x PE balance (:func:`pe_balance`
-       of the cout block); per plan family (``flexspec.dataflow.PLANS``: every blocking for 'flexible', the family's
-       loop order for a fixed baseline), keep the blockings whose array occupancy is at least
-       OCCUPANCY_KEEP x the best occupancy of that family among those that fit ``onchip_bits``
-       (or among all of the family when none fits).  A boolean column per plan
+       of the cout block), compute cycles = MACs / (A*P*occupancy); with ``bits_per_cycle``
+       (DRAM bits per cycle) a candidate's time is estimated as max(compute, traffic / bandwidth),
+       at best with kernels + partial sums only (inputs/outputs may be resident) and at worst with
+       all its traffic (without ``bits_per_cycle``: compute only).  Per plan family
+       (``flexspec.dataflow.PLANS``: every blocking for 'flexible', the family's loop order for a
+       fixed baseline), keep the blockings within 1 / OCCUPANCY_KEEP of the family's best
+       best-case time, or of its best worst-case time, among those that fit ``onchip_bits`` (or
+       among all of the family when none fits): on compute-bound layers only well-occupied,
+       balanced blockings survive; where traffic dominates, the low-traffic ones stay.  A boolean column per plan
        (``pe_occupancy_ok_<plan>``) says which survivors each plan may use; a family with
        candidates always keeps its best one.  When rule 1 leaves a fixed family nothing, the
        family is its loop order alone (FAMILY_ORDER)."""
@@ -162,6 +170,14 @@ def pe_array_candidates(model, cands: dict, pes: int, arrays: int, onchip_bits: 
     divisors = np.array([d for d in range(1, arrays + 1) if arrays % d == 0])
     occ = array_occupancy(c, g, pes, arrays, divisors) * pe_balance(model.nnz, pes, c["cout_block"])
     fits = c["buffer_bits"] <= onchip_bits
+    # time estimate in cycles: compute at this occupancy; traffic at best (kernels + partial sums:
+    # inputs and outputs may stay resident) and at worst (everything off-chip)
+    compute = model.complex_macs / (pes * arrays * np.maximum(occ, 1e-12))
+    est_lo = est_hi = compute
+    if bits_per_cycle:
+        low = (c["kernels_bits"] + c["psums_bits"]) / bits_per_cycle
+        est_lo = np.maximum(compute, low)
+        est_hi = np.maximum(compute, low + (c["inputs_bits"] + model.output_bits) / bits_per_cycle)
     keep = np.zeros(occ.shape, dtype=bool)
     for plan in PLANS:
         fam = LayerModel.plan_mask(model, c, plan)
@@ -172,8 +188,10 @@ def pe_array_candidates(model, cands: dict, pes: int, arrays: int, onchip_bits: 
             fam = c["order_index"] == ORDERS.index(FAMILY_ORDER[plan])
         if fam.any():
             pool = fam & fits if (fam & fits).any() else fam
-            best = occ[pool].max()
-            c[_occupancy_key(plan)] = fam & (occ >= OCCUPANCY_KEEP * best - 1e-12)
+            ok = est_lo * OCCUPANCY_KEEP <= est_lo[pool].min() * (1 + 1e-12)
+            if bits_per_cycle:
+                ok |= est_hi * OCCUPANCY_KEEP <= est_hi[pool].min() * (1 + 1e-12)
+            c[_occupancy_key(plan)] = fam & ok
         else:
             c[_occupancy_key(plan)] = fam
         keep |= c[_occupancy_key(plan)]
@@ -188,11 +206,12 @@ def analyze(network: Network, masks: dict, config: AcceleratorConfig, device: De
 
     pes, arrays = config.pes, config.arrays
     budget = budget_of(config, device, res)
+    bits_per_cycle = budget.bandwidth_bytes_per_s * 8 * config.pe_count / budget.macs_per_second
 
     class _PEArrayModel(LayerModel):
         def candidates(self, *args, **kwargs):
             return pe_array_candidates(self, super().candidates(*args, **kwargs), pes, arrays,
-                                       budget.onchip_bytes * 8)
+                                       budget.onchip_bytes * 8, bits_per_cycle)
 
         def plan_mask(self, cands, plan):
             key = _occupancy_key(plan)
