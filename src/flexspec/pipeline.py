@@ -215,17 +215,30 @@ def summarize_treatment(rows: list[dict]) -> list[str]:
 
 # --------------------------------------------------------------------------------- design --
 def fit_design(device, fft_size: int, *, arrays=None, pes=None, banks=None, ports: int = 2):
-    """The accelerator configuration for ``device``: P PEs (default 32) per array, B banks (default
-    min(16, F)), and the largest number of arrays A <= 32 that fits (or exactly ``arrays``)."""
+    """The accelerator configuration for ``device``.
+
+    Unless ``arrays`` is fixed, the first configuration of the design search's space
+    (:func:`flexspec.accel.search.candidates`: as many arrays of P PEs as the DSPs allow next to the
+    FFT engines, B x R = 20 x 2 banks, no broadcast) with P = ``pes`` (default 32) and, if given,
+    ``banks``; it is not simulated against the others (``flexspec simulate`` searches the whole
+    space; on VGG16/U200 the two differ by under 1%).  Otherwise, or when nothing in that space
+    fits (e.g. N = 4 with fewer than 20 frequencies), P PEs per array, B banks (default min(16, F))
+    and exactly ``arrays`` arrays, or the most arrays up to 32 that fit."""
     from .accel.arch import AcceleratorConfig, resources
+    from .accel.search import BANK_PORTS, candidates
     from .errors import DoesNotFitError
     from .spectral.geometry import num_frequencies
 
     f = num_frequencies(fft_size)
     pes = pes or DEFAULT_PES
-    banks = banks or min(DEFAULT_BANKS, f)
-    if banks > f:
+    if banks is not None and banks > f:
         raise UsageError(f"--banks {banks} exceeds the {f} frequencies of an N={fft_size} tile; use at most {f}")
+    if not arrays:
+        space = candidates(device, fft_size, pes=(pes,), bank_ports=((banks, ports),) if banks else BANK_PORTS,
+                           broadcast=(False,))
+        if space:
+            return space[0], resources(space[0], device)
+    banks = banks or min(DEFAULT_BANKS, f)
     engines = 16
     if arrays:
         cfg = AcceleratorConfig(arrays=arrays, pes=pes, banks=banks, ports=ports, fft_engines=engines,
