@@ -36,7 +36,7 @@ def _acc(spec, xev, yev) -> float:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", default="25,65", help="comma-separated retraining budgets (25: train_fmnist.py's "
-                                                     "magnitude_ft; 65: ADMM's 40 + 25, bench_equal_budget.py)")
+                                                     "magnitude_ft; 65: ADMM's 40 + 25, the equal-budget comparison)")
     ap.add_argument("--densities", default="0.25")
     args = ap.parse_args()
     torch.set_num_threads(1)
