@@ -462,18 +462,25 @@ def _split(total: int, parts_end: np.ndarray, whole: int) -> np.ndarray:
 def _makespan(cyc: np.ndarray, tiles: int, arrays: int, divisors) -> int:
     """Cycles for ``tiles`` tiles x groups with makespans ``cyc`` on ``arrays`` arrays:
     the best a_t x a_g = A split (a_t arrays on tiles, a_g on groups).  The compiler assigns the
-    groups to the a_g array columns statically, longest first to the least-loaded column (LPT;
-    within 4/3 of the optimal assignment), and each column runs its groups back to back."""
+    groups to the a_g array columns statically, by the better of two assignments: longest first to
+    the least-loaded column (LPT; within 4/3 of the optimal assignment) and round-robin in group
+    order (LPT is a heuristic and occasionally loses to it); each column runs its groups back to back."""
     from ._lpt import lpt_span
 
     best = None
+    cyc = np.asarray(cyc, dtype=np.int64)
     n = cyc.size
-    desc = np.sort(np.asarray(cyc, dtype=np.int64))[::-1].copy()
+    desc = np.sort(cyc)[::-1].copy()
     for a_g in divisors:
         a_t = arrays // a_g
         if a_g > n and a_g > 1:
             continue
-        span = int(desc.sum()) if a_g == 1 else int(lpt_span(desc, int(a_g)))
+        if a_g == 1:
+            span = int(desc.sum())
+        else:
+            dealt = np.zeros(-(-n // a_g) * a_g, dtype=np.int64)
+            dealt[:n] = cyc
+            span = min(int(lpt_span(desc, int(a_g))), int(dealt.reshape(-1, a_g).sum(axis=0).max()))
         total = -(-tiles // a_t) * span
         if best is None or total < best:
             best = total
