@@ -180,8 +180,20 @@ class Blocking:
         return asdict(self)
 
 
+class TrafficTotals:
+    """Totals of a result that has ``kernels_bits``, ``inputs_bits``, ``outputs_bits``, ``psums_bits``."""
+
+    @property
+    def total_bits(self) -> int:
+        return self.kernels_bits + self.inputs_bits + self.outputs_bits + self.psums_bits
+
+    @property
+    def total_bytes(self) -> float:
+        return self.total_bits / 8
+
+
 @dataclass(frozen=True)
-class LayerTraffic:
+class LayerTraffic(TrafficTotals):
     """Closed-form traffic (bits) and on-chip storage (bits) of one blocking of one layer."""
 
     blocking: Blocking
@@ -209,14 +221,6 @@ class LayerTraffic:
     @property
     def dataflow(self) -> str:
         return dataflow_name(self.kernel_passes, self.input_passes, self.tile_blocks)
-
-    @property
-    def total_bits(self) -> int:
-        return self.kernels_bits + self.inputs_bits + self.outputs_bits + self.psums_bits
-
-    @property
-    def total_bytes(self) -> float:
-        return self.total_bits / 8
 
     @property
     def onchip_bytes(self) -> float:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from ..errors import CapacityError, UsageError
 from ..workload.layers import ActivationLayer, ConvLayer, PoolLayer
 from .model import (
-    DEFAULT_PRECISION, PLANS, Blocking, Budget, LayerModel, LayerTraffic, Precision, TrafficBound, capacity_error, choose,
+    DEFAULT_PRECISION, PLANS, Blocking, Budget, LayerModel, LayerTraffic, Precision, TrafficBound, TrafficTotals, capacity_error, choose,
     compute_seconds,
 )
 
@@ -38,7 +38,7 @@ FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
-class LayerDataflow:
+class LayerDataflow(TrafficTotals):
     """The dataflow chosen for one layer, with its traffic split, bound and timing."""
 
     layer_name: str
@@ -63,14 +63,6 @@ class LayerDataflow:
     @property
     def blocking(self) -> Blocking | None:
         return self.traffic.blocking if self.traffic is not None else None
-
-    @property
-    def total_bits(self) -> int:
-        return self.kernels_bits + self.inputs_bits + self.outputs_bits + self.psums_bits
-
-    @property
-    def total_bytes(self) -> float:
-        return self.total_bits / 8
 
     @property
     def memory_seconds(self) -> float:
