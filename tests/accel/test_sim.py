@@ -5,14 +5,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flexspec.accel.arch import AcceleratorConfig
+from flexspec.accel.arch import AcceleratorConfig, resources
+from flexspec.accel.devices import load_device
 from flexspec.accel.kernels import random_masks, resolve_kernels
 from flexspec.accel.search import candidates, search_design
 from flexspec.accel.sim import (
-    ScheduleCache, analyze, compare, layer_steps, pe_array_candidates, schedule_layer_blocks, simulate_network,
+    ScheduleCache, analyze, compare, layer_steps, pe_array_candidates, pe_balance, precision_of,
+    schedule_layer_blocks, simulate_network,
 )
 from flexspec.cli import main
+from flexspec.dataflow import ORDERS, Blocking, LayerModel, trace_traffic
+from flexspec.dataflow.network import LayerDataflow
 from flexspec.errors import DoesNotFitError
+from flexspec.workload.layers import ConvLayer
 from flexspec.workload.zoo import get_network
 
 SIX = ("u200", "u250", "vcu118", "zcu102", "vc709", "s10gx2800")
@@ -23,40 +28,48 @@ SMALL_GRID = {"pes": (32,), "bank_ports": ((20, 2),), "broadcast": (False,)}
 U200_CFG = AcceleratorConfig(arrays=55, pes=32, banks=40, ports=2, fft_engines=64, ifft_engines=64)
 
 
+def bernoulli_masks(net, density: float, seed: int) -> dict:
+    """Masks with uneven non-zeros per kernel (each position kept with probability ``density``)."""
+    rng = np.random.default_rng(seed)
+    return {lay.name: rng.random((lay.out_channels, lay.in_channels, 40)) < density for lay in net.spectral_layers}
+
+
 @pytest.fixture(scope="module")
 def vgg16_cmp():
     net = get_network("vgg16")
-    masks = random_masks(net, 8, 0.25, 0)
+    masks = bernoulli_masks(net, 0.25, 0)
     return net, masks, compare(net, "u200", U200_CFG, masks)
 
 
-def test_bytes_come_from_the_dataflow_model(vgg16_cmp):
-    """Every simulated byte equals the dataflow model's traffic (the simulator also asserts it)."""
+def test_simulated_bytes_match_the_trace_counter(vgg16_cmp):
+    """Every simulated layer's kernel, input and partial-sum bytes and FFT counts against the
+    dataflow's independent trace counter (which walks the blocked loop nest block by block),
+    for the blocking, input format and residency the simulator ran, in all three designs."""
     net, masks, c = vgg16_cmp
-    from flexspec.accel.arch import resources
-    from flexspec.accel.devices import load_device
-
-    dev = load_device("u200")
-    nd = analyze(net, masks, U200_CFG, dev, resources(U200_CFG, dev))
-    for plan, res in (("flexible", c.flexspec), ("kernel-reuse", c.baselines["kernel-reuse"]),
-                      ("activation-reuse", c.baselines["activation-reuse"])):
-        assert abs(res.traffic_bytes - nd.total_bytes(plan)) < 1e-6
-        for lay, ld in zip(res.layers, nd.plans[plan], strict=True):
-            assert lay.kernels_bytes == ld.kernels_bits / 8 and lay.inputs_bytes == ld.inputs_bits / 8
-            assert lay.cout_block == ld.blocking.cout_block and lay.order == ld.blocking.order
+    prec = precision_of(U200_CFG)
+    for r in (c.flexspec, *c.baselines.values()):
+        for lay in r.layers:
+            assert lay.kind == "spectral"
             assert lay.cout_block % 32 == 0 or lay.cout_block >= net.layer(lay.name).out_channels
+            blk = Blocking(lay.order, lay.cout_block, lay.cin_block, lay.tile_block,
+                           "spectral" if lay.input_link == "spectral" else "spatial")
+            t = trace_traffic(net.layer(lay.name), masks[lay.name].sum(axis=2), 8, blk, prec,
+                              input_resident=lay.input_link == "resident",
+                              output_resident=lay.output_link == "resident")
+            assert (lay.kernels_bytes, lay.inputs_bytes, lay.psums_bytes) == \
+                   (t.kernels_bits / 8, t.inputs_bits / 8, t.psums_bits / 8), (r.design, lay.name)
+            assert (lay.forward_ffts, lay.inverse_ffts) == (t.forward_ffts, t.inverse_ffts), (r.design, lay.name)
+            if lay.output_link == "resident":
+                assert lay.outputs_bytes == 0
 
 
 def test_step_loads_match_brute_force_loop_nest():
     """Unrolled steps vs an independent brute-force walk of the blocked loop nest."""
-    from flexspec.dataflow.model import Blocking, LayerModel, Precision
-    from flexspec.dataflow.network import LayerDataflow
-
     net = get_network("vgg16_cifar")
     layer = net.spectral_layers[3]
     mask = random_masks(net, 8, 0.25, 1)[layer.name]
     cfg = AcceleratorConfig(arrays=4, pes=16, banks=40, ports=2)
-    prec = Precision(psum_bits=96)
+    prec = precision_of(cfg)
     m = LayerModel(layer, mask.sum(2), 8, prec)
     for order in ("oit", "tio", "ito", "iot"):
         blk = Blocking(order, 32, 16, 3)
@@ -89,8 +102,13 @@ def test_breakdown_bounds_and_efficiency(vgg16_cmp):
         assert 0 < lay.dsp_efficiency <= 1
         # the issue's definition: useful MACs x DSP/MAC / (PE DSPs x cycles)
         assert lay.dsp_efficiency == pytest.approx(lay.useful_macs / (U200_CFG.pe_count * lay.cycles))
+        # uneven masks: no design beats the PE load balance of the best grouping of its cout blocks
+        # (balanced_pe_cycles is the brute-force optimal partition, test_balance.py); a compute-bound
+        # layer reaches at least 90% of it
+        ceiling = float(pe_balance(masks[lay.name].sum(axis=2), U200_CFG.pes, [lay.cout_block])[0])
+        assert lay.dsp_efficiency <= ceiling + 1e-12, lay.name
         if lay.bound == "compute":
-            assert lay.dsp_efficiency >= 0.9, lay.name
+            assert lay.dsp_efficiency >= 0.9 * ceiling, (lay.name, lay.dsp_efficiency, ceiling)
         assert sum(lay.bank_load["reads_per_bank"]) > 0
     assert r.seconds <= 9e-3
     assert c.baselines["kernel-reuse"].cycles > r.cycles
@@ -109,10 +127,13 @@ def vgg16_schedules():
 
 
 @pytest.mark.parametrize("device", SIX)
-def test_estimate_within_5_percent_every_device(device, vgg16_cmp, vgg16_schedules):
-    """Closed-form estimate (per kernel-block run and tile-block shape) vs the step simulator,
-    every VGG16 layer, first fitting design of each device (u250 conv4_1 has uneven 8, 8, 8, 1
-    tile blocks: the case the per-shape split exists for)."""
+def test_per_run_estimate_within_5_percent_of_the_step_timing_every_device(device, vgg16_cmp, vgg16_schedules):
+    """The simulator's ``estimate_cycles`` against its own step-by-step timing, every VGG16 layer,
+    first fitting design of each device.  Not an independent closed form: both come from the same
+    per-step arrays; the estimate sums each resource per kernel-block run and tile-block shape and
+    takes the largest, the timing takes the largest per step.  This checks that the per-run
+    aggregation (what a fast analytical estimate can compute) loses under 5% (u250 conv4_1 has
+    uneven 8, 8, 8, 1 tile blocks: the case the per-shape split exists for)."""
     net, masks, _ = vgg16_cmp
     cfg = candidates(device)[0]
     r = simulate_network(net, device, cfg, masks, histograms=False, schedules=vgg16_schedules)
@@ -134,9 +155,6 @@ def test_conflict_free_schedule_cycles_brute_force():
 
 
 def test_design_that_does_not_fit_is_refused():
-    from flexspec.accel.arch import resources
-    from flexspec.accel.devices import load_device
-
     with pytest.raises(DoesNotFitError, match="needs .* but the device has"):
         resources(AcceleratorConfig(arrays=200, pes=64), load_device("zcu102"))
     cands = candidates("u200")
@@ -207,9 +225,6 @@ def test_fmnist_vgg_searched_design_and_baselines_on_every_device():
 def test_small_networks_plan_and_simulate_on_every_device(name):
     """Searched-grid design (P = 32, most arrays) on all six devices: all three plans exist and the
     flexspec design simulates (baselines are simulated on fmnist_vgg above and VGG16 elsewhere)."""
-    from flexspec.accel.arch import resources
-    from flexspec.accel.devices import load_device
-
     net = get_network(name)
     masks, _, _ = resolve_kernels(net, None)
     cache = ScheduleCache()
@@ -225,31 +240,24 @@ def test_small_networks_plan_and_simulate_on_every_device(name):
 
 @settings(max_examples=30, deadline=None)
 @given(cout=st.integers(1, 96), cin=st.integers(1, 48), hw=st.integers(1, 40), pes=st.sampled_from([8, 16, 32, 64]),
-       arrays=st.integers(1, 120), onchip_kib=st.integers(4, 4096))
-def test_pe_rule_leaves_every_plan_a_candidate(cout, cin, hw, pes, arrays, onchip_kib):
-    """Per-family occupancy rule: every plan keeps its best-occupancy blockings (never none); the
-    flexible plan only blockings within OCCUPANCY_KEEP of the best one overall."""
-    from flexspec.accel.sim import OCCUPANCY_KEEP, array_occupancy
-    from flexspec.dataflow.model import LayerModel
-    from flexspec.workload.layers import ConvLayer
-
+       arrays=st.integers(1, 120), onchip_kib=st.integers(4, 4096), bits_per_cycle=st.sampled_from([None, 64.0, 2048.0]),
+       seed=st.integers(0, 99))
+def test_pe_rule_keeps_a_legal_candidate_for_every_plan(cout, cin, hw, pes, arrays, onchip_kib, bits_per_cycle, seed):
+    """The PE-array rule as production calls it (uneven non-zeros, with a DRAM rate as
+    :func:`analyze` passes it, and without): every plan keeps at least one candidate, every kept
+    candidate holds a multiple of P output channels (or all of them) and belongs to its plan's family,
+    and the rule only removes candidates (each survivor is one of the unfiltered blockings)."""
     layer = ConvLayer("c", cin, cout, hw, hw, 3, 1, 1)
-    m = LayerModel(layer, np.full((cout, cin), 10), 8)
-    c = pe_array_candidates(m, m.candidates(), pes, arrays, onchip_kib * 8192)
-    divisors = [d for d in range(1, arrays + 1) if arrays % d == 0]
-    occ = array_occupancy(c, m.geom, pes, arrays, divisors)
+    nnz = np.random.default_rng(seed).integers(0, 41, size=(cout, cin))
+    m = LayerModel(layer, nnz, 8)
+    full = m.candidates()
+    c = pe_array_candidates(m, m.candidates(), pes, arrays, onchip_kib * 8192, bits_per_cycle)
     assert np.all((c["cout_block"] % pes == 0) | (c["cout_block"] >= cout))
-    for plan in ("flexible", "kernel-reuse", "activation-reuse"):
-        key = f"pe_occupancy_ok_{plan}"
-        assert c[key].any(), plan
-    # the flexible plan: exactly the PE-legal blockings within OCCUPANCY_KEEP of the best that fits,
-    # recomputed here from the unfiltered candidates
-    a = m.candidates()
-    legal = (a["cout_block"] % pes == 0) | (a["cout_block"] >= cout)
-    a = {k: v[legal] for k, v in a.items()}
-    occ_a = array_occupancy(a, m.geom, pes, arrays, divisors)
-    fits = a["buffer_bits"] <= onchip_kib * 8192
-    best = occ_a[fits].max() if fits.any() else occ_a.max()
-    want = occ_a >= OCCUPANCY_KEEP * best - 1e-12
-    assert int(c["pe_occupancy_ok_flexible"].sum()) == int(want.sum())
-    assert occ[c["pe_occupancy_ok_flexible"]].min() >= OCCUPANCY_KEEP * best - 1e-9
+    key = np.stack([full[k] for k in ("order_index", "format_index", "cout_block", "cin_block", "tile_block")], 1)
+    kept = np.stack([c[k] for k in ("order_index", "format_index", "cout_block", "cin_block", "tile_block")], 1)
+    assert {tuple(r) for r in kept} <= {tuple(r) for r in key}
+    for plan, order in (("flexible", None), ("kernel-reuse", "oit"), ("activation-reuse", "tio")):
+        ok = c[f"pe_occupancy_ok_{plan}"]
+        assert ok.any(), plan
+        if order is not None:
+            assert np.all(c["order_index"][ok] == ORDERS.index(order)), plan

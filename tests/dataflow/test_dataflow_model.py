@@ -10,6 +10,7 @@ from flexspec.dataflow import (
     optimize_layer, synthetic_nnz, trace_traffic, tradeoff_curve,
 )
 from flexspec.errors import CapacityError, UsageError
+from flexspec.kernel_format import KernelFormat
 from flexspec.spectral.geometry import num_frequencies, num_tiles
 from flexspec.workload import ConvLayer
 
@@ -30,9 +31,10 @@ def blockings(draw):
                     draw(st.integers(1, 30)), draw(st.sampled_from(INPUT_FORMATS)))
 
 
-precisions = st.builds(Precision, activation_bits=st.sampled_from([8, 16]), kernel_value_bits=st.sampled_from([16, 32]),
-                       index_bits=st.sampled_from([None, 7]), psum_bits=st.sampled_from([48, 64]),
-                       kernel_count_bits=st.sampled_from([0, 8]))
+kernel_formats = st.builds(KernelFormat, value_bits=st.sampled_from([8, 16]), index_bits=st.sampled_from([None, 7]),
+                           count_bits=st.sampled_from([0, 8]))
+precisions = st.builds(Precision, activation_bits=st.sampled_from([8, 16]), kernel_format=kernel_formats,
+                       psum_bits=st.sampled_from([48, 64, 96]))
 
 
 @settings(max_examples=250, deadline=None)
@@ -63,7 +65,7 @@ def test_kernel_bits_is_the_documented_formula():
     p = Precision()
     assert p.index_bits_for(8) == 6  # ceil(log2 40)
     assert kernel_bits([[0, 1], [10, 40]], 8).tolist() == [[0, 38], [380, 1520]]
-    assert kernel_bits(3, 8, Precision(kernel_count_bits=16)) == 3 * 38 + 16
+    assert kernel_bits(3, 8, Precision(kernel_format=KernelFormat(count_bits=16))) == 3 * 38 + 16
 
 
 def test_fixed_dataflows_reread_what_they_stream():
@@ -77,7 +79,7 @@ def test_fixed_dataflows_reread_what_they_stream():
     assert kr.inputs_bits == 3 * 8 * 20 * 20 * 16
     kr2 = m.traffic(Blocking("oit", 4, 2, 5))  # cin split: partial sums go off chip
     assert kr2.psum_round_trips == 3
-    assert kr2.psums_bits == 2 * 3 * 12 * T * num_frequencies(8) * 64
+    assert kr2.psums_bits == 2 * 3 * 12 * T * num_frequencies(8) * 96  # two 48-bit accumulators
     ar = m.traffic(Blocking("tio", 1, 8, 4))  # all input channels of 4 tiles on chip
     assert ar.dataflow == "activation-reuse" and ar.input_passes == 1 and ar.kernel_passes == -(-T // 4)
     assert ar.psums_bits == 0

@@ -24,6 +24,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from ..errors import DoesNotFitError, UsageError
+from ..kernel_format import DEFAULT_ACC_BITS, KernelFormat
 from ..spectral.geometry import num_frequencies  # noqa: F401  (re-exported)
 from .devices import Device
 
@@ -38,7 +39,7 @@ class AcceleratorConfig:
     ifft_engines: int = 16
     fft_size: int = 8
     data_bits: int = 16
-    acc_bits: int = 48
+    acc_bits: int = DEFAULT_ACC_BITS
     onchip_fraction: float = 0.5
     broadcast: bool = False
     pe_pipeline_cycles: int = 8  # multiplier + adder pipeline depth of a PE
@@ -61,12 +62,14 @@ class AcceleratorConfig:
         return num_frequencies(self.fft_size)
 
     @property
-    def index_bits(self) -> int:
-        return max(1, math.ceil(math.log2(self.num_freq)))
+    def kernel_format(self) -> KernelFormat:
+        """How this design stores kernel entries: data_bits real and imaginary parts, ceil(log2 F) index."""
+        return KernelFormat(self.data_bits)
 
     @property
-    def kernel_value_bits(self) -> int:
-        return 2 * self.data_bits + self.index_bits
+    def kernel_entry_bits(self) -> int:
+        """Bits of one stored kernel entry (value + index), :func:`flexspec.kernel_format.entry_bits`."""
+        return self.kernel_format.entry_bits(self.fft_size)
 
     @property
     def pe_count(self) -> int:

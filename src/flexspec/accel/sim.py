@@ -46,7 +46,9 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from ..dataflow import Precision
 from ..errors import UsageError
+from ..kernel_format import KernelFormat, psum_bits
 from ..workload.layers import Network
 from .arch import AcceleratorConfig, Resources, resources
 from .devices import Device, load_device
@@ -59,11 +61,17 @@ HEADLINE_BASELINE = "kernel-reuse"
 
 
 # ------------------------------------------------------------------------ dataflow hookup --
-def precision_of(config: AcceleratorConfig):
-    from ..dataflow import Precision
-
-    return Precision(activation_bits=config.data_bits, kernel_value_bits=2 * config.data_bits,
-                     psum_bits=2 * config.acc_bits)
+def precision_of(config: AcceleratorConfig, kernels=None):
+    """Word widths of this design; kernel entries as a kernel file (``kernels``, a
+    SparseNetworkKernels) stores them, else at the design's data width."""
+    fmt = config.kernel_format
+    if kernels is not None:
+        widths = {(k.value_bits, k.index_bits) for k in kernels.layers.values()}
+        if len(widths) != 1:
+            raise UsageError(f"the kernel file stores its layers at different widths {sorted(widths)}; "
+                             f"the simulator needs one (value_bits, index_bits)")
+        fmt = KernelFormat(*widths.pop())
+    return Precision(activation_bits=config.data_bits, kernel_format=fmt, psum_bits=psum_bits(config.acc_bits))
 
 
 def budget_of(config: AcceleratorConfig, device: Device, res: Resources):
@@ -198,9 +206,11 @@ def pe_array_candidates(model, cands: dict, pes: int, arrays: int, onchip_bits: 
     return {k: v[keep] for k, v in c.items()}
 
 
-def analyze(network: Network, masks: dict, config: AcceleratorConfig, device: Device, res: Resources):
+def analyze(network: Network, masks: dict, config: AcceleratorConfig, device: Device, res: Resources,
+            precision: Precision | None = None):
     """``flexspec.dataflow.analyze_network`` for this design, all three plans, with the PE-array
-    rule (:func:`pe_array_candidates`) passed through its ``layer_model`` hook."""
+    rule (:func:`pe_array_candidates`) passed through its ``layer_model`` hook.  ``precision``:
+    default :func:`precision_of` the design."""
     from ..dataflow import PLANS, analyze_network
     from ..dataflow.model import LayerModel
 
@@ -217,8 +227,7 @@ def analyze(network: Network, masks: dict, config: AcceleratorConfig, device: De
             key = _occupancy_key(plan)
             return cands[key] if key in cands else super().plan_mask(cands, plan)
 
-    nnz = {name: m.sum(axis=2, dtype=np.int64) for name, m in masks.items()}
-    return analyze_network(network, nnz, config.fft_size, budget, precision_of(config), PLANS,
+    return analyze_network(network, masks, config.fft_size, budget, precision or precision_of(config), PLANS,
                            layer_model=_PEArrayModel)
 
 
@@ -781,29 +790,30 @@ class Comparison:
         })
 
 
-def _setup(network, device, config, kernels, fft_size, density, seed):
+def _setup(network, device, config, kernels, fft_size, density, seed, precision):
     device = load_device(device)
     config = config or AcceleratorConfig(fft_size=fft_size)
-    masks, _, src = resolve_kernels(network, kernels, fft_size=config.fft_size, density=density, seed=seed)
+    masks, net_k, src = resolve_kernels(network, kernels, fft_size=config.fft_size, density=density, seed=seed)
     res = resources(config, device)
-    return device, config, masks, src, res
+    return device, config, masks, src, res, precision or precision_of(config, net_k)
 
 
 def compare(network: Network, device, config: AcceleratorConfig | None = None, kernels=None, *, fft_size: int = 8,
             density: float = 0.25, seed: int = 0, histograms: bool = True,
-            schedules: ScheduleCache | None = None) -> Comparison:
+            schedules: ScheduleCache | None = None, precision: Precision | None = None) -> Comparison:
     """FlexSpec (flexible dataflow, optimal conflict-free schedules) and the two baselines (one
     fixed dataflow everywhere, in-order schedules) on the same design.  ``schedules``: see
-    :func:`simulate_plan`."""
+    :func:`simulate_plan`; ``precision``: word widths and kernel format (default
+    :func:`precision_of` the design and the kernel file)."""
     from ..dataflow.model import LayerModel
 
     schedules = schedules if schedules is not None else ScheduleCache()
-    device, config, masks, src, res = _setup(network, device, config, kernels, fft_size, density, seed)
+    device, config, masks, src, res, prec = _setup(network, device, config, kernels, fft_size, density, seed,
+                                                   precision)
     t0 = time.perf_counter()
-    nd = analyze(network, masks, config, device, res)
+    nd = analyze(network, masks, config, device, res, prec)
     ta = time.perf_counter() - t0
-    prec = precision_of(config)
-    models = {name: LayerModel(network.layer(name), m.sum(axis=2, dtype=np.int64), config.fft_size, prec)
+    models = {name: LayerModel(network.layer(name), m, config.fft_size, prec)
               for name, m in masks.items() if name in {lay.name for lay in network.spectral_layers}}
     flex = simulate_plan(network, masks, nd.plans["flexible"], models, config, device, res, "optimal", src,
                          "flexspec", ("flexible dataflow per layer (flexspec.dataflow), optimal schedules",),
@@ -818,18 +828,20 @@ def compare(network: Network, device, config: AcceleratorConfig | None = None, k
 
 def simulate_network(network: Network, device, config: AcceleratorConfig | None = None, kernels=None, *,
                      design: str = "flexspec", fft_size: int = 8, density: float = 0.25, seed: int = 0,
-                     histograms: bool = True, schedules: ScheduleCache | None = None) -> NetworkResult:
-    """Simulate one design: 'flexspec' or 'baseline-kernel-reuse' / 'baseline-activation-reuse'."""
+                     histograms: bool = True, schedules: ScheduleCache | None = None,
+                     precision: Precision | None = None) -> NetworkResult:
+    """Simulate one design: 'flexspec' or 'baseline-kernel-reuse' / 'baseline-activation-reuse'
+    (``precision``: as :func:`compare`)."""
     from ..dataflow.model import LayerModel
 
     designs = ("flexspec",) + tuple(f"baseline-{b}" for b in BASELINES)
     if design not in designs:
         raise UsageError(f"unknown design '{design}'; known: {', '.join(designs)}")
     t0 = time.perf_counter()
-    device, config, masks, src, res = _setup(network, device, config, kernels, fft_size, density, seed)
-    nd = analyze(network, masks, config, device, res)
-    prec = precision_of(config)
-    models = {lay.name: LayerModel(lay, masks[lay.name].sum(axis=2, dtype=np.int64), config.fft_size, prec)
+    device, config, masks, src, res, prec = _setup(network, device, config, kernels, fft_size, density, seed,
+                                                   precision)
+    nd = analyze(network, masks, config, device, res, prec)
+    models = {lay.name: LayerModel(lay, masks[lay.name], config.fft_size, prec)
               for lay in network.spectral_layers}
     plan = "flexible" if design == "flexspec" else design[len("baseline-"):]
     r = simulate_plan(network, masks, nd.plans[plan], models, config, device, res,

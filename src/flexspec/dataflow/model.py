@@ -48,14 +48,17 @@ Named dataflows (special cases of the general nest):
 
 Accounting (all traffic is counted in bits, exact integers; ``*_bytes`` = bits / 8):
 
-* one sparse kernel: ``nnz * (kernel_value_bits + index_bits) + kernel_count_bits``
-  (:func:`kernel_bits`; kernels are packed back to back, no per-kernel padding);
+* one sparse kernel: ``nnz * (2 * value_bits + index_bits) + count_bits`` in the default
+  format, fewer with each Hermitian twin stored once (:func:`kernel_bits`, the formula of
+  :mod:`flexspec.kernel_format`; kernels are packed back to back, no per-kernel padding), or
+  the bits the caller says they take (``stored_kernel_bits``, e.g. a schedule stream);
 * activations off chip: ``"spatial"`` -- ``H x W`` reals of ``activation_bits`` per channel,
   forward FFT on every load; ``"spectral"`` -- ``T x F`` complex values of
   ``2 x activation_bits`` per channel, transformed once (by the producer);
 * outputs: ``Cout x Hout x Wout x activation_bits`` spatial (or the size the network
   analysis passes in: after a fused pooling, or in the consumer's spectral layout);
-* partial sums: ``F`` complex values of ``psum_bits`` per tile per output channel.
+* partial sums: ``F`` complex values of ``psum_bits`` per tile per output channel (96 by
+  default: two 48-bit accumulators, :func:`flexspec.kernel_format.psum_bits`).
 """
 
 from __future__ import annotations
@@ -66,7 +69,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..errors import CapacityError, UsageError
+from ..kernel_format import DEFAULT_ACC_BITS, DEFAULT_FORMAT, KernelFormat, psum_bits
 from ..spectral.geometry import check_fft_size, num_frequencies, tile_grid, tile_size
+from ..spectral.sparse import twin_once_counts
 
 #: Loop orders (outermost first) the general nest may use.
 ORDERS = ("oit", "tio", "oti", "toi", "iot", "ito")
@@ -91,35 +96,30 @@ def dataflow_name(kernel_passes: int, input_passes: int, tile_blocks: int) -> st
 
 @dataclass(frozen=True)
 class Precision:
-    """Word widths.  ``kernel_value_bits`` is one complex value (16 + 16 bits by default);
-    ``index_bits`` None means ceil(log2 F); ``psum_bits`` is one complex partial sum;
-    ``kernel_count_bits`` is an optional per-kernel count/pointer word (0: not modelled);
-    ``spatial_weight_bits`` is one weight of a layer that stays spatial."""
+    """Word widths.  ``kernel_format``: how sparse kernels are stored
+    (:class:`flexspec.kernel_format.KernelFormat`: 16-bit real and imaginary parts, a
+    ceil(log2 F)-bit index by default); ``psum_bits`` is one complex partial sum (two 48-bit
+    accumulators by default, :func:`flexspec.kernel_format.psum_bits`); ``spatial_weight_bits``
+    is one weight of a layer that stays spatial."""
 
     activation_bits: int = 16
-    kernel_value_bits: int = 32
-    index_bits: int | None = None
-    psum_bits: int = 64
-    kernel_count_bits: int = 0
+    kernel_format: KernelFormat = DEFAULT_FORMAT
+    psum_bits: int = psum_bits(DEFAULT_ACC_BITS)
     spatial_weight_bits: int = 16
 
     def __post_init__(self):
-        for key in ("activation_bits", "kernel_value_bits", "psum_bits", "spatial_weight_bits"):
+        for key in ("activation_bits", "psum_bits", "spatial_weight_bits"):
             v = getattr(self, key)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise UsageError(f"precision: {key} must be a positive integer, got {v!r}")
         if self.psum_bits % 2:
             raise UsageError(f"precision: psum_bits is one complex value (real + imaginary), must be even, "
                              f"got {self.psum_bits}")
-        if self.index_bits is not None and (not isinstance(self.index_bits, int) or self.index_bits < 0):
-            raise UsageError(f"precision: index_bits must be None or an integer >= 0, got {self.index_bits!r}")
-        if not isinstance(self.kernel_count_bits, int) or self.kernel_count_bits < 0:
-            raise UsageError(f"precision: kernel_count_bits must be an integer >= 0, got {self.kernel_count_bits!r}")
+        if not isinstance(self.kernel_format, KernelFormat):
+            raise UsageError(f"precision: kernel_format must be a KernelFormat, got {self.kernel_format!r}")
 
     def index_bits_for(self, fft_size: int) -> int:
-        if self.index_bits is not None:
-            return self.index_bits
-        return max(1, math.ceil(math.log2(num_frequencies(fft_size))))
+        return self.kernel_format.index_bits_for(fft_size)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -266,13 +266,21 @@ class TrafficBound:
 
 
 def kernel_bits(nnz, fft_size: int, precision: Precision = DEFAULT_PRECISION) -> np.ndarray:
-    """Bits of each sparse spectral kernel: nnz * (value_bits + index_bits) + kernel_count_bits.
+    """Bits of each sparse spectral kernel (int64), by the one formula of
+    :meth:`flexspec.kernel_format.KernelFormat.kernel_bits`.
 
-    The one accounting formula for sparse kernels in the dataflow model (int64, same shape as nnz).
-    """
-    nnz = np.asarray(nnz, dtype=np.int64)
-    per = precision.kernel_value_bits + precision.index_bits_for(fft_size)
-    return nnz * per + precision.kernel_count_bits
+    ``nnz``: non-zero counts (any shape), or a bool mask [..., F] of kept positions -- needed by
+    the ``twins='once'`` format, which stores one member of each conjugate pair."""
+    fmt = precision.kernel_format
+    arr = np.asarray(nnz)
+    if arr.dtype == bool:
+        if fmt.twins == "once":
+            stored, real = twin_once_counts(arr, fft_size)
+            return fmt.kernel_bits(stored, fft_size, real)
+        return fmt.kernel_bits(arr.sum(-1, dtype=np.int64), fft_size)
+    if fmt.twins == "once":
+        raise UsageError("the 'once' twin layout counts kernel bits from masks, not from non-zero counts")
+    return fmt.kernel_bits(arr, fft_size)
 
 
 def synthetic_nnz(layer, fft_size: int, density: float, seed: int = 0) -> np.ndarray:
@@ -320,9 +328,11 @@ class LayerGeometry:
 
 def _check_nnz(geom: LayerGeometry, nnz) -> np.ndarray:
     nnz = np.asarray(nnz)
+    if nnz.dtype == bool and nnz.shape == (geom.cout, geom.cin, geom.num_freq):
+        return nnz.sum(axis=2, dtype=np.int64)
     if nnz.shape != (geom.cout, geom.cin):
-        raise UsageError(f"layer '{geom.name}': nnz must have shape (Cout, Cin) = ({geom.cout}, {geom.cin}), "
-                         f"got {nnz.shape}")
+        raise UsageError(f"layer '{geom.name}': nnz must have shape (Cout, Cin) = ({geom.cout}, {geom.cin}) "
+                         f"or be a bool mask (Cout, Cin, F={geom.num_freq}), got {nnz.shape}")
     if nnz.size and (nnz.min() < 0 or nnz.max() > geom.num_freq):
         raise UsageError(f"layer '{geom.name}': non-zero counts must lie in [0, F={geom.num_freq}]")
     return nnz.astype(np.int64)
@@ -346,14 +356,25 @@ def _loads(order: str, trips: dict, relevant: str):
 class LayerModel:
     """A layer with its real kernel sizes, ready to evaluate blockings (vectorized).
 
+    ``nnz``: int [Cout, Cin] non-zero counts, or the bool mask [Cout, Cin, F] (which the
+    ``twins='once'`` kernel format needs).  ``stored_kernel_bits``: int [Cout, Cin] bits each
+    kernel takes in memory, when they are not the format's entry count (e.g. the schedule stream
+    of :func:`flexspec.kernel_format.schedule_stream_bits` shared among the kernels of each group).
     Deterministic; the cache of kernel-block maxima lives in the instance only."""
 
-    def __init__(self, layer, nnz, fft_size: int, precision: Precision = DEFAULT_PRECISION, output_bits: int | None = None):
+    def __init__(self, layer, nnz, fft_size: int, precision: Precision = DEFAULT_PRECISION, output_bits: int | None = None,
+                 stored_kernel_bits=None):
         self.layer = layer
         self.geom = g = LayerGeometry.of(layer, fft_size)
         self.precision = p = precision
         self.nnz = _check_nnz(g, nnz)
-        self.kbits = kernel_bits(self.nnz, fft_size, p)
+        if stored_kernel_bits is not None:
+            self.kbits = np.asarray(stored_kernel_bits, dtype=np.int64)
+            if self.kbits.shape != self.nnz.shape or (self.kbits.size and self.kbits.min() < 0):
+                raise UsageError(f"layer '{g.name}': stored_kernel_bits must be >= 0 with shape {self.nnz.shape}, "
+                                 f"got shape {self.kbits.shape}")
+        else:
+            self.kbits = kernel_bits(nnz if np.asarray(nnz).dtype == bool else self.nnz, fft_size, p)
         self.kernel_total_bits = int(self.kbits.sum())
         self.complex_macs = int(self.nnz.sum()) * g.tiles
         self.input_bits = {

@@ -25,13 +25,14 @@ loop order restricted to kernel reuse or activation reuse.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 from ..errors import CapacityError, UsageError
 from ..workload.layers import ActivationLayer, ConvLayer, PoolLayer
 from .model import (
-    DEFAULT_PRECISION, PLANS, Blocking, Budget, LayerModel, LayerTraffic, Precision, TrafficBound, TrafficTotals, capacity_error, choose,
-    compute_seconds,
+    DEFAULT_PRECISION, PLANS, Blocking, Budget, LayerModel, LayerTraffic, Precision, TrafficBound, TrafficTotals,
+    capacity_error, choose, compute_seconds, synthetic_nnz,
 )
 
 FORMAT_VERSION = 1
@@ -207,17 +208,18 @@ def _spatial_layer(conv: ConvLayer, stored_out_bits: int, precision: Precision, 
 
 def analyze_network(network, nnz_by_layer: dict, fft_size: int, budget: Budget,
                     precision: Precision = DEFAULT_PRECISION, plans=PLANS, *, residency: bool = True,
-                    spectral_links: bool = True, layer_model=None) -> NetworkDataflow:
+                    spectral_links: bool = True, layer_model=None,
+                    stored_kernel_bits_by_layer: dict | None = None) -> NetworkDataflow:
     """Choose every spectral layer's dataflow and blocking, and the links, for each plan.
 
-    ``nnz_by_layer``: layer name -> int array [Cout, Cin] of real non-zero counts, for every
-    spectral-eligible layer.  ``plans``: names from PLANS ('flexible' is always added).
+    ``nnz_by_layer``: layer name -> int array [Cout, Cin] of real non-zero counts (or the bool
+    mask [Cout, Cin, F]), for every spectral-eligible layer.  ``stored_kernel_bits_by_layer``:
+    optional layer name -> int [Cout, Cin] bits each kernel takes in memory (see
+    :class:`~flexspec.dataflow.model.LayerModel`).  ``plans``: names from PLANS ('flexible' is always added).
     ``residency`` / ``spectral_links``: allow 'resident' / 'spectral' links.  Raises
     CapacityError naming the first layer for which nothing fits, with the capacity it needs.
     ``layer_model``: a LayerModel subclass whose ``candidates()`` restricts the blockings to
     what a particular hardware can run (the accelerator's PE-array rule); default LayerModel."""
-    import time
-
     t0 = time.perf_counter()
     plans = ("flexible",) + tuple(p for p in plans if p != "flexible")
     for plan in plans:
@@ -230,7 +232,8 @@ def analyze_network(network, nnz_by_layer: dict, fft_size: int, budget: Budget,
         if conv.spectral_eligible:
             if conv.name not in nnz_by_layer:
                 raise UsageError(f"no non-zero counts given for spectral layer '{conv.name}'")
-            m = (layer_model or LayerModel)(conv, nnz_by_layer[conv.name], fft_size, precision)
+            m = (layer_model or LayerModel)(conv, nnz_by_layer[conv.name], fft_size, precision,
+                                            stored_kernel_bits=(stored_kernel_bits_by_layer or {}).get(conv.name))
             models[conv.name] = m
             cands[conv.name] = m.candidates()
     # allowed states of the link after conv j, and the stored bits the producer writes per state
@@ -311,7 +314,5 @@ def _plan(plan, convs, links, link_states, models, cands, budget, precision):
 
 def synthetic_nnz_by_layer(network, fft_size: int, density: float, seed: int = 0) -> dict:
     """Random-mask non-zero counts for every spectral layer (seed offset by layer position)."""
-    from .model import synthetic_nnz
-
     return {layer.name: synthetic_nnz(layer, fft_size, density, seed + k)
             for k, layer in enumerate(network.spectral_layers)}

@@ -16,7 +16,8 @@ that breaks a pair.
 
 Hardware accounting: every kept entry costs ``2 * value_bits`` (real and imaginary part,
 fixed point, default 16 bits each) plus ``index_bits`` (default ``ceil(log2 F)``, 6 for
-N = 8); :func:`sparse_kernel_bits` is the one formula every stage uses.
+N = 8): :func:`sparse_kernel_bits`, this file's widths applied to the one formula every stage
+uses (:mod:`flexspec.kernel_format`).
 """
 
 from __future__ import annotations
@@ -29,10 +30,8 @@ import numpy as np
 
 from .. import FORMAT_VERSION
 from ..errors import InputFileError, UsageError
+from ..kernel_format import DEFAULT_VALUE_BITS, KernelFormat, default_index_bits  # noqa: F401  (re-exported)
 from .geometry import check_fft_size, half_width, num_frequencies
-
-#: Default fixed-point width of one real or imaginary part, in bits.
-DEFAULT_VALUE_BITS = 16
 
 
 # --------------------------------------------------------------------------- Hermitian helpers
@@ -96,17 +95,26 @@ def hermitian_error(wf) -> float:
 
 
 # --------------------------------------------------------------------------- accounting
-def default_index_bits(fft_size: int) -> int:
-    """ceil(log2 F) bits address one of the F = N*(N//2+1) half-plane positions (6 for N = 8)."""
-    return max(1, math.ceil(math.log2(num_frequencies(fft_size))))
-
-
 def sparse_kernel_bits(nnz, value_bits: int = DEFAULT_VALUE_BITS, index_bits: int = 6):
     """Bits that ``nnz`` kept spectral entries cost in memory: nnz * (2 * value_bits + index_bits).
 
-    Works elementwise on integer arrays.  The single formula every stage uses.
+    Works elementwise on integer arrays; :meth:`flexspec.kernel_format.KernelFormat.kernel_bits`
+    (the one formula every stage uses) with this file's widths.
     """
-    return np.asarray(nnz, dtype=np.int64) * (2 * int(value_bits) + int(index_bits))
+    return KernelFormat(int(value_bits), int(index_bits)).kernel_bits(nnz)
+
+
+def twin_once_counts(mask, fft_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(stored entries, real-only entries) per kernel when each Hermitian twin is stored once.
+
+    ``mask``: bool [..., F].  A kept entry is dropped when its conjugate twin is also kept and
+    has the smaller position (the reader regenerates it); kept self-conjugate bins stay but store
+    only their real part.  Feed both to :meth:`KernelFormat.kernel_bits`."""
+    mask = np.asarray(mask, dtype=bool)
+    partner = conjugate_partner(fft_size)
+    dropped = mask & mask[..., partner] & (partner < np.arange(partner.size))
+    real = mask & self_conjugate(fft_size)
+    return (mask.sum(-1, dtype=np.int64) - dropped.sum(-1, dtype=np.int64), real.sum(-1, dtype=np.int64))
 
 
 def _index_dtype(fft_size: int):

@@ -1,0 +1,134 @@
+"""One formula for stored kernel bits: the sparse file, the dataflow and the simulator agree, the
+simulator honours a file's widths, the schedule stream is what the RTL's ROM holds, twins once."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flexspec.accel.arch import AcceleratorConfig
+from flexspec.accel.sim import compare, precision_of, schedule_layer_blocks
+from flexspec.dataflow import LayerModel, Precision, kernel_bits
+from flexspec.errors import UsageError
+from flexspec.kernel_format import DEFAULT_ACC_BITS, KernelFormat, psum_bits, schedule_stream_bits
+from flexspec.rtl.config import PEArrayConfig
+from flexspec.rtl.program import schedule_rom_words
+from flexspec.schedule import schedule_groups
+from flexspec.spectral import real_model
+from flexspec.spectral.sparse import SparseNetworkKernels, twin_once_counts
+from flexspec.workload.zoo import get_network
+
+CFG = AcceleratorConfig(arrays=8, pes=16, banks=20, ports=2, fft_engines=4, ifft_engines=4)
+
+
+def _rewidth(net_k: SparseNetworkKernels, value_bits: int, index_bits: int) -> SparseNetworkKernels:
+    """The same kernels declared at other widths (accounting only: the values are not requantized)."""
+    layers = {name: replace(k, value_bits=value_bits, index_bits=index_bits) for name, k in net_k.layers.items()}
+    return replace(net_k, layers=layers)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return get_network("fmnist_vgg"), real_model.load_pruned("admm", 0.25)
+
+
+@pytest.mark.parametrize("value_bits, index_bits", [(16, 6), (8, 8)])
+def test_file_dataflow_and_simulator_count_the_same_kernel_bits(shipped, value_bits, index_bits):
+    """The sparse file's count, the dataflow's count (through the simulator's precision) and the
+    bytes the simulator moves (kernel reuse reads every kernel exactly once) are nnz x (2 x
+    value_bits + index_bits), counted here by hand -- at 16 and at 8 bits."""
+    net, net_k = shipped
+    net_k = _rewidth(net_k, value_bits, index_bits)
+    prec = precision_of(CFG, net_k)
+    r = compare(net, "zcu102", CFG, net_k, histograms=False).baselines["kernel-reuse"]
+    for name, k in net_k.layers.items():
+        mask = k.mask()
+        by_hand = mask.sum(axis=2).astype(np.int64) * (2 * value_bits + index_bits)
+        assert np.array_equal(k.kernel_bits(), by_hand)
+        assert np.array_equal(LayerModel(net.layer(name), mask, 8, prec).kbits, by_hand)
+        assert np.array_equal(kernel_bits(mask.sum(axis=2), 8, prec), by_hand)
+        assert r.layer(name).kernels_bytes * 8 == int(by_hand.sum()) == k.total_bits()
+
+
+def test_the_simulator_honours_the_kernel_files_widths(shipped):
+    """Before: the simulator counted every file at the design's 16-bit values and 6-bit indices."""
+    net, net_k = shipped
+    assert precision_of(CFG).kernel_format == KernelFormat(16)
+    assert precision_of(CFG, _rewidth(net_k, 8, 8)).kernel_format == KernelFormat(8, 8)
+    mixed = dict(net_k.layers)
+    first = next(iter(mixed))
+    mixed[first] = replace(mixed[first], value_bits=8)
+    with pytest.raises(UsageError, match="different widths"):
+        precision_of(CFG, replace(net_k, layers=mixed))
+
+
+def test_partial_sums_are_the_two_48_bit_accumulators():
+    """One width for a complex partial sum everywhere: the dataflow's default, the simulator's and
+    the RTL's accumulators (2 x acc_bits)."""
+    rtl = PEArrayConfig(4, 4, 1, 8, [f % 4 for f in range(40)], 8)
+    assert DEFAULT_ACC_BITS == AcceleratorConfig().acc_bits == rtl.acc_bits == 48
+    assert Precision().psum_bits == precision_of(AcceleratorConfig()).psum_bits == psum_bits() == 2 * rtl.acc_bits
+
+
+@settings(max_examples=20, deadline=None)
+@given(pes=st.sampled_from([2, 4, 8]), banks=st.sampled_from([4, 8]), density=st.floats(0.05, 1.0),
+       seed=st.integers(0, 999))
+def test_schedule_stream_bits_are_the_bits_of_the_rtl_rom(pes, banks, density, seed):
+    """The stream a group is stored as = the RTL packer's ROM (its words are P x E bits wide, E
+    measured from a word whose last PE holds all-ones values), idle slots included."""
+    rng = np.random.default_rng(seed)
+    mask = rng.random((1, pes, 40)) < density
+    sched = schedule_groups(mask, banks, 1)
+    rtl = PEArrayConfig(pes, banks, 1, 8, [f % banks for f in range(40)], max(1, int(sched.cycles[0])))
+    table = sched.group_table(0)
+    ones = np.full((pes, 40), -1)
+    words = schedule_rom_words(rtl, table, ones, ones)
+    full = schedule_rom_words(rtl, np.full((1, pes), 39), ones, ones)[0]  # every PE valid, all ones
+    width = full.bit_length()
+    assert width == pes * KernelFormat(rtl.data_bits).stream_word_bits(8)
+    assert all(w.bit_length() <= width for w in words)
+    assert len(words) * width == int(schedule_stream_bits(sched.cycles, pes, 8)[0])
+
+
+def test_schedule_stream_is_the_entries_plus_idle_slots_and_valid_bits():
+    """On a real layer: stream = (PE slots of the schedule) x 39 bits, entries = nnz x 38 bits."""
+    mask = real_model.load_pruned("admm", 0.25).layers["conv2_1"].mask()
+    sch = schedule_layer_blocks(mask, CFG, mask.shape[0])
+    stream = int(schedule_stream_bits(sch.cycles, CFG.pes, 8).sum())
+    entries = int(kernel_bits(mask.sum(axis=2), 8).sum())
+    assert entries == int(mask.sum()) * 38
+    assert stream == int(sch.cycles.sum()) * CFG.pes * 39 > entries
+
+
+def _twins_by_coordinates(mask_2d: np.ndarray, n: int) -> tuple[int, int]:
+    """Brute force on (row, col) coordinates: kept entries left after dropping one of each kept
+    conjugate pair in columns 0 and N/2, and kept self-conjugate bins."""
+    m = n // 2 + 1
+    dropped = real = 0
+    for r in range(n):
+        for c in range(m):
+            if not mask_2d[r, c]:
+                continue
+            tr, tc = (-r) % n, (-c) % n
+            if (tr, tc) == (r, c):
+                real += 1
+            elif tc < m and mask_2d[tr, tc] and (tr, tc) < (r, c):
+                dropped += 1
+    return int(mask_2d.sum()) - dropped, real
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.sampled_from([4, 6, 8]), density=st.floats(0, 1), seed=st.integers(0, 999))
+def test_twin_once_counts_match_coordinates(n, density, seed):
+    m = n // 2 + 1
+    mask = np.random.default_rng(seed).random((3, n * m)) < density
+    stored, real = twin_once_counts(mask, n)
+    for k in range(3):
+        assert (stored[k], real[k]) == _twins_by_coordinates(mask[k].reshape(n, m), n)
+    fmt = KernelFormat(twins="once")
+    bits = kernel_bits(mask, n, Precision(kernel_format=fmt))
+    assert np.array_equal(bits, stored * fmt.entry_bits(n) - real * 16)
+    with pytest.raises(UsageError, match="masks"):
+        kernel_bits(mask.sum(-1), n, Precision(kernel_format=fmt))
