@@ -14,6 +14,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from .errors import FlexSpecError
 
 
@@ -108,8 +110,6 @@ def write_file(path, content) -> Path:
 
 def save_npz(path, arrays: dict, compressed: bool = False) -> Path:
     """``np.savez`` (or ``savez_compressed``) of ``arrays`` to ``path``, atomically."""
-    import numpy as np
-
     buf = io.BytesIO()
     (np.savez_compressed if compressed else np.savez)(buf, **arrays)
     return write_file(path, buf.getvalue())

@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flexspec.dataflow import (
-    INPUT_FORMATS, ORDERS, Blocking, Budget, LayerModel, Precision, kernel_bits, layer_traffic, lower_bound,
-    optimize_layer, synthetic_nnz, trace_traffic, tradeoff_curve,
+    INPUT_FORMATS, ORDERS, Blocking, Budget, LayerModel, Precision, block_candidates, kernel_bits, layer_traffic,
+    lower_bound, optimize_layer, synthetic_nnz, trace_traffic, tradeoff_curve,
 )
 from flexspec.errors import CapacityError, UsageError
 from flexspec.kernel_format import KernelFormat
@@ -106,30 +106,55 @@ def test_optimizer_never_exceeds_capacity(lay, cap, plan):
     assert best.total_bits >= lower_bound(layer, nnz, n).total_bits
 
 
+def _brute_force_points(m, layer, T, bo_sizes, bi_sizes, bt_sizes) -> np.ndarray:
+    """(on-chip bytes, traffic bytes) of every order, format and block size given, one by one."""
+    pts = []
+    for order in ORDERS:
+        for fmt in INPUT_FORMATS:
+            for bo in bo_sizes:
+                for bi in bi_sizes:
+                    e = m.evaluate(order, int(bo), int(bi), np.asarray(bt_sizes), fmt)
+                    tot = e["kernels_bits"] + e["inputs_bits"] + e["psums_bits"] + m.output_bits
+                    pts.append(np.stack(np.broadcast_arrays(e["buffer_bits"], tot), 1))
+    return np.concatenate(pts) / 8
+
+
+def _best_within(pts: np.ndarray, caps: np.ndarray) -> np.ndarray:
+    """Least traffic among the points whose on-chip bytes are <= each capacity (inf: none)."""
+    srt = pts[np.argsort(pts[:, 0], kind="stable")]
+    best = np.minimum.accumulate(srt[:, 1])
+    k = np.searchsorted(srt[:, 0], caps, side="right") - 1
+    return np.where(k >= 0, best[np.maximum(k, 0)], np.inf)
+
+
 @settings(max_examples=25, deadline=None)
 @given(small_layers())
 def test_tradeoff_curve_is_the_frontier_and_reaches_the_bound(lay):
+    """The curve equals, at every capacity, the brute-force minimum over its block-size grid
+    (powers of two, divisors, the extent, whole tile rows); against every block size 1..extent it is
+    never below the optimum, and equal from the bound's capacity on.  In between it can sit above:
+    the grid skips sizes such as 11 of 35 tiles, and a capacity that fits such a block but not the
+    next grid size pays the traffic of the smaller grid block (measured: up to 1.35x over 150
+    random layers)."""
     layer, n, nnz = lay
     curve = tradeoff_curve(layer, nnz, n)
     assert np.all(np.diff(curve.capacity_bytes) > 0) and np.all(np.diff(curve.traffic_bytes) < 0)
     assert curve.bound_met and curve.traffic_bytes[-1] == curve.bound_bytes
     assert np.all(curve.traffic_bytes >= curve.bound_bytes)
-    # brute force over every order/format and every block size up to the extents
     m = LayerModel(layer, nnz, n)
     T = num_tiles(layer, n)
-    pts = []
-    for order in ORDERS:
-        for fmt in INPUT_FORMATS:
-            for bo in range(1, layer.out_channels + 1):
-                for bi in range(1, layer.in_channels + 1):
-                    e = m.evaluate(order, bo, bi, np.arange(1, T + 1), fmt)
-                    tot = e["kernels_bits"] + e["inputs_bits"] + e["psums_bits"] + m.output_bits
-                    pts.append(np.stack(np.broadcast_arrays(e["buffer_bits"], tot), 1))
-    pts = np.concatenate(pts) / 8
-    for cap in np.unique(pts[:, 0])[::7]:
-        brute = pts[pts[:, 0] <= cap, 1].min()
-        assert curve.traffic_at(cap) <= brute * 1.5 + 1e-9  # candidate grid is a subset: near, never below bound
-        assert curve.traffic_at(cap) >= curve.bound_bytes
+    tiles_x = m.geom.tiles_x
+    grid = _brute_force_points(m, layer, T, block_candidates(layer.out_channels), block_candidates(layer.in_channels),
+                               block_candidates(T, extra=[tiles_x * k for k in (1, 2, 4, 8, 16, 32)]))
+    full = _brute_force_points(m, layer, T, range(1, layer.out_channels + 1), range(1, layer.in_channels + 1),
+                               np.arange(1, T + 1))
+    caps = np.unique(np.concatenate([grid[:, 0], full[:, 0]]))
+    got = curve.traffic_at(caps)
+    assert np.array_equal(got, _best_within(grid, caps))
+    best = _best_within(full, caps)
+    assert np.all(got >= best)
+    tail = caps >= curve.bound_capacity_bytes
+    assert np.array_equal(got[tail], best[tail])
     assert curve.traffic_at(curve.min_capacity_bytes - 1) == np.inf
 
 

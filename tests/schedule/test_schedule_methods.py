@@ -200,5 +200,6 @@ def test_broadcast_variants_only_improve_and_reach_high_utilization():
     validate(one, mask)
     validate(many, mask)
     assert np.all(many.cycles <= one.cycles) and many.total_cycles < one.total_cycles
-    assert many.pe_utilization > 0.95  # 99.6% on VGG16-sized runs, see BENCHMARKS.md
+    # measured: 1 variant 91.7%, 32 variants 98.9% here; BENCHMARKS.md: 98.9% over all VGG16 layers
+    assert one.pe_utilization < 0.95 < many.pe_utilization
     assert np.all(many.lower_bound == 10)

@@ -32,21 +32,25 @@ def test_broken_schedules_are_caught(base):
     keep = np.ones(n, bool)
     keep[5] = False
     dup = np.r_[np.arange(n), n - 1]
+    # each broken schedule with the message that must name what is wrong
     broken = {
-        "missing read": _with(s, group=s.group[keep], pe=s.pe[keep], index=s.index[keep], cycle=s.cycle[keep]),
-        "duplicate read": _with(s, group=s.group[dup], pe=s.pe[dup], index=s.index[dup], cycle=s.cycle[dup]),
-        "not kept": _with(s, index=np.where(np.arange(n) == 0, np.flatnonzero(~mask[0, s.pe[0]])[0], s.index)),
-        "wrong cycles": _with(s, cycles=s.cycles + np.array([0, 1, 0])),
-        "wrong bound": _with(s, lower_bound=s.lower_bound - 1),
-        "pe out of range": _with(s, pe=np.where(np.arange(n) == 3, 9, s.pe)),
-        "unsorted": _with(s, cycle=_swap_last_cycles(s)),
-        "bank map size": _with(s, bank_of=s.bank_of[:-1]),
-        "pes": _with(s, num_pes=5),
+        "missing read": (_with(s, group=s.group[keep], pe=s.pe[keep], index=s.index[keep], cycle=s.cycle[keep]),
+                         r"1 kept non-zeros never read, first: group 0 PE 3 frequency 7"),
+        "duplicate read": (_with(s, group=s.group[dup], pe=s.pe[dup], index=s.index[dup], cycle=s.cycle[dup]),
+                           r"group 2 PE 1 reads frequency 4 2 times"),
+        "not kept": (_with(s, index=np.where(np.arange(n) == 0, np.flatnonzero(~mask[0, s.pe[0]])[0], s.index)),
+                     r"read 0: group 0 PE 0 frequency \d+ is not a kept non-zero"),
+        "wrong cycles": (_with(s, cycles=s.cycles + np.array([0, 1, 0])),
+                         r"group 1: reported (\d+) cycles, true makespan is (?!\1)\d+"),
+        "wrong bound": (_with(s, lower_bound=s.lower_bound - 1), r"group 0: reported lower bound \d+, recomputed"),
+        "pe out of range": (_with(s, pe=np.where(np.arange(n) == 3, 9, s.pe)), r"read 3: pe 9 outside 0\.\.3"),
+        "unsorted": (_with(s, cycle=_swap_last_cycles(s)), r"reads not sorted by \(group, cycle, pe\)"),
+        "bank map size": (_with(s, bank_of=s.bank_of[:-1]), r"bank_of must have 12 entries, got shape \(11,\)"),
+        "pes": (_with(s, num_pes=5), r"schedule has 5 PEs per group, mask has 4"),
     }
-    for name, bad in broken.items():
-        with pytest.raises(ScheduleError):
+    for bad, message in broken.values():
+        with pytest.raises(ScheduleError, match=r"^invalid schedule: " + message):
             validate(bad, mask)
-        assert name
 
 
 def test_pe_reading_twice_in_a_cycle():
@@ -83,5 +87,5 @@ def test_bank_port_overflow_and_broadcast_rule():
 
 def test_schedule_against_other_mask(base):
     mask, s = base
-    with pytest.raises(ScheduleError):
+    with pytest.raises(ScheduleError, match=r"read 0: group 0 PE 0 frequency \d+ is not a kept non-zero"):
         validate(s, ~mask)

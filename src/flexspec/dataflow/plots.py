@@ -7,12 +7,15 @@ import io
 
 import numpy as np
 
+from ..fileio import write_file
+
 _PARTS = (("kernels_bits", "kernels", "#4C72B0"), ("inputs_bits", "inputs", "#55A868"),
           ("outputs_bits", "outputs", "#C44E52"), ("psums_bits", "partial sums", "#8172B2"))
 _HATCH = {"flexible": "", "kernel-reuse": "//", "activation-reuse": ".."}
 
 
 def _figure(**kw):
+    # matplotlib is heavy (~0.5 s) and only the plots need it: imported on first use
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -27,8 +30,6 @@ def _finish(plt, fig, path) -> bytes:
     plt.close(fig)
     data = buf.getvalue()
     if path is not None:
-        from ..fileio import write_file
-
         write_file(path, data)
     return data
 

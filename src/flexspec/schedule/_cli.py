@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputFileError, UsageError
+from .schedulers import check_mask, schedule_groups
+from .validate import validate
 
 
 def register(subparsers) -> None:
@@ -30,13 +37,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    import numpy as np
-
-    from ..errors import InputFileError, UsageError
-    from . import check_mask, schedule_groups, validate
-
     if args.banks < 1:
         raise UsageError(f"--banks must be >= 1, got {args.banks}")
     if args.ports < 1:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import UnknownNameError, UsageError
+from ._kernels import bank_aware_swaps
 from .model import Schedule, _check_count, resolve_bank_map
 from .schedulers import check_mask, schedule_groups
 
@@ -68,8 +69,6 @@ def group_kernels(mask_layer, num_pes: int, method: str = "balanced", *, bank_of
         kb = np.empty((cin, cout, banks), dtype=np.int16)  # reads per bank, channel-major for locality
         for b in range(banks):
             kb[:, :, b] = mask_layer[:, :, bank_of == b].sum(axis=2).T
-        from ._kernels import bank_aware_swaps
-
         bank_aware_swaps(order, kb, np.ascontiguousarray(nnz), num_pes, ports, int(passes))
     i_idx = np.broadcast_to(np.arange(cin, dtype=np.int64)[:, None], (cin, slots))
     groups = np.where(order >= 0, order * cin + i_idx, -1).reshape(cin * per_channel, num_pes)

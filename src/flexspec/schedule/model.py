@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import FORMAT_VERSION
-from ..errors import FlexSpecError, InputFileError, UsageError
+from ..errors import FlexSpecError, InputFileError, UnknownNameError, UsageError
+from ..fileio import save_npz
 from ..spectral.geometry import fft_size_from_frequencies
 
 #: Scheduling methods (``broadcast`` is the broadcast-aware heuristic).
@@ -114,8 +115,6 @@ def bank_map(mask_or_counts, banks: int, kind: str = "mod") -> np.ndarray:
     if kind == "mod":
         return np.arange(num_freq, dtype=np.int64) % banks
     if kind != "auto":
-        from ..errors import UnknownNameError
-
         raise UnknownNameError("bank map", str(kind), BANK_MAPS)
     capacity = -(-num_freq // banks)
     order = np.lexsort((np.arange(num_freq), -counts))
@@ -291,8 +290,6 @@ class Schedule:
 
 def save_npz_atomic(path, arrays: dict) -> Path:
     """np.savez, atomically (never a half-written file); the folder must exist."""
-    from ..fileio import save_npz
-
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():

@@ -1,0 +1,89 @@
+"""Bytes and latency of the ways VGG16's sparse spectral kernels can be stored (flexspec.kernel_format).
+
+Design and kernels as ``flexspec simulate vgg16 --device u200`` picks them (A=55 P=32 B=20 R=2
+broadcast, 64/64 FFT engines; synthesized kernels, layer-scope magnitude pruning to 25%, seed 0).
+Per layer, the stored kernel bytes of
+
+* ``entries``: what the dataflow and the simulator count -- nnz x (2 x 16 + 6) bits;
+* ``stream``: what the generated RTL's kernel ROM holds for the schedules the simulator runs
+  (the flexspec design's cout blocking, broadcast-aware schedules): one 39-bit word
+  (valid | index | re | im) per PE per schedule cycle, idle slots included;
+* ``twins once``: entries with one member of each conjugate pair of columns 0 and N/2 stored and
+  the real-valued DC/Nyquist bins stored as their real part only;
+
+and the simulated latency (flexspec design) with the kernels counted as ``entries`` and as
+``twins once`` (the simulator moves the format's bytes; compute is the same).
+
+    python benchmarks/bench_kernel_format.py [--out benchmarks/results/kernel_format.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from flexspec.accel.arch import AcceleratorConfig
+from flexspec.accel.kernels import resolve_kernels
+from flexspec.accel.sim import ScheduleCache, precision_of, simulate_network
+from flexspec.dataflow import kernel_bits
+from flexspec.fileio import write_file
+from flexspec.kernel_format import schedule_stream_bits
+from flexspec.workload import get_network
+
+OUT = Path(__file__).resolve().parent / "results" / "kernel_format.json"
+CFG = AcceleratorConfig(arrays=55, pes=32, banks=20, ports=2, fft_engines=64, ifft_engines=64, broadcast=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=str(OUT))
+    args = ap.parse_args()
+    net = get_network("vgg16")
+    masks, net_k, src = resolve_kernels(net, None)
+    entries = precision_of(CFG, net_k)
+    once = replace(entries, kernel_format=replace(entries.kernel_format, twins="once"))
+    cache = ScheduleCache()
+    load = {"before": os.getloadavg()[0]}
+    t0 = time.perf_counter()
+    runs = {name: simulate_network(net, "u200", CFG, net_k, histograms=False, schedules=cache, precision=prec)
+            for name, prec in (("entries", entries), ("twins_once", once))}
+    load["after"] = os.getloadavg()[0]
+    rows = []
+    for lay in runs["entries"].layers:
+        mask = masks[lay.name]
+        sch = cache.get(mask, CFG, lay.cout_block, "optimal")
+        row = {"layer": lay.name, "memory_bound": lay.memory_bound, "cout_block": lay.cout_block,
+               "entries_bytes": int(kernel_bits(mask, 8, entries).sum()) / 8,
+               "stream_bytes": int(schedule_stream_bits(sch.cycles, CFG.pes, 8, entries.kernel_format).sum()) / 8,
+               "twins_once_bytes": int(kernel_bits(mask, 8, once).sum()) / 8,
+               "cycles_entries": lay.cycles, "cycles_twins_once": runs["twins_once"].layer(lay.name).cycles,
+               "traffic_bytes_entries": lay.traffic_bytes,
+               "traffic_bytes_twins_once": runs["twins_once"].layer(lay.name).traffic_bytes}
+        rows.append(row)
+    tot = {k: float(sum(r[k] for r in rows)) for k in rows[0] if k.endswith(("_bytes", "_entries", "_once"))
+           and k not in ("layer",)}
+    report = {"network": "vgg16", "device": "u200", "config": CFG.to_dict(), "kernels": src.to_dict(),
+              "layers": rows, "total": tot, "seconds": time.perf_counter() - t0, "load_average": load,
+              "cycles": {k: r.cycles for k, r in runs.items()}}
+    write_file(args.out, json.dumps(report, indent=1) + "\n")
+    print("| layer | bound | entries MB | stream MB | stream / entries | twins once MB | once / entries | "
+          "cycles entries | cycles twins once | once / entries |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows + [{"layer": "**total**", "memory_bound": "", **tot}]:
+        bound = "" if r["memory_bound"] == "" else ("memory" if r["memory_bound"] else "compute")
+        print(f"| {r['layer']} | {bound} | {r['entries_bytes'] / 1e6:.2f} | {r['stream_bytes'] / 1e6:.2f} | "
+              f"{r['stream_bytes'] / r['entries_bytes']:.3f} | {r['twins_once_bytes'] / 1e6:.2f} | "
+              f"{r['twins_once_bytes'] / r['entries_bytes']:.3f} | {int(r['cycles_entries'])} | "
+              f"{int(r['cycles_twins_once'])} | {r['cycles_twins_once'] / r['cycles_entries']:.4f} |")
+    print(f"network cycles: {report['cycles']}; {report['seconds']:.0f} s, load average {load}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
