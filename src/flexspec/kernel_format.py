@@ -131,3 +131,27 @@ def schedule_stream_bits(cycles, pes: int, fft_size: int, fmt: KernelFormat = DE
     if not isinstance(pes, (int, np.integer)) or pes < 1:
         raise UsageError(f"pes must be a positive integer, got {pes!r}")
     return np.asarray(cycles, dtype=np.int64) * int(pes) * fmt.stream_word_bits(fft_size)
+
+
+def spread_over_kernels(groups, group_bits, num_kernels: int) -> np.ndarray:
+    """Per-kernel share of per-group bits (int64 [num_kernels], summing exactly to ``group_bits``):
+    each group's bits split evenly over its live kernels, the remainder to its first one.
+
+    ``groups``: int [G, P] flat kernel ids (-1: idle PE), as the simulator's schedules hold them;
+    ``group_bits``: int [G], e.g. :func:`schedule_stream_bits`.  Lets a per-kernel model
+    (``flexspec.dataflow.LayerModel(stored_kernel_bits=...)``) carry a per-group stored format."""
+    groups = np.asarray(groups, dtype=np.int64)
+    bits = np.asarray(group_bits, dtype=np.int64).ravel()
+    if groups.ndim != 2 or groups.shape[0] != bits.size:
+        raise UsageError(f"groups must be [G, P] with G = {bits.size} groups, got shape {groups.shape}")
+    live = groups >= 0
+    count = live.sum(axis=1)
+    if np.any((count == 0) & (bits != 0)):
+        raise UsageError("a group without kernels cannot hold stored bits")
+    share = np.where(count > 0, bits // np.maximum(count, 1), 0)
+    first = np.argmax(live, axis=1)
+    out = np.zeros(int(num_kernels), dtype=np.int64)
+    np.add.at(out, groups[live], np.repeat(share, count))
+    has = count > 0
+    np.add.at(out, groups[has, first[has]], bits[has] - share[has] * count[has])
+    return out

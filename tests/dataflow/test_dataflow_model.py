@@ -63,7 +63,7 @@ def test_no_traffic_below_the_compulsory_bound(lay, blocking, in_res, out_res):
 
 def test_kernel_bits_is_the_documented_formula():
     p = Precision()
-    assert p.index_bits_for(8) == 6  # ceil(log2 40)
+    assert p.kernel_format.index_bits_for(8) == 6  # ceil(log2 40)
     assert kernel_bits([[0, 1], [10, 40]], 8).tolist() == [[0, 38], [380, 1520]]
     assert kernel_bits(3, 8, Precision(kernel_format=KernelFormat(count_bits=16))) == 3 * 38 + 16
 

@@ -9,10 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flexspec.accel.arch import AcceleratorConfig
-from flexspec.accel.sim import compare, precision_of, schedule_layer_blocks
+from flexspec.accel.sim import ScheduleCache, compare, precision_of, schedule_layer_blocks
 from flexspec.dataflow import LayerModel, Precision, kernel_bits
 from flexspec.errors import UsageError
-from flexspec.kernel_format import DEFAULT_ACC_BITS, KernelFormat, psum_bits, schedule_stream_bits
+from flexspec.kernel_format import (
+    DEFAULT_ACC_BITS, KernelFormat, psum_bits, schedule_stream_bits, spread_over_kernels,
+)
 from flexspec.rtl.config import PEArrayConfig
 from flexspec.rtl.program import schedule_rom_words
 from flexspec.schedule import schedule_groups
@@ -100,6 +102,37 @@ def test_schedule_stream_is_the_entries_plus_idle_slots_and_valid_bits():
     entries = int(kernel_bits(mask.sum(axis=2), 8).sum())
     assert entries == int(mask.sum()) * 38
     assert stream == int(sch.cycles.sum()) * CFG.pes * 39 > entries
+
+
+@settings(max_examples=40, deadline=None)
+@given(groups=st.integers(1, 6), pes=st.integers(1, 5), kernels=st.integers(1, 40), seed=st.integers(0, 999))
+def test_spread_over_kernels_keeps_every_bit_of_every_group(groups, pes, kernels, seed):
+    rng = np.random.default_rng(seed)
+    ids = np.full((groups, pes), -1)
+    slots = rng.permutation(groups * pes)[:min(kernels, groups * pes)]
+    ids.flat[slots] = np.arange(slots.size)
+    bits = np.where((ids >= 0).any(axis=1), rng.integers(0, 10_000, groups), 0)
+    out = spread_over_kernels(ids, bits, kernels)
+    for g in range(groups):  # each group's bits land on its own kernels, within one bit-share of even
+        mine = ids[g][ids[g] >= 0]
+        assert out[mine].sum() == bits[g]
+        if mine.size:
+            assert out[mine].max() - out[mine].min() <= bits[g] % mine.size
+    assert out.sum() == bits.sum() and out[slots.size:].sum() == 0
+
+
+def test_the_simulator_moves_a_stored_schedule_stream(shipped):
+    """Kernels stored as their schedule stream: kernel reuse moves exactly the stream's bits."""
+    net, net_k = shipped
+    cache, stored = ScheduleCache(), {}
+    for name, k in net_k.layers.items():
+        mask = k.mask()
+        sch = cache.get(mask, CFG, mask.shape[0], "optimal")
+        bits = schedule_stream_bits(sch.cycles.ravel(), CFG.pes, 8)
+        stored[name] = spread_over_kernels(sch.groups, bits, mask[..., 0].size).reshape(mask.shape[:2])
+    r = compare(net, "zcu102", CFG, net_k, histograms=False, schedules=cache, stored_kernel_bits=stored)
+    for name, bits in stored.items():
+        assert r.baselines["kernel-reuse"].layer(name).kernels_bytes * 8 == int(bits.sum())
 
 
 def _twins_by_coordinates(mask_2d: np.ndarray, n: int) -> tuple[int, int]:

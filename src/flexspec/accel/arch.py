@@ -67,11 +67,6 @@ class AcceleratorConfig:
         return KernelFormat(self.data_bits)
 
     @property
-    def kernel_entry_bits(self) -> int:
-        """Bits of one stored kernel entry (value + index), :func:`flexspec.kernel_format.entry_bits`."""
-        return self.kernel_format.entry_bits(self.fft_size)
-
-    @property
     def pe_count(self) -> int:
         return self.arrays * self.pes
 

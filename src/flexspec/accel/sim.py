@@ -207,10 +207,11 @@ def pe_array_candidates(model, cands: dict, pes: int, arrays: int, onchip_bits: 
 
 
 def analyze(network: Network, masks: dict, config: AcceleratorConfig, device: Device, res: Resources,
-            precision: Precision | None = None):
+            precision: Precision | None = None, stored_kernel_bits: dict | None = None):
     """``flexspec.dataflow.analyze_network`` for this design, all three plans, with the PE-array
     rule (:func:`pe_array_candidates`) passed through its ``layer_model`` hook.  ``precision``:
-    default :func:`precision_of` the design."""
+    default :func:`precision_of` the design; ``stored_kernel_bits``: layer -> int [Cout, Cin] bits
+    each kernel takes in memory when not the format's entry count (e.g. a schedule stream)."""
     from ..dataflow import PLANS, analyze_network
     from ..dataflow.model import LayerModel
 
@@ -228,7 +229,7 @@ def analyze(network: Network, masks: dict, config: AcceleratorConfig, device: De
             return cands[key] if key in cands else super().plan_mask(cands, plan)
 
     return analyze_network(network, masks, config.fft_size, budget, precision or precision_of(config), PLANS,
-                           layer_model=_PEArrayModel)
+                           layer_model=_PEArrayModel, stored_kernel_bits_by_layer=stored_kernel_bits)
 
 
 # ------------------------------------------------------------------------------ schedules --
@@ -800,20 +801,22 @@ def _setup(network, device, config, kernels, fft_size, density, seed, precision)
 
 def compare(network: Network, device, config: AcceleratorConfig | None = None, kernels=None, *, fft_size: int = 8,
             density: float = 0.25, seed: int = 0, histograms: bool = True,
-            schedules: ScheduleCache | None = None, precision: Precision | None = None) -> Comparison:
+            schedules: ScheduleCache | None = None, precision: Precision | None = None,
+            stored_kernel_bits: dict | None = None) -> Comparison:
     """FlexSpec (flexible dataflow, optimal conflict-free schedules) and the two baselines (one
     fixed dataflow everywhere, in-order schedules) on the same design.  ``schedules``: see
     :func:`simulate_plan`; ``precision``: word widths and kernel format (default
-    :func:`precision_of` the design and the kernel file)."""
+    :func:`precision_of` the design and the kernel file); ``stored_kernel_bits``: see :func:`analyze`."""
     from ..dataflow.model import LayerModel
 
     schedules = schedules if schedules is not None else ScheduleCache()
     device, config, masks, src, res, prec = _setup(network, device, config, kernels, fft_size, density, seed,
                                                    precision)
     t0 = time.perf_counter()
-    nd = analyze(network, masks, config, device, res, prec)
+    nd = analyze(network, masks, config, device, res, prec, stored_kernel_bits)
     ta = time.perf_counter() - t0
-    models = {name: LayerModel(network.layer(name), m, config.fft_size, prec)
+    stored = stored_kernel_bits or {}
+    models = {name: LayerModel(network.layer(name), m, config.fft_size, prec, stored_kernel_bits=stored.get(name))
               for name, m in masks.items() if name in {lay.name for lay in network.spectral_layers}}
     flex = simulate_plan(network, masks, nd.plans["flexible"], models, config, device, res, "optimal", src,
                          "flexspec", ("flexible dataflow per layer (flexspec.dataflow), optimal schedules",),
@@ -829,9 +832,9 @@ def compare(network: Network, device, config: AcceleratorConfig | None = None, k
 def simulate_network(network: Network, device, config: AcceleratorConfig | None = None, kernels=None, *,
                      design: str = "flexspec", fft_size: int = 8, density: float = 0.25, seed: int = 0,
                      histograms: bool = True, schedules: ScheduleCache | None = None,
-                     precision: Precision | None = None) -> NetworkResult:
+                     precision: Precision | None = None, stored_kernel_bits: dict | None = None) -> NetworkResult:
     """Simulate one design: 'flexspec' or 'baseline-kernel-reuse' / 'baseline-activation-reuse'
-    (``precision``: as :func:`compare`)."""
+    (``precision``, ``stored_kernel_bits``: as :func:`compare`)."""
     from ..dataflow.model import LayerModel
 
     designs = ("flexspec",) + tuple(f"baseline-{b}" for b in BASELINES)
@@ -840,8 +843,9 @@ def simulate_network(network: Network, device, config: AcceleratorConfig | None 
     t0 = time.perf_counter()
     device, config, masks, src, res, prec = _setup(network, device, config, kernels, fft_size, density, seed,
                                                    precision)
-    nd = analyze(network, masks, config, device, res, prec)
-    models = {lay.name: LayerModel(lay, masks[lay.name], config.fft_size, prec)
+    nd = analyze(network, masks, config, device, res, prec, stored_kernel_bits)
+    stored = stored_kernel_bits or {}
+    models = {lay.name: LayerModel(lay, masks[lay.name], config.fft_size, prec, stored_kernel_bits=stored.get(lay.name))
               for lay in network.spectral_layers}
     plan = "flexible" if design == "flexspec" else design[len("baseline-"):]
     r = simulate_plan(network, masks, nd.plans[plan], models, config, device, res,

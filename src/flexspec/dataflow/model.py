@@ -118,9 +118,6 @@ class Precision:
         if not isinstance(self.kernel_format, KernelFormat):
             raise UsageError(f"precision: kernel_format must be a KernelFormat, got {self.kernel_format!r}")
 
-    def index_bits_for(self, fft_size: int) -> int:
-        return self.kernel_format.index_bits_for(fft_size)
-
     def to_dict(self) -> dict:
         return asdict(self)
 
