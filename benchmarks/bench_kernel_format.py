@@ -67,13 +67,13 @@ def main() -> int:
     rows = []
     for lay in runs["entries"].layers:
         mask = masks[lay.name]
-        row = {"layer": lay.name, "memory_bound": lay.memory_bound, "cout_block": lay.cout_block,
+        row = {"layer": lay.name, "memory_bound": bool(lay.memory_bound), "cout_block": int(lay.cout_block),
                "entries_bytes": int(kernel_bits(mask, 8, entries).sum()) / 8,
                "stream_bytes": int(stream[lay.name].sum()) / 8,
                "twins_once_bytes": int(kernel_bits(mask, 8, once).sum()) / 8,
                "cycles_entries": lay.cycles, "cycles_twins_once": runs["twins_once"].layer(lay.name).cycles,
                "cycles_stream": runs["stream"].layer(lay.name).cycles,
-               "stream_cout_block_changed": runs["stream"].layer(lay.name).cout_block != lay.cout_block,
+               "stream_cout_block_changed": bool(runs["stream"].layer(lay.name).cout_block != lay.cout_block),
                "traffic_bytes_entries": lay.traffic_bytes,
                "traffic_bytes_twins_once": runs["twins_once"].layer(lay.name).traffic_bytes}
         rows.append(row)
