@@ -1,8 +1,9 @@
 """How sparse spectral kernels and partial sums are stored: one definition, used by every stage.
 
 The sparse kernel file (:mod:`flexspec.spectral.sparse`), the dataflow model
-(:mod:`flexspec.dataflow`), the simulator (:mod:`flexspec.accel.sim`) and the generated RTL all
-count kernel bits with the functions of this module, so one quantity has one formula.
+(:mod:`flexspec.dataflow`) and the simulator (:mod:`flexspec.accel.sim`) count kernel bits with
+the functions of this module, so one quantity has one formula; the generated RTL's kernel ROM
+word is held to :func:`stream_word_bits` by a test (``tests/dataflow/test_kernel_format.py``).
 
 Kernel entries (what the dataflow moves off chip and holds in its kernel buffer)
     A kept spectral entry is a complex value, ``value_bits`` for the real and as many for the
