@@ -596,9 +596,20 @@ def stage_kernels(network, *, weights, fft_size, density, seed, prune_scope, not
     shipped / synthesized ones, or labelled random masks."""
     from collections.abc import Mapping
 
-    from .accel.kernels import resolve_kernels, user_kernels
+    from .accel.kernels import KernelSource, resolve_kernels, user_kernels
     from .spectral.sparse import SparseNetworkKernels
 
+    if isinstance(weights, SparseNetworkKernels) and weights.network == network.name:
+        # kernels made in Python for this network (e.g. workload.finetune.admm_finetune): the user's own
+        n = check_fft_size(int(weights.fft_size), network)
+        if fft_size is not None and fft_size != n:
+            raise UsageError(f"fft_size {fft_size} differs from the N={n} of the given kernels; leave it out")
+        masks, _, _ = resolve_kernels(network, weights, fft_size=n)
+        sha = (network.source or {}).get("sha256")
+        src = KernelSource("user", weights.provenance, bool(weights.is_real), float(weights.density), n, None,
+                           (network.source or {}).get("path"), sha,
+                           f"{weights.method or 'given'} pruning, target density {weights.target_density}")
+        return masks, n, src
     if weights is not None:
         net_k = weights if isinstance(weights, SparseNetworkKernels) else SparseNetworkKernels.load(weights)
         where = weights if not isinstance(weights, SparseNetworkKernels) else "the given kernels"

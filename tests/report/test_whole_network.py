@@ -161,3 +161,22 @@ def test_unsupported_layers_stop_the_run_unless_accepted(tmp_path, monkeypatch, 
     assert main(["run", str(path), "--out", "o2", "--accept-fallback", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "layers without a cost model" in out and "Resize" in out
+
+
+def test_admm_finetune_on_the_users_data_runs_as_the_users_kernels():
+    from flexspec.spectral.admm import AdmmConfig
+    from flexspec.workload.finetune import admm_finetune
+
+    torch.manual_seed(1)
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(128, 1, 16, 16),
+                                                                      torch.randint(0, 10, (128,))), batch_size=32)
+    cfg = AdmmConfig(admm_steps=10, z_every=5, retrain_steps=5, batch_size=32)
+    network, net_k = admm_finetune(small_cnn(), (1, 16, 16), data, density=0.25, config=cfg)
+    assert set(net_k.layers) == {lay.name for lay in network.spectral_layers} == {"0", "4"}
+    for name, ssk in net_k.layers.items():
+        assert abs(ssk.density - 0.25) < 0.03, name
+    report = run(network, "u200", weights=net_k, progress=False, tradeoff=False)
+    assert report.kernels.kind == "user" and report.kernels.label == "USER (trained)"
+    assert "ADMM" in report.kernels.provenance and "128 samples" in report.kernels.provenance
+    for name, p in report.keep_probability.items():
+        assert p.mean() == pytest.approx(net_k.layers[name].density)
