@@ -91,8 +91,8 @@ def summary_lines(report) -> list[str]:
     ]
     lines += speedup_lines(s["speedup_split"])
     lines.append(f"traffic {s['traffic_bytes'] / 1e6:.1f} MB vs {s['baseline_traffic_bytes'] / 1e6:.1f} MB: reduction "
-                 f"{100 * s['traffic_reduction_fraction']:.1f}% (compulsory bound of the convolutions "
-                 f"{s['lower_bound_bytes'] / 1e6:.1f} MB)")
+                 f"{100 * s['traffic_reduction_fraction']:.1f}% (compulsory bound "
+                 f"{s['lower_bound_bytes'] / 1e6:.1f} MB; convolutions {s['conv_traffic_bytes'] / 1e6:.1f} MB)")
     pv = s["pruning_view"]
     if pv:
         lines.append(f"instead, on the same board: dense spatial array {pv['dense_spatial_conv_latency_seconds'] * 1e3:.3f}"
