@@ -891,9 +891,9 @@ def simulate_designs(network: Network, masks: dict, config: AcceleratorConfig, d
                              "nothing to compare against")
         density = float(np.mean([m.mean() for m in masks.values()])) if masks else 1.0
         spatial = {"dense-spatial": spatial_accelerator(network, device, int(res.dataflow_bits), 1.0,
-                                                        config.data_bits),
+                                                        config.data_bits, fc_density=fc_density),
                    "sparse-spatial": spatial_accelerator(network, device, int(res.dataflow_bits), density,
-                                                         config.data_bits)}
+                                                         config.data_bits, fc_density=fc_density)}
     return Comparison(flex, base, ta, dataflow_only, spatial, tuple(notes), whole_network)
 
 

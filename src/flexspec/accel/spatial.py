@@ -310,8 +310,10 @@ class SpatialAccelerator:
 
 
 def spatial_accelerator(network, device, budget_bits: int, density: float = 1.0, act_bits: int = 16,
-                        dsps: int | None = None) -> SpatialAccelerator:
-    """Model the spatial accelerator (see :class:`SpatialAccelerator`) on ``network``."""
+                        dsps: int | None = None, fc_density: float = 1.0) -> SpatialAccelerator:
+    """Model the spatial accelerator (see :class:`SpatialAccelerator`) on ``network``; its convolutions
+    at ``density``, its FC layers at ``fc_density`` (as the FlexSpec design's, for a fair end-to-end
+    comparison)."""
     dsps = int(dsps or device.dsp_slices)
     cols = min(SPATIAL_ARRAY_COLUMNS, dsps)
     rows = dsps // cols
@@ -334,8 +336,8 @@ def spatial_accelerator(network, device, budget_bits: int, density: float = 1.0,
             ideal_conv += i
             conv_traffic += t_bytes
         elif isinstance(lay, LinearLayer):
-            kept = math.ceil(lay.in_features * lay.out_features * density)
-            idx = 0 if density >= 1 else max(1, math.ceil(math.log2(lay.in_features)))
+            kept = math.ceil(lay.in_features * lay.out_features * fc_density)
+            idx = 0 if fc_density >= 1 else max(1, math.ceil(math.log2(lay.in_features)))
             t_bytes = (kept * (16 + idx) + (lay.in_features + lay.out_features) * act_bits) / 8
             c = max(math.ceil(kept / dsps), math.ceil(t_bytes / bpc))
             i = math.ceil(kept / dsps)
