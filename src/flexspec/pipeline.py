@@ -488,8 +488,8 @@ def bound_reason(r) -> str:
             return f"memory-bound: DRAM traffic {r.traffic_bytes / 1e6:.2f} MB takes longer than its compute"
         return f"compute-bound: PE occupancy {100 * r.dsp_efficiency:.0f}%"
     if r.kind == "add":
-        return "memory-bound: skip operand read back" if r.memory_bound else "on chip (skip operand resident)"
-    return "memory-bound (fallback cost)" if r.kind == "fallback" else "no cost (in place)"
+        return "memory-bound: skip operand read back" if r.memory_bound else "on-chip: skip operand resident"
+    return "memory-bound (fallback cost)" if r.kind == "fallback" else "in-place: no cost"
 
 
 # ------------------------------------------------------------------------------------ run --

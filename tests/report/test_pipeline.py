@@ -167,3 +167,14 @@ def test_weights_file_round_trip(tmp_path, tiny_report):
     for _name, p in rep.keep_probability.items():
         assert p.mean() == pytest.approx(0.5, abs=0.03)
     assert rep.configuration["weights_path"] == str(npz)
+
+
+def test_bound_stated_is_the_largest_part_of_the_time_split(tiny_report):
+    parts = {"compute": ("compute_cycles", "bank_conflict_stall_cycles"), "memory": ("memory_stall_cycles",),
+             "FFT": ("fft_stall_cycles",), "fill": ("fill_cycles",)}
+    for r in tiny_report.layer_rows():
+        if r["kind"] != "spectral":
+            continue
+        split = {k: sum(r[c] for c in cols) for k, cols in parts.items()}
+        top = max(split, key=split.get)
+        assert r["bound_reason"].startswith(f"{top}-bound: {100 * split[top] / r['cycles']:.0f}%"), r

@@ -54,8 +54,8 @@ def _layer_table(report) -> str:
             ("memory_stall_cycles", "mem stall cyc"), ("fft_stall_cycles", "FFT stall cyc"),
             ("fill_cycles", "fill cyc"), ("traffic_bytes", "traffic MB"), ("baseline_traffic_bytes", "baseline MB"),
             ("lower_bound_bytes", "bound MB"), ("speedup_ratio", "speed-up"),
-            ("dsp_efficiency_fraction", "DSP eff."), ("kernel_density_fraction", "density"), ("bound", "bound by"),
-            ("bound_reason", "why"))
+            ("dsp_efficiency_fraction", "DSP eff."), ("kernel_density_fraction", "density"), ("bound", "largest resource total"),
+            ("bound_reason", "bound by (time split)"))
     head = "".join(f"<th class='l'>{_e(h)}</th>" if k in _LEFT else f"<th>{_e(h)}</th>" for k, h in cols)
     body = []
     for r in report.layer_rows():

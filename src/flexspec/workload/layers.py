@@ -191,9 +191,9 @@ class ActivationLayer:
 
 
 @dataclass(frozen=True)
-class AddLayer:
-    """Residual addition of two (or more) tensors of the same shape; ``operands``: the names of
-    the layers that produced them ('input' for the network input), when the importer knows."""
+class _Merge:
+    """A layer that merges the tensors produced by ``operands`` (layer names, 'input' for the
+    network input, when the importer knows them) into one of ``shape``."""
 
     name: str
     shape: tuple[int, ...]
@@ -209,20 +209,13 @@ class AddLayer:
 
 
 @dataclass(frozen=True)
-class ConcatLayer:
-    """Concatenation along channels of the tensors produced by ``operands`` (output ``shape``)."""
+class AddLayer(_Merge):
+    """Residual addition of two (or more) tensors of the same shape."""
 
-    name: str
-    shape: tuple[int, ...]
-    operands: tuple[str, ...] = ()
 
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        return self.shape
-
-    @property
-    def elements(self) -> int:
-        return math.prod(self.shape)
+@dataclass(frozen=True)
+class ConcatLayer(_Merge):
+    """Concatenation along channels of the tensors produced by ``operands``."""
 
 
 @dataclass(frozen=True)
