@@ -64,7 +64,7 @@ def test_onnx_model_runs_from_the_cli_with_its_own_weights(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     path = export_onnx(trained_cnn(), (1, 16, 16), tmp_path / "bars.onnx", 17)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    assert main(["run", str(path), "--out", "o", "--density", "0.5", "--no-html"]) == 0
+    assert main(["run", str(path), "--out", "o", "--density", "0.5"]) == 0
     out = capsys.readouterr().out
     assert "USER (trained)" in out and sha in out and "density 0.5" in out
     doc = json.loads((tmp_path / "o" / "report.json").read_text())
@@ -73,6 +73,8 @@ def test_onnx_model_runs_from_the_cli_with_its_own_weights(tmp_path, monkeypatch
     assert "magnitude pruning, layer scope, density 0.5" in s["weights_pruning"]
     assert doc["configuration"]["model_sha256"] == sha
     assert doc["configuration"]["reproduce"].startswith(f"flexspec run {path}")
+    page = (tmp_path / "o" / "report.html").read_text()
+    assert "USER (trained)" in page and sha in page
 
 
 def test_the_kernels_are_the_users_largest_spectral_entries():
