@@ -199,3 +199,21 @@ def test_spatial_accelerators_reproduce_the_issues_figures_for_scale():
         assert acc.conv_cycles >= acc.ideal_conv_cycles and acc.rows * acc.columns <= dev.dsp_slices
     # the FC layers stream the same dense weights in both (fc_density 1): the same FC time
     assert dense.cycles - dense.conv_cycles == sparse.cycles - sparse.conv_cycles
+
+
+def test_residual_operand_stays_on_chip_only_when_it_fits():
+    from dataclasses import replace
+
+    from flexspec.accel.arch import AcceleratorConfig, resources
+    from flexspec.accel.spatial import other_layer_costs
+
+    net = from_torch(mobilenet_v2ish(), (3, 32, 32))
+    dev = load_device("u200")
+    cfg = AcceleratorConfig(arrays=8, pes=32, banks=20, ports=2)
+    res = resources(cfg, dev)
+    big = other_layer_costs(net, cfg, dev, res)
+    assert big["block1_add"].traffic_bytes == 0 and big["block1_add"].note.startswith("skip operand resident")
+    small = other_layer_costs(net, cfg, dev, replace(res, dataflow_bits=16 * 1024 * 8))
+    skip_bytes = 16 * 16 * 16 * 2  # the 16x16x16 block input at 16 bits, read back from DRAM
+    assert small["block1_add"].traffic_bytes == skip_bytes
+    assert small["block1_add"].memory_cycles == math.ceil(skip_bytes / dev.bytes_per_cycle)

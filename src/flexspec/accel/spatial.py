@@ -184,20 +184,30 @@ def _stored_bits(network, act_bits: int) -> dict:
     return out
 
 
+def _spatial_onchip_bits(conv: ConvLayer, budget: int, act_bits: int) -> int:
+    """On-chip bits of a spatial conv: its weight block and its input/output bands (each <= budget/2)."""
+    return (min(conv.weight_count * act_bits, budget // 2)
+            + min((conv.input_elements + conv.output_elements) * act_bits, budget // 2))
+
+
 def other_layer_costs(network, config, device, res, onchip_bits: dict | None = None, *,
                       fc_density: float = 1.0, accept_fallback: bool = False) -> dict:
     """name -> LayerCost of every FC, add, concat and (accepted) unsupported layer of ``network``.
 
-    ``onchip_bits``: conv name -> dataflow buffer bits its blocking uses (``LayerDataflow.onchip_bits``;
-    a conv not given, e.g. a spatial one, is taken to use the whole buffer): a residual operand stays
-    on chip only if it fits next to the largest of them between its producer and the add."""
+    ``onchip_bits``: spectral conv name -> dataflow buffer bits its blocking uses
+    (``LayerDataflow.onchip_bits``; one not given is taken to use the whole buffer); a spatial conv
+    uses its weight block and its input/output bands (each at most half the buffer, as in
+    :func:`spatial_conv_cost`).  A residual operand stays on chip only if it fits next to the
+    largest of them between its producer and the add."""
     check_supported(network, accept_fallback)
     bpc = device.bytes_per_cycle
     act = config.data_bits
     budget = int(res.dataflow_bits)
     stored = _stored_bits(network, act)
     order = {lay.name: k for k, lay in enumerate(network.layers)}
-    onchip_use = {lay.name: (budget if isinstance(lay, ConvLayer) else 0) for lay in network.layers}
+    onchip_use = {lay.name: (_spatial_onchip_bits(lay, budget, act) if isinstance(lay, ConvLayer)
+                             and not lay.spectral_eligible else budget if isinstance(lay, ConvLayer) else 0)
+                  for lay in network.layers}
     onchip_use.update({k: int(v) for k, v in (onchip_bits or {}).items() if k in onchip_use
                        and network.layer(k).spectral_eligible})
     costs = {}
