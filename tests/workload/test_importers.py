@@ -81,7 +81,7 @@ def test_inception_shape_keeps_asymmetric_dilated_convs_and_concat(nets):
     assert sum(c.macs for c in net.conv_layers) == sum(macs.values())
 
 
-@pytest.mark.parametrize("opset", [13, 18])
+@pytest.mark.parametrize("opset", [9, 13, 18])
 @pytest.mark.parametrize("which", ["cnn", "mobilenet", "inception"])
 def test_onnx_file_gives_the_same_network_and_weights(nets, tmp_path, which, opset):
     model, shape = nets[which]
@@ -139,7 +139,7 @@ def test_onnx_opset_outside_the_range_is_refused(tmp_path):
     m = onnx.load(str(path))
     m.opset_import[0].version = 6
     onnx.save(m, str(path))
-    with pytest.raises(InputFileError, match="opset 6 is not supported; supported opsets are 7 to 22"):
+    with pytest.raises(InputFileError, match="opset 6 is not supported; supported opsets are 9 to 22"):
         load_model(path)
 
 

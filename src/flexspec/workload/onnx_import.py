@@ -1,9 +1,9 @@
 """Import an ONNX model (graph + initializers) as a :class:`~flexspec.workload.layers.Network`.
 
 Needs the optional ``onnx`` package (``pip install flexspec[onnx]``).  Supported: the default
-ONNX domain at opsets :data:`OPSETS` (7 to 22; checked against models exported by
-``torch.onnx.export`` at opsets 13 and 18 in the tests), one image input [N, C, H, W] of fixed
-size (a symbolic batch is fine), weights as initializers (or ``Constant`` nodes).  Shapes come
+ONNX domain at opsets :data:`OPSETS` (9 to 22; checked against models exported by
+``torch.onnx.export`` at opsets 9, 13 and 18 in the tests, 11, 17 and 20 by hand), one image
+input [N, C, H, W] of fixed size (a symbolic batch is fine), weights as initializers (or ``Constant`` nodes).  Shapes come
 from ONNX shape inference.  Operators: Conv, Gemm, MatMul (+ Add of a constant: its bias),
 BatchNormalization (folded into the conv before it), Relu, Clip (ReLU6), LeakyRelu, Sigmoid,
 Tanh, HardSwish, HardSigmoid, Gelu, Softmax, MaxPool, AveragePool, GlobalAveragePool,
@@ -21,7 +21,7 @@ from ..errors import InputFileError, UsageError
 from .graph import GraphBuilder, file_sha256
 
 #: Opsets of the default domain this importer reads.
-OPSETS = range(7, 23)
+OPSETS = range(9, 23)
 _ACT = {"Relu": "relu", "LeakyRelu": "leaky_relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "HardSwish": "hardswish",
         "HardSigmoid": "hardsigmoid", "Gelu": "gelu", "Softmax": "softmax", "Elu": "elu", "Mish": "mish"}
 _SHAPE_ONLY = ("Flatten", "Reshape", "Squeeze", "Unsqueeze", "Dropout", "Identity")
