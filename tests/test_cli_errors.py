@@ -235,3 +235,10 @@ def test_run_and_simulate_print_the_same_speedup_for_the_same_design(work, capsy
     sim_out = capsys.readouterr().out
     lines = [ln.strip() for ln in run_out.splitlines() if ln.strip().startswith("vs kernel-reuse: speed-up")]
     assert len(lines) == 1 and lines[0] in sim_out
+
+
+def test_model_file_of_unknown_format_fails_before_the_pipeline(work, capsys):
+    (work / "model.h5").write_bytes(b"x")
+    err = _fails(work, capsys, ["run", "model.h5", "--out", "o"], 2, "unknown model format '.h5'", ".onnx", ".pt2")
+    assert "[1/7]" not in err and err.count("\n") == 1
+    _fails(work, capsys, ["run", "missing.onnx", "--out", "o"], 2, "missing.onnx: no such file")

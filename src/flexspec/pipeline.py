@@ -677,7 +677,7 @@ def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None,
     from .accel.devices import load_device
     from .accel.sim import HEADLINE_BASELINE, simulate_designs
     from .accel.spatial import fused_into, unsupported_rows
-    from .workload.importers import is_model_file
+    from .workload.importers import check_model_file, is_model_file
     from .workload.zoo import get_network
 
     t_start = time.perf_counter()
@@ -686,7 +686,9 @@ def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None,
         banks=banks, seed=seed, out=out, fc_density=fc_density)
     dev = load_device(device)
     if isinstance(model, str) and not is_model_file(model):
-        get_network(model)  # an unknown name fails before the first progress line
+        get_network(model)  # an unknown name or file fails before the first progress line
+    elif isinstance(model, str) or hasattr(model, "__fspath__"):
+        check_model_file(model)
     notes: list[str] = []
     with _Progress(progress) as prog:
         with prog.stage("network"):

@@ -21,14 +21,21 @@ def is_model_file(text) -> bool:
     return os.path.splitext(s)[1] != "" or os.sep in s or os.path.exists(s)
 
 
-def load_model(path, name: str | None = None):
-    """The Network of a saved model file, by its extension."""
+def check_model_file(path) -> str:
+    """The extension of a model file that exists and has an accepted format; InputFileError otherwise."""
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
         raise InputFileError(path, f"unknown model format '{ext or '(none)'}'; accepted model files are {ACCEPTED}")
     if not os.path.isfile(path):
         raise InputFileError(path, "no such file")
+    return ext
+
+
+def load_model(path, name: str | None = None):
+    """The Network of a saved model file, by its extension."""
+    path = os.fspath(path)
+    ext = check_model_file(path)
     if ext == ".onnx":
         from .onnx_import import load_onnx
 
