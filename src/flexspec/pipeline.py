@@ -23,15 +23,31 @@ checking that the folder can be written *before* the long computation.
 from __future__ import annotations
 
 import math
+import os
 import platform
 import sys
+import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import FORMAT_VERSION, __version__
-from .errors import InputFileError, UsageError
+from .accel import sim
+from .accel.devices import load_device
+from .accel.kernels import PRUNE_SCOPES, KernelSource, resolve_kernels, user_kernels
+from .accel.spatial import MODES, check_supported, conv_only, fused_into, unsupported_rows
+from .dataflow import tradeoff_curve
+from .errors import InputFileError, UnknownNameError, UsageError
+from .fileio import OutputError, check_output_folder
+from .report import write_report
+from .spectral.geometry import half_width
+from .spectral.prune import parse_schedule
+from .spectral.sparse import SparseNetworkKernels
+from .workload.importers import check_model_file, is_model_file, load_model
+from .workload.layers import ActivationLayer, AddLayer, ConcatLayer, ConvLayer, LinearLayer, Network, PoolLayer
+from .workload.zoo import get_network
 
 DEFAULT_MODEL = "vgg16"
 DEFAULT_DEVICE = "u200"
@@ -155,8 +171,6 @@ def _check_positive(name: str, value, upper: int | None = None):
 
 def resolve_network(model):
     """A Network from a built-in name (or a Network object, as from ``flexspec.workload.from_torch``)."""
-    from .workload.layers import Network
-    from .workload.zoo import get_network
 
     if isinstance(model, Network):
         network = model
@@ -173,7 +187,6 @@ def resolve_network(model):
 def layer_treatment(network) -> list[dict]:
     """Every layer that does not run as a spectral convolution, and how it is costed
     (``flexspec.accel.spatial``): nothing is left out of the latency."""
-    from .workload.layers import ActivationLayer, AddLayer, ConcatLayer, ConvLayer, LinearLayer, PoolLayer
 
     out = []
     for layer in network.layers:
@@ -301,12 +314,10 @@ class RunReport:
 
     def speedup_split(self) -> dict:
         """baseline -> total / dataflow / scheduler speed-up ratios (``flexspec.accel.sim.speedup_split``)."""
-        from .accel.sim import speedup_split
 
-        return speedup_split(self.flexspec, self.dataflow_only, self.baselines)
+        return sim.speedup_split(self.flexspec, self.dataflow_only, self.baselines)
 
     def conv_only(self) -> dict:
-        from .accel.spatial import conv_only
 
         return conv_only(self.flexspec)
 
@@ -354,7 +365,6 @@ class RunReport:
 
     def layer_rows(self) -> list[dict]:
         """One dict per simulated layer, units in every key."""
-        from .accel.spatial import MODES
 
         base = {r.name: r for r in self.baseline.layers}
         rows = []
@@ -437,7 +447,6 @@ class RunReport:
         }
 
     def baseline_conv_only(self) -> dict:
-        from .accel.spatial import conv_only
 
         return conv_only(self.baseline)
 
@@ -494,7 +503,6 @@ def bound_reason(r) -> str:
 
 # ------------------------------------------------------------------------------------ run --
 def _keep_probability(masks: dict, fft_size: int) -> dict:
-    from .spectral.geometry import half_width
 
     return {name: m.reshape(-1, m.shape[-1]).mean(axis=0).reshape(fft_size, half_width(fft_size))
             for name, m in masks.items()}
@@ -503,10 +511,6 @@ def _keep_probability(masks: dict, fft_size: int) -> dict:
 def check_out(out):
     """``out`` must be a folder path that can be created and written: checked by creating and
     removing a probe folder in its nearest existing parent (permission bits alone accept /proc)."""
-    import os
-    import tempfile
-
-    from .fileio import OutputError, check_output_folder
 
     if out is None:
         return None
@@ -526,9 +530,6 @@ def check_out(out):
 def check_file_out(path, option: str) -> None:
     """A single output file: not a folder, in a folder that exists (no command creates folders
     for a single file, as 'prune' and 'schedule' do not)."""
-    import os
-
-    from .fileio import check_output_folder
 
     if os.path.isdir(path):
         raise UsageError(f"{option} '{path}' is a folder; give a file name")
@@ -540,9 +541,6 @@ def check_file_out(path, option: str) -> None:
 
 def check_density_or_schedule(density):
     """A density in (0, 1], or a per-layer schedule (mapping or 'name=0.5,default=0.25')."""
-    from collections.abc import Mapping
-
-    from .spectral.prune import parse_schedule
 
     if isinstance(density, str) and "=" in density:
         density = parse_schedule(density)
@@ -553,8 +551,6 @@ def check_density_or_schedule(density):
 
 def _check_arguments(*, weights, density, prune_scope, fft_size, arrays, pes, banks, seed, out, fc_density):
     """Every check that needs no long computation, before any."""
-    from .accel.kernels import PRUNE_SCOPES
-    from .errors import UnknownNameError
 
     if weights is not None and density is not None:
         raise UsageError("give either --density (prune / synthesize at that density) or --weights FILE "
@@ -581,8 +577,6 @@ def _check_arguments(*, weights, density, prune_scope, fft_size, arrays, pes, ba
 def stage_network(model, accept_fallback: bool = False):
     """network: a built-in name, a Network, or a model file (.onnx, .pt2); unsupported layers
     stop here unless ``accept_fallback``."""
-    from .accel.spatial import check_supported
-    from .workload.importers import is_model_file, load_model
 
     if isinstance(model, str) and is_model_file(model) or hasattr(model, "__fspath__"):
         model = load_model(model)
@@ -594,10 +588,6 @@ def stage_network(model, accept_fallback: bool = False):
 def stage_kernels(network, *, weights, fft_size, density, seed, prune_scope, notes: list):
     """sparse kernels: (masks, N, KernelSource) -- a kernels file, the user's own weights, the
     shipped / synthesized ones, or labelled random masks."""
-    from collections.abc import Mapping
-
-    from .accel.kernels import KernelSource, resolve_kernels, user_kernels
-    from .spectral.sparse import SparseNetworkKernels
 
     if isinstance(weights, SparseNetworkKernels) and weights.network == network.name:
         # kernels made in Python for this network (e.g. workload.finetune.admm_finetune): the user's own
@@ -639,15 +629,12 @@ def stage_kernels(network, *, weights, fft_size, density, seed, prune_scope, not
 
 def stage_dataflow(network, masks, config, dev, res):
     """dataflow: the per-layer plans of the design and the spectral layers' models."""
-    from .accel import sim
 
     return sim.analyze(network, masks, config, dev, res), sim.layer_models(network, masks, config)
 
 
 def stage_tradeoff(network, masks, n, config) -> dict:
     """tradeoff curves: the bandwidth-storage curve of every spectral layer."""
-    from .accel import sim
-    from .dataflow import tradeoff_curve
 
     prec = sim.precision_of(config)
     return {lay.name: tradeoff_curve(lay, masks[lay.name].sum(axis=2, dtype=np.int64), n, prec)
@@ -674,11 +661,6 @@ def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None,
     ``accept_fallback``: cost layers without a model as ``flexspec.accel.spatial.FALLBACK_COST``
     instead of stopping.  ``fc_density``: prune the FC layers' streamed weights to this density.
     """
-    from .accel.devices import load_device
-    from .accel.sim import HEADLINE_BASELINE, simulate_designs
-    from .accel.spatial import fused_into, unsupported_rows
-    from .workload.importers import check_model_file, is_model_file
-    from .workload.zoo import get_network
 
     t_start = time.perf_counter()
     density, fft_size, arrays, pes, banks, fc_density = _check_arguments(
@@ -702,7 +684,7 @@ def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None,
             config, res = fit_design(dev, n, arrays=arrays, pes=pes, banks=banks)
         with prog.stage("dataflow"):
             nd, models = stage_dataflow(network, masks, config, dev, res)
-        cmp = simulate_designs(network, masks, config, dev, res, src, nd=nd, models=models, whole_network=True,
+        cmp = sim.simulate_designs(network, masks, config, dev, res, src, nd=nd, models=models, whole_network=True,
                                fc_density=fc_density or 1.0, accept_fallback=accept_fallback, stage=prog.stage)
         notes += list(cmp.notes)
         curves = {}
@@ -710,7 +692,7 @@ def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None,
             with prog.stage("tradeoff curves"):
                 curves = stage_tradeoff(network, masks, n, config)
 
-    headline = HEADLINE_BASELINE if HEADLINE_BASELINE in cmp.baselines else next(iter(cmp.baselines))
+    headline = sim.HEADLINE_BASELINE if sim.HEADLINE_BASELINE in cmp.baselines else next(iter(cmp.baselines))
     notes = summarize_treatment(treatment) + list(network.notes) + notes
     configuration = {
         "flexspec_version": __version__,
@@ -745,7 +727,6 @@ def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None,
                        {**prog.seconds, "total": time.perf_counter() - t_start}, cmp.dataflow_only, cmp.spatial,
                        fused_into(network))
     if out is not None:
-        from .report import write_report
 
         write_report(report, out, html=html)
     return report

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -51,7 +52,9 @@ from ..workload.layers import Network
 from .arch import AcceleratorConfig, Resources, resources
 from .devices import Device, load_device
 from .kernels import KernelSource, random_masks, resolve_kernels  # noqa: F401  (re-exported)
-from .spatial import layer_result as spatial_layer_result, spatial_conv_cost
+from .spatial import (
+    conv_only, layer_result as spatial_layer_result, spatial_accelerator, spatial_conv_cost, whole_network as _whole,
+)
 
 FORMAT_VERSION = 2
 BASELINES = ("kernel-reuse", "activation-reuse")
@@ -812,8 +815,6 @@ class Comparison:
 def speedup_split(flexspec: NetworkResult, dataflow_only: dict, baselines: dict) -> dict:
     """plan -> {total, dataflow, scheduler} speed-up ratios, total = dataflow x scheduler (see
     :class:`Comparison`), over all layers of the results and over their convolutions only."""
-    from .spatial import conv_only
-
     out = {}
     for name, b in baselines.items():
         d = dataflow_only.get(name)
@@ -852,10 +853,6 @@ def simulate_designs(network: Network, masks: dict, config: AcceleratorConfig, d
     ``nd``: the design's dataflow analysis (:func:`analyze`; computed when None); ``stage``: an
     optional context-manager factory ``stage(name)`` that times the 'schedules + simulation'
     and 'baselines' parts (the pipeline's progress)."""
-    from contextlib import nullcontext
-
-    from .spatial import spatial_accelerator, whole_network as _whole
-
     stage = stage or (lambda name: nullcontext())
     schedules = schedules if schedules is not None else ScheduleCache()
     t0 = time.perf_counter()

@@ -7,8 +7,10 @@ import base64
 import html
 import json
 
+from ..accel.spatial import conv_only
 from .plots import FIGURES
 from .render import _clean
+from .table import blocking_text, layer_label
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1200px;
@@ -46,8 +48,6 @@ _LEFT = ("layer", "mode", "dataflow", "blocking", "bound", "bound_reason")
 
 
 def _layer_table(report) -> str:
-    from .table import blocking_text, layer_label
-
     cols = (("layer", "layer"), ("mode", "mode"), ("dataflow", "dataflow"), ("blocking", "blocking o/i/t"),
             ("latency_seconds", "latency µs"),
             ("compute_cycles", "compute cyc"), ("bank_conflict_stall_cycles", "conflict cyc"),
@@ -79,8 +79,6 @@ def _layer_table(report) -> str:
 
 def _baseline_table(report) -> str:
     """Every design on the same board, end to end and convolutions only."""
-    from ..accel.spatial import conv_only
-
     f = report.flexspec
     fc = conv_only(f)
     rows = [("FlexSpec (flexible dataflow, optimal schedules)", f.seconds, fc["latency_seconds"], f.traffic_bytes)]
