@@ -39,10 +39,15 @@ def test_traffic_chart_holds_every_bar(tiny_report, figure_of):
 
 
 def test_tradeoff_curves_have_distinct_styles(figure_of):
-    from flexspec.pipeline import run
+    from types import SimpleNamespace
+
+    from flexspec.accel.arch import AcceleratorConfig
+    from flexspec.accel.kernels import random_masks
+    from flexspec.pipeline import stage_tradeoff
     from flexspec.workload import get_network
 
-    report = run(get_network("vgg16_cifar"), "u200", progress=False)
+    net = get_network("vgg16_cifar")
+    report = SimpleNamespace(tradeoff=stage_tradeoff(net, random_masks(net, 8, 0.25, 0), 8, AcceleratorConfig()))
     ax = figure_of(plots.tradeoff, report).axes[0]
     styles = [(line.get_color(), line.get_linestyle()) for line in ax.get_lines() if line.get_label()[0] != "_"]
     assert len(styles) == len(report.tradeoff) == 13
