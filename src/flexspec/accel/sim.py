@@ -862,8 +862,9 @@ def simulate_designs(network: Network, masks: dict, config: AcceleratorConfig, d
     notes = []
 
     def sim(plan, method, design, why):
+        # bank-load histograms only for the FlexSpec design (the report's heat map); baselines skip them
         r = simulate_plan(network, masks, nd.plans[plan], models, config, device, res, method, kernels, design,
-                          (why,), histograms, schedules)
+                          (why,), histograms and design == "flexspec", schedules)
         if not whole_network:
             return r
         onchip = {ld.layer_name: ld.onchip_bits for ld in nd.plans[plan]}
