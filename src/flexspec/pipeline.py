@@ -23,15 +23,31 @@ checking that the folder can be written *before* the long computation.
 from __future__ import annotations
 
 import math
+import os
 import platform
 import sys
+import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import FORMAT_VERSION, __version__
-from .errors import InputFileError, UsageError
+from .accel import sim
+from .accel.devices import load_device
+from .accel.kernels import PRUNE_SCOPES, KernelSource, resolve_kernels, user_kernels
+from .accel.spatial import MODES, check_supported, conv_only, fused_into, unsupported_rows
+from .dataflow import tradeoff_curve
+from .errors import InputFileError, UnknownNameError, UsageError
+from .fileio import OutputError, check_output_folder
+from .report import write_report
+from .spectral.geometry import half_width
+from .spectral.prune import parse_schedule
+from .spectral.sparse import SparseNetworkKernels
+from .workload.importers import check_model_file, is_model_file, load_model
+from .workload.layers import ActivationLayer, AddLayer, ConcatLayer, ConvLayer, LinearLayer, Network, PoolLayer
+from .workload.zoo import get_network
 
 DEFAULT_MODEL = "vgg16"
 DEFAULT_DEVICE = "u200"
@@ -155,8 +171,6 @@ def _check_positive(name: str, value, upper: int | None = None):
 
 def resolve_network(model):
     """A Network from a built-in name (or a Network object, as from ``flexspec.workload.from_torch``)."""
-    from .workload.layers import Network
-    from .workload.zoo import get_network
 
     if isinstance(model, Network):
         network = model
@@ -171,9 +185,8 @@ def resolve_network(model):
 
 
 def layer_treatment(network) -> list[dict]:
-    """Every layer the spectral accelerator does not run as a spectral convolution, and what
-    happens to it."""
-    from .workload.layers import ActivationLayer, AddLayer, ConvLayer, LinearLayer, PoolLayer
+    """Every layer that does not run as a spectral convolution, and how it is costed
+    (``flexspec.accel.spatial``): nothing is left out of the latency."""
 
     out = []
     for layer in network.layers:
@@ -181,22 +194,27 @@ def layer_treatment(network) -> list[dict]:
             if layer.spectral_eligible:
                 continue
             out.append({"name": layer.name, "type": "conv", "treatment":
-                        f"spatial convolution ({layer.why_spatial}): modelled as dense spatial work on the PE "
-                        f"DSPs with its traffic (roofline), included in the latency"})
+                        f"spatial convolution ({layer.why_spatial}): spatial mode of the PE arrays, occupancy from "
+                        f"its shape, its own traffic; in the latency"})
         elif isinstance(layer, LinearLayer):
             out.append({"name": layer.name, "type": "linear", "treatment":
-                        "fully connected: not run by the spectral accelerator, excluded from latency and traffic"})
+                        "fully connected: weights streamed from DRAM (memory-bound at batch 1); in the latency"})
         elif isinstance(layer, PoolLayer):
             out.append({"name": layer.name, "type": f"{layer.kind}pool", "treatment":
-                        "pooling: fused into the producer's output stream (0 cycles); its smaller output is "
-                        "what is stored"})
-        elif isinstance(layer, (ActivationLayer, AddLayer)):
-            kind = "add" if isinstance(layer, AddLayer) else layer.kind
-            out.append({"name": layer.name, "type": kind, "treatment":
-                        "element-wise: fused into the output stream (0 cycles)"})
-        else:  # pragma: no cover - a layer type the workload package adds later
-            out.append({"name": getattr(layer, "name", "?"), "type": type(layer).__name__,
-                        "treatment": "not modelled: excluded from latency and traffic"})
+                        "pooling: fused into the producer's output stage (0 cycles); its smaller output is stored"})
+        elif isinstance(layer, ActivationLayer):
+            out.append({"name": layer.name, "type": layer.kind, "treatment":
+                        "element-wise: fused into the producer's output stage (0 cycles)"})
+        elif isinstance(layer, AddLayer):
+            out.append({"name": layer.name, "type": "add", "treatment":
+                        "residual add: fused into the output stream, skip operand read back from DRAM unless it "
+                        "stays on chip; in the latency and traffic"})
+        elif isinstance(layer, ConcatLayer):
+            out.append({"name": layer.name, "type": "concat", "treatment":
+                        "concatenation: producers write their channel slices in place (0 extra bytes)"})
+        else:
+            out.append({"name": layer.name, "type": getattr(layer, "op", type(layer).__name__), "treatment":
+                        "no cost model: fallback cost accepted (--accept-fallback)"})
     return out
 
 
@@ -207,7 +225,7 @@ def summarize_treatment(rows: list[dict]) -> list[str]:
         groups.setdefault(r["treatment"], []).append(r["name"])
     lines = []
     for treatment, names in groups.items():
-        cut = 3 if treatment.startswith("element-wise") else 8
+        cut = 3 if treatment.startswith(("element-wise", "pooling")) else 8
         shown = ", ".join(names[:cut]) + (f" (+{len(names) - cut} more)" if len(names) > cut else "")
         lines.append(f"{shown}: {treatment}")
     return lines
@@ -272,6 +290,9 @@ class RunReport:
     keep_probability: dict = field(default_factory=dict)  # layer -> float [N, N//2+1]
     tradeoff: dict = field(default_factory=dict)  # layer -> TradeoffCurve
     stage_seconds: dict = field(default_factory=dict)
+    dataflow_only: dict = field(default_factory=dict)  # plan -> NetworkResult (fixed dataflow, optimal schedules)
+    spatial: dict = field(default_factory=dict)  # name -> flexspec.accel.spatial.SpatialAccelerator
+    fused: dict = field(default_factory=dict)  # layer -> names of the ReLU / pool layers fused into it
 
     # -- headline figures
     @property
@@ -283,8 +304,41 @@ class RunReport:
         return self.flexspec.seconds
 
     @property
+    def throughput_frames_per_second(self) -> float:
+        """Frames per second at batch 1, one frame after the other (1 / end-to-end latency)."""
+        return 1.0 / self.latency_seconds if self.latency_seconds else 0.0
+
+    @property
     def speedup(self) -> float:
         return self.baseline.cycles / max(1, self.flexspec.cycles)
+
+    def speedup_split(self) -> dict:
+        """baseline -> total / dataflow / scheduler speed-up ratios (``flexspec.accel.sim.speedup_split``)."""
+
+        return sim.speedup_split(self.flexspec, self.dataflow_only, self.baselines)
+
+    def conv_only(self) -> dict:
+
+        return conv_only(self.flexspec)
+
+    def pruning_view(self) -> dict:
+        """FlexSpec's convolutions against what a user builds instead on the same board: the ideal
+        dense spatial array, and the ideal sparse spatial array at the same density (which is
+        what pruning alone gives); the ratios show how much of the gain comes from pruning."""
+        if "dense-spatial" not in self.spatial:
+            return {}
+        dense, sparse = self.spatial["dense-spatial"], self.spatial["sparse-spatial"]
+        flex = self.conv_only()["latency_seconds"]
+        d_ideal = dense.ideal_conv_cycles / dense.clock_hz
+        s_ideal = sparse.ideal_conv_cycles / sparse.clock_hz
+        return {"flexspec_conv_latency_seconds": flex,
+                "dense_spatial_conv_latency_seconds": dense.conv_latency_seconds,
+                "ideal_dense_spatial_conv_latency_seconds": d_ideal,
+                "sparse_spatial_conv_latency_seconds": sparse.conv_latency_seconds,
+                "ideal_sparse_spatial_conv_latency_seconds": s_ideal,
+                "speedup_over_ideal_dense_ratio": d_ideal / flex if flex else None,
+                "pruning_share_ratio": d_ideal / s_ideal if s_ideal else None,
+                "speedup_over_ideal_sparse_ratio": s_ideal / flex if flex else None}
 
     @property
     def traffic_reduction(self) -> float:
@@ -301,21 +355,25 @@ class RunReport:
 
     @property
     def weights(self) -> str:
-        """'real', 'synthesized', 'random' or 'user (real)' / 'user (synthesized)'."""
+        """'real', 'synthesized', 'random', "user's own (trained)" or 'user file, real' / 'user file, not real'."""
         k = self.kernels
         if k.kind == "user":
+            if k.pruning:
+                return "user's own (trained)"
             return "user file, " + ("real" if k.is_real else "not real")
         return "real" if k.is_real else k.kind
 
     def layer_rows(self) -> list[dict]:
         """One dict per simulated layer, units in every key."""
+
         base = {r.name: r for r in self.baseline.layers}
         rows = []
         for r in self.flexspec.layers:
             b = base.get(r.name)
             kp = self.keep_probability.get(r.name)
             rows.append({
-                "layer": r.name, "kind": r.kind, "dataflow": r.dataflow, "loop_order": r.order,
+                "layer": r.name, "kind": r.kind, "mode": MODES.get(r.kind, r.kind),
+                "fused_layers": list(self.fused.get(r.name, [])), "dataflow": r.dataflow, "loop_order": r.order,
                 "cout_block_channels": r.cout_block, "cin_block_channels": r.cin_block,
                 "tile_block_tiles": r.tile_block, "input_link": r.input_link, "output_link": r.output_link,
                 "cycles": r.cycles, "latency_seconds": r.seconds,
@@ -335,6 +393,7 @@ class RunReport:
                 "useful_complex_macs": r.useful_macs, "roofline_cycles": r.roofline_cycles,
                 "achieved_over_roofline_ratio": r.achieved_over_roofline,
                 "estimate_cycles": r.estimate_cycles, "bound": r.bound, "memory_bound": bool(r.memory_bound),
+                "bound_reason": bound_reason(r), "cost_note": r.bank_load.get("note") if r.kind != "spectral" else None,
                 "kernel_density_fraction": float(kp.mean()) if kp is not None else None,
                 "forward_ffts_count": r.forward_ffts, "inverse_ffts_count": r.inverse_ffts,
             })
@@ -342,9 +401,30 @@ class RunReport:
 
     def summary(self) -> dict:
         f = self.flexspec
+        conv = self.conv_only()
+        bconv = self.baseline_conv_only()
         return {
             "network": self.network.name, "device": f.device,
             "latency_seconds": f.seconds, "cycles": f.cycles, "clock_hz": f.clock_hz,
+            "throughput_frames_per_second": self.throughput_frames_per_second,
+            "latency_scope": f"end to end: all {len(f.layers)} costed layers "
+                             f"({sum(r.kind in ('spectral', 'spatial') for r in f.layers)} conv, "
+                             f"{sum(r.kind == 'fc' for r in f.layers)} fc, "
+                             f"{sum(r.kind in ('add', 'concat', 'fallback') for r in f.layers)} other), "
+                             f"ReLU/pooling fused",
+            "conv_latency_seconds": conv["latency_seconds"], "conv_cycles": conv["cycles"],
+            "conv_traffic_bytes": conv["traffic_bytes"],
+            "baseline_conv_latency_seconds": bconv["latency_seconds"],
+            "conv_speedup_ratio": bconv["cycles"] / max(1, conv["cycles"]),
+            "speedup_split": self.speedup_split(),
+            "spatial_accelerators": {k: v.to_dict() for k, v in self.spatial.items()},
+            "pruning_view": self.pruning_view(),
+            "unsupported_layers_count": len(self.unsupported_layers),
+            # PLACEHOLDER for the resource/clock work (h12, merged by the lead): used/available DSP, LUT, FF,
+            # BRAM, URAM and where the clock comes from. Until then the DSP/memory figures of the resource
+            # model are in to_dict()["design"]["resources"].
+            "resources_used_available": None,
+            "clock_source": None,
             "baseline": self.headline_baseline,
             "baseline_latency_seconds": self.baseline.seconds,
             "speedup_ratio": self.speedup,
@@ -356,6 +436,7 @@ class RunReport:
             "memory_bound_layers": self.memory_bound_layers,
             "weights": self.weights, "weights_is_real": bool(self.kernels.is_real),
             "weights_provenance": self.kernels.provenance,
+            "weights_sha256": self.kernels.sha256, "weights_pruning": self.kernels.pruning,
             "kernel_density_fraction": float(self.kernels.density),
             "baselines": {name: {"latency_seconds": b.seconds, "cycles": b.cycles, "traffic_bytes": b.traffic_bytes,
                                  "speedup_ratio": b.cycles / max(1, f.cycles),
@@ -364,6 +445,10 @@ class RunReport:
                                  "dsp_efficiency_fraction": b.dsp_efficiency}
                           for name, b in self.baselines.items()},
         }
+
+    def baseline_conv_only(self) -> dict:
+
+        return conv_only(self.baseline)
 
     def to_dict(self) -> dict:
         f = self.flexspec
@@ -397,45 +482,84 @@ class RunReport:
         }
 
 
+def bound_reason(r) -> str:
+    """Why a layer takes the time it takes, from its own time split (compute / memory / FFT)."""
+    c = max(1, r.cycles)
+    if r.kind == "spectral":
+        parts = {"compute": r.compute_cycles + r.bank_conflict_cycles, "memory": r.memory_stall_cycles,
+                 "FFT": r.fft_stall_cycles, "fill": r.fill_cycles}
+        top = max(parts, key=parts.get)
+        what = {"compute": "PE arrays busy", "memory": "waiting for DRAM", "FFT": "waiting for the (I)FFT engines",
+                "fill": "start-up / drain"}[top]
+        return f"{top}-bound: {100 * parts[top] / c:.0f}% of its cycles {what}"
+    if r.kind in ("spatial", "fc"):
+        if r.memory_bound:
+            return f"memory-bound: DRAM traffic {r.traffic_bytes / 1e6:.2f} MB takes longer than its compute"
+        return f"compute-bound: PE occupancy {100 * r.dsp_efficiency:.0f}%"
+    if r.kind == "add":
+        return "memory-bound: skip operand read back" if r.memory_bound else "on-chip: skip operand resident"
+    return "memory-bound (fallback cost)" if r.kind == "fallback" else "in-place: no cost"
+
+
 # ------------------------------------------------------------------------------------ run --
 def _keep_probability(masks: dict, fft_size: int) -> dict:
-    from .spectral.geometry import half_width
 
     return {name: m.reshape(-1, m.shape[-1]).mean(axis=0).reshape(fft_size, half_width(fft_size))
             for name, m in masks.items()}
 
 
-def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None, density: float | None = None,
-        weights=None, out=None, seed: int = 0, progress=True, *, arrays: int | None = None,
-        pes: int | None = None, banks: int | None = None, tradeoff: bool = True, html: bool = True,
-        prune_scope: str | None = None) -> RunReport:
-    """Run the whole pipeline and return the :class:`RunReport`; with ``out``, also write
-    ``report.json``, ``layers.csv`` and (``html=True``) ``report.html`` there.
+def check_out(out):
+    """``out`` must be a folder path that can be created and written: checked by creating and
+    removing a probe folder in its nearest existing parent (permission bits alone accept /proc)."""
 
-    ``model``: a built-in network name (``flexspec.workload.zoo.NETWORKS``) or a ``Network``
-    (e.g. ``flexspec.workload.from_torch(module, (C, H, W))``).  ``device``: a device name or
-    profile YAML path.  ``fft_size``: N (default 8, or the weights file's).  ``density``: the
-    fraction of spectral entries kept (default 0.25; for ``fmnist_vgg`` the nearest shipped
-    pruning).  ``weights``: a ``SparseNetworkKernels`` .npz (exclusive with ``density``).
-    ``arrays``/``pes``/``banks``: fix the design (default: P=32, B=min(16, F), the most arrays
-    that fit).  ``progress``: True, False, or a callable ``(stage, event, seconds)``.
-    ``prune_scope``: 'layer' or 'kernel', how synthesized kernels are magnitude-pruned (default
-    DEFAULT_PRUNE_SCOPE; 'kernel' keeps round(density*F) entries in every kernel: equal PE loads).
-    """
-    from .accel.devices import load_device
+    if out is None:
+        return None
+    if not isinstance(out, (str, os.PathLike)) or isinstance(out, bytes):
+        raise UsageError(f"out must be a folder path (str or os.PathLike), got {type(out).__name__} {out!r}")
+    path = check_output_folder(out)
+    base = path
+    while not base.exists():
+        base = base.parent
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".flexspec-probe-", dir=base))
+    except OSError as exc:
+        raise OutputError(f"cannot write in '{base}' ({exc.strerror or exc}); choose another --out") from None
+    return path
 
-    t_start = time.perf_counter()
-    # --- every check that needs no long computation comes first
+
+def check_file_out(path, option: str) -> None:
+    """A single output file: not a folder, in a folder that exists (no command creates folders
+    for a single file, as 'prune' and 'schedule' do not)."""
+
+    if os.path.isdir(path):
+        raise UsageError(f"{option} '{path}' is a folder; give a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    check_output_folder(folder)  # a file in the way, or no permission: OutputError (runtime, exit 1)
+    if not os.path.isdir(folder):
+        raise UsageError(f"{option} '{path}': folder '{os.path.dirname(path) or '.'}' does not exist; create it first")
+
+
+def check_density_or_schedule(density):
+    """A density in (0, 1], or a per-layer schedule (mapping or 'name=0.5,default=0.25')."""
+
+    if isinstance(density, str) and "=" in density:
+        density = parse_schedule(density)
+    if isinstance(density, Mapping):
+        return {str(k): check_density(v) for k, v in density.items()}
+    return check_density(density)
+
+
+def _check_arguments(*, weights, density, prune_scope, fft_size, arrays, pes, banks, seed, out, fc_density):
+    """Every check that needs no long computation, before any."""
+
     if weights is not None and density is not None:
         raise UsageError("give either --density (prune / synthesize at that density) or --weights FILE "
                          "(kernels already pruned), not both")
     if density is not None:
-        density = check_density(density)
-    from .accel.kernels import PRUNE_SCOPES
-
+        density = check_density_or_schedule(density)
+    if fc_density is not None:
+        fc_density = check_density(fc_density)
     if prune_scope is not None and prune_scope not in PRUNE_SCOPES:
-        from .errors import UnknownNameError
-
         raise UnknownNameError("pruning scope", str(prune_scope), PRUNE_SCOPES)
     if prune_scope is not None and weights is not None:
         raise UsageError("--prune-scope applies to kernels pruned here, not to --weights FILE (already pruned)")
@@ -446,100 +570,137 @@ def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None,
     banks = _check_positive("banks", banks)
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, got {seed!r}")
-    if out is not None:
-        from .fileio import check_output_folder
+    check_out(out)
+    return density, fft_size, arrays, pes, banks, fc_density
 
-        check_output_folder(out)
-    dev = load_device(device)
+
+def stage_network(model, accept_fallback: bool = False):
+    """network: a built-in name, a Network, or a model file (.onnx, .pt2); unsupported layers
+    stop here unless ``accept_fallback``."""
+
+    if isinstance(model, str) and is_model_file(model) or hasattr(model, "__fspath__"):
+        model = load_model(model)
     network = resolve_network(model)
+    check_supported(network, accept_fallback)
+    return network
 
+
+def stage_kernels(network, *, weights, fft_size, density, seed, prune_scope, notes: list):
+    """sparse kernels: (masks, N, KernelSource) -- a kernels file, the user's own weights, the
+    shipped / synthesized ones, or labelled random masks."""
+
+    if isinstance(weights, SparseNetworkKernels) and weights.network == network.name:
+        # kernels made in Python for this network (e.g. workload.finetune.admm_finetune): the user's own
+        n = check_fft_size(int(weights.fft_size), network)
+        if fft_size is not None and fft_size != n:
+            raise UsageError(f"fft_size {fft_size} differs from the N={n} of the given kernels; leave it out")
+        masks, _, _ = resolve_kernels(network, weights, fft_size=n)
+        sha = (network.source or {}).get("sha256")
+        src = KernelSource("user", weights.provenance, bool(weights.is_real), float(weights.density), n, None,
+                           (network.source or {}).get("path"), sha,
+                           f"{weights.method or 'given'} pruning, target density {weights.target_density}")
+        return masks, n, src
+    if weights is not None:
+        net_k = weights if isinstance(weights, SparseNetworkKernels) else SparseNetworkKernels.load(weights)
+        where = weights if not isinstance(weights, SparseNetworkKernels) else "the given kernels"
+        if net_k.network != network.name:
+            raise InputFileError(where, f"holds kernels of network '{net_k.network}', not '{network.name}'", "network")
+        if fft_size is not None and fft_size != net_k.fft_size:
+            raise UsageError(f"--fft-size {fft_size} differs from the N={net_k.fft_size} of the kernels in "
+                             f"{where}; leave --fft-size out")
+        n = check_fft_size(int(net_k.fft_size), network)
+        masks, _, src = resolve_kernels(network, weights, fft_size=n)
+        return masks, n, src
+    n = check_fft_size(fft_size if fft_size is not None else DEFAULT_FFT_SIZE, network)
+    d = density if density is not None else DEFAULT_DENSITY
+    scope = prune_scope or DEFAULT_PRUNE_SCOPE
+    if network.weights and all(lay.name in network.weights for lay in network.spectral_layers):
+        net_k, src = user_kernels(network, n, d, scope)
+        return {name: ssk.mask() for name, ssk in net_k.layers.items()}, n, src
+    if isinstance(d, Mapping):
+        raise UsageError("a per-layer density schedule needs the model's own weights (a model file or "
+                         "from_torch); built-in networks take one --density")
+    masks, _, src = resolve_kernels(network, None, fft_size=n, density=d, seed=seed, prune_scope=scope)
+    if src.kind == "random":
+        notes.append(f"no real or synthesized kernels exist for '{network.name}': seeded random masks "
+                     f"(density {src.density}, seed {seed}) stand in for them")
+    return masks, n, src
+
+
+def stage_dataflow(network, masks, config, dev, res):
+    """dataflow: the per-layer plans of the design and the spectral layers' models."""
+
+    return sim.analyze(network, masks, config, dev, res), sim.layer_models(network, masks, config)
+
+
+def stage_tradeoff(network, masks, n, config) -> dict:
+    """tradeoff curves: the bandwidth-storage curve of every spectral layer."""
+
+    prec = sim.precision_of(config)
+    return {lay.name: tradeoff_curve(lay, masks[lay.name].sum(axis=2, dtype=np.int64), n, prec)
+            for lay in network.spectral_layers}
+
+
+def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None, density=None,
+        weights=None, out=None, seed: int = 0, progress=True, *, arrays: int | None = None,
+        pes: int | None = None, banks: int | None = None, tradeoff: bool = True, html: bool = True,
+        prune_scope: str | None = None, accept_fallback: bool = False, fc_density: float | None = None) -> RunReport:
+    """Run the whole pipeline and return the :class:`RunReport`; with ``out``, also write
+    ``report.json``, ``layers.csv`` and (``html=True``) ``report.html`` there.
+
+    ``model``: a built-in network name (``flexspec.workload.zoo.NETWORKS``), a ``Network`` (e.g.
+    ``flexspec.workload.from_torch(module, (C, H, W))``, which carries the module's weights), or a
+    model file (.onnx, .pt2).  A network with its own weights runs *its* kernels, transformed and
+    pruned here (labelled as the user's, with the file's sha256).  ``device``: a device name or
+    profile YAML path.  ``fft_size``: N (default 8, or the weights file's).  ``density``: the
+    fraction of spectral entries kept (default 0.25), or for a model with weights a per-layer
+    schedule (mapping or 'conv1=0.5,default=0.25'); ``fmnist_vgg`` ships 0.5/0.25/0.125 only.
+    ``weights``: a ``SparseNetworkKernels`` (.npz path or object; exclusive with ``density``).
+    ``arrays``/``pes``/``banks``: fix the design (default: see :func:`fit_design`).  ``progress``:
+    True, False, or a callable ``(stage, event, seconds)``.  ``prune_scope``: 'layer' or 'kernel'.
+    ``accept_fallback``: cost layers without a model as ``flexspec.accel.spatial.FALLBACK_COST``
+    instead of stopping.  ``fc_density``: prune the FC layers' streamed weights to this density.
+    """
+
+    t_start = time.perf_counter()
+    density, fft_size, arrays, pes, banks, fc_density = _check_arguments(
+        weights=weights, density=density, prune_scope=prune_scope, fft_size=fft_size, arrays=arrays, pes=pes,
+        banks=banks, seed=seed, out=out, fc_density=fc_density)
+    dev = load_device(device)
+    if isinstance(model, str) and not is_model_file(model):
+        get_network(model)  # an unknown name or file fails before the first progress line
+    elif isinstance(model, str) or hasattr(model, "__fspath__"):
+        check_model_file(model)
     notes: list[str] = []
     with _Progress(progress) as prog:
         with prog.stage("network"):
+            network = stage_network(model, accept_fallback)
             treatment = layer_treatment(network)
-
         with prog.stage("sparse kernels"):
-            from .accel.kernels import resolve_kernels
-
-            if weights is not None:
-                from .spectral.sparse import SparseNetworkKernels
-
-                net_k = SparseNetworkKernels.load(weights)
-                if net_k.network != network.name:
-                    raise InputFileError(weights, f"holds kernels of network '{net_k.network}', not "
-                                                  f"'{network.name}'", "network")
-                if fft_size is not None and fft_size != net_k.fft_size:
-                    raise UsageError(f"--fft-size {fft_size} differs from the N={net_k.fft_size} of the kernels in "
-                                     f"{weights}; leave --fft-size out")
-                n = check_fft_size(int(net_k.fft_size), network)
-                masks, _, src = resolve_kernels(network, weights, fft_size=n)
-            else:
-                n = check_fft_size(fft_size if fft_size is not None else DEFAULT_FFT_SIZE, network)
-                d = density if density is not None else DEFAULT_DENSITY
-                if network.name == "fmnist_vgg":
-                    from .spectral import real_model as rm
-
-                    shipped = min(rm.SHIPPED_DENSITIES, key=lambda x: abs(x - d))
-                    if density is not None and abs(shipped - d) > 1e-9:
-                        notes.append(f"fmnist_vgg ships trained kernels pruned to densities "
-                                     f"{', '.join(map(str, rm.SHIPPED_DENSITIES))}; asked {d}, used {shipped}")
-                masks, _, src = resolve_kernels(network, None, fft_size=n, density=d, seed=seed,
-                                                prune_scope=prune_scope or DEFAULT_PRUNE_SCOPE)
-            if src.kind == "random":
-                notes.append(f"no real or synthesized kernels exist for '{network.name}': seeded random masks "
-                             f"(density {src.density}, seed {seed}) stand in for them")
-            elif not src.is_real:
-                notes.append(f"weights are synthesized, not trained: {src.provenance}")
+            masks, n, src = stage_kernels(network, weights=weights, fft_size=fft_size, density=density, seed=seed,
+                                          prune_scope=prune_scope, notes=notes)
             keep = _keep_probability(masks, n)
-
-        from .accel import sim
-        from .dataflow.model import LayerModel
-
         with prog.stage("design"):
             config, res = fit_design(dev, n, arrays=arrays, pes=pes, banks=banks)
-
         with prog.stage("dataflow"):
-            nd = sim.analyze(network, masks, config, dev, res)
-            prec = sim.precision_of(config)
-            models = {lay.name: LayerModel(lay, masks[lay.name].sum(axis=2, dtype=np.int64), n, prec)
-                      for lay in network.spectral_layers}
-
-        with prog.stage("schedules + simulation"):
-            flex = sim.simulate_plan(network, masks, nd.plans["flexible"], models, config, dev, res, "optimal", src,
-                                     "flexspec", ("flexible dataflow per layer (flexspec.dataflow), optimal "
-                                                  "conflict-free schedules",))
-
-        with prog.stage("baselines"):
-            baselines = {}
-            for plan in sim.BASELINES:
-                if plan not in nd.plans or plan in getattr(nd, "infeasible", {}):
-                    notes.append(f"baseline '{plan}' does not fit this design's on-chip memory: "
-                                 f"{getattr(nd, 'infeasible', {}).get(plan, 'no plan')}")
-                    continue
-                baselines[plan] = sim.simulate_plan(network, masks, nd.plans[plan], models, config, dev, res,
-                                                    "inorder", src, f"baseline-{plan}",
-                                                    (f"fixed {plan} dataflow everywhere, in-order schedules",),
-                                                    False)
-            if not baselines:
-                raise UsageError("neither fixed-dataflow baseline fits this design's on-chip memory; "
-                                 "nothing to compare against")
-            headline = sim.HEADLINE_BASELINE if sim.HEADLINE_BASELINE in baselines else next(iter(baselines))
-
+            nd, models = stage_dataflow(network, masks, config, dev, res)
+        cmp = sim.simulate_designs(network, masks, config, dev, res, src, nd=nd, models=models, whole_network=True,
+                               fc_density=fc_density or 1.0, accept_fallback=accept_fallback, stage=prog.stage)
+        notes += list(cmp.notes)
         curves = {}
         if tradeoff:
             with prog.stage("tradeoff curves"):
-                from .dataflow import tradeoff_curve
+                curves = stage_tradeoff(network, masks, n, config)
 
-                for lay in network.spectral_layers:
-                    curves[lay.name] = tradeoff_curve(lay, masks[lay.name].sum(axis=2, dtype=np.int64), n, prec)
-
-    unsupported = tuple(treatment)
-    notes = summarize_treatment(treatment) + notes
+    headline = sim.HEADLINE_BASELINE if sim.HEADLINE_BASELINE in cmp.baselines else next(iter(cmp.baselines))
+    notes = summarize_treatment(treatment) + list(network.notes) + notes
     configuration = {
         "flexspec_version": __version__,
         "format_version": FORMAT_VERSION,
         "model": network.name,
-        "model_source": "built-in" if isinstance(model, str) else "Network object (Python API)",
+        "model_source": ("built-in" if isinstance(model, str) and not network.source else
+                         network.source.get("format", "Network object (Python API)")),
+        "model_path": network.source.get("path"), "model_sha256": network.source.get("sha256"),
         "input_shape": list(network.input_shape),
         "device": dev.name,
         "device_profile": dev.to_dict(),
@@ -547,35 +708,46 @@ def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None,
         "fft_size": n,
         "density_requested": density,
         "density_used_fraction": float(src.density),
-        "weights_path": str(weights) if weights is not None else None,
+        "fc_density_requested": fc_density,
+        "weights_path": str(weights) if weights is not None and not hasattr(weights, "layers") else None,
         "seed": int(seed),
         "prune_scope_requested": prune_scope,
+        "accept_fallback": bool(accept_fallback),
         "accelerator": config.to_dict(),
         "arrays_requested": arrays, "pes_requested": pes, "banks_requested": banks,
         "schedule_method": "optimal", "baseline_schedule_method": "inorder",
         "python": platform.python_version(), "numpy": np.__version__,
-        "reproduce": _reproduce_command(network.name if isinstance(model, str) else None, dev, n, density, weights,
-                                        seed, arrays, pes, banks, prune_scope),
+        "reproduce": _reproduce_command(network.source.get("path") or (network.name if isinstance(model, str)
+                                                                       else None),
+                                        dev, n, density, weights, seed, arrays, pes, banks, prune_scope,
+                                        accept_fallback, fc_density),
     }
-    report = RunReport(configuration, network, src, flex, baselines, headline, unsupported, tuple(notes), keep,
-                       curves, {**prog.seconds, "total": time.perf_counter() - t_start})
+    report = RunReport(configuration, network, src, cmp.flexspec, cmp.baselines, headline,
+                       tuple(unsupported_rows(network)), tuple(notes), keep, curves,
+                       {**prog.seconds, "total": time.perf_counter() - t_start}, cmp.dataflow_only, cmp.spatial,
+                       fused_into(network))
     if out is not None:
-        from .report import write_report
 
         write_report(report, out, html=html)
     return report
 
 
-def _reproduce_command(model, dev, n, density, weights, seed, arrays, pes, banks, prune_scope=None) -> str | None:
-    if model is None:
+def _reproduce_command(model, dev, n, density, weights, seed, arrays, pes, banks, prune_scope=None,
+                       accept_fallback=False, fc_density=None) -> str | None:
+    if model is None or (weights is not None and hasattr(weights, "layers")):
         return None
+    if isinstance(density, dict):
+        density = ",".join(f"{k}={v:g}" for k, v in density.items())
     parts = ["flexspec", "run", model, "--device", dev.path if dev.path and "/devices/" not in dev.path else dev.name,
              "--fft-size", str(n), "--seed", str(seed)]
     if weights is not None:
         parts += ["--weights", str(weights)]
     elif density is not None:
-        parts += ["--density", repr(density)]
-    for k, v in (("arrays", arrays), ("pes", pes), ("banks", banks), ("prune-scope", prune_scope)):
+        parts += ["--density", density if isinstance(density, str) else repr(density)]
+    for k, v in (("arrays", arrays), ("pes", pes), ("banks", banks), ("prune-scope", prune_scope),
+                 ("fc-density", fc_density)):
         if v is not None:
             parts += [f"--{k}", str(v)]
+    if accept_fallback:
+        parts.append("--accept-fallback")
     return " ".join(parts)

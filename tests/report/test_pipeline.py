@@ -15,8 +15,8 @@ from flexspec.pipeline import STAGES, layer_treatment, run
 from report_helpers import tiny_network, weights_file
 
 UNIT_SUFFIXES = ("_seconds", "_cycles", "_bytes", "_bits", "_hz", "_ratio", "_fraction", "_count", "_channels",
-                 "_tiles", "_macs", "cycles")
-UNITLESS_OK = {"layer", "kind", "dataflow", "loop_order", "input_link", "output_link", "bound", "memory_bound",
+                 "_tiles", "_macs", "cycles", "_per_second")
+UNITLESS_OK = {"layer", "kind", "mode", "dataflow", "loop_order", "input_link", "output_link", "bound", "memory_bound",
                "network", "device", "baseline", "memory_bound_layers", "weights", "weights_is_real",
                "weights_provenance", "baselines"}
 
@@ -49,11 +49,18 @@ def test_pipeline_stages_equal_sim_compare(tiny_report):
     from flexspec.accel.sim import compare
 
     net = tiny_network()
-    c = compare(net, "u200", tiny_report.flexspec.config, random_masks(net, 8, 0.25, 0))
+    c = compare(net, "u200", tiny_report.flexspec.config, random_masks(net, 8, 0.25, 0), whole_network=True)
     assert [r.cycles for r in c.flexspec.layers] == [r.cycles for r in tiny_report.flexspec.layers]
     for name, b in c.baselines.items():
         assert b.cycles == tiny_report.baselines[name].cycles
         assert b.traffic_bytes == tiny_report.baselines[name].traffic_bytes
+        assert c.dataflow_only[name].cycles == tiny_report.dataflow_only[name].cycles
+    # one definition of the speed-up and its split, whichever command asks
+    split = tiny_report.speedup_split()
+    for name, sp in c.speedup_split().items():
+        assert sp["total_ratio"] == split[name]["total_ratio"] == tiny_report.summary()["baselines"][name][
+            "speedup_ratio"]
+        assert sp["total_ratio"] == pytest.approx(sp["dataflow_ratio"] * sp["scheduler_ratio"])
 
 
 def test_kernels_provenance_and_keep_probability(tiny_report):
@@ -67,12 +74,14 @@ def test_kernels_provenance_and_keep_probability(tiny_report):
         assert p.max() <= 1
 
 
-def test_unsupported_layers_named_with_treatment(tiny_report):
-    by = {u["name"]: u for u in tiny_report.unsupported_layers}
+def test_every_layer_named_with_its_treatment(tiny_report):
+    by = {u["name"]: u for u in layer_treatment(tiny_report.network)}
     assert set(by) == {"c1_relu", "down", "pool", "fc"}
     assert "stride 2" in by["down"]["treatment"] and "spatial" in by["down"]["treatment"]
-    assert "excluded from latency" in by["fc"]["treatment"]
-    assert [r.kind for r in tiny_report.flexspec.layers] == ["spectral", "spectral", "spatial"]
+    assert "in the latency" in by["fc"]["treatment"]
+    assert [r.kind for r in tiny_report.flexspec.layers] == ["spectral", "spectral", "spatial", "fc"]
+    assert tiny_report.unsupported_layers == ()
+    assert tiny_report.fused == {"c1": ["c1_relu"], "down": ["pool"]}
     from flexspec.workload.zoo import resnet18
 
     spatial = {u["name"] for u in layer_treatment(resnet18()) if u["type"] == "conv"}
@@ -158,3 +167,14 @@ def test_weights_file_round_trip(tmp_path, tiny_report):
     for _name, p in rep.keep_probability.items():
         assert p.mean() == pytest.approx(0.5, abs=0.03)
     assert rep.configuration["weights_path"] == str(npz)
+
+
+def test_bound_stated_is_the_largest_part_of_the_time_split(tiny_report):
+    parts = {"compute": ("compute_cycles", "bank_conflict_stall_cycles"), "memory": ("memory_stall_cycles",),
+             "FFT": ("fft_stall_cycles",), "fill": ("fill_cycles",)}
+    for r in tiny_report.layer_rows():
+        if r["kind"] != "spectral":
+            continue
+        split = {k: sum(r[c] for c in cols) for k, cols in parts.items()}
+        top = max(split, key=split.get)
+        assert r["bound_reason"].startswith(f"{top}-bound: {100 * split[top] / r['cycles']:.0f}%"), r

@@ -58,8 +58,9 @@ def test_from_torch_records_real_shapes_and_names_unsupported():
     convs = net.conv_layers
     assert convs[0] == ConvLayer("0", 3, 8, 17, 11, 3, 1, 1)
     assert convs[1].stride == 2 and not convs[1].spectral_eligible
-    assert any("BatchNorm2d folded" in n for n in net.notes)
-    assert any("unsupported layer Upsample" in n for n in net.notes)
+    assert any("batch-norm folded into 0" in n for n in net.notes)
+    assert [(lay.op, lay.shape) for lay in net.unsupported_layers] == [("upsample_nearest2d", (8, 16, 10)),
+                                                                       ("avgpool", (8, 1, 1))]  # 16x10: not square
 
 
 def test_errors_name_the_problem():

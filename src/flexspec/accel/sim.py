@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -53,6 +54,9 @@ from ..workload.layers import Network
 from .arch import AcceleratorConfig, Resources, resources
 from .devices import Device, load_device
 from .kernels import KernelSource, random_masks, resolve_kernels  # noqa: F401  (re-exported)
+from .spatial import (
+    conv_only, layer_result as spatial_layer_result, spatial_accelerator, spatial_conv_cost, whole_network as _whole,
+)
 
 FORMAT_VERSION = 2
 BASELINES = ("kernel-reuse", "activation-reuse")
@@ -653,19 +657,13 @@ def _pipeline(st: _LayerSteps, bpc: float):
     return step, mem, eng, pro, epi, est
 
 
-def _spatial_layer_result(ld, config, device, res) -> LayerResult:
-    """A convolution that is not spectral-eligible: modelled as dense spatial work on the PE
-    DSPs (one real MAC per PE per cycle) overlapped with its traffic (roofline only)."""
-    bpc = device.bytes_per_cycle
-    comp = ld.complex_macs / config.pe_count
-    mem = ld.total_bytes / bpc
-    cyc = int(math.ceil(max(comp, mem)))
-    return LayerResult(ld.layer_name, "spatial", "spatial", "", 0, 0, 0, ld.input_link, ld.output_link, 1, cyc,
-                       cyc / device.clock_hz, int(comp), 0, max(0, cyc - int(comp)), 0, 0, ld.complex_macs,
-                       ld.complex_macs / (config.pe_count * max(1, cyc)),
-                       ld.complex_macs * device.dsp_per_complex_mac / (res.dsp_total * max(1, cyc)),
-                       ld.kernels_bits / 8, ld.inputs_bits / 8, ld.outputs_bits / 8, ld.psums_bits / 8,
-                       ld.bound.total_bytes, 0, 0, cyc, cyc, "memory" if mem > comp else "compute", mem > comp, {})
+def _spatial_layer_result(ld, config, device, res, conv) -> LayerResult:
+    """A convolution that is not spectral-eligible, on the spatial mode of the PE arrays
+    (:func:`flexspec.accel.spatial.spatial_conv_cost`: occupancy from its shape, its own traffic)."""
+    cost = spatial_conv_cost(conv, config.arrays, config.pes, int(res.dataflow_bits), device.bytes_per_cycle,
+                             config.pe_pipeline_cycles, config.data_bits, config.data_bits,
+                             output_bits=int(ld.outputs_bits))
+    return spatial_layer_result(cost, config, device, res)
 
 
 # -------------------------------------------------------------------------------- network --
@@ -699,7 +697,7 @@ def simulate_plan(network: Network, masks: dict, plan_layers, models: dict, conf
     prev_spare = prev_roof_bytes = 0.0
     for k, (kind, ld, extra) in enumerate(parts):
         if kind == "spatial":
-            out.append(_spatial_layer_result(ld, config, device, res))
+            out.append(_spatial_layer_result(ld, config, device, res, network.layer(ld.layer_name)))
             prev_epi = None
             prev_spare = 0.0
             continue
@@ -761,11 +759,27 @@ def simulate_plan(network: Network, masks: dict, plan_layers, models: dict, conf
 
 @dataclass(frozen=True)
 class Comparison:
-    """The FlexSpec design and both fixed-dataflow baselines on the same hardware."""
+    """The FlexSpec design and its baselines on the same hardware and kernels -- the one
+    definition every command uses (:func:`simulate_designs`):
+
+    * ``baselines[plan]``: the same design with one fixed dataflow (``plan``) everywhere and
+      in-order schedules (what prior spectral accelerators do);
+    * ``dataflow_only[plan]``: the same design with that fixed dataflow and FlexSpec's own
+      (optimal conflict-free) schedules -- so the total speed-up splits exactly into what the
+      dataflow gives (``dataflow_only / flexspec``) and what the scheduler gives
+      (``baselines / dataflow_only``);
+    * ``spatial``: the accelerators a user would build instead on the same board (dense and
+      sparse spatial arrays, :func:`flexspec.accel.spatial.spatial_accelerator`).
+
+    With ``whole_network`` every layer is counted (FC, adds, concats); else the convolutions."""
 
     flexspec: NetworkResult
     baselines: dict  # plan name -> NetworkResult
     analysis_seconds: float = 0.0
+    dataflow_only: dict = field(default_factory=dict)  # plan name -> NetworkResult
+    spatial: dict = field(default_factory=dict)  # name -> SpatialAccelerator
+    notes: tuple = ()
+    whole_network: bool = False
 
     @property
     def headline(self) -> NetworkResult:
@@ -774,21 +788,53 @@ class Comparison:
     def speedup(self, baseline: str = HEADLINE_BASELINE) -> float:
         return self.baselines[baseline].cycles / self.flexspec.cycles
 
+    def dataflow_speedup(self, baseline: str = HEADLINE_BASELINE) -> float:
+        """Fixed dataflow -> flexible dataflow, both with optimal schedules."""
+        return self.dataflow_only[baseline].cycles / self.flexspec.cycles
+
+    def scheduler_speedup(self, baseline: str = HEADLINE_BASELINE) -> float:
+        """In-order -> optimal schedules, both with the fixed dataflow."""
+        return self.baselines[baseline].cycles / self.dataflow_only[baseline].cycles
+
     def traffic_reduction(self, baseline: str = HEADLINE_BASELINE) -> float:
         return 1 - self.flexspec.traffic_bytes / self.baselines[baseline].traffic_bytes
+
+    def speedup_split(self) -> dict:
+        """plan -> total / dataflow / scheduler speed-up ratios (:func:`speedup_split`)."""
+        return speedup_split(self.flexspec, self.dataflow_only, self.baselines)
 
     def to_dict(self) -> dict:
         return _plain({
             "format_version": FORMAT_VERSION,
+            "whole_network": self.whole_network,
             "flexspec": self.flexspec.to_dict(),
             "baselines": {k: v.to_dict() for k, v in self.baselines.items()},
+            "dataflow_only_baselines": {k: v.to_dict() for k, v in self.dataflow_only.items()},
+            "spatial_accelerators": {k: v.to_dict() for k, v in self.spatial.items()},
             "headline_baseline": HEADLINE_BASELINE,
             "headline_reason": "prior spectral accelerators keep kernels on chip and stream input tiles "
                                "(one fixed kernel-reuse dataflow) with in-order reads",
             "speedup": {k: self.speedup(k) for k in self.baselines},
+            "speedup_split": self.speedup_split(),
             "traffic_reduction": {k: self.traffic_reduction(k) for k in self.baselines},
             "analysis_seconds": self.analysis_seconds,
+            "notes": list(self.notes),
         })
+
+
+def speedup_split(flexspec: NetworkResult, dataflow_only: dict, baselines: dict) -> dict:
+    """plan -> {total, dataflow, scheduler} speed-up ratios, total = dataflow x scheduler (see
+    :class:`Comparison`), over all layers of the results and over their convolutions only."""
+    out = {}
+    for name, b in baselines.items():
+        d = dataflow_only.get(name)
+        if d is None:
+            continue
+        f_c, d_c, b_c = (conv_only(x)["cycles"] for x in (flexspec, d, b))
+        out[name] = {"total_ratio": b.cycles / flexspec.cycles, "dataflow_ratio": d.cycles / flexspec.cycles,
+                     "scheduler_ratio": b.cycles / d.cycles, "conv_total_ratio": b_c / max(1, f_c),
+                     "conv_dataflow_ratio": d_c / max(1, f_c), "conv_scheduler_ratio": b_c / max(1, d_c)}
+    return out
 
 
 def _setup(network, device, config, kernels, fft_size, density, seed, precision):
@@ -799,34 +845,86 @@ def _setup(network, device, config, kernels, fft_size, density, seed, precision)
     return device, config, masks, src, res, precision or precision_of(config, net_k)
 
 
-def compare(network: Network, device, config: AcceleratorConfig | None = None, kernels=None, *, fft_size: int = 8,
-            density: float = 0.25, seed: int = 0, histograms: bool = True,
-            schedules: ScheduleCache | None = None, precision: Precision | None = None,
-            stored_kernel_bits: dict | None = None) -> Comparison:
-    """FlexSpec (flexible dataflow, optimal conflict-free schedules) and the two baselines (one
-    fixed dataflow everywhere, in-order schedules) on the same design.  ``schedules``: see
-    :func:`simulate_plan`; ``precision``: word widths and kernel format (default
-    :func:`precision_of` the design and the kernel file); ``stored_kernel_bits``: see :func:`analyze`."""
+def layer_models(network: Network, masks: dict, config: AcceleratorConfig, precision: Precision | None = None,
+                 stored_kernel_bits: dict | None = None) -> dict:
+    """name -> LayerModel of every spectral layer, from its mask (``precision``: default
+    :func:`precision_of` the design; ``stored_kernel_bits``: see :func:`analyze`)."""
     from ..dataflow.model import LayerModel
 
+    prec = precision or precision_of(config)
+    stored = stored_kernel_bits or {}
+    return {lay.name: LayerModel(lay, masks[lay.name], config.fft_size, prec, stored_kernel_bits=stored.get(lay.name))
+            for lay in network.spectral_layers}
+
+
+def simulate_designs(network: Network, masks: dict, config: AcceleratorConfig, device: Device, res: Resources,
+                     kernels: KernelSource, *, nd=None, models: dict | None = None, histograms: bool = True,
+                     schedules: ScheduleCache | None = None, whole_network: bool = False, fc_density: float = 1.0,
+                     accept_fallback: bool = False, stage=None, precision: Precision | None = None,
+                     stored_kernel_bits: dict | None = None) -> Comparison:
+    """FlexSpec and every baseline of :class:`Comparison` for one design and one set of kernels.
+
+    ``nd``: the design's dataflow analysis (:func:`analyze`; computed when None); ``stage``: an
+    optional context-manager factory ``stage(name)`` that times the 'schedules + simulation'
+    and 'baselines' parts (the pipeline's progress); ``precision``, ``stored_kernel_bits``: see
+    :func:`analyze`."""
+    stage = stage or (lambda name: nullcontext())
     schedules = schedules if schedules is not None else ScheduleCache()
+    t0 = time.perf_counter()
+    nd = nd if nd is not None else analyze(network, masks, config, device, res, precision, stored_kernel_bits)
+    ta = time.perf_counter() - t0
+    models = models if models is not None else layer_models(network, masks, config, precision, stored_kernel_bits)
+    notes = []
+
+    def sim(plan, method, design, why):
+        # bank-load histograms only for the FlexSpec design (the report's heat map); baselines skip them
+        r = simulate_plan(network, masks, nd.plans[plan], models, config, device, res, method, kernels, design,
+                          (why,), histograms and design == "flexspec", schedules)
+        if not whole_network:
+            return r
+        onchip = {ld.layer_name: ld.onchip_bits for ld in nd.plans[plan]}
+        return _whole(network, r, config, device, res, onchip, fc_density=fc_density, accept_fallback=accept_fallback)
+
+    with stage("schedules + simulation"):
+        flex = sim("flexible", "optimal", "flexspec",
+                   "flexible dataflow per layer (flexspec.dataflow), optimal conflict-free schedules")
+    base, dataflow_only = {}, {}
+    with stage("baselines"):
+        for plan in BASELINES:
+            if plan not in nd.plans or plan in getattr(nd, "infeasible", {}):
+                notes.append(f"baseline '{plan}' does not fit this design's on-chip memory: "
+                             f"{getattr(nd, 'infeasible', {}).get(plan, 'no plan')}")
+                continue
+            dataflow_only[plan] = sim(plan, "optimal", f"baseline-{plan}-optimal",
+                                      f"fixed {plan} dataflow everywhere, FlexSpec's optimal schedules")
+            base[plan] = sim(plan, "inorder", f"baseline-{plan}",
+                             f"fixed {plan} dataflow everywhere, in-order schedules")
+        if not base:
+            raise UsageError("neither fixed-dataflow baseline fits this design's on-chip memory; "
+                             "nothing to compare against")
+        density = float(np.mean([m.mean() for m in masks.values()])) if masks else 1.0
+        spatial = {"dense-spatial": spatial_accelerator(network, device, int(res.dataflow_bits), 1.0,
+                                                        config.data_bits, fc_density=fc_density),
+                   "sparse-spatial": spatial_accelerator(network, device, int(res.dataflow_bits), density,
+                                                         config.data_bits, fc_density=fc_density)}
+    return Comparison(flex, base, ta, dataflow_only, spatial, tuple(notes), whole_network)
+
+
+def compare(network: Network, device, config: AcceleratorConfig | None = None, kernels=None, *, fft_size: int = 8,
+            density: float = 0.25, seed: int = 0, histograms: bool = True,
+            schedules: ScheduleCache | None = None, whole_network: bool = False,
+            accept_fallback: bool = False, precision: Precision | None = None,
+            stored_kernel_bits: dict | None = None) -> Comparison:
+    """FlexSpec (flexible dataflow, optimal conflict-free schedules) and the baselines of
+    :class:`Comparison` on the same design (:func:`simulate_designs`).  ``schedules``: see
+    :func:`simulate_plan`; ``whole_network``: count every layer, not only the convolutions;
+    ``precision``: word widths and kernel format (default :func:`precision_of` the design and the
+    kernel file); ``stored_kernel_bits``: see :func:`analyze`."""
     device, config, masks, src, res, prec = _setup(network, device, config, kernels, fft_size, density, seed,
                                                    precision)
-    t0 = time.perf_counter()
-    nd = analyze(network, masks, config, device, res, prec, stored_kernel_bits)
-    ta = time.perf_counter() - t0
-    stored = stored_kernel_bits or {}
-    models = {name: LayerModel(network.layer(name), m, config.fft_size, prec, stored_kernel_bits=stored.get(name))
-              for name, m in masks.items() if name in {lay.name for lay in network.spectral_layers}}
-    flex = simulate_plan(network, masks, nd.plans["flexible"], models, config, device, res, "optimal", src,
-                         "flexspec", ("flexible dataflow per layer (flexspec.dataflow), optimal schedules",),
-                         histograms, schedules)
-    base = {}
-    for plan in BASELINES:
-        base[plan] = simulate_plan(network, masks, nd.plans[plan], models, config, device, res, "inorder", src,
-                                   f"baseline-{plan}", (f"fixed {plan} dataflow everywhere, in-order schedules",),
-                                   histograms, schedules)
-    return Comparison(flex, base, ta)
+    return simulate_designs(network, masks, config, device, res, src, histograms=histograms, schedules=schedules,
+                            whole_network=whole_network, accept_fallback=accept_fallback, precision=prec,
+                            stored_kernel_bits=stored_kernel_bits)
 
 
 def simulate_network(network: Network, device, config: AcceleratorConfig | None = None, kernels=None, *,
@@ -835,7 +933,6 @@ def simulate_network(network: Network, device, config: AcceleratorConfig | None 
                      precision: Precision | None = None, stored_kernel_bits: dict | None = None) -> NetworkResult:
     """Simulate one design: 'flexspec' or 'baseline-kernel-reuse' / 'baseline-activation-reuse'
     (``precision``, ``stored_kernel_bits``: as :func:`compare`)."""
-    from ..dataflow.model import LayerModel
 
     designs = ("flexspec",) + tuple(f"baseline-{b}" for b in BASELINES)
     if design not in designs:
@@ -844,9 +941,7 @@ def simulate_network(network: Network, device, config: AcceleratorConfig | None 
     device, config, masks, src, res, prec = _setup(network, device, config, kernels, fft_size, density, seed,
                                                    precision)
     nd = analyze(network, masks, config, device, res, prec, stored_kernel_bits)
-    stored = stored_kernel_bits or {}
-    models = {lay.name: LayerModel(lay, masks[lay.name], config.fft_size, prec, stored_kernel_bits=stored.get(lay.name))
-              for lay in network.spectral_layers}
+    models = layer_models(network, masks, config, prec, stored_kernel_bits)
     plan = "flexible" if design == "flexspec" else design[len("baseline-"):]
     r = simulate_plan(network, masks, nd.plans[plan], models, config, device, res,
                       "optimal" if design == "flexspec" else "inorder", src, design, (), histograms, schedules)

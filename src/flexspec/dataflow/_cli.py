@@ -109,6 +109,7 @@ def nnz_from_weights(network, path):
 def run(args) -> int:
     from ..accel.devices import load_device
     from ..fileio import write_file
+    from ..pipeline import check_file_out
     from ..workload import get_network
     from .budget import budget_from_device
     from .model import Precision, tradeoff_curve
@@ -117,8 +118,13 @@ def run(args) -> int:
     network = get_network(args.model)
     device = load_device(args.device)
     onchip = parse_bytes(args.onchip_bytes) if args.onchip_bytes is not None else None
-    if not 0.0 <= args.density <= 1.0:
-        raise UsageError(f"--density must be in [0, 1], got {args.density}")
+    if not 0.0 < args.density <= 1.0:
+        raise UsageError(f"--density must be in (0, 1] (fraction of spectral kernel entries kept), got {args.density}")
+    # every destination is checked before anything is computed or written (all or nothing)
+    if args.json:
+        check_file_out(args.json, "--json")
+    if args.plots and not os.path.isdir(args.plots):
+        raise UsageError(f"--plots: folder {args.plots} does not exist")
     budget = budget_from_device(device, onchip_bytes=onchip)
     precision = Precision()
     if args.weights:
@@ -139,8 +145,6 @@ def run(args) -> int:
     if args.plots:
         from .plots import plot_tradeoff, plot_traffic_bars
 
-        if not os.path.isdir(args.plots):
-            raise UsageError(f"--plots: folder {args.plots} does not exist")
         curves = [tradeoff_curve(layer, nnz[layer.name], args.fft_size, precision)
                   for layer in network.spectral_layers]
         plot_tradeoff(curves, os.path.join(args.plots, "tradeoff.png"), title=f"{network.name}: tradeoff per layer")

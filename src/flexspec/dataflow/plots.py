@@ -41,12 +41,12 @@ def plot_tradeoff(curves, path=None, title: str | None = None) -> bytes:
     curves = list(curves.values()) if isinstance(curves, dict) else list(curves)
     plt, fig = _figure(figsize=(7.5, 4.8))
     ax = fig.add_subplot(111)
-    cmap = plt.get_cmap("viridis")
+    cmap = plt.get_cmap("tab10")  # distinct hues (a sequential map makes neighbouring layers look alike)
     hi = max(float(c.capacity_bytes[-1]) for c in curves) * 2 if curves else 1.0
     for k, c in enumerate(curves):
         x = np.append(c.capacity_bytes, hi)
         y = np.append(c.traffic_bytes, c.traffic_bytes[-1]) / c.bound_bytes
-        ax.step(x, y, where="post", color=cmap(k / max(1, len(curves) - 1)), label=c.layer_name, lw=1.4)
+        ax.step(x, y, where="post", color=cmap(k % 10), ls=("-", "--", ":")[k // 10 % 3], label=c.layer_name, lw=1.4)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.axhline(1.0, color="k", lw=0.8, ls="--")

@@ -38,10 +38,10 @@ def write_report(report, folder, html: bool = True):
     return write_files(folder, files)
 
 
-def print_report(report, console=None) -> None:
+def print_report(report, console=None, table: bool = True) -> None:
     from .table import print_report as _print
 
-    _print(report, console)
+    _print(report, console, table)
 
 
 __all__ = ["OutputError", "REPORT_FILES", "check_output_folder", "print_report", "render_csv", "render_html",

@@ -16,8 +16,15 @@ def register(sub) -> None:
                     "report.json, layers.csv and report.html into --out. With no arguments: VGG16 on the u200 "
                     "with the embedded (synthesized, seeded) kernels.")
     r.add_argument("model", nargs="?", default="vgg16", metavar="MODEL",
-                   help="built-in network: vgg16 (default), vgg16_cifar, resnet18, fmnist_vgg")
+                   help="built-in network (vgg16 (default), vgg16_cifar, resnet18, fmnist_vgg) or a model file: "
+                        ".onnx (ONNX, opsets 9-22) or .pt2 (torch.export program); a file runs its own trained "
+                        "weights, transformed and pruned here")
     _common(r)
+    r.add_argument("--accept-fallback", action="store_true",
+                   help="cost layers that have no model (listed with their reason) as one DRAM read of their "
+                        "input and one write of their output, instead of stopping")
+    r.add_argument("--fc-density", type=float, default=None, metavar="X",
+                   help="prune the fully connected layers' streamed weights to this density (default: dense)")
     r.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output folder (default: ./{DEFAULT_OUT})")
     r.add_argument("--no-html", action="store_true", help="skip report.html (faster)")
     r.add_argument("--prune-scope", choices=("layer", "kernel"), default=None,
@@ -54,20 +61,37 @@ def register(sub) -> None:
 
 
 def _common(p, design: bool = True) -> None:
-    p.add_argument("--device", default="u200", help="device name or profile YAML path (default: u200, the "
-                                                    "reference board); see 'flexspec devices'")
+    if design:  # compare has --devices (and argparse maps --device onto it): never a second, ignored option
+        p.add_argument("--device", default="u200", help="device name or profile YAML path (default: u200, the "
+                                                        "reference board); see 'flexspec devices'")
     p.add_argument("--fft-size", type=int, default=None, metavar="N", help="FFT size N (default 8)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--density", type=float, default=None, metavar="X",
-                   help="fraction of spectral kernel entries kept, in (0, 1] (default 0.25)")
+    g.add_argument("--density", default=None, metavar="X",
+                   help="fraction of spectral kernel entries kept, in (0, 1] (default 0.25); for a model file also "
+                        "a per-layer schedule 'conv1=0.5,default=0.25'")
     g.add_argument("--weights", default=None, metavar="FILE",
                    help="pruned sparse spectral kernels (.npz written by 'flexspec prune' / SparseNetworkKernels.save)")
     p.add_argument("--seed", type=int, default=0, help="seed of synthesized kernels / random masks (default 0)")
     if design:
         p.add_argument("--arrays", type=int, default=None, help="fix the number of PE arrays A (default: most that fit)")
         p.add_argument("--pes", type=int, default=None, help="PEs per array P (default 32)")
-        p.add_argument("--banks", type=int, default=None, help="tile-buffer banks B (default min(16, F))")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+        p.add_argument("--banks", type=int, default=None,
+                       help="tile-buffer banks B (default: the first fitting design of the search space, "
+                            "B x R = 20 x 2 banks x ports at N=8; min(16, F) when --arrays is fixed)")
+    p.add_argument("--quiet", action="store_true", help="no progress output and no per-layer table")
+
+
+def _density_arg(text):
+    """--density as a number, or a per-layer schedule string (kept for pipeline.run to parse)."""
+    from ..errors import UsageError
+
+    if text is None or "=" in str(text):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"--density must be a number in (0, 1] or a schedule 'layer=0.5,default=0.25', "
+                         f"got {text!r}") from None
 
 
 def _guard(fn):
@@ -97,10 +121,11 @@ def _run(args) -> int:
     from ..pipeline import run
     from . import print_report
 
-    report = run(args.model, args.device, fft_size=args.fft_size, density=args.density, weights=args.weights,
-                 out=args.out, seed=args.seed, progress=not args.quiet, arrays=args.arrays, pes=args.pes,
-                 banks=args.banks, html=not args.no_html, prune_scope=args.prune_scope)
-    print_report(report)
+    report = run(args.model, args.device, fft_size=args.fft_size, density=_density_arg(args.density),
+                 weights=args.weights, out=args.out, seed=args.seed, progress=not args.quiet, arrays=args.arrays,
+                 pes=args.pes, banks=args.banks, html=not args.no_html, prune_scope=args.prune_scope,
+                 accept_fallback=args.accept_fallback, fc_density=args.fc_density)
+    print_report(report, table=not args.quiet)
     names = ["report.json", "layers.csv"] + ([] if args.no_html else ["report.html"])
     print(f"wrote {', '.join(os.path.join(args.out, n) for n in names)}")
     return 0
@@ -198,12 +223,13 @@ def _compare(args) -> int:
     for d in devices:  # unknown names and malformed profiles fail before any long computation
         load_device(d)
     configs = _parse_configs(args.configs)
+    args.density = _density_arg(args.density)
     if args.density is not None:
         check_density(args.density)
     if args.fft_size is not None:
         check_fft_size(args.fft_size)
     if args.out:
-        check_output_folder(os.path.dirname(os.path.abspath(args.out)))
+        _check_csv_out(args.out)
     rows = []
     points = [(d, c) for d in devices for c in configs]
     prog, step = _progress_lines(args.quiet, len(points))
@@ -215,9 +241,10 @@ def _compare(args) -> int:
             step(k, label)
             base = {"device": load_device(dev).name, "config": ",".join(f"{a}={b}" for a, b in cfg.items()) or
                     "fitted"}
+            dev = load_device(dev)  # the profile itself: a name is never looked up twice
             try:
                 rep = run(args.model, dev, fft_size=args.fft_size, density=args.density, weights=args.weights,
-                          seed=args.seed, progress=False, tradeoff=False, **cfg)
+                          seed=args.seed, progress=False, tradeoff=False, html=False, **cfg)
                 rows.append({**base, **_point_row(rep)})
             except DoesNotFitError as exc:
                 rows.append({**base, **{k2: cfg.get(k2) for k2 in ("arrays", "pes", "banks")},
@@ -231,6 +258,14 @@ def _compare(args) -> int:
         write_file(args.out, sweep_csv(rows))
         print(f"wrote {args.out}")
     return 0 if any(r["status"] == "ok" for r in rows) else 1
+
+
+def _check_csv_out(path) -> None:
+    """A CSV destination: not a folder, in a folder that exists and can be written."""
+    from ..pipeline import check_file_out, check_out
+
+    check_file_out(path, "--out")
+    check_out(os.path.dirname(os.path.abspath(path)))
 
 
 def _print_rows(rows: list[dict], title: str) -> None:
@@ -247,7 +282,7 @@ def _print_rows(rows: list[dict], title: str) -> None:
         t.add_column(h, no_wrap=h != "status")
     for r in rows:
         t.add_row(*[_cell(r, k) for k, _ in present])
-    Console(highlight=False, width=None if sys.stdout.isatty() else 160).print(t)
+    Console(highlight=False, width=None if sys.stdout.isatty() else 1000).print(t)
 
 
 def _cell(r: dict, key: str) -> str:

@@ -7,8 +7,10 @@ import base64
 import html
 import json
 
+from ..accel.spatial import conv_only
 from .plots import FIGURES
 from .render import _clean
+from .table import blocking_text, layer_label
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1200px;
@@ -42,41 +44,60 @@ def _fmt(v, digits=3):
     return str(v)
 
 
+_LEFT = ("layer", "mode", "dataflow", "blocking", "bound", "bound_reason")
+
+
 def _layer_table(report) -> str:
-    cols = (("layer", "layer"), ("dataflow", "dataflow"), ("latency_seconds", "latency µs"),
+    cols = (("layer", "layer"), ("mode", "mode"), ("dataflow", "dataflow"), ("blocking", "blocking o/i/t"),
+            ("latency_seconds", "latency µs"),
             ("compute_cycles", "compute cyc"), ("bank_conflict_stall_cycles", "conflict cyc"),
             ("memory_stall_cycles", "mem stall cyc"), ("fft_stall_cycles", "FFT stall cyc"),
             ("fill_cycles", "fill cyc"), ("traffic_bytes", "traffic MB"), ("baseline_traffic_bytes", "baseline MB"),
             ("lower_bound_bytes", "bound MB"), ("speedup_ratio", "speed-up"),
-            ("dsp_efficiency_fraction", "DSP eff."), ("kernel_density_fraction", "density"), ("bound", "bound by"))
-    head = "".join(f"<th class='l'>{_e(h)}</th>" if k in ("layer", "dataflow", "bound") else f"<th>{_e(h)}</th>"
-                   for k, h in cols)
+            ("dsp_efficiency_fraction", "DSP eff."), ("kernel_density_fraction", "density"), ("bound", "largest resource total"),
+            ("bound_reason", "bound by (time split)"))
+    head = "".join(f"<th class='l'>{_e(h)}</th>" if k in _LEFT else f"<th>{_e(h)}</th>" for k, h in cols)
     body = []
     for r in report.layer_rows():
         cells = []
         for k, _ in cols:
             v = r.get(k)
-            if k == "latency_seconds":
+            if k == "layer":
+                v = layer_label(r)
+            elif k == "blocking":
+                v = blocking_text(r)
+            elif k == "latency_seconds":
                 v = v * 1e6
             elif k.endswith("_bytes") and v is not None:
                 v = v / 1e6
-            cls = " class='l'" if k in ("layer", "dataflow", "bound") else ""
-            cells.append(f"<td{cls}>{_e(_fmt(v))}</td>")
+            cls = " class='l'" if k in _LEFT else ""
+            title = f" title='fused: {_e(', '.join(r['fused_layers']))}'" if k == "layer" and r["fused_layers"] else ""
+            cells.append(f"<td{cls}{title}>{_e(_fmt(v))}</td>")
         body.append(f"<tr{' class=mb' if r['memory_bound'] else ''}>{''.join(cells)}</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
 def _baseline_table(report) -> str:
-    s = report.summary()
-    rows = [("flexspec", s["latency_seconds"], s["traffic_bytes"], 1.0, 0.0, s["dsp_efficiency_fraction"])]
-    for name, b in s["baselines"].items():
-        rows.append((f"baseline: {name}", b["latency_seconds"], b["traffic_bytes"], b["speedup_ratio"],
-                     b["traffic_reduction_fraction"], b["dsp_efficiency_fraction"]))
-    body = "".join(f"<tr><td class='l'>{_e(n)}</td><td>{lat * 1e3:.3f}</td><td>{t / 1e6:.2f}</td>"
-                   f"<td>{sp:.2f}x</td><td>{100 * red:.1f}%</td><td>{eff:.3f}</td></tr>"
-                   for n, lat, t, sp, red, eff in rows)
-    return ("<table><tr><th class='l'>design</th><th>latency ms</th><th>traffic MB</th>"
-            "<th>FlexSpec speed-up over it</th><th>FlexSpec traffic reduction</th><th>DSP eff.</th></tr>"
+    """Every design on the same board, end to end and convolutions only."""
+    f = report.flexspec
+    fc = conv_only(f)
+    rows = [("FlexSpec (flexible dataflow, optimal schedules)", f.seconds, fc["latency_seconds"], f.traffic_bytes)]
+    for name, b in report.dataflow_only.items():
+        rows.append((f"fixed {name} dataflow, optimal schedules", b.seconds, conv_only(b)["latency_seconds"],
+                     b.traffic_bytes))
+    for name, b in report.baselines.items():
+        rows.append((f"fixed {name} dataflow, in-order schedules", b.seconds, conv_only(b)["latency_seconds"],
+                     b.traffic_bytes))
+    for acc in report.spatial.values():
+        rows.append((f"{acc.name} array {acc.rows}x{acc.columns} (modelled)", acc.latency_seconds,
+                     acc.conv_latency_seconds, acc.traffic_bytes))
+        rows.append((f"{acc.name}, ideal (MACs / DSPs)", acc.ideal_cycles / acc.clock_hz,
+                     acc.ideal_conv_cycles / acc.clock_hz, None))
+    body = "".join(f"<tr><td class='l'>{_e(n)}</td><td>{lat * 1e3:.4g}</td><td>{conv * 1e3:.4g}</td>"
+                   f"<td>{lat / f.seconds:.2f}x</td><td>{conv / fc['latency_seconds']:.2f}x</td>"
+                   f"<td>{'-' if t is None else f'{t / 1e6:.2f}'}</td></tr>" for n, lat, conv, t in rows)
+    return ("<table><tr><th class='l'>design on the same board</th><th>end-to-end ms</th><th>convolutions ms</th>"
+            "<th>FlexSpec speed-up (end to end)</th><th>FlexSpec speed-up (conv)</th><th>traffic MB</th></tr>"
             f"{body}</table>")
 
 
@@ -86,19 +107,31 @@ def render_html(report) -> str:
     acc = report.flexspec.config
     res = report.flexspec.resources
     cards = [
-        ("latency", f"{s['latency_seconds'] * 1e3:.3f} ms"),
+        ("end-to-end latency", f"{s['latency_seconds'] * 1e3:.4g} ms"),
+        ("throughput (batch 1)", f"{s['throughput_frames_per_second']:,.1f} frames/s"),
+        ("convolutions only", f"{s['conv_latency_seconds'] * 1e3:.4g} ms"),
         (f"speed-up vs {s['baseline']}", f"{s['speedup_ratio']:.2f}x"),
         ("traffic reduction", f"{100 * s['traffic_reduction_fraction']:.1f}%"),
         ("off-chip traffic", f"{s['traffic_bytes'] / 1e6:.3g} MB"),
         ("DSP efficiency", f"{s['dsp_efficiency_fraction']:.3f}"),
         ("memory-bound layers", str(len(s["memory_bound_layers"]))),
-        ("weights", s["weights"]),
+        ("weights", report.kernels.label),
     ]
     card_html = "".join(f"<div class='card'><div class='v'>{_e(v)}</div><div class='k'>{_e(k)}</div></div>"
                         for k, v in cards)
-    weights_note = ("" if s["weights_is_real"] else
+    weights_note = (f"<p><b>Weights: {_e(report.kernels.label)}.</b> {_e(s['weights_provenance'])}</p>"
+                    if s["weights_is_real"] else
                     f"<p class='warn'><b>Weights are {_e(s['weights'])}, not trained.</b> "
                     f"{_e(s['weights_provenance'])}</p>")
+    pv = s["pruning_view"]
+    pruning_note = "" if not pv else (
+        f"<p>Convolutions only: FlexSpec is {pv['speedup_over_ideal_dense_ratio']:.2f}x the ideal dense spatial array "
+        f"on the same DSPs; pruning alone gives {pv['pruning_share_ratio']:.2f}x of that (the ideal sparse spatial "
+        f"array at the same density), and FlexSpec against that ideal sparse array is "
+        f"{pv['speedup_over_ideal_sparse_ratio']:.2f}x.</p>")
+    split = "".join(f"<li>vs {_e(k)}: {v['total_ratio']:.2f}x end to end = dataflow {v['dataflow_ratio']:.2f}x x "
+                    f"scheduler {v['scheduler_ratio']:.2f}x (convolutions {v['conv_total_ratio']:.2f}x)</li>"
+                    for k, v in s["speedup_split"].items())
     figs = []
     for key, title, fn in FIGURES:
         if key == "tradeoff" and not report.tradeoff:
@@ -111,8 +144,14 @@ def render_html(report) -> str:
         uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
         figs.append(f"<h2 id='{key}'>{_e(title)}</h2><figure><img alt='{_e(title)}' src='{uri}'>"
                     f"<figcaption>{_e(' '.join((fn.__doc__ or title).split()))}</figcaption></figure>")
-    unsupported = "".join(f"<tr><td class='l'>{_e(u['name'])}</td><td class='l'>{_e(u['type'])}</td>"
-                          f"<td class='l'>{_e(u['treatment'])}</td></tr>" for u in report.unsupported_layers)
+    unsupported = "".join(f"<tr><td class='l'>{_e(u['layer'])}</td><td class='l'>{_e(u['op'])}</td>"
+                          f"<td class='l'>{_e(tuple(u['input_shape']))} -> {_e(tuple(u['output_shape']))}</td>"
+                          f"<td class='l'>{_e(u['reason'])}</td></tr>" for u in report.unsupported_layers)
+    unsupported_html = ("<p>None: every layer has a cost model.</p>" if not unsupported else
+                        "<p class='warn'>These layers have no cost model; the run accepted the fallback cost "
+                        "(one DRAM read of the input and one write of the output).</p><table><tr><th class='l'>layer"
+                        "</th><th class='l'>op</th><th class='l'>shape</th><th class='l'>reason</th></tr>"
+                        f"{unsupported}</table>")
     notes = "".join(f"<li>{_e(n)}</li>" for n in report.notes)
     config_json = json.dumps(_clean(cfg), indent=1)
     return f"""<!DOCTYPE html>
@@ -127,14 +166,16 @@ def render_html(report) -> str:
 clock {s['clock_hz'] / 1e6:.0f} MHz; flexspec {_e(cfg['flexspec_version'])}; simulator figures.</p>
 <div class="cards">{card_html}</div>
 {weights_note}
-<p>Memory-bound layers: {_e(', '.join(s['memory_bound_layers']) or 'none')}.
+<p>Latency scope: {_e(s['latency_scope'])}.
+Memory-bound layers: {_e(', '.join(s['memory_bound_layers']) or 'none')}.
 Compulsory traffic bound: {s['lower_bound_bytes'] / 1e6:.1f} MB.</p>
 <h2 id="designs">FlexSpec against the baselines</h2>{_baseline_table(report)}
+<ul>{split}</ul>{pruning_note}
 <h2 id="layers">Per layer</h2>{_layer_table(report)}
-<p class="sub">Rows shaded red are memory-bound. Traffic in MB (10<sup>6</sup> bytes).</p>
+<p class="sub">Rows shaded red are memory-bound. Traffic in MB (10<sup>6</sup> bytes). ReLU and pooling
+layers are folded into the layer before them (hover a layer name for the list).</p>
 {''.join(figs)}
-<h2 id="unsupported">Layers not run as spectral convolutions</h2>
-<table><tr><th class='l'>layer</th><th class='l'>type</th><th class='l'>what happens to it</th></tr>{unsupported}</table>
+<h2 id="unsupported">Layers without a cost model</h2>{unsupported_html}
 <h2 id="notes">Notes</h2><ul>{notes}</ul>
 <h2 id="config">Configuration (reproduce with: <code>{_e(cfg.get('reproduce') or 'the Python API')}</code>)</h2>
 <pre>{_e(config_json)}</pre>

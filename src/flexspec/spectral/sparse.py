@@ -443,7 +443,8 @@ class _open_npz:
         except FileNotFoundError:
             raise InputFileError(self.path, "file not found") from None
         except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input error
-            raise InputFileError(self.path, f"not a readable .npz file ({exc.__class__.__name__}: {exc})") from None
+            why = "not a zip archive of numpy arrays" if "pickle" in str(exc) else f"{exc.__class__.__name__}: {exc}"
+            raise InputFileError(self.path, f"not a readable .npz file ({why})") from None
         if not hasattr(self.data, "files"):
             raise InputFileError(self.path, "not an .npz archive")
         version = int(_field(self.data, self.path, "format_version", scalar=True))
