@@ -61,7 +61,7 @@ def test_malformed_yaml_names_file(work, capsys):
 
 
 def test_bad_yaml_field_names_file_and_field(work, capsys):
-    from flexspec.accel.devices import load_device
+    from flexspec.devices import load_device
 
     good = Path(load_device("u200").path).read_text()
     bad = work / "board.yaml"

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import FORMAT_VERSION, __version__
+from .accel import search
 from .errors import InputFileError, UsageError
 
 DEFAULT_MODEL = "vgg16"
@@ -214,46 +215,9 @@ def summarize_treatment(rows: list[dict]) -> list[str]:
 
 
 # --------------------------------------------------------------------------------- design --
-def fit_design(device, fft_size: int, *, arrays=None, pes=None, banks=None, ports: int = 2):
-    """The accelerator configuration for ``device``.
-
-    Unless ``arrays`` is fixed, the first configuration of the design search's space
-    (:func:`flexspec.accel.search.candidates`: as many arrays of P PEs as the DSPs allow next to the
-    FFT engines, B x R = 20 x 2 banks, no broadcast) with P = ``pes`` (default 32) and, if given,
-    ``banks``; it is not simulated against the others (``flexspec simulate`` searches the whole
-    space; on VGG16/U200 the two differ by under 1%).  Otherwise, or when nothing in that space
-    fits (e.g. N = 4 with fewer than 20 frequencies), P PEs per array, B banks (default min(16, F))
-    and exactly ``arrays`` arrays, or the most arrays up to 32 that fit."""
-    from .accel.arch import AcceleratorConfig, resources
-    from .accel.search import BANK_PORTS, candidates
-    from .errors import DoesNotFitError
-    from .spectral.geometry import num_frequencies
-
-    f = num_frequencies(fft_size)
-    pes = pes or DEFAULT_PES
-    if banks is not None and banks > f:
-        raise UsageError(f"--banks {banks} exceeds the {f} frequencies of an N={fft_size} tile; use at most {f}")
-    if not arrays:
-        space = candidates(device, fft_size, pes=(pes,), bank_ports=((banks, ports),) if banks else BANK_PORTS,
-                           broadcast=(False,))
-        if space:
-            return space[0], resources(space[0], device)
-    banks = banks or min(DEFAULT_BANKS, f)
-    engines = 16
-    if arrays:
-        cfg = AcceleratorConfig(arrays=arrays, pes=pes, banks=banks, ports=ports, fft_engines=engines,
-                                ifft_engines=engines, fft_size=fft_size)
-        return cfg, resources(cfg, device)
-    last = None
-    for e in (16, 8, 4):
-        for a in range(MAX_ARRAYS, 0, -1):
-            cfg = AcceleratorConfig(arrays=a, pes=pes, banks=banks, ports=ports, fft_engines=e, ifft_engines=e,
-                                    fft_size=fft_size)
-            try:
-                return cfg, resources(cfg, device)
-            except DoesNotFitError as exc:
-                last = exc
-    raise DoesNotFitError(f"no design with P={pes} PEs per array fits device '{device.name}': {last}")
+def fit_design(device, fft_size: int, **overrides):
+    """The accelerator design for ``device``: :func:`flexspec.accel.search.fit_design`."""
+    return search.fit_design(device, fft_size, **overrides)
 
 
 # --------------------------------------------------------------------------------- report --
@@ -422,7 +386,7 @@ def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None,
     ``prune_scope``: 'layer' or 'kernel', how synthesized kernels are magnitude-pruned (default
     DEFAULT_PRUNE_SCOPE; 'kernel' keeps round(density*F) entries in every kernel: equal PE loads).
     """
-    from .accel.devices import load_device
+    from .devices import load_device
 
     t_start = time.perf_counter()
     # --- every check that needs no long computation comes first
@@ -496,7 +460,7 @@ def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None,
         from .dataflow.model import LayerModel
 
         with prog.stage("design"):
-            config, res = fit_design(dev, n, arrays=arrays, pes=pes, banks=banks)
+            config, res = fit_design(dev, n, network=network, masks=masks, arrays=arrays, pes=pes, banks=banks)
 
         with prog.stage("dataflow"):
             nd = sim.analyze(network, masks, config, dev, res)

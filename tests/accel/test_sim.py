@@ -34,7 +34,7 @@ def test_bytes_come_from_the_dataflow_model(vgg16_cmp):
     """Every simulated byte equals the dataflow model's traffic (the simulator also asserts it)."""
     net, masks, c = vgg16_cmp
     from flexspec.accel.arch import resources
-    from flexspec.accel.devices import load_device
+    from flexspec.devices import load_device
 
     dev = load_device("u200")
     nd = analyze(net, masks, U200_CFG, dev, resources(U200_CFG, dev))
@@ -135,7 +135,7 @@ def test_conflict_free_schedule_cycles_brute_force():
 
 def test_design_that_does_not_fit_is_refused():
     from flexspec.accel.arch import resources
-    from flexspec.accel.devices import load_device
+    from flexspec.devices import load_device
 
     with pytest.raises(DoesNotFitError, match="needs .* but the device has"):
         resources(AcceleratorConfig(arrays=200, pes=64), load_device("zcu102"))
@@ -208,7 +208,7 @@ def test_small_networks_plan_and_simulate_on_every_device(name):
     """Searched-grid design (P = 32, most arrays) on all six devices: all three plans exist and the
     flexspec design simulates (baselines are simulated on fmnist_vgg above and VGG16 elsewhere)."""
     from flexspec.accel.arch import resources
-    from flexspec.accel.devices import load_device
+    from flexspec.devices import load_device
 
     net = get_network(name)
     masks, _, _ = resolve_kernels(net, None)

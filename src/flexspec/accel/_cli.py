@@ -31,15 +31,21 @@ def register(sub):
 
 
 def _devices(args) -> int:
-    from .devices import list_devices
+    import sys
 
-    print(f"{'name':<11} {'vendor':<7} {'part':<30} {'DSP':>6} {'BRAM Mb':>8} {'URAM Mb':>8} "
+    from ..devices import list_devices
+
+    problems = []
+    devices = list_devices(problems)
+    print(f"{'name':<11} {'vendor':<7} {'part':<30} {'DSP':>6} {'kLUT':>6} {'BRAM Mb':>8} {'URAM Mb':>8} "
           f"{'DRAM GB/s':>9} {'MHz':>5} {'DSP/cMAC':>8}")
-    for d in list_devices():
-        print(f"{d.name:<11} {d.vendor:<7} {d.part[:30]:<30} {d.dsp_slices:>6} {d.bram_bits / 2**20:>8.1f} "
-              f"{d.uram_bits / 2**20:>8.1f} {d.dram_bandwidth_bytes_per_s / 1e9:>9.1f} {d.clock_hz / 1e6:>5.0f} "
-              f"{d.dsp_per_complex_mac:>8}")
-    return 0
+    for d in devices:
+        print(f"{d.name:<11} {d.vendor:<7} {d.part[:30]:<30} {d.dsp_slices:>6} {d.lut / 1e3:>6.0f} "
+              f"{d.bram_bits / 2**20:>8.1f} {d.uram_bits / 2**20:>8.1f} {d.dram_bandwidth_bytes_per_s / 1e9:>9.1f} "
+              f"{d.clock_hz / 1e6:>5.0f} {d.dsp_per_complex_mac:>8}")
+    for exc in problems:
+        print(f"error: skipped {exc}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def _table(r):
@@ -67,7 +73,7 @@ def _simulate(args) -> int:
     from ..errors import UsageError
     from ..workload.zoo import get_network
     from .arch import AcceleratorConfig, num_frequencies
-    from .devices import load_device
+    from ..devices import load_device
     from .kernels import resolve_kernels
     from .search import search_design
     from .sim import compare

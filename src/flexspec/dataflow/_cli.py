@@ -107,7 +107,7 @@ def nnz_from_weights(network, path):
 
 
 def run(args) -> int:
-    from ..accel.devices import load_device
+    from ..devices import load_device
     from ..fileio import write_file
     from ..workload import get_network
     from .budget import budget_from_device
@@ -119,7 +119,13 @@ def run(args) -> int:
     onchip = parse_bytes(args.onchip_bytes) if args.onchip_bytes is not None else None
     if not 0.0 <= args.density <= 1.0:
         raise UsageError(f"--density must be in [0, 1], got {args.density}")
-    budget = budget_from_device(device, onchip_bytes=onchip)
+    # the design `flexspec run` would build (A x P PEs, FFT engines, buffer share): one compute rate
+    from ..accel.search import fit_design
+
+    config, res = fit_design(device, args.fft_size)
+    budget = budget_from_device(device, pe_count=config.pe_count, fft_engines=config.fft_engines,
+                                fft_size=args.fft_size,
+                                onchip_bytes=onchip if onchip is not None else res.dataflow_bits // 8)
     precision = Precision()
     if args.weights:
         nnz, args.fft_size, source = nnz_from_weights(network, args.weights)
