@@ -7,8 +7,9 @@ Per device: the design, every resource used / available (after the shell and DRA
 reserves), the resource that bounds it and what one more array would need, the clock with its
 source, the latency and the search time.  Simulator figures, not hardware.
 
-Writes benchmarks/results/bench_designs.json.
-Usage: nice python benchmarks/bench_designs.py [devices...]
+Writes benchmarks/results/bench_designs.json; ``--markdown`` prints the BENCHMARKS.md tables
+from that file (no simulation).
+Usage: nice python benchmarks/bench_designs.py [devices...] | --markdown
 """
 
 from __future__ import annotations
@@ -64,5 +65,30 @@ def main(devices) -> None:
             "rows": rows}, indent=1, default=str))
 
 
+def markdown() -> str:
+    data = json.loads(OUT.read_text())
+    short = {"lut": "LUT", "lutram_luts": "LUT-RAM", "ff": "FF", "dsp": "DSP", "bram_bits": "BRAM Mb",
+             "uram_bits": "URAM Mb"}
+    out = ["| device | design A x P, B x R, FFT/IFFT engines | " + " | ".join(f"{v} used/avail" for v in short.values())
+           + " | bound by | one more array needs | clock (MHz) | latency ms | at 200 / 250 / 300 MHz |",
+           "|---" * 12 + "|"]
+    for r in data["rows"]:
+        c = r["config"]
+        cells = []
+        for row in r["resources"]:
+            div = 2**20 if row["resource"].endswith("bits") else 1
+            fmt = "{:,.1f}" if div > 1 else "{:,}"
+            cells.append(f"{fmt.format(row['used'] / div)} / {fmt.format(row['available'] / div)}")
+        more = ", ".join(f"{short[k]} {v['needs']:,} of {v['available']:,}" for k, v in r["one_more_array"].items())
+        clocks = " / ".join(f"{x['seconds'] * 1e3:.2f}" for x in r["at_clocks"] if not x["default"])
+        out.append(f"| {r['device']} | {c['arrays']} x {c['pes']}, {c['banks']} x {c['ports']}, {c['fft_engines']}/"
+                   f"{c['ifft_engines']} | " + " | ".join(cells) + f" | {short[r['binding_resource']]} | {more} | "
+                   f"{r['clock_hz'] / 1e6:.0f} | **{r['latency_ms']:.2f}** | {clocks} |")
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:] or DEVICES)
+    if sys.argv[1:] == ["--markdown"]:
+        print(markdown())
+    else:
+        main(sys.argv[1:] or DEVICES)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from flexspec.accel.arch import AcceleratorConfig
 from flexspec.accel.kernels import random_masks, resolve_kernels
-from flexspec.accel.search import BANK_PORTS, candidates, search_design
+from flexspec.accel.search import BANK_PORTS, BROADCAST, candidates, search_design
 from flexspec.accel.sim import (
     ScheduleCache, analyze, compare, layer_steps, pe_array_candidates, schedule_layer_blocks, simulate_network,
 )
@@ -141,7 +141,7 @@ def test_design_that_does_not_fit_is_refused():
     with pytest.raises(DoesNotFitError, match=r"needs lut [\d,]+ .* but 266,080 are available"):
         resources(AcceleratorConfig(arrays=200, pes=64), load_device("zcu102"))
     cands = candidates("u200")
-    assert {(c.banks, c.ports) for c in cands} == set(BANK_PORTS) and {c.broadcast for c in cands} == {False, True}
+    assert {(c.banks, c.ports) for c in cands} == set(BANK_PORTS) and {c.broadcast for c in cands} == set(BROADCAST)
 
 
 def test_kernel_provenance():

@@ -186,6 +186,9 @@ def block_usage(config: AcceleratorConfig, device: Device) -> tuple[dict, tuple]
     fft = fft_engine_cost(config.fft_size, config.data_bits, config.data_bits, family, dsp_cmac)
     ifft = fft_engine_cost(config.fft_size, config.acc_bits, config.data_bits, family, dsp_cmac)
     estimated = ["FFT/IFFT engines: structural estimate (no generated RTL yet)"]
+    if config.broadcast:
+        estimated.append("broadcast: its P^2 frequency comparators are not in the calibrated model (calibrated "
+                         "with broadcast off): LUTs underestimated")
     if family == "intel":
         estimated.append("Intel: LUT/FF/LUT-RAM from the UltraScale+ fit (1 ALUT = 1 LUT), not synthesized")
 

@@ -110,7 +110,8 @@ def pe_array_features(params: dict) -> dict:
     ``addr`` = bank-port address OR-tree inputs (P requesters per port), ``arb`` = P^2 bank
     comparisons, ``acc`` = accumulate adder bits (2 x a per PE), ``touch`` = accumulator
     valid bits (P*F), ``accmem`` = 64-word LUT-RAM columns of the accumulators (two read ports),
-    ``bankmem`` = 32-word LUT-RAM columns of the tile banks per read port, ``rom`` = schedule
+    ``bankmem`` = 32-word LUT-RAM columns of the tile banks per read port, ``portbits`` =
+    registered bank-port outputs and addresses (B*R*(2d + address bits)), ``rom`` = schedule
     ROM columns, ``pe`` = P (pipeline registers, pre-adders, DSPs)."""
     p, b, r = params["pes"], params["banks"], params["ports"]
     n = params.get("fft_size", 8)
@@ -130,6 +131,7 @@ def pe_array_features(params: dict) -> dict:
         "touch": float(p * f),
         "accmem": float(p * 2 * a * math.ceil(f / 64)),
         "bankmem": float(b * r * 2 * d * math.ceil(depth / 32)),
+        "portbits": float(b * r * (2 * d + addr_bits)),
         "rom": float(p * (1 + freq_bits + 2 * d) * math.ceil(s / 32)),
         "pipe": float(p * (6 * d + 2 * freq_bits + 3 * (2 * d + 2))),
         "dsp": float(p * 3),
@@ -146,13 +148,13 @@ BLOCKS = {
     "pe_array": Block(
         name="pe_array", top="flexspec_pe_array",
         fit_points=_pe_points([(2, 4, 1, 8), (2, 8, 2, 8), (4, 8, 1, 8), (4, 4, 2, 8), (4, 20, 2, 8),
-                               (8, 8, 1, 8), (8, 20, 1, 8), (8, 4, 2, 8), (4, 8, 1, 16), (2, 4, 1, 4)]),
-        held_out_points=_pe_points([(6, 12, 2, 8), (8, 20, 2, 8), (16, 20, 2, 8)]),
+                               (8, 8, 1, 8), (8, 20, 1, 8), (8, 4, 2, 8), (2, 4, 1, 4)]),
+        held_out_points=_pe_points([(8, 20, 2, 8), (16, 20, 2, 8)]),
         build=_build_pe_array, features=pe_array_features,
         model_terms={
-            "lut": ("const", "mux", "addr", "arb", "acc", "touch"),
+            "lut": ("const", "mux", "arb", "acc", "touch"),
             "lutram": ("accmem", "bankmem", "rom"),
-            "ff": ("const", "pipe", "touch", "acc"),
+            "ff": ("const", "pipe", "touch", "portbits"),
             "dsp": ("dsp",),
             "bram18": ("const",),
             "uram": ("const",),
@@ -385,3 +387,35 @@ def ecp5_fmax(block: Block, params: dict, seed: int = 1, timeout_seconds: float 
     return {"block": block.name, "params": dict(params), "fmax_mhz": min(fmax.values()) if fmax else None,
             "fmax_by_clock": fmax, "utilization": util, "critical_path": path[:40],
             "flow": f"{ECP5_SYNTH.format(top=block.top)}; nextpnr-ecp5 {' '.join(ECP5_PNR)} --seed {seed}"}
+
+
+def fit_scaled(block: Block, rows: list[dict], family: str, reference: dict) -> dict:
+    """A family with few synthesized sizes: per resource, one factor times ``reference``'s model
+    (another family's :func:`fit_block` result), least squares on relative residuals; its error is
+    measured leave-one-out (each row predicted by the factor fitted on the others)."""
+    mine = [r for r in rows if r["block"] == block.name and r["family"] == family]
+    if len(mine) < 2:
+        raise CalibrationError(f"{block.name}/{family}: {len(mine)} synthesis points, need at least 2")
+
+    def ref_pred(res, params):
+        feats = block.features(params)
+        return sum(c * feats[t] for t, c in reference["coefficients"][res].items())
+
+    def factor(res, subset):
+        m = np.array([ref_pred(res, r["params"]) for r in subset])
+        y = np.maximum(np.array([r[res] for r in subset], dtype=float), 1.0)
+        den = float(np.sum((m / y) ** 2))
+        return float(np.sum(m / y) / den) if den > 0 else 0.0
+
+    coef, error = {}, {}
+    for res in RESOURCES:
+        s = factor(res, mine)
+        coef[res] = {t: s * c for t, c in reference["coefficients"][res].items()}
+        error[res] = []
+        for i, r in enumerate(mine):
+            s_i = factor(res, mine[:i] + mine[i + 1:])
+            p, v = s_i * ref_pred(res, r["params"]), r[res]
+            error[res].append({"params": r["params"], "synthesized": int(v), "model": float(p),
+                               "relative_error": float((p - v) / v) if v else (0.0 if abs(p) < 0.5 else math.inf)})
+    return {"coefficients": coef, "held_out": error, "fitted_points": [r["params"] for r in mine],
+            "method": "scale of the reference family's model; errors leave-one-out"}
