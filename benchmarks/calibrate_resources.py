@@ -127,7 +127,7 @@ def markdown() -> str:
             for res in ("lut", "lutram", "ff", "dsp"):
                 for e in fit["held_out"].get(res, []):
                     p = e["params"]
-                    out.append(f"| {name} | {fam}{' (leave-one-out)' if 'reference_family' in fit else ''} | "
+                    out.append(f"| {name} | {fam}{' (leave-one-out)' if 'leave-one-out' in fit.get('method', '') else ''} | "
                                f"{p['pes']}, {p['banks']} x {p['ports']}, {p.get('fft_size', 8)} | {res} | "
                                f"{e['synthesized']:,} | {e['model']:,.0f} | {e['relative_error']:+.1%} |")
             for d in fit["depth"]:

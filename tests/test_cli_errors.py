@@ -138,7 +138,7 @@ def test_unwritable_output_folder_fails_before_computing(work, capsys):
 
 def test_design_that_does_not_fit_is_a_runtime_failure(work, capsys):
     _fails(work, capsys, ["run", TINY, "--arrays", "200", "--pes", "64", "--out", "o"], 1, "does not fit",
-           "DSPs")
+           "needs lut", "needs dsp", "are available")
 
 
 def test_unsupported_layers_are_named_with_what_happens(work, capsys):

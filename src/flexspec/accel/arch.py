@@ -186,6 +186,9 @@ def block_usage(config: AcceleratorConfig, device: Device) -> tuple[dict, tuple]
     fft = fft_engine_cost(config.fft_size, config.data_bits, config.data_bits, family, dsp_cmac)
     ifft = fft_engine_cost(config.fft_size, config.acc_bits, config.data_bits, family, dsp_cmac)
     estimated = ["FFT/IFFT engines: structural estimate (no generated RTL yet)"]
+    if config.fft_size != 8:
+        estimated.append(f"PE array at N={config.fft_size}: calibrated at N=8 only; its frequency-dependent terms "
+                         "are extrapolated")
     if config.broadcast:
         estimated.append("broadcast: its P^2 frequency comparators are not in the calibrated model (calibrated "
                          "with broadcast off): LUTs underestimated")

