@@ -31,7 +31,8 @@ from dataclasses import asdict, dataclass
 from ..devices import RESOURCE_KEYS, Device
 from ..errors import DoesNotFitError, UsageError
 from ..spectral.geometry import num_frequencies  # noqa: F401  (re-exported)
-from .resource_model import block_cost, family_of, fft_engine_cost, nontrivial_twiddles, provenance  # noqa: F401
+from .resource_model import (  # noqa: F401  (nontrivial_twiddles re-exported)
+    block_cost, family_of, fft_engine_cost, nontrivial_twiddles, provenance, synthesized_max)
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,10 @@ def block_usage(config: AcceleratorConfig, device: Device) -> tuple[dict, tuple]
     fft = fft_engine_cost(config.fft_size, config.data_bits, config.data_bits, family, dsp_cmac)
     ifft = fft_engine_cost(config.fft_size, config.acc_bits, config.data_bits, family, dsp_cmac)
     estimated = ["FFT/IFFT engines: structural estimate (no generated RTL yet)"]
+    largest = synthesized_max("pe_array", family, "pes")
+    if config.pes > largest:
+        estimated.append(f"PE array at P={config.pes}: beyond the largest size synthesized for {family} (P={largest}); "
+                         "extrapolated")
     if config.fft_size != 8:
         estimated.append(f"PE array at N={config.fft_size}: calibrated at N=8 only; its frequency-dependent terms "
                          "are extrapolated")

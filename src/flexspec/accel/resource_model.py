@@ -69,6 +69,14 @@ def block_cost(block: str, family: str, params: dict) -> dict:
     return {res: sum(c * feats[t] for t, c in terms.items()) for res, terms in coef.items()}
 
 
+def synthesized_max(block: str, family: str, key: str) -> int:
+    """The largest ``key`` (e.g. 'pes') among the sizes of ``block`` synthesized for ``family``
+    (fitted or held out): beyond it the model extrapolates."""
+    fit = load_model()["blocks"][block]["families"]["xcup" if family == "intel" else family]
+    sizes = list(fit["fitted_points"]) + [e["params"] for e in fit["held_out"].get("lut", [])]
+    return max(int(p.get(key, 0)) for p in sizes)
+
+
 def fft_engine_cost(fft_size: int, width_bits: int, twiddle_bits: int, family: str,
                     dsp_per_complex_mac: int) -> dict:
     """Structural estimate of one pipelined 2-D N x N FFT engine (one tile every N cycles).

@@ -32,9 +32,9 @@ from .arch import AcceleratorConfig, Resources, block_usage, resources
 from .kernels import resolve_kernels
 from .sim import NetworkResult, ScheduleCache, simulate_network
 
-PES = (16, 32)
+PES = (8, 16, 32)
 ENGINES = (8, 16, 32)
-BANK_PORTS = ((10, 2), (20, 1), (20, 2))
+BANK_PORTS = ((10, 1), (10, 2), (20, 1), (20, 2))
 #: Broadcast (PEs reading one frequency share a port) adds P^2 comparators that the calibrated
 #: model has not measured yet (calibrated at broadcast off): off until a calibration point has it.
 BROADCAST = (False,)
