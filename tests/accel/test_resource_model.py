@@ -35,18 +35,23 @@ def test_stored_model_has_provenance_and_held_out_errors():
 
 
 def test_model_reproduces_the_synthesized_rows():
-    """The fitted model against every stored synthesis row (fitted and held out) of the PE array:
-    LUT within 10%, FF within 20% (the worst in-sample FF row: -15% at P=4, B x R = 20 x 2, where
-    Yosys keeps the small banks' words in flip-flops), DSPs exact (3 DSP48 per PE)."""
+    """The fitted model against every stored synthesis row of the PE array: sizes held out of the
+    fit within 10% on LUT and FF (the issue's target), every row within 15% (LUT) and 20% (FF: Yosys
+    keeps the 2-word banks of B = 20 partly in flip-flops), DSPs exact (3 DSP48 per PE)."""
     rows = _rows()
     assert {r["family"] for r in rows} >= {"xcup", "xc7"}
+    held = [dict(p) for p in calibrate.BLOCKS["pe_array"].held_out_points]
+    n_held = 0
     for row in rows:
         if row["block"] != "pe_array":
             continue
         pred = block_cost("pe_array", row["family"], row["params"])
         assert row["dsp"] == 3 * row["params"]["pes"] == round(pred["dsp"])
-        for res, tol in (("lut", 0.10), ("ff", 0.20)):
+        is_held = row["params"] in held
+        n_held += is_held
+        for res, tol in (("lut", 0.10 if is_held else 0.15), ("ff", 0.10 if is_held else 0.20)):
             assert abs(pred[res] - row[res]) <= tol * row[res], (row["family"], row["params"], res, pred[res], row[res])
+    assert n_held >= 1
 
 
 @pytest.mark.skipif(shutil.which("yosys") is None, reason="Debian 'yosys' not installed")
