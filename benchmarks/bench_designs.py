@@ -37,7 +37,9 @@ def main(devices) -> None:
     masks, nk, src = resolve_kernels(net, None)
     kernels = nk if nk is not None else masks
     cache = ScheduleCache()
-    rows = []
+    # rows of devices not run now are kept from the previous file (rerun one board after a change)
+    old = json.loads(OUT.read_text())["rows"] if OUT.exists() else []
+    rows = [r for r in old if r["device"] not in devices]
     for name in devices:
         dev = load_device(name)
         t0 = time.perf_counter()
@@ -58,7 +60,9 @@ def main(devices) -> None:
                      "latency_ms": best.seconds * 1e3, "cycles": best.cycles,
                      "dsp_efficiency": best.dsp_efficiency, "traffic_MB": best.traffic_bytes / 1e6,
                      "bound_by_layer": {lay.name: lay.bound for lay in best.layers},
-                     "at_clocks": clocks, "search_s": t_search, "lines": lines})
+                     "at_clocks": clocks, "search_s": t_search, "lines": lines,
+                     "resource_model": provenance()["date"]})
+        rows.sort(key=lambda r: DEVICES.index(r["device"]) if r["device"] in DEVICES else len(DEVICES))
         write_file(OUT, json.dumps({
             "network": "vgg16 (13 conv layers)", "kernels": src.to_dict(), "resource_model": provenance(),
             "machine": f"2 CPU cores shared with other jobs; load average {os.getloadavg()[0]:.1f}",
