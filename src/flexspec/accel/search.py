@@ -3,7 +3,8 @@
 Every resource bounds the design (:func:`flexspec.accel.arch.resources`: LUT, LUT-RAM, FF, DSP,
 BRAM, URAM after the platform shell and the DRAM controllers).  For each point of the space
 (P, B x R, engines, broadcast) the number of arrays A is the most that fits
-(:func:`max_arrays`); the candidates are ranked by a closed-form estimate of the network's
+(:func:`max_arrays`); P stays within the sizes synthesized for the device's family unless it is
+requested; the candidates are ranked by a closed-form estimate of the network's
 cycles (:func:`estimate_cycles`: per layer the largest of compute at A x P complex MACs per
 cycle, FFT/IFFT at one tile per engine every N cycles, and the compulsory DRAM traffic), and
 the best few are simulated with their real schedules and the dataflow's per-layer blocking; the
@@ -28,7 +29,7 @@ from ..devices import RESOURCE_KEYS, Device, load_device
 from ..errors import DoesNotFitError, UsageError
 from ..spectral.geometry import num_frequencies, num_tiles
 from ..workload.layers import Network
-from .arch import AcceleratorConfig, Resources, block_usage, resources
+from .arch import AcceleratorConfig, Resources, block_usage, family_of, resources, synthesized_max
 from .kernels import resolve_kernels
 from .sim import NetworkResult, ScheduleCache, simulate_network
 
@@ -109,14 +110,16 @@ def estimate_cycles(network: Network, masks: dict, config: AcceleratorConfig, de
 
 
 def candidates(device, fft_size: int = 8, pes=PES, engines=ENGINES, bank_ports=BANK_PORTS, broadcast=BROADCAST,
-               arrays: int | None = None) -> list[AcceleratorConfig]:
+               arrays: int | None = None, calibrated_only: bool = True) -> list[AcceleratorConfig]:
     """Configurations that fit ``device``: per (P, B x R, engines, broadcast), ``arrays`` arrays
-    if given (and it fits), else as many as fit."""
+    if given (and it fits), else as many as fit.  ``calibrated_only``: leave out P larger than the
+    largest PE array synthesized for the device's family (the model would extrapolate)."""
     device = load_device(device)
     f = num_frequencies(fft_size)
+    largest = synthesized_max("pe_array", family_of(device), "pes") if calibrated_only else math.inf
     out = []
     for p, e, (b, r), bc in itertools.product(pes, engines, bank_ports, broadcast):
-        if b > f:
+        if b > f or p > largest:
             continue
         cfg = AcceleratorConfig(arrays=arrays or 1, pes=p, banks=b, ports=r, fft_engines=e, ifft_engines=e,
                                 fft_size=fft_size, broadcast=bc)
@@ -184,7 +187,7 @@ def resolve_design(device, fft_size: int, *, network=None, masks=None, arrays=No
     one more array would need)."""
     device = load_device(device)
     p_ax, e_ax, bp_ax, bc_ax = _axes(fft_size, pes, banks, ports, fft_engines, broadcast)
-    space = candidates(device, fft_size, p_ax, e_ax, bp_ax, bc_ax, arrays=arrays)
+    space = candidates(device, fft_size, p_ax, e_ax, bp_ax, bc_ax, arrays=arrays, calibrated_only=pes is None)
     desc = f"P in {p_ax}, engines in {e_ax}, B x R in {bp_ax}" + (f", A = {arrays}" if arrays else "")
     if not space:
         if arrays:  # name what the requested A needs with the smallest other axes
@@ -236,7 +239,8 @@ def search_design(network: Network, device, fft_size: int = 8, kernels=None, *, 
     masks, _, src = resolve_kernels(network, kernels, fft_size=fft_size, density=density, seed=seed)
     f = num_frequencies(fft_size)
     bp = tuple((b, r) for b, r in (bank_ports or BANK_PORTS) if b <= f) or ((f, 2),)
-    cands = candidates(device, fft_size, pes or PES, engines or ENGINES, bp, broadcast or BROADCAST, arrays=arrays)
+    cands = candidates(device, fft_size, pes or PES, engines or ENGINES, bp, broadcast or BROADCAST, arrays=arrays,
+                       calibrated_only=pes is None)
     if not cands:
         _refuse(device, fft_size, f"P in {pes or PES}, engines in {engines or ENGINES}, B x R in {bp}", arrays,
                 min(pes or PES))
