@@ -73,16 +73,18 @@ def markdown() -> str:
     data = json.loads(OUT.read_text())
     short = {"lut": "LUT", "lutram_luts": "LUT-RAM", "ff": "FF", "dsp": "DSP", "bram_bits": "BRAM Mb",
              "uram_bits": "URAM Mb"}
-    out = ["| device | design A x P, B x R, FFT/IFFT engines | " + " | ".join(f"{v} used/avail" for v in short.values())
-           + " | bound by | one more array needs | clock (MHz) | latency ms | at 200 / 250 / 300 MHz |",
-           "|---" * 12 + "|"]
+    order = [row["resource"] for row in data["rows"][0]["resources"]]
+    head = (["device", "design A x P, B x R, FFT/IFFT engines"] + [f"{short[k]} used / available" for k in order]
+            + ["bound by", "one more array needs", "clock MHz", "latency ms", "at 200 / 250 / 300 MHz (ms)"])
+    out = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for r in data["rows"]:
         c = r["config"]
         cells = []
         for row in r["resources"]:
-            div = 2**20 if row["resource"].endswith("bits") else 1
-            fmt = "{:,.1f}" if div > 1 else "{:,}"
-            cells.append(f"{fmt.format(row['used'] / div)} / {fmt.format(row['available'] / div)}")
+            if row["resource"].endswith("bits"):
+                cells.append(f"{row['used'] / 2**20:,.1f} / {row['available'] / 2**20:,.1f}")
+            else:
+                cells.append(f"{row['used']:,} / {row['available']:,}")
         more = ", ".join(f"{short[k]} {v['needs']:,} of {v['available']:,}" for k, v in r["one_more_array"].items())
         clocks = " / ".join(f"{x['seconds'] * 1e3:.2f}" for x in r["at_clocks"] if not x["default"])
         out.append(f"| {r['device']} | {c['arrays']} x {c['pes']}, {c['banks']} x {c['ports']}, {c['fft_engines']}/"

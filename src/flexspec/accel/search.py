@@ -110,12 +110,15 @@ def estimate_cycles(network: Network, masks: dict, config: AcceleratorConfig, de
 
 
 def candidates(device, fft_size: int = 8, pes=PES, engines=ENGINES, bank_ports=BANK_PORTS, broadcast=BROADCAST,
-               arrays: int | None = None, calibrated_only: bool = True) -> list[AcceleratorConfig]:
+               arrays: int | None = None, calibrated_only: bool | None = None) -> list[AcceleratorConfig]:
     """Configurations that fit ``device``: per (P, B x R, engines, broadcast), ``arrays`` arrays
     if given (and it fits), else as many as fit.  ``calibrated_only``: leave out P larger than the
-    largest PE array synthesized for the device's family (the model would extrapolate)."""
+    largest PE array synthesized for the device's family (the model would extrapolate); default:
+    only when ``pes`` is the default space (a P the caller names is kept, marked estimated)."""
     device = load_device(device)
     f = num_frequencies(fft_size)
+    if calibrated_only is None:
+        calibrated_only = tuple(pes) == PES
     largest = synthesized_max("pe_array", family_of(device), "pes") if calibrated_only else math.inf
     out = []
     for p, e, (b, r), bc in itertools.product(pes, engines, bank_ports, broadcast):
