@@ -19,7 +19,8 @@ import time
 
 import numpy as np
 
-from flexspec.accel.devices import load_device
+from flexspec.accel.search import fit_design
+from flexspec.devices import load_device
 from flexspec.dataflow import analyze_network, budget_from_device, synthetic_nnz_by_layer
 from flexspec.workload import get_network
 
@@ -54,7 +55,9 @@ def main() -> int:
     net = get_network("vgg16")
     device = load_device(args.device)
     nnz = synthetic_nnz_by_layer(net, 8, args.density, args.seed)
-    ref = budget_from_device(device)
+    config, res = fit_design(device, 8)  # the design flexspec run builds: one compute rate
+    ref = budget_from_device(device, pe_count=config.pe_count, fft_engines=config.fft_engines,
+                             onchip_bytes=res.dataflow_bits // 8)
     report = {"network": "vgg16", "fft_size": 8, "density": args.density, "seed": args.seed,
               "device": device.name, "reference_budget": ref.to_dict()}
 

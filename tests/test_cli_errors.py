@@ -61,7 +61,7 @@ def test_malformed_yaml_names_file(work, capsys):
 
 
 def test_bad_yaml_field_names_file_and_field(work, capsys):
-    from flexspec.accel.devices import load_device
+    from flexspec.devices import load_device
 
     good = Path(load_device("u200").path).read_text()
     bad = work / "board.yaml"
@@ -138,7 +138,7 @@ def test_unwritable_output_folder_fails_before_computing(work, capsys):
 
 def test_design_that_does_not_fit_is_a_runtime_failure(work, capsys):
     _fails(work, capsys, ["run", TINY, "--arrays", "200", "--pes", "64", "--out", "o"], 1, "does not fit",
-           "DSPs")
+           "needs lut", "needs dsp", "are available")
 
 
 def test_layers_not_run_spectrally_are_named_with_what_happens(work, capsys):

@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import FORMAT_VERSION, __version__
-from .accel import sim
-from .accel.devices import load_device
+from .accel import search, sim
 from .accel.kernels import PRUNE_SCOPES, KernelSource, resolve_kernels, user_kernels
 from .accel.spatial import MODES, check_supported, conv_only, fused_into, unsupported_rows
 from .dataflow import tradeoff_curve
+from .devices import load_device
 from .errors import InputFileError, UnknownNameError, UsageError
 from .fileio import OutputError, check_output_folder
 from .report import write_report
@@ -232,46 +232,9 @@ def summarize_treatment(rows: list[dict]) -> list[str]:
 
 
 # --------------------------------------------------------------------------------- design --
-def fit_design(device, fft_size: int, *, arrays=None, pes=None, banks=None, ports: int = 2):
-    """The accelerator configuration for ``device``.
-
-    Unless ``arrays`` is fixed, the first configuration of the design search's space
-    (:func:`flexspec.accel.search.candidates`: as many arrays of P PEs as the DSPs allow next to the
-    FFT engines, B x R = 20 x 2 banks, no broadcast) with P = ``pes`` (default 32) and, if given,
-    ``banks``; it is not simulated against the others (``flexspec simulate`` searches the whole
-    space; on VGG16/U200 the two differ by under 1%).  Otherwise, or when nothing in that space
-    fits (e.g. N = 4 with fewer than 20 frequencies), P PEs per array, B banks (default min(16, F))
-    and exactly ``arrays`` arrays, or the most arrays up to 32 that fit."""
-    from .accel.arch import AcceleratorConfig, resources
-    from .accel.search import BANK_PORTS, candidates
-    from .errors import DoesNotFitError
-    from .spectral.geometry import num_frequencies
-
-    f = num_frequencies(fft_size)
-    pes = pes or DEFAULT_PES
-    if banks is not None and banks > f:
-        raise UsageError(f"--banks {banks} exceeds the {f} frequencies of an N={fft_size} tile; use at most {f}")
-    if not arrays:
-        space = candidates(device, fft_size, pes=(pes,), bank_ports=((banks, ports),) if banks else BANK_PORTS,
-                           broadcast=(False,))
-        if space:
-            return space[0], resources(space[0], device)
-    banks = banks or min(DEFAULT_BANKS, f)
-    engines = 16
-    if arrays:
-        cfg = AcceleratorConfig(arrays=arrays, pes=pes, banks=banks, ports=ports, fft_engines=engines,
-                                ifft_engines=engines, fft_size=fft_size)
-        return cfg, resources(cfg, device)
-    last = None
-    for e in (16, 8, 4):
-        for a in range(MAX_ARRAYS, 0, -1):
-            cfg = AcceleratorConfig(arrays=a, pes=pes, banks=banks, ports=ports, fft_engines=e, ifft_engines=e,
-                                    fft_size=fft_size)
-            try:
-                return cfg, resources(cfg, device)
-            except DoesNotFitError as exc:
-                last = exc
-    raise DoesNotFitError(f"no design with P={pes} PEs per array fits device '{device.name}': {last}")
+def fit_design(device, fft_size: int, **overrides):
+    """The accelerator design for ``device``: :func:`flexspec.accel.search.fit_design`."""
+    return search.fit_design(device, fft_size, **overrides)
 
 
 # --------------------------------------------------------------------------------- report --
@@ -681,7 +644,8 @@ def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None,
                                           prune_scope=prune_scope, notes=notes)
             keep = _keep_probability(masks, n)
         with prog.stage("design"):
-            config, res = fit_design(dev, n, arrays=arrays, pes=pes, banks=banks)
+            config, res = fit_design(dev, n, network=network, masks=masks, arrays=arrays, pes=pes, banks=banks)
+
         with prog.stage("dataflow"):
             nd, models = stage_dataflow(network, masks, config, dev, res)
         cmp = sim.simulate_designs(network, masks, config, dev, res, src, nd=nd, models=models, whole_network=True,

@@ -6,9 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flexspec.accel.arch import AcceleratorConfig, resources
-from flexspec.accel.devices import load_device
+from flexspec.devices import load_device
 from flexspec.accel.kernels import random_masks, resolve_kernels
-from flexspec.accel.search import candidates, search_design
+from flexspec.accel.search import BANK_PORTS, BROADCAST, candidates, search_design
 from flexspec.accel.sim import (
     ScheduleCache, analyze, compare, layer_steps, pe_array_candidates, pe_balance, precision_of,
     schedule_layer_blocks, simulate_network,
@@ -25,7 +25,8 @@ SIX = ("u200", "u250", "vcu118", "zcu102", "vc709", "s10gx2800")
 #: design that made every plan empty on small layers before the per-family occupancy rule.
 SMALL_GRID = {"pes": (32,), "bank_ports": ((20, 2),), "broadcast": (False,)}
 
-U200_CFG = AcceleratorConfig(arrays=55, pes=32, banks=40, ports=2, fft_engines=64, ifft_engines=64)
+#: A design that fits the U200 under the calibrated resource model (LUT-bound; see flexspec.accel.search).
+U200_CFG = AcceleratorConfig(arrays=4, pes=32, banks=40, ports=2, fft_engines=16, ifft_engines=16)
 
 
 def bernoulli_masks(net, density: float, seed: int) -> dict:
@@ -114,7 +115,7 @@ def test_breakdown_bounds_and_efficiency(vgg16_cmp):
             assert lay.useful_macs / (U200_CFG.pe_count * busy) >= 0.97 * ceiling, (lay.name, busy, ceiling)
             assert lay.dsp_efficiency >= 0.8 * ceiling, (lay.name, lay.dsp_efficiency, ceiling)
         assert sum(lay.bank_load["reads_per_bank"]) > 0
-    assert r.seconds <= 9e-3
+    # (the VGG16 latency requirement is checked on the searched design that fits: test_resource_model.py)
     assert c.baselines["kernel-reuse"].cycles > r.cycles
     d = json.loads(json.dumps(c.to_dict()))
     assert d["flexspec"]["kernels"]["kind"] == "masks" and len(d["flexspec"]["layers"]) == 13
@@ -159,10 +160,10 @@ def test_conflict_free_schedule_cycles_brute_force():
 
 
 def test_design_that_does_not_fit_is_refused():
-    with pytest.raises(DoesNotFitError, match="needs .* but the device has"):
+    with pytest.raises(DoesNotFitError, match=r"needs lut [\d,]+ .* but 266,080 are available"):
         resources(AcceleratorConfig(arrays=200, pes=64), load_device("zcu102"))
     cands = candidates("u200")
-    assert {(c.banks, c.ports) for c in cands} >= {(20, 2), (40, 2)} and {c.broadcast for c in cands} == {False, True}
+    assert {(c.banks, c.ports) for c in cands} == set(BANK_PORTS) and {c.broadcast for c in cands} == set(BROADCAST)
 
 
 def test_kernel_provenance():
@@ -181,14 +182,17 @@ def test_cli(capsys, tmp_path):
     assert "vc709" in capsys.readouterr().out
     assert main(["simulate", "fmnist_vgg", "--device", "nosuch"]) == 2
     assert main(["simulate", "fmnist_vgg", "--device", "zcu102", "--weights", str(tmp_path / "no.npz")]) == 2
-    assert main(["simulate", "fmnist_vgg", "--device", "zcu102", "--arrays", "8", "--pes", "16", "--random-masks",
+    assert main(["simulate", "fmnist_vgg", "--device", "zcu102", "--arrays", "2", "--pes", "16", "--random-masks",
                  "--functional"]) == 2  # functional needs real weights
-    assert main(["simulate", "fmnist_vgg", "--device", "zcu102", "--arrays", "8"]) == 2
     capsys.readouterr()
+    assert main(["simulate", "fmnist_vgg", "--device", "zcu102", "--arrays", "50"]) == 1  # does not fit
+    err = capsys.readouterr().err
+    assert "needs lut" in err and "are available" in err
     out = tmp_path / "r.json"
-    assert main(["simulate", "fmnist_vgg", "--device", "zcu102", "--arrays", "8", "--pes", "16", "--functional",
+    assert main(["simulate", "fmnist_vgg", "--device", "zcu102", "--arrays", "2", "--pes", "16", "--functional",
                  "--images", "16", "--json", str(out)]) == 0
     text = capsys.readouterr().out
+    assert "A=2 arrays (requested) x P=16 PEs (requested)" in text and "bound by:" in text
     assert "agreement with float" in text and "kernel-reuse" in text
     data = json.loads(out.read_text())
     assert data["flexspec"]["device"] == "zcu102" and set(data["baselines"]) == {"kernel-reuse", "activation-reuse"}

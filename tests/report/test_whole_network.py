@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from flexspec.accel.devices import load_device
+from flexspec.devices import load_device
 from flexspec.accel.spatial import SPATIAL_MACS_PER_PE, fc_cost, spatial_conv_cost
 from flexspec.cli import main
 from flexspec.errors import UsageError

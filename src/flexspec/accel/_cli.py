@@ -12,12 +12,14 @@ def register(sub):
     s.add_argument("--fft-size", type=int, default=8)
     s.add_argument("--density", type=float, default=0.25)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--arrays", type=int, help="fix A (with --pes) instead of searching the design space")
-    s.add_argument("--pes", type=int)
-    s.add_argument("--banks", type=int)
-    s.add_argument("--ports", type=int, default=2)
-    s.add_argument("--broadcast", action="store_true")
-    s.add_argument("--fft-engines", type=int, default=64)
+    s.add_argument("--arrays", type=int, help="fix A (default: as many as fit); each option fixes only its own axis, "
+                                               "the others are searched and the resolved design is printed")
+    s.add_argument("--pes", type=int, help="fix P, PEs per array (default: searched)")
+    s.add_argument("--banks", type=int, help="fix B, tile-buffer banks (default: searched)")
+    s.add_argument("--ports", type=int, help="fix R, read ports per bank (default: searched)")
+    s.add_argument("--broadcast", action="store_const", const=True, default=None,
+                   help="fix broadcast on (default: searched)")
+    s.add_argument("--fft-engines", type=int, help="fix the FFT and IFFT engine counts (default: searched)")
     s.add_argument("--weights", help="SparseNetworkKernels .npz to run (default: the model's real or synthesized "
                                      "kernels; random masks only with --random-masks)")
     s.add_argument("--random-masks", action="store_true", help="use seeded random masks at --density")
@@ -33,15 +35,21 @@ def register(sub):
 
 
 def _devices(args) -> int:
-    from .devices import list_devices
+    import sys
 
-    print(f"{'name':<11} {'vendor':<7} {'part':<30} {'DSP':>6} {'BRAM Mb':>8} {'URAM Mb':>8} "
+    from ..devices import list_devices
+
+    problems = []
+    devices = list_devices(problems)
+    print(f"{'name':<11} {'vendor':<7} {'part':<30} {'DSP':>6} {'kLUT':>6} {'BRAM Mb':>8} {'URAM Mb':>8} "
           f"{'DRAM GB/s':>9} {'MHz':>5} {'DSP/cMAC':>8}")
-    for d in list_devices():
-        print(f"{d.name:<11} {d.vendor:<7} {d.part[:30]:<30} {d.dsp_slices:>6} {d.bram_bits / 2**20:>8.1f} "
-              f"{d.uram_bits / 2**20:>8.1f} {d.dram_bandwidth_bytes_per_s / 1e9:>9.1f} {d.clock_hz / 1e6:>5.0f} "
-              f"{d.dsp_per_complex_mac:>8}")
-    return 0
+    for d in devices:
+        print(f"{d.name:<11} {d.vendor:<7} {d.part[:30]:<30} {d.dsp_slices:>6} {d.lut / 1e3:>6.0f} "
+              f"{d.bram_bits / 2**20:>8.1f} {d.uram_bits / 2**20:>8.1f} {d.dram_bandwidth_bytes_per_s / 1e9:>9.1f} "
+              f"{d.clock_hz / 1e6:>5.0f} {d.dsp_per_complex_mac:>8}")
+    for exc in problems:
+        print(f"error: skipped {exc}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def _table(r):
@@ -66,14 +74,14 @@ def _table(r):
 def _simulate(args) -> int:
     import json
 
+    from ..devices import load_device
     from ..errors import UsageError
     from ..pipeline import check_file_out
     from ..report.table import speedup_lines
     from ..workload.zoo import get_network
-    from .arch import AcceleratorConfig, num_frequencies
-    from .devices import load_device
+    from .arch import AcceleratorConfig
     from .kernels import resolve_kernels
-    from .search import search_design
+    from .search import Design, describe_design, one_more_array, resolve_design, search_design
     from .sim import compare
 
     if not 0 < args.density <= 1:
@@ -91,14 +99,19 @@ def _simulate(args) -> int:
     if args.functional and (net_k is None or not net_k.is_real or net.name != "fmnist_vgg"):
         raise UsageError("--functional needs a model with real weights whose float forward pass FlexSpec knows "
                          "(fmnist_vgg, shipped or --weights)")
-    if args.arrays or args.pes:
-        if not (args.arrays and args.pes):
-            raise UsageError("give both --arrays and --pes, or neither (design search)")
-        cfg = AcceleratorConfig(arrays=args.arrays, pes=args.pes, banks=args.banks or num_frequencies(args.fft_size),
-                                ports=args.ports, broadcast=args.broadcast, fft_engines=args.fft_engines,
-                                ifft_engines=args.fft_engines, fft_size=args.fft_size)
+    overrides = {"arrays": args.arrays, "pes": args.pes, "banks": args.banks, "ports": args.ports,
+                 "fft_engines": args.fft_engines, "broadcast": args.broadcast}
+    for key, v in overrides.items():
+        if key != "broadcast" and v is not None and v < 1:
+            raise UsageError(f"--{key.replace('_', '-')} must be a positive integer, got {v}")
+    if any(v is not None for v in overrides.values()):
+        design = resolve_design(device, args.fft_size, network=net, masks=masks, **overrides)
     else:
-        cfg = search_design(net, device, args.fft_size, kernels).config
+        best = search_design(net, device, args.fft_size, kernels)
+        design = Design(best.config, best.resources, {k: "searched" for k in overrides},
+                        one_more_array(best.config, device))
+    cfg = design.config
+    print("\n".join(describe_design(design, device)))
     cmp = compare(net, device, cfg, kernels, whole_network=True, accept_fallback=args.accept_fallback)
     object.__setattr__(cmp.flexspec, "kernels", src)
     for b in cmp.baselines.values():
@@ -113,6 +126,7 @@ def _simulate(args) -> int:
     for name in cmp.baselines:
         print(f"vs {name} baseline: traffic reduction {100 * cmp.traffic_reduction(name):.1f}%")
     data = cmp.to_dict()
+    data["design"] = design.to_dict()
     if args.functional:
         from ..datasets import fashion_mnist_subset
         from .functional import functional_fmnist

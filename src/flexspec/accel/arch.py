@@ -10,12 +10,17 @@ The machine (one configuration = :class:`AcceleratorConfig`):
   frequency ``f`` of the current tile lives in bank ``f % B`` (double buffered: the next tile
   is written while the current one is read).
 * ``fft_engines`` / ``ifft_engines`` pipelined 2-D (i)FFT engines, each accepting one N x N
-  tile every N cycles (one fully parallel N-point row FFT and one column FFT per cycle).
-* ``onchip_fraction`` of the rest of on-chip memory is the budget of the dataflow's buffers
-  (kernel block, input-tile block, accumulators, overlap-add borders, resident activations);
-  how it is split between them is chosen per layer by ``flexspec.dataflow`` (the blocking),
-  which dominates any fixed split.  The remainder is routing/control slack and the
-  second half of the double-buffered off-chip streams.
+  tile every N cycles (one fully parallel N-point row FFT and one column FFT per cycle); the
+  inverse transform works at the accumulator width.
+* ``onchip_fraction`` of the block memory (BRAM + URAM) the platform and the blocks leave is the
+  budget of the dataflow's buffers (kernel block, input-tile block, accumulators, overlap-add
+  borders, resident activations); how it is split between them is chosen per layer by
+  ``flexspec.dataflow`` (the blocking), which dominates any fixed split.
+
+Resources (:func:`resources`): every resource of the device profile (LUT, LUT-RAM, FF, DSP,
+BRAM, URAM) after its platform-shell and DRAM-controller reserves; the PE arrays (tile banks,
+schedule ROM, arbiter, MACs, accumulators) are costed by the synthesis-calibrated model of
+:mod:`flexspec.accel.resource_model`, the FFT engines by its structural estimate.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from ..devices import RESOURCE_KEYS, Device
 from ..errors import DoesNotFitError, UsageError
 from ..kernel_format import DEFAULT_ACC_BITS, KernelFormat
 from ..spectral.geometry import num_frequencies  # noqa: F401  (re-exported)
-from .devices import Device
+from .resource_model import (  # noqa: F401  (nontrivial_twiddles re-exported)
+    block_cost, family_of, fft_engine_cost, nontrivial_twiddles, provenance, synthesized_max)
 
 
 @dataclass(frozen=True)
@@ -74,42 +81,88 @@ class AcceleratorConfig:
         return asdict(self)
 
 
-def nontrivial_twiddles(fft_size: int) -> int:
-    """Complex multiplications by twiddles other than +-1, +-j in a radix-2 N-point FFT."""
-    if fft_size & (fft_size - 1):
-        return fft_size * max(1, math.ceil(math.log2(fft_size)))  # non power of two: generous
-    count, n = 0, fft_size
-    span = 2
-    while span <= n:
-        for k in range(span // 2):
-            e = k * (n // span)  # exponent of W_n
-            if e % (n // 4 if n >= 4 else 1) != 0:
-                count += n // span
-        span *= 2
-    return count
-
-
 @dataclass(frozen=True)
 class Resources:
-    dsp_pe: int
-    dsp_fft: int
-    tile_buffer_bits: int
-    fft_buffer_bits: int
+    """What a design uses of every resource, against what the device leaves for it.
+
+    ``used``/``available``/``capacity``/``reserved``: resource -> amount, for ``lut`` (every LUT,
+    LUT-RAM included), ``lutram_luts``, ``ff``, ``dsp``, ``bram_bits``, ``uram_bits``;
+    ``available`` = ``capacity`` minus ``reserved`` (platform shell + DRAM controllers, from the
+    device profile).  ``by_block``: the same per block kind (all instances).  ``estimated``: parts
+    of the figures that are estimates, not synthesis (e.g. the FFT engines, the Intel mapping)."""
+
+    used: dict
+    available: dict
+    capacity: dict
+    reserved: dict
+    by_block: dict
     dataflow_bits: int  # budget of the dataflow's kernel / activation / accumulator buffers
-    bram_bits_used: int
-    uram_bits_used: int
-    device_dsp: int
-    device_bram_bits: int
-    device_uram_bits: int
+    family: str
+    estimated: tuple = ()
+    model: str = ""  # provenance of the calibrated model
+
+    @property
+    def dsp_pe(self) -> int:
+        return int(self.by_block["pe_arrays"]["dsp"])
+
+    @property
+    def dsp_fft(self) -> int:
+        return int(self.by_block["fft_engines"]["dsp"] + self.by_block["ifft_engines"]["dsp"])
 
     @property
     def dsp_total(self) -> int:
-        return self.dsp_pe + self.dsp_fft
+        return int(self.used["dsp"])
+
+    @property
+    def device_dsp(self) -> int:
+        return int(self.capacity["dsp"])
+
+    @property
+    def bram_bits_used(self) -> int:
+        return int(self.used["bram_bits"])
+
+    @property
+    def uram_bits_used(self) -> int:
+        return int(self.used["uram_bits"])
+
+    @property
+    def device_bram_bits(self) -> int:
+        return int(self.capacity["bram_bits"])
+
+    @property
+    def device_uram_bits(self) -> int:
+        return int(self.capacity["uram_bits"])
+
+    def utilization(self) -> dict:
+        """resource -> used / available (0 where nothing is available and nothing used)."""
+        return {k: (self.used[k] / self.available[k]) if self.available[k] else (0.0 if not self.used[k] else math.inf)
+                for k in RESOURCE_KEYS}
+
+    @property
+    def binding(self) -> str:
+        """The resource closest to its limit (the one that bounds the design).  The dataflow
+        buffers take a fixed share of what block memory is left, so memories bind only when the
+        blocks themselves use them."""
+        util = {k: v for k, v in self.utilization().items() if k not in ("bram_bits", "uram_bits")
+                or self.by_block_total(k) > 0}
+        return max(util, key=util.get)
+
+    def by_block_total(self, resource: str) -> float:
+        return sum(b[resource] for b in self.by_block.values())
+
+    def table(self) -> list[dict]:
+        """One row per resource: used, available, capacity, reserved, utilization."""
+        util = self.utilization()
+        return [{"resource": k, "used": int(self.used[k]), "available": int(self.available[k]),
+                 "capacity": int(self.capacity[k]), "reserved": int(self.reserved[k]), "utilization": util[k]}
+                for k in RESOURCE_KEYS]
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["dsp_total"] = self.dsp_total
-        d["dataflow_bytes"] = self.dataflow_bits // 8
+        d.update(dsp_total=self.dsp_total, dsp_pe=self.dsp_pe, dsp_fft=self.dsp_fft, device_dsp=self.device_dsp,
+                 bram_bits_used=self.bram_bits_used, uram_bits_used=self.uram_bits_used,
+                 dataflow_bytes=self.dataflow_bits // 8, binding=self.binding, utilization=self.utilization(),
+                 table=self.table())
         return d
 
 
@@ -117,41 +170,78 @@ def _block_bits(device: Device) -> int:
     return 20480 if device.vendor.lower().startswith(("intel", "altera")) else 18432
 
 
-def resources(config: AcceleratorConfig, device: Device) -> Resources:
-    """DSPs and memory of ``config`` on ``device``; raises DoesNotFitError naming need vs. have.
+def pe_array_params(config: AcceleratorConfig) -> dict:
+    """Parameters of one PE array in the calibrated model's terms."""
+    return {"pes": config.pes, "banks": config.banks, "ports": config.ports, "fft_size": config.fft_size,
+            "data_bits": config.data_bits, "acc_bits": config.acc_bits}
 
-    The PE arrays and FFT engines take DSPs; tile-bank buffers and FFT transposition buffers
-    take block RAM (rounded up to whole blocks, one per bank at least); the dataflow's
-    buffers get ``config.onchip_fraction`` of what memory is left.
-    """
-    dsp_pe = config.pe_count * device.dsp_per_complex_mac
-    dsp_fft = (config.fft_engines + config.ifft_engines) * 2 * nontrivial_twiddles(config.fft_size) \
-        * device.dsp_per_complex_mac
-    block = _block_bits(device)
-    words = 2 * math.ceil(config.num_freq / config.banks)  # double buffered
-    bank_bits = math.ceil(words * 2 * config.data_bits / block) * block
-    tile_buffer_bits = config.arrays * config.banks * bank_bits
-    n2 = config.fft_size * config.fft_size
-    fft_buffer_bits = (config.fft_engines * 2 * n2 * 2 * config.data_bits
-                       + config.ifft_engines * 2 * n2 * 2 * config.acc_bits)
-    fft_buffer_bits = math.ceil(fft_buffer_bits / block) * block
-    fixed = tile_buffer_bits + fft_buffer_bits
+
+def block_usage(config: AcceleratorConfig, device: Device) -> tuple[dict, tuple]:
+    """Per block kind (all instances): resource -> amount, and the list of estimated parts."""
+    family = family_of(device)
+    dsp_cmac = device.dsp_per_complex_mac
+    pe = block_cost("pe_array", family, pe_array_params(config))
+    pe["dsp"] = config.pes * dsp_cmac  # one complex MAC per PE; checked against synthesis (tests)
+    fft = fft_engine_cost(config.fft_size, config.data_bits, config.data_bits, family, dsp_cmac)
+    ifft = fft_engine_cost(config.fft_size, config.acc_bits, config.data_bits, family, dsp_cmac)
+    estimated = ["FFT/IFFT engines: structural estimate (no generated RTL yet)"]
+    largest = synthesized_max("pe_array", family, "pes")
+    if config.pes > largest:
+        estimated.append(f"PE array at P={config.pes}: beyond the largest size synthesized for {family} (P={largest}); "
+                         "extrapolated")
+    if config.fft_size != 8:
+        estimated.append(f"PE array at N={config.fft_size}: calibrated at N=8 only; its frequency-dependent terms "
+                         "are extrapolated")
+    if config.broadcast:
+        estimated.append("broadcast: its P^2 frequency comparators are not in the calibrated model (calibrated "
+                         "with broadcast off): LUTs underestimated")
+    if family == "intel":
+        estimated.append("Intel: LUT/FF/LUT-RAM from the UltraScale+ fit (1 ALUT = 1 LUT), not synthesized")
+
+    def total(cost, count):
+        return {"lut": count * cost["lut"], "lutram_luts": count * cost["lutram"], "ff": count * cost["ff"],
+                "dsp": count * cost["dsp"], "bram_bits": count * cost["bram18"] * _block_bits(device),
+                "uram_bits": count * cost["uram"] * 294912}
+
+    return ({"pe_arrays": total(pe, config.arrays), "fft_engines": total(fft, config.fft_engines),
+             "ifft_engines": total(ifft, config.ifft_engines)}, tuple(estimated))
+
+
+#: Smallest budget the dataflow's buffers may get (below it every layer spills).
+MIN_DATAFLOW_BITS = 8 * 1024 * 1024
+
+
+def resources(config: AcceleratorConfig, device: Device) -> Resources:
+    """Every resource ``config`` uses on ``device``; raises DoesNotFitError naming, for each
+    resource over its limit, what the design needs (by block) and what is available.
+
+    Logic (LUT, LUT-RAM, FF) and DSPs come from the blocks (:func:`block_usage`: the PE arrays'
+    synthesis-calibrated model, the FFT engines' estimate); the dataflow's buffers get
+    ``config.onchip_fraction`` of the block memory (BRAM + URAM) the blocks and the platform
+    leave, URAM first."""
+    blocks, estimated = block_usage(config, device)
+    capacity = {k: device.capacity(k) for k in RESOURCE_KEYS}
+    reserved = {k: device.reserved(k) for k in RESOURCE_KEYS}
+    available = {k: device.available(k) for k in RESOURCE_KEYS}
+    need = {k: int(math.ceil(sum(b[k] for b in blocks.values()) - 1e-9)) for k in RESOURCE_KEYS}
     problems = []
-    if dsp_pe + dsp_fft > device.dsp_slices:
-        problems.append(f"{dsp_pe + dsp_fft} DSPs ({dsp_pe} for {config.arrays}x{config.pes} PEs at "
-                        f"{device.dsp_per_complex_mac} per complex MAC, {dsp_fft} for FFT engines) but the "
-                        f"device has {device.dsp_slices}")
-    if fixed > device.bram_bits:
-        problems.append(f"{fixed} block-RAM bits for tile banks and FFT buffers but the device has "
-                        f"{device.bram_bits}")
-    left = int((device.onchip_bits - fixed) * config.onchip_fraction)
-    if not problems and left < 8 * 1024 * 1024:
-        problems.append(f"only {left} on-chip bits left for the dataflow buffers; at least 8 Mbit needed")
+    for k in RESOURCE_KEYS:
+        if need[k] > available[k]:
+            parts = ", ".join(f"{name.replace('_', ' ')} {int(math.ceil(b[k])):,}" for name, b in blocks.items() if b[k])
+            problems.append(f"{k} {need[k]:,} ({parts}) but {available[k]:,} are available "
+                            f"({capacity[k]:,} on the device - {reserved[k]:,} for the shell and DRAM controllers)")
+    mem_left = available["bram_bits"] - need["bram_bits"] + available["uram_bits"] - need["uram_bits"]
+    left = int(max(0, mem_left) * config.onchip_fraction)
+    if not problems and left < MIN_DATAFLOW_BITS:
+        problems.append(f"on-chip memory for the dataflow buffers: {left:,} bits left, at least "
+                        f"{MIN_DATAFLOW_BITS:,} needed")
     if problems:
-        raise DoesNotFitError(f"design A={config.arrays} P={config.pes} B={config.banks} R={config.ports} does not "
-                              f"fit device '{device.name}': needs " + "; needs ".join(problems))
-    # dataflow buffers go to URAM first, then to the block RAM left
-    uram_used = min(device.uram_bits, left)
-    bram_used = fixed + (left - uram_used)
-    return Resources(dsp_pe, dsp_fft, tile_buffer_bits, fft_buffer_bits, left,
-                     bram_used, uram_used, device.dsp_slices, device.bram_bits, device.uram_bits)
+        raise DoesNotFitError(f"design A={config.arrays} P={config.pes} B={config.banks} R={config.ports} "
+                              f"FFT/IFFT engines {config.fft_engines}/{config.ifft_engines} does not fit device "
+                              f"'{device.name}': needs " + "; needs ".join(problems))
+    uram_used = need["uram_bits"] + min(available["uram_bits"] - need["uram_bits"], left)
+    bram_used = need["bram_bits"] + (left - (uram_used - need["uram_bits"]))
+    used = dict(need, bram_bits=int(bram_used), uram_bits=int(uram_used))
+    prov = provenance()
+    return Resources(used, available, capacity, reserved, blocks, left, family_of(device), estimated,
+                     f"{prov['yosys']}, {prov['date']}")

@@ -1,71 +1,277 @@
-"""Design-space search: A x P PE arrays, B banks x R ports, broadcast, FFT engines.
+"""Design-space search: A x P PE arrays, B banks x R ports, broadcast, FFT/IFFT engines.
 
-Every candidate that fits the device (DSPs, block RAM for the tile banks and FFT buffers, an
-on-chip budget left for the dataflow) is simulated with its real schedules and the dataflow's
-per-layer blocking; the fastest wins.  The buffer split between kernel, input-tile and
-accumulator buffers is not a search axis: ``flexspec.dataflow`` chooses it per layer inside the
-shared budget (a fixed split is a special case).  A design that does not fit raises
-DoesNotFitError naming what it needs and what the device has.
+Every resource bounds the design (:func:`flexspec.accel.arch.resources`: LUT, LUT-RAM, FF, DSP,
+BRAM, URAM after the platform shell and the DRAM controllers).  For each point of the space
+(P, B x R, engines, broadcast) the number of arrays A is the most that fits
+(:func:`max_arrays`); P stays within the sizes synthesized for the device's family unless it is
+requested; the candidates are ranked by a closed-form estimate of the network's
+cycles (:func:`estimate_cycles`: per layer the largest of compute at A x P complex MACs per
+cycle, FFT/IFFT at one tile per engine every N cycles, and the compulsory DRAM traffic), and
+the best few are simulated with their real schedules and the dataflow's per-layer blocking; the
+fastest wins.  Overrides (``arrays``, ``pes``, ``banks``, ``ports``, ``fft_engines``,
+``broadcast``) fix their axis and nothing else: the other axes are searched as without them,
+and :func:`describe_design` states which value came from where.
+
+The buffer split between kernel, input-tile and accumulator buffers is not a search axis:
+``flexspec.dataflow`` chooses it per layer inside the shared budget.  A design that does not fit
+raises DoesNotFitError naming each resource, what it needs and what is available.
 """
 
 from __future__ import annotations
 
-from ..errors import DoesNotFitError
-from ..spectral.geometry import num_frequencies
+import itertools
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..devices import RESOURCE_KEYS, Device, load_device
+from ..errors import DoesNotFitError, UsageError
+from ..spectral.geometry import num_frequencies, num_tiles
 from ..workload.layers import Network
-from .arch import AcceleratorConfig, nontrivial_twiddles, resources
-from .devices import load_device
+from .arch import AcceleratorConfig, Resources, block_usage, family_of, resources, synthesized_max
 from .kernels import resolve_kernels
 from .sim import NetworkResult, ScheduleCache, simulate_network
 
-PES = (32, 64)
-ENGINES = (64,)
-BANK_PORTS = ((20, 2), (40, 2))
-BROADCAST = (False, True)
+PES = (8, 16, 32)
+ENGINES = (8, 16, 32)
+BANK_PORTS = ((10, 1), (10, 2), (20, 1), (20, 2))
+#: Broadcast (PEs reading one frequency share a port) adds P^2 comparators that the calibrated
+#: model has not measured yet (calibrated at broadcast off): off until a calibration point has it.
+BROADCAST = (False,)
+#: Candidates simulated after the closed-form ranking.
+SIMULATED = 4
+#: Clocks the report shows besides the profile's default.
+REPORT_CLOCKS_HZ = (200e6, 250e6, 300e6)
 
 
-def candidates(device, fft_size: int = 8, pes=PES, engines=ENGINES, bank_ports=BANK_PORTS, broadcast=BROADCAST):
-    """Configurations that fit ``device`` (A = as many arrays as the DSPs allow)."""
-    device = load_device(device)
-    f = num_frequencies(fft_size)
-    fft_dsp = 2 * nontrivial_twiddles(fft_size) * device.dsp_per_complex_mac
-    out = []
-    for p in pes:
-        for e in engines:
-            a = (device.dsp_slices - 2 * e * fft_dsp) // (p * device.dsp_per_complex_mac)
-            for b, r in bank_ports:
-                for bc in broadcast:
-                    if a < 1 or b > f:
-                        continue
-                    cfg = AcceleratorConfig(arrays=int(a), pes=p, banks=b, ports=r, fft_engines=e, ifft_engines=e,
-                                            fft_size=fft_size, broadcast=bc)
-                    try:
-                        resources(cfg, device)
-                    except DoesNotFitError:
-                        continue
-                    out.append(cfg)
+@dataclass(frozen=True)
+class Design:
+    """A resolved design: the configuration, its resources, and where each axis came from."""
+
+    config: AcceleratorConfig
+    resources: Resources
+    origin: dict  # axis -> "requested" | "searched" | "default"
+    next_array: dict  # what one more array would need: resource -> (need, available) over the limit
+
+    def to_dict(self) -> dict:
+        return {"config": self.config.to_dict(), "origin": dict(self.origin),
+                "resources": self.resources.to_dict(), "binding_resource": self.resources.binding,
+                "one_more_array": {k: {"needs": v[0], "available": v[1]} for k, v in self.next_array.items()}}
+
+
+def max_arrays(config: AcceleratorConfig, device: Device) -> int:
+    """The most arrays of ``config``'s kind that fit ``device`` (0 if not even one): the block
+    costs are linear in A, so the bound is closed-form, then checked by :func:`resources`."""
+    one, _ = block_usage(replace(config, arrays=1), device)
+    per_array = one["pe_arrays"]
+    fixed = {k: one["fft_engines"][k] + one["ifft_engines"][k] for k in RESOURCE_KEYS}
+    bound = math.inf
+    for k in RESOURCE_KEYS:
+        if per_array[k] > 0:
+            bound = min(bound, (device.available(k) - fixed[k]) / per_array[k])
+    a = int(max(0, math.floor(bound + 1e-9))) if bound != math.inf else 4096
+    while a > 0:
+        try:
+            resources(replace(config, arrays=a), device)
+            return a
+        except DoesNotFitError:
+            a -= 1
+    return 0
+
+
+def one_more_array(config: AcceleratorConfig, device: Device) -> dict:
+    """Resources that one more array would push over the limit: resource -> (needs, available)."""
+    bigger, _ = block_usage(replace(config, arrays=config.arrays + 1), device)
+    out = {}
+    for k in RESOURCE_KEYS:
+        need = int(math.ceil(sum(b[k] for b in bigger.values())))
+        if need > device.available(k):
+            out[k] = (need, device.available(k))
     return out
 
 
+def estimate_cycles(network: Network, masks: dict, config: AcceleratorConfig, device: Device) -> float:
+    """Closed-form cycles of ``network`` on ``config``: per layer the largest of compute (useful
+    complex MACs / (A x P)), FFT (forward and inverse tiles x N / engines) and compulsory DRAM
+    traffic (sparse kernels, input and output once) at the sustained bandwidth."""
+    bytes_per_cycle = device.sustained_bandwidth_bytes_per_s / device.clock_hz
+    kernel_entry_bits = 2 * config.data_bits + max(1, math.ceil(math.log2(config.num_freq)))
+    total = 0.0
+    for lay in network.spectral_layers:
+        t = num_tiles(lay, config.fft_size)
+        nnz = int(np.asarray(masks[lay.name]).sum())
+        compute = t * nnz / config.pe_count
+        fft = max(t * lay.in_channels / config.fft_engines, t * lay.out_channels / config.ifft_engines) * config.fft_size
+        traffic = (nnz * kernel_entry_bits / 8 + config.data_bits / 8 * lay.height * lay.width
+                   * (lay.in_channels + lay.out_channels)) / bytes_per_cycle
+        total += max(compute, fft, traffic)
+    return total
+
+
+def candidates(device, fft_size: int = 8, pes=PES, engines=ENGINES, bank_ports=BANK_PORTS, broadcast=BROADCAST,
+               arrays: int | None = None, calibrated_only: bool | None = None) -> list[AcceleratorConfig]:
+    """Configurations that fit ``device``: per (P, B x R, engines, broadcast), ``arrays`` arrays
+    if given (and it fits), else as many as fit.  ``calibrated_only``: leave out P larger than the
+    largest PE array synthesized for the device's family (the model would extrapolate); default:
+    only when ``pes`` is the default space (a P the caller names is kept, marked estimated)."""
+    device = load_device(device)
+    f = num_frequencies(fft_size)
+    if calibrated_only is None:
+        calibrated_only = tuple(pes) == PES
+    largest = synthesized_max("pe_array", family_of(device), "pes") if calibrated_only else math.inf
+    out = []
+    for p, e, (b, r), bc in itertools.product(pes, engines, bank_ports, broadcast):
+        if b > f or p > largest:
+            continue
+        cfg = AcceleratorConfig(arrays=arrays or 1, pes=p, banks=b, ports=r, fft_engines=e, ifft_engines=e,
+                                fft_size=fft_size, broadcast=bc)
+        if arrays:
+            try:
+                resources(cfg, device)
+            except DoesNotFitError:
+                continue
+        else:
+            a = max_arrays(cfg, device)
+            if a < 1:
+                continue
+            cfg = replace(cfg, arrays=a)
+        out.append(cfg)
+    return out
+
+
+def _axes(fft_size, pes, banks, ports, fft_engines, broadcast):
+    f = num_frequencies(fft_size)
+    if banks is not None and banks > f:
+        raise UsageError(f"--banks {banks} exceeds the {f} frequencies of an N={fft_size} tile; use at most {f}")
+    if banks is None and ports is None:
+        bp = tuple((b, r) for b, r in BANK_PORTS if b <= f) or ((f, 2),)
+    else:
+        bs = (banks,) if banks is not None else tuple(sorted({min(b, f) for b, _ in BANK_PORTS}))
+        rs = (ports,) if ports is not None else tuple(sorted({r for _, r in BANK_PORTS}))
+        bp = tuple(itertools.product(bs, rs))
+    return ((pes,) if pes else PES, (fft_engines,) if fft_engines else ENGINES, bp,
+            (broadcast,) if broadcast is not None else BROADCAST)
+
+
+def _origin(**given) -> dict:
+    return {k: "requested" if v is not None else "searched" for k, v in given.items()}
+
+
+def _refuse(device, fft_size, space_desc, arrays, pes, exc_hint=None):
+    """DoesNotFitError for an empty space: the smallest point's needs, resource by resource."""
+    p = pes or min(PES)
+    probe = AcceleratorConfig(arrays=arrays or 1, pes=p, banks=min(min(b for b, _ in BANK_PORTS),
+                                                                    num_frequencies(fft_size)),
+                              ports=1, fft_engines=min(ENGINES), ifft_engines=min(ENGINES), fft_size=fft_size)
+    try:
+        resources(probe, device)
+    except DoesNotFitError as exc:
+        raise DoesNotFitError(f"no design in the search space ({space_desc}) fits device '{device.name}': {exc}") \
+            from None
+    raise DoesNotFitError(f"no design in the search space ({space_desc}) fits device '{device.name}'"
+                          + (f": {exc_hint}" if exc_hint else ""))
+
+
+def fit_design(device, fft_size: int, *, network: Network | None = None, masks: dict | None = None, arrays=None,
+               pes=None, banks=None, ports=None, fft_engines=None, broadcast=None) -> tuple[AcceleratorConfig, Resources]:
+    """The design for ``device`` without simulating: the candidate (overrides fixed, other axes
+    searched, A as large as fits) with the fewest :func:`estimate_cycles` when ``network`` and
+    ``masks`` are given, else with the most PEs (then the most FFT engines).  Returns
+    (config, resources); :func:`resolve_design` also says where each axis came from."""
+    d = resolve_design(device, fft_size, network=network, masks=masks, arrays=arrays, pes=pes, banks=banks,
+                       ports=ports, fft_engines=fft_engines, broadcast=broadcast)
+    return d.config, d.resources
+
+
+def resolve_design(device, fft_size: int, *, network=None, masks=None, arrays=None, pes=None, banks=None, ports=None,
+                   fft_engines=None, broadcast=None) -> Design:
+    """:func:`fit_design` as a :class:`Design` (config, resources, origin of each axis, and what
+    one more array would need)."""
+    device = load_device(device)
+    p_ax, e_ax, bp_ax, bc_ax = _axes(fft_size, pes, banks, ports, fft_engines, broadcast)
+    space = candidates(device, fft_size, p_ax, e_ax, bp_ax, bc_ax, arrays=arrays, calibrated_only=pes is None)
+    desc = f"P in {p_ax}, engines in {e_ax}, B x R in {bp_ax}" + (f", A = {arrays}" if arrays else "")
+    if not space:
+        if arrays:  # name what the requested A needs with the smallest other axes
+            cfg = AcceleratorConfig(arrays=arrays, pes=min(p_ax), banks=min(b for b, _ in bp_ax),
+                                    ports=min(r for _, r in bp_ax), fft_engines=min(e_ax), ifft_engines=min(e_ax),
+                                    fft_size=fft_size)
+            resources(cfg, device)  # raises DoesNotFitError naming every resource over its limit
+        _refuse(device, fft_size, desc, arrays, pes)
+    if network is not None and masks is not None:
+        best = min(space, key=lambda c: (estimate_cycles(network, masks, c, device), -c.banks * c.ports))
+    else:
+        best = max(space, key=lambda c: (c.pe_count, c.fft_engines, c.banks * c.ports))
+    origin = _origin(arrays=arrays, pes=pes, banks=banks, ports=ports, fft_engines=fft_engines, broadcast=broadcast)
+    return Design(best, resources(best, device), origin, one_more_array(best, device))
+
+
+def describe_design(design: Design, device) -> list[str]:
+    """Lines stating the resolved design, every resource used/available, what binds it, what one
+    more array would need, and the clock with its source."""
+    device = load_device(device)
+    c, r = design.config, design.resources
+    o = design.origin
+    tag = {"requested": "requested", "searched": "searched", "default": "default"}
+    lines = [f"design on {device.name}: A={c.arrays} arrays ({tag[o.get('arrays', 'searched')]}) x "
+             f"P={c.pes} PEs ({tag[o.get('pes', 'searched')]}), B={c.banks} banks ({tag[o.get('banks', 'searched')]}) "
+             f"x R={c.ports} ports ({tag[o.get('ports', 'searched')]}), FFT/IFFT engines {c.fft_engines}/"
+             f"{c.ifft_engines} ({tag[o.get('fft_engines', 'searched')]}), broadcast {c.broadcast} "
+             f"({tag[o.get('broadcast', 'searched')]}), N={c.fft_size}"]
+    for row in r.table():
+        lines.append(f"  {row['resource']:<12} {row['used']:>13,} / {row['available']:>13,} available "
+                     f"({100 * row['utilization']:5.1f}%; device {row['capacity']:,}, reserved {row['reserved']:,})")
+    lines.append(f"  bound by: {r.binding}" + ("; one more array would need " + ", ".join(
+        f"{k} {v[0]:,} of {v[1]:,}" for k, v in design.next_array.items()) if design.next_array else ""))
+    lines.append(f"  clock {device.clock_hz / 1e6:.0f} MHz: {device.sources.get('clock_hz', '')}")
+    if r.estimated:
+        lines.append("  estimated: " + "; ".join(r.estimated))
+    return lines
+
+
 def search_design(network: Network, device, fft_size: int = 8, kernels=None, *, density: float = 0.25, seed: int = 0,
-                  pes=PES, engines=ENGINES, bank_ports=BANK_PORTS, broadcast=BROADCAST,
-                  schedules: ScheduleCache | None = None) -> NetworkResult:
-    """Fastest simulated design for ``network`` on ``device``.  ``schedules``: a ScheduleCache
-    shared with later simulations of the same kernels (e.g. ``compare`` on the chosen design, or
-    other devices)."""
+                  pes=None, engines=None, bank_ports=None, broadcast=None, arrays=None,
+                  simulated: int = SIMULATED, schedules: ScheduleCache | None = None) -> NetworkResult:
+    """Fastest simulated design for ``network`` on ``device``: the ``simulated`` best candidates
+    of :func:`estimate_cycles` are simulated.  ``pes``/``engines``/``bank_ports``/``broadcast``:
+    tuples restricting the axes (default: the module's space).  ``schedules``: a ScheduleCache
+    shared with later simulations of the same kernels."""
     schedules = schedules if schedules is not None else ScheduleCache()
     device = load_device(device)
     masks, _, src = resolve_kernels(network, kernels, fft_size=fft_size, density=density, seed=seed)
-    cands = candidates(device, fft_size, pes, engines, bank_ports, broadcast)
+    f = num_frequencies(fft_size)
+    bp = tuple((b, r) for b, r in (bank_ports or BANK_PORTS) if b <= f) or ((f, 2),)
+    cands = candidates(device, fft_size, pes or PES, engines or ENGINES, bp, broadcast or BROADCAST, arrays=arrays,
+                       calibrated_only=pes is None)
     if not cands:
-        raise DoesNotFitError(f"no design in the search space fits device '{device.name}' ({device.dsp_slices} DSPs, "
-                              f"{device.onchip_bits} on-chip bits); smallest tried needs P={min(pes)} PEs x "
-                              f"{device.dsp_per_complex_mac} DSPs plus FFT engines")
+        _refuse(device, fft_size, f"P in {pes or PES}, engines in {engines or ENGINES}, B x R in {bp}", arrays,
+                min(pes or PES))
+    ranked = sorted(cands, key=lambda c: (estimate_cycles(network, masks, c, device), -c.banks * c.ports))
     best = None
-    for cfg in cands:
+    for cfg in ranked[:max(1, simulated)]:
         r = simulate_network(network, device, cfg, masks, histograms=False, schedules=schedules)
         if best is None or r.cycles < best.cycles:
             best = r
     best = simulate_network(network, device, best.config, masks, schedules=schedules)
     object.__setattr__(best, "kernels", src)
     return best
+
+
+def latency_at_clocks(network: Network, device, config: AcceleratorConfig, kernels=None, *,
+                      clocks_hz=REPORT_CLOCKS_HZ, schedules: ScheduleCache | None = None,
+                      fft_size: int = 8, density: float = 0.25, seed: int = 0) -> list[dict]:
+    """Latency of ``config`` at the profile's default clock and at each of ``clocks_hz``: each
+    is a fresh simulation with the device's clock replaced (DRAM bytes per cycle change with the
+    clock, so memory-bound layers do not scale).  Rows: clock_hz, source, cycles, seconds."""
+    device = load_device(device)
+    schedules = schedules if schedules is not None else ScheduleCache()
+    rows = []
+    for clock in (None,) + tuple(clocks_hz):
+        dev = device if clock is None else replace(device, clock_hz=float(clock))
+        r = simulate_network(network, dev, config, kernels, histograms=False, schedules=schedules,
+                             fft_size=fft_size, density=density, seed=seed)
+        rows.append({"clock_hz": dev.clock_hz, "default": clock is None,
+                     "source": device.sources.get("clock_hz", "") if clock is None else "what-if",
+                     "cycles": r.cycles, "seconds": r.seconds})
+    return rows

@@ -52,7 +52,7 @@ from ..errors import UsageError
 from ..kernel_format import KernelFormat, psum_bits
 from ..workload.layers import Network
 from .arch import AcceleratorConfig, Resources, resources
-from .devices import Device, load_device
+from ..devices import Device, load_device
 from .kernels import KernelSource, random_masks, resolve_kernels  # noqa: F401  (re-exported)
 from .spatial import (
     conv_only, layer_result as spatial_layer_result, spatial_accelerator, spatial_conv_cost, whole_network as _whole,
@@ -79,13 +79,13 @@ def precision_of(config: AcceleratorConfig, kernels=None):
 
 
 def budget_of(config: AcceleratorConfig, device: Device, res: Resources):
-    from ..dataflow import Budget
+    """The dataflow Budget of this design: its on-chip buffer share, the sustained DRAM bandwidth,
+    and the compute / FFT rates of ``flexspec.dataflow.budget`` (the one formula)."""
+    from ..dataflow.budget import budget_from_device
 
-    return Budget(onchip_bytes=int(res.dataflow_bits // 8),
-                  bandwidth_bytes_per_s=float(device.sustained_bandwidth_bytes_per_s),
-                  macs_per_second=float(config.pe_count * device.clock_hz),
-                  ffts_per_second=float(min(config.fft_engines, config.ifft_engines) * device.clock_hz
-                                        / config.fft_size))
+    return budget_from_device(device, pe_count=config.pe_count,
+                              fft_engines=min(config.fft_engines, config.ifft_engines), fft_size=config.fft_size,
+                              onchip_bytes=int(res.dataflow_bits // 8))
 
 
 #: Blockings offered to the dataflow optimizer keep the PE arrays at least this fraction as busy

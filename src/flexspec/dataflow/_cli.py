@@ -107,7 +107,7 @@ def nnz_from_weights(network, path):
 
 
 def run(args) -> int:
-    from ..accel.devices import load_device
+    from ..devices import load_device
     from ..fileio import write_file
     from ..pipeline import check_file_out
     from ..workload import get_network
@@ -125,7 +125,13 @@ def run(args) -> int:
         check_file_out(args.json, "--json")
     if args.plots and not os.path.isdir(args.plots):
         raise UsageError(f"--plots: folder {args.plots} does not exist")
-    budget = budget_from_device(device, onchip_bytes=onchip)
+    # the design `flexspec run` would build (A x P PEs, FFT engines, buffer share): one compute rate
+    from ..accel.search import fit_design
+
+    config, res = fit_design(device, args.fft_size)
+    budget = budget_from_device(device, pe_count=config.pe_count, fft_engines=config.fft_engines,
+                                fft_size=args.fft_size,
+                                onchip_bytes=onchip if onchip is not None else res.dataflow_bits // 8)
     precision = Precision()
     if args.weights:
         nnz, args.fft_size, source = nnz_from_weights(network, args.weights)

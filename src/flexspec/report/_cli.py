@@ -209,7 +209,7 @@ def _progress_lines(quiet: bool, total: int):
 
 @_guard
 def _compare(args) -> int:
-    from ..accel.devices import load_device
+    from ..devices import load_device
     from ..errors import CapacityError as DoesNotFitError
     from ..pipeline import check_density, check_fft_size, run
     from ..fileio import check_output_folder, write_file
@@ -308,7 +308,7 @@ def _cell(r: dict, key: str) -> str:
 
 @_guard
 def _sweep(args) -> int:
-    from ..accel.devices import load_device
+    from ..devices import load_device
     from ..errors import CapacityError as DoesNotFitError, UsageError
     from ..pipeline import check_density, check_fft_size, resolve_network, run
     from ..spectral.geometry import num_frequencies

