@@ -231,7 +231,7 @@ def test_run_and_simulate_print_the_same_speedup_for_the_same_design(work, capsy
     design = ["--arrays", "4", "--pes", "16", "--banks", "8"]
     assert main(["run", TINY, "--out", "o", "--no-html", "--quiet", *design]) == 0
     run_out = capsys.readouterr().out
-    assert main(["simulate", TINY, "--device", "u200", "--fft-engines", "16", *design]) == 0
+    assert main(["simulate", TINY, "--device", "u200", *design]) == 0
     sim_out = capsys.readouterr().out
     lines = [ln.strip() for ln in run_out.splitlines() if ln.strip().startswith("vs kernel-reuse: speed-up")]
     assert len(lines) == 1 and lines[0] in sim_out

@@ -193,8 +193,9 @@ def test_spatial_accelerators_reproduce_the_issues_figures_for_scale():
     net = get_network("vgg16")
     dense = spatial_accelerator(net, dev, 200 * 2**20, 1.0)
     sparse = spatial_accelerator(net, dev, 200 * 2**20, 0.25)
-    assert dense.ideal_conv_cycles / dev.clock_hz == pytest.approx(7.48e-3, rel=0.002)
-    assert sparse.ideal_conv_cycles / dev.clock_hz == pytest.approx(1.87e-3, rel=0.002)
+    # the issue quotes these at 300 MHz (peer models of U200-sized hardware), whatever the profile clock
+    assert dense.ideal_conv_cycles / 300e6 == pytest.approx(7.48e-3, rel=0.002)
+    assert sparse.ideal_conv_cycles / 300e6 == pytest.approx(1.87e-3, rel=0.002)
     for acc in (dense, sparse):
         assert acc.conv_cycles >= acc.ideal_conv_cycles and acc.rows * acc.columns <= dev.dsp_slices
     # the FC layers stream the same dense weights in both (fc_density 1): the same FC time
