@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 DEFAULT_OUT = "explore-out"
 
@@ -41,8 +42,14 @@ def _explore(args) -> int:
     from .output import print_result
     from .run import explore
 
-    res = explore(args.space, args.out, scheduler=args.scheduler, workers=args.workers, screen=not args.no_screen,
-                  cache_dir=args.cache, progress=not args.quiet, retry_failed=args.retry_failed)
+    try:
+        res = explore(args.space, args.out, scheduler=args.scheduler, workers=args.workers,
+                      screen=not args.no_screen, cache_dir=args.cache, progress=not args.quiet,
+                      retry_failed=args.retry_failed)
+    except KeyboardInterrupt:
+        print(f"flexspec: every finished point is saved in {os.path.join(args.out, 'points.csv')}; run the same "
+              f"command to resume", file=sys.stderr)
+        raise
     print_result(res)
     print(f"wrote {', '.join(str(res.folder / n) for n in ('points.csv', 'points.parquet', 'front.csv', 'front.html', 'summary.json'))}")
     return 1 if res.counts["lost"] or not res.counts["ok"] else 0

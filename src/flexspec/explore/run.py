@@ -24,7 +24,7 @@ import re
 import sys
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -200,7 +200,10 @@ def explore(space, out, *, scheduler: str | None = None, workers: int | None = N
     signature = sp.signature()
     code = code_fingerprint()
     points = sp.points()
-    with Journal(folder) as journal:
+    with ExitStack() as stack:
+        # a scheduler given by address is reached first: if it cannot be, nothing is touched
+        client = stack.enter_context(connect(scheduler, workers)) if scheduler else None
+        journal = stack.enter_context(Journal(folder))
         prior = journal.rows
 
         def needs(pid: str) -> bool:
@@ -233,8 +236,9 @@ def explore(space, out, *, scheduler: str | None = None, workers: int | None = N
             for row in invalid_rows:
                 record(row)
             if todo:
-                with connect(scheduler, workers) as client:
-                    _run(client, sp, todo, journal, record, screen, cache, signature, lost)
+                if client is None:
+                    client = stack.enter_context(connect(None, workers))
+                _run(client, sp, todo, journal, record, screen, cache, signature, lost)
         finally:
             bar.close()
         if write_outputs:
