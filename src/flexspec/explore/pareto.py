@@ -9,7 +9,8 @@ the simulated metrics (latency, throughput, traffic) and the exact closed-form o
 accuracy).  Its exact vector can only be worse, so when a simulated feasible point dominates the
 optimistic vector, it dominates the exact one too: the point cannot be on the front and is
 pruned.  It is enough to compare with the current front (whoever dominates x, some front point
-does too).
+does too).  The exploration keeps one running front per device (:mod:`.run`), so each device's
+front and best design stay exact as well.
 """
 
 from __future__ import annotations

@@ -1,0 +1,248 @@
+"""Design-space exploration on Dask: scaling with workers, resume after a kill, screening.
+
+    python benchmarks/bench_explore.py scaling [--reps 2] [--model vgg16_cifar|fmnist_vgg]
+                                                              # points/s, 1 vs 2 worker processes
+    python benchmarks/bench_explore.py resume                 # cost of a resume after a kill mid-sweep
+    python benchmarks/bench_explore.py vgg16 [--devices ...]  # 200-point VGG16 space, screened vs not
+
+Every section starts its LocalClusters before timing (start-up is reported apart), warms each
+worker (imports, numba compilation) on a throwaway point, and uses a fresh schedule cache per
+timed run (the kernels are pre-computed once and copied in: both sides pay the same).  Results
+go to ``benchmarks/results/explore.json`` (merged by section) with ``uptime``'s load average
+before and after each section: the machine is shared, so the ratios are what to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results" / "explore.json"
+
+SCALING_SPACE = {"models": ["fmnist_vgg"], "devices": ["u200", "zcu102", "vcu118"], "density": [0.25],
+                 "design": {"pes": [8, 16], "banks": [10, 20], "ports": [1, 2]},
+                 "objectives": ["latency", "dsp", "bram"]}
+#: scaling: independent points (every design distinct: no schedule shared between points)
+SCALING_SPACES = {
+    "fmnist_vgg": {**SCALING_SPACE, "devices": ["u200"], "design": {"pes": [4, 8, 12, 16, 24, 32],
+                                                                     "banks": [5, 8, 10, 20], "ports": [1, 2]}},
+    "vgg16_cifar": {**SCALING_SPACE, "models": ["vgg16_cifar"], "devices": ["u200"],
+                    "design": {"pes": [16, 32], "banks": [10, 20], "ports": [1, 2]}},
+}
+VGG16_DEVICES = ["u200", "u250", "vcu118", "vc709", "zcu102"]
+
+
+def vgg16_space(devices) -> dict:
+    """5 devices x 2 densities x 5 P x 2 B x 2 R = 200 points; latency at most 4 ms."""
+    return {"models": ["vgg16"], "devices": list(devices), "density": [0.125, 0.25],
+            "design": {"pes": [16, 24, 32, 48, 64], "banks": [20, 40], "ports": [1, 2]},
+            "objectives": ["latency", "dsp", "bram"], "constraints": {"latency": {"max": 0.004}}}
+
+
+def _load() -> str:
+    return os.getloadavg().__repr__()
+
+
+def _warm(model: str = "fmnist_vgg") -> bool:
+    """Run on every worker: import and compile what a point uses, on a tiny throwaway design."""
+    from flexspec.accel.arch import AcceleratorConfig
+    from flexspec.explore import adapter
+
+    net = adapter.network_of("fmnist_vgg")
+    masks, _, _, _ = adapter.kernels_of(net, 8, 0.25, 0, "layer")
+    adapter.simulate(net, adapter.device_of("u200"), AcceleratorConfig(arrays=2, pes=4, banks=5), masks,
+                     adapter.DiskScheduleCache(None))
+    return True
+
+
+class _Cluster:
+    def __init__(self, workers: int):
+        from distributed import Client, LocalCluster
+
+        t0 = time.perf_counter()
+        self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                    dashboard_address=None, silence_logs=logging.ERROR)
+        self.client = Client(self.cluster)
+        self.client.run(_warm)
+        self.start_seconds = time.perf_counter() - t0
+        self.address = self.cluster.scheduler_address
+
+    def close(self):
+        self.client.close()
+        self.cluster.close()
+
+
+def _prewarm_kernels(space: dict, cache: Path) -> None:
+    """Compute the space's kernels once into ``cache/kernels`` (both timed sides copy them)."""
+    from flexspec.explore import load_space
+    from flexspec.explore import adapter
+    from flexspec.explore.cache import Store
+
+    sp = load_space(space)
+    store = Store(cache)
+    for model, n, dens, seed, scope in {p.kernel_axes for p in sp.points()}:
+        adapter.kernels_of(sp.networks[model], n, dens, seed, scope, store)
+
+
+def _fresh_cache(tmp: Path, kernels: Path, name: str) -> Path:
+    c = tmp / name
+    shutil.copytree(kernels / "kernels", c / "kernels")
+    return c
+
+
+def scaling(reps: int, model: str) -> dict:
+    from flexspec.explore import explore
+
+    space = SCALING_SPACES[model]
+    out = {"space": space, "load_before": _load(), "runs": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        _prewarm_kernels(space, tmp / "k")
+        clusters = {w: _Cluster(w) for w in (1, 2)}
+        out["cluster_start_seconds"] = {w: c.start_seconds for w, c in clusters.items()}
+        try:
+            for rep in range(reps):
+                for w in (1, 2):
+                    cache = _fresh_cache(tmp, tmp / "k", f"c{rep}-{w}")
+                    t0 = time.perf_counter()
+                    res = explore(space, tmp / f"o{rep}-{w}", scheduler=clusters[w].address, screen=False,
+                                  cache_dir=cache, progress=False, write_outputs=False)
+                    wall = time.perf_counter() - t0
+                    n = res.counts["computed_now"]
+                    out["runs"].append({"workers": w, "rep": rep, "points": n, "wall_seconds": wall,
+                                        "points_per_second": n / wall, "load": _load()})
+                    print(f"scaling: {w} worker(s), rep {rep}: {n} points in {wall:.1f} s = {n / wall:.3f} points/s "
+                          f"(load {_load()})", flush=True)
+        finally:
+            for c in clusters.values():
+                c.close()
+    pps = {w: statistics.median(r["points_per_second"] for r in out["runs"] if r["workers"] == w) for w in (1, 2)}
+    out["median_points_per_second"] = pps
+    out["speedup_2_over_1"] = pps[2] / pps[1]
+    out["load_after"] = _load()
+    print(f"scaling: 2 workers / 1 worker = {out['speedup_2_over_1']:.2f}x (target >= 1.7x)")
+    return out
+
+
+def resume() -> dict:
+    """A full run, then the same run killed (SIGKILL of the whole exploring process group) about half
+    way and resumed: wall time of the resume and points it computed."""
+    from flexspec.explore import explore, read_rows
+
+    out = {"space": SCALING_SPACE, "load_before": _load()}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        _prewarm_kernels(SCALING_SPACE, tmp / "k")
+        cl = _Cluster(2)
+        try:
+            cache = _fresh_cache(tmp, tmp / "k", "full")
+            t0 = time.perf_counter()
+            full = explore(SCALING_SPACE, tmp / "full", scheduler=cl.address, screen=False, cache_dir=cache,
+                           progress=False)
+            out["full_seconds"] = time.perf_counter() - t0
+            total = full.counts["computed_now"]
+            space = tmp / "space.json"
+            space.write_text(json.dumps(SCALING_SPACE))  # JSON is YAML
+            cache = _fresh_cache(tmp, tmp / "k", "killed")
+            env = {**os.environ}
+            proc = subprocess.Popen([sys.executable, "-m", "flexspec.cli", "explore", str(space), "--out",
+                                     str(tmp / "killed"), "--scheduler", cl.address, "--cache", str(cache), "--quiet",
+                                     "--no-screen"], env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            for _ in range(6000):  # at most 10 minutes
+                if (tmp / "killed" / "points.csv").exists() and len(read_rows(tmp / "killed")) >= total // 2:
+                    break
+                if proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            kept = len(read_rows(tmp / "killed"))
+            cl.client.cancel(list(cl.client.futures))  # tasks of the dead client
+            t0 = time.perf_counter()
+            res = explore(SCALING_SPACE, tmp / "killed", scheduler=cl.address, screen=False, cache_dir=cache,
+                          progress=False)
+            out.update({"points": total, "kept_after_kill": kept, "resume_seconds": time.perf_counter() - t0,
+                        "resume_computed": res.counts["computed_now"],
+                        "rows_after_resume": len(read_rows(tmp / "killed")),
+                        "unique_after_resume": len({r["point_id"] for r in read_rows(tmp / "killed")})})
+        finally:
+            cl.close()
+    out["load_after"] = _load()
+    print(f"resume: full run {out['full_seconds']:.1f} s for {total} points; killed after {out['kept_after_kill']}; "
+          f"resume computed {out['resume_computed']} in {out['resume_seconds']:.1f} s; rows "
+          f"{out['rows_after_resume']} ({out['unique_after_resume']} distinct)")
+    return out
+
+
+def vgg16(devices) -> dict:
+    from flexspec.explore import explore
+
+    space = vgg16_space(devices)
+    out = {"space": space, "load_before": _load()}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        t0 = time.perf_counter()
+        _prewarm_kernels(space, tmp / "k")
+        out["kernel_seconds"] = time.perf_counter() - t0
+        cl = _Cluster(2)
+        runs = {}
+        try:
+            for screen in (True, False):
+                cache = _fresh_cache(tmp, tmp / "k", f"c{screen}")
+                t0 = time.perf_counter()
+                res = explore(space, tmp / f"o{screen}", scheduler=cl.address, screen=screen, cache_dir=cache,
+                              progress=lambda ev: None, write_outputs=False)
+                wall = time.perf_counter() - t0
+                runs[screen] = res
+                out["screened" if screen else "all"] = {
+                    "wall_seconds": wall, "points": res.counts["points"], "simulated": res.counts["ok"]
+                    + res.counts["failed"], "pruned": res.counts["pruned"], "does_not_fit":
+                    res.counts["does-not-fit"] + res.counts["invalid"], "front": len(res.front),
+                    "load": _load()}
+                print(f"vgg16 screen={screen}: {out['screened' if screen else 'all']}", flush=True)
+        finally:
+            cl.close()
+    key = ("device", "density_requested_fraction", "pes", "banks", "ports")
+    fronts = [sorted(tuple(r[k] for k in key) for r in runs[s].front) for s in (True, False)]
+    out["identical_front"] = fronts[0] == fronts[1]
+    out["front"] = [dict(zip(key, f, strict=True)) for f in fronts[1]]
+    out["load_after"] = _load()
+    print(f"vgg16: identical front {out['identical_front']}; screened {out['screened']['wall_seconds']:.0f} s vs all "
+          f"{out['all']['wall_seconds']:.0f} s")
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("section", choices=("scaling", "resume", "vgg16"))
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--model", default="vgg16_cifar", choices=sorted(SCALING_SPACES), help="scaling: the space")
+    ap.add_argument("--devices", default=",".join(VGG16_DEVICES), help="VGG16 section: comma-separated devices")
+    args = ap.parse_args(argv)
+    if args.section == "scaling":
+        result = scaling(args.reps, args.model)
+    elif args.section == "resume":
+        result = resume()
+    else:
+        result = vgg16(args.devices.split(","))
+    result["cpu_count"] = os.cpu_count()
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data[args.section if args.section != "scaling" else f"scaling_{args.model}"] = result
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(data, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
