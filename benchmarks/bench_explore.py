@@ -3,7 +3,8 @@
     python benchmarks/bench_explore.py scaling [--reps 2] [--model vgg16_cifar|fmnist_vgg]
                                                               # points/s, 1 vs 2 worker processes
     python benchmarks/bench_explore.py resume                 # cost of a resume after a kill mid-sweep
-    python benchmarks/bench_explore.py vgg16 [--devices ...]  # 200-point VGG16 space, screened vs not
+    python benchmarks/bench_explore.py vgg16 [--devices u200,zcu102 --pes 16,32]
+                                                              # 200-point VGG16 space (default), screened vs not
 
 Every section starts its LocalClusters before timing (start-up is reported apart), warms each
 worker (imports, numba compilation) on a throwaway point, and uses a fresh schedule cache per
@@ -42,10 +43,10 @@ SCALING_SPACES = {
 VGG16_DEVICES = ["u200", "u250", "vcu118", "vc709", "zcu102"]
 
 
-def vgg16_space(devices) -> dict:
+def vgg16_space(devices, pes=(16, 24, 32, 48, 64)) -> dict:
     """5 devices x 2 densities x 5 P x 2 B x 2 R = 200 points; latency at most 4 ms."""
     return {"models": ["vgg16"], "devices": list(devices), "density": [0.125, 0.25],
-            "design": {"pes": [16, 24, 32, 48, 64], "banks": [20, 40], "ports": [1, 2]},
+            "design": {"pes": list(pes), "banks": [20, 40], "ports": [1, 2]},
             "objectives": ["latency", "dsp", "bram"], "constraints": {"latency": {"max": 0.004}}}
 
 
@@ -185,10 +186,10 @@ def resume() -> dict:
     return out
 
 
-def vgg16(devices) -> dict:
+def vgg16(devices, pes) -> dict:
     from flexspec.explore import explore
 
-    space = vgg16_space(devices)
+    space = vgg16_space(devices, pes)
     out = {"space": space, "load_before": _load()}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -229,13 +230,14 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--model", default="vgg16_cifar", choices=sorted(SCALING_SPACES), help="scaling: the space")
     ap.add_argument("--devices", default=",".join(VGG16_DEVICES), help="VGG16 section: comma-separated devices")
+    ap.add_argument("--pes", default="16,24,32,48,64", help="VGG16 section: comma-separated PEs per array")
     args = ap.parse_args(argv)
     if args.section == "scaling":
         result = scaling(args.reps, args.model)
     elif args.section == "resume":
         result = resume()
     else:
-        result = vgg16(args.devices.split(","))
+        result = vgg16(args.devices.split(","), [int(p) for p in args.pes.split(",")])
     result["cpu_count"] = os.cpu_count()
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     data[args.section if args.section != "scaling" else f"scaling_{args.model}"] = result

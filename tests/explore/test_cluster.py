@@ -179,6 +179,12 @@ def test_a_failing_point_is_recorded_and_the_rest_continue(cluster, cache, tmp_p
     assert [r["status"] for r in by_model["fmnist_vgg"]] == ["failed", "failed"]
     assert all("conv1_1" in r["error"] and "\n" not in r["error"] for r in by_model["fmnist_vgg"])
     assert [r["status"] for r in by_model["tiny_explore"]] == ["ok", "ok"]
+    # a resume leaves them; --retry-failed computes exactly them again (their new rows replace the old)
+    space = {"models": [fake, tiny], "devices": ["u200"], "design": {"pes": [8, 16]}}
+    kw = dict(scheduler=cluster, cache_dir=cache, progress=False, screen=False)
+    assert explore(space, tmp_path / "f", **kw).counts["computed_now"] == 0
+    again = explore(space, tmp_path / "f", retry_failed=True, **kw)
+    assert again.counts["computed_now"] == 2 and again.counts["failed"] == 2 and again.counts["ok"] == 2
 
 
 def test_kernels_and_schedules_are_computed_once_per_machine(cluster, tmp_path):

@@ -8,7 +8,9 @@ Durability:
   point is counted as done: a crash, a Ctrl-C or a killed worker loses no finished point;
 * a line cut short by a crash in the middle of a write (no final newline) is ignored when the
   file is read back and cut off before the next append; earlier rows are never rewritten;
-* a point already in the file is never appended again (resume).
+* a point already in the file is never appended again (resume); only a point recorded as failed
+  and computed again on request (``--retry-failed``), or a pruned point screened again under
+  other objectives, gets a second row, which replaces the first when the file is read.
 
 ``DIR/points.parquet`` is a typed snapshot of the same rows for analysis tools (pyarrow),
 rewritten atomically at the end of each run.
@@ -120,7 +122,7 @@ class Journal:
             raise UsageError(f"'{self.path}' was not written by this version of 'flexspec explore' (its columns "
                              f"differ); choose another --out")
         for row in rows:
-            self.rows.setdefault(row["point_id"], row)  # the first row of a point wins
+            self.rows[row["point_id"]] = row  # a retried point's later row replaces its failed one
 
     def append(self, row: dict) -> None:
         """Append one finished point (durably; a point already present is not written again)."""

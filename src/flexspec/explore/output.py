@@ -44,8 +44,8 @@ def _counts_line(res) -> str:
     c = res.counts
     return (f"{c['points']} points: {c['ok']} simulated, {c['pruned']} pruned by screening, {c['failed']} failed, "
             f"{c['does-not-fit']} do not fit, {c['invalid']} impossible; {c['reused']} taken from an earlier run, "
-            f"{c['computed_now']} computed now" + (f"; {c['lost']} lost to cluster failures (rerun to retry)"
-                                                  if c["lost"] else ""))
+            f"{c['computed_now']} computed now" + (f"; {c['lost']} lost to cluster failures (rerun to retry; "
+                                                  f"first: {res.lost_reason})" if c["lost"] else ""))
 
 
 def print_result(res, console=None) -> None:

@@ -59,6 +59,7 @@ class ExploreResult:
     seconds: float
     run_id: str
     lost: list = field(default_factory=list)  # point ids lost to cluster failures (rerun to retry)
+    lost_reason: str = ""  # the first such failure
 
 
 # --------------------------------------------------------------------------------- cluster --
@@ -162,12 +163,17 @@ class _Progress:
 
 
 # --------------------------------------------------------------------------------- explore --
-def _prepare_out(out) -> Path:
+def _check_out(out) -> Path:
+    """The output folder, checked (it is, or can become, a writable folder); creates nothing."""
     try:
-        folder = check_output_folder(out)
-        folder.mkdir(parents=True, exist_ok=True)
+        return check_output_folder(out)
     except OutputError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _prepare_out(folder: Path) -> Path:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create output folder '{out}': {exc.strerror or exc}; choose another --out") \
             from None
@@ -194,7 +200,7 @@ def explore(space, out, *, scheduler: str | None = None, workers: int | None = N
     computed."""
     t0 = time.perf_counter()
     sp = space if isinstance(space, Space) else load_space(space, networks=networks)
-    folder = _prepare_out(out)
+    folder = _check_out(out)
     cache = None if cache_dir is False else str(Path(cache_dir or default_cache_dir()).expanduser())
     run_id = uuid.uuid4().hex[:12]
     signature = sp.signature()
@@ -203,7 +209,7 @@ def explore(space, out, *, scheduler: str | None = None, workers: int | None = N
     with ExitStack() as stack:
         # a scheduler given by address is reached first: if it cannot be, nothing is touched
         client = stack.enter_context(connect(scheduler, workers)) if scheduler else None
-        journal = stack.enter_context(Journal(folder))
+        journal = stack.enter_context(Journal(_prepare_out(folder)))
         prior = journal.rows
 
         def needs(pid: str) -> bool:
@@ -223,6 +229,7 @@ def explore(space, out, *, scheduler: str | None = None, workers: int | None = N
         total = len(todo) + len(invalid_rows)
         bar = _Progress(progress, total, len(points) - len(todo))
         lost: list[str] = []
+        lost_reason: list[str] = []
 
         def record(row: dict) -> None:
             row = {**row, "run_id": run_id, "finished_utc": _now(), "code_fingerprint": code,
@@ -238,7 +245,7 @@ def explore(space, out, *, scheduler: str | None = None, workers: int | None = N
             if todo:
                 if client is None:
                     client = stack.enter_context(connect(None, workers))
-                _run(client, sp, todo, journal, record, screen, cache, signature, lost)
+                _run(client, sp, todo, journal, record, screen, cache, signature, lost, lost_reason)
         finally:
             bar.close()
         if write_outputs:
@@ -257,7 +264,8 @@ def explore(space, out, *, scheduler: str | None = None, workers: int | None = N
                    "reused": sum(r.get("run_id") != run_id for r in ordered), "lost": len(lost),
                    "front": len(front),
                    "feasible": sum(r["status"] == "ok" and feasible(r, sp.constraints) for r in ordered)})
-    result = ExploreResult(folder, sp, ordered, front, best, counts, time.perf_counter() - t0, run_id, lost)
+    result = ExploreResult(folder, sp, ordered, front, best, counts, time.perf_counter() - t0, run_id, lost,
+                           " ".join(lost_reason[0].split())[:300] if lost_reason else "")
     if write_outputs:
         from .output import write_outputs as _write
 
@@ -277,21 +285,28 @@ def _order(rows: list[dict], objectives) -> list[dict]:
     return [rows[k] for k in np.argsort(score, kind="stable")]
 
 
-def _run(client, sp: Space, todo, journal, record, screen: bool, cache, signature: str, lost: list) -> None:
+def _run(client, sp: Space, todo, journal, record, screen: bool, cache, signature: str, lost: list,
+         lost_reason: list) -> None:
     from distributed import as_completed  # optional dependency
 
     groups: dict = {}
     for p in todo:
         groups.setdefault(p.kernel_axes, []).append(p)
     need_acc = "accuracy" in sp.objectives or "accuracy" in sp.constraints
+    # screening tasks of at most `chunk` points: a large kernel set is screened by every worker (the
+    # kernels are computed once per machine under the cache's lock, then read)
+    chunk = max(1, math.ceil(len(todo) / (2 * _n_workers(client))))
     specs = []
-    for (model, n, dens, seed, scope), pts in groups.items():
-        specs.append({"network": sp.networks[model], "model": model, "fft_size": n, "density": dens, "seed": seed,
-                      "prune_scope": scope, "cache_dir": cache, "accuracy": need_acc,
-                      "devices": {p.device: sp.devices[p.device] for p in pts},
-                      "device_labels": {p.device: adapter.device_label(sp.devices[p.device]) for p in pts},
-                      "points": [{"point_id": p.point_id, "device": p.device, "arrays": p.arrays, "pes": p.pes,
-                                  "banks": p.banks, "ports": p.ports, "broadcast": p.broadcast} for p in pts]})
+    for (model, n, dens, seed, scope), all_pts in groups.items():
+        for lo in range(0, len(all_pts), chunk):
+            pts = all_pts[lo:lo + chunk]
+            specs.append({"network": sp.networks[model], "model": model, "fft_size": n, "density": dens,
+                          "seed": seed, "prune_scope": scope, "cache_dir": cache, "accuracy": need_acc,
+                          "devices": {p.device: sp.devices[p.device] for p in pts},
+                          "device_labels": {p.device: adapter.device_label(sp.devices[p.device]) for p in pts},
+                          "points": [{"point_id": p.point_id, "device": p.device, "arrays": p.arrays,
+                                      "pes": p.pes, "banks": p.banks, "ports": p.ports,
+                                      "broadcast": p.broadcast} for p in pts]})
     futures = client.map(screen_group, specs, pure=False)
     candidates = []
     for fut in as_completed(futures):
@@ -299,9 +314,10 @@ def _run(client, sp: Space, todo, journal, record, screen: bool, cache, signatur
             rows = fut.result()
         except (FlexSpecError, KeyboardInterrupt):
             raise
-        except Exception:  # noqa: BLE001 - a cluster failure (e.g. the worker died thrice): rerun retries
+        except Exception as exc:  # noqa: BLE001 - a cluster failure (e.g. the worker died thrice): rerun retries
             spec = specs[futures.index(fut)]
             lost.extend(p["point_id"] for p in spec["points"])
+            lost_reason.append(f"{exc.__class__.__name__}: {exc}")
             continue
         for row in rows:
             if row["status"] == "screened":
@@ -345,8 +361,9 @@ def _run(client, sp: Space, todo, journal, record, screen: bool, cache, signatur
             done = fut.result()
         except (FlexSpecError, KeyboardInterrupt):
             raise
-        except Exception:  # noqa: BLE001 - lost to the cluster (not the point's fault): rerun retries it
+        except Exception as exc:  # noqa: BLE001 - lost to the cluster (not the point's fault): rerun retries it
             lost.append(row["point_id"])
+            lost_reason.append(f"{exc.__class__.__name__}: {exc}")
             continue
         record(done)
         fronts[done["device"]].add(done)

@@ -41,7 +41,6 @@ def screen_group(group: dict) -> list[dict]:
     """Screening rows of the points of one kernel set (see the module docstring)."""
     store = store_at(group.get("cache_dir"))
     net = group["network"]
-    t0 = time.perf_counter()
     try:
         masks, src, _, hit = adapter.kernels_of(net, group["fft_size"], group["density"], group["seed"],
                                                 group["prune_scope"], store)
@@ -79,8 +78,6 @@ def screen_group(group: dict) -> list[dict]:
                                                            group["fft_size"], group["density"], group["seed"],
                                                            group["prune_scope"], p["arrays"], config)})
         rows.append(row)
-    for r in rows:
-        r["simulate_seconds"] = (time.perf_counter() - t0) / max(1, len(rows))
     return rows
 
 
@@ -102,6 +99,5 @@ def evaluate_point(task: dict) -> dict:
     except Exception as exc:  # noqa: BLE001 - a failing point is recorded, the rest continue
         row.update({"status": "failed", "error": _error(exc)})
     row.update({"schedule_cache_hits": sched.hits, "schedule_cache_misses": sched.misses,
-                "simulate_seconds": time.perf_counter() - t0, "worker": _worker(),
-                "code_fingerprint": store.code if store is not None else None})
+                "simulate_seconds": time.perf_counter() - t0, "worker": _worker()})
     return row
