@@ -1,6 +1,6 @@
 """Design-space exploration on Dask: scaling with workers, resume after a kill, screening.
 
-    python benchmarks/bench_explore.py scaling [--reps 2] [--model vgg16_cifar|fmnist_vgg]
+    python benchmarks/bench_explore.py scaling [--reps 2] [--model vgg16_cifar|fmnist_vgg] [--sessions]
                                                               # points/s, 1 vs 2 worker processes
     python benchmarks/bench_explore.py resume                 # cost of a resume after a kill mid-sweep
     python benchmarks/bench_explore.py vgg16 [--devices u200,zcu102 --pes 16,32]
@@ -67,20 +67,75 @@ def _warm(model: str = "fmnist_vgg") -> bool:
 
 
 class _Cluster:
-    def __init__(self, workers: int):
+    """A LocalCluster (``sessions=False``: every process in this benchmark's session), or a
+    ``dask scheduler`` and one ``dask worker`` per worker, each started in its own session
+    (``setsid``) on 127.0.0.1, as separately launched workers are."""
+
+    def __init__(self, workers: int, sessions: bool = False):
         from distributed import Client, LocalCluster
 
         t0 = time.perf_counter()
-        self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                    dashboard_address=None, silence_logs=logging.ERROR)
-        self.client = Client(self.cluster)
+        self.procs = []
+        self.cluster = None
+        if sessions:
+            self._tmp = tempfile.mkdtemp()
+            sched = Path(self._tmp) / "scheduler.json"
+            self.procs.append(subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1",
+                                                "--port", "0", "--no-dashboard", "--scheduler-file", str(sched)],
+                                               start_new_session=True, stdout=subprocess.DEVNULL,
+                                               stderr=subprocess.DEVNULL))
+            for _ in range(600):
+                if sched.exists() and sched.stat().st_size:
+                    break
+                time.sleep(0.1)
+            self.address = json.loads(sched.read_text())["address"]
+            for _ in range(workers):
+                self.procs.append(subprocess.Popen([sys.executable, "-m", "dask", "worker", self.address,
+                                                    "--nworkers", "1", "--nthreads", "1", "--host", "127.0.0.1",
+                                                    "--no-dashboard"], start_new_session=True,
+                                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            self.client = Client(self.address, timeout="60s")
+            self.client.wait_for_workers(workers, timeout=300)
+        else:
+            self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                        dashboard_address=None, silence_logs=logging.ERROR)
+            self.client = Client(self.cluster)
+            self.address = self.cluster.scheduler_address
         self.client.run(_warm)
         self.start_seconds = time.perf_counter() - t0
-        self.address = self.cluster.scheduler_address
 
     def close(self):
         self.client.close()
-        self.cluster.close()
+        if self.cluster is not None:
+            self.cluster.close()
+        for p in reversed(self.procs):  # the processes this benchmark started
+            p.terminate()
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def _busy(seconds: float, own_session: bool, queue) -> None:
+    if own_session:
+        os.setsid()
+    t0, c0 = time.perf_counter(), time.process_time()
+    while time.perf_counter() - t0 < seconds:
+        pass
+    queue.put(time.process_time() - c0)
+
+
+def machine_cores(n: int, own_session: bool, seconds: float = 6.0) -> float:
+    """Control experiment: CPU cores that ``n`` busy-looping processes obtain right now."""
+    import multiprocessing as mp
+
+    q = mp.Queue()
+    ps = [mp.Process(target=_busy, args=(seconds, own_session, q)) for _ in range(n)]
+    for p in ps:
+        p.start()
+    for p in ps:
+        p.join()
+    return sum(q.get() for _ in range(n)) / seconds
 
 
 def _prewarm_kernels(space: dict, cache: Path) -> None:
@@ -101,32 +156,42 @@ def _fresh_cache(tmp: Path, kernels: Path, name: str) -> Path:
     return c
 
 
-def scaling(reps: int, model: str) -> dict:
+def scaling(reps: int, model: str, sessions: bool) -> dict:
     from flexspec.explore import explore
 
     space = SCALING_SPACES[model]
-    out = {"space": space, "load_before": _load(), "runs": []}
+    out = {"space": space, "load_before": _load(), "runs": [], "workers_in_own_sessions": sessions,
+           "control_busy_loop_cores": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         _prewarm_kernels(space, tmp / "k")
-        clusters = {w: _Cluster(w) for w in (1, 2)}
+        clusters = {w: _Cluster(w, sessions) for w in (1, 2)}
         out["cluster_start_seconds"] = {w: c.start_seconds for w, c in clusters.items()}
         try:
             for rep in range(reps):
                 for w in (1, 2):
                     cache = _fresh_cache(tmp, tmp / "k", f"c{rep}-{w}")
+                    cpu0 = sum(clusters[w].client.run(time.process_time).values())
                     t0 = time.perf_counter()
                     res = explore(space, tmp / f"o{rep}-{w}", scheduler=clusters[w].address, screen=False,
                                   cache_dir=cache, progress=False, write_outputs=False)
                     wall = time.perf_counter() - t0
+                    cpu = sum(clusters[w].client.run(time.process_time).values()) - cpu0
                     n = res.counts["computed_now"]
                     out["runs"].append({"workers": w, "rep": rep, "points": n, "wall_seconds": wall,
-                                        "points_per_second": n / wall, "load": _load()})
-                    print(f"scaling: {w} worker(s), rep {rep}: {n} points in {wall:.1f} s = {n / wall:.3f} points/s "
-                          f"(load {_load()})", flush=True)
+                                        "points_per_second": n / wall, "worker_cpu_seconds": cpu,
+                                        "cores_obtained": cpu / wall, "load": _load()})
+                    print(f"scaling: {w} worker(s), rep {rep}: {n} points in {wall:.1f} s = {n / wall:.3f} points/s; "
+                          f"workers used {cpu:.1f} CPU s = {cpu / wall:.2f} cores (load {_load()})", flush=True)
+                for w in (1, 2):
+                    out["control_busy_loop_cores"].setdefault(w, []).append(machine_cores(w, sessions))
         finally:
             for c in clusters.values():
                 c.close()
+    ctl = {w: statistics.median(v) for w, v in out["control_busy_loop_cores"].items()}
+    out["control_ratio_2_over_1"] = ctl[2] / ctl[1]
+    print(f"scaling: control, busy loops {'each in its own session' if sessions else 'in this session'}: "
+          f"{ctl[1]:.2f} vs {ctl[2]:.2f} cores = {ctl[2] / ctl[1]:.2f}x", flush=True)
     pps = {w: statistics.median(r["points_per_second"] for r in out["runs"] if r["workers"] == w) for w in (1, 2)}
     out["median_points_per_second"] = pps
     out["speedup_2_over_1"] = pps[2] / pps[1]
@@ -229,18 +294,22 @@ def main(argv=None) -> int:
     ap.add_argument("section", choices=("scaling", "resume", "vgg16"))
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--model", default="vgg16_cifar", choices=sorted(SCALING_SPACES), help="scaling: the space")
+    ap.add_argument("--sessions", action="store_true",
+                    help="scaling: separately started dask workers, each in its own session (default: LocalCluster)")
     ap.add_argument("--devices", default=",".join(VGG16_DEVICES), help="VGG16 section: comma-separated devices")
     ap.add_argument("--pes", default="16,24,32,48,64", help="VGG16 section: comma-separated PEs per array")
     args = ap.parse_args(argv)
     if args.section == "scaling":
-        result = scaling(args.reps, args.model)
+        result = scaling(args.reps, args.model, args.sessions)
     elif args.section == "resume":
         result = resume()
     else:
         result = vgg16(args.devices.split(","), [int(p) for p in args.pes.split(",")])
     result["cpu_count"] = os.cpu_count()
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    data[args.section if args.section != "scaling" else f"scaling_{args.model}"] = result
+    key = args.section if args.section != "scaling" else \
+        f"scaling_{args.model}" + ("_own_sessions" if args.sessions else "_localcluster")
+    data[key] = result
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(data, indent=1, default=str))
     return 0

@@ -42,9 +42,9 @@ from .tasks import evaluate_point, screen_group
 
 #: seconds to wait for a Dask scheduler given by address before giving up
 CONNECT_TIMEOUT_SECONDS = 5
-#: candidates in flight per worker in the exact phase (enough to keep each busy, few enough that
-#: screening sees most results before it decides)
-IN_FLIGHT_PER_WORKER = 2
+#: candidates in flight per worker in the exact phase when screening (enough to keep each busy,
+#: few enough that screening sees most results before it decides); without screening, all at once
+IN_FLIGHT_PER_WORKER = 3
 _ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx|ws|wss)://[^\s/]+$|^[A-Za-z0-9_.\-\[\]:]+:\d+$")
 
 
@@ -331,7 +331,7 @@ def _run(client, sp: Space, todo, journal, record, screen: bool, cache, signatur
         if r.get("status") == "ok" and r.get("device") in fronts:
             fronts[r["device"]].add(r)
     queue = _order(candidates, sp.objectives)
-    capacity = IN_FLIGHT_PER_WORKER * _n_workers(client)
+    capacity = IN_FLIGHT_PER_WORKER * _n_workers(client) if screen else len(queue)
     pending = as_completed()
     in_flight: dict = {}
     k = 0
