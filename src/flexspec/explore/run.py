@@ -26,7 +26,7 @@ import time
 import uuid
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import numpy as np
@@ -175,7 +175,7 @@ def _prepare_out(folder: Path) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageError(f"cannot create output folder '{out}': {exc.strerror or exc}; choose another --out") \
+        raise UsageError(f"cannot create output folder '{folder}': {exc.strerror or exc}; choose another --out") \
             from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UsageError(f"cannot write in '{folder}' (permission denied); choose another --out")
@@ -183,7 +183,7 @@ def _prepare_out(folder: Path) -> Path:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def explore(space, out, *, scheduler: str | None = None, workers: int | None = None, screen: bool = True,
