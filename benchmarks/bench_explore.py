@@ -307,8 +307,8 @@ def main(argv=None) -> int:
         result = vgg16(args.devices.split(","), [int(p) for p in args.pes.split(",")])
     result["cpu_count"] = os.cpu_count()
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    key = args.section if args.section != "scaling" else \
-        f"scaling_{args.model}" + ("_own_sessions" if args.sessions else "_localcluster")
+    key = {"scaling": f"scaling_{args.model}" + ("_own_sessions" if args.sessions else "_localcluster"),
+           "vgg16": f"vgg16_{result.get('all', {}).get('points')}_points"}.get(args.section, args.section)
     data[key] = result
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(data, indent=1, default=str))
