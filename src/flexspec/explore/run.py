@@ -194,7 +194,7 @@ def explore(space, out, *, scheduler: str | None = None, workers: int | None = N
     ``scheduler``: address of an existing Dask scheduler (default: a LocalCluster of ``workers``
     processes, one per core).  ``screen``: prune, before simulating, the points the closed-form
     bounds prove off the front.  ``cache_dir``: the kernel/schedule cache (default
-    :func:`~flexspec.explore.cache.default_cache_dir`; None-like False disables it).  ``progress``:
+    :func:`~flexspec.explore.cache.default_cache_dir`; False: no cache).  ``progress``:
     True, False or a callable ``f(event)``.  ``retry_failed``: compute again the points recorded as
     failed.  Rerunning the same call resumes: only points missing from ``out/points.csv`` are
     computed."""
@@ -327,8 +327,9 @@ def _run(client, sp: Space, todo, journal, record, screen: bool, cache, signatur
     # one running front per device: a point is pruned only by a design of its own device, so each
     # device's front (and its best design) is exact, and so is the global front (a part of theirs)
     fronts = {d: Front(sp.objectives, sp.constraints) for d in sp.devices}
+    space_ids = {p.point_id for p in sp.points()}  # the folder may hold rows of other spaces: not those
     for r in journal.rows.values():
-        if r.get("status") == "ok" and r.get("device") in fronts:
+        if r.get("status") == "ok" and r["point_id"] in space_ids:
             fronts[r["device"]].add(r)
     queue = _order(candidates, sp.objectives)
     capacity = IN_FLIGHT_PER_WORKER * _n_workers(client) if screen else len(queue)
