@@ -251,11 +251,12 @@ def resume() -> dict:
     return out
 
 
-def vgg16(devices, pes) -> dict:
+def vgg16(devices, pes, all_first: bool = False) -> dict:
     from flexspec.explore import explore
 
     space = vgg16_space(devices, pes)
-    out = {"space": space, "load_before": _load()}
+    order = (False, True) if all_first else (True, False)
+    out = {"space": space, "load_before": _load(), "order": ["screened" if s else "all" for s in order]}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         t0 = time.perf_counter()
@@ -264,18 +265,20 @@ def vgg16(devices, pes) -> dict:
         cl = _Cluster(2)
         runs = {}
         try:
-            for screen in (True, False):
+            for screen in order:
                 cache = _fresh_cache(tmp, tmp / "k", f"c{screen}")
+                cpu0 = sum(cl.client.run(time.process_time).values())
                 t0 = time.perf_counter()
                 res = explore(space, tmp / f"o{screen}", scheduler=cl.address, screen=screen, cache_dir=cache,
                               progress=lambda ev: None, write_outputs=False)
                 wall = time.perf_counter() - t0
+                cpu = sum(cl.client.run(time.process_time).values()) - cpu0
                 runs[screen] = res
                 out["screened" if screen else "all"] = {
                     "wall_seconds": wall, "points": res.counts["points"], "simulated": res.counts["ok"]
                     + res.counts["failed"], "pruned": res.counts["pruned"], "does_not_fit":
                     res.counts["does-not-fit"] + res.counts["invalid"], "front": len(res.front),
-                    "load": _load()}
+                    "worker_cpu_seconds": cpu, "load": _load()}
                 print(f"vgg16 screen={screen}: {out['screened' if screen else 'all']}", flush=True)
         finally:
             cl.close()
@@ -298,17 +301,19 @@ def main(argv=None) -> int:
                     help="scaling: separately started dask workers, each in its own session (default: LocalCluster)")
     ap.add_argument("--devices", default=",".join(VGG16_DEVICES), help="VGG16 section: comma-separated devices")
     ap.add_argument("--pes", default="16,24,32,48,64", help="VGG16 section: comma-separated PEs per array")
+    ap.add_argument("--all-first", action="store_true", help="VGG16 section: run the unscreened side first")
     args = ap.parse_args(argv)
     if args.section == "scaling":
         result = scaling(args.reps, args.model, args.sessions)
     elif args.section == "resume":
         result = resume()
     else:
-        result = vgg16(args.devices.split(","), [int(p) for p in args.pes.split(",")])
+        result = vgg16(args.devices.split(","), [int(p) for p in args.pes.split(",")], args.all_first)
     result["cpu_count"] = os.cpu_count()
     data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     key = {"scaling": f"scaling_{args.model}" + ("_own_sessions" if args.sessions else "_localcluster"),
-           "vgg16": f"vgg16_{result.get('all', {}).get('points')}_points"}.get(args.section, args.section)
+           "vgg16": f"vgg16_{result.get('all', {}).get('points')}_points"
+                    + ("_all_first" if args.all_first else "")}.get(args.section, args.section)
     data[key] = result
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(data, indent=1, default=str))
