@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "flexspec.rtl._cli",
     "flexspec.spectral._cli",
     "flexspec.report._cli",
+    "flexspec.explore._cli",
 )
 
 

@@ -53,4 +53,4 @@ def test_sweep_writes_one_row_per_point(tiny_zoo, tmp_path, capsys):
     assert len(ok) == 6
     # denser kernels move more kernel bytes at the same N, P, B
     assert float(points[(0.5, 8, 8)]["traffic_bytes"]) >= float(points[(0.125, 8, 8)]["traffic_bytes"])
-    assert {r["kernel_density_fraction"] for r in ok if r["density_requested_fraction"] == "0.125"}
+    assert {r["density_used_fraction"] for r in ok if r["density_requested_fraction"] == "0.125"}

@@ -45,9 +45,12 @@ def register(sub) -> None:
     c.add_argument("--out", default=None, metavar="FILE.csv", help="also write the table as CSV")
     c.set_defaults(func=_compare)
 
-    s = sub.add_parser("sweep", help="explore a grid of (density, N, P, B); one CSV row per point",
+    s = sub.add_parser("sweep", help="a grid of (density, N, P, B) on one device: a front of 'flexspec explore'",
                        description="Simulate MODEL on one device at every point of the grid density x FFT size x "
-                                   "PEs per array x banks and write one row per point.")
+                                   "PEs per array x banks, with 'flexspec explore' (Dask workers, cache, resume; no "
+                                   "screening: every point is simulated), and write one CSV row per point. The "
+                                   "exploration's folder (points.csv, front.html, ...) is FILE's name without "
+                                   ".csv plus '.explore'; the same command resumes.")
     s.add_argument("model", metavar="MODEL", help="built-in network name")
     s.add_argument("--device", default="u200", help="device name or profile YAML path (default: u200)")
     s.add_argument("--density", default="0.25", help="comma-separated densities in (0, 1] (default 0.25)")
@@ -57,6 +60,9 @@ def register(sub) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="sweep.csv", metavar="FILE.csv", help="output CSV (default: sweep.csv)")
     s.add_argument("--quiet", action="store_true", help="no progress output")
+    from ..explore._cli import add_cluster_options
+
+    add_cluster_options(s)
     s.set_defaults(func=_sweep)
 
 
@@ -308,50 +314,25 @@ def _cell(r: dict, key: str) -> str:
 
 @_guard
 def _sweep(args) -> int:
-    from ..devices import load_device
-    from ..errors import CapacityError as DoesNotFitError, UsageError
-    from ..pipeline import check_density, check_fft_size, resolve_network, run
-    from ..spectral.geometry import num_frequencies
+    """The grid as a space of ``flexspec.explore`` (one device, no screening), then its rows as CSV."""
+    from ..errors import UsageError
+    from ..explore import explore, load_space
+    from ..explore.journal import render_rows
+    from ..explore.output import print_result
     from ..fileio import check_output_folder, write_file
-    from .render import sweep_csv
 
-    network = resolve_network(args.model)
-    device = load_device(args.device)
-    densities = [check_density(d) for d in _split(args.density, float, "density")]
-    sizes = [check_fft_size(n, network) for n in _split(args.fft_size, int, "fft-size")]
-    pes = _split(args.pes, int, "pes")
-    banks = _split(args.banks, int, "banks")
-    for v, what in [(p, "pes") for p in pes] + [(b, "banks") for b in banks]:
-        if v < 1:
-            raise UsageError(f"--{what} values must be positive integers, got {v}")
     if os.path.isdir(args.out):
         raise UsageError(f"--out '{args.out}' is a folder; give a CSV file name")
     check_output_folder(os.path.dirname(os.path.abspath(args.out)))
-    points = [(d, n, p, b) for d in densities for n in sizes for p in pes for b in banks]
-    rows = []
-    prog, step = _progress_lines(args.quiet, len(points))
-    if prog is not None:
-        prog.start()
-    try:
-        for k, (d, n, p, b) in enumerate(points):
-            step(k, f"density={d:g} N={n} P={p} B={b}")
-            base = {"model": network.name, "device": device.name, "density_requested_fraction": d, "fft_size": n,
-                    "pes": p, "banks": b}
-            if b > num_frequencies(n):
-                rows.append({**base, "status": f"invalid: {b} banks exceed the {num_frequencies(n)} frequencies "
-                                               f"of N={n}"})
-                continue
-            try:
-                rep = run(args.model, device, fft_size=n, density=d, seed=args.seed, progress=False, pes=p, banks=b,
-                          tradeoff=False)
-                rows.append({**base, **_point_row(rep)})
-            except DoesNotFitError as exc:
-                rows.append({**base, "status": f"not run: {exc}"})
-        step(len(points), "done")
-    finally:
-        if prog is not None:
-            prog.stop()
-    write_file(args.out, sweep_csv(rows))
-    _print_rows(rows, f"{network.name} on {device.name}: sweep ({len(rows)} points)")
-    print(f"wrote {args.out}")
-    return 0 if any(r["status"] == "ok" for r in rows) else 1
+    space = load_space({"models": [args.model], "devices": [args.device],
+                        "density": _split(args.density, float, "density"),
+                        "fft_size": _split(args.fft_size, int, "fft-size"), "seed": args.seed,
+                        "design": {"pes": _split(args.pes, int, "pes"), "banks": _split(args.banks, int, "banks")},
+                        "objectives": ["latency", "dsp", "bram"]})
+    stem = args.out[:-len(".csv")] if args.out.endswith(".csv") else args.out
+    res = explore(space, stem + ".explore", scheduler=args.scheduler, workers=args.workers, screen=False,
+                  cache_dir=args.cache, progress=not args.quiet)
+    write_file(args.out, render_rows(res.rows))
+    print_result(res)
+    print(f"wrote {args.out} (the exploration: {res.folder})")
+    return 0 if res.counts["ok"] and not res.counts["lost"] else 1

@@ -1,0 +1,328 @@
+"""The one module of ``flexspec.explore`` that calls the rest of FlexSpec.
+
+Everything the exploration needs from the pipeline goes through the small functions here, so a
+change of the accelerator or pipeline API is one edit in one place:
+
+* :func:`network_of`, :func:`device_of`, :func:`check_fft_size`, :func:`check_density`: the
+  pipeline's own resolution and checks (same names, same errors as ``flexspec run``);
+* :func:`design_of`: the accelerator configuration of a point, exactly as ``flexspec run``
+  builds it (:func:`flexspec.pipeline.fit_design`), then the broadcast choice;
+* :func:`kernels_of`: the sparse kernels (:func:`flexspec.accel.kernels.resolve_kernels`) cached
+  on disk, content-addressed by their inputs;
+* :func:`lower_bound`: the closed-form screening score (a proven lower bound on the simulated
+  cycles and traffic; see its docstring);
+* :func:`simulate`: the exact cycle simulation (:func:`flexspec.accel.sim.simulate_network`) with
+  the disk-backed :class:`DiskScheduleCache`;
+* :func:`accuracy_of`: the measured test accuracy of real (trained) weights;
+* :func:`reproduce_command`: the ``flexspec run`` (or ``flexspec simulate``) command line that
+  reproduces a point.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from dataclasses import replace
+
+import numpy as np
+
+from .. import __version__
+from ..accel.arch import AcceleratorConfig, resources
+from ..accel.kernels import resolve_kernels
+from ..accel.sim import LayerSchedules, ScheduleCache, precision_of, schedule_layer_blocks, simulate_network
+from ..dataflow import kernel_bits
+from ..dataflow.model import LayerGeometry
+from ..pipeline import check_density as _check_density
+from ..pipeline import check_fft_size as _check_fft_size
+from ..pipeline import fit_design, resolve_network
+from ..spectral.geometry import num_frequencies
+from ..workload.layers import ConvLayer
+
+try:  # the device profiles are moving from flexspec.accel.devices to flexspec.devices
+    from ..devices import load_device  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - depends on the FlexSpec version
+    from ..accel.devices import load_device
+
+#: Key of the resource figure for LUTs, when the resource model has one.
+LUT_KEYS = ("lut", "luts", "lut_count", "lut_used")
+
+
+def network_of(model):
+    """A Network from a built-in name or a Network object (as ``flexspec run``)."""
+    return resolve_network(model)
+
+
+def device_of(name_or_path):
+    return load_device(name_or_path)
+
+
+def device_label(name_or_path) -> str:
+    """What to write on a command line for this device: its name, or its profile path."""
+    dev = load_device(name_or_path)
+    return dev.path if dev.path and "/devices/" not in dev.path else dev.name
+
+
+def check_fft_size(n, network) -> int:
+    return _check_fft_size(n, network)
+
+
+def check_density(d) -> float:
+    return _check_density(d)
+
+
+def num_freqs(fft_size: int) -> int:
+    return num_frequencies(fft_size)
+
+
+def digest(obj) -> str:
+    """Stable content address of a JSON-able object (sha256, 20 hex digits)."""
+    text = json.dumps(obj, sort_keys=True, default=repr, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def network_digest(network) -> str:
+    return digest(repr(network))
+
+
+def device_digest(device) -> str:
+    return digest(device.to_dict())
+
+
+# ---------------------------------------------------------------------------------- design --
+def design_of(device, fft_size: int, arrays, pes: int, banks: int, ports: int, broadcast: bool):
+    """(AcceleratorConfig, Resources) of one design point; ``arrays`` 'fit' = what ``flexspec run``
+    picks for these P, B, R (the most arrays the device holds).  Raises UsageError (impossible
+    point, e.g. more banks than frequencies) or DoesNotFitError (exceeds the device)."""
+    config, res = fit_design(device, fft_size, arrays=None if arrays == "fit" else int(arrays), pes=pes,
+                             banks=banks, ports=ports)
+    if config.broadcast != bool(broadcast):
+        config = replace(config, broadcast=bool(broadcast))
+        res = resources(config, device)
+    return config, res
+
+
+def resource_figures(res) -> dict:
+    """The resource objectives of a design: DSPs, block RAM and UltraRAM bits, LUTs when modelled."""
+    d = res.to_dict()
+    lut = next((d[k] for k in LUT_KEYS if k in d), None)
+    return {"dsp_used_count": int(res.dsp_total), "bram_bits_used": int(res.bram_bits_used),
+            "uram_bits_used": int(res.uram_bits_used), "lut_used_count": None if lut is None else int(lut)}
+
+
+def lut_modelled() -> bool:
+    """Whether this FlexSpec's resource model reports LUTs."""
+    dev = load_device("u200")
+    cfg, res = fit_design(dev, 8)
+    return resource_figures(res)["lut_used_count"] is not None
+
+
+# --------------------------------------------------------------------------------- kernels --
+def kernel_key(network, fft_size: int, density: float, seed: int, prune_scope: str, code: str) -> str:
+    return digest({"network": network_digest(network), "fft_size": fft_size, "density": density, "seed": seed,
+                   "prune_scope": prune_scope, "code": code})
+
+
+def kernels_of(network, fft_size: int, density: float, seed: int, prune_scope: str, store=None):
+    """(masks, kernel source dict, SparseNetworkKernels or None, cache hit) of a point's kernels.
+
+    With a :class:`~flexspec.explore.cache.Store`, the masks are synthesized once per machine
+    (the first worker computes them under a file lock, the others read them)."""
+    def compute():
+        masks, net_k, src = resolve_kernels(network, None, fft_size=fft_size, density=density, seed=seed,
+                                            prune_scope=prune_scope)
+        return masks, src.to_dict(), net_k
+
+    if store is None:
+        masks, src, net_k = compute()
+        return masks, src, net_k, False
+    key = kernel_key(network, fft_size, density, seed, prune_scope, store.code)
+    (masks, src), hit = store.get_or_compute("kernels", key, lambda: compute()[:2], _encode_masks, _decode_masks)
+    return masks, src, None, hit
+
+
+def _encode_masks(value) -> dict:
+    masks, src = value
+    arrays = {"meta": np.array(json.dumps({"source": src, "layers": {k: list(m.shape) for k, m in masks.items()}}))}
+    for k, m in masks.items():
+        arrays[f"mask/{k}"] = np.packbits(np.asarray(m, dtype=bool))
+    return arrays
+
+
+def _decode_masks(data) -> tuple:
+    meta = json.loads(str(data["meta"][()]))
+    masks = {}
+    for k, shape in meta["layers"].items():
+        n = int(np.prod(shape))
+        masks[k] = np.unpackbits(data[f"mask/{k}"], count=n).astype(bool).reshape(shape)
+    return masks, meta["source"]
+
+
+def accuracy_of(network, fft_size: int, density: float, seed: int, prune_scope: str, store=None):
+    """Test accuracy (fraction) of the point's kernels when they are real trained weights whose
+    forward pass FlexSpec knows (the shipped ``fmnist_vgg``: float forward pass of the pruned
+    spectral kernels on the 1,000 shipped Fashion-MNIST test images); None otherwise."""
+    from ..spectral import real_model
+
+    if network.name != real_model.NAME:
+        return None
+
+    def compute():
+        from ..datasets import fashion_mnist_subset
+
+        _, net_k, src = resolve_kernels(network, None, fft_size=fft_size, density=density, seed=seed,
+                                        prune_scope=prune_scope)
+        if net_k is None or not src.is_real:
+            return {"accuracy": None}
+        x, y = fashion_mnist_subset()
+        return {"accuracy": float(real_model.numpy_accuracy(net_k, x, y))}
+
+    if store is None:
+        return compute()["accuracy"]
+    key = kernel_key(network, fft_size, density, seed, prune_scope, store.code)
+    value, _ = store.get_or_compute("accuracy", key, compute, lambda v: {"json": np.array(json.dumps(v))},
+                                    lambda d: json.loads(str(d["json"][()])))
+    return value["accuracy"]
+
+
+def has_real_weights(network) -> bool:
+    """Whether FlexSpec ships trained weights (and so a measurable accuracy) for this network."""
+    from ..spectral import real_model
+
+    return network.name == real_model.NAME
+
+
+# ------------------------------------------------------------------------------- schedules --
+class DiskScheduleCache(ScheduleCache):
+    """A :class:`flexspec.accel.sim.ScheduleCache` backed by a content-addressed disk store.
+
+    The key is what a layer's schedules depend on (the mask's bits, P, B, R, broadcast, the
+    method, the cout block) and no device figure: a point that differs only in the device reuses
+    every schedule whose cout block the dataflow chose again.  What is stored is the part the
+    cycle simulation reads (per-group makespans and PE bounds), so it serves simulations without
+    bank-load histograms (``histograms=False``), which is how :func:`simulate` runs."""
+
+    def __init__(self, store=None):
+        super().__init__()
+        self.store = store
+        self.memo: dict = {}
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, mask, config, cout_block, method="optimal"):
+        mask = np.asarray(mask, dtype=bool)
+        key = digest({"mask": hashlib.sha256(np.packbits(mask).tobytes()).hexdigest(), "shape": mask.shape,
+                      "pes": config.pes, "banks": config.banks, "ports": config.ports,
+                      "broadcast": config.broadcast, "method": method,
+                      "cout_block": min(int(cout_block), mask.shape[0]),
+                      "code": self.store.code if self.store is not None else ""})
+        if key in self.memo:
+            return self.memo[key]
+
+        def compute():
+            return schedule_layer_blocks(mask, config, cout_block, method)
+
+        if self.store is None:
+            value, hit = _compact(compute()), False
+        else:
+            value, hit = self.store.get_or_compute("schedules", key, lambda: _compact(compute()), _encode_sched,
+                                                   _decode_sched)
+        self.hits += hit
+        self.misses += not hit
+        self.memo[key] = value
+        return value
+
+
+def _compact(s: LayerSchedules) -> LayerSchedules:
+    return LayerSchedules(None, None, np.asarray(s.cycles, np.int64), np.asarray(s.pe_bound, np.int64),
+                          int(s.cout_block))
+
+
+def _encode_sched(s: LayerSchedules) -> dict:
+    return {"cycles": s.cycles, "pe_bound": s.pe_bound, "cout_block": np.array(s.cout_block)}
+
+
+def _decode_sched(d) -> LayerSchedules:
+    return LayerSchedules(None, None, d["cycles"].copy(), d["pe_bound"].copy(), int(d["cout_block"][()]))
+
+
+# ------------------------------------------------------------------------------- screening --
+def _balanced_pe_cycles(nnz: np.ndarray, pes: int) -> int:
+    """Least possible sum, over the kernel groups of one tile, of the group's largest PE load:
+    per input channel, the kernels sorted by decreasing non-zeros cut into chunks of P (sorted
+    chunking minimizes the sum of chunk maxima over every partition into groups of at most P)."""
+    col = -np.sort(-np.asarray(nnz, dtype=np.int64), axis=0)
+    return int(col[::pes].sum())
+
+
+def lower_bound(network, masks: dict, config: AcceleratorConfig, device) -> dict:
+    """Closed-form lower bounds on what :func:`simulate` returns for this design (no dataflow
+    search, no schedule): ``cycles`` and ``traffic_bytes``.
+
+    * Spectral layer l: every (input channel, kernel group) pair runs on each of its T tiles for at
+      least the group's largest PE load (a PE does one complex MAC per cycle), the A arrays share
+      that work, and the layer pays at least the FFT + IFFT + PE pipeline depth once
+      (``2N + pe_pipeline_cycles``, as ``flexspec.accel.sim.simulate_plan``):
+      ``cycles_l >= T * min_groups sum(max load) / A + depth``.
+    * Spatial convolution: at least its MACs on the A*P PEs.
+    * Traffic: every kernel bit crosses the DRAM link once (nothing else is compulsory when the
+      activations may stay on chip), and the whole run lasts at least traffic / bytes per cycle.
+
+    The bound is max(sum of the per-layer compute bounds, traffic time).  Tests check it against
+    the simulator on sampled points; screening with it is exact (a pruned point is dominated)."""
+    prec = precision_of(config)
+    depth = 2 * config.fft_size + config.pe_pipeline_cycles
+    compute = 0.0
+    kernel_bits_total = 0
+    for layer in network.layers:
+        if not isinstance(layer, ConvLayer):
+            continue
+        if layer.spectral_eligible and layer.name in masks:
+            nnz = masks[layer.name].sum(axis=2, dtype=np.int64)
+            tiles = LayerGeometry.of(layer, config.fft_size).tiles
+            compute += tiles * _balanced_pe_cycles(nnz, config.pes) / config.arrays + depth
+            kernel_bits_total += int(kernel_bits(nnz, config.fft_size, prec).sum())
+        else:
+            compute += layer.macs / config.pe_count
+    traffic_bytes = kernel_bits_total / 8
+    cycles = max(compute, traffic_bytes / device.bytes_per_cycle)
+    return {"cycles": cycles, "traffic_bytes": traffic_bytes}
+
+
+# ---------------------------------------------------------------------------------- exact --
+def simulate(network, device, config: AcceleratorConfig, masks: dict, schedules: DiskScheduleCache):
+    """The exact cycle simulation of the FlexSpec design (flexible dataflow, optimal schedules)."""
+    return simulate_network(network, device, config, masks, histograms=False, schedules=schedules)
+
+
+def exact_figures(result) -> dict:
+    return {"cycles": int(result.cycles), "latency_seconds": float(result.seconds),
+            "traffic_bytes": float(result.traffic_bytes), "dsp_efficiency_fraction": float(result.dsp_efficiency),
+            "roofline_cycles": int(result.roofline_cycles)}
+
+
+def reproduce_command(model: str, device: str, fft_size: int, density: float, seed: int, prune_scope: str,
+                      arrays, config: AcceleratorConfig) -> str:
+    """The command that reproduces one point.
+
+    ``flexspec run`` builds exactly this design when it has R = 2 ports and no broadcast (its
+    ``fit_design``); other designs are reproduced by ``flexspec simulate``, which takes every
+    design parameter."""
+    if config.ports == 2 and not config.broadcast:
+        parts = ["flexspec", "run", model, "--device", device, "--fft-size", str(fft_size), "--density", repr(density),
+                 "--seed", str(seed)]
+        if arrays != "fit":
+            parts += ["--arrays", str(config.arrays)]
+        parts += ["--pes", str(config.pes), "--banks", str(config.banks), "--prune-scope", prune_scope]
+    else:
+        parts = ["flexspec", "simulate", model, "--device", device, "--fft-size", str(fft_size),
+                 "--density", repr(density), "--seed", str(seed), "--arrays", str(config.arrays), "--pes",
+                 str(config.pes), "--banks", str(config.banks), "--ports", str(config.ports),
+                 "--fft-engines", str(config.fft_engines), "--prune-scope", prune_scope]
+        if config.broadcast:
+            parts.append("--broadcast")
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def version() -> str:
+    return __version__

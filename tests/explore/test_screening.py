@@ -1,0 +1,51 @@
+"""Screening is exact: on a sample, the screened front is the front of simulating every point,
+every closed-form bound lies below the simulator, and each pruned point is really dominated."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flexspec.explore.pareto import dominates, vector
+
+
+def _axes(r):
+    return (r["model"], r["device"], r["density_requested_fraction"], r["arrays"], r["pes"], r["banks"],
+            r["ports"], r["broadcast"])
+
+
+def test_screened_front_is_the_front_of_simulating_all(small_runs):
+    full, screened = small_runs
+    assert full.counts["pruned"] == 0 and full.counts["ok"] == len(full.rows)
+    assert screened.counts["pruned"] > 0, "the sample must exercise pruning"
+    assert screened.counts["ok"] + screened.counts["pruned"] == len(screened.rows)
+    assert sorted(map(_axes, screened.front)) == sorted(map(_axes, full.front))
+    # same exact figures for the points both simulated (same code, same cache or not)
+    exact = {_axes(r): r["cycles"] for r in full.rows}
+    assert all(exact[_axes(r)] == r["cycles"] for r in screened.rows if r["status"] == "ok")
+    # the best design of each device is the same
+    assert {d: _axes(r) for d, r in screened.best.items()} == {d: _axes(r) for d, r in full.best.items()}
+
+
+def test_bounds_lie_below_the_simulator(small_runs):
+    full, _ = small_runs
+    for r in full.rows:
+        assert r["cycles_lower_bound"] <= r["cycles"], r
+        assert r["traffic_lower_bound_bytes"] <= r["traffic_bytes"], r
+        # and they are not vacuous: within 3x of the simulated cycles on this small network
+        assert r["cycles_lower_bound"] >= r["cycles"] / 3, r
+
+
+def test_every_pruned_point_is_dominated_by_a_simulated_one_of_its_device(small_runs):
+    full, screened = small_runs
+    objectives = screened.space.objectives
+    by_axes = {_axes(r): r for r in full.rows}
+    ok = [r for r in full.rows]
+    for r in screened.rows:
+        if r["status"] != "pruned":
+            continue
+        exact = vector(by_axes[_axes(r)], objectives)
+        dominator = next(q for q in screened.rows if q["point_id"] == r["pruned_by"])
+        assert dominator["device"] == r["device"]
+        assert dominates(vector(dominator, objectives), vector(r, objectives, optimistic=True))
+        assert any(dominates(vector(q, objectives), exact) for q in ok if q["device"] == r["device"])
+        assert not np.isnan(exact).any()
