@@ -34,8 +34,8 @@ def add_cluster_options(p) -> None:
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help=f"worker processes of the local cluster (default: one per core, {os.cpu_count()})")
     p.add_argument("--cache", default=None, metavar="DIR",
-                   help="kernel and schedule cache shared by the workers of a machine (default: $FLEXSPEC_CACHE "
-                        "or ~/.cache/flexspec)")
+                   help="kernel and schedule cache shared by the workers of a machine (default: "
+                        "$FLEXSPEC_CACHE_DIR/explore or ~/.cache/flexspec/explore; FLEXSPEC_CACHE_DIR=off: none)")
 
 
 def _explore(args) -> int:

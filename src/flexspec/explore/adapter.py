@@ -5,14 +5,15 @@ change of the accelerator or pipeline API is one edit in one place:
 
 * :func:`network_of`, :func:`device_of`, :func:`check_fft_size`, :func:`check_density`: the
   pipeline's own resolution and checks (same names, same errors as ``flexspec run``);
-* :func:`design_of`: the accelerator configuration of a point, exactly as ``flexspec run``
-  builds it (:func:`flexspec.pipeline.fit_design`), then the broadcast choice;
+* :func:`design_of`: the accelerator configuration of a point (:func:`flexspec.pipeline.fit_design`
+  with the point's axes fixed);
 * :func:`kernels_of`: the sparse kernels (:func:`flexspec.accel.kernels.resolve_kernels`) cached
   on disk, content-addressed by their inputs;
 * :func:`lower_bound`: the closed-form screening score (a proven lower bound on the simulated
   cycles and traffic; see its docstring);
-* :func:`simulate`: the exact cycle simulation (:func:`flexspec.accel.sim.simulate_network`) with
-  the disk-backed :class:`DiskScheduleCache`;
+* :func:`simulate`: the exact cycle simulation of the whole network, as ``flexspec run`` computes
+  it (flexible dataflow, optimal schedules, every layer incl. FC), with the disk-backed
+  :class:`DiskScheduleCache`;
 * :func:`accuracy_of`: the measured test accuracy of real (trained) weights;
 * :func:`reproduce_command`: the ``flexspec run`` (or ``flexspec simulate``) command line that
   reproduces a point.
@@ -23,14 +24,14 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-from dataclasses import replace
-
 import numpy as np
 
 from .. import __version__
 from ..accel.arch import AcceleratorConfig, resources
 from ..accel.kernels import resolve_kernels
-from ..accel.sim import LayerSchedules, ScheduleCache, precision_of, schedule_layer_blocks, simulate_network
+from ..accel.sim import (LayerSchedules, ScheduleCache, analyze, layer_models, precision_of, schedule_layer_blocks,
+                         simulate_plan)
+from ..accel.spatial import conv_only, whole_network
 from ..dataflow import kernel_bits
 from ..dataflow.model import LayerGeometry
 from ..pipeline import check_density as _check_density
@@ -39,13 +40,11 @@ from ..pipeline import fit_design, resolve_network
 from ..spectral.geometry import num_frequencies
 from ..workload.layers import ConvLayer
 
-try:  # the device profiles are moving from flexspec.accel.devices to flexspec.devices
-    from ..devices import load_device  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on the FlexSpec version
-    from ..accel.devices import load_device
+from ..devices import load_device
 
-#: Key of the resource figure for LUTs, when the resource model has one.
-LUT_KEYS = ("lut", "luts", "lut_count", "lut_used")
+#: result column -> key of :attr:`flexspec.accel.arch.Resources.used` (the resource objectives)
+RESOURCE_COLUMNS = {"lut_used_count": "lut", "ff_used_count": "ff", "lutram_luts_used_count": "lutram_luts",
+                    "dsp_used_count": "dsp", "bram_bits_used": "bram_bits", "uram_bits_used": "uram_bits"}
 
 
 def network_of(model):
@@ -91,30 +90,18 @@ def device_digest(device) -> str:
 
 # ---------------------------------------------------------------------------------- design --
 def design_of(device, fft_size: int, arrays, pes: int, banks: int, ports: int, broadcast: bool):
-    """(AcceleratorConfig, Resources) of one design point; ``arrays`` 'fit' = what ``flexspec run``
-    picks for these P, B, R (the most arrays the device holds).  Raises UsageError (impossible
-    point, e.g. more banks than frequencies) or DoesNotFitError (exceeds the device)."""
-    config, res = fit_design(device, fft_size, arrays=None if arrays == "fit" else int(arrays), pes=pes,
-                             banks=banks, ports=ports)
-    if config.broadcast != bool(broadcast):
-        config = replace(config, broadcast=bool(broadcast))
-        res = resources(config, device)
-    return config, res
+    """(AcceleratorConfig, Resources) of one design point: P, B, R and broadcast fixed, ``arrays``
+    fixed or 'fit' (the most arrays the device holds), the FFT engine count the largest that fits
+    (:func:`flexspec.pipeline.fit_design`).  Raises UsageError (impossible point, e.g. more banks
+    than frequencies) or DoesNotFitError (exceeds the device)."""
+    return fit_design(device, fft_size, arrays=None if arrays == "fit" else int(arrays), pes=pes, banks=banks,
+                      ports=ports, broadcast=bool(broadcast))
 
 
 def resource_figures(res) -> dict:
-    """The resource objectives of a design: DSPs, block RAM and UltraRAM bits, LUTs when modelled."""
-    d = res.to_dict()
-    lut = next((d[k] for k in LUT_KEYS if k in d), None)
-    return {"dsp_used_count": int(res.dsp_total), "bram_bits_used": int(res.bram_bits_used),
-            "uram_bits_used": int(res.uram_bits_used), "lut_used_count": None if lut is None else int(lut)}
-
-
-def lut_modelled() -> bool:
-    """Whether this FlexSpec's resource model reports LUTs."""
-    dev = load_device("u200")
-    cfg, res = fit_design(dev, 8)
-    return resource_figures(res)["lut_used_count"] is not None
+    """The resource objectives of a design (synthesis-calibrated model): LUTs (LUT-RAM included),
+    flip-flops, LUT-RAM LUTs, DSPs, block RAM and UltraRAM bits, and the binding resource."""
+    return {**{col: int(res.used[key]) for col, key in RESOURCE_COLUMNS.items()}, "binding_resource": res.binding}
 
 
 # --------------------------------------------------------------------------------- kernels --
@@ -268,8 +255,10 @@ def lower_bound(network, masks: dict, config: AcceleratorConfig, device) -> dict
     * Traffic: every kernel bit crosses the DRAM link once (nothing else is compulsory when the
       activations may stay on chip), and the whole run lasts at least traffic / bytes per cycle.
 
-    The bound is max(sum of the per-layer compute bounds, traffic time).  Tests check it against
-    the simulator on sampled points; screening with it is exact (a pruned point is dominated)."""
+    The bound is max(sum of the per-layer compute bounds, traffic time): a bound on the
+    convolutions' part (``conv_cycles``), and so on the whole network's cycles, which add the other
+    layers' (FC, pooling, adds: non-negative) cycles and traffic.  Tests check it against the
+    simulator on sampled points; screening with it is exact (a pruned point is dominated)."""
     prec = precision_of(config)
     depth = 2 * config.fft_size + config.pe_pipeline_cycles
     compute = 0.0
@@ -291,37 +280,57 @@ def lower_bound(network, masks: dict, config: AcceleratorConfig, device) -> dict
 
 # ---------------------------------------------------------------------------------- exact --
 def simulate(network, device, config: AcceleratorConfig, masks: dict, schedules: DiskScheduleCache):
-    """The exact cycle simulation of the FlexSpec design (flexible dataflow, optimal schedules)."""
-    return simulate_network(network, device, config, masks, histograms=False, schedules=schedules)
+    """The exact simulation of the FlexSpec design, what ``flexspec run`` reports for it: the
+    flexible dataflow's plan (:func:`flexspec.accel.sim.analyze`) simulated with optimal
+    conflict-free schedules (:func:`flexspec.accel.sim.simulate_plan`), then every other layer
+    (FC, pooling, adds) costed in execution order (:func:`flexspec.accel.spatial.whole_network`,
+    dense FC weights), at the design's own precision -- the FlexSpec part of
+    :func:`flexspec.accel.sim.simulate_designs` with ``whole_network=True``, without the baselines
+    the exploration does not need.  Returns the whole-network NetworkResult."""
+    res = resources(config, device)
+    nd = analyze(network, masks, config, device, res)
+    plan = nd.plans["flexible"]
+    conv = simulate_plan(network, masks, plan, layer_models(network, masks, config), config, device, res, "optimal",
+                         None, "flexspec", histograms=False, schedules=schedules)
+    return whole_network(network, conv, config, device, res, {ld.layer_name: ld.onchip_bits for ld in plan})
 
 
 def exact_figures(result) -> dict:
+    """The simulated columns of a point: whole network (what ``flexspec run`` reports) and the
+    convolutions only."""
+    conv = conv_only(result)
     return {"cycles": int(result.cycles), "latency_seconds": float(result.seconds),
-            "traffic_bytes": float(result.traffic_bytes), "dsp_efficiency_fraction": float(result.dsp_efficiency),
-            "roofline_cycles": int(result.roofline_cycles)}
+            "traffic_bytes": float(result.traffic_bytes), "conv_cycles": int(conv["cycles"]),
+            "conv_latency_seconds": float(conv["latency_seconds"]), "conv_traffic_bytes": float(conv["traffic_bytes"]),
+            "dsp_efficiency_fraction": float(result.dsp_efficiency), "roofline_cycles": int(result.roofline_cycles)}
 
 
-def reproduce_command(model: str, device: str, fft_size: int, density: float, seed: int, prune_scope: str,
-                      arrays, config: AcceleratorConfig) -> str:
-    """The command that reproduces one point.
+def reproduce_command(model: str, device_label: str, fft_size: int, density: float, seed: int, prune_scope: str,
+                      config: AcceleratorConfig, network=None, masks=None, device=None) -> str:
+    """The command that reproduces one point's design and cycles.
 
-    ``flexspec run`` builds exactly this design when it has R = 2 ports and no broadcast (its
-    ``fit_design``); other designs are reproduced by ``flexspec simulate``, which takes every
-    design parameter."""
-    if config.ports == 2 and not config.broadcast:
-        parts = ["flexspec", "run", model, "--device", device, "--fft-size", str(fft_size), "--density", repr(density),
-                 "--seed", str(seed)]
-        if arrays != "fit":
-            parts += ["--arrays", str(config.arrays)]
-        parts += ["--pes", str(config.pes), "--banks", str(config.banks), "--prune-scope", prune_scope]
+    ``flexspec run --arrays A --pes P --banks B`` when ``run``'s own design resolution gives
+    exactly this design from them (it chooses R, broadcast and the FFT engines by its estimate;
+    checked here with the same function and the same kernels), else ``flexspec simulate`` with
+    every axis fixed.  (With ``network``/``masks``/``device`` omitted: the simulate form.)"""
+    base = [model, "--device", device_label, "--fft-size", str(fft_size), "--density", repr(density), "--seed",
+            str(seed), "--arrays", str(config.arrays), "--pes", str(config.pes), "--banks", str(config.banks)]
+    fixed = dict(arrays=config.arrays, pes=config.pes, banks=config.banks)
+    if network is not None and _resolves(device, fft_size, network, masks, config, fixed):
+        parts = ["flexspec", "run", *base, "--prune-scope", prune_scope]
     else:
-        parts = ["flexspec", "simulate", model, "--device", device, "--fft-size", str(fft_size),
-                 "--density", repr(density), "--seed", str(seed), "--arrays", str(config.arrays), "--pes",
-                 str(config.pes), "--banks", str(config.banks), "--ports", str(config.ports),
-                 "--fft-engines", str(config.fft_engines), "--prune-scope", prune_scope]
-        if config.broadcast:
-            parts.append("--broadcast")
+        # simulate fixes broadcast only on (``--broadcast``); unfixed, it searches
+        # flexspec.accel.search.BROADCAST, which holds only off
+        parts = ["flexspec", "simulate", *base, "--ports", str(config.ports), "--fft-engines", str(config.fft_engines),
+                 "--prune-scope", prune_scope] + (["--broadcast"] if config.broadcast else [])
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def _resolves(device, fft_size: int, network, masks, config: AcceleratorConfig, fixed: dict) -> bool:
+    """Whether the design resolution of ``flexspec run`` / ``simulate`` gives ``config`` for these
+    fixed axes (:func:`flexspec.accel.search.fit_design`, the function both commands call)."""
+    got, _ = fit_design(device, fft_size, network=network, masks=masks, **fixed)
+    return got == config
 
 
 def version() -> str:

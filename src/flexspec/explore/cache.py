@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import os
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
+from ..accel.kernels import cache_dir
 from ..fileio import save_npz
 
 #: In-process memo of recently read entries per kind (values are reused by consecutive points).
@@ -30,12 +30,12 @@ MEMO_ENTRIES = {"kernels": 2, "schedules": 256, "accuracy": 16}
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
-def default_cache_dir() -> Path:
-    """``$FLEXSPEC_CACHE``, else ``$XDG_CACHE_HOME/flexspec``, else ``~/.cache/flexspec``."""
-    if os.environ.get("FLEXSPEC_CACHE"):
-        return Path(os.environ["FLEXSPEC_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "flexspec"
+def default_cache_dir() -> Path | None:
+    """The ``explore`` folder of FlexSpec's cache folder (:func:`flexspec.accel.kernels.cache_dir`:
+    ``$FLEXSPEC_CACHE_DIR``, else ``$XDG_CACHE_HOME/flexspec`` or ``~/.cache/flexspec``); None when
+    the cache is off (``FLEXSPEC_CACHE_DIR=off``)."""
+    root = cache_dir()
+    return None if root is None else root.expanduser() / "explore"
 
 
 _FINGERPRINT: str | None = None

@@ -26,15 +26,20 @@ def _mbit(v) -> str:
     return "" if v is None else f"{v / 2**20:.1f}"
 
 
+def _count(v) -> str:
+    return "" if v is None else f"{v:,}"
+
+
 #: front table: (header, row -> text)
 _COLS = (
     ("device", lambda r: r["device"]), ("model", lambda r: r["model"]), ("N", lambda r: str(r["fft_size"])),
     ("density", lambda r: f"{r['density_requested_fraction']:g}"), ("scope", lambda r: r["prune_scope"]),
     ("A", lambda r: str(r["arrays"])), ("P", lambda r: str(r["pes"])), ("B", lambda r: str(r["banks"])),
     ("R", lambda r: str(r["ports"])), ("bcast", lambda r: "yes" if r["broadcast"] else ""),
-    ("latency ms", lambda r: _ms(r["latency_seconds"])),
+    ("latency ms", lambda r: _ms(r["latency_seconds"])), ("conv ms", lambda r: _ms(r.get("conv_latency_seconds"))),
     ("bound ms", lambda r: _ms(r["latency_lower_bound_seconds"])),
-    ("DSP", lambda r: f"{r['dsp_used_count']:,}"), ("BRAM Mbit", lambda r: _mbit(r["bram_bits_used"])),
+    ("LUT", lambda r: _count(r.get("lut_used_count"))), ("DSP", lambda r: f"{r['dsp_used_count']:,}"),
+    ("BRAM Mbit", lambda r: _mbit(r["bram_bits_used"])), ("binds", lambda r: r.get("binding_resource") or ""),
     ("traffic MB", lambda r: f"{r['traffic_bytes'] / 1e6:.2f}" if r.get("traffic_bytes") is not None else ""),
     ("accuracy", lambda r: f"{100 * r['accuracy_fraction']:.1f}%" if r.get("accuracy_fraction") is not None else ""),
 )
@@ -124,9 +129,22 @@ _STYLE = ("body{font-family:system-ui,sans-serif;max-width:1180px;margin:20px au
           "img{max-width:100%}pre{background:#f4f4f4;padding:8px;font-size:.78em;overflow:auto}")
 
 
+#: resource metrics a front page may plot latency against
+RESOURCE_METRICS = ("lut", "dsp", "bram", "uram", "ff", "lutram")
+
+
+def _plotted_resources(res) -> list[str]:
+    """Latency is plotted against LUTs (the binding resource of the designs on every board the
+    model knows) where the rows have them, then against each other resource objective."""
+    has_lut = any(r.get("lut_used_count") is not None for r in res.rows if r["status"] in ("ok", "pruned"))
+    first = ["lut"] if has_lut else ["dsp"]
+    return list(dict.fromkeys(first + [m for m in RESOURCE_METRICS if m in res.space.objectives
+                                       and (m != "lut" or has_lut)]))
+
+
 def render_html(res) -> str:
     e = html.escape
-    resources = [m for m in ("dsp", "bram", "lut", "uram") if m in res.space.objectives] or ["dsp"]
+    resources = _plotted_resources(res)
     figs = "".join(f"<figure><img alt='latency vs {e(m)}' src='data:image/png;base64,"
                    f"{base64.b64encode(_figure(res, m)).decode()}'></figure>" for m in resources)
     head = "".join(f"<th>{e(h)}</th>" for h, _ in _COLS)

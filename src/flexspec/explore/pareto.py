@@ -5,7 +5,7 @@ dominated when some point q is no worse in every objective and better in at leas
 is the set of feasible points no feasible point dominates (equal points are all kept).
 
 Screening: before simulating, a point's *optimistic* vector uses the closed-form lower bounds of
-the simulated metrics (latency, throughput, traffic) and the exact closed-form ones (resources,
+the simulated metrics (latency, conv_latency, throughput, traffic) and the exact closed-form ones (resources,
 accuracy).  Its exact vector can only be worse, so when a simulated feasible point dominates the
 optimistic vector, it dominates the exact one too: the point cannot be on the front and is
 pruned.  It is enough to compare with the current front (whoever dominates x, some front point
@@ -22,7 +22,9 @@ import numpy as np
 from .space import METRICS
 
 #: metric -> its lower-bound column (simulated metrics only); throughput's bound is 1 / latency's.
-BOUND_COLUMNS = {"latency": "latency_lower_bound_seconds", "traffic": "traffic_lower_bound_bytes"}
+#: The latency bound bounds the convolutions' part, so it bounds the whole network's latency too.
+BOUND_COLUMNS = {"latency": "latency_lower_bound_seconds", "conv_latency": "latency_lower_bound_seconds",
+                 "traffic": "traffic_lower_bound_bytes"}
 
 
 def _num(v) -> float:

@@ -194,14 +194,15 @@ def explore(space, out, *, scheduler: str | None = None, workers: int | None = N
     ``scheduler``: address of an existing Dask scheduler (default: a LocalCluster of ``workers``
     processes, one per core).  ``screen``: prune, before simulating, the points the closed-form
     bounds prove off the front.  ``cache_dir``: the kernel/schedule cache (default
-    :func:`~flexspec.explore.cache.default_cache_dir`; False: no cache).  ``progress``:
+    :func:`~flexspec.explore.cache.default_cache_dir`, None when that is off; False: no cache).  ``progress``:
     True, False or a callable ``f(event)``.  ``retry_failed``: compute again the points recorded as
     failed.  Rerunning the same call resumes: only points missing from ``out/points.csv`` are
     computed."""
     t0 = time.perf_counter()
     sp = space if isinstance(space, Space) else load_space(space, networks=networks)
     folder = _check_out(out)
-    cache = None if cache_dir is False else str(Path(cache_dir or default_cache_dir()).expanduser())
+    root = None if cache_dir is False else (cache_dir or default_cache_dir())
+    cache = None if root is None else str(Path(root).expanduser())
     run_id = uuid.uuid4().hex[:12]
     signature = sp.signature()
     code = code_fingerprint()

@@ -40,17 +40,20 @@ from . import adapter
 
 #: objective name -> (result column, sense 'min' | 'max', label with unit)
 METRICS = {
-    "latency": ("latency_seconds", "min", "latency (s)"),
+    "latency": ("latency_seconds", "min", "latency (s, whole network)"),
+    "conv_latency": ("conv_latency_seconds", "min", "convolutions' latency (s)"),
     "throughput": ("throughput_per_second", "max", "throughput (inferences/s, batch 1)"),
     "dsp": ("dsp_used_count", "min", "DSP slices used"),
     "bram": ("bram_bits_used", "min", "block RAM bits used"),
     "uram": ("uram_bits_used", "min", "UltraRAM bits used"),
     "lut": ("lut_used_count", "min", "LUTs used"),
+    "ff": ("ff_used_count", "min", "flip-flops used"),
+    "lutram": ("lutram_luts_used_count", "min", "LUT-RAM LUTs used"),
     "traffic": ("traffic_bytes", "min", "off-chip traffic (bytes)"),
     "accuracy": ("accuracy_fraction", "max", "test accuracy (fraction)"),
 }
 #: Metrics the closed-form screen only bounds (the simulator gives their exact value).
-SIMULATED_METRICS = ("latency", "throughput", "traffic")
+SIMULATED_METRICS = ("latency", "conv_latency", "throughput", "traffic")
 
 _TOP = ("models", "devices", "fft_size", "density", "prune_scope", "seed", "design", "objectives", "constraints")
 _DESIGN = {"arrays": ["fit"], "pes": [32], "banks": [20], "ports": [2], "broadcast": [False]}
@@ -277,8 +280,6 @@ def load_space(source, *, networks: dict | None = None) -> Space:
         constraints[name] = {k: float(v) for k, v in lim.items()}
     for name in set(objectives) | set(constraints):
         what = "objectives" if name in objectives else f"constraints.{name}"
-        if name == "lut" and not adapter.lut_modelled():
-            raise InputFileError(path, "this FlexSpec's resource model reports no LUT count; drop 'lut'", what)
         if name == "accuracy":
             lacking = [m for m, net in nets.items() if not adapter.has_real_weights(net)]
             if lacking:

@@ -76,7 +76,7 @@ def screen_group(group: dict) -> list[dict]:
                     "traffic_lower_bound_bytes": lb["traffic_bytes"], "status": "screened",
                     "reproduce": adapter.reproduce_command(group["model"], group["device_labels"][p["device"]],
                                                            group["fft_size"], group["density"], group["seed"],
-                                                           group["prune_scope"], p["arrays"], config)})
+                                                           group["prune_scope"], config, net, masks, device)})
         rows.append(row)
     return rows
 
