@@ -51,6 +51,7 @@ def test_cli_end_to_end_and_the_reproduce_commands(cluster, cache, tmp_path, cap
         assert (out / name).is_file(), name
     page = (out / "front.html").read_text()
     assert page.count("data:image/png;base64,") >= 2 and "http://" not in page and "https://" not in page
+    assert page.index("alt='latency vs lut'") < page.index("alt='latency vs dsp'")  # LUTs bind: plotted first
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counts"]["points"] == 8 and set(summary["best_per_device"]) == {"u200", "zcu102"}
     import pyarrow.parquet as pq
@@ -71,7 +72,12 @@ def test_cli_end_to_end_and_the_reproduce_commands(cluster, cache, tmp_path, cap
         if argv[0] == "run":
             argv += ["--out", str(tmp_path / "rep"), "--no-html", "--quiet"]
             assert main(argv) == 0
-            cycles = json.loads((tmp_path / "rep" / "report.json").read_text())["summary"]["cycles"]
+            report = json.loads((tmp_path / "rep" / "report.json").read_text())
+            cycles = report["summary"]["cycles"]
+            assert report["summary"]["conv_cycles"] == row["conv_cycles"], row["reproduce"]
+            used = report["design"]["resources"]["used"]  # the resource columns are what run reports
+            assert (used["lut"], used["ff"], used["dsp"]) == (row["lut_used_count"], row["ff_used_count"],
+                                                              row["dsp_used_count"])
         else:
             argv += ["--json", str(tmp_path / "rep.json")]
             assert main(argv) == 0

@@ -88,3 +88,15 @@ def test_empty_or_malformed_space(tmp_path, text, words):
 def test_missing_file(tmp_path):
     with pytest.raises(InputFileError, match="no such file"):
         load_space(tmp_path / "absent.yaml")
+
+
+def test_the_cache_is_the_explore_folder_of_flexspec_cache_dir(monkeypatch, tmp_path):
+    from flexspec.explore.cache import default_cache_dir
+
+    monkeypatch.setenv("FLEXSPEC_CACHE_DIR", str(tmp_path / "c"))
+    assert default_cache_dir() == tmp_path / "c" / "explore"
+    monkeypatch.setenv("FLEXSPEC_CACHE_DIR", "off")
+    assert default_cache_dir() is None
+    monkeypatch.delenv("FLEXSPEC_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "flexspec" / "explore"

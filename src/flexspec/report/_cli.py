@@ -328,7 +328,7 @@ def _sweep(args) -> int:
                         "density": _split(args.density, float, "density"),
                         "fft_size": _split(args.fft_size, int, "fft-size"), "seed": args.seed,
                         "design": {"pes": _split(args.pes, int, "pes"), "banks": _split(args.banks, int, "banks")},
-                        "objectives": ["latency", "dsp", "bram"]})
+                        "objectives": ["latency", "lut", "dsp", "bram"]})
     stem = args.out[:-len(".csv")] if args.out.endswith(".csv") else args.out
     res = explore(space, stem + ".explore", scheduler=args.scheduler, workers=args.workers, screen=False,
                   cache_dir=args.cache, progress=not args.quiet)
