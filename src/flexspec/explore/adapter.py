@@ -24,13 +24,14 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+
 import numpy as np
 
 from .. import __version__
 from ..accel.arch import AcceleratorConfig, resources
 from ..accel.kernels import resolve_kernels
-from ..accel.sim import (LayerSchedules, ScheduleCache, analyze, layer_models, precision_of, schedule_layer_blocks,
-                         simulate_plan)
+from ..accel.sim import (LayerSchedules, ScheduleCache, analyze, balanced_pe_cycles, layer_models, precision_of,
+                         schedule_layer_blocks, simulate_plan)
 from ..accel.spatial import conv_only, whole_network
 from ..dataflow import kernel_bits
 from ..dataflow.model import LayerGeometry
@@ -234,14 +235,6 @@ def _decode_sched(d) -> LayerSchedules:
 
 
 # ------------------------------------------------------------------------------- screening --
-def _balanced_pe_cycles(nnz: np.ndarray, pes: int) -> int:
-    """Least possible sum, over the kernel groups of one tile, of the group's largest PE load:
-    per input channel, the kernels sorted by decreasing non-zeros cut into chunks of P (sorted
-    chunking minimizes the sum of chunk maxima over every partition into groups of at most P)."""
-    col = -np.sort(-np.asarray(nnz, dtype=np.int64), axis=0)
-    return int(col[::pes].sum())
-
-
 def lower_bound(network, masks: dict, config: AcceleratorConfig, device) -> dict:
     """Closed-form lower bounds on what :func:`simulate` returns for this design (no dataflow
     search, no schedule): ``cycles`` and ``traffic_bytes``.
@@ -269,7 +262,9 @@ def lower_bound(network, masks: dict, config: AcceleratorConfig, device) -> dict
         if layer.spectral_eligible and layer.name in masks:
             nnz = masks[layer.name].sum(axis=2, dtype=np.int64)
             tiles = LayerGeometry.of(layer, config.fft_size).tiles
-            compute += tiles * _balanced_pe_cycles(nnz, config.pes) / config.arrays + depth
+            # one block of every output channel: sorted chunking over all of them is the least sum of
+            # chunk maxima over every grouping into at most P kernels
+            compute += tiles * balanced_pe_cycles(nnz, config.pes, nnz.shape[0]) / config.arrays + depth
             kernel_bits_total += int(kernel_bits(nnz, config.fft_size, prec).sum())
         else:
             compute += layer.macs / config.pe_count
