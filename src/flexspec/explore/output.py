@@ -134,8 +134,9 @@ RESOURCE_METRICS = ("lut", "dsp", "bram", "uram", "ff", "lutram")
 
 
 def _plotted_resources(res) -> list[str]:
-    """Latency is plotted against LUTs (the binding resource of the designs on every board the
-    model knows) where the rows have them, then against each other resource objective."""
+    """Latency is plotted against LUTs (what binds the designs on the AMD boards; on the Stratix 10
+    profile LUT-RAM does, see the ``binding_resource`` column) where the rows have them, then
+    against each other resource objective."""
     has_lut = any(r.get("lut_used_count") is not None for r in res.rows if r["status"] in ("ok", "pruned"))
     first = ["lut"] if has_lut else ["dsp"]
     return list(dict.fromkeys(first + [m for m in RESOURCE_METRICS if m in res.space.objectives
