@@ -641,16 +641,21 @@ class TransformCheck:
 
     ``bound_lsb``: per output part, a bound on ``|out - reference * 2^-out_shift|`` in output LSBs,
     where the reference is the exact transform of the exact input (the integer input plus the
-    caller's ``in_err``); valid where nothing saturated (``saturated`` counts the parts that did)."""
+    caller's ``in_err``); valid where nothing saturated (``saturated`` counts the parts that did).
+    ``bound_abs_lsb``: the same for the complex magnitude of the error (FFT; = ``bound_lsb`` for the
+    real IFFT output).  Both None when no bound was asked for (``in_err=None``)."""
 
     re: np.ndarray
     im: np.ndarray | None
-    bound_lsb: np.ndarray
+    bound_lsb: np.ndarray | None
+    bound_abs_lsb: np.ndarray | None
     saturated: int
 
 
-def _bound_lsb(err, fmt: FFTFormat):
-    return err * 2.0**-fmt.out_shift + (0.5 if fmt.out_shift > 0 else 0.0)
+def _bound_lsb(err, fmt: FFTFormat, rounding: float):
+    if err is None:
+        return None
+    return err * 2.0**-fmt.out_shift + (rounding if fmt.out_shift > 0 else 0.0)
 
 
 def fft2d_real_fixed(tile, fmt: FFTFormat):
@@ -661,10 +666,11 @@ def fft2d_real_fixed(tile, fmt: FFTFormat):
 
 
 def fft2d_real_checked(tile, fmt: FFTFormat, in_err=0.0) -> TransformCheck:
-    """:func:`fft2d_real_fixed` plus its error bound; ``in_err``: bound of each input pixel's error
-    in input LSBs (e.g. 1/2 for a float tile rounded to integers), broadcastable to the tiles."""
+    """:func:`fft2d_real_fixed` plus its saturation count and error bound; ``in_err``: bound of each
+    input pixel's error in input LSBs (e.g. 1/2 for a float tile rounded to integers),
+    broadcastable to the tiles; None: no bound (faster)."""
     re, im, err, sat = _fft2d(tile, fmt, in_err)
-    return TransformCheck(re, im, _bound_lsb(err, fmt), sat)
+    return TransformCheck(re, im, _bound_lsb(err, fmt, 0.5), _bound_lsb(err, fmt, _HALF_SQRT2), sat)
 
 
 def ifft2d_real_fixed(re, im, fmt: FFTFormat):
@@ -677,6 +683,7 @@ def ifft2d_real_fixed(re, im, fmt: FFTFormat):
 
 def ifft2d_real_checked(re, im, fmt: FFTFormat, in_err=0.0) -> TransformCheck:
     """:func:`ifft2d_real_fixed` plus its error bound (``in_err``: magnitude bound of each input
-    value's error in input LSBs; the reference is ``N^2 irfft2`` of the exact input)."""
+    value's error in input LSBs; the reference is ``N^2 irfft2`` of the exact input; None: no bound)."""
     out, err, sat = _ifft2d(re, im, fmt, in_err)
-    return TransformCheck(out, None, _bound_lsb(err, fmt), sat)
+    b = _bound_lsb(err, fmt, 0.5)
+    return TransformCheck(out, None, b, b, sat)
