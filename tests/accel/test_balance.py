@@ -50,7 +50,9 @@ def test_block_of_2p_never_worse_than_fixed_p_slices(p, blocks, cin, seed):
 
 def test_simulator_groups_over_the_block_and_its_compute_is_the_sum_of_group_makespans():
     """The schedules group over the whole cout block: the conflict-free PE bound of each group
-    sums to balanced_pe_cycles; on one array, compute = tiles x the sum of the group makespans."""
+    sums to balanced_pe_cycles; on one array, compute = tiles x the engine's cycles per tile for
+    a program of the summed group makespans (the makespan sum itself when compute bound)."""
+    from flexspec.accel.engine import pass_shape
     from flexspec.accel.kernels import resolve_kernels
     from flexspec.accel.sim import simulate_network
     from flexspec.spectral.geometry import num_tiles
@@ -68,8 +70,10 @@ def test_simulator_groups_over_the_block_and_its_compute_is_the_sum_of_group_mak
         sch = schedule_layer_blocks(m, cfg, lay.cout_block)
         assert int(sch.pe_bound.sum()) == balanced_pe_cycles(m.sum(axis=2), cfg.pes, lay.cout_block)
         tiles = num_tiles(net.layer(lay.name), cfg.fft_size)
-        assert lay.compute_cycles + lay.bank_conflict_cycles == tiles * int(sch.cycles.sum())
-        assert lay.compute_cycles == tiles * int(sch.pe_bound.sum())
+        shape = pass_shape(sch.cycles.ravel(), m.shape[1], lay.cout_block, sch.schedule.bank_of, cfg.banks, cfg.pes,
+                           m.shape[2])
+        assert shape.interval() >= int(sch.cycles.sum())
+        assert lay.compute_cycles + lay.bank_conflict_cycles == tiles * shape.interval()
         seen += 1
     assert seen >= 3
 

@@ -41,6 +41,8 @@ DRAIN_START_CYCLES = 2
 #: Edges from the last read-out request's data to ``done``: the output FIFO's write and its
 #: output register.
 OUTPUT_CYCLES = 2
+#: Tiles after which the recurrence is periodic (its period is at most two tiles; a test checks it).
+PERIODIC_TILES = 8
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,8 @@ def tile_interval_cycles(rows_per_tile: int, program_cycles: int, outputs_per_ti
     """Steady-state cycles per tile of the pass: the period of the recurrence (at most two tiles
     long), i.e. ``(cycles(T+2) - cycles(T)) / 2`` once periodic.  Equal to the program length
     when the pass is compute bound (``L`` at least ``D`` and ``Q + LATENCY + ...``)."""
-    c = [pass_cycles(rows_per_tile, program_cycles, outputs_per_tile, t, readout_cycles) for t in (6, 8)]
+    c = [pass_cycles(rows_per_tile, program_cycles, outputs_per_tile, t, readout_cycles)
+         for t in (PERIODIC_TILES - 2, PERIODIC_TILES)]
     return (c[1] - c[0]) / 2
 
 
@@ -113,6 +116,11 @@ class PassShape:
     def interval(self) -> float:
         return tile_interval_cycles(self.rows_per_tile, self.program_cycles, self.outputs_per_tile,
                                     self.readout_cycles)
+
+    def overhead(self) -> int:
+        """Fill and drain of a pass: its cycles beyond ``tiles x interval`` once periodic (the
+        first tile's load, the pipeline, the last tile's read-out)."""
+        return int(round(self.cycles(PERIODIC_TILES) - PERIODIC_TILES * self.interval()))
 
 
 def pass_shape(group_cycles, in_channels: int, out_channels: int, bank_of, num_banks: int, num_pes: int,

@@ -98,6 +98,10 @@ class LayerCase:
     options: RTLOptions
     layer_schedule: object  # flexspec.schedule.LayerSchedule
     fmt: FixedPointFormat
+    mask: np.ndarray  # bool [Cout, Cin, F]: the pruned kernels' non-zeros
+    kernels: object  # the layer's SparseSpectralKernels
+    bias: np.ndarray  # float [Cout]
+    input_float: np.ndarray  # float32 [Cin, H, W]: the layer's spatial input
     kernel_float: np.ndarray  # complex [Cout, Cin, F] (pruned)
     tile_float: np.ndarray  # complex [Cin, T, F]
     kernel_re: np.ndarray  # int64 [Cout, Cin, F]
@@ -234,4 +238,5 @@ def layer_case(layer: str | None = None, options: RTLOptions | None = None) -> L
     program = build_program(pe_config, groups)
     provenance = f"{net.network} {layer}, {net.method or options.prune_method} pruning, density " \
                  f"{options.density}; {net.provenance}; input: Fashion-MNIST test image {options.image_index}"
-    return LayerCase(layer, provenance, options, ls, fmt, wf, tiles, kr, ki, tr, ti, pe_config, groups, program)
+    return LayerCase(layer, provenance, options, ls, fmt, mask, ssk,
+                     np.asarray(net.biases.get(layer, np.zeros(ssk.out_channels)), dtype=np.float64), x, wf, tiles, kr, ki, tr, ti, pe_config, groups, program)

@@ -18,24 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
+from . import verilator
 from .export import ToolError
-
-#: Lint waivers for Verilog written by Yosys (Amaranth's back end): ``WIDTH`` -- Yosys writes
-#: operands at their minimal width and relies on Verilog's context-determined extension, which
-#: is exactly what the Amaranth source means; nothing else is waived.
-LINT_WAIVERS = ("-Wno-WIDTH",)
-
-
-def verilator_exe() -> str:
-    exe = shutil.which("verilator")
-    if exe is None:
-        raise ToolError("verilator not found (Debian: apt-get install -y verilator)")
-    return exe
-
 
 def testbench_cpp(top: str, ports) -> str:
     """The script-interpreting C++ testbench for a Verilated ``top`` with ``ports``
@@ -57,6 +43,7 @@ def testbench_cpp(top: str, ports) -> str:
 #include "verilated.h"
 #include <cstdio>
 #include <cstdint>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -107,8 +94,10 @@ int main(int argc, char** argv) {{
     dut->clk = 0; dut->rst = 1; dut->eval();
     for (int i = 0; i < 2; i++) {{ dut->clk = 0; dut->eval(); dut->clk = 1; dut->eval(); }}
     dut->rst = 0; dut->eval();
+    if (argc < 2) {{ std::fprintf(stderr, "usage: %s SCRIPT\\n", argv[0]); return 2; }}
+    std::ifstream script(argv[1]);
     std::string line;
-    while (std::getline(std::cin, line)) {{
+    while (std::getline(script, line)) {{
         std::istringstream in(line);
         std::string op; in >> op;
         if (op == "s") {{ std::string n, v; in >> n >> v; set_port(n, v); }}
@@ -141,39 +130,18 @@ def strip_zero_initials(verilog_text: str) -> str:
     return _ZERO_INIT.sub("\n", verilog_text)
 
 
-def build(verilog_text: str, top: str, ports, workdir, timeout_seconds: float = 600) -> Path:
-    """Compile the design and its script testbench; the executable (cached by content in ``workdir``)."""
-    exe = verilator_exe()
-    verilog_text = strip_zero_initials(verilog_text)
-    cpp = testbench_cpp(top, ports)
-    key = hashlib.sha1((verilog_text + cpp).encode()).hexdigest()[:16]
-    work = Path(workdir) / f"{top}_{key}"
-    binary = work / "obj" / f"V{top}"
-    if binary.exists():
-        return binary
-    work.mkdir(parents=True, exist_ok=True)
-    (work / f"{top}.v").write_text(verilog_text)
-    (work / "tb.cpp").write_text(cpp)
-    cmd = [exe, "--cc", "--exe", "--build", "-j", "2", *LINT_WAIVERS, "-Wno-fatal", "--top-module", top,
-           "-Mdir", str(work / "obj"), "-CFLAGS", "-O0", "--x-initial", "fast", f"{top}.v", "tb.cpp"]
-    try:
-        proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=timeout_seconds)
-    except subprocess.TimeoutExpired:
-        raise ToolError(f"verilator build of {top} took more than {timeout_seconds:.0f} s") from None
-    if proc.returncode != 0 or not binary.exists():
-        raise ToolError(f"verilator failed: {(proc.stderr or proc.stdout).strip()[-2000:]}")
-    return binary
+def build(verilog_text: str, top: str, ports, workdir) -> Path:
+    """Compile the design with its script testbench (``flexspec.rtl.verilator.build``, cached)."""
+    return verilator.build(strip_zero_initials(verilog_text), top, testbench_cpp(top, ports), workdir)
 
 
-def run(binary, script: str, timeout_seconds: float = 600) -> list[list[str]]:
+def run(binary, script: str, workdir, timeout_seconds: float = 600) -> list[list[str]]:
     """Run the compiled testbench on a script; its output lines, split into words."""
-    try:
-        proc = subprocess.run([str(binary)], input=script, capture_output=True, text=True, timeout=timeout_seconds)
-    except subprocess.TimeoutExpired:
-        raise ToolError(f"the Verilator simulation took more than {timeout_seconds:.0f} s") from None
-    if proc.returncode != 0:
-        raise ToolError(f"the Verilator simulation failed: {proc.stderr.strip()[-2000:]}")
-    return [ln.split() for ln in proc.stdout.splitlines() if ln.strip()]
+    path = Path(workdir) / f"script-{hashlib.sha1(script.encode()).hexdigest()[:16]}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(script)
+    out = verilator.run(binary, [path], timeout_seconds)
+    return [ln.split() for ln in out.splitlines() if ln.strip()]
 
 
 # --------------------------------------------------------------------------- the PE array
@@ -260,7 +228,7 @@ def verilate_program(config, program, tiles, workdir, _done_stage: int = 5, word
     ports = port_rows(dut)
     binary = build(to_verilog(dut, "flexspec_pe_array"), "flexspec_pe_array", ports, workdir)
     rows = run(binary, pe_array_script(config, program, tiles,
-                                       words if words is not None else program.checked_words))
+                                       words if words is not None else program.checked_words), workdir)
     timeouts = [r for r in rows if r[0] == "timeout"]
     if timeouts:
         raise ToolError(f"the PE array never raised {timeouts[0][1]} (a hung design)")
@@ -305,7 +273,7 @@ def verilate_spectral_pass(config, program, tiles, workdir) -> dict:
     top = "flexspec_spectral_pass"
     dut = SpectralPass(config, program, len(tiles), checks=True)
     binary = build(to_verilog(dut, top), top, port_rows(dut), workdir)
-    rows = run(binary, spectral_pass_script(config, tiles))
+    rows = run(binary, spectral_pass_script(config, tiles), workdir)
     timeouts = [r for r in rows if r[0] == "timeout"]
     if timeouts:
         raise ToolError(f"the spectral pass never raised {timeouts[0][1]} (a hung design)")
