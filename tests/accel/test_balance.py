@@ -70,10 +70,12 @@ def test_simulator_groups_over_the_block_and_its_compute_is_the_sum_of_group_mak
         sch = schedule_layer_blocks(m, cfg, lay.cout_block)
         assert int(sch.pe_bound.sum()) == balanced_pe_cycles(m.sum(axis=2), cfg.pes, lay.cout_block)
         tiles = num_tiles(net.layer(lay.name), cfg.fft_size)
-        shape = pass_shape(sch.cycles.ravel(), m.shape[1], lay.cout_block, sch.schedule.bank_of, cfg.banks, cfg.pes,
-                           m.shape[2])
-        assert shape.interval() >= int(sch.cycles.sum())
-        assert lay.compute_cycles + lay.bank_conflict_cycles == tiles * shape.interval()
+        busy = lay.compute_cycles + lay.bank_conflict_cycles
+        assert busy >= tiles * int(sch.cycles.sum())
+        if lay.cin_block >= m.shape[1] and lay.cout_block >= m.shape[0]:  # one run: the engine's pass, every tile
+            shape = pass_shape(sch.cycles.ravel(), m.shape[1], m.shape[0], sch.schedule.bank_of, cfg.banks, cfg.pes,
+                               m.shape[2])
+            assert busy == tiles * shape.interval()
         seen += 1
     assert seen >= 3
 

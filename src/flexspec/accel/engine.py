@@ -61,8 +61,8 @@ def pass_events(rows_per_tile: int, program_cycles: int, outputs_per_tile: int, 
                 readout_cycles: int) -> PassEvents:
     """The pass's event edges (see the module docstring for the recurrence)."""
     D, L, Q, T, lat = (int(v) for v in (rows_per_tile, program_cycles, outputs_per_tile, tiles, readout_cycles))
-    if min(D, L, Q, T) < 1 or lat < 0:
-        raise UsageError(f"pass sizes must be >= 1 (rows {D}, program {L}, outputs {Q}, tiles {T})")
+    if min(D, L, T) < 1 or Q < 0 or lat < 0:
+        raise UsageError(f"pass sizes must be >= 1 (rows {D}, program {L}, tiles {T}; outputs {Q} >= 0)")
     S, E, A, G, F = (np.zeros(T, dtype=np.int64) for _ in range(5))
     for k in range(T):
         if k == 0:
@@ -107,7 +107,7 @@ class PassShape:
 
     rows_per_tile: int  # tile-buffer rows: input channels x the bank map's deepest bank
     program_cycles: int  # words of the program: sum of the groups' makespans (at least 1)
-    outputs_per_tile: int  # accumulators read out: output channels x F
+    outputs_per_tile: int  # accumulators read out: output channels x F (0: kept on chip, no read-out)
     readout_cycles: int
 
     def cycles(self, tiles: int) -> int:
