@@ -7,7 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flexspec.accel.fixed_point import FFTFormat, fft2d_real_fixed, ifft2d_real_fixed
+from fft_cases import equals_model, random_case
+
+from flexspec.accel.fixed_point import FFTFormat
 from flexspec.rtl import fft_contract as fc
 from flexspec.rtl.export import ToolError
 from flexspec.rtl.verilator import build, stream_cosim, verilator_available
@@ -25,20 +27,10 @@ def workdir(tmp_path_factory):
 
 
 def _run(fmt, tiles, seed, workdir, fault=None, **kw):
-    rng = np.random.default_rng(seed)
-    lo, hi = -(2 ** (fmt.in_bits - 1)), 2 ** (fmt.in_bits - 1)
-    if fmt.inverse:
-        re, im = (rng.integers(lo, hi, size=(tiles, fmt.n, fmt.half)) for _ in range(2))
-        beats, expected = fc.pack_input(fmt, re, im), ifft2d_real_fixed(re, im, fmt)
-    else:
-        t = rng.integers(lo, hi, size=(tiles, fmt.n, fmt.n))
-        beats, expected = fc.pack_input(fmt, t), fft2d_real_fixed(t, fmt)
+    beats, expected = random_case(fmt, tiles, seed)
     run = stream_cosim(generate_verilog(fmt, _fault=fault), top_name(fmt), beats, tiles * fc.beats_out(fmt),
                        workdir, seed=seed, **kw)
-    got = fc.unpack_output(fmt, list(run.out_words))
-    equal = np.array_equal(got, expected) if fmt.inverse else \
-        np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
-    return run, equal
+    return run, equals_model(fmt, run, expected)
 
 
 @pytest.mark.parametrize("fmt", [FFTFormat(8, 16, 16, 5), FFTFormat(8, 16, 16, 6, inverse=True)],

@@ -292,20 +292,6 @@ def _accumulate_matmul(xr, xi, wr, wi, mult, data_bits: int):
     return np.rint(y.real).astype(np.int64), np.rint(y.imag).astype(np.int64)
 
 
-def _accumulate_matmul(xr, xi, wr, wi, mult, data_bits: int):
-    """acc[o, t, f] = sum_i mult(o,i,f) W(o,i,f) X(i,t,f), exact (None when it might not be)."""
-    cin = xr.shape[0]
-    big = max(int(np.abs(xr).max(initial=0)), int(np.abs(xi).max(initial=0)), 1)
-    wmr, wmi = mult * wr, mult * wi
-    wbig = max(int(np.abs(wmr).max(initial=0)), int(np.abs(wmi).max(initial=0)), 1)
-    if 4 * cin * big * wbig >= 2**52:  # a partial sum could leave the exact float64 integers
-        return None
-    w = (wmr + 1j * wmi.astype(np.float64)).transpose(2, 0, 1)  # [F, Cout, Cin]
-    x = (xr + 1j * xi.astype(np.float64)).transpose(2, 0, 1)  # [F, Cin, BT]
-    y = np.matmul(w, x).transpose(1, 2, 0)  # [Cout, BT, F]
-    return np.rint(y.real).astype(np.int64), np.rint(y.imag).astype(np.int64)
-
-
 def _mac(xr, xi, wr, wi, sched, config: AcceleratorConfig, engine: str, reads, dsp_per_complex_mac: int):
     """The PE array's accumulators [Cout, T, F] (int64, wrapped to acc_bits)."""
     cout, cin, f = wr.shape

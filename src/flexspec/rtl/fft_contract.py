@@ -46,9 +46,11 @@ def beats_out(fmt: FFTFormat) -> int:
 
 
 def latency_cycles(fmt: FFTFormat) -> int:
-    """Clock edges from the edge accepting a tile's first beat to the edge after which its first
-    output beat is valid (no stalls): the tile's input beats, two pipelined 1-D transforms, and
-    the output register (counted in the second transform's levels + 1 - 1 for the buffer write)."""
+    """Clock edges from the edge accepting a tile's first beat (edge 0) to the edge after which its
+    first output beat is valid, without stalls: the last input beat is accepted at edge
+    ``beats_in - 1``, leaves transform A after ``L1`` more edges and is written into the corner turn
+    at edge ``beats_in - 1 + L1``; the reader loads the first beat into transform B at the next
+    edge, whose ``L1`` levels end in the output (rounding) register: ``beats_in + 2 L1``."""
     return beats_in(fmt) + 2 * transform_latency_cycles(fmt.n)
 
 
