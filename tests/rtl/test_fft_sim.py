@@ -74,3 +74,36 @@ def test_blocks_reject_the_wrong_direction():
         FFT2DReal(FFTFormat(8, 16, 16, 5, inverse=True))
     with pytest.raises(ValueError):
         IFFT2DReal(FFTFormat(8, 16, 16, 5))
+
+
+def test_real_layer_tiles_through_both_blocks():
+    """A real layer (conv1_2 of the shipped fmnist_vgg on a real test image, formats calibrated on
+    other images): its input tiles through the FFT block give the functional model's tile spectra,
+    and its rounded accumulators through the IFFT block give the model's IFFT blocks, bit for bit."""
+    from flexspec import datasets
+    from flexspec.accel.arch import AcceleratorConfig
+    from flexspec.accel.functional import calibrate_fmnist, fixed_layer, quantize_input
+    from flexspec.accel.kernels import resolve_kernels
+    from flexspec.workload.zoo import get_network
+
+    _, k, _ = resolve_kernels(get_network("fmnist_vgg"), None)
+    x, _ = datasets.fashion_mnist_subset()
+    quants = calibrate_fmnist(k, x[900:1000])
+    cfg = AcceleratorConfig(arrays=1, pes=16, banks=20, ports=2)
+    t1 = fixed_layer(quantize_input(datasets.to_float(x[:1]).astype(np.float64), quants["conv1_1"]),
+                     k.layers["conv1_1"], quants["conv1_1"], cfg, bias=k.biases["conv1_1"])
+    q = quants["conv1_2"]
+    tr = fixed_layer(np.maximum(t1.y_int, 0), k.layers["conv1_2"], q, cfg, bias=k.biases["conv1_2"])
+    n, half = q.fft_size, q.fft_size // 2 + 1
+    sel = [(3, 12), (9, 7), (15, 24)]  # (channel, tile) pairs, nonzero data
+    tiles = np.stack([tr.tiles[c, t] for c, t in sel])
+    run = simulate_stream(q.fft_format, fc.pack_input(q.fft_format, tiles), len(sel) * half)
+    re, im = fc.unpack_output(q.fft_format, list(run.out_words))
+    assert np.abs(tiles).max() > 0
+    assert np.array_equal(re.reshape(len(sel), -1), np.stack([tr.spec_re[c, t] for c, t in sel]))
+    assert np.array_equal(im.reshape(len(sel), -1), np.stack([tr.spec_im[c, t] for c, t in sel]))
+    ar = np.stack([tr.ifft_in_re[c, t].reshape(n, half) for c, t in sel])
+    ai = np.stack([tr.ifft_in_im[c, t].reshape(n, half) for c, t in sel])
+    run = simulate_stream(q.ifft_format, fc.pack_input(q.ifft_format, ar, ai), len(sel) * n)
+    got = fc.unpack_output(q.ifft_format, list(run.out_words))
+    assert np.array_equal(got, np.stack([tr.blocks[c, t] for c, t in sel]))
