@@ -547,21 +547,25 @@ def _fft1d(re, im, err, n: int, width: int, tw_bits: int, inverse: bool):
         r, i = re.reshape(shape), im.reshape(shape)
         ar, ai, br, bi = r[..., 0, :], i[..., 0, :], r[..., 1, :], i[..., 1, :]
         e = np.arange(h) * (n // m)  # twiddle W_m^j = W_n^(j n/m)
-        nt = _nontrivial(n, e)
-        is_j = (e == n // 4) & (n >= 4)
+        nt = np.flatnonzero(_nontrivial(n, e))
+        js = np.flatnonzero((e == n // 4) & (n >= 4))
         tr, ti = br.copy(), bi.copy()
-        if np.any(is_j):  # b * (-j) = bi - j br (forward); b * (+j) = -bi + j br (inverse)
-            tr[..., is_j], ti[..., is_j] = (-bi[..., is_j], br[..., is_j]) if inverse else (bi[..., is_j], -br[..., is_j])
-        if np.any(nt):
+        if js.size:  # b * (-j) = bi - j br (forward); b * (+j) = -bi + j br (inverse)
+            tr[..., js], ti[..., js] = (-bi[..., js], br[..., js]) if inverse else (bi[..., js], -br[..., js])
+        if nt.size:
             wr, wi = wr_all[e[nt]], wi_all[e[nt]]
             bnr, bni = br[..., nt], bi[..., nt]
             tr[..., nt] = round_shift(bnr * wr - bni * wi, frac)
             ti[..., nt] = round_shift(bnr * wi + bni * wr, frac)
         out_w = width + 1 + s
-        new_r = np.stack([ar + tr, ar - tr], axis=-2)
-        new_i = np.stack([ai + ti, ai - ti], axis=-2)
+        new_r = np.empty(shape, dtype=np.int64)
+        new_i = np.empty(shape, dtype=np.int64)
+        np.add(ar, tr, out=new_r[..., 0, :])
+        np.subtract(ar, tr, out=new_r[..., 1, :])
+        np.add(ai, ti, out=new_i[..., 0, :])
+        np.subtract(ai, ti, out=new_i[..., 1, :])
         lim = 2 ** (out_w - 1)
-        if np.any(new_r >= lim) or np.any(new_r < -lim) or np.any(new_i >= lim) or np.any(new_i < -lim):
+        if new_r.size and (new_r.max() >= lim or new_r.min() < -lim or new_i.max() >= lim or new_i.min() < -lim):
             raise FixedPointOverflowError(f"a {n}-point transform stage {s} left its {out_w}-bit word "
                                           f"(impossible by the width rule: a defect)")
         re, im = new_r.reshape(lead + (n,)), new_i.reshape(lead + (n,))
@@ -569,9 +573,9 @@ def _fft1d(re, im, err, n: int, width: int, tw_bits: int, inverse: bool):
             ev = err.reshape(shape)
             ea, eb = ev[..., 0, :], ev[..., 1, :]
             et = eb.copy()
-            if np.any(nt):
+            if nt.size:
                 et[..., nt] += np.hypot(br[..., nt], bi[..., nt]) * w_err[e[nt]] + _HALF_SQRT2
-            err = np.stack([ea + et, ea + et], axis=-2).reshape(lead + (n,))
+            err = np.broadcast_to((ea + et)[..., None, :], shape).reshape(lead + (n,))
     return re, im, err
 
 
