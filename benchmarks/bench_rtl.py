@@ -63,9 +63,9 @@ def layer_cosim(layer: str, P: int, B: int, workdir) -> dict:
     want_re, want_im = functional_accumulators(case)
     sim = engine_layer_cycles(case.mask, AcceleratorConfig(arrays=1, pes=P, banks=B, ports=1), case.num_tiles)
     shape = engine.pass_shape(case.layer_schedule.schedule.cycles, c.in_channels, c.acc_channels, c.bank_of,
-                              c.num_banks, c.num_pes, c.num_freq)
+                              c.num_banks, c.num_pes, c.fft_size)
     return {"layer": layer, "P": P, "B": B, "R": 1, "tiles": case.num_tiles, "groups": case.num_groups,
-            "program_cycles": case.program.length, "rows_per_tile": c.bank_depth, "outputs_per_tile": c.acc_depth,
+            "program_cycles": case.program.length, "rows_per_tile": c.bank_depth, "outputs_per_tile": c.acc_columns,
             "bit_exact": bool(np.array_equal(r["acc_re"], want_re) and np.array_equal(r["acc_im"], want_im)),
             "accumulators_compared": int(want_re.size), "rtl_cycles": r["cycles"], "simulated_cycles": sim,
             "tile_interval_cycles": shape.interval(), "compute_bound": shape.interval() == case.program.length,

@@ -74,7 +74,7 @@ def test_simulator_groups_over_the_block_and_its_compute_is_the_sum_of_group_mak
         assert busy >= tiles * int(sch.cycles.sum())
         if lay.cin_block >= m.shape[1] and lay.cout_block >= m.shape[0]:  # one run: the engine's pass, every tile
             shape = pass_shape(sch.cycles.ravel(), m.shape[1], m.shape[0], sch.schedule.bank_of, cfg.banks, cfg.pes,
-                               m.shape[2])
+                               cfg.fft_size)
             assert busy == tiles * shape.interval()
         seen += 1
     assert seen >= 3

@@ -100,8 +100,8 @@ def test_multiplier_count_matches_resource_model(tmp_path, P, dsp):
     cfg = _small_config(P=P, dsp=dsp)
     counts = yosys_cell_counts(write_rtlil(tmp_path / "a.il", cfg))
     assert counts["$mul"] == cfg.multipliers == P * dsp
-    # B tile banks + schedule memory + read-out mask + P accumulator memories
-    assert counts["$mem_v2"] == cfg.num_banks + 2 + P
+    # B tile banks + schedule memory + read-out mask + N row banks of accumulators per PE
+    assert counts["$mem_v2"] == cfg.num_banks + 2 + P * cfg.fft_size
 
 
 def test_cli_writes_design_and_refuses_bad_input(tmp_path, capsys):

@@ -12,7 +12,7 @@ import pytest
 from flexspec.accel import engine
 from flexspec.accel.fixed_point import execute_group
 from flexspec.rtl import LATENCY_CYCLES, GroupSpec, PEArrayConfig, build_program, reference_accumulators
-from flexspec.rtl.verilator import verilator_available
+from flexspec.rtl.verilator import DEFAULT_WORKDIR, verilator_available
 from flexspec.schedule import schedule_groups
 
 pytest.importorskip("amaranth")
@@ -95,7 +95,7 @@ def test_faults_are_caught(work):
     # one corrupted memory word: a kernel bit of PE 2 in word 3 flips
     words = list(prog.checked_words)
     base = cfg.num_ports * cfg.bank_addr_bits + 2 * cfg.pe_field_bits
-    k_lsb = base + 2 + cfg.port_sel_bits + cfg.acc_addr_bits
+    k_lsb = base + 2 + cfg.port_sel_bits + cfg.acc_addr_bits + cfg.row_bits
     w = next(i for i, x in enumerate(words) if (x >> base) & 1)  # a word where PE 2 works
     words[w] ^= 1 << (k_lsb + 3)
     r = verilate_program(cfg, prog, tiles, work, words=words)
@@ -121,9 +121,9 @@ def test_real_layer_spectral_pass_bit_exact_and_cycle_exact(work, layer):
     from flexspec.accel.arch import AcceleratorConfig
     from flexspec.accel.sim import engine_layer_cycles
 
-    case = layer_case(layer, RTLOptions(num_pes=4, num_banks=8))
+    case = layer_case(layer, RTLOptions())  # the CLI's default design: its --verify test reuses this build
     tiles = [case.tile(t) for t in range(case.num_tiles)]
-    r = verilate_spectral_pass(case.pe_config, case.program, tiles, work)
+    r = verilate_spectral_pass(case.pe_config, case.program, tiles, DEFAULT_WORKDIR)
     c = case.pe_config
     bo = np.asarray(c.bank_of)
     for t in (0, case.num_tiles // 2, case.num_tiles - 1):
@@ -138,7 +138,7 @@ def test_real_layer_spectral_pass_bit_exact_and_cycle_exact(work, layer):
                     acc_im[j] += pi[p]
         assert np.array_equal(r["acc_re"][t], acc_re) and np.array_equal(r["acc_im"][t], acc_im)
     shape = engine.pass_shape(case.layer_schedule.schedule.cycles, c.in_channels, c.acc_channels, c.bank_of,
-                              c.num_banks, c.num_pes, c.num_freq)
+                              c.num_banks, c.num_pes, c.fft_size)
     assert r["cycles"] == shape.cycles(case.num_tiles)
     cfg = AcceleratorConfig(arrays=1, pes=c.num_pes, banks=c.num_banks, ports=c.ports)
     assert r["cycles"] == engine_layer_cycles(case.mask, cfg, case.num_tiles)

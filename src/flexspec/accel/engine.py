@@ -5,7 +5,7 @@ The pass (``flexspec.rtl.spectral_pass.SpectralPass``) streams T tiles through a
 runs the layer's program (every kernel group of one tile pass, back to back, ``L`` words) on
 each tile.  With the input always valid and the output always ready, its events are (clock
 edges counted from the first edge after reset; ``D`` tile-buffer rows per tile, ``Q``
-accumulators per tile, ``lat`` the read-out latency):
+read-out beats (accumulator columns) per tile, ``lat`` the read-out latency):
 
 * load of tile k: beats at edges ``S_k .. E_k = S_k + D - 1``; ``S_0 = 1``, ``S_1 = E_0 + 1``,
   ``S_k = max(E_{k-1} + 1, A_{k-2} + L + TILE_RELEASE_CYCLES)`` (its tile-buffer half is free
@@ -107,7 +107,7 @@ class PassShape:
 
     rows_per_tile: int  # tile-buffer rows: input channels x the bank map's deepest bank
     program_cycles: int  # words of the program: sum of the groups' makespans (at least 1)
-    outputs_per_tile: int  # accumulators read out: output channels x F (0: kept on chip, no read-out)
+    outputs_per_tile: int  # read-out beats: output channels x (N/2+1) columns (0: kept on chip, no read-out)
     readout_cycles: int
 
     def cycles(self, tiles: int) -> int:
@@ -124,8 +124,9 @@ class PassShape:
 
 
 def pass_shape(group_cycles, in_channels: int, out_channels: int, bank_of, num_banks: int, num_pes: int,
-               num_freq: int) -> PassShape:
-    """The pass shape of a program of groups with makespans ``group_cycles``."""
+               fft_size: int) -> PassShape:
+    """The pass shape of a program of groups with makespans ``group_cycles`` (read-out: one
+    column of N accumulators a cycle, N/2 + 1 columns per output channel)."""
     depth = max(1, int(np.bincount(np.asarray(bank_of, dtype=np.int64), minlength=num_banks).max()))
-    return PassShape(int(in_channels) * depth, program_length(group_cycles), int(out_channels) * int(num_freq),
+    return PassShape(int(in_channels) * depth, program_length(group_cycles), int(out_channels) * (fft_size // 2 + 1),
                      readout_latency_cycles(num_pes))

@@ -494,10 +494,10 @@ def _makespan(cyc: np.ndarray, tiles: int, arrays: int, divisors, interval=None)
 
 
 def _pass_shape(sch: LayerSchedules, ob: int, lo: int, hi: int, o_channels: int, config: AcceleratorConfig,
-                num_freq: int, group_cycles=None) -> PassShape:
+                group_cycles=None) -> PassShape:
     """The engine's pass shape of one kernel block: input channels lo..hi of cout block ob."""
     cyc = sch.cycles[ob, lo:hi].ravel() if group_cycles is None else group_cycles
-    return pass_shape(cyc, hi - lo, o_channels, sch.schedule.bank_of, config.banks, config.pes, num_freq)
+    return pass_shape(cyc, hi - lo, o_channels, sch.schedule.bank_of, config.banks, config.pes, config.fft_size)
 
 
 def engine_layer_cycles(mask: np.ndarray, config: AcceleratorConfig, tiles: int, method: str = "optimal",
@@ -507,9 +507,9 @@ def engine_layer_cycles(mask: np.ndarray, config: AcceleratorConfig, tiles: int,
     the accumulators), from the simulator's own schedules and the engine's cycle model: what the
     RTL spectral pass takes for that layer (tests compare the two in Verilator)."""
     mask = np.asarray(mask, dtype=bool)
-    cout, cin, f = mask.shape
+    cout, cin, _ = mask.shape
     sch = schedule_layer_blocks(mask, config, cout, method, bank_map=bank_of)
-    return _pass_shape(sch, 0, 0, cin, cout, config, f).cycles(tiles)
+    return _pass_shape(sch, 0, 0, cin, cout, config).cycles(tiles)
 
 
 @dataclass
@@ -619,12 +619,12 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig) -> _L
             outs = int(o_ch[ob]) if drains else 0
 
             def interval(words, ob=ob, lo=lo, hi=hi, outs=outs):  # engine cycles per tile, program of `words`
-                return _pass_shape(sch, ob, lo, hi, outs, config, g.num_freq, [words]).interval()
+                return _pass_shape(sch, ob, lo, hi, outs, config, [words]).interval()
 
             span = _makespan(cyc, ntiles, a, divisors, interval)
             tot = int(cyc.sum())
             cache[ck] = (span, span * (int(pb.sum()) / tot if tot else 1.0))
-            overhead = max(overhead, _pass_shape(sch, ob, lo, hi, int(o_ch[ob]), config, g.num_freq).overhead())
+            overhead = max(overhead, _pass_shape(sch, ob, lo, hi, int(o_ch[ob]), config).overhead())
         span, span_free = cache[ck]
         share = tiles_step[s0:s1] / max(1, ntiles)
         compute[s0:s1] = span * share

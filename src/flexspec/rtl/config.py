@@ -4,7 +4,8 @@ The array runs *programs*: sequences of schedule words held in the schedule/kern
 word carries every decision the compiler made for one cycle (see :mod:`.program`), so the
 datapath has no run-time arbitration.  A program word reads the tile buffer (double buffered,
 ``in_channels`` channels per half) and accumulates into per-PE accumulator memories addressed by
-output-channel slot and frequency (double buffered, ``acc_channels`` slots per half).
+output-channel slot and frequency (double buffered, ``acc_channels`` slots per half), banked by
+the frequency's row so that a read-out beat is one column of N values (the IFFT's input beat).
 """
 
 from __future__ import annotations
@@ -117,9 +118,20 @@ class PEArrayConfig:
         return self.in_channels * self.channel_depth
 
     @property
+    def num_columns(self) -> int:
+        """Columns of the Hermitian half-plane (N/2 + 1); frequency f = row * num_columns + column."""
+        return self.fft_size // 2 + 1
+
+    @property
     def acc_depth(self) -> int:
-        """Words of one accumulator half in one PE (output-channel slot x frequency)."""
+        """Accumulators of one half (output-channel slot x frequency)."""
         return self.acc_channels * self.num_freq
+
+    @property
+    def acc_columns(self) -> int:
+        """Words of one accumulator half in one row bank of one PE (output-channel slot x column):
+        the read-out beats per tile (one column of N values a beat, the IFFT's input beat)."""
+        return self.acc_channels * self.num_columns
 
     # ------------------------------------------------------------------ field widths
     @property
@@ -136,13 +148,17 @@ class PEArrayConfig:
 
     @property
     def acc_addr_bits(self) -> int:
-        return _bits_for(self.acc_depth)
+        return _bits_for(self.acc_columns)
+
+    @property
+    def row_bits(self) -> int:
+        return _bits_for(self.fft_size)
 
     @property
     def pe_field_bits(self) -> int:
-        """One PE's field of a schedule word: valid, port select, first, accumulator address,
-        kernel re, kernel im."""
-        return 1 + self.port_sel_bits + 1 + self.acc_addr_bits + 2 * self.data_bits
+        """One PE's field of a schedule word: valid, port select, first, accumulator address
+        (slot * (N/2+1) + column), row (the accumulator bank), kernel re, kernel im."""
+        return 1 + self.port_sel_bits + 1 + self.acc_addr_bits + self.row_bits + 2 * self.data_bits
 
     @property
     def check_field_bits(self) -> int:

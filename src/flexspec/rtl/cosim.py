@@ -45,6 +45,29 @@ def bank_init_words(config: PEArrayConfig, tiles) -> list:
     return init
 
 
+def _signed(v: int, bits: int) -> int:
+    v &= (1 << bits) - 1
+    return v - (1 << bits) if v >> (bits - 1) else v
+
+
+def unpack_columns(config: PEArrayConfig, beats):
+    """Read-out beats (one column of N accumulators each, in slot * (N/2+1) + column order) ->
+    (re, im) int64 [acc_channels, F] (frequency f = row * (N/2+1) + column)."""
+    c = config
+    N, C, ab = c.fft_size, c.num_columns, c.acc_bits
+    beats = list(beats)
+    if len(beats) != c.acc_columns:
+        raise RTLSimulationError(f"read {len(beats)} accumulator columns, expected {c.acc_columns}")
+    re = np.zeros((c.acc_channels, N, C), dtype=np.int64)
+    im = np.zeros_like(re)
+    for k, beat in enumerate(beats):
+        j, col = divmod(k, C)
+        for r in range(N):
+            re[j, r, col] = _signed(beat >> (2 * r * ab), ab)
+            im[j, r, col] = _signed(beat >> ((2 * r + 1) * ab), ab)
+    return re.reshape(c.acc_channels, c.num_freq), im.reshape(c.acc_channels, c.num_freq)
+
+
 def simulate_program(config: PEArrayConfig, program: Program, tiles, _done_stage: int = 5,
                      _forwarding: bool = True) -> list[RunResult]:
     """Run ``program`` on each of ``tiles`` (one or two (re, im) int arrays [C, F]) back to back.
@@ -99,20 +122,19 @@ def simulate_program(config: PEArrayConfig, program: Program, tiles, _done_stage
             if cycle > limit:
                 raise RTLSimulationError(f"done not raised within {limit} cycles")
         out["conflict"] = bool(ctx.get(dut.conflict))
-        # read-out, one request per cycle, collected rd_latency cycles later
+        # read-out, one column request per cycle, collected rd_latency cycles later
         lat = config.readout_latency_cycles
+        Q = config.acc_columns
         for h in range(len(tiles)):
-            re = np.zeros(config.acc_depth, dtype=np.int64)
-            im = np.zeros(config.acc_depth, dtype=np.int64)
+            cols = []
             ctx.set(dut.rd_half, h)
-            for a in range(config.acc_depth + lat):
-                ctx.set(dut.rd_valid, int(a < config.acc_depth))
-                ctx.set(dut.rd_addr, min(a, config.acc_depth - 1))
+            for a in range(Q + lat):
+                ctx.set(dut.rd_valid, int(a < Q))
+                ctx.set(dut.rd_addr, min(a, Q - 1))
                 await ctx.tick()
                 if ctx.get(dut.rd_out_valid):
-                    re[a + 1 - lat] = ctx.get(dut.rd_re)
-                    im[a + 1 - lat] = ctx.get(dut.rd_im)
-            out["acc"].append((re.reshape(-1, F), im.reshape(-1, F)))
+                    cols.append(int(ctx.get(dut.rd_data)))
+            out["acc"].append(unpack_columns(config, cols))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

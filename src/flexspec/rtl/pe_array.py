@@ -69,13 +69,12 @@ def pe_array_signature(c: PEArrayConfig, checks: bool) -> dict:
         "sch_data": In(c.word_bits(checks)),
         "mk_we": In(1),
         "mk_addr": In(c.acc_addr_bits),
-        "mk_data": In(c.num_pes),
+        "mk_data": In(c.fft_size * c.num_pes),
         "rd_valid": In(1),
         "rd_half": In(1),
         "rd_addr": In(c.acc_addr_bits),
         "rd_out_valid": Out(1),
-        "rd_re": Out(signed(c.acc_bits)),
-        "rd_im": Out(signed(c.acc_bits)),
+        "rd_data": Out(c.fft_size * 2 * c.acc_bits),
     }
     if checks:
         sig["conflict"] = Out(1)
@@ -98,10 +97,12 @@ class SparsePEArray(wiring.Component):
     * ``tb_we, tb_half, tb_addr, tb_data``: write one tile-buffer row: word b of ``tb_data``
       (``2*data_bits`` bits each, ``im << data_bits | re``) into bank b at ``tb_addr``.
     * ``sch_we, sch_addr, sch_data``: write one schedule word.  ``mk_we, mk_addr, mk_data``:
-      write the read-out PE mask of one accumulator address (bit p: PE p holds a contribution).
-    * ``rd_valid, rd_half, rd_addr`` -> ``rd_out_valid, rd_re, rd_im`` (``readout_latency_cycles``
-      later, one per cycle): the output-channel accumulator ``rd_addr = slot * F + f`` of half
-      ``rd_half``, summed over the PEs of its mask.
+      write the read-out PE mask of one accumulator address (bit ``row*P + p``: PE p holds a
+      contribution to that row).
+    * ``rd_valid, rd_half, rd_addr`` -> ``rd_out_valid, rd_data`` (``readout_latency_cycles`` later,
+      one per cycle): column ``rd_addr = slot * (N/2+1) + column`` of output channel ``slot``, half
+      ``rd_half``: N accumulators (row r: bits ``[2r*acc_bits, (2r+2)*acc_bits)``, re low, im
+      high), each summed over the PEs of its mask.
     * ``conflict`` (``checks`` builds only): sticky; a PE's selected port did not read the bank
       and address the compiler meant.
     """
@@ -146,7 +147,9 @@ class SparsePEArray(wiring.Component):
             bank_rd.extend(mem.read_port() for _ in range(R))
 
         acc_words = 1 << CB
-        mask_mem = Memory(shape=unsigned(P), depth=acc_words, init=list(self.mask_init or []))
+        N = c.fft_size
+        RB = c.row_bits
+        mask_mem = Memory(shape=unsigned(N * P), depth=acc_words, init=list(self.mask_init or []))
         m.submodules.readout_mask = mask_mem
         mk_wr = mask_mem.write_port()
         mk_rd = mask_mem.read_port()
@@ -200,8 +203,10 @@ class SparsePEArray(wiring.Component):
             o += 1
             aaddr = w[o:o + CB]
             o += CB
+            row = w[o:o + RB]
+            o += RB
             kr, ki = w[o:o + db].as_signed(), w[o + db:o + 2 * db].as_signed()
-            fields.append((valid & wv1, sel, first, aaddr, kr, ki))
+            fields.append((valid & wv1, sel, first, Cat(aaddr, row), kr, ki))
 
         if self.checks:
             conflict = Signal()
@@ -234,14 +239,14 @@ class SparsePEArray(wiring.Component):
             v1, sel1, first1, aaddr1, kr1, ki1 = fields[p]
             v2, first2 = Signal(name=f"v2_{p}"), Signal(name=f"first2_{p}")
             sel2 = Signal(SB, name=f"sel2_{p}")
-            a2 = Signal(CB, name=f"aaddr2_{p}")
+            a2 = Signal(CB + RB, name=f"aaddr2_{p}")
             kr2, ki2 = Signal(signed(db), name=f"kr2_{p}"), Signal(signed(db), name=f"ki2_{p}")
             m.d.sync += [v2.eq(v1), first2.eq(first1), sel2.eq(sel1), a2.eq(aaddr1), kr2.eq(kr1), ki2.eq(ki1)]
             x = Signal(2 * db, name=f"x2_{p}")
             m.d.comb += x.eq(flat[sel2])
             xr, xi = x[:db].as_signed(), x[db:].as_signed()
             # stage 3: operands and pre-adders registered
-            v3, first3, a3 = Signal(name=f"v3_{p}"), Signal(name=f"first3_{p}"), Signal(CB, name=f"aaddr3_{p}")
+            v3, first3, a3 = Signal(name=f"v3_{p}"), Signal(name=f"first3_{p}"), Signal(CB + RB, name=f"aaddr3_{p}")
             m.d.sync += [v3.eq(v2), first3.eq(first2), a3.eq(a2)]
             pre = signed(db + 1)
             prod_w = signed(2 * db + 2)
@@ -260,33 +265,42 @@ class SparsePEArray(wiring.Component):
                 m.d.sync += [k[0].eq(o[0] * o[2]), k[1].eq(o[1] * o[3]), k[2].eq(o[0] * o[3]), k[3].eq(o[1] * o[2])]
                 post_re, post_im = k[0] - k[1], k[2] + k[3]
             # stage 4: products registered; post-add; accumulator read issued
-            v4, first4, a4 = Signal(name=f"v4_{p}"), Signal(name=f"first4_{p}"), Signal(CB, name=f"aaddr4_{p}")
+            v4, first4, a4 = Signal(name=f"v4_{p}"), Signal(name=f"first4_{p}"), Signal(CB + RB, name=f"aaddr4_{p}")
             m.d.sync += [v4.eq(v3), first4.eq(first3), a4.eq(a3)]
-            accmem = Memory(shape=unsigned(2 * ab), depth=2 * acc_words, init=[])
-            m.submodules[f"acc{p}"] = accmem
-            acc_rd = accmem.read_port()  # synchronous, not transparent: the forwarding covers it
-            acc_wr = accmem.write_port()
-            host = accmem.read_port()
-            acc_rd_host.append(host)
+            # N accumulator banks (one per frequency row), each (half, slot, column) deep
+            banks_rd, banks_wr, hosts = [], [], []
+            for r in range(N):
+                accmem = Memory(shape=unsigned(2 * ab), depth=2 * acc_words, init=[])
+                m.submodules[f"acc{p}_r{r}"] = accmem
+                banks_rd.append(accmem.read_port())  # synchronous, not transparent: forwarding covers it
+                banks_wr.append(accmem.write_port())
+                hosts.append(accmem.read_port())
+            acc_rd_host.append(hosts)
             acch4 = tags[3][3]
-            m.d.comb += [acc_rd.addr.eq(Cat(a4, acch4)), acc_rd.en.eq(1)]
+            for rp in banks_rd:
+                m.d.comb += [rp.addr.eq(Cat(a4[:CB], acch4)), rp.en.eq(1)]
             # stage 5: post-added product registered; accumulate with forwarding
             v5, first5 = Signal(name=f"v5_{p}"), Signal(name=f"first5_{p}")
-            wa5 = Signal(CB + 1, name=f"waddr5_{p}")
+            wa5 = Signal(CB + RB + 1, name=f"waddr5_{p}")  # column address, row, half
             pr5, pi5 = Signal(signed(2 * db + 2), name=f"pr5_{p}"), Signal(signed(2 * db + 2), name=f"pi5_{p}")
             m.d.sync += [v5.eq(v4), first5.eq(first4), wa5.eq(Cat(a4, acch4)), pr5.eq(post_re), pi5.eq(post_im)]
             v5_any.append(v5)
+            row5 = wa5[CB:CB + RB]
+            rd5 = Signal(2 * ab, name=f"accrd5_{p}")
+            m.d.comb += rd5.eq(Array(rp.data for rp in banks_rd)[row5])
             fwd_v = Signal(name=f"fwd_v_{p}")
-            fwd_a = Signal(CB + 1, name=f"fwd_a_{p}")
+            fwd_a = Signal(CB + RB + 1, name=f"fwd_a_{p}")
             fwd_re, fwd_im = Signal(signed(ab), name=f"fwd_re_{p}"), Signal(signed(ab), name=f"fwd_im_{p}")
             hit = Signal(name=f"fwd_hit_{p}")
             old_re, old_im = Signal(signed(ab), name=f"old_re_{p}"), Signal(signed(ab), name=f"old_im_{p}")
             new_re, new_im = Signal(signed(ab), name=f"new_re_{p}"), Signal(signed(ab), name=f"new_im_{p}")
             m.d.comb += [hit.eq(fwd_v & (fwd_a == wa5) & int(self._forwarding)),
-                         old_re.eq(Mux(first5, 0, Mux(hit, fwd_re, acc_rd.data[:ab].as_signed()))),
-                         old_im.eq(Mux(first5, 0, Mux(hit, fwd_im, acc_rd.data[ab:].as_signed()))),
-                         new_re.eq(old_re + pr5), new_im.eq(old_im + pi5),
-                         acc_wr.en.eq(v5), acc_wr.addr.eq(wa5), acc_wr.data.eq(Cat(new_re, new_im))]
+                         old_re.eq(Mux(first5, 0, Mux(hit, fwd_re, rd5[:ab].as_signed()))),
+                         old_im.eq(Mux(first5, 0, Mux(hit, fwd_im, rd5[ab:].as_signed()))),
+                         new_re.eq(old_re + pr5), new_im.eq(old_im + pi5)]
+            for r, wp in enumerate(banks_wr):
+                m.d.comb += [wp.en.eq(v5 & (row5 == r)), wp.addr.eq(Cat(wa5[:CB], wa5[CB + RB])),
+                             wp.data.eq(Cat(new_re, new_im))]
             m.d.sync += [fwd_v.eq(v5), fwd_a.eq(wa5), fwd_re.eq(new_re), fwd_im.eq(new_im)]
 
         # done: the last word of a run is accumulated at this edge (stage 5 -> memory)
@@ -296,38 +310,41 @@ class SparsePEArray(wiring.Component):
         m.d.comb += self.busy.eq(active | Cat(*(t[0] for t in tags)).any())
 
         # ---------------------------------------------------------------- read-out
-        for host in acc_rd_host:
-            m.d.comb += [host.addr.eq(Cat(self.rd_addr, self.rd_half)), host.en.eq(1)]
+        for hosts in acc_rd_host:
+            for host in hosts:
+                m.d.comb += [host.addr.eq(Cat(self.rd_addr, self.rd_half)), host.en.eq(1)]
         m.d.comb += [mk_rd.addr.eq(self.rd_addr), mk_rd.en.eq(1)]
         rv = Signal(name="rd_v1")
         m.d.sync += rv.eq(self.rd_valid)
-        level = []
-        for p, host in enumerate(acc_rd_host):
-            re_, im_ = Signal(signed(ab), name=f"rd_m_re_{p}"), Signal(signed(ab), name=f"rd_m_im_{p}")
-            m.d.sync += [re_.eq(Mux(mk_rd.data[p], host.data[:ab].as_signed(), 0)),
-                         im_.eq(Mux(mk_rd.data[p], host.data[ab:].as_signed(), 0))]
-            level.append((re_, im_))
         rvs = Signal(name="rd_v2")
         m.d.sync += rvs.eq(rv)
-        n = 0
-        while len(level) > 1:
-            n += 1
-            nxt = []
-            for q in range(0, len(level), 2):
-                if q + 1 == len(level):
-                    pair = level[q]
-                    sre, sim_ = Signal(signed(ab), name=f"rd_t{n}_re_{q}"), Signal(signed(ab), name=f"rd_t{n}_im_{q}")
-                    m.d.sync += [sre.eq(pair[0]), sim_.eq(pair[1])]
-                else:
-                    (a_re, a_im), (b_re, b_im) = level[q], level[q + 1]
-                    sre, sim_ = Signal(signed(ab), name=f"rd_t{n}_re_{q}"), Signal(signed(ab), name=f"rd_t{n}_im_{q}")
-                    m.d.sync += [sre.eq(a_re + b_re), sim_.eq(a_im + b_im)]
-                nxt.append((sre, sim_))
-            level = nxt
-            v = Signal(name=f"rd_v{n + 2}")
+        lanes = []
+        for r in range(N):  # one P-input adder tree per row of the column
+            level = []
+            for p, hosts in enumerate(acc_rd_host):
+                d, bit = hosts[r].data, mk_rd.data[r * P + p]
+                re_, im_ = Signal(signed(ab), name=f"rd_m_re_{r}_{p}"), Signal(signed(ab), name=f"rd_m_im_{r}_{p}")
+                m.d.sync += [re_.eq(Mux(bit, d[:ab].as_signed(), 0)), im_.eq(Mux(bit, d[ab:].as_signed(), 0))]
+                level.append((re_, im_))
+            n = 0
+            while len(level) > 1:
+                n += 1
+                nxt = []
+                for q in range(0, len(level), 2):
+                    sre = Signal(signed(ab), name=f"rd_t{n}_re_{r}_{q}")
+                    sim_ = Signal(signed(ab), name=f"rd_t{n}_im_{r}_{q}")
+                    if q + 1 == len(level):
+                        m.d.sync += [sre.eq(level[q][0]), sim_.eq(level[q][1])]
+                    else:
+                        m.d.sync += [sre.eq(level[q][0] + level[q + 1][0]), sim_.eq(level[q][1] + level[q + 1][1])]
+                    nxt.append((sre, sim_))
+                level = nxt
+            lanes.append(level[0])
+        for _ in range(c.readout_latency_cycles - 2):
+            v = Signal()
             m.d.sync += v.eq(rvs)
             rvs = v
-        m.d.comb += [self.rd_re.eq(level[0][0]), self.rd_im.eq(level[0][1]), self.rd_out_valid.eq(rvs)]
+        m.d.comb += [self.rd_data.eq(Cat(*(x for lane in lanes for x in lane))), self.rd_out_valid.eq(rvs)]
 
         if self.sim_assertions:
             m.d.sync += Assert(~(accept & (self.cmd_len > c.schedule_depth)), "run longer than the schedule memory")

@@ -7,8 +7,9 @@ output-channel slots its PEs were given.
 Schedule word (one per cycle), from the LSB (``AB`` = bank address bits, ``E`` = PE field bits):
 
 * ``B*R`` port addresses of ``AB`` bits each: port ``k = b*R + r`` reads bank ``b`` at that address;
-* ``P`` PE fields of ``E = 1 + SB + 1 + CB + 2*data_bits`` bits: ``valid | port select (SB) |
-  first | accumulator address (CB) = slot*F + f | kernel re | kernel im``;
+* ``P`` PE fields of ``E = 1 + SB + 1 + CB + RB + 2*data_bits`` bits: ``valid | port select (SB) |
+  first | accumulator address (CB) = slot*(N/2+1) + column | row (RB) | kernel re | kernel im``
+  (frequency f = row*(N/2+1) + column; the row selects the accumulator bank);
 * checked builds only: ``P`` check fields ``bank | address``: what the compiler meant the PE to read.
 
 Ports are assigned per cycle and bank in PE order to the distinct addresses asked of the bank
@@ -18,7 +19,8 @@ fault-injection tests build such a word (``allow_conflicts``), which the checked
 
 ``first`` is set on the first contribution of a program to a (PE, accumulator address): the
 accumulator then starts from zero, so no clearing pass is needed between tiles.  The read-out
-mask of an accumulator address holds bit p when PE p contributes to it; read-out sums those PEs.
+mask of an accumulator address (slot, column) holds bit ``row*P + p`` when PE p contributes to
+(slot, row, column); read-out sums those PEs, one column of N rows a beat.
 Tile-buffer word: ``(im << data_bits) | re`` of input channel i, frequency f at bank
 ``bank_of[f]``, address ``i * channel_depth + rank(f)``.
 """
@@ -71,7 +73,7 @@ class Program:
     config: PEArrayConfig
     words: tuple  # schedule words (synthesis layout)
     checked_words: tuple  # the same words with the check fields (co-simulation builds)
-    mask: tuple  # acc_depth read-out masks (bit p: PE p contributes)
+    mask: tuple  # acc_columns read-out masks (bit row*P + p: PE p contributes to that row)
     group_cycles: tuple  # makespan of each group, in order (sum = number of non-padding words)
 
     @property
@@ -127,7 +129,8 @@ def build_program(config: PEArrayConfig, groups, allow_conflicts: bool = False) 
     """Schedule words and read-out mask of one tile pass over ``groups`` (GroupSpec each)."""
     c = config
     P, F, db = c.num_pes, c.num_freq, c.data_bits
-    AB, SB, CB, E = c.bank_addr_bits, c.port_sel_bits, c.acc_addr_bits, c.pe_field_bits
+    AB, SB, CB, RB, E = c.bank_addr_bits, c.port_sel_bits, c.acc_addr_bits, c.row_bits, c.pe_field_bits
+    C = c.num_columns
     bank_of = np.asarray(c.bank_of)
     rank = bank_addresses(bank_of)
     written = np.zeros((P, c.acc_depth), dtype=bool)
@@ -164,11 +167,13 @@ def build_program(config: PEArrayConfig, groups, allow_conflicts: bool = False) 
             chk = 0
             for p, sel, b, a in zip(pes, sels, banks, addrs, strict=True):
                 f = row[p]
-                acc_addr = int(slots[p]) * F + f
-                first = not written[p, acc_addr]
-                written[p, acc_addr] = True
-                field = 1 | (sel << 1) | (int(first) << (1 + SB)) | (acc_addr << (2 + SB)) \
-                    | (int(kr_u[p, f]) << (2 + SB + CB)) | (int(ki_u[p, f]) << (2 + SB + CB + db))
+                key = int(slots[p]) * F + f
+                first = not written[p, key]
+                written[p, key] = True
+                frow, col = divmod(f, C)
+                field = 1 | (sel << 1) | (int(first) << (1 + SB)) | ((int(slots[p]) * C + col) << (2 + SB)) \
+                    | (frow << (2 + SB + CB)) | (int(kr_u[p, f]) << (2 + SB + CB + RB)) \
+                    | (int(ki_u[p, f]) << (2 + SB + CB + RB + db))
                 word |= field << (base + p * E)
                 chk |= (b | (a << c.bank_bits)) << (p * c.check_field_bits)
             words.append(word)
@@ -178,13 +183,15 @@ def build_program(config: PEArrayConfig, groups, allow_conflicts: bool = False) 
     for w in words:
         if w >> c.word_bits(False):
             raise UsageError("a schedule word overflowed its layout (a generator defect)")
-    mask = np.zeros(c.acc_depth, dtype=np.int64)
-    for p in range(P):
-        mask |= written[p].astype(np.int64) << p
+    # written[p, slot*F + row*C + col] -> mask[slot*C + col] bit row*P + p
+    w = written.reshape(P, c.acc_channels, c.fft_size, C)
+    mask = [0] * c.acc_columns
+    for p, j, r, col in zip(*np.nonzero(w), strict=True):
+        mask[j * C + col] |= 1 << (int(r) * P + int(p))
     if len(words) > c.schedule_depth:
         raise UsageError(f"program of {len(words)} words does not fit the schedule memory of "
                          f"{c.schedule_depth} words; raise schedule_depth")
-    return Program(c, tuple(words), tuple(checked), tuple(int(x) for x in mask), tuple(cycles))
+    return Program(c, tuple(words), tuple(checked), tuple(mask), tuple(cycles))
 
 
 def reference_accumulators(config: PEArrayConfig, groups, tile_re, tile_im, acc_bits: int | None = None):

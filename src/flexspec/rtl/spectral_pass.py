@@ -6,7 +6,7 @@ Block diagram::
                                                               | issuer: one run of the layer's program
                                                               v         per tile, back to back
                                               double-buffered output-channel accumulators
-    o_* stream (one accumulator a beat) <-- output FIFO <-- drainer (read-out, adder tree)
+    o_* stream (one column of N a beat) <-- output FIFO <-- drainer (read-out, N adder trees)
 
 The controller walks the layer's tiles in order (``num_tiles``, a generation parameter): the
 loader fills the free tile-buffer half, the issuer starts the program on a loaded half as soon
@@ -20,14 +20,16 @@ Ports (synchronous to ``clk``, ``rst`` synchronous):
 
 * ``i_valid, i_ready, i_data``: tile-buffer rows, ``bank_depth`` beats per tile; word b of a
   beat (``2*data_bits`` bits, ``im << data_bits | re``) goes to bank b.
-* ``o_valid, o_ready, o_data, o_last``: accumulators, ``acc_channels * F`` beats per tile,
-  ``o_data = im << acc_bits | re``; ``o_last`` marks a tile's final beat.
+* ``o_valid, o_ready, o_data, o_last``: accumulators, one column of N a beat (the IFFT's input
+  beat), ``acc_channels * (N/2+1)`` beats per tile in ``slot * (N/2+1) + column`` order; row r
+  of the column is ``o_data[2r*acc_bits:(2r+2)*acc_bits] = im << acc_bits | re``; ``o_last``
+  marks a tile's final beat.
 * ``done``: high once every tile's accumulators have left through ``o_*``.
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Signal
+from amaranth import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -49,7 +51,7 @@ class SpectralPass(wiring.Component):
         c = config
         super().__init__({
             "i_valid": In(1), "i_ready": Out(1), "i_data": In(c.num_banks * 2 * c.data_bits),
-            "o_valid": Out(1), "o_ready": In(1), "o_data": Out(2 * c.acc_bits), "o_last": Out(1),
+            "o_valid": Out(1), "o_ready": In(1), "o_data": Out(c.fft_size * 2 * c.acc_bits), "o_last": Out(1),
             "done": Out(1),
         } | ({"conflict": Out(1)} if checks else {}))
 
@@ -61,7 +63,7 @@ class SpectralPass(wiring.Component):
                                                  checks=self.checks)
         if self.checks:
             m.d.comb += self.conflict.eq(arr.conflict)
-        D, L, Q = c.bank_depth, self.program.length, c.acc_depth
+        D, L, Q = c.bank_depth, self.program.length, c.acc_columns
         tbits = _bits_for(T + 1)
 
         # ------------------------------------------------------------ loader
@@ -101,7 +103,8 @@ class SpectralPass(wiring.Component):
         # ------------------------------------------------------------ drainer
         lat = c.readout_latency_cycles
         fifo_depth = lat + OUTPUT_FIFO_SLACK
-        m.submodules.ofifo = fifo = SyncFIFOBuffered(width=2 * c.acc_bits + 1, depth=fifo_depth)
+        W = c.fft_size * 2 * c.acc_bits
+        m.submodules.ofifo = fifo = SyncFIFOBuffered(width=W + 1, depth=fifo_depth)
         finished = Signal(2)  # accumulator half holds a finished tile not yet drained
         set_fin = Signal(2)
         clr_fin = Signal(2)
@@ -129,10 +132,9 @@ class SpectralPass(wiring.Component):
         m.d.sync += last_pipe.eq(last_pipe << 1 | (req & (ra == Q - 1)))
         m.d.sync += in_flight.eq(in_flight + req - arr.rd_out_valid)
         m.d.comb += [fifo.w_en.eq(arr.rd_out_valid),
-                     fifo.w_data.eq(arr.rd_re.as_unsigned() | (arr.rd_im.as_unsigned() << c.acc_bits)
-                                    | (last_pipe[lat - 1] << (2 * c.acc_bits))),
+                     fifo.w_data.eq(Cat(arr.rd_data, last_pipe[lat - 1])),
                      self.o_valid.eq(fifo.r_rdy), fifo.r_en.eq(self.o_ready),
-                     self.o_data.eq(fifo.r_data[:2 * c.acc_bits]), self.o_last.eq(fifo.r_data[2 * c.acc_bits])]
+                     self.o_data.eq(fifo.r_data[:W]), self.o_last.eq(fifo.r_data[W])]
         with m.If(self.o_valid & self.o_ready & self.o_last):
             m.d.sync += sent.eq(sent + 1)
         m.d.comb += self.done.eq(sent == T)

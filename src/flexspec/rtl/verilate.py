@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 
 from . import verilator
+from .cosim import unpack_columns
 from .export import ToolError
 
 def testbench_cpp(top: str, ports) -> str:
@@ -171,14 +172,14 @@ def pe_array_script(config, program, tiles, words) -> str:
     """Host script: load the schedule words and read-out mask, load tile 0, run the program on
     every tile; while run t executes, wait for run t-1's done, read its accumulator half out and
     load tile t+1 into the free half."""
-    L, Q, lat = program.length, config.acc_depth, config.readout_latency_cycles
+    L, Q, lat = program.length, config.acc_columns, config.readout_latency_cycles
     lines = ["s sch_we 1"]
     for a, w in enumerate(words):
         lines += [f"s sch_addr {a:x}", f"s sch_data {_hex(w)}", "t 1"]
     lines += ["s sch_we 0", "s mk_we 1"]
     for a, w in enumerate(program.mask):
         lines += [f"s mk_addr {a:x}", f"s mk_data {_hex(w)}", "t 1"]
-    lines += ["s mk_we 0", "m done done", "m rd_re rd_out_valid", "m rd_im rd_out_valid"]
+    lines += ["s mk_we 0", "m done done", "m rd_data rd_out_valid"]
     lines += _tile_load_lines(config, tiles[0], 0)
     lines += ["c", "s cmd_base 0", f"s cmd_len {L:x}"]
     limit = 4 * (L + 64 + Q + config.bank_depth)
@@ -234,13 +235,13 @@ def verilate_program(config, program, tiles, workdir, _done_stage: int = 5, word
         raise ToolError(f"the PE array never raised {timeouts[0][1]} (a hung design)")
     accepts = [int(r[2]) for r in rows if r[0] == "p" and r[1] == "cmd_ready"]
     dones = [int(r[2]) for r in rows if r[0] == "m" and r[1] == "done"]
-    re = [_signed(int(r[3], 16), config.acc_bits) for r in rows if r[0] == "m" and r[1] == "rd_re"]
-    im = [_signed(int(r[3], 16), config.acc_bits) for r in rows if r[0] == "m" and r[1] == "rd_im"]
+    beats = [int(r[3], 16) for r in rows if r[0] == "m" and r[1] == "rd_data"]
     conflict = [int(r[3], 16) for r in rows if r[0] == "p" and r[1] == "conflict"]
-    shape = (len(tiles), config.acc_channels, config.num_freq)
-    if len(re) != np.prod(shape):
-        raise ToolError(f"read {len(re)} accumulators, expected {int(np.prod(shape))}")
-    return {"acc_re": np.array(re, dtype=np.int64).reshape(shape), "acc_im": np.array(im, dtype=np.int64).reshape(shape),
+    Q = config.acc_columns
+    if len(beats) != len(tiles) * Q:
+        raise ToolError(f"read {len(beats)} accumulator columns, expected {len(tiles) * Q}")
+    acc = [unpack_columns(config, beats[t * Q:(t + 1) * Q]) for t in range(len(tiles))]
+    return {"acc_re": np.stack([a[0] for a in acc]), "acc_im": np.stack([a[1] for a in acc]),
             "accept_cycles": accepts, "done_cycles": dones, "conflict": bool(conflict and conflict[0])}
 
 
@@ -277,14 +278,13 @@ def verilate_spectral_pass(config, program, tiles, workdir) -> dict:
     timeouts = [r for r in rows if r[0] == "timeout"]
     if timeouts:
         raise ToolError(f"the spectral pass never raised {timeouts[0][1]} (a hung design)")
-    data = [int(r[3], 16) for r in rows if r[0] == "m" and r[1] == "o_data"]
-    ab = config.acc_bits
-    shape = (len(tiles), config.acc_channels, config.num_freq)
-    if len(data) != int(np.prod(shape)):
-        raise ToolError(f"the spectral pass sent {len(data)} accumulators, expected {int(np.prod(shape))}")
-    re = np.array([_signed(d, ab) for d in data], dtype=np.int64).reshape(shape)
-    im = np.array([_signed(d >> ab, ab) for d in data], dtype=np.int64).reshape(shape)
+    beats = [int(r[3], 16) for r in rows if r[0] == "m" and r[1] == "o_data"]
+    Q = config.acc_columns
+    if len(beats) != len(tiles) * Q:
+        raise ToolError(f"the spectral pass sent {len(beats)} accumulator columns, expected {len(tiles) * Q}")
+    acc = [unpack_columns(config, beats[t * Q:(t + 1) * Q]) for t in range(len(tiles))]
+    re, im = np.stack([a[0] for a in acc]), np.stack([a[1] for a in acc])
     done = [int(r[2]) for r in rows if r[0] == "p" and r[1] == "done"]
     conflict = [int(r[3], 16) for r in rows if r[0] == "p" and r[1] == "conflict"]
     return {"acc_re": re, "acc_im": im, "cycles": done[0], "conflict": bool(conflict and conflict[0]),
-            "first_beat_cycles": [int(r[2]) for r in rows if r[0] == "m" and r[1] == "o_data"][::config.acc_depth]}
+            "first_beat_cycles": [int(r[2]) for r in rows if r[0] == "m" and r[1] == "o_data"][::Q]}
