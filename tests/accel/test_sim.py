@@ -90,7 +90,9 @@ def test_breakdown_bounds_and_efficiency(vgg16_cmp):
         # the definition: useful MACs x DSP/MAC / (PE DSPs x cycles)
         assert lay.dsp_efficiency == pytest.approx(lay.useful_macs / (U200_CFG.pe_count * lay.cycles))
         if lay.bound == "compute":
-            assert lay.dsp_efficiency >= 0.9, lay.name
+            # 0.9 before the simulator charged the engine pass's fill and drain (first tile-buffer
+            # load, last read-out) measured in RTL: conv3_1 then gives 0.893
+            assert lay.dsp_efficiency >= 0.88, lay.name
         assert sum(lay.bank_load["reads_per_bank"]) > 0
     assert r.seconds <= 9e-3
     assert c.baselines["kernel-reuse"].cycles > r.cycles
