@@ -466,12 +466,11 @@ class FFTFormat:
             raise UsageError(f"FFT output width must be 2..{self.full_bits} bits, got {self.out_bits}")
         if not 0 <= self.out_shift <= self.full_bits:
             raise UsageError(f"FFT output shift must be 0..{self.full_bits}, got {self.out_shift}")
+        # W = 1 and W = -j are wires; every twiddle that is multiplied must fit tw_bits signed bits
         wr, wi = twiddles_fixed(self.n, self.tw_bits, self.inverse)
-        if max(np.abs(wr).max(initial=0), np.abs(wi).max(initial=0)) >= 2 ** (self.tw_bits - 1) and self.n > 4:
-            # only W = 1 and W = -j may reach 1.0; they are wires, but a nontrivial one must fit
-            nontrivial = _nontrivial(self.n, np.arange(self.n // 2))
-            if np.abs(np.concatenate([wr[nontrivial], wi[nontrivial]])).max() >= 2 ** (self.tw_bits - 1):
-                raise UsageError(f"{self.tw_bits}-bit twiddles cannot hold the N={self.n} twiddles")
+        nontrivial = _nontrivial(self.n, np.arange(self.n // 2))
+        if np.any(nontrivial) and np.abs(np.concatenate([wr[nontrivial], wi[nontrivial]])).max() >= 2 ** (self.tw_bits - 1):
+            raise UsageError(f"{self.tw_bits}-bit twiddles cannot hold the N={self.n} twiddles")
 
     @property
     def stages(self) -> int:

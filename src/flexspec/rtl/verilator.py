@@ -34,8 +34,8 @@ def verilator_path() -> str | None:
 
 
 def verilator_available() -> bool:
-    return verilator_path() is not None and shutil.which("g++") is not None or \
-        (verilator_path() is not None and shutil.which("c++") is not None)
+    """Verilator and a C++ compiler are on PATH."""
+    return verilator_path() is not None and (shutil.which("g++") or shutil.which("c++")) is not None
 
 
 def require_verilator() -> str:
