@@ -90,9 +90,12 @@ def test_breakdown_bounds_and_efficiency(vgg16_cmp):
         # the definition: useful MACs x DSP/MAC / (PE DSPs x cycles)
         assert lay.dsp_efficiency == pytest.approx(lay.useful_macs / (U200_CFG.pe_count * lay.cycles))
         if lay.bound == "compute":
-            # 0.9 before the simulator charged the engine pass's fill and drain (first tile-buffer
-            # load, last read-out) measured in RTL: conv3_1 then gives 0.893
-            assert lay.dsp_efficiency >= 0.88, lay.name
+            # while the arrays compute, at least 90% of the PE slots do useful MACs; the layer as a
+            # whole also pays the engine pass's fill and drain (first tile-buffer load, pipelines,
+            # last read-out: 300-1,300 cycles here, as the RTL spends them), 1-4% of these layers
+            busy = lay.compute_cycles + lay.bank_conflict_cycles
+            assert lay.useful_macs / (U200_CFG.pe_count * busy) >= 0.9, lay.name
+            assert lay.dsp_efficiency >= 0.86, lay.name
         assert sum(lay.bank_load["reads_per_bank"]) > 0
     assert r.seconds <= 9e-3
     assert c.baselines["kernel-reuse"].cycles > r.cycles

@@ -524,6 +524,7 @@ class _LayerSteps:
     totals: dict
     tiles: np.ndarray | None = None  # tiles in each step's tile block (uneven last block)
     pass_overhead_cycles: int = 0  # the engine pass's fill and drain (once per layer)
+    pass_load_cycles: int = 0  # the part of that fill which writes the first tile into the tile buffer
 
 
 def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig) -> _LayerSteps:
@@ -604,7 +605,7 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig) -> _L
     compute = np.zeros(steps)
     free = np.zeros(steps)
     cache = {}
-    overhead = 0
+    overhead = first_load = 0
     for s0, s1 in zip(run_start, run_end, strict=True):
         ob, ib = int(o[s0]), int(i[s0])
         ntiles = int(tiles_step[s0:s1].sum())
@@ -624,7 +625,9 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig) -> _L
             span = _makespan(cyc, ntiles, a, divisors, interval)
             tot = int(cyc.sum())
             cache[ck] = (span, span * (int(pb.sum()) / tot if tot else 1.0))
-            overhead = max(overhead, _pass_shape(sch, ob, lo, hi, int(o_ch[ob]), config).overhead())
+            shape = _pass_shape(sch, ob, lo, hi, int(o_ch[ob]), config)
+            if shape.overhead() > overhead:
+                overhead, first_load = shape.overhead(), shape.rows_per_tile + 1
         span, span_free = cache[ck]
         share = tiles_step[s0:s1] / max(1, ntiles)
         compute[s0:s1] = span * share
@@ -637,7 +640,7 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig) -> _L
               "outputs_bits": int(np.where(last, out_blk[o, t], 0).sum()),
               "forward_ffts": int(fwd.sum()), "inverse_ffts": int(inv.sum()), "steps": steps}
     return _LayerSteps(compute, free, load / 8.0, np.where(k_new, kb[o, i], 0) / 8.0, write / 8.0, fwd * n / config.fft_engines,
-                       inv * n / config.ifft_engines, totals, tiles_step, overhead)
+                       inv * n / config.ifft_engines, totals, tiles_step, overhead, first_load)
 
 
 def _pipeline(st: _LayerSteps, bpc: float):
@@ -732,7 +735,9 @@ def simulate_plan(network: Network, masks: dict, plan_layers, models: dict, conf
             continue
         model, sch, st = extra
         step, mem, eng, pro, epi, est_body = _pipeline(st, bpc)
-        depth = fft_depth + st.pass_overhead_cycles  # pipelines, and the engine pass's fill and drain
+        # pipelines, and the engine pass's fill and drain; the first tile is written into the tile
+        # buffer as the start-up's forward FFTs produce it, so that part overlaps their cycles
+        depth = fft_depth + st.pass_overhead_cycles - min(st.pass_load_cycles, pro[1])
         # the first kernel block streams in during the previous spectral layer's last kernel-block
         # run (into that layer's idle second kernel buffer: it has no next block), as far as that
         # buffer holds it and the run leaves DRAM bandwidth; the rest loads in the start-up
