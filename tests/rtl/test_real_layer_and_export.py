@@ -11,7 +11,7 @@ import pytest
 
 from flexspec.cli import main
 from flexspec.rtl import PEArrayConfig, reference_accumulators
-from flexspec.rtl.export import TOP_NAME, generate_verilog, write_rtlil, yosys_cell_counts, yosys_command
+from flexspec.rtl.export import generate_verilog, write_rtlil, yosys_cell_counts, yosys_command
 from flexspec.rtl.source import RTLOptions, layer_case
 
 pytest.importorskip("amaranth")

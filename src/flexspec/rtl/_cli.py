@@ -9,8 +9,17 @@ import json
 
 import numpy as np
 
+from ..accel.arch import AcceleratorConfig
+from ..accel.fixed_point import execute_group_tiles, wrap_signed
+from ..accel.sim import engine_layer_cycles
 from ..errors import FlexSpecError, UsageError
 from ..fileio import OutputError, check_output_folder, write_files
+from ..spectral.geometry import tile_grid, tile_size
+from ..spectral.oaa import crop_output, overlap_add
+from .export import design_files
+from .source import RTLOptions, layer_case
+from .verilate import verilate_spectral_pass
+from .verilator import DEFAULT_WORKDIR
 
 TOP = "flexspec_spectral_pass"
 
@@ -42,8 +51,6 @@ def register(subparsers) -> None:
 def functional_accumulators(case):
     """The functional model's accumulators of every tile: int64 [T, Cout, F] (re, im), from the
     per-PE group model (execute_group_tiles) scattered to the output channels."""
-    from ..accel.fixed_point import execute_group_tiles, wrap_signed
-
     c = case.pe_config
     T = case.num_tiles
     re = np.zeros((T, c.acc_channels, c.num_freq), np.int64)
@@ -61,9 +68,6 @@ def functional_accumulators(case):
 def spatial_output(case, acc_re, acc_im) -> np.ndarray:
     """float [Cout, H, W]: the accumulators dequantized, inverse transformed, overlap-added and
     cropped (numpy), plus the bias: the layer's output before ReLU."""
-    from ..spectral.geometry import tile_grid, tile_size
-    from ..spectral.oaa import crop_output, overlap_add
-
     k, n = case.kernels.kernel_size, case.kernels.fft_size
     cin, H, W = case.input_float.shape
     ty, tx = tile_grid(H, W, k, n)
@@ -74,11 +78,6 @@ def spatial_output(case, acc_re, acc_im) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..accel.arch import AcceleratorConfig
-    from ..accel.sim import engine_layer_cycles
-    from .export import design_files
-    from .source import RTLOptions, layer_case
-
     options = RTLOptions.from_yaml(args.config) if args.config else RTLOptions()
     try:
         out = check_output_folder(args.out)
@@ -94,9 +93,6 @@ def run(args: argparse.Namespace) -> int:
         write_files(out, files)
         print(f"wrote {len(files)} files to {args.out}")
         return 0
-    from .verilate import verilate_spectral_pass
-    from .verilator import DEFAULT_WORKDIR
-
     write_files(out, files)
     tiles = [case.tile(t) for t in range(case.num_tiles)]
     r = verilate_spectral_pass(c, case.program, tiles, DEFAULT_WORKDIR)

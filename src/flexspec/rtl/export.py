@@ -9,11 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from ..errors import FlexSpecError, UsageError
+from ..errors import FlexSpecError
 from ..fileio import write_file
-from .config import PEArrayConfig
+from .config import LATENCY_CYCLES, PEArrayConfig
+from .cosim import bank_init_words
 from .program import Program
 
 TOP_NAME = "flexspec_pe_array"
@@ -35,8 +34,7 @@ def to_verilog(design, name: str) -> str:
 def pe_array_design(config: PEArrayConfig, program: Program | None = None, tiles=None, checks: bool = False):
     """The PE array with its memories initialized: the program's words and mask, and up to two
     tiles in the tile-buffer halves."""
-    from .cosim import bank_init_words
-    from .pe_array import SparsePEArray
+    from .pe_array import SparsePEArray  # amaranth (optional dependency): imported on use
 
     words = None if program is None else list(program.checked_words if checks else program.words)
     return SparsePEArray(config, bank_init=bank_init_words(config, tiles) if tiles else None,
@@ -64,8 +62,8 @@ def design_files(case, top: str) -> dict:
     """Everything ``flexspec rtl`` writes for one layer (name -> text), built in memory first."""
     import amaranth
 
-    from .spectral_pass import SpectralPass
-    from .verilate import tile_rows
+    from .spectral_pass import SpectralPass  # amaranth (optional dependency): imported on use
+    from .verilate import tile_rows  # verilate imports this module
 
     c, prog = case.pe_config, case.program
     design = SpectralPass(c, prog, case.num_tiles)
@@ -88,8 +86,6 @@ def design_files(case, top: str) -> dict:
 
 
 def readme_text(case, top: str, ports, amaranth_version: str) -> str:
-    from .config import LATENCY_CYCLES
-
     c, prog = case.pe_config, case.program
     rows = "\n".join(f"| `{n}` | {d} | {w} |" for n, d, w in ports)
     return f"""# Generated spectral pass: `{top}`

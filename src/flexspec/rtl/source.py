@@ -15,6 +15,10 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from ..accel.fixed_point import FixedPointFormat
+from ..schedule import schedule_layer
+from ..spectral import real_model
+from ..spectral.geometry import num_frequencies, tile_size
+from ..spectral.sparse import sparse_oaa_conv2d
 from ..errors import InputFileError, UnknownNameError, UsageError
 from .config import MAX_BANKS, MAX_PES, MAX_PORTS, PEArrayConfig
 from .program import GroupSpec, Program, build_program, program_length
@@ -137,8 +141,6 @@ class LayerCase:
 
 def _load_network(options: RTLOptions):
     """The shipped pruned model (``flexspec/data``) at the requested pruning method and density."""
-    from ..spectral import real_model
-
     path = real_model.pruned_file(options.prune_method, options.density)
     if not path.exists():
         raise InputFileError(path, "the shipped pruned model is missing (prune_method/density not shipped?)")
@@ -147,9 +149,6 @@ def _load_network(options: RTLOptions):
 
 def _layer_input(net, layer: str, image_index: int) -> np.ndarray:
     """float32 [Cin, H, W]: the input of ``layer`` for one real test image."""
-    from ..spectral import real_model
-    from ..spectral.sparse import sparse_oaa_conv2d
-
     data_file = real_model.DATA_DIR / "fmnist_test1000.npz"
     with np.load(data_file, allow_pickle=False) as data:
         images = data["images"]
@@ -168,8 +167,6 @@ def _layer_input(net, layer: str, image_index: int) -> np.ndarray:
 
 def input_tiles(x: np.ndarray, kernel_size: int, fft_size: int) -> np.ndarray:
     """complex [Cin, T, F]: rfft2 of each h x h tile (unpadded input, zero-padded to N x N)."""
-    from ..spectral.geometry import num_frequencies, tile_size
-
     h = tile_size(fft_size, kernel_size)
     cin, H, W = x.shape
     ty, tx = -(-H // h), -(-W // h)
@@ -206,9 +203,6 @@ def layer_groups(layer_schedule, kernel_re, kernel_im) -> tuple:
 
 def layer_case(layer: str | None = None, options: RTLOptions | None = None) -> LayerCase:
     """Schedule and quantize one layer of the shipped real model for the hardware."""
-    from ..schedule import schedule_layer
-    from ..spectral import real_model
-
     options = options or RTLOptions()
     layer = layer or DEFAULT_LAYER
     if layer not in real_model.CONV_NAMES:

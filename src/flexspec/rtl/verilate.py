@@ -20,9 +20,12 @@ import hashlib
 import re
 from pathlib import Path
 
+import numpy as np
+
 from . import verilator
 from .cosim import unpack_columns
-from .export import ToolError
+from .export import ToolError, port_rows, to_verilog
+from .program import tile_buffer_words
 
 def testbench_cpp(top: str, ports) -> str:
     """The script-interpreting C++ testbench for a Verilated ``top`` with ``ports``
@@ -154,8 +157,6 @@ def _hex(v: int) -> str:
 
 def tile_rows(config, tile) -> list[int]:
     """One tile's tile-buffer rows (``bank_depth`` of them), as written through ``tb_data``."""
-    from .program import tile_buffer_words
-
     words = tile_buffer_words(config, *tile)
     width = 2 * config.data_bits
     return [sum(int(words[b][a]) << (b * width) for b in range(config.num_banks)) for a in range(config.bank_depth)]
@@ -203,7 +204,7 @@ def pe_array_script(config, program, tiles, words) -> str:
 
 
 def _port_names(config) -> set:
-    from .pe_array import pe_array_signature
+    from .pe_array import pe_array_signature  # amaranth (optional dependency): imported on use
 
     return set(pe_array_signature(config, True))
 
@@ -219,10 +220,7 @@ def verilate_program(config, program, tiles, workdir, _done_stage: int = 5, word
     Returns accumulators per tile (``acc_re``/``acc_im`` int64 [T, acc_channels, F]), the cycles
     (after the edge accepting run 0) of each run's accept and done, and the sticky conflict flag.
     ``words`` overrides the schedule memory contents (fault injection)."""
-    import numpy as np
-
-    from .export import port_rows, to_verilog
-    from .pe_array import SparsePEArray
+    from .pe_array import SparsePEArray  # amaranth (optional dependency): imported on use
 
     # the memories are loaded by the script: one build serves every program of this configuration
     dut = SparsePEArray(config, checks=True, _done_stage=_done_stage)
@@ -266,10 +264,7 @@ def verilate_spectral_pass(config, program, tiles, workdir) -> dict:
 
     Returns ``acc_re``/``acc_im`` int64 [T, acc_channels, F], ``cycles`` (the edge after which
     ``done`` is high, counted from the first edge after reset) and the conflict flag."""
-    import numpy as np
-
-    from .export import port_rows, to_verilog
-    from .spectral_pass import SpectralPass
+    from .spectral_pass import SpectralPass  # amaranth (optional dependency): imported on use
 
     top = "flexspec_spectral_pass"
     dut = SpectralPass(config, program, len(tiles), checks=True)
