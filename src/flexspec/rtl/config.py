@@ -38,9 +38,10 @@ def _bits_for(n: int) -> int:
 
 
 def readout_latency_cycles(num_pes: int) -> int:
-    """Cycles from an accumulator read-out request to its data: memory read, PE mask, then one
-    registered level per level of the P-input adder tree."""
-    return 2 + _bits_for(num_pes) if num_pes > 1 else 2
+    """Cycles from an accumulator read-out request to its data: the memory read, then one
+    registered level per level of the P-input adder tree (its inputs gated by the PE mask; at
+    least one level)."""
+    return 1 + _bits_for(num_pes)
 
 
 @dataclass(frozen=True)

@@ -314,20 +314,18 @@ class SparsePEArray(wiring.Component):
             for host in hosts:
                 m.d.comb += [host.addr.eq(Cat(self.rd_addr, self.rd_half)), host.en.eq(1)]
         m.d.comb += [mk_rd.addr.eq(self.rd_addr), mk_rd.en.eq(1)]
-        rv = Signal(name="rd_v1")
-        m.d.sync += rv.eq(self.rd_valid)
-        rvs = Signal(name="rd_v2")
-        m.d.sync += rvs.eq(rv)
+        rvs = Signal(name="rd_v1")
+        m.d.sync += rvs.eq(self.rd_valid)
         lanes = []
-        for r in range(N):  # one P-input adder tree per row of the column
+        for r in range(N):  # one P-input adder tree per row of the column; the PE mask gates its inputs
             level = []
             for p, hosts in enumerate(acc_rd_host):
                 d, bit = hosts[r].data, mk_rd.data[r * P + p]
                 re_, im_ = Signal(signed(ab), name=f"rd_m_re_{r}_{p}"), Signal(signed(ab), name=f"rd_m_im_{r}_{p}")
-                m.d.sync += [re_.eq(Mux(bit, d[:ab].as_signed(), 0)), im_.eq(Mux(bit, d[ab:].as_signed(), 0))]
+                m.d.comb += [re_.eq(Mux(bit, d[:ab].as_signed(), 0)), im_.eq(Mux(bit, d[ab:].as_signed(), 0))]
                 level.append((re_, im_))
             n = 0
-            while len(level) > 1:
+            while n == 0 or len(level) > 1:  # registered levels (at least one)
                 n += 1
                 nxt = []
                 for q in range(0, len(level), 2):
@@ -340,7 +338,7 @@ class SparsePEArray(wiring.Component):
                     nxt.append((sre, sim_))
                 level = nxt
             lanes.append(level[0])
-        for _ in range(c.readout_latency_cycles - 2):
+        for _ in range(c.readout_latency_cycles - 1):
             v = Signal()
             m.d.sync += v.eq(rvs)
             rvs = v
