@@ -1,8 +1,10 @@
 """Verilator co-simulation of the generated RTL, driven from Python by a command script.
 
-cocotb is the ecosystem's standard for this, but its Verilator support needs Verilator >= 5.036
-and Debian ships 5.006 here; so the design is compiled with a generated C++ testbench that
-interprets a small command script (one command a line) and prints what it observes:
+cocotb (1.8.x, the line that supports Debian's Verilator 5.006) drives the FFT blocks' tests; the PE
+array and the spectral pass are driven by a generated C++ testbench instead, which interprets a small
+command script (one command a line) and prints what it observes: the simulation runs at compiled
+speed with no Python round trip per cycle, and one build serves every program of a configuration
+(the PE array's memories are loaded by the script).
 
 * ``s NAME HEX``      set input port NAME (any width);
 * ``t N``             N clock cycles (rising edges);
