@@ -53,6 +53,9 @@ from ..kernel_format import KernelFormat, psum_bits
 from ..workload.layers import Network
 from .arch import AcceleratorConfig, Resources, resources
 from ..devices import Device, load_device
+from .engine import PassShape, pass_shape
+from .fixed_point import FFTFormat
+from ..rtl.fft_contract import latency_cycles as fft_latency_cycles
 from .kernels import KernelSource, random_masks, resolve_kernels  # noqa: F401  (re-exported)
 from .spatial import (
     conv_only, layer_result as spatial_layer_result, spatial_accelerator, spatial_conv_cost, whole_network as _whole,
@@ -473,12 +476,14 @@ def _split(total: int, parts_end: np.ndarray, whole: int) -> np.ndarray:
     return np.diff(np.concatenate([[0], cum]))
 
 
-def _makespan(cyc: np.ndarray, tiles: int, arrays: int, divisors) -> int:
+def _makespan(cyc: np.ndarray, tiles: int, arrays: int, divisors, interval=None) -> int:
     """Cycles for ``tiles`` tiles x groups with makespans ``cyc`` on ``arrays`` arrays:
     the best a_t x a_g = A split (a_t arrays on tiles, a_g on groups).  The compiler assigns the
     groups to the a_g array columns statically, by the better of two assignments: longest first to
     the least-loaded column (LPT; within 4/3 of the optimal assignment) and round-robin in group
-    order (LPT is a heuristic and occasionally loses to it); each column runs its groups back to back."""
+    order (LPT is a heuristic and occasionally loses to it); each column runs its groups back to back
+    as one program per tile.  ``interval(L)``: the engine's cycles per tile for a program of L
+    words (:func:`flexspec.accel.engine.tile_interval_cycles`; default L itself)."""
     from ._lpt import lpt_span
 
     best = None
@@ -495,10 +500,30 @@ def _makespan(cyc: np.ndarray, tiles: int, arrays: int, divisors) -> int:
             dealt = np.zeros(-(-n // a_g) * a_g, dtype=np.int64)
             dealt[:n] = cyc
             span = min(int(lpt_span(desc, int(a_g))), int(dealt.reshape(-1, a_g).sum(axis=0).max()))
-        total = -(-tiles // a_t) * span
+        per_tile = span if interval is None else interval(span)
+        total = -(-tiles // a_t) * per_tile
         if best is None or total < best:
             best = total
     return best
+
+
+def _pass_shape(sch: LayerSchedules, ob: int, lo: int, hi: int, o_channels: int, config: AcceleratorConfig,
+                group_cycles=None) -> PassShape:
+    """The engine's pass shape of one kernel block: input channels lo..hi of cout block ob."""
+    cyc = sch.cycles[ob, lo:hi].ravel() if group_cycles is None else group_cycles
+    return pass_shape(cyc, hi - lo, o_channels, sch.schedule.bank_of, config.banks, config.pes, config.fft_size)
+
+
+def engine_layer_cycles(mask: np.ndarray, config: AcceleratorConfig, tiles: int, method: str = "optimal",
+                        bank_of="auto") -> int:
+    """Cycles of one layer's spectral pass on one array holding the whole layer (every kernel
+    group of a tile back to back, all input channels in the tile buffer, all output channels in
+    the accumulators), from the simulator's own schedules and the engine's cycle model: what the
+    RTL spectral pass takes for that layer (tests compare the two in Verilator)."""
+    mask = np.asarray(mask, dtype=bool)
+    cout, cin, _ = mask.shape
+    sch = schedule_layer_blocks(mask, config, cout, method, bank_map=bank_of)
+    return _pass_shape(sch, 0, 0, cin, cout, config).cycles(tiles)
 
 
 @dataclass
@@ -512,6 +537,8 @@ class _LayerSteps:
     ifft: np.ndarray  # inverse FFT engine cycles of the writes of each step
     totals: dict
     tiles: np.ndarray | None = None  # tiles in each step's tile block (uneven last block)
+    pass_overhead_cycles: int = 0  # the engine pass's fill and drain (once per layer)
+    pass_load_cycles: int = 0  # the part of that fill which writes the first tile into the tile buffer
 
 
 def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig) -> _LayerSteps:
@@ -592,17 +619,29 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig) -> _L
     compute = np.zeros(steps)
     free = np.zeros(steps)
     cache = {}
+    overhead = first_load = 0
     for s0, s1 in zip(run_start, run_end, strict=True):
         ob, ib = int(o[s0]), int(i[s0])
         ntiles = int(tiles_step[s0:s1].sum())
-        ck = (ob, ib, ntiles)
+        # the accumulators are read out (one value a cycle per array) only after the run that
+        # finishes them; other runs leave them on chip for the next input-channel block
+        drains = bool(last[s0:s1].any())
+        ck = (ob, ib, ntiles, drains)
         if ck not in cache:
             lo, hi = ib * bi, min(g.cin, (ib + 1) * bi)
             cyc = sch.cycles[ob, lo:hi].ravel()
             pb = sch.pe_bound[ob, lo:hi].ravel()
-            span = _makespan(cyc, ntiles, a, divisors)
+            outs = int(o_ch[ob]) if drains else 0
+
+            def interval(words, ob=ob, lo=lo, hi=hi, outs=outs):  # engine cycles per tile, program of `words`
+                return _pass_shape(sch, ob, lo, hi, outs, config, [words]).interval()
+
+            span = _makespan(cyc, ntiles, a, divisors, interval)
             tot = int(cyc.sum())
             cache[ck] = (span, span * (int(pb.sum()) / tot if tot else 1.0))
+            shape = _pass_shape(sch, ob, lo, hi, int(o_ch[ob]), config)
+            if shape.overhead() > overhead:
+                overhead, first_load = shape.overhead(), shape.rows_per_tile + 1
         span, span_free = cache[ck]
         share = tiles_step[s0:s1] / max(1, ntiles)
         compute[s0:s1] = span * share
@@ -615,7 +654,7 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig) -> _L
               "outputs_bits": int(np.where(last, out_blk[o, t], 0).sum()),
               "forward_ffts": int(fwd.sum()), "inverse_ffts": int(inv.sum()), "steps": steps}
     return _LayerSteps(compute, free, load / 8.0, np.where(k_new, kb[o, i], 0) / 8.0, write / 8.0, fwd * n / config.fft_engines,
-                       inv * n / config.ifft_engines, totals, tiles_step)
+                       inv * n / config.ifft_engines, totals, tiles_step, overhead, first_load)
 
 
 def _pipeline(st: _LayerSteps, bpc: float):
@@ -678,7 +717,8 @@ def simulate_plan(network: Network, masks: dict, plan_layers, models: dict, conf
     schedules = schedules if schedules is not None else ScheduleCache()
     bpc = device.bytes_per_cycle
     n = config.fft_size
-    depth = 2 * n + config.pe_pipeline_cycles  # FFT + IFFT pipeline + PE pipeline latency
+    fft_depth = fft_latency_cycles(FFTFormat(n, config.data_bits, config.data_bits, 0)) + fft_latency_cycles(
+        FFTFormat(n, config.data_bits, config.data_bits, 0, inverse=True))  # FFT + IFFT pipeline latency
     parts = []
     for ld in plan_layers:
         if ld.kind != "spectral":
@@ -703,6 +743,9 @@ def simulate_plan(network: Network, masks: dict, plan_layers, models: dict, conf
             continue
         model, sch, st = extra
         step, mem, eng, pro, epi, est_body = _pipeline(st, bpc)
+        # pipelines, and the engine pass's fill and drain; the first tile is written into the tile
+        # buffer as the start-up's forward FFTs produce it, so that part overlaps their cycles
+        depth = fft_depth + st.pass_overhead_cycles - min(st.pass_load_cycles, pro[1])
         # the first kernel block streams in during the previous spectral layer's last kernel-block
         # run (into that layer's idle second kernel buffer: it has no next block), as far as that
         # buffer holds it and the run leaves DRAM bandwidth; the rest loads in the start-up

@@ -1,4 +1,12 @@
-"""Parameters of the generated PE array (plain Python; no Amaranth import)."""
+"""Parameters of the generated PE array (plain Python; no Amaranth import).
+
+The array runs *programs*: sequences of schedule words held in the schedule/kernel memory.  Each
+word carries every decision the compiler made for one cycle (see :mod:`.program`), so the
+datapath has no run-time arbitration.  A program word reads the tile buffer (double buffered,
+``in_channels`` channels per half) and accumulates into per-PE accumulator memories addressed by
+output-channel slot and frequency (double buffered, ``acc_channels`` slots per half), banked by
+the frequency's row so that a read-out beat is one column of N values (the IFFT's input beat).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +17,19 @@ import numpy as np
 from ..errors import UsageError
 from ..spectral.geometry import num_frequencies
 
-#: Pipeline latency of the design, in clock cycles: the number of clock edges from the edge that
-#: samples ``start`` to the first cycle with ``done`` high is ``makespan + LATENCY_CYCLES``.
-#: Schedule entry k (0-based) is fetched from the ROM at edge k+1, read from its tile bank at
-#: edge k+2, registered as multiplier operands (with the pre-adders) at edge k+3, multiplied at
-#: edge k+4 and accumulated at edge k+5; the last entry (k = makespan-1) is thus accumulated at
-#: edge makespan+4, and ``done`` rises at that same edge, when every result is readable.
-LATENCY_CYCLES = 4
+#: Pipeline latency of the array, in clock cycles: a run of L schedule words whose command is
+#: accepted at clock edge 0 writes its last accumulator at edge ``L + LATENCY_CYCLES`` and
+#: raises ``done`` at that edge.  Word k (0-based) is read from the schedule memory at edge
+#: k+1, its tile-buffer ports read at edge k+2, operands and pre-adders registered at edge k+3,
+#: multiplier products at edge k+4, the post-added complex product (and the accumulator read
+#: issued in that cycle) at edge k+5, and the accumulator written at edge k+6.
+LATENCY_CYCLES = 5
+
+#: Limits of the generator (beyond them the design is legal but not what it is meant for).
+MAX_PES = 64
+MAX_BANKS = 128
+MAX_PORTS = 8
+FFT_SIZES = (4, 8, 16, 32)
 
 
 def _bits_for(n: int) -> int:
@@ -23,14 +37,24 @@ def _bits_for(n: int) -> int:
     return max(1, int(n - 1).bit_length())
 
 
+def readout_latency_cycles(num_pes: int) -> int:
+    """Cycles from an accumulator read-out request to its data: the memory read, then one
+    registered level per level of the P-input adder tree (its inputs gated by the PE mask; at
+    least one level)."""
+    return 1 + _bits_for(num_pes)
+
+
 @dataclass(frozen=True)
 class PEArrayConfig:
     """One configuration of the sparse Hadamard-product PE array.
 
-    ``bank_of``: the schedule's frequency -> bank map (length F = N*(N//2+1)); frequency f is
-    stored at address = its rank among that bank's frequencies.  ``schedule_depth``: entries
-    of the schedule/kernel ROM (the longest makespan it must hold).  ``broadcast``: PEs that
-    read the same frequency in one cycle share one bank port.
+    ``bank_of``: the schedule's frequency -> bank map (length F = N*(N//2+1)); frequency f of
+    input channel i is stored in bank ``bank_of[f]`` at address ``i * channel_depth + rank``
+    (rank = its position among that bank's frequencies).  ``in_channels``: channels one tile
+    buffer half holds.  ``acc_channels``: output-channel slots one accumulator half holds.
+    ``schedule_depth``: words of the schedule/kernel memory.  ``readout_depth``: words of the
+    read-out PE-mask memory (``acc_channels * F`` per program).  ``broadcast``: PEs reading
+    the same frequency in one cycle may share one bank port (the compiler decides).
     """
 
     num_pes: int
@@ -39,16 +63,27 @@ class PEArrayConfig:
     fft_size: int
     bank_of: tuple
     schedule_depth: int
+    in_channels: int = 1
+    acc_channels: int = 0  # 0: one slot per PE (num_pes)
     data_bits: int = 16
     acc_bits: int = 48
     dsp_per_complex_mac: int = 3
     broadcast: bool = False
 
     def __post_init__(self):
-        for name in ("num_pes", "num_banks", "ports", "fft_size", "schedule_depth"):
+        for name in ("num_pes", "num_banks", "ports", "fft_size", "schedule_depth", "in_channels"):
             v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or v < 1:
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise UsageError(f"{name} must be an integer >= 1, got {v!r}")
+        if self.acc_channels == 0:
+            object.__setattr__(self, "acc_channels", int(self.num_pes))
+        if not isinstance(self.acc_channels, (int, np.integer)) or self.acc_channels < 1:
+            raise UsageError(f"acc_channels must be an integer >= 1, got {self.acc_channels!r}")
+        if self.num_pes > MAX_PES or self.num_banks > MAX_BANKS or self.ports > MAX_PORTS:
+            raise UsageError(f"the generator builds P <= {MAX_PES}, B <= {MAX_BANKS}, R <= {MAX_PORTS}; "
+                             f"got P={self.num_pes}, B={self.num_banks}, R={self.ports}")
+        if self.fft_size not in FFT_SIZES:
+            raise UsageError(f"fft_size must be one of {FFT_SIZES}, got {self.fft_size}")
         object.__setattr__(self, "bank_of", tuple(int(b) for b in self.bank_of))
         if len(self.bank_of) != self.num_freq:
             raise UsageError(
@@ -57,37 +92,84 @@ class PEArrayConfig:
         if any(b < 0 or b >= self.num_banks for b in self.bank_of):
             raise UsageError(f"bank map holds a bank outside 0..{self.num_banks - 1}")
         if not 2 <= self.data_bits <= 27:
-            raise UsageError(f"data_bits must be 2..27, got {self.data_bits}")
+            raise UsageError(f"data_bits must be 2..27 (a DSP multiplier input), got {self.data_bits}")
         if not 2 * self.data_bits + 2 <= self.acc_bits <= 63:
             raise UsageError(f"acc_bits must be {2 * self.data_bits + 2}..63, got {self.acc_bits}")
         if self.dsp_per_complex_mac not in (3, 4):
             raise UsageError(f"dsp_per_complex_mac must be 3 or 4, got {self.dsp_per_complex_mac}")
 
+    # ------------------------------------------------------------------ sizes
     @property
     def num_freq(self) -> int:
         return num_frequencies(self.fft_size)
 
     @property
-    def freq_bits(self) -> int:
-        return _bits_for(self.num_freq)
+    def num_ports(self) -> int:
+        """Tile-buffer read ports in all (B x R)."""
+        return self.num_banks * self.ports
+
+    @property
+    def channel_depth(self) -> int:
+        """Words one input channel takes in a bank: the most frequencies any bank holds."""
+        return max(1, int(np.bincount(np.asarray(self.bank_of), minlength=self.num_banks).max()))
 
     @property
     def bank_depth(self) -> int:
-        """Words per bank memory: the most frequencies any bank holds (at least 1)."""
-        return max(1, int(np.bincount(np.asarray(self.bank_of), minlength=self.num_banks).max()))
+        """Words of one tile-buffer half in one bank."""
+        return self.in_channels * self.channel_depth
 
+    @property
+    def num_columns(self) -> int:
+        """Columns of the Hermitian half-plane (N/2 + 1); frequency f = row * num_columns + column."""
+        return self.fft_size // 2 + 1
+
+    @property
+    def acc_depth(self) -> int:
+        """Accumulators of one half (output-channel slot x frequency)."""
+        return self.acc_channels * self.num_freq
+
+    @property
+    def acc_columns(self) -> int:
+        """Words of one accumulator half in one row bank of one PE (output-channel slot x column):
+        the read-out beats per tile (one column of N values a beat, the IFFT's input beat)."""
+        return self.acc_channels * self.num_columns
+
+    # ------------------------------------------------------------------ field widths
     @property
     def bank_addr_bits(self) -> int:
         return _bits_for(self.bank_depth)
 
     @property
-    def entry_bits(self) -> int:
-        """Bits of one PE's slot in a schedule-ROM word: valid, frequency, kernel re, kernel im."""
-        return 1 + self.freq_bits + 2 * self.data_bits
+    def port_sel_bits(self) -> int:
+        return _bits_for(self.num_ports)
 
     @property
-    def rom_word_bits(self) -> int:
-        return self.num_pes * self.entry_bits
+    def bank_bits(self) -> int:
+        return _bits_for(self.num_banks)
+
+    @property
+    def acc_addr_bits(self) -> int:
+        return _bits_for(self.acc_columns)
+
+    @property
+    def row_bits(self) -> int:
+        return _bits_for(self.fft_size)
+
+    @property
+    def pe_field_bits(self) -> int:
+        """One PE's field of a schedule word: valid, port select, first, accumulator address
+        (slot * (N/2+1) + column), row (the accumulator bank), kernel re, kernel im."""
+        return 1 + self.port_sel_bits + 1 + self.acc_addr_bits + self.row_bits + 2 * self.data_bits
+
+    @property
+    def check_field_bits(self) -> int:
+        """One PE's simulation-check field: the bank and address the compiler meant it to read."""
+        return self.bank_bits + self.bank_addr_bits
+
+    def word_bits(self, checks: bool = False) -> int:
+        """Bits of one schedule word: B*R port addresses, P PE fields, then (checked builds) P check fields."""
+        return self.num_ports * self.bank_addr_bits + self.num_pes * (
+            self.pe_field_bits + (self.check_field_bits if checks else 0))
 
     @property
     def multipliers(self) -> int:
@@ -97,3 +179,7 @@ class PEArrayConfig:
     @property
     def latency_cycles(self) -> int:
         return LATENCY_CYCLES
+
+    @property
+    def readout_latency_cycles(self) -> int:
+        return readout_latency_cycles(self.num_pes)

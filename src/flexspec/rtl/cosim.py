@@ -1,10 +1,9 @@
-"""Co-simulation: run the generated PE array in Amaranth's simulator and read back the results.
+"""Co-simulation of the generated PE array in Amaranth's simulator (quick, small cases).
 
-:func:`simulate_groups` runs a sequence of groups on one design instance: for each group it
-loads the tile buffer and the schedule ROM through the design's write ports (the way a host
-would), pulses ``start``, counts the clock edges until ``done`` and reads every accumulator
-through the readout port.  The result is compared by the tests with
-:func:`flexspec.accel.fixed_point.execute_group`.
+:func:`simulate_program` runs one program over one or two tiles back to back: the tiles sit in
+the two tile-buffer halves, the runs' commands are issued as soon as the array is ready, and
+each run accumulates into its own accumulator half, read out after the last ``done``.  The
+Verilator co-simulation (:mod:`.verilate`) runs the same design compiled, for longer sequences.
 """
 
 from __future__ import annotations
@@ -16,9 +15,9 @@ import numpy as np
 from ..accel.fixed_point import BankConflictError
 from ..errors import FlexSpecError, UsageError
 from .config import PEArrayConfig
-from .program import GroupProgram
+from .program import Program, tile_buffer_words
 
-#: Give up on a run after this many cycles past the expected end (a hung design).
+#: Give up after this many cycles past the expected end (a hung design).
 _HANG_MARGIN_CYCLES = 64
 
 
@@ -28,13 +27,22 @@ class RTLSimulationError(FlexSpecError):
 
 @dataclass(frozen=True)
 class RunResult:
-    """What one run of the hardware produced."""
+    """What one run (one tile pass of a program) produced."""
 
-    acc_re: np.ndarray  # int64 [P, F]
-    acc_im: np.ndarray  # int64 [P, F]
-    measured_cycles: int  # clock edges from the edge sampling start to done high (testbench count)
-    counter_cycles: int  # the design's own cycle counter
+    acc_re: np.ndarray  # int64 [acc_channels, F]
+    acc_im: np.ndarray
+    done_cycle: int  # clock edges from the edge accepting the first command to this run's done
     conflict: bool
+
+
+def bank_init_words(config: PEArrayConfig, tiles) -> list:
+    """Initial tile-buffer contents (both halves, ``2 * 2**bank_addr_bits`` words per bank)."""
+    half = 1 << config.bank_addr_bits
+    init = [[0] * (2 * half) for _ in range(config.num_banks)]
+    for h, (re, im) in enumerate(tiles):
+        for b, words in enumerate(tile_buffer_words(config, re, im)):
+            init[b][h * half:h * half + len(words)] = words
+    return init
 
 
 def _signed(v: int, bits: int) -> int:
@@ -42,72 +50,91 @@ def _signed(v: int, bits: int) -> int:
     return v - (1 << bits) if v >> (bits - 1) else v
 
 
-def simulate_groups(config: PEArrayConfig, programs, accumulate=None, load_tile: bool = True,
-                    read_results: bool = True, _done_latency: int | None = None) -> list[RunResult]:
-    """Run ``programs`` (GroupProgram each, same config) back to back on one simulated design.
+def unpack_columns(config: PEArrayConfig, beats):
+    """Read-out beats (one column of N accumulators each, in slot * (N/2+1) + column order) ->
+    (re, im) int64 [acc_channels, F] (frequency f = row * (N/2+1) + column)."""
+    c = config
+    N, C, ab = c.fft_size, c.num_columns, c.acc_bits
+    beats = list(beats)
+    if len(beats) != c.acc_columns:
+        raise RTLSimulationError(f"read {len(beats)} accumulator columns, expected {c.acc_columns}")
+    re = np.zeros((c.acc_channels, N, C), dtype=np.int64)
+    im = np.zeros_like(re)
+    for k, beat in enumerate(beats):
+        j, col = divmod(k, C)
+        for r in range(N):
+            re[j, r, col] = _signed(beat >> (2 * r * ab), ab)
+            im[j, r, col] = _signed(beat >> ((2 * r + 1) * ab), ab)
+    return re.reshape(c.acc_channels, c.num_freq), im.reshape(c.acc_channels, c.num_freq)
 
-    ``accumulate[i]`` (default all False): run i adds to the accumulators instead of clearing.
-    A bank conflict fails the built-in simulation assertion and raises BankConflictError.
-    """
+
+def simulate_program(config: PEArrayConfig, program: Program, tiles, _done_stage: int = 5,
+                     _forwarding: bool = True) -> list[RunResult]:
+    """Run ``program`` on each of ``tiles`` (one or two (re, im) int arrays [C, F]) back to back.
+
+    A checked build: a word whose PE reads something else than the compiler meant fails the
+    simulation assertion and raises :class:`BankConflictError`."""
+    # amaranth is an optional dependency (extra "rtl"): imported on use
     from amaranth.sim import Simulator
 
     from .pe_array import SparsePEArray
 
-    programs = list(programs)
-    if not programs:
-        return []
-    for prog in programs:
-        if not isinstance(prog, GroupProgram) or prog.config != config:
-            raise UsageError("every program must be a GroupProgram built for the same PEArrayConfig")
-    accumulate = [False] * len(programs) if accumulate is None else list(accumulate)
-    dut = SparsePEArray(config, sim_assertions=True,
-                        _done_latency=config.latency_cycles if _done_latency is None else _done_latency)
-    results: list[RunResult] = []
-    where = {"ticks": -1}  # ticks after the start edge, before the tick in flight
-    P, F = config.num_pes, config.num_freq
+    tiles = list(tiles)
+    if not 1 <= len(tiles) <= 2:
+        raise UsageError("the Amaranth co-simulation runs one or two tiles (the two tile-buffer halves)")
+    if not isinstance(program, Program) or program.config != config:
+        raise UsageError("the program must be built for this PEArrayConfig")
+    dut = SparsePEArray(config, bank_init=bank_init_words(config, tiles), schedule_init=list(program.checked_words),
+                        mask_init=list(program.mask), sim_assertions=True, _done_stage=_done_stage,
+                        _forwarding=_forwarding)
+    L, F = program.length, config.num_freq
+    out: dict = {"done": [], "acc": []}
+    where = {"cycle": 0}
 
     async def bench(ctx):
-        for i, prog in enumerate(programs):
-            # load the tile buffer and the schedule ROM through the write ports
-            if load_tile:
-                ctx.set(dut.tb_we, 1)
-                for b, words in enumerate(prog.bank_words):
-                    for a, w in enumerate(words):
-                        ctx.set(dut.tb_bank, b)
-                        ctx.set(dut.tb_addr, a)
-                        ctx.set(dut.tb_data, w)
-                        await ctx.tick()
-                ctx.set(dut.tb_we, 0)
-            ctx.set(dut.sch_we, 1)
-            for a, w in enumerate(prog.rom_words):
-                ctx.set(dut.sch_addr, a)
-                ctx.set(dut.sch_data, w)
+        ctx.set(dut.cmd_base, 0)
+        ctx.set(dut.cmd_len, L)
+        cycle = 0
+        for r in range(len(tiles)):
+            ctx.set(dut.cmd_tb_half, r)
+            ctx.set(dut.cmd_acc_half, r)
+            ctx.set(dut.cmd_valid, 1)
+            while not ctx.get(dut.cmd_ready):
                 await ctx.tick()
-            ctx.set(dut.sch_we, 0)
-            ctx.set(dut.sched_len, prog.makespan_cycles)
-            ctx.set(dut.accumulate, int(bool(accumulate[i])))
-            ctx.set(dut.start, 1)
-            await ctx.tick()  # the edge that samples start
-            ctx.set(dut.start, 0)
-            n = 0
-            where["ticks"] = -1
-            limit = prog.makespan_cycles + config.latency_cycles + _HANG_MARGIN_CYCLES
-            while not ctx.get(dut.done):
-                where["ticks"] = n
+                cycle += 1
+                if ctx.get(dut.done):
+                    out["done"].append(cycle)
+            await ctx.tick()  # the edge that accepts the command
+            if r == 0:
+                cycle = 0
+            else:
+                cycle += 1
+            if ctx.get(dut.done):
+                out["done"].append(cycle)
+        ctx.set(dut.cmd_valid, 0)
+        limit = len(tiles) * (L + config.latency_cycles) + _HANG_MARGIN_CYCLES
+        while len(out["done"]) < len(tiles):
+            await ctx.tick()
+            cycle += 1
+            where["cycle"] = cycle
+            if ctx.get(dut.done):
+                out["done"].append(cycle)
+            if cycle > limit:
+                raise RTLSimulationError(f"done not raised within {limit} cycles")
+        out["conflict"] = bool(ctx.get(dut.conflict))
+        # read-out, one column request per cycle, collected rd_latency cycles later
+        lat = config.readout_latency_cycles
+        Q = config.acc_columns
+        for h in range(len(tiles)):
+            cols = []
+            ctx.set(dut.rd_half, h)
+            for a in range(Q + lat):
+                ctx.set(dut.rd_valid, int(a < Q))
+                ctx.set(dut.rd_addr, min(a, Q - 1))
                 await ctx.tick()
-                n += 1
-                if n > limit:
-                    raise RTLSimulationError(f"run {i}: done not raised within {limit} cycles")
-            re = np.zeros((P, F), dtype=np.int64)
-            im = np.zeros((P, F), dtype=np.int64)
-            if read_results:
-                for p in range(P):
-                    ctx.set(dut.rd_pe, p)
-                    for f in range(F):
-                        ctx.set(dut.rd_freq, f)
-                        re[p, f] = ctx.get(dut.rd_re)
-                        im[p, f] = ctx.get(dut.rd_im)
-            results.append(RunResult(re, im, n, int(ctx.get(dut.cycles)), bool(ctx.get(dut.conflict))))
+                if ctx.get(dut.rd_out_valid):
+                    cols.append(int(ctx.get(dut.rd_data)))
+            out["acc"].append(unpack_columns(config, cols))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
@@ -115,11 +142,8 @@ def simulate_groups(config: PEArrayConfig, programs, accumulate=None, load_tile:
     try:
         sim.run()
     except AssertionError as exc:
-        if "done raised while" in str(exc):
-            raise RTLSimulationError(f"run {len(results)}: {exc}") from None
         if "bank conflict" in str(exc):
-            # the arbiter sees schedule entry k at the edge k+2 after start (see config.py)
-            raise BankConflictError(cycle=where["ticks"] - 1, bank=-1, reads=config.ports + 1,
-                                    ports=config.ports, group=len(results)) from None
+            # the check sees word k one edge after the schedule memory read (see config.py)
+            raise BankConflictError(cycle=where["cycle"], bank=-1, reads=config.ports + 1, ports=config.ports) from None
         raise
-    return results
+    return [RunResult(re, im, d, out["conflict"]) for (re, im), d in zip(out["acc"], out["done"], strict=True)]

@@ -2,23 +2,33 @@
 
 Block diagram (one clock domain ``sync``)::
 
-    schedule/kernel ROM --(valid, freq, W re/im per PE)--> bank map LUT + port arbiter
-           |                                                     | (address per bank port)
-           |                                     B tile-buffer banks, R sync read ports each
-           v                                                     v
-    P complex MACs: operand/pre-adder reg -> multiplier reg -> post-add + accumulate
-           |
-    P accumulator memories (F words of 2*acc_bits each, read-modify-write in one cycle)
+    command (base, len, halves) --> issue counter --> schedule/kernel memory (one word per cycle)
+                                                        | B*R port addresses | P PE fields
+                                                        v                    v
+                      double-buffered tile buffer: B banks x R sync read ports      (static select)
+                                                        |                    |
+                                                        +--> P operand muxes + pre-adders -> multipliers
+                                                                    -> post-add -> accumulate (2 stages)
+    P accumulator memories, addressed by (accumulator half, output-channel slot, frequency)
+       --> read-out: PE-mask memory + registered P-input adder tree
 
-Pipeline (entry issued in schedule cycle k, cycles counted after the edge sampling ``start``):
-ROM read (k+1), arbitration + bank read (k+2), operand select + pre-adders (k+3),
-multipliers (k+4), post-add and accumulator write (k+5).  ``done`` rises together with the
-last accumulator write, so ``cycles == makespan + LATENCY_CYCLES`` (4, see config.py).
+Every decision is in the schedule word (see program.py): which address each bank port reads,
+which port each PE takes its operand from, the kernel value, the accumulator address and whether
+this is the first contribution to that address (the accumulator then starts from zero, so no
+clearing pass exists).  There is no arbiter: the datapath only follows the word.
 
-The port arbiter is real hardware: each cycle the PEs requesting a bank get its ports in PE
-order (with ``broadcast``, PEs reading the same frequency share the first one's port).  If a
-bank is asked for more than R reads the sticky ``conflict`` output goes high, and with
-``sim_assertions=True`` an Amaranth ``Assert`` fails the simulation at that cycle.
+Pipeline of word k of a run whose command is accepted at clock edge 0 (see config.py):
+schedule read (edge k+1), bank read (k+2), operand select and pre-adders (k+3), multipliers (k+4),
+post-add and accumulator read (k+5), accumulate and write (k+6).  The accumulate is not a
+single-cycle read-modify-write: the accumulator is read one cycle ahead (a synchronous,
+non-transparent read) and the one hazard left -- the previous word writing the same address in
+the cycle the read was taken -- is resolved by forwarding the previous sum.  Runs issue back to
+back: the next command is accepted in the cycle the current run issues its last word.
+
+``checks=True`` (simulation and co-simulation builds) widens each word by the bank and address
+the compiler meant each PE to read, and compares them with what the selected port reads: a
+mismatch (a bank conflict or a corrupted word) sets the sticky ``conflict`` output, and with
+``sim_assertions`` also fails an Amaranth ``Assert``.  Synthesis builds leave both out.
 """
 
 from __future__ import annotations
@@ -29,247 +39,311 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..accel.fixed_point import bank_addresses
-from .config import LATENCY_CYCLES, PEArrayConfig, _bits_for
-
-CYCLE_COUNTER_BITS = 32
+from .config import PEArrayConfig, _bits_for
 
 
 def _u(n_values: int):
     return unsigned(_bits_for(n_values))
 
 
+def pe_array_signature(c: PEArrayConfig, checks: bool) -> dict:
+    """The ports of :class:`SparsePEArray` (name -> wiring member)."""
+    sig = {
+        "cmd_valid": In(1),
+        "cmd_ready": Out(1),
+        "cmd_base": In(_u(c.schedule_depth)),
+        "cmd_len": In(_u(c.schedule_depth + 1)),
+        "cmd_tb_half": In(1),
+        "cmd_acc_half": In(1),
+        "busy": Out(1),
+        "done": Out(1),
+        "done_half": Out(1),
+        "tb_free": Out(1),
+        "tb_free_half": Out(1),
+        "tb_we": In(1),
+        "tb_half": In(1),
+        "tb_addr": In(c.bank_addr_bits),
+        "tb_data": In(c.num_banks * 2 * c.data_bits),
+        "sch_we": In(1),
+        "sch_addr": In(_u(c.schedule_depth)),
+        "sch_data": In(c.word_bits(checks)),
+        "mk_we": In(1),
+        "mk_addr": In(c.acc_addr_bits),
+        "mk_data": In(c.fft_size * c.num_pes),
+        "rd_valid": In(1),
+        "rd_half": In(1),
+        "rd_addr": In(c.acc_addr_bits),
+        "rd_out_valid": Out(1),
+        "rd_data": Out(c.fft_size * 2 * c.acc_bits),
+    }
+    if checks:
+        sig["conflict"] = Out(1)
+    return sig
+
+
 class SparsePEArray(wiring.Component):
-    """P-PE sparse Hadamard-product array over a B-bank, R-port tile buffer.
+    """P-PE sparse Hadamard-product array over a double-buffered B-bank, R-port tile buffer.
 
-    Ports (all synchronous to ``clk``; ``rst`` synchronous reset):
+    Ports (synchronous to ``clk``; ``rst`` synchronous reset):
 
-    * ``start`` (in): pulse while idle to run ``sched_len`` schedule entries.
-    * ``accumulate`` (in, sampled with start): 1 = add to the accumulators, 0 = start from zero.
-    * ``sched_len`` (in): schedule entries to run (the group's makespan).
-    * ``busy``, ``done`` (out): ``done`` is high from the end of a run until the next start.
-    * ``cycles`` (out): cycles from start to done of the last run (makespan + 4).
-    * ``conflict`` (out): sticky; a bank got more reads than ports in the last run.
-    * ``tb_we, tb_bank, tb_addr, tb_data`` (in): write one tile-buffer word
-      (``tb_data = im << data_bits | re``).
-    * ``sch_we, sch_addr, sch_data`` (in): write one schedule/kernel ROM word (see program.py).
-    * ``rd_pe, rd_freq`` (in) -> ``rd_re, rd_im`` (out, combinational): accumulator readout.
+    * ``cmd_valid/cmd_ready, cmd_base, cmd_len, cmd_tb_half, cmd_acc_half``: run ``cmd_len`` (>= 1)
+      schedule words from ``cmd_base``, reading tile-buffer half ``cmd_tb_half`` and
+      accumulating into accumulator half ``cmd_acc_half``.  Ready is high when idle and in the
+      cycle the current run issues its last word (back-to-back runs).
+    * ``done``: one-cycle pulse at the edge the last word of a run is accumulated (``done_half``:
+      the run's accumulator half); ``busy``: a word is in flight.
+    * ``tb_free``: one-cycle pulse when the last word of a run has read its tile-buffer half
+      (``tb_free_half``), which may be overwritten from the next cycle on.
+    * ``tb_we, tb_half, tb_addr, tb_data``: write one tile-buffer row: word b of ``tb_data``
+      (``2*data_bits`` bits each, ``im << data_bits | re``) into bank b at ``tb_addr``.
+    * ``sch_we, sch_addr, sch_data``: write one schedule word.  ``mk_we, mk_addr, mk_data``:
+      write the read-out PE mask of one accumulator address (bit ``row*P + p``: PE p holds a
+      contribution to that row).
+    * ``rd_valid, rd_half, rd_addr`` -> ``rd_out_valid, rd_data`` (``readout_latency_cycles`` later,
+      one per cycle): column ``rd_addr = slot * (N/2+1) + column`` of output channel ``slot``, half
+      ``rd_half``: N accumulators (row r: bits ``[2r*acc_bits, (2r+2)*acc_bits)``, re low, im
+      high), each summed over the PEs of its mask.
+    * ``conflict`` (``checks`` builds only): sticky; a PE's selected port did not read the bank
+      and address the compiler meant.
     """
 
-    def __init__(self, config: PEArrayConfig, bank_init=None, rom_init=None, sim_assertions: bool = False,
-                 _done_latency: int = LATENCY_CYCLES):
+    def __init__(self, config: PEArrayConfig, bank_init=None, schedule_init=None, mask_init=None,
+                 checks: bool = False, sim_assertions: bool = False, _done_stage: int = 5,
+                 _forwarding: bool = True):
         self.config = config
-        self._done_latency = _done_latency  # only tests change it (to prove the checks can fail)
-        self.bank_init = bank_init
-        self.rom_init = rom_init
+        self.checks = checks or sim_assertions
         self.sim_assertions = sim_assertions
-        c = config
-        super().__init__({
-            "start": In(1),
-            "accumulate": In(1),
-            "sched_len": In(_u(c.schedule_depth + 1)),
-            "busy": Out(1),
-            "done": Out(1),
-            "cycles": Out(CYCLE_COUNTER_BITS),
-            "conflict": Out(1),
-            "tb_we": In(1),
-            "tb_bank": In(_u(c.num_banks)),
-            "tb_addr": In(_u(c.bank_depth)),
-            "tb_data": In(2 * c.data_bits),
-            "sch_we": In(1),
-            "sch_addr": In(_u(c.schedule_depth)),
-            "sch_data": In(c.rom_word_bits),
-            "rd_pe": In(_u(c.num_pes)),
-            "rd_freq": In(_u(c.num_freq)),
-            "rd_re": Out(signed(c.acc_bits)),
-            "rd_im": Out(signed(c.acc_bits)),
-        })
+        self.bank_init = bank_init  # [B][2 * 2**AB] words (both halves) or None
+        self.schedule_init = schedule_init
+        self.mask_init = mask_init
+        self._done_stage = _done_stage  # only tests change these two (to prove the checks can fail)
+        self._forwarding = _forwarding
+        super().__init__(pe_array_signature(config, self.checks))
 
     def elaborate(self, platform):
         c = self.config
         m = Module()
-        P, B, R, F = c.num_pes, c.num_banks, c.ports, c.num_freq
-        db, fb, ab = c.data_bits, c.freq_bits, c.acc_bits
-        E = c.entry_bits
+        P, R, NP = c.num_pes, c.ports, c.num_ports
+        db, ab, AB, CB, SB = c.data_bits, c.acc_bits, c.bank_addr_bits, c.acc_addr_bits, c.port_sel_bits
+        E, W = c.pe_field_bits, c.word_bits(self.checks)
 
         # ---------------------------------------------------------------- memories
-        rom = Memory(shape=unsigned(c.rom_word_bits), depth=c.schedule_depth,
-                     init=list(self.rom_init or [0] * c.schedule_depth))
-        m.submodules.sched_rom = rom
-        rom_rd = rom.read_port()
-        rom_wr = rom.write_port()
-        m.d.comb += [rom_wr.en.eq(self.sch_we), rom_wr.addr.eq(self.sch_addr), rom_wr.data.eq(self.sch_data)]
+        sched = Memory(shape=unsigned(W), depth=c.schedule_depth,
+                       init=list(self.schedule_init or []) + [0] * (c.schedule_depth - len(self.schedule_init or [])))
+        m.submodules.schedule = sched
+        sch_rd = sched.read_port()
+        sch_wr = sched.write_port()
+        m.d.comb += [sch_wr.en.eq(self.sch_we), sch_wr.addr.eq(self.sch_addr), sch_wr.data.eq(self.sch_data)]
 
-        bank_rd = []  # [b][r]
-        for b in range(B):
-            init = list(self.bank_init[b]) if self.bank_init is not None else [0] * c.bank_depth
-            mem = Memory(shape=unsigned(2 * db), depth=c.bank_depth, init=init)
+        half_words = 1 << AB
+        bank_rd = []  # flat port index b*R + r
+        for b in range(c.num_banks):
+            init = list(self.bank_init[b]) if self.bank_init is not None else []
+            mem = Memory(shape=unsigned(2 * db), depth=2 * half_words, init=init)
             m.submodules[f"tile_bank{b}"] = mem
             wr = mem.write_port()
-            m.d.comb += [wr.en.eq(self.tb_we & (self.tb_bank == b)), wr.addr.eq(self.tb_addr),
-                         wr.data.eq(self.tb_data)]
-            ports = [mem.read_port() for _ in range(R)]
-            for rp in ports:
-                m.d.comb += rp.en.eq(1)
-            bank_rd.append(ports)
+            m.d.comb += [wr.en.eq(self.tb_we), wr.addr.eq(Cat(self.tb_addr, self.tb_half)),
+                         wr.data.eq(self.tb_data[b * 2 * db:(b + 1) * 2 * db])]
+            bank_rd.extend(mem.read_port() for _ in range(R))
 
-        # ---------------------------------------------------------------- control
-        idx = Signal(_u(c.schedule_depth + 1))
-        cnt = Signal(CYCLE_COUNTER_BITS)
-        busy = Signal()
-        done = Signal()
-        conflict = Signal()
-        acc_mode = Signal()
-        clear = Signal()  # one-cycle pulse: forget the accumulators' contents
-        issue = Signal()
-        m.d.comb += [self.busy.eq(busy), self.done.eq(done), self.conflict.eq(conflict),
-                     issue.eq(busy & (idx < self.sched_len)),
-                     rom_rd.addr.eq(idx), rom_rd.en.eq(1)]
-        m.d.comb += clear.eq(self.start & ~busy & ~self.accumulate)
-        with m.If(self.start & ~busy):
-            m.d.sync += [busy.eq(1), done.eq(0), idx.eq(0), cnt.eq(0), conflict.eq(0),
-                         acc_mode.eq(self.accumulate)]
-        with m.Elif(busy):
-            m.d.sync += cnt.eq(cnt + 1)
-            with m.If(issue):
-                m.d.sync += idx.eq(idx + 1)
-            with m.If(cnt == self.sched_len + (self._done_latency - 1)):
-                m.d.sync += [busy.eq(0), done.eq(1), self.cycles.eq(cnt + 1)]
+        acc_words = 1 << CB
+        N = c.fft_size
+        RB = c.row_bits
+        mask_mem = Memory(shape=unsigned(N * P), depth=acc_words, init=list(self.mask_init or []))
+        m.submodules.readout_mask = mask_mem
+        mk_wr = mask_mem.write_port()
+        mk_rd = mask_mem.read_port()
+        m.d.comb += [mk_wr.en.eq(self.mk_we), mk_wr.addr.eq(self.mk_addr), mk_wr.data.eq(self.mk_data)]
 
-        # ---------------------------------------------------------------- stage 1: decode, arbitrate
-        s1_valid = Signal()
-        m.d.sync += s1_valid.eq(issue)
-        bank_lut = Array(Const(b, _u(B)) for b in c.bank_of)
-        addr_lut = Array(Const(int(a), _u(c.bank_depth)) for a in bank_addresses(list(c.bank_of)))
-        v1, f1, kr1, ki1, bank1, addr1 = [], [], [], [], [], []
-        for p in range(P):
-            word = rom_rd.data[p * E:(p + 1) * E]
-            v = Signal(name=f"v1_{p}")
-            f = Signal(fb, name=f"f1_{p}")
-            kr = Signal(signed(db), name=f"kr1_{p}")
-            ki = Signal(signed(db), name=f"ki1_{p}")
-            bk = Signal(_u(B), name=f"bank1_{p}")
-            ad = Signal(_u(c.bank_depth), name=f"addr1_{p}")
-            m.d.comb += [v.eq(s1_valid & word[0]), f.eq(word[1:1 + fb]),
-                         kr.eq(word[1 + fb:1 + fb + db]), ki.eq(word[1 + fb + db:1 + fb + 2 * db]),
-                         bk.eq(bank_lut[f]), ad.eq(addr_lut[f])]
-            v1.append(v)
-            f1.append(f)
-            kr1.append(kr)
-            ki1.append(ki)
-            bank1.append(bk)
-            addr1.append(ad)
+        # ---------------------------------------------------------------- issue
+        active = Signal()
+        idx = Signal(_u(c.schedule_depth))
+        remaining = Signal(_u(c.schedule_depth + 1))
+        tbh0 = Signal()
+        acch0 = Signal()
+        accept = Signal()
+        m.d.comb += [self.cmd_ready.eq(~active | (remaining == 1)),
+                     accept.eq(self.cmd_valid & self.cmd_ready & (self.cmd_len != 0)),
+                     sch_rd.addr.eq(idx), sch_rd.en.eq(1)]
+        with m.If(accept):
+            m.d.sync += [active.eq(1), idx.eq(self.cmd_base), remaining.eq(self.cmd_len),
+                         tbh0.eq(self.cmd_tb_half), acch0.eq(self.cmd_acc_half)]
+        with m.Elif(active):
+            m.d.sync += [idx.eq(idx + 1), remaining.eq(remaining - 1)]
+            with m.If(remaining == 1):
+                m.d.sync += active.eq(0)
 
-        same = {(q, p): v1[q] & v1[p] & (f1[q] == f1[p]) for p in range(P) for q in range(p)}
-        leader, rank, port1 = [], [], []
-        for p in range(P):
-            ld = Signal(name=f"leader_{p}")
-            if c.broadcast and p > 0:
-                m.d.comb += ld.eq(v1[p] & ~Cat(*(same[q, p] for q in range(p))).any())
-            else:
-                m.d.comb += ld.eq(v1[p])
-            leader.append(ld)
-        for p in range(P):
-            rk = Signal(_u(P + 1), name=f"rank_{p}")
-            m.d.comb += rk.eq(sum((leader[q] & (bank1[q] == bank1[p]) for q in range(p)), Const(0, _u(P + 1))))
-            rank.append(rk)
-        for p in range(P):
-            pt = Signal(_u(P + 1), name=f"port1_{p}")
-            val = rank[p]
-            if c.broadcast:
-                for q in range(p - 1, -1, -1):  # the lowest matching PE wins (outermost Mux)
-                    val = Mux(same[q, p], rank[q], val)
-            m.d.comb += pt.eq(val)
-            port1.append(pt)
-        for b in range(B):
-            for r in range(R):
-                terms = [Mux(leader[q] & (bank1[q] == b) & (rank[q] == r), addr1[q], 0) for q in range(P)]
-                acc = terms[0]
-                for t in terms[1:]:
-                    acc = acc | t
-                m.d.comb += bank_rd[b][r].addr.eq(acc)
-        conflict_now = Signal()
-        m.d.comb += conflict_now.eq(Cat(*(leader[q] & (rank[q] >= R) for q in range(P))).any())
-        with m.If(conflict_now):
-            m.d.sync += conflict.eq(1)
-        if self.sim_assertions:
-            m.d.sync += Assert(~conflict_now, "bank conflict: a tile-buffer bank got more reads than ports")
+        # tags travelling with each word: (word valid, last word of its run, tile half, acc half)
+        def tag_stage(prev, n):
+            t = [Signal(name=f"{nm}{n}") for nm in ("wv", "last", "tbh", "acch")]
+            m.d.sync += [a.eq(b) for a, b in zip(t, prev, strict=True)]
+            return t
 
-        # ---------------------------------------------------------------- stage 2: select operands
-        flat = Array(bank_rd[b][r].data for b in range(B) for r in range(R))
-        s2 = []
+        tags = [tag_stage((active, remaining == 1, tbh0, acch0), 1)]
+        for n in range(2, 6):
+            tags.append(tag_stage(tags[-1], n))
+        # tags[s-1] = tags of the word in stage s (s = 1..5)
+
+        # ---------------------------------------------------------------- stage 1: word -> ports
+        word = sch_rd.data
+        wv1, _, tbh1, _ = tags[0]
+        port_addr = [word[k * AB:(k + 1) * AB] for k in range(NP)]
+        for k in range(NP):
+            m.d.comb += [bank_rd[k].addr.eq(Cat(port_addr[k], tbh1)), bank_rd[k].en.eq(1)]
+        base = NP * AB
+        fields = []
         for p in range(P):
-            v = Signal(name=f"v2_{p}")
-            f = Signal(fb, name=f"f2_{p}")
-            kr = Signal(signed(db), name=f"kr2_{p}")
-            ki = Signal(signed(db), name=f"ki2_{p}")
-            sel = Signal(_u(B * (P + 1)), name=f"sel2_{p}")
-            m.d.sync += [v.eq(v1[p]), f.eq(f1[p]), kr.eq(kr1[p]), ki.eq(ki1[p]),
-                         sel.eq(bank1[p] * R + port1[p])]
+            w = word[base + p * E: base + (p + 1) * E]
+            o = 0
+            valid = w[o]
+            o += 1
+            sel = w[o:o + SB]
+            o += SB
+            first = w[o]
+            o += 1
+            aaddr = w[o:o + CB]
+            o += CB
+            row = w[o:o + RB]
+            o += RB
+            kr, ki = w[o:o + db].as_signed(), w[o + db:o + 2 * db].as_signed()
+            fields.append((valid & wv1, sel, first, Cat(aaddr, row), kr, ki))
+
+        if self.checks:
+            conflict = Signal()
+            m.d.comb += self.conflict.eq(conflict)
+            cbase = base + P * E
+            CF = c.check_field_bits
+            port_bank = Array(Const(k // R, c.bank_bits) for k in range(NP))
+            port_addr_arr = Array(port_addr)
+            bad = []
+            for p in range(P):
+                chk = word[cbase + p * CF: cbase + (p + 1) * CF]
+                v, sel = fields[p][0], fields[p][1]
+                b = Signal(name=f"bad_{p}")
+                m.d.comb += b.eq(v & ((sel >= NP) | (port_bank[sel] != chk[:c.bank_bits])
+                                      | (port_addr_arr[sel] != chk[c.bank_bits:])))
+                bad.append(b)
+            bad_now = Signal()
+            m.d.comb += bad_now.eq(Cat(*bad).any())
+            with m.If(bad_now):
+                m.d.sync += conflict.eq(1)
+            if self.sim_assertions:
+                m.d.sync += Assert(~bad_now, "bank conflict: a PE's tile-buffer port does not read what the "
+                                             "schedule meant")
+
+        # ---------------------------------------------------------------- stages 2..5 per PE
+        flat = Array(bank_rd[k].data for k in range(NP))
+        acc_rd_host = []
+        v5_any = []
+        for p in range(P):
+            v1, sel1, first1, aaddr1, kr1, ki1 = fields[p]
+            v2, first2 = Signal(name=f"v2_{p}"), Signal(name=f"first2_{p}")
+            sel2 = Signal(SB, name=f"sel2_{p}")
+            a2 = Signal(CB + RB, name=f"aaddr2_{p}")
+            kr2, ki2 = Signal(signed(db), name=f"kr2_{p}"), Signal(signed(db), name=f"ki2_{p}")
+            m.d.sync += [v2.eq(v1), first2.eq(first1), sel2.eq(sel1), a2.eq(aaddr1), kr2.eq(kr1), ki2.eq(ki1)]
             x = Signal(2 * db, name=f"x2_{p}")
-            m.d.comb += x.eq(flat[sel])
-            s2.append((v, f, x[:db].as_signed(), x[db:].as_signed(), kr, ki))
-
-        # ---------------------------------------------------------------- stages 3-5 per PE
-        rd_re = Array(Signal(signed(ab), name=f"rd_re_{p}") for p in range(P))
-        rd_im = Array(Signal(signed(ab), name=f"rd_im_{p}") for p in range(P))
-        s3_any, s4_any = [], []
-        for p in range(P):
-            v2, f2, xr, xi, wr, wi = s2[p]
-            v3 = Signal(name=f"v3_{p}")
-            f3 = Signal(fb, name=f"f3_{p}")
-            v4 = Signal(name=f"v4_{p}")
-            f4 = Signal(fb, name=f"f4_{p}")
-            m.d.sync += [v3.eq(v2), f3.eq(f2), v4.eq(v3), f4.eq(f3)]
-            s3_any.append(v3)
-            s4_any.append(v4)
+            m.d.comb += x.eq(flat[sel2])
+            xr, xi = x[:db].as_signed(), x[db:].as_signed()
+            # stage 3: operands and pre-adders registered
+            v3, first3, a3 = Signal(name=f"v3_{p}"), Signal(name=f"first3_{p}"), Signal(CB + RB, name=f"aaddr3_{p}")
+            m.d.sync += [v3.eq(v2), first3.eq(first2), a3.eq(a2)]
             pre = signed(db + 1)
             prod_w = signed(2 * db + 2)
             if c.dsp_per_complex_mac == 3:
                 # Gauss: k1 = wr*(xr+xi), k2 = xr*(wi-wr), k3 = xi*(wr+wi); re = k1-k3, im = k1+k2
-                a1, a2, a3 = (Signal(pre, name=f"{n}_{p}") for n in ("xsum", "wdiff", "wsum"))
+                s1, s2, s3 = (Signal(pre, name=f"{n}_{p}") for n in ("xsum", "wdiff", "wsum"))
                 b1, b2, b3 = (Signal(signed(db), name=f"{n}_{p}") for n in ("wr3", "xr3", "xi3"))
-                m.d.sync += [a1.eq(xr + xi), a2.eq(wi - wr), a3.eq(wr + wi), b1.eq(wr), b2.eq(xr), b3.eq(xi)]
-                k1, k2, k3 = (Signal(prod_w, name=f"k{i}_{p}") for i in (1, 2, 3))
-                m.d.sync += [k1.eq(b1 * a1), k2.eq(b2 * a2), k3.eq(b3 * a3)]
-                prod_re, prod_im = k1 - k3, k1 + k2
+                m.d.sync += [s1.eq(xr + xi), s2.eq(ki2 - kr2), s3.eq(kr2 + ki2), b1.eq(kr2), b2.eq(xr), b3.eq(xi)]
+                k = [Signal(prod_w, name=f"k{i}_{p}") for i in (1, 2, 3)]
+                m.d.sync += [k[0].eq(b1 * s1), k[1].eq(b2 * s2), k[2].eq(b3 * s3)]
+                post_re, post_im = k[0] - k[2], k[0] + k[1]
             else:
                 o = [Signal(signed(db), name=f"{n}3_{p}") for n in ("xr", "xi", "wr", "wi")]
-                m.d.sync += [o[0].eq(xr), o[1].eq(xi), o[2].eq(wr), o[3].eq(wi)]
-                mm = [Signal(prod_w, name=f"m{i}_{p}") for i in range(4)]
-                m.d.sync += [mm[0].eq(o[0] * o[2]), mm[1].eq(o[1] * o[3]),
-                             mm[2].eq(o[0] * o[3]), mm[3].eq(o[1] * o[2])]
-                prod_re, prod_im = mm[0] - mm[1], mm[2] + mm[3]
+                m.d.sync += [o[0].eq(xr), o[1].eq(xi), o[2].eq(kr2), o[3].eq(ki2)]
+                k = [Signal(prod_w, name=f"m{i}_{p}") for i in range(4)]
+                m.d.sync += [k[0].eq(o[0] * o[2]), k[1].eq(o[1] * o[3]), k[2].eq(o[0] * o[3]), k[3].eq(o[1] * o[2])]
+                post_re, post_im = k[0] - k[1], k[2] + k[3]
+            # stage 4: products registered; post-add; accumulator read issued
+            v4, first4, a4 = Signal(name=f"v4_{p}"), Signal(name=f"first4_{p}"), Signal(CB + RB, name=f"aaddr4_{p}")
+            m.d.sync += [v4.eq(v3), first4.eq(first3), a4.eq(a3)]
+            # N accumulator banks (one per frequency row), each (half, slot, column) deep
+            banks_rd, banks_wr, hosts = [], [], []
+            for r in range(N):
+                accmem = Memory(shape=unsigned(2 * ab), depth=2 * acc_words, init=[])
+                m.submodules[f"acc{p}_r{r}"] = accmem
+                banks_rd.append(accmem.read_port())  # synchronous, not transparent: forwarding covers it
+                banks_wr.append(accmem.write_port())
+                hosts.append(accmem.read_port())
+            acc_rd_host.append(hosts)
+            acch4 = tags[3][3]
+            for rp in banks_rd:
+                m.d.comb += [rp.addr.eq(Cat(a4[:CB], acch4)), rp.en.eq(1)]
+            # stage 5: post-added product registered; accumulate with forwarding
+            v5, first5 = Signal(name=f"v5_{p}"), Signal(name=f"first5_{p}")
+            wa5 = Signal(CB + RB + 1, name=f"waddr5_{p}")  # column address, row, half
+            pr5, pi5 = Signal(signed(2 * db + 2), name=f"pr5_{p}"), Signal(signed(2 * db + 2), name=f"pi5_{p}")
+            m.d.sync += [v5.eq(v4), first5.eq(first4), wa5.eq(Cat(a4, acch4)), pr5.eq(post_re), pi5.eq(post_im)]
+            v5_any.append(v5)
+            row5 = wa5[CB:CB + RB]
+            rd5 = Signal(2 * ab, name=f"accrd5_{p}")
+            m.d.comb += rd5.eq(Array(rp.data for rp in banks_rd)[row5])
+            fwd_v = Signal(name=f"fwd_v_{p}")
+            fwd_a = Signal(CB + RB + 1, name=f"fwd_a_{p}")
+            fwd_re, fwd_im = Signal(signed(ab), name=f"fwd_re_{p}"), Signal(signed(ab), name=f"fwd_im_{p}")
+            hit = Signal(name=f"fwd_hit_{p}")
+            old_re, old_im = Signal(signed(ab), name=f"old_re_{p}"), Signal(signed(ab), name=f"old_im_{p}")
+            new_re, new_im = Signal(signed(ab), name=f"new_re_{p}"), Signal(signed(ab), name=f"new_im_{p}")
+            m.d.comb += [hit.eq(fwd_v & (fwd_a == wa5) & int(self._forwarding)),
+                         old_re.eq(Mux(first5, 0, Mux(hit, fwd_re, rd5[:ab].as_signed()))),
+                         old_im.eq(Mux(first5, 0, Mux(hit, fwd_im, rd5[ab:].as_signed()))),
+                         new_re.eq(old_re + pr5), new_im.eq(old_im + pi5)]
+            for r, wp in enumerate(banks_wr):
+                m.d.comb += [wp.en.eq(v5 & (row5 == r)), wp.addr.eq(Cat(wa5[:CB], wa5[CB + RB])),
+                             wp.data.eq(Cat(new_re, new_im))]
+            m.d.sync += [fwd_v.eq(v5), fwd_a.eq(wa5), fwd_re.eq(new_re), fwd_im.eq(new_im)]
 
-            accmem = Memory(shape=unsigned(2 * ab), depth=F, init=[])
-            m.submodules[f"acc{p}"] = accmem
-            rmw = accmem.read_port(domain="comb")
-            host = accmem.read_port(domain="comb")
-            wr_port = accmem.write_port()
-            touched = Signal(F, name=f"touched_{p}")
-            old_re = Signal(signed(ab), name=f"old_re_{p}")
-            old_im = Signal(signed(ab), name=f"old_im_{p}")
-            t_bit = touched.bit_select(f4, 1)
-            m.d.comb += [rmw.addr.eq(f4),
-                         old_re.eq(Mux(t_bit, rmw.data[:ab].as_signed(), 0)),
-                         old_im.eq(Mux(t_bit, rmw.data[ab:].as_signed(), 0))]
-            new_re = Signal(signed(ab), name=f"new_re_{p}")
-            new_im = Signal(signed(ab), name=f"new_im_{p}")
-            m.d.comb += [new_re.eq(old_re + prod_re), new_im.eq(old_im + prod_im),
-                         wr_port.addr.eq(f4), wr_port.data.eq(Cat(new_re, new_im)), wr_port.en.eq(v4)]
-            with m.If(clear):
-                m.d.sync += touched.eq(0)
-            with m.Elif(v4):
-                m.d.sync += touched.bit_select(f4, 1).eq(1)
-            h_bit = touched.bit_select(self.rd_freq, 1)
-            m.d.comb += [host.addr.eq(self.rd_freq),
-                         rd_re[p].eq(Mux(h_bit, host.data[:ab].as_signed(), 0)),
-                         rd_im[p].eq(Mux(h_bit, host.data[ab:].as_signed(), 0))]
-        m.d.comb += [self.rd_re.eq(rd_re[self.rd_pe]), self.rd_im.eq(rd_im[self.rd_pe])]
+        # done: the last word of a run is accumulated at this edge (stage 5 -> memory)
+        wv_d, last_d = tags[self._done_stage - 1][0], tags[self._done_stage - 1][1]
+        m.d.sync += [self.done.eq(wv_d & last_d), self.done_half.eq(tags[self._done_stage - 1][3])]
+        m.d.comb += [self.tb_free.eq(tags[1][0] & tags[1][1]), self.tb_free_half.eq(tags[1][2])]
+        m.d.comb += self.busy.eq(active | Cat(*(t[0] for t in tags)).any())
+
+        # ---------------------------------------------------------------- read-out
+        for hosts in acc_rd_host:
+            for host in hosts:
+                m.d.comb += [host.addr.eq(Cat(self.rd_addr, self.rd_half)), host.en.eq(1)]
+        m.d.comb += [mk_rd.addr.eq(self.rd_addr), mk_rd.en.eq(1)]
+        rvs = Signal(name="rd_v1")
+        m.d.sync += rvs.eq(self.rd_valid)
+        lanes = []
+        for r in range(N):  # one P-input adder tree per row of the column; the PE mask gates its inputs
+            level = []
+            for p, hosts in enumerate(acc_rd_host):
+                d, bit = hosts[r].data, mk_rd.data[r * P + p]
+                re_, im_ = Signal(signed(ab), name=f"rd_m_re_{r}_{p}"), Signal(signed(ab), name=f"rd_m_im_{r}_{p}")
+                m.d.comb += [re_.eq(Mux(bit, d[:ab].as_signed(), 0)), im_.eq(Mux(bit, d[ab:].as_signed(), 0))]
+                level.append((re_, im_))
+            n = 0
+            while n == 0 or len(level) > 1:  # registered levels (at least one)
+                n += 1
+                nxt = []
+                for q in range(0, len(level), 2):
+                    sre = Signal(signed(ab), name=f"rd_t{n}_re_{r}_{q}")
+                    sim_ = Signal(signed(ab), name=f"rd_t{n}_im_{r}_{q}")
+                    if q + 1 == len(level):
+                        m.d.sync += [sre.eq(level[q][0]), sim_.eq(level[q][1])]
+                    else:
+                        m.d.sync += [sre.eq(level[q][0] + level[q + 1][0]), sim_.eq(level[q][1] + level[q + 1][1])]
+                    nxt.append((sre, sim_))
+                level = nxt
+            lanes.append(level[0])
+        for _ in range(c.readout_latency_cycles - 1):
+            v = Signal()
+            m.d.sync += v.eq(rvs)
+            rvs = v
+        m.d.comb += [self.rd_data.eq(Cat(*(x for lane in lanes for x in lane))), self.rd_out_valid.eq(rvs)]
 
         if self.sim_assertions:
-            # done is derived from a cycle count; check that the pipeline really is empty then
-            finishing = busy & (cnt == self.sched_len + (self._done_latency - 1))
-            m.d.sync += Assert(~finishing | ~(Cat(*s3_any).any() | Cat(*v1).any() | Cat(*(s[0] for s in s2)).any()
-                                              | issue), "done raised while the pipeline still holds work")
+            m.d.sync += Assert(~(accept & (self.cmd_len > c.schedule_depth)), "run longer than the schedule memory")
         return m

@@ -4,8 +4,8 @@
 :func:`layer_case` loads the layer's pruned spectral kernels, runs one real Fashion-MNIST test
 image through the preceding layers (numpy, sparse spectral convolution), cuts the layer input
 into OaA tiles, schedules the layer's kernel groups and quantizes tiles and kernels with one
-power-of-two scale each per layer.  :func:`group_program` then gives the hardware contents and
-the bit-exact expected accumulators of one (group, tile) pair.
+power-of-two scale each per layer, and builds the layer's program: every kernel group of one
+tile pass, back to back, accumulating into output-channel slots (:func:`layer_groups`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,14 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from ..accel.fixed_point import FixedPointFormat, execute_group
+from ..accel.fixed_point import FixedPointFormat
+from ..schedule import schedule_layer
+from ..spectral import real_model
+from ..spectral.geometry import num_frequencies, tile_size
+from ..spectral.sparse import sparse_oaa_conv2d
 from ..errors import InputFileError, UnknownNameError, UsageError
-from .config import PEArrayConfig
-from .program import GroupProgram, build_program
+from .config import MAX_BANKS, MAX_PES, MAX_PORTS, PEArrayConfig
+from .program import GroupSpec, Program, build_program, program_length
 
 DEFAULT_LAYER = "conv2_1"
 
@@ -39,8 +43,7 @@ class RTLOptions:
     prune_method: str = "magnitude"  # which shipped pruned model
     density: float = 0.25
     image_index: int = 0  # Fashion-MNIST test image that produces the layer input
-    group: int = 0  # kernel group written into the memory-initialization files
-    tile: int | None = None  # tile index; None = the tile with the most energy
+    tile: int | None = None  # tile index for single-tile checks; None = the tile with the most energy
 
     @classmethod
     def from_yaml(cls, path) -> RTLOptions:
@@ -79,8 +82,9 @@ class RTLOptions:
         for name in ("num_pes", "num_banks", "ports"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_pes > 16 or self.num_banks > 64 or self.ports > 8:
-            raise UsageError("this generator is meant for small arrays: num_pes <= 16, num_banks <= 64, ports <= 8")
+        if self.num_pes > MAX_PES or self.num_banks > MAX_BANKS or self.ports > MAX_PORTS:
+            raise UsageError(f"the generator builds num_pes <= {MAX_PES}, num_banks <= {MAX_BANKS}, "
+                             f"ports <= {MAX_PORTS}; got {self.num_pes}, {self.num_banks}, {self.ports}")
         FixedPointFormat(data_bits=self.data_bits, acc_bits=self.acc_bits,
                          dsp_per_complex_mac=self.dsp_per_complex_mac)
 
@@ -90,18 +94,27 @@ class RTLOptions:
 
 @dataclass(frozen=True, eq=False)
 class LayerCase:
-    """One layer ready for the hardware: schedule, quantized kernels and tiles."""
+    """One layer ready for the hardware: schedule, float and quantized kernels and tiles, the
+    PE array configuration and the layer's program (every kernel group of one tile pass)."""
 
     layer: str
     provenance: str
     options: RTLOptions
     layer_schedule: object  # flexspec.schedule.LayerSchedule
     fmt: FixedPointFormat
+    mask: np.ndarray  # bool [Cout, Cin, F]: the pruned kernels' non-zeros
+    kernels: object  # the layer's SparseSpectralKernels
+    bias: np.ndarray  # float [Cout]
+    input_float: np.ndarray  # float32 [Cin, H, W]: the layer's spatial input
+    kernel_float: np.ndarray  # complex [Cout, Cin, F] (pruned)
+    tile_float: np.ndarray  # complex [Cin, T, F]
     kernel_re: np.ndarray  # int64 [Cout, Cin, F]
     kernel_im: np.ndarray
     tile_re: np.ndarray  # int64 [Cin, T, F]
     tile_im: np.ndarray
     pe_config: PEArrayConfig
+    groups: tuple  # GroupSpec per kernel group, in schedule order (input channel major)
+    program: Program
 
     @property
     def num_groups(self) -> int:
@@ -110,6 +123,12 @@ class LayerCase:
     @property
     def num_tiles(self) -> int:
         return int(self.tile_re.shape[1])
+
+    def tile(self, t: int):
+        """(re, im) int64 [Cin, F] of tile t."""
+        if not 0 <= t < self.num_tiles:
+            raise UsageError(f"tile {t} out of range 0..{self.num_tiles - 1}")
+        return self.tile_re[:, t], self.tile_im[:, t]
 
     def default_tile(self) -> int:
         if self.options.tile is not None:
@@ -121,43 +140,15 @@ class LayerCase:
 
 
 def _load_network(options: RTLOptions):
-    """The shipped pruned model; if it is not there (a checkout without data), a clearly labelled
-    synthetic stand-in of the same shapes (seeded He-initialized weights, magnitude-pruned)."""
-    from ..spectral import real_model
-
-    if real_model.pruned_file(options.prune_method, options.density).exists():
-        return real_model.load_pruned(options.prune_method, options.density)
-    return _synthetic_network(options.density)
-
-
-def _synthetic_network(density: float, seed: int = 0):
-    from ..spectral import real_model
-    from ..spectral.prune import magnitude_mask
-    from ..spectral.sparse import SparseNetworkKernels, SparseSpectralKernels
-    from ..spectral.transform import spectral_kernels
-
-    rng = np.random.default_rng(seed)
-    layers, biases, cin = {}, {}, 1
-    for block, widths in enumerate(real_model.WIDTHS, 1):
-        for i, cout in enumerate(widths, 1):
-            name = f"conv{block}_{i}"
-            w = rng.standard_normal((cout, cin, 3, 3)).astype(np.float32) * np.float32(np.sqrt(2.0 / (9 * cin)))
-            wf = spectral_kernels(w, 8)
-            layers[name] = SparseSpectralKernels.from_dense(wf, magnitude_mask(wf, density), kernel_size=3)
-            biases[name] = np.zeros(cout, dtype=np.float32)
-            cin = cout
-    return SparseNetworkKernels(
-        network=real_model.NAME, fft_size=8, layers=layers, biases=biases, is_real=False, method="magnitude",
-        provenance=f"SYNTHETIC stand-in (seed {seed}, density {density}): the shipped trained model "
-                   f"{real_model.pruned_file('magnitude', density).name} is not in this checkout",
-    )
+    """The shipped pruned model (``flexspec/data``) at the requested pruning method and density."""
+    path = real_model.pruned_file(options.prune_method, options.density)
+    if not path.exists():
+        raise InputFileError(path, "the shipped pruned model is missing (prune_method/density not shipped?)")
+    return real_model.load_pruned(options.prune_method, options.density)
 
 
 def _layer_input(net, layer: str, image_index: int) -> np.ndarray:
     """float32 [Cin, H, W]: the input of ``layer`` for one real test image."""
-    from ..spectral import real_model
-    from ..spectral.sparse import sparse_oaa_conv2d
-
     data_file = real_model.DATA_DIR / "fmnist_test1000.npz"
     with np.load(data_file, allow_pickle=False) as data:
         images = data["images"]
@@ -176,8 +167,6 @@ def _layer_input(net, layer: str, image_index: int) -> np.ndarray:
 
 def input_tiles(x: np.ndarray, kernel_size: int, fft_size: int) -> np.ndarray:
     """complex [Cin, T, F]: rfft2 of each h x h tile (unpadded input, zero-padded to N x N)."""
-    from ..spectral.geometry import num_frequencies, tile_size
-
     h = tile_size(fft_size, kernel_size)
     cin, H, W = x.shape
     ty, tx = -(-H // h), -(-W // h)
@@ -188,11 +177,32 @@ def input_tiles(x: np.ndarray, kernel_size: int, fft_size: int) -> np.ndarray:
     return spec.reshape(cin, ty * tx, num_frequencies(fft_size))
 
 
+def layer_groups(layer_schedule, kernel_re, kernel_im) -> tuple:
+    """GroupSpec of every kernel group: its table, input channel, and PE p -> output channel j
+    (the accumulator slot is the output channel itself: balanced grouping puts a channel on
+    different PEs for different input channels)."""
+    ls = layer_schedule
+    cin = ls.in_channels
+    P = ls.groups.shape[1]
+    F = kernel_re.shape[2]
+    out = []
+    for g, ids in enumerate(ls.groups):
+        live = ids >= 0
+        channels = np.unique(ids[live] % cin)
+        if channels.size > 1:
+            raise UsageError(f"group {g} mixes input channels {channels.tolist()}; a group reads one channel")
+        i = int(channels[0]) if channels.size else 0
+        slots = np.where(live, ids // cin, -1)
+        kr = np.zeros((P, F), dtype=np.int64)
+        ki = np.zeros((P, F), dtype=np.int64)
+        kr[live] = kernel_re[slots[live], i]
+        ki[live] = kernel_im[slots[live], i]
+        out.append(GroupSpec(ls.schedule.group_table(g), i, slots, kr, ki))
+    return tuple(out)
+
+
 def layer_case(layer: str | None = None, options: RTLOptions | None = None) -> LayerCase:
     """Schedule and quantize one layer of the shipped real model for the hardware."""
-    from ..schedule import schedule_layer
-    from ..spectral import real_model
-
     options = options or RTLOptions()
     layer = layer or DEFAULT_LAYER
     if layer not in real_model.CONV_NAMES:
@@ -201,7 +211,7 @@ def layer_case(layer: str | None = None, options: RTLOptions | None = None) -> L
     ssk = net.layers[layer]
     F = ssk.num_frequencies
     mask = ssk.mask()
-    wf = ssk.dense().reshape(ssk.out_channels, ssk.in_channels, F)
+    wf = ssk.dense().reshape(ssk.out_channels, ssk.in_channels, F) * mask
     x = _layer_input(net, layer, options.image_index)
     tiles = input_tiles(x, ssk.kernel_size, ssk.fft_size)
     fmt = FixedPointFormat.for_values(tiles, wf, options.data_bits, options.acc_bits, options.dsp_per_complex_mac)
@@ -211,47 +221,16 @@ def layer_case(layer: str | None = None, options: RTLOptions | None = None) -> L
     ls = schedule_layer(mask, options.num_pes, options.num_banks, options.ports, options.broadcast,
                         options.bank_map, options.method, options.grouping)
     sched = ls.schedule
+    groups = layer_groups(ls, kr, ki)
     pe_config = PEArrayConfig(
         num_pes=options.num_pes, num_banks=options.num_banks, ports=options.ports, fft_size=ssk.fft_size,
-        bank_of=tuple(int(b) for b in sched.bank_of), schedule_depth=max(1, int(sched.cycles.max())),
+        bank_of=tuple(int(b) for b in sched.bank_of), schedule_depth=program_length(sched.cycles),
+        in_channels=ssk.in_channels, acc_channels=ssk.out_channels,
         data_bits=options.data_bits, acc_bits=options.acc_bits,
         dsp_per_complex_mac=options.dsp_per_complex_mac, broadcast=options.broadcast,
     )
+    program = build_program(pe_config, groups)
     provenance = f"{net.network} {layer}, {net.method or options.prune_method} pruning, density " \
                  f"{options.density}; {net.provenance}; input: Fashion-MNIST test image {options.image_index}"
-    return LayerCase(layer, provenance, options, ls, fmt, kr, ki, tr, ti, pe_config)
-
-
-def group_operands(case: LayerCase, group: int, tile: int):
-    """(table, tile_re, tile_im, kernel_re [P,F], kernel_im [P,F]) of one group on one tile."""
-    if not 0 <= group < case.num_groups:
-        raise UsageError(f"group {group} out of range 0..{case.num_groups - 1}")
-    if not 0 <= tile < case.num_tiles:
-        raise UsageError(f"tile {tile} out of range 0..{case.num_tiles - 1}")
-    ls = case.layer_schedule
-    ids = ls.groups[group]
-    cin = ls.in_channels
-    live = ids[ids >= 0]
-    channels = np.unique(live % cin)
-    if channels.size > 1:
-        raise UsageError(f"group {group} mixes input channels {channels.tolist()}; the PE array needs one tile per group")
-    i = int(channels[0]) if channels.size else 0
-    P, F = case.pe_config.num_pes, case.pe_config.num_freq
-    kr = np.zeros((P, F), dtype=np.int64)
-    ki = np.zeros((P, F), dtype=np.int64)
-    for p, k in enumerate(ids.tolist()):
-        if k >= 0:
-            kr[p] = case.kernel_re[k // cin, k % cin]
-            ki[p] = case.kernel_im[k // cin, k % cin]
-    table = ls.schedule.group_table(group)
-    return table, case.tile_re[i, tile], case.tile_im[i, tile], kr, ki
-
-
-def group_program(case: LayerCase, group: int, tile: int) -> tuple[GroupProgram, np.ndarray, np.ndarray]:
-    """The hardware contents of one (group, tile) and the expected accumulators (re, im) [P, F]."""
-    table, tr, ti, kr, ki = group_operands(case, group, tile)
-    prog = build_program(case.pe_config, table, tr, ti, kr, ki)
-    exp_re, exp_im = execute_group(table, np.asarray(case.pe_config.bank_of), case.pe_config.ports, tr, ti, kr, ki,
-                                   broadcast=case.pe_config.broadcast, acc_bits=case.fmt.acc_bits,
-                                   dsp_per_complex_mac=case.fmt.dsp_per_complex_mac, group=group)
-    return prog, exp_re, exp_im
+    return LayerCase(layer, provenance, options, ls, fmt, mask, ssk,
+                     np.asarray(net.biases.get(layer, np.zeros(ssk.out_channels)), dtype=np.float64), x, wf, tiles, kr, ki, tr, ti, pe_config, groups, program)

@@ -1,0 +1,141 @@
+"""The engine's spectral pass for one layer: tile stream in, PE array, accumulator stream out.
+
+Block diagram::
+
+    i_* stream (one tile-buffer row a beat) --> loader --> double-buffered tile buffer (PE array)
+                                                              | issuer: one run of the layer's program
+                                                              v         per tile, back to back
+                                              double-buffered output-channel accumulators
+    o_* stream (one column of N a beat) <-- output FIFO <-- drainer (read-out, N adder trees)
+
+The controller walks the layer's tiles in order (``num_tiles``, a generation parameter): the
+loader fills the free tile-buffer half, the issuer starts the program on a loaded half as soon
+as the array and a free accumulator half are ready, the drainer streams a finished accumulator
+half out (one value a cycle, ``slot * F + f`` order) and frees it.  Loading tile t+2 overlaps the
+run of tile t+1, and draining tile t overlaps the run of tile t+1: the pass is compute bound
+when the program is longer than a tile load and a drain.  The timing is exactly
+:func:`flexspec.accel.engine.pass_events` (the tests check it against Verilator to the cycle).
+
+Ports (synchronous to ``clk``, ``rst`` synchronous):
+
+* ``i_valid, i_ready, i_data``: tile-buffer rows, ``bank_depth`` beats per tile; word b of a
+  beat (``2*data_bits`` bits, ``im << data_bits | re``) goes to bank b.
+* ``o_valid, o_ready, o_data, o_last``: accumulators, one column of N a beat (the IFFT's input
+  beat), ``acc_channels * (N/2+1)`` beats per tile in ``slot * (N/2+1) + column`` order; row r
+  of the column is ``o_data[2r*acc_bits:(2r+2)*acc_bits] = im << acc_bits | re``; ``o_last``
+  marks a tile's final beat.
+* ``done``: high once every tile's accumulators have left through ``o_*``.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from .config import PEArrayConfig, _bits_for
+from .pe_array import SparsePEArray
+
+#: Depth of the output FIFO beyond the read-out latency (its credit keeps the read-out pipeline
+#: from overflowing it under back-pressure).
+OUTPUT_FIFO_SLACK = 3
+
+
+class SpectralPass(wiring.Component):
+    def __init__(self, config: PEArrayConfig, program, num_tiles: int, checks: bool = False):
+        self.config = config
+        self.program = program
+        self.num_tiles = int(num_tiles)
+        self.checks = checks
+        c = config
+        super().__init__({
+            "i_valid": In(1), "i_ready": Out(1), "i_data": In(c.num_banks * 2 * c.data_bits),
+            "o_valid": Out(1), "o_ready": In(1), "o_data": Out(c.fft_size * 2 * c.acc_bits), "o_last": Out(1),
+            "done": Out(1),
+        } | ({"conflict": Out(1)} if checks else {}))
+
+    def elaborate(self, platform):
+        c, T = self.config, self.num_tiles
+        m = Module()
+        words = self.program.checked_words if self.checks else self.program.words
+        m.submodules.array = arr = SparsePEArray(c, schedule_init=list(words), mask_init=list(self.program.mask),
+                                                 checks=self.checks)
+        if self.checks:
+            m.d.comb += self.conflict.eq(arr.conflict)
+        D, L, Q = c.bank_depth, self.program.length, c.acc_columns
+        tbits = _bits_for(T + 1)
+
+        # ------------------------------------------------------------ loader
+        lh = Signal()
+        la = Signal(_bits_for(D))
+        loaded = Signal(tbits)
+        full = Signal(2)  # tile-buffer half holds a tile not yet read to the end
+        beat = Signal()
+        m.d.comb += [self.i_ready.eq(~full.bit_select(lh, 1) & (loaded < T)),
+                     beat.eq(self.i_valid & self.i_ready),
+                     arr.tb_we.eq(beat), arr.tb_half.eq(lh), arr.tb_addr.eq(la), arr.tb_data.eq(self.i_data)]
+        set_full = Signal(2)
+        clr_full = Signal(2)
+        with m.If(beat):
+            with m.If(la == D - 1):
+                m.d.sync += [la.eq(0), lh.eq(~lh), loaded.eq(loaded + 1)]
+                m.d.comb += set_full.eq(1 << lh)
+            with m.Else():
+                m.d.sync += la.eq(la + 1)
+        with m.If(arr.tb_free):
+            m.d.comb += clr_full.eq(1 << arr.tb_free_half)
+        m.d.sync += full.eq((full | set_full) & ~clr_full)
+
+        # ------------------------------------------------------------ issuer
+        ih = Signal()
+        issued = Signal(tbits)
+        acc_free = Signal(2, init=0b11)
+        set_free = Signal(2)
+        take_free = Signal(2)
+        m.d.comb += [arr.cmd_valid.eq(full.bit_select(ih, 1) & acc_free.bit_select(ih, 1) & (issued < T)),
+                     arr.cmd_base.eq(0), arr.cmd_len.eq(L), arr.cmd_tb_half.eq(ih), arr.cmd_acc_half.eq(ih)]
+        with m.If(arr.cmd_valid & arr.cmd_ready):
+            m.d.sync += [ih.eq(~ih), issued.eq(issued + 1)]
+            m.d.comb += take_free.eq(1 << ih)
+        m.d.sync += acc_free.eq((acc_free | set_free) & ~take_free)
+
+        # ------------------------------------------------------------ drainer
+        lat = c.readout_latency_cycles
+        fifo_depth = lat + OUTPUT_FIFO_SLACK
+        W = c.fft_size * 2 * c.acc_bits
+        m.submodules.ofifo = fifo = SyncFIFOBuffered(width=W + 1, depth=fifo_depth)
+        finished = Signal(2)  # accumulator half holds a finished tile not yet drained
+        set_fin = Signal(2)
+        clr_fin = Signal(2)
+        dh = Signal()
+        draining = Signal()
+        ra = Signal(_bits_for(Q))
+        in_flight = Signal(_bits_for(fifo_depth + 1))
+        last_pipe = Signal(lat)  # o_last tags travelling with the read-out pipeline
+        drained = Signal(tbits)
+        sent = Signal(tbits)
+        req = Signal()
+        with m.If(arr.done):
+            m.d.comb += set_fin.eq(1 << arr.done_half)
+        m.d.comb += req.eq(draining & (fifo.level + in_flight < fifo_depth))
+        with m.If(~draining & finished.bit_select(dh, 1)):
+            m.d.sync += [draining.eq(1), ra.eq(0)]
+        with m.If(req):
+            with m.If(ra == Q - 1):
+                m.d.sync += [draining.eq(0), dh.eq(~dh), drained.eq(drained + 1)]
+                m.d.comb += [clr_fin.eq(1 << dh), set_free.eq(1 << dh)]
+            with m.Else():
+                m.d.sync += ra.eq(ra + 1)
+        m.d.sync += finished.eq((finished | set_fin) & ~clr_fin)
+        m.d.comb += [arr.rd_valid.eq(req), arr.rd_half.eq(dh), arr.rd_addr.eq(ra)]
+        m.d.sync += last_pipe.eq(last_pipe << 1 | (req & (ra == Q - 1)))
+        m.d.sync += in_flight.eq(in_flight + req - arr.rd_out_valid)
+        m.d.comb += [fifo.w_en.eq(arr.rd_out_valid),
+                     fifo.w_data.eq(Cat(arr.rd_data, last_pipe[lat - 1])),
+                     self.o_valid.eq(fifo.r_rdy), fifo.r_en.eq(self.o_ready),
+                     self.o_data.eq(fifo.r_data[:W]), self.o_last.eq(fifo.r_data[W])]
+        with m.If(self.o_valid & self.o_ready & self.o_last):
+            m.d.sync += sent.eq(sent + 1)
+        m.d.comb += self.done.eq(sent == T)
+        return m
