@@ -32,6 +32,7 @@ import numpy as np
 
 from . import FORMAT_VERSION, __version__
 from .errors import InputFileError, UsageError
+from .spectral.geometry import MAX_FFT_SIZE
 
 DEFAULT_MODEL = "vgg16"
 DEFAULT_DEVICE = "u200"
@@ -39,7 +40,7 @@ DEFAULT_FFT_SIZE = 8
 DEFAULT_DENSITY = 0.25
 #: Magnitude-pruning scope of the synthesized VGG16 kernels (``flexspec.accel.kernels.PRUNE_SCOPES``).
 DEFAULT_PRUNE_SCOPE = "layer"
-FFT_SIZES = range(4, 33)  # supported FFT sizes N (at least K + 1 for every spectral layer)
+FFT_SIZES = range(4, MAX_FFT_SIZE + 1)  # supported FFT sizes N (at least K + 1 for every spectral layer)
 DEFAULT_PES = 32
 DEFAULT_BANKS = 16
 MAX_ARRAYS = 32
