@@ -376,8 +376,12 @@ def plan_spectral(model: nn.Module, example_input: torch.Tensor, candidates=(8, 
         check_fft_size(n, 1)
     convs = _eligible_convs(model)
     shapes = {}
-    hooks = [m.register_forward_pre_hook(lambda m, args, name=name: shapes.setdefault(name, tuple(args[0].shape)))
-             for name, m in convs.items()]
+    def remember(name):
+        def hook(module, args):
+            shapes.setdefault(name, tuple(args[0].shape))  # returns None: the input is not replaced
+        return hook
+
+    hooks = [m.register_forward_pre_hook(remember(name)) for name, m in convs.items()]
     try:
         with torch.inference_mode():
             model(example_input)
