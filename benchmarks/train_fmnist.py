@@ -15,7 +15,7 @@ starts from the ADMM result at the next higher density when --chain is given (pr
 Writes src/flexspec/data/fmnist_vgg_<method>_dNNNN.npz (atomically) and
 benchmarks/results/fmnist_pruning_<tag>.json.  Needs dataset-fashion-mnist and torch.
 
-    nice python benchmarks/train_fmnist.py --methods admm admm_hw --densities 0.25 --admm-epochs 0.3 --tag a
+    nice python benchmarks/train_fmnist.py --methods admm --densities 0.25 0.125 0.5 --chain --tag layer
 """
 
 from __future__ import annotations
@@ -51,12 +51,21 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     ap.add_argument("--densities", nargs="+", type=float, default=list(rm.SHIPPED_DENSITIES))
-    ap.add_argument("--admm-epochs", type=float, default=0.3)
-    ap.add_argument("--retrain-epochs", type=float, default=0.1)
-    ap.add_argument("--lr", type=float, default=0.01)
-    ap.add_argument("--rho0", type=float, default=0.01)
-    ap.add_argument("--rho-max", type=float, default=1.0)
-    ap.add_argument("--chain", action="store_true", help="start each lower density from the previous ADMM result")
+    ap.add_argument("--admm-epochs", type=float, nargs="+", default=[0.5],
+                    help="ADMM budget per density (one value, or one per --densities entry)")
+    ap.add_argument("--retrain-epochs", type=float, nargs="+", default=[0.3],
+                    help="masked retraining budget per density (one value, or one per --densities entry)")
+    ap.add_argument("--lr", type=float, default=0.02)
+    ap.add_argument("--rho0", type=float, default=0.1)
+    ap.add_argument("--rho-max", type=float, default=2.0)
+    ap.add_argument("--chain", action="store_true",
+                    help="start ADMM at a density from the method's result at the density run just before it, "
+                         "when that one was higher (progressive pruning; densities run in the order given)")
+    ap.add_argument("--start-from", type=float, default=None,
+                    help="start ADMM at the first density from the shipped model of the same method at this "
+                         "(higher) density (progressive pruning across runs)")
+    ap.add_argument("--check-dense-spectral", action="store_true",
+                    help="also measure the dense spectral model on the 10k test set (it must equal the spatial one)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--tag", default="all")
@@ -78,10 +87,6 @@ def main():
                "dense": {"test_accuracy_10k": float(meta["test_accuracy"]), "epochs": int(meta["epochs"]),
                          "seed": int(meta["seed"])},
                "runs": []}
-    if "dense_spectral_10k" not in results:
-        results["dense_spectral_10k"] = evaluate(spec, xte, yte)
-    print(f"dense spatial {float(meta['test_accuracy']):.4f}, dense spectral {results['dense_spectral_10k']:.4f}",
-          flush=True)
     out = ROOT / "results" / f"fmnist_pruning_{args.tag}.json"
 
     def record(method, density, mod, seconds, provenance, **extra):
@@ -96,8 +101,21 @@ def main():
         fileio.write_file(out, json.dumps(results, indent=1))
 
     base = f"trained on Fashion-MNIST (shipped): fmnist_vgg, {int(meta['epochs'])} epochs, seed {int(meta['seed'])}"
+    def per_density(values, what):
+        if len(values) not in (1, len(args.densities)):
+            raise SystemExit(f"--{what}: give one value or one per density ({len(args.densities)})")
+        return dict(zip(args.densities, values * len(args.densities) if len(values) == 1 else values))
+
+    admm_epochs, retrain_epochs = per_density(args.admm_epochs, "admm-epochs"), per_density(args.retrain_epochs,
+                                                                                           "retrain-epochs")
     previous = {}
-    for density in sorted(args.densities, reverse=True):
+    if args.start_from is not None:
+        for method in args.methods:
+            if method.startswith("admm"):
+                previous[method] = (args.start_from, rm.spectral_model_from_sparse(
+                    rm.load_pruned(method, args.start_from)))
+    for density in args.densities:
+        a_ep, r_ep = admm_epochs[density], retrain_epochs[density]
         for method in args.methods:
             t0 = time.time()
             if method in ("magnitude", "magnitude_ft"):
@@ -106,16 +124,17 @@ def main():
                 if method == "magnitude":
                     record(method, density, mod, 0.0, base + "; magnitude pruning per layer, no retraining")
                     continue
-                masked_retrain(mod, xtr, ytr, args.retrain_epochs, 1e-3, 128, args.seed + 1)
+                masked_retrain(mod, xtr, ytr, r_ep, 1e-3, 128, args.seed + 1)
                 record(method, density, mod, time.time() - t0,
-                       base + f"; magnitude pruning per layer + {args.retrain_epochs} epoch masked retraining",
-                       retrain_epochs=args.retrain_epochs)
+                       base + f"; magnitude pruning per layer + {r_ep} epoch masked retraining", retrain_epochs=r_ep)
                 continue
             scope = "kernel" if method == "admm_hw" else "layer"
-            start = previous.get(method) if args.chain else None
+            start = None
+            if (args.chain or args.start_from is not None) and method in previous and previous[method][0] > density:
+                start = previous[method][1]
             mod = copy.deepcopy(start if start is not None else spec)
-            cfg = AdmmConfig(density=density, scope=scope, admm_epochs=args.admm_epochs, z_every=10,
-                             rho0=args.rho0, rho_max=args.rho_max, lr=args.lr, retrain_epochs=args.retrain_epochs,
+            cfg = AdmmConfig(density=density, scope=scope, admm_epochs=a_ep, z_every=10,
+                             rho0=args.rho0, rho_max=args.rho_max, lr=args.lr, retrain_epochs=r_ep,
                              retrain_lr=1e-3, batch_size=128, seed=args.seed)
             ckpt = (Path(args.checkpoint_dir) / f"{method}_{density}.ckpt") if args.checkpoint_dir else None
 
@@ -126,12 +145,17 @@ def main():
             _, _, hist = admm_prune(mod, xtr, ytr, cfg, progress=progress, checkpoint=ckpt)
             chained = " (from the previous density's ADMM result)" if start is not None else ""
             record(method, density, mod, time.time() - t0,
-                   base + f"; ADMM{chained} scope {scope}, {args.admm_epochs} epoch(s) SGD lr {args.lr}, rho "
-                   f"{args.rho0}->{args.rho_max}, + {args.retrain_epochs} epoch masked retraining, seed {args.seed}",
-                   scope=scope, admm_epochs=args.admm_epochs, retrain_epochs=args.retrain_epochs,
+                   base + f"; ADMM{chained} scope {scope}, {a_ep} epoch(s) SGD lr {args.lr}, rho "
+                   f"{args.rho0}->{args.rho_max}, + {r_ep} epoch masked retraining (Adam 1e-3, cosine), seed "
+                   f"{args.seed}", scope=scope, admm_epochs=a_ep, retrain_epochs=r_ep,
                    final_primal_residual=hist.primal_residual[-1] if hist.primal_residual else None,
                    chained=start is not None)
-            previous[method] = mod
+            previous[method] = (density, mod)
+    if args.check_dense_spectral:
+        results["dense_spectral_10k"] = evaluate(spec, xte, yte)
+        print(f"dense spatial {float(meta['test_accuracy']):.4f}, dense spectral {results['dense_spectral_10k']:.4f}",
+              flush=True)
+        fileio.write_file(out, json.dumps(results, indent=1))
     print(f"total {time.time() - t_all:.0f} s")
 
 

@@ -120,13 +120,12 @@ def _fmnist_admm(args, target):
     if args.admm_epochs < 0 or args.retrain_epochs < 0:
         raise UsageError(f"--admm-epochs and --retrain-epochs must be >= 0, got {args.admm_epochs} and "
                          f"{args.retrain_epochs}")
-    x_u8, y = datasets.fashion_mnist("train")  # DatasetMissingError says how to install it
     try:
         import numpy as np
         import torch  # optional dependency
     except ImportError:
         raise UsageError("ADMM needs torch: pip install 'flexspec[torch]'") from None
-    from .admm import AdmmConfig, admm_prune
+    from .admm import AdmmConfig, admm_prune, check_checkpoint
     from .torch_ops import to_spectral
 
     torch.manual_seed(args.seed)
@@ -137,6 +136,8 @@ def _fmnist_admm(args, target):
                      retrain_epochs=args.retrain_epochs, seed=args.seed)
     ckpt = Path(args.checkpoint) if args.checkpoint else Path(str(args.out) + ".ckpt")
     _check_out(ckpt)
+    check_checkpoint(spec, cfg, ckpt)  # a foreign or broken checkpoint fails before the data are read
+    x_u8, y = datasets.fashion_mnist("train")  # DatasetMissingError says how to install it
     try:
         with _Progress(not args.no_progress) as bar:
             admm_prune(spec, torch.from_numpy(datasets.to_float(x_u8)), torch.from_numpy(y.astype(np.int64)), cfg,

@@ -10,7 +10,7 @@ most the allowed non-zeros, Hermitian-consistent).  Augmented Lagrangian, scaled
 * U-step: U += W - Z; rho grows geometrically from rho0 to rho_max over the ADMM phase.
 
 Then hard-prune W to the support of Z (``SpectralConv2d.mask``) and retrain the kept values
-(masked retraining).  Budgets are in epochs of the training data (fractions allowed).
+(masked retraining, Adam with a cosine-decaying learning rate).  Budgets are in epochs of the training data (fractions allowed).
 
 The set S decides what the accelerator gets:
 
@@ -54,10 +54,10 @@ class AdmmConfig:
     scope: str = "layer"  # "layer" or "kernel" (hardware-aware: equal non-zeros per kernel)
     admm_epochs: float = 1.0
     z_every: int = 10  # W-steps between Z/U updates
-    rho0: float = 0.01
-    rho_max: float = 1.0  # rho grows geometrically from rho0 to rho_max over the ADMM steps
+    rho0: float = 0.1
+    rho_max: float = 2.0  # rho grows geometrically from rho0 to rho_max over the ADMM steps
     optimizer: str = "sgd"  # W-step optimizer: "sgd" (rho then sets the pull towards Z - U) or "adam"
-    lr: float = 0.01
+    lr: float = 0.02
     momentum: float = 0.0
     retrain_epochs: float = 0.5
     retrain_lr: float = 1e-3
@@ -168,13 +168,27 @@ class _Checkpoint:
         write_file(self.path, buf.getvalue())
 
 
+def check_checkpoint(model, config: AdmmConfig, path) -> None:
+    """Raise the error :func:`admm_prune` would raise for the checkpoint file ``path`` (another model,
+    other settings, unreadable); nothing when it is absent or resumable."""
+    _Checkpoint(path, spectral_layers(model), config).load()
+
+
 def _train_steps(model, x, y, steps: int, start: int, opt, seed: int, batch_size: int, phase: str, history, progress,
-                 extra_loss=None, after_step=None, save=None, checkpoint_every: int = 0):
-    """Minibatch steps ``start .. steps-1`` of cross-entropy (+ ``extra_loss()``)."""
+                 extra_loss=None, after_step=None, save=None, checkpoint_every: int = 0, cosine: bool = False):
+    """Minibatch steps ``start .. steps-1`` of cross-entropy (+ ``extra_loss()``); ``cosine``: the
+    learning rate decays from its initial value to 0 along a half cosine (a function of the step,
+    so a resumed run follows the same schedule)."""
     batches = _batches(len(x), batch_size, seed, start)
+    base_lrs = [g.get("initial_lr", g["lr"]) for g in opt.param_groups]
+    for g, lr in zip(opt.param_groups, base_lrs):
+        g["initial_lr"] = lr
     model.train()
     correct = seen = 0
     for step in range(start, steps):
+        if cosine:
+            for g, lr in zip(opt.param_groups, base_lrs):
+                g["lr"] = 0.5 * lr * (1 + math.cos(math.pi * step / max(1, steps)))
         idx = next(batches)
         opt.zero_grad()
         logits = model(x[idx])
@@ -294,7 +308,7 @@ def admm_prune(model, x, y, config: AdmmConfig = AdmmConfig(), log: Callable | N
         retrain_opt.load_state_dict(saved["opt"])
     save("retrain", start)
     _train_steps(model, x, y, retrain_steps, start, retrain_opt, config.seed + 1, config.batch_size, "retrain", history,
-                 progress, None, None, save, checkpoint_every)
+                 progress, None, None, save, checkpoint_every, cosine=True)
     save("done", retrain_steps)
     return model, masks, history
 
@@ -304,7 +318,7 @@ def masked_retrain(model, x, y, epochs: float, lr: float, batch_size: int, seed:
     x, y = check_data(model, x, y, batch_size)
     steps = int(math.ceil(epochs * max(1, len(x) // batch_size)))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    _train_steps(model, x, y, steps, 0, opt, seed, batch_size, "retrain", AdmmHistory(), progress)
+    _train_steps(model, x, y, steps, 0, opt, seed, batch_size, "retrain", AdmmHistory(), progress, cosine=True)
     return model
 
 
