@@ -31,13 +31,7 @@ from flexspec.spectral import real_model as rm
 ROOT = Path(__file__).resolve().parent
 
 
-def evaluate(model, x, y, batch=1000) -> float:
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for s in range(0, len(x), batch):
-            correct += int((model(x[s:s + batch]).argmax(1) == y[s:s + batch]).sum())
-    return correct / len(x)
+evaluate = rm.torch_accuracy
 
 
 def augment(xpad: torch.Tensor, idx: torch.Tensor, shift: int, gen: torch.Generator) -> torch.Tensor:

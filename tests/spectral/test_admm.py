@@ -19,12 +19,8 @@ from flexspec.spectral.torch_ops import to_spectral  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a shared 2-core machine two threads are many times slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+def _one_thread(one_torch_thread):
+    pass
 
 
 def _toy():

@@ -22,11 +22,8 @@ from flexspec.spectral.torch_ops import (  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+def _one_thread(one_torch_thread):
+    pass
 
 
 @settings(max_examples=40, deadline=None)
