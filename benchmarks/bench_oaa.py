@@ -1,86 +1,136 @@
-"""Spectral OaA forward vs torch conv2d on every VGG16 conv layer (batch 1, 224x224, float32).
+"""The SpectralConv2d module vs torch conv2d, side by side in one run (float32, CPU).
 
-Side by side in one run, same thread count, same inputs; each layer is timed as the
-median of several repetitions, alternating the two implementations so that background
-load affects both alike.  Writes a Markdown table to stdout (and --out FILE).
+1. Inference, every VGG16 conv layer (224x224), batch 1 and batch 8: ``nn.Conv2d`` and the
+   ``SpectralConv2d`` module (the one ``to_spectral`` users get, kernels held in place) at each FFT
+   size in --fft-sizes.  Each layer's implementations alternate within every repetition (median of
+   --reps), so background load hits all alike.  Totals: spectral on every layer with its best N,
+   and the best of conv2d / spectral per layer (what ``to_spectral(..., keep_conv2d=True)`` picks).
+2. Training: one step (forward, backward, SGD update) of fmnist_vgg at batch 128, spatial vs
+   spectral N = 8, alternating, median of --reps.
+The load average is recorded before and after.  Writes Markdown to stdout and JSON to --json.
 
-    python benchmarks/bench_oaa.py --threads 2 --fft-sizes 8 16 32
+    python benchmarks/bench_oaa.py --threads 2 --json benchmarks/results/bench_oaa.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import time
 
 import torch
+import torch.nn.functional as F
 
-from flexspec.spectral.torch_ops import frequency_major, spectral_conv2d_fmajor
+from flexspec.spectral import real_model as rm
+from flexspec.spectral.torch_ops import SpectralConv2d, to_spectral
 from flexspec.workload import get_network
 
 
-def _time(fn, reps):
-    out = []
+def _once(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _interleaved(fns: dict, reps: int) -> dict:
+    for fn in fns.values():
+        fn()  # warm-up
+    samples = {k: [] for k in fns}
     for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
+        for k, fn in fns.items():
+            samples[k].append(_once(fn))
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def forward_rows(batch: int, sizes, reps: int):
+    rows = []
+    with torch.inference_mode():
+        for layer in get_network("vgg16").conv_layers:
+            torch.manual_seed(0)
+            conv = torch.nn.Conv2d(layer.in_channels, layer.out_channels, 3, padding=1)
+            x = torch.randn(batch, layer.in_channels, layer.height, layer.width)
+            fns = {"conv2d": lambda conv=conv, x=x: conv(x)}
+            ref = conv(x)
+            for n in sizes:
+                spec = SpectralConv2d.from_conv2d(conv, n)
+                err = ((spec(x) - ref).abs().max() / ref.abs().max()).item()
+                assert err < 1e-4, f"{layer.name} N={n}: relative error {err}"
+                fns[n] = (lambda spec=spec, x=x: spec(x))
+            med = _interleaved(fns, reps)
+            rows.append((layer.name, med))
+            print(f"batch {batch} {layer.name}", {k: f"{v * 1e3:.1f} ms" for k, v in med.items()}, flush=True)
+    return rows
+
+
+def forward_summary(rows, sizes) -> dict:
+    conv = sum(m["conv2d"] for _, m in rows)
+    best_spec = sum(min(m[n] for n in sizes) for _, m in rows)
+    best_any = sum(min(m.values()) for _, m in rows)
+    return {"conv2d_s": conv, "spectral_best_n_s": best_spec, "spectral_best_n_ratio": best_spec / conv,
+            "best_of_conv2d_or_spectral_s": best_any, "best_of_ratio": best_any / conv,
+            **{f"spectral_n{n}_ratio": sum(m[n] for _, m in rows) / conv for n in sizes},
+            "best_n": {name: min(sizes, key=lambda n: m[n]) for name, m in rows},
+            "layers": {name: {str(k): v for k, v in m.items()} for name, m in rows}}
+
+
+def train_step(reps: int) -> dict:
+    torch.manual_seed(0)
+    spatial = rm.torch_model()
+    spectral = to_spectral(spatial, 8)
+    x, y = torch.randn(128, 1, 28, 28), torch.randint(0, 10, (128,))
+    opts = {m: torch.optim.SGD(m.parameters(), lr=1e-3) for m in (spatial, spectral)}
+
+    def step(m):
+        opts[m].zero_grad()
+        F.cross_entropy(m(x), y).backward()
+        opts[m].step()
+
+    med = _interleaved({"spatial": lambda: step(spatial), "spectral": lambda: step(spectral)}, reps)
+    return {"spatial_s": med["spatial"], "spectral_s": med["spectral"], "ratio": med["spectral"] / med["spatial"]}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--fft-sizes", type=int, nargs="+", default=[8, 16, 32])
+    ap.add_argument("--fft-sizes", type=int, nargs="+", default=[8, 16])
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--out", help="also write the Markdown table here")
+    ap.add_argument("--json", help="write all figures here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    layers = get_network("vgg16").conv_layers
-    rows, totals = [], {"conv2d": 0.0, **{n: 0.0 for n in args.fft_sizes}}
-    with torch.inference_mode():
-        for layer in layers:
-            x = torch.randn(1, layer.in_channels, layer.height, layer.width)
-            w = torch.randn(layer.out_channels, layer.in_channels, 3, 3) * 0.05
-            # kernels transformed and laid out once, as a deployed inference engine keeps them
-            specs = {n: frequency_major(torch.fft.rfft2(torch.flip(w, (-2, -1)), s=(n, n))) for n in args.fft_sizes}
-            ref = torch.nn.functional.conv2d(x, w, padding=1)
-            fns = {"conv2d": lambda x=x, w=w: torch.nn.functional.conv2d(x, w, padding=1)}
-            for n in args.fft_sizes:
-                got = spectral_conv2d_fmajor(x, specs[n], n, 3, 1)
-                err = (got - ref).abs().max().item() / ref.abs().max().item()
-                assert err < 1e-4, f"{layer.name} N={n}: relative error {err}"
-                fns[n] = (lambda n=n, x=x, s=specs: spectral_conv2d_fmajor(x, s[n], n, 3, 1))
-            samples = {k: [] for k in fns}
-            for _ in range(args.reps):  # alternate implementations
-                for k, fn in fns.items():
-                    samples[k] += _time(fn, 1)
-            med = {k: statistics.median(v) for k, v in samples.items()}
-            for k, v in med.items():
-                totals[k] += v
-            rows.append((layer.name, med))
-            print(layer.name, {k: f"{v * 1e3:.1f} ms" for k, v in med.items()}, flush=True)
-    best = min(args.fft_sizes, key=lambda n: totals[n])
-    lines = [
-        "| layer | conv2d (ms) | " + " | ".join(f"OaA N={n} (ms)" for n in args.fft_sizes) + " | best N / conv2d |",
-        "|---|---|" + "---|" * len(args.fft_sizes) + "---|",
-    ]
-    for name, med in rows:
-        b = min(args.fft_sizes, key=lambda n: med[n])
-        lines.append(f"| {name} | {med['conv2d'] * 1e3:.1f} | " + " | ".join(f"{med[n] * 1e3:.1f}" for n in args.fft_sizes)
-                     + f" | N={b}: {med[b] / med['conv2d']:.2f}x |")
-    lines.append(f"| **total** | {totals['conv2d'] * 1e3:.0f} | " + " | ".join(f"{totals[n] * 1e3:.0f}" for n in args.fft_sizes)
-                 + f" | N={best}: {totals[best] / totals['conv2d']:.2f}x |")
-    per_layer_best = sum(min(med[n] for n in args.fft_sizes) for _, med in rows)
-    lines.append(f"\nFastest single FFT size: N = {best} ({totals[best] / totals['conv2d']:.2f}x conv2d). "
-                 f"Best N chosen per layer: {per_layer_best / totals['conv2d']:.2f}x conv2d. "
-                 f"torch {torch.__version__}, {args.threads} threads, median of {args.reps}.")
-    table = "\n".join(lines)
-    print(table)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(table + "\n")
+    res = {"torch": torch.__version__, "threads": args.threads, "reps": args.reps,
+           "load_before": os.getloadavg(), "forward": {}}
+    res["train_step_fmnist_vgg_b128"] = train_step(args.reps)
+    print("train step", res["train_step_fmnist_vgg_b128"], flush=True)
+    lines = []
+    for batch in args.batches:
+        rows = forward_rows(batch, args.fft_sizes, args.reps)
+        summ = forward_summary(rows, args.fft_sizes)
+        res["forward"][f"batch{batch}"] = summ
+        lines.append(f"\nBatch {batch}: conv2d {summ['conv2d_s'] * 1e3:.0f} ms in total over VGG16's 13 convs\n")
+        lines.append("| layer | conv2d (ms) | " + " | ".join(f"N={n} (ms)" for n in args.fft_sizes)
+                     + " | best N / conv2d |")
+        lines.append("|---|---|" + "---|" * len(args.fft_sizes) + "---|")
+        for name, m in rows:
+            b = summ["best_n"][name]
+            lines.append(f"| {name} | {m['conv2d'] * 1e3:.1f} | " + " | ".join(f"{m[n] * 1e3:.1f}" for n in args.fft_sizes)
+                         + f" | N={b}: {m[b] / m['conv2d']:.2f}x |")
+        lines.append(f"| **total** | {summ['conv2d_s'] * 1e3:.0f} | "
+                     + " | ".join(f"{summ[f'spectral_n{n}_ratio'] * summ['conv2d_s'] * 1e3:.0f}" for n in args.fft_sizes)
+                     + f" | best N per layer: **{summ['spectral_best_n_ratio']:.2f}x**; best of conv2d/spectral: "
+                     f"{summ['best_of_ratio']:.2f}x |")
+    res["load_after"] = os.getloadavg()
+    ts = res["train_step_fmnist_vgg_b128"]
+    lines.append(f"\nTraining step, fmnist_vgg, batch 128: spatial {ts['spatial_s'] * 1e3:.0f} ms, spectral N=8 "
+                 f"{ts['spectral_s'] * 1e3:.0f} ms: **{ts['ratio']:.2f}x**.")
+    lines.append(f"torch {torch.__version__}, {args.threads} threads, median of {args.reps} interleaved repetitions; "
+                 f"load average {res['load_before'][0]:.1f} before, {res['load_after'][0]:.1f} after.")
+    print("\n".join(lines))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=1)
 
 
 if __name__ == "__main__":

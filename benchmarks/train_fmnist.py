@@ -1,14 +1,21 @@
-"""Train fmnist_vgg on Fashion-MNIST, convert to spectral (N=8), prune, measure, and write the shipped files.
+"""Stage 2 of the shipped model: prune the trained fmnist_vgg in the spectral domain (N = 8) and
+measure every variant on the full 10k Fashion-MNIST test set.
 
-Regenerates, deterministically (seeds below; torch CPU, 1 thread by default):
-  src/flexspec/data/fmnist_test1000.npz            first 1000 test images (shipped subset)
-  src/flexspec/data/fmnist_vgg_dense.npz           trained dense spatial weights + test accuracy
-  src/flexspec/data/fmnist_vgg_<method>_dNNNN.npz  SparseNetworkKernels, method in
-                                                   {magnitude, magnitude_ft, admm}, density 0.5/0.25/0.125
-  benchmarks/results/fmnist_pruning.json           every measured accuracy and time
+Stage 1 (``benchmarks/fmnist_dense.py``) writes the dense weights.  This script converts them to
+``SpectralConv2d`` (exact: the dense spectral model equals the spatial one, checked here on the 10k
+test set), then for each density in --densities and each method in --methods:
 
-Needs the Debian package dataset-fashion-mnist (apt-get install -y dataset-fashion-mnist) and torch.
-Run: python benchmarks/train_fmnist.py [--epochs 1] [--admm-steps 50] [--retrain-steps 30]
+  magnitude      magnitude pruning per layer, no retraining
+  magnitude_ft   magnitude pruning per layer + masked retraining (--retrain-epochs)
+  admm           ADMM, one threshold per layer (--admm-epochs) + masked retraining
+  admm_hw        hardware-aware ADMM: equal non-zeros per kernel (scope "kernel"), same budgets
+
+Budgets are in epochs of the 60k training images (fractions allowed); ADMM at a lower density
+starts from the ADMM result at the next higher density when --chain is given (progressive pruning).
+Writes src/flexspec/data/fmnist_vgg_<method>_dNNNN.npz (atomically) and
+benchmarks/results/fmnist_pruning_<tag>.json.  Needs dataset-fashion-mnist and torch.
+
+    nice python benchmarks/train_fmnist.py --methods admm --densities 0.25 0.125 0.5 --chain --tag layer
 """
 
 from __future__ import annotations
@@ -21,135 +28,144 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from flexspec import datasets
+from flexspec import datasets, fileio
 from flexspec.spectral import real_model as rm
 from flexspec.spectral.admm import AdmmConfig, admm_prune, magnitude_prune_model, masked_retrain
 from flexspec.spectral.torch_ops import to_spectral
 
 ROOT = Path(__file__).resolve().parent
+METHODS = ("magnitude", "magnitude_ft", "admm", "admm_hw")
 
 
-def evaluate(model, x, y, batch=500) -> float:
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for s in range(0, len(x), batch):
-            correct += int((model(x[s:s + batch]).argmax(1) == y[s:s + batch]).sum())
-    return correct / len(x)
+evaluate = rm.torch_accuracy
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--admm-steps", type=int, default=50)
-    ap.add_argument("--retrain-steps", type=int, default=30)
-    ap.add_argument("--eval-count", type=int, default=10000, help="test images used for accuracy")
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--densities", nargs="+", type=float, default=list(rm.SHIPPED_DENSITIES))
+    ap.add_argument("--admm-epochs", type=float, nargs="+", default=[0.5],
+                    help="ADMM budget per density (one value, or one per --densities entry)")
+    ap.add_argument("--retrain-epochs", type=float, nargs="+", default=[0.3],
+                    help="masked retraining budget per density (one value, or one per --densities entry)")
+    ap.add_argument("--lr", type=float, default=0.02)
+    ap.add_argument("--rho0", type=float, default=0.1)
+    ap.add_argument("--rho-max", type=float, default=2.0)
+    ap.add_argument("--chain", action="store_true",
+                    help="start ADMM at a density from the method's result at the density run just before it, "
+                         "when that one was higher (progressive pruning; densities run in the order given)")
+    ap.add_argument("--start-from", type=float, default=None,
+                    help="start ADMM at the first density from the shipped model of the same method at this "
+                         "(higher) density (progressive pruning across runs)")
+    ap.add_argument("--more-retrain", type=float, default=None,
+                    help="instead of pruning: load each shipped --methods model at --densities and retrain its "
+                         "kept values this many more epochs (masked, Adam 1e-3 cosine), then measure and ship it")
+    ap.add_argument("--check-dense-spectral", action="store_true",
+                    help="also measure the dense spectral model on the 10k test set (it must equal the spatial one)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--skip-dense", action="store_true",
-                    help="reuse the dense weights already in src/flexspec/data instead of training them")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads (1 is several times faster than 2 on a shared 2-core machine)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--tag", default="all")
+    ap.add_argument("--checkpoint-dir", default=None, help="resumable ADMM checkpoints (one file per run)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     t_all = time.time()
-    results = {"machine": "2 CPU cores shared with other jobs, torch CPU", "args": vars(args), "runs": []}
-
-    datasets.write_subset()
     xtr_u8, ytr = datasets.fashion_mnist("train")
     xte_u8, yte = datasets.fashion_mnist("test")
     xtr, xte = torch.from_numpy(datasets.to_float(xtr_u8)), torch.from_numpy(datasets.to_float(xte_u8))
     ytr, yte = torch.from_numpy(ytr.astype(np.int64)), torch.from_numpy(yte.astype(np.int64))
-    xev, yev = xte[:args.eval_count], yte[:args.eval_count]
 
-    # 1. dense spatial training
     model = rm.torch_model()
-    if args.skip_dense:
-        model.load_state_dict({k: torch.from_numpy(v) for k, v in rm.load_dense_weights().items()})
-        meta = rm.dense_metadata()
-        results["dense"] = {"test_accuracy_10k": float(meta["test_accuracy"]), "epochs": int(meta["epochs"]),
-                            "train_seconds": float(meta["train_seconds"]), "test_accuracy_eval": evaluate(model, xev, yev)}
-    else:
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        gen = torch.Generator().manual_seed(args.seed)
-        t0 = time.time()
-        model.train()
-        for epoch in range(args.epochs):
-            perm = torch.randperm(len(xtr), generator=gen)
-            for step, s in enumerate(range(0, len(xtr), 128)):
-                idx = perm[s:s + 128]
-                opt.zero_grad()
-                loss = F.cross_entropy(model(xtr[idx]), ytr[idx])
-                loss.backward()
-                opt.step()
-                if step % 100 == 0:
-                    print(f"epoch {epoch} step {step} loss {loss.item():.4f}", flush=True)
-        train_s = time.time() - t0
-        dense_acc = evaluate(model, xev, yev)
-        dense_acc_full = evaluate(model, xte, yte)
-        print(f"dense spatial: test accuracy {dense_acc_full:.4f} (train {train_s:.0f} s)", flush=True)
-        results["dense"] = {"test_accuracy_10k": dense_acc_full, "test_accuracy_eval": dense_acc,
-                            "train_seconds": train_s, "epochs": args.epochs}
-        state = {k: v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()}
-        tmp = rm.DENSE_FILE.with_name(".dense.tmp.npz")
-        np.savez_compressed(tmp, **{f"w/{k}": v for k, v in state.items()},
-                            **{"meta/test_accuracy": np.float64(dense_acc_full), "meta/epochs": np.int64(args.epochs),
-                               "meta/seed": np.int64(args.seed), "meta/train_seconds": np.float64(train_s)})
-        tmp.replace(rm.DENSE_FILE)
-
-    # 2. spectral conversion (dense spectral must equal dense spatial)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in rm.load_dense_weights().items()})
+    meta = rm.dense_metadata()
     spec = to_spectral(model, 8)
-    t0 = time.time()
-    spec_acc = evaluate(spec, xev, yev)
-    results["dense_spectral"] = {"test_accuracy_eval": spec_acc, "eval_seconds": time.time() - t0}
-    print(f"dense spectral: {spec_acc:.4f} ({time.time() - t0:.0f} s eval)", flush=True)
+    results = {"machine": "2 CPU cores shared with six other sessions, torch CPU", "args": vars(args),
+               "dense": {"test_accuracy_10k": float(meta["test_accuracy"]), "epochs": int(meta["epochs"]),
+                         "seed": int(meta["seed"])},
+               "runs": []}
+    out = ROOT / "results" / f"fmnist_pruning_{args.tag}.json"
 
-    # 3. pruning
-    provenance = (f"trained on Fashion-MNIST (shipped): fmnist_vgg, {args.epochs} epoch(s), seed {args.seed}, "
-                  f"benchmarks/train_fmnist.py")
-    for density in rm.SHIPPED_DENSITIES:
-        # magnitude only
-        mag = copy.deepcopy(spec)
-        magnitude_prune_model(mag, density)
-        acc = evaluate(mag, xev, yev)
-        _record(results, "magnitude", density, acc, 0.0, mag, provenance + "; magnitude pruning, no retraining")
-        # magnitude + masked retraining (same retraining budget as ADMM)
-        t0 = time.time()
-        masked_retrain(mag, xtr, ytr, args.retrain_steps, 5e-4, 64, args.seed + 1)
-        acc = evaluate(mag, xev, yev)
-        _record(results, "magnitude_ft", density, acc, time.time() - t0, mag,
-                provenance + f"; magnitude pruning + {args.retrain_steps} masked retraining steps")
-        # ADMM + masked retraining
-        adm = copy.deepcopy(spec)
-        t0 = time.time()
-        cfg = AdmmConfig(density=density, admm_steps=args.admm_steps, z_every=5, rho0=1.0, rho_growth=1.3,
-                         optimizer="sgd", lr=0.05, retrain_steps=args.retrain_steps, batch_size=64, seed=args.seed)
-        _, _, hist = admm_prune(adm, xtr, ytr, cfg, log=lambda s: print("  " + s, flush=True))
-        acc = evaluate(adm, xev, yev)
-        _record(results, "admm", density, acc, time.time() - t0, adm,
-                provenance + f"; ADMM ({args.admm_steps} SGD steps lr 0.05, rho 1 x1.3 every 5) + "
-                             f"{args.retrain_steps} masked retraining steps",
-                residuals=hist.primal_residual)
-    results["total_seconds"] = time.time() - t_all
-    out = ROOT / "results" / "fmnist_pruning.json"
-    out.write_text(json.dumps(results, indent=1))
-    print(json.dumps({r["method"] + f"@{r['density']}": round(r["test_accuracy_eval"], 4)
-                      for r in results["runs"]}, indent=1))
-    print(f"total {results['total_seconds']:.0f} s")
+    def record(method, density, mod, seconds, provenance, **extra):
+        acc = evaluate(mod, xte, yte)
+        net = rm.sparse_network_from_torch(mod, method, density, provenance, True)
+        net.save(rm.pruned_file(method, density))
+        run = {"method": method, "density": density, "achieved_density": net.density, "test_accuracy_10k": acc,
+               "seconds": seconds, "sparse_bytes": net.total_bytes(), **extra}
+        results["runs"].append(run)
+        print(f"{method} @ {density}: 10k accuracy {acc:.4f} ({seconds:.0f} s)", flush=True)
+        results["total_seconds"] = time.time() - t_all
+        fileio.write_file(out, json.dumps(results, indent=1))
 
+    base = f"trained on Fashion-MNIST (shipped): fmnist_vgg, {int(meta['epochs'])} epochs, seed {int(meta['seed'])}"
+    def per_density(values, what):
+        if len(values) not in (1, len(args.densities)):
+            raise SystemExit(f"--{what}: give one value or one per density ({len(args.densities)})")
+        return dict(zip(args.densities, values * len(args.densities) if len(values) == 1 else values))
 
-def _record(results, method, density, acc, seconds, model, provenance, residuals=None):
-    net = rm.sparse_network_from_torch(model, method, density, provenance, True)
-    net.save(rm.pruned_file(method, density))
-    run = {"method": method, "density": density, "achieved_density": net.density, "test_accuracy_eval": acc,
-           "seconds": seconds, "sparse_bytes": net.total_bytes()}
-    if residuals:
-        run["final_primal_residual"] = residuals[-1]
-    results["runs"].append(run)
-    print(f"{method} @ {density}: accuracy {acc:.4f}, achieved density {net.density:.4f}, {seconds:.0f} s",
-          flush=True)
+    admm_epochs, retrain_epochs = per_density(args.admm_epochs, "admm-epochs"), per_density(args.retrain_epochs,
+                                                                                           "retrain-epochs")
+    if args.more_retrain is not None:
+        for density in args.densities:
+            for method in args.methods:
+                t0 = time.time()
+                old = rm.load_pruned(method, density)
+                mod = rm.spectral_model_from_sparse(old)
+                masked_retrain(mod, xtr, ytr, args.more_retrain, 1e-3, 128, args.seed + 2)
+                record(method, density, mod, time.time() - t0,
+                       old.provenance + f"; + {args.more_retrain} epoch(s) more masked retraining (Adam 1e-3, cosine)",
+                       more_retrain_epochs=args.more_retrain)
+        return
+
+    previous = {}
+    if args.start_from is not None:
+        for method in args.methods:
+            if method.startswith("admm"):
+                previous[method] = (args.start_from, rm.spectral_model_from_sparse(
+                    rm.load_pruned(method, args.start_from)))
+    for density in args.densities:
+        a_ep, r_ep = admm_epochs[density], retrain_epochs[density]
+        for method in args.methods:
+            t0 = time.time()
+            if method in ("magnitude", "magnitude_ft"):
+                mod = copy.deepcopy(spec)
+                magnitude_prune_model(mod, density)
+                if method == "magnitude":
+                    record(method, density, mod, 0.0, base + "; magnitude pruning per layer, no retraining")
+                    continue
+                masked_retrain(mod, xtr, ytr, r_ep, 1e-3, 128, args.seed + 1)
+                record(method, density, mod, time.time() - t0,
+                       base + f"; magnitude pruning per layer + {r_ep} epoch masked retraining", retrain_epochs=r_ep)
+                continue
+            scope = "kernel" if method == "admm_hw" else "layer"
+            start = None
+            if (args.chain or args.start_from is not None) and method in previous and previous[method][0] > density:
+                start = previous[method][1]
+            mod = copy.deepcopy(start if start is not None else spec)
+            cfg = AdmmConfig(density=density, scope=scope, admm_epochs=a_ep, z_every=10,
+                             rho0=args.rho0, rho_max=args.rho_max, lr=args.lr, retrain_epochs=r_ep,
+                             retrain_lr=1e-3, batch_size=128, seed=args.seed)
+            ckpt = (Path(args.checkpoint_dir) / f"{method}_{density}.ckpt") if args.checkpoint_dir else None
+
+            def progress(phase, step, steps, loss, acc):
+                if step % 25 == 0 or step == steps:
+                    print(f"  {method}@{density} {phase} {step}/{steps} loss {loss:.4f} acc {acc:.3f}", flush=True)
+
+            _, _, hist = admm_prune(mod, xtr, ytr, cfg, progress=progress, checkpoint=ckpt)
+            chained = " (from the previous density's ADMM result)" if start is not None else ""
+            record(method, density, mod, time.time() - t0,
+                   base + f"; ADMM{chained} scope {scope}, {a_ep} epoch(s) SGD lr {args.lr}, rho "
+                   f"{args.rho0}->{args.rho_max}, + {r_ep} epoch masked retraining (Adam 1e-3, cosine), seed "
+                   f"{args.seed}", scope=scope, admm_epochs=a_ep, retrain_epochs=r_ep,
+                   final_primal_residual=hist.primal_residual[-1] if hist.primal_residual else None,
+                   chained=start is not None)
+            previous[method] = (density, mod)
+    if args.check_dense_spectral:
+        results["dense_spectral_10k"] = evaluate(spec, xte, yte)
+        print(f"dense spatial {float(meta['test_accuracy']):.4f}, dense spectral {results['dense_spectral_10k']:.4f}",
+              flush=True)
+        fileio.write_file(out, json.dumps(results, indent=1))
+    print(f"total {time.time() - t_all:.0f} s")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from .devices import load_device
 from .errors import InputFileError, UnknownNameError, UsageError
 from .fileio import OutputError, check_output_folder
 from .report import write_report
-from .spectral.geometry import half_width
+from .spectral.geometry import MAX_FFT_SIZE, half_width
 from .spectral.prune import parse_schedule
 from .spectral.sparse import SparseNetworkKernels
 from .workload.importers import check_model_file, is_model_file, load_model
@@ -55,7 +55,7 @@ DEFAULT_FFT_SIZE = 8
 DEFAULT_DENSITY = 0.25
 #: Magnitude-pruning scope of the synthesized VGG16 kernels (``flexspec.accel.kernels.PRUNE_SCOPES``).
 DEFAULT_PRUNE_SCOPE = "layer"
-FFT_SIZES = range(4, 33)  # supported FFT sizes N (at least K + 1 for every spectral layer)
+FFT_SIZES = range(4, MAX_FFT_SIZE + 1)  # supported FFT sizes N (at least K + 1 for every spectral layer)
 DEFAULT_PES = 32
 DEFAULT_BANKS = 16
 MAX_ARRAYS = 32

@@ -19,12 +19,8 @@ from flexspec.spectral.torch_ops import to_spectral  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a shared 2-core machine two threads are many times slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+def _one_thread(one_torch_thread):
+    pass
 
 
 def _toy():
@@ -51,13 +47,15 @@ def _accuracy(model, x, y):
 
 def test_admm_prunes_to_density_and_keeps_the_task():
     model, x, y = _toy()
-    cfg = AdmmConfig(density=0.25, admm_steps=30, z_every=5, rho0=3.0, rho_growth=1.3, optimizer="sgd",
-                     lr=0.05, retrain_steps=20, batch_size=32, seed=0)
+    # 8 steps per epoch: 30 ADMM steps, 20 retraining steps
+    cfg = AdmmConfig(density=0.25, admm_epochs=30 / 8, z_every=5, rho0=3.0, rho_max=3.0 * 1.3 ** 6, optimizer="sgd",
+                     lr=0.05, retrain_epochs=20 / 8, batch_size=32, seed=0)
     model, masks, hist = admm_prune(model, x, y, cfg)
     layers = spectral_layers(model)
     assert set(masks) == set(layers) and len(layers) == 2
+    assert [h[0] for h in hist.steps] == ["admm"] * 30 + ["retrain"] * 20
     for name, mod in layers.items():
-        mask = mod.mask.numpy()
+        mask = mod.mask_standard().numpy()
         assert np.array_equal(mask, masks[name])
         assert abs(mask.mean() - 0.25) <= 1.5 / mask.size + 1e-9
         assert mask_violations(mask.reshape(mask.shape[0], mask.shape[1], -1), 8) == 0
@@ -74,7 +72,7 @@ def test_admm_prunes_to_density_and_keeps_the_task():
 
 
 def test_admm_is_deterministic():
-    cfg = AdmmConfig(density=0.5, admm_steps=10, z_every=5, retrain_steps=5, batch_size=32, seed=3)
+    cfg = AdmmConfig(density=0.5, admm_epochs=10 / 8, z_every=5, retrain_epochs=5 / 8, batch_size=32, seed=3)
     outs = []
     for _ in range(2):
         model, x, y = _toy()
@@ -103,3 +101,73 @@ def test_admm_errors():
             admm_prune(model, x, y, AdmmConfig(density=bad))
     with pytest.raises(UsageError, match="batch_size"):
         admm_prune(model, x[:8], y[:8], AdmmConfig(batch_size=64))
+    # a data set of the wrong shape, and labels that do not match
+    with pytest.raises(UsageError, match=r"do not fit the model"):
+        admm_prune(model, torch.zeros(64, 3, 8, 8), y[:64], AdmmConfig(batch_size=32))
+    with pytest.raises(UsageError, match=r"must be \[n, C, H, W\]"):
+        admm_prune(model, torch.zeros(64, 8, 8), y[:64], AdmmConfig(batch_size=32))
+    with pytest.raises(UsageError, match=r"labels must be \[n\]"):
+        admm_prune(model, x[:64], y[:60], AdmmConfig(batch_size=32))
+    with pytest.raises(UsageError, match=r"labels must lie in \[0, 2\)"):
+        admm_prune(model, x[:64], y[:64] + 5, AdmmConfig(batch_size=32))
+    with pytest.raises(UsageError, match="scope"):
+        admm_prune(model, x, y, AdmmConfig(scope="global"))
+
+
+def test_hardware_aware_admm_keeps_equal_counts_per_kernel():
+    model, x, y = _toy()
+    cfg = AdmmConfig(density=0.25, scope="kernel", admm_epochs=2, z_every=4, rho0=1.0, rho_max=5.0, lr=0.05,
+                     retrain_epochs=1, batch_size=32, seed=0)
+    model, masks, hist = admm_prune(model, x, y, cfg)
+    for mask in masks.values():
+        per_kernel = mask.reshape(mask.shape[0] * mask.shape[1], -1).sum(1)
+        # every kernel the same count: round(0.25 * 40) = 10, or 9 where a conjugate pair does not fit
+        assert per_kernel.max() == 10 and per_kernel.min() >= 9
+    assert hist.primal_residual[-1] < hist.primal_residual[0]
+    assert _accuracy(model, x, y) >= 0.9
+
+
+def test_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
+    cfg = AdmmConfig(density=0.5, admm_epochs=12 / 8, z_every=4, retrain_epochs=6 / 8, batch_size=32, seed=1)
+    model, x, y = _toy()
+    _, want_masks, _ = admm_prune(model, x, y, cfg)
+    want = model(x[:8]).detach()
+
+    class Stop(Exception):
+        pass
+
+    for stop_phase, stop_step in (("admm", 7), ("retrain", 3)):
+        ckpt = tmp_path / f"{stop_phase}.ckpt"
+        model, x, y = _toy()
+
+        def interrupt(phase, step, steps, loss, acc, stop_phase=stop_phase, stop_step=stop_step):
+            if phase == stop_phase and step == stop_step:
+                raise Stop
+
+        with pytest.raises(Stop):
+            admm_prune(model, x, y, cfg, progress=interrupt, checkpoint=ckpt, checkpoint_every=2)
+        assert ckpt.exists()
+        model, x, y = _toy()  # a fresh process: nothing but the checkpoint survives
+        _, masks, _ = admm_prune(model, x, y, cfg, checkpoint=ckpt, checkpoint_every=2)
+        assert all(np.array_equal(masks[k], want_masks[k]) for k in want_masks)
+        torch.testing.assert_close(model(x[:8]).detach(), want)
+
+
+def test_checkpoint_of_another_model_or_setting_is_refused_and_kept(tmp_path):
+    cfg = AdmmConfig(density=0.5, admm_epochs=4 / 8, z_every=2, retrain_epochs=1 / 8, batch_size=32, seed=1)
+    model, x, y = _toy()
+    ckpt = tmp_path / "run.ckpt"
+    admm_prune(model, x, y, cfg, checkpoint=ckpt)
+    before = ckpt.read_bytes()
+    other = to_spectral(torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3, padding=1), torch.nn.Flatten(),
+                                            torch.nn.Linear(3 * 64, 2)), 8)
+    with pytest.raises(UsageError, match="another model"):
+        admm_prune(other, x, y, cfg, checkpoint=ckpt)
+    model, x, y = _toy()
+    with pytest.raises(UsageError, match="other settings"):
+        admm_prune(model, x, y, AdmmConfig(density=0.25, admm_epochs=4 / 8, z_every=2, retrain_epochs=1 / 8,
+                                           batch_size=32, seed=1), checkpoint=ckpt)
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(UsageError, match="not a readable ADMM checkpoint"):
+        admm_prune(model, x, y, cfg, checkpoint=tmp_path / "junk.ckpt")
+    assert ckpt.read_bytes() == before

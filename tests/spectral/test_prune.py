@@ -174,3 +174,53 @@ def test_fast_select_equals_full_stable_sort(n, seed, levels, frac):
     sizes = rng.integers(1, 3, n)
     target = int(frac * sizes.sum())
     np.testing.assert_array_equal(_select(scores, sizes, target), _select_reference(scores, sizes, target))
+
+
+# ------------------------------------------------------------------------------------- CLI, ADMM
+@pytest.fixture
+def small_train_set(monkeypatch):
+    """The CLI's ADMM reads the training split: give it the shipped 1,000 test images instead (fast)."""
+    from flexspec import datasets
+
+    monkeypatch.setattr(datasets, "fashion_mnist", lambda split="test", root=None: datasets.fashion_mnist_subset())
+
+
+def test_cli_admm_refuses_a_foreign_checkpoint_and_keeps_everything(tmp_path, capsys, small_train_set):
+    pytest.importorskip("torch")
+    out, ckpt = tmp_path / "w.npz", tmp_path / "run.ckpt"
+    out.write_bytes(b"saved before")
+    ckpt.write_bytes(b"a checkpoint of something else")
+    code = main(["prune", "fmnist_vgg", "--density", "0.25", "--method", "admm", "--out", str(out),
+                 "--checkpoint", str(ckpt), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "not a readable ADMM checkpoint" in err and "Traceback" not in err
+    assert out.read_bytes() == b"saved before" and ckpt.read_bytes() == b"a checkpoint of something else"
+
+
+def test_cli_admm_ctrl_c_names_the_checkpoint_and_writes_no_output(tmp_path, capsys, monkeypatch, small_train_set):
+    pytest.importorskip("torch")
+    from flexspec.spectral import admm
+
+    def interrupted(*args, checkpoint=None, **kwargs):
+        checkpoint.write_bytes(b"last completed checkpoint")  # what admm_prune leaves (atomically) before Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(admm, "admm_prune", interrupted)
+    out = tmp_path / "w.npz"
+    assert main(["prune", "fmnist_vgg", "--density", "0.25", "--method", "admm", "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert f"the last completed checkpoint is {out}.ckpt" in err and "rerun the same command to resume" in err
+    assert not out.exists() and (tmp_path / "w.npz.ckpt").read_bytes() == b"last completed checkpoint"
+
+
+def test_cli_admm_runs_with_a_progress_bar_and_resumes_nothing_after_success(tmp_path, capsys, small_train_set):
+    pytest.importorskip("torch")
+    out = tmp_path / "w.npz"
+    assert main(["prune", "fmnist_vgg", "--density", "0.5", "--method", "admm", "--scope", "kernel", "--out",
+                 str(out), "--admm-epochs", "0.13", "--retrain-epochs", "0.13"]) == 0  # 1 step each on 1,000 images
+    net = SparseNetworkKernels.load(out)
+    assert net.method == "admm_hw" and net.is_real
+    for ssk in net.layers.values():
+        assert len(set(ssk.nnz_per_kernel().ravel().tolist()) - {20, 19}) == 0  # equal counts per kernel
+    assert not (tmp_path / "w.npz.ckpt").exists()
+    assert "admm" in capsys.readouterr().out

@@ -29,7 +29,12 @@ def test_shipped_pruned_models_are_real_consistent_and_at_density(method, densit
     assert net.is_real and "Fashion-MNIST" in net.provenance and net.method == method
     assert list(net.layers) == list(rm.CONV_NAMES) and net.target_density == density
     for ssk in net.layers.values():
-        assert density - 2 / ssk.mask().size <= ssk.density <= density + 1e-12
+        if method == "admm_hw":  # hardware-aware: every kernel keeps round(d*F) entries (one fewer where a
+            per_kernel = ssk.nnz_per_kernel()  # conjugate pair does not fit)
+            target = round(density * ssk.num_frequencies)
+            assert per_kernel.max() == target and per_kernel.min() >= target - 1
+        else:
+            assert density - 2 / ssk.mask().size <= ssk.density <= density + 1e-12
         assert mask_violations(ssk.mask(), 8) == 0
         dense = ssk.dense()
         back = np.fft.rfft2(np.fft.irfft2(dense, s=(8, 8)))
@@ -49,11 +54,12 @@ def test_numpy_sparse_forward_equals_torch_spatial_model():
     weights, net = _unpruned()
     images, _ = datasets.fashion_mnist_subset()
     x = datasets.to_float(images[:16])
-    model = rm.torch_model()
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+    model = rm.torch_model().double()  # the exact function, in float64
+    model.load_state_dict({k: torch.from_numpy(v).double() for k, v in weights.items()})
     with torch.no_grad():
-        want = model(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(rm.numpy_forward(net, x), want, atol=2e-3 * np.abs(want).max())
+        want = model(torch.from_numpy(x).double()).numpy()
+    # the conversion is exact: only float32 rounding remains (measured 1.5e-7 x max; float32 eps 1.2e-7)
+    np.testing.assert_allclose(rm.numpy_forward(net, x), want, rtol=0, atol=2e-6 * np.abs(want).max())
 
 
 def test_pruned_model_classifies_real_images():

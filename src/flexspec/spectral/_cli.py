@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import FlexSpecError, UsageError
 
 WEIGHTED_MODELS = ("fmnist_vgg", "vgg16")
 
@@ -26,8 +26,13 @@ def register(subparsers) -> None:
                    help="per-layer densities, e.g. 'conv1_1=0.5,default=0.25' (overrides --density per layer)")
     p.add_argument("--state-dict", default=None, help="VGG16 state_dict file (torchvision layout)")
     p.add_argument("--seed", type=int, default=0, help="seed for synthesized VGG16 kernels and ADMM")
-    p.add_argument("--admm-steps", type=int, default=50, help="ADMM minibatch steps (fmnist_vgg)")
-    p.add_argument("--retrain-steps", type=int, default=30, help="masked retraining steps after ADMM")
+    p.add_argument("--admm-epochs", type=float, default=0.25,
+                   help="ADMM budget in epochs of the 60k training images (fmnist_vgg; fractions allowed)")
+    p.add_argument("--retrain-epochs", type=float, default=0.1, help="masked retraining after ADMM, in epochs")
+    p.add_argument("--checkpoint", default=None,
+                   help="ADMM checkpoint file (default: OUT.ckpt); written atomically as ADMM runs, so Ctrl-C "
+                        "keeps the last one; rerunning the same command resumes from it")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (plain log lines instead)")
     p.add_argument("--heatmap", default=None, help="also write the frequency keep-probability map (PNG)")
     p.add_argument("--out", required=True, help="output .npz file")
     p.set_defaults(func=run)
@@ -75,9 +80,11 @@ def run(args) -> int:
     elif args.method == "magnitude":
         net = _fmnist_magnitude(args.fft_size, target, args.scope)
     else:
-        net = _fmnist_admm(args, target)
+        net, ckpt = _fmnist_admm(args, target)
 
     net.save(out)
+    if args.method == "admm":
+        ckpt.unlink(missing_ok=True)  # the run completed: nothing left to resume
     _summary(net, out)
     if heatmap:
         from .synth import plot_keep_probability
@@ -110,28 +117,86 @@ def _fmnist_admm(args, target):
 
     if args.scope == "global":
         raise UsageError("ADMM prunes per layer or per kernel; use --scope layer or kernel")
-    x_u8, y = datasets.fashion_mnist("train")  # DatasetMissingError says how to install it
+    if args.admm_epochs < 0 or args.retrain_epochs < 0:
+        raise UsageError(f"--admm-epochs and --retrain-epochs must be >= 0, got {args.admm_epochs} and "
+                         f"{args.retrain_epochs}")
     try:
         import numpy as np
-        import torch
+        import torch  # optional dependency
     except ImportError:
         raise UsageError("ADMM needs torch: pip install 'flexspec[torch]'") from None
-    from .admm import AdmmConfig, admm_prune
+    from .admm import AdmmConfig, admm_prune, check_checkpoint
     from .torch_ops import to_spectral
 
     torch.manual_seed(args.seed)
     model = rm.torch_model()
     model.load_state_dict({k: torch.from_numpy(v) for k, v in rm.load_dense_weights().items()})
     spec = to_spectral(model, args.fft_size)
-    cfg = AdmmConfig(density=target, scope=args.scope, admm_steps=args.admm_steps, z_every=5, rho0=1.0,
-                     rho_growth=1.3, optimizer="sgd", lr=0.05, retrain_steps=args.retrain_steps, batch_size=64,
-                     seed=args.seed)
-    admm_prune(spec, torch.from_numpy(datasets.to_float(x_u8)), torch.from_numpy(y.astype(np.int64)), cfg,
-               log=print)
+    cfg = AdmmConfig(density=target, scope=args.scope, admm_epochs=args.admm_epochs,
+                     retrain_epochs=args.retrain_epochs, seed=args.seed)
+    ckpt = Path(args.checkpoint) if args.checkpoint else Path(str(args.out) + ".ckpt")
+    _check_out(ckpt)
+    check_checkpoint(spec, cfg, ckpt)  # a foreign or broken checkpoint fails before the data are read
+    x_u8, y = datasets.fashion_mnist("train")  # DatasetMissingError says how to install it
+    try:
+        with _Progress(not args.no_progress) as bar:
+            admm_prune(spec, torch.from_numpy(datasets.to_float(x_u8)), torch.from_numpy(y.astype(np.int64)), cfg,
+                       log=bar.log, progress=bar.update, checkpoint=ckpt)
+    except KeyboardInterrupt:
+        where = f"the last completed checkpoint is {ckpt}" if ckpt.exists() else "no checkpoint was completed yet"
+        raise InterruptedRun(f"interrupted: {where}; rerun the same command to resume (nothing else was "
+                             f"written)") from None
     d = target if isinstance(target, float) else None
-    return rm.sparse_network_from_torch(
-        spec, "admm", d, f"trained on Fashion-MNIST (shipped), ADMM-pruned ({args.admm_steps} steps, seed "
-        f"{args.seed}) + {args.retrain_steps} masked retraining steps", True, args.fft_size)
+    net = rm.sparse_network_from_torch(
+        spec, "admm" if args.scope == "layer" else "admm_hw", d,
+        f"trained on Fashion-MNIST (shipped), ADMM-pruned (scope {args.scope}, {args.admm_epochs} epoch(s), seed "
+        f"{args.seed}) + {args.retrain_epochs} epoch(s) masked retraining", True, args.fft_size)
+    return net, ckpt
+
+
+class InterruptedRun(FlexSpecError):
+    """Ctrl-C during a long run; the message says what was kept."""
+
+    exit_code = 130
+
+
+class _Progress:
+    """A rich progress bar with loss and running accuracy (or plain lines when disabled)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+        self.tasks = {}
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.3f}"),
+                                TimeRemainingColumn(), transient=False)
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+        return False
+
+    def update(self, phase, step, steps, loss, acc):
+        if self.bar is None:
+            if step % 50 == 0 or step == steps:
+                print(f"{phase} {step}/{steps}: loss {loss:.4f} accuracy {acc:.3f}", flush=True)
+            return
+        if phase not in self.tasks:
+            self.tasks[phase] = self.bar.add_task(phase, total=steps, loss=loss, acc=acc)
+        self.bar.update(self.tasks[phase], completed=step, loss=loss, acc=acc)
+
+    def log(self, line: str):
+        if self.bar is None:
+            print(line, flush=True)
+        else:
+            self.bar.console.log(line)
 
 
 def _summary(net, out) -> None:

@@ -3,50 +3,71 @@
 Problem: minimise loss(W) over the spectral weights W subject to W = Z, Z in S (kernels with at
 most the allowed non-zeros, Hermitian-consistent).  Augmented Lagrangian, scaled form:
 
-* W-step: SGD steps (plain SGD by default: with Adam or momentum the pull of rho is normalised
-  away or oscillates, and W does not converge to Z in a short budget) on
-  loss(W) + rho/2 * sum_layers ||W - Z + U||^2;
+* W-step: SGD steps (plain SGD by default: with Adam the pull of rho is normalised away, and W
+  does not converge to Z in a short budget) on loss(W) + rho/2 * sum_layers ||W - Z + U||^2;
 * Z-step: Z = Pi_S(W + U) (magnitude projection, :func:`flexspec.spectral.prune.magnitude_mask`,
   of the Hermitian-projected W + U);
-* U-step: U += W - Z;  rho *= rho_growth (rho increases).
+* U-step: U += W - Z; rho grows geometrically from rho0 to rho_max over the ADMM phase.
 
 Then hard-prune W to the support of Z (``SpectralConv2d.mask``) and retrain the kept values
-(masked retraining).  Importing this module needs torch.
+(masked retraining, Adam with a cosine-decaying learning rate).  Budgets are in epochs of the training data (fractions allowed).
+
+The set S decides what the accelerator gets:
+
+* ``scope="layer"``: one magnitude threshold per layer (kernels keep different counts);
+* ``scope="kernel"`` (hardware-aware): every kernel keeps the same number of entries, so every
+  PE of the accelerator gets the same work on every kernel group (the scheduler's bound is the
+  busiest PE or the busiest bank; equal counts make the PE bound tight).
+
+Progress goes to an optional callback; with ``checkpoint`` set, the whole state (weights, Z, U,
+rho, optimizer, step) is written atomically (:mod:`flexspec.fileio`) every
+``checkpoint_every`` steps and at each phase end, and a later call with the same file resumes
+from it.  Importing this module needs torch.
 """
 
 from __future__ import annotations
 
+import io
+import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import UsageError
+from ..errors import InputFileError, UsageError
+from ..fileio import write_file
 from .prune import check_density, magnitude_mask, resolve_densities
 from .sparse import hermitian_project
-from .torch_ops import SpectralConv2d
+from .torch_ops import SpectralConv2d, frequency_major, standard_layout
+
+ADMM_SCOPES = ("layer", "kernel")
 
 
 @dataclass(frozen=True)
 class AdmmConfig:
-    """Hyper-parameters of :func:`admm_prune` (steps are minibatches)."""
+    """Hyper-parameters of :func:`admm_prune`; budgets in epochs of the training set."""
 
     density: float | dict = 0.25  # a float or a per-layer schedule (see prune.resolve_densities)
-    scope: str = "layer"  # "layer" or "kernel"
-    admm_steps: int = 300
+    scope: str = "layer"  # "layer" or "kernel" (hardware-aware: equal non-zeros per kernel)
+    admm_epochs: float = 1.0
     z_every: int = 10  # W-steps between Z/U updates
-    rho0: float = 1.0
-    rho_growth: float = 1.3
-    rho_max: float = 10.0
+    rho0: float = 0.1
+    rho_max: float = 2.0  # rho grows geometrically from rho0 to rho_max over the ADMM steps
     optimizer: str = "sgd"  # W-step optimizer: "sgd" (rho then sets the pull towards Z - U) or "adam"
-    lr: float = 0.05
+    lr: float = 0.02
     momentum: float = 0.0
-    retrain_steps: int = 200
-    retrain_lr: float = 5e-4
-    batch_size: int = 64
+    retrain_epochs: float = 0.5
+    retrain_lr: float = 1e-3
+    batch_size: int = 128
     seed: int = 0
+
+    def steps(self, samples: int) -> tuple[int, int]:
+        """(ADMM steps, retraining steps) for ``samples`` training samples."""
+        per_epoch = max(1, samples // self.batch_size)
+        return int(math.ceil(self.admm_epochs * per_epoch)), int(math.ceil(self.retrain_epochs * per_epoch))
 
 
 @dataclass
@@ -60,111 +81,245 @@ def spectral_layers(model: torch.nn.Module) -> dict:
     return {name: mod for name, mod in model.named_modules() if isinstance(mod, SpectralConv2d)}
 
 
-# --------------------------------------------------------------------------- faster forward
-# --------------------------------------------------------------------------- ADMM
-def _project(v: torch.Tensor, density: float, scope: str) -> tuple[torch.Tensor, np.ndarray]:
-    """Z = Pi_S(v) for one layer: real [Cout, Cin, N, M, 2] -> (Z, mask)."""
-    vc = hermitian_project(torch.view_as_complex(v.detach().cpu().contiguous()).numpy())
+def project_layer(weight: torch.Tensor, fft_size: int, density: float, scope: str) -> tuple[torch.Tensor, np.ndarray]:
+    """Z = Pi_S(weight) for one layer: weight in the layer's layout [2, F, Cin, Cout] ->
+    (Z in the same layout, keep mask bool [Cout, Cin, N, N//2+1])."""
+    vc = hermitian_project(standard_layout(weight.detach().cpu(), fft_size).numpy())
     mask = magnitude_mask(vc, density, scope)
-    z = torch.view_as_real(torch.from_numpy(np.where(mask, vc, 0).astype(np.complex64)))
-    return z.to(v.device, v.dtype), mask
+    z = frequency_major(torch.from_numpy(np.where(mask, vc, 0).astype(np.complex64)))
+    return z.to(weight.device, weight.dtype), mask
 
 
-def _batches(n: int, batch_size: int, gen: torch.Generator):
+def _batches(n: int, batch_size: int, seed: int, start: int = 0):
+    """Minibatch indices from step ``start`` on: epoch e is a permutation drawn from seed (seed, e),
+    so a resumed run sees the same batches as an uninterrupted one."""
+    per_epoch = max(1, n // batch_size)
+    epoch, offset = divmod(start, per_epoch)
     while True:
-        perm = torch.randperm(n, generator=gen)
-        for start in range(0, n - batch_size + 1, batch_size):
-            yield perm[start:start + batch_size]
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+        for k in range(offset, per_epoch):
+            yield perm[k * batch_size:(k + 1) * batch_size]
+        epoch, offset = epoch + 1, 0
 
 
-def masked_retrain(model, x, y, steps: int, lr: float, batch_size: int, seed: int,
-                   history: AdmmHistory | None = None, log: Callable | None = None):
-    """Train ``model`` (masks already set) for ``steps`` minibatches with Adam on cross-entropy."""
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    batches = _batches(len(x), batch_size, gen)
+def _signature(layers: dict) -> list:
+    return [[name, list(mod.weight.shape)] for name, mod in layers.items()]
+
+
+def check_data(model, x, y, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training data as tensors, or a UsageError saying what is wrong with them."""
+    x = torch.as_tensor(x, dtype=torch.float32)
+    y = torch.as_tensor(y)
+    if x.ndim != 4:
+        raise UsageError(f"training images must be [n, C, H, W], got shape {tuple(x.shape)}")
+    if y.ndim != 1 or len(y) != len(x):
+        raise UsageError(f"labels must be [n] with n = {len(x)} images, got shape {tuple(y.shape)}")
+    if y.dtype.is_floating_point or y.dtype == torch.bool:
+        raise UsageError(f"labels must be integers, got {y.dtype}")
+    if len(x) < batch_size:
+        raise UsageError(f"need at least batch_size={batch_size} training samples, got {len(x)}")
+    try:
+        with torch.no_grad():
+            out = model(x[:1])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise UsageError(f"training images of shape {tuple(x.shape[1:])} do not fit the model: {first}") from None
+    if out.ndim != 2:
+        raise UsageError(f"the model must return logits [n, classes], got shape {tuple(out.shape)}")
+    y = y.long()
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= out.shape[1]):
+        raise UsageError(f"labels must lie in [0, {out.shape[1]}), got {int(y.min())}..{int(y.max())}")
+    return x, y
+
+
+class _Checkpoint:
+    """The resumable ADMM state in one file, written atomically."""
+
+    def __init__(self, path, layers: dict, config: AdmmConfig):
+        self.path = None if path is None else Path(path)
+        self.signature = _signature(layers)
+        self.config = {k: (v if not isinstance(v, dict) else dict(v)) for k, v in asdict(config).items()}
+
+    def load(self) -> dict | None:
+        if self.path is None or not self.path.exists():
+            return None
+        try:
+            state = torch.load(self.path, weights_only=False)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error
+            raise InputFileError(self.path, f"not a readable ADMM checkpoint ({exc})") from None
+        if not isinstance(state, dict) or state.get("kind") != "flexspec-admm-checkpoint":
+            raise InputFileError(self.path, "not an ADMM checkpoint of flexspec")
+        if state["signature"] != self.signature:
+            raise InputFileError(self.path, "checkpoint is from another model (layers "
+                                 f"{[s[0] for s in state['signature']]} with other shapes); "
+                                 "give another --checkpoint file or remove this one", "signature")
+        if state["config"] != self.config:
+            diff = sorted(k for k in self.config if state["config"].get(k) != self.config[k])
+            raise InputFileError(self.path, f"checkpoint was written with other settings ({', '.join(diff)}); "
+                                 "resume with the same settings or give another --checkpoint file", "config")
+        return state
+
+    def save(self, state: dict) -> None:
+        if self.path is None:
+            return
+        buf = io.BytesIO()
+        torch.save({"kind": "flexspec-admm-checkpoint", "signature": self.signature, "config": self.config, **state},
+                   buf)
+        write_file(self.path, buf.getvalue())
+
+
+def check_checkpoint(model, config: AdmmConfig, path) -> None:
+    """Raise the error :func:`admm_prune` would raise for the checkpoint file ``path`` (another model,
+    other settings, unreadable); nothing when it is absent or resumable."""
+    _Checkpoint(path, spectral_layers(model), config).load()
+
+
+def _train_steps(model, x, y, steps: int, start: int, opt, seed: int, batch_size: int, phase: str, history, progress,
+                 extra_loss=None, after_step=None, save=None, checkpoint_every: int = 0, cosine: bool = False):
+    """Minibatch steps ``start .. steps-1`` of cross-entropy (+ ``extra_loss()``); ``cosine``: the
+    learning rate decays from its initial value to 0 along a half cosine (a function of the step,
+    so a resumed run follows the same schedule)."""
+    batches = _batches(len(x), batch_size, seed, start)
+    base_lrs = [g.get("initial_lr", g["lr"]) for g in opt.param_groups]
+    for g, lr in zip(opt.param_groups, base_lrs):
+        g["initial_lr"] = lr
     model.train()
-    for step in range(steps):
+    correct = seen = 0
+    for step in range(start, steps):
+        if cosine:
+            for g, lr in zip(opt.param_groups, base_lrs):
+                g["lr"] = 0.5 * lr * (1 + math.cos(math.pi * step / max(1, steps)))
         idx = next(batches)
         opt.zero_grad()
-        loss = F.cross_entropy(model(x[idx]), y[idx])
-        loss.backward()
+        logits = model(x[idx])
+        loss = F.cross_entropy(logits, y[idx])
+        penalty = extra_loss() if extra_loss is not None else None
+        (loss if penalty is None else loss + penalty).backward()
         opt.step()
-        if history is not None:
-            history.steps.append(("retrain", step, loss.item(), 0.0, 0.0))
-        if log and step % 50 == 0:
-            log(f"retrain step {step}: loss {loss.item():.4f}")
-    return model
+        correct += int((logits.argmax(1) == y[idx]).sum())
+        seen += len(idx)
+        history.steps.append((phase, step, loss.item(), 0.0 if penalty is None else penalty.item(), 0.0))
+        if after_step is not None:
+            after_step(step)
+        if progress is not None:
+            progress(phase, step + 1, steps, loss.item(), correct / seen)
+        if save is not None and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+            save(phase, step + 1)
 
 
-def admm_prune(model, x, y, config: AdmmConfig = AdmmConfig(), log: Callable | None = None):
+def admm_prune(model, x, y, config: AdmmConfig = AdmmConfig(), log: Callable | None = None,
+               progress: Callable | None = None, checkpoint=None, checkpoint_every: int = 50):
     """ADMM-prune the SpectralConv2d layers of ``model`` (modified in place) on data ``x`` float32
     [n, C, H, W], ``y`` int64 [n]; then hard-prune (set masks) and retrain the kept values.
 
-    Returns (model, masks: name -> bool [Cout, Cin, N, N//2+1], AdmmHistory).
+    ``progress(phase, step, steps, loss, running_accuracy)`` is called after every step (phase
+    "admm" or "retrain"); ``log`` gets a line after every Z-update.  ``checkpoint``: a file for the
+    resumable state (see the module doc).  Returns (model, masks: name -> bool [Cout, Cin, N, N//2+1],
+    AdmmHistory).
     """
     layers = spectral_layers(model)
     if not layers:
         raise UsageError("nothing to prune: the model has no SpectralConv2d layer "
                          "(convert it with flexspec.spectral.torch_ops.to_spectral first)")
+    if config.scope not in ADMM_SCOPES:
+        raise UsageError(f"ADMM scope must be one of {', '.join(ADMM_SCOPES)}, got {config.scope!r}")
     if isinstance(config.density, dict):
         dens = resolve_densities(layers, config.density)
     else:
         dens = {name: check_density(config.density) for name in layers}
-    if config.admm_steps < 0 or config.retrain_steps < 0 or config.z_every < 1:
-        raise UsageError("admm_steps and retrain_steps must be >= 0 and z_every >= 1")
-    x = torch.as_tensor(x, dtype=torch.float32)
-    y = torch.as_tensor(y, dtype=torch.long)
-    if len(x) < config.batch_size:
-        raise UsageError(f"need at least batch_size={config.batch_size} training samples, got {len(x)}")
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-    history = AdmmHistory()
+    if config.admm_epochs < 0 or config.retrain_epochs < 0 or config.z_every < 1 or config.batch_size < 1:
+        raise UsageError("admm_epochs and retrain_epochs must be >= 0, z_every and batch_size >= 1")
+    if not 0 < config.rho0 <= config.rho_max:
+        raise UsageError(f"need 0 < rho0 <= rho_max, got {config.rho0} and {config.rho_max}")
+    if config.optimizer not in ("sgd", "adam"):
+        raise UsageError(f"ADMM optimizer must be 'sgd' or 'adam', got {config.optimizer!r}")
     for mod in layers.values():
-        mod.mask = None
+        mod.set_mask(None)
+    x, y = check_data(model, x, y, config.batch_size)
+    admm_steps, retrain_steps = config.steps(len(x))
+    z_every = config.z_every
+    torch.manual_seed(config.seed)
+    history = AdmmHistory()
+    ckpt = _Checkpoint(checkpoint, layers, config)
     z, u, masks = {}, {}, {}
     for name, mod in layers.items():
-        z[name], masks[name] = _project(mod.weight, dens[name], config.scope)
+        z[name], masks[name] = project_layer(mod.weight, mod.fft_size, dens[name], config.scope)
         u[name] = torch.zeros_like(mod.weight)
-    rho = config.rho0
+    state = {"rho": config.rho0}
     if config.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
-    elif config.optimizer == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     else:
-        raise UsageError(f"ADMM optimizer must be 'sgd' or 'adam', got {config.optimizer!r}")
-    batches = _batches(len(x), config.batch_size, gen)
-    model.train()
-    for step in range(config.admm_steps):
-        idx = next(batches)
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x[idx]), y[idx])
-        penalty = sum(((mod.weight - z[n] + u[n]) ** 2).sum() for n, mod in layers.items())
-        (loss + 0.5 * rho * penalty).backward()
-        opt.step()
-        history.steps.append(("admm", step, loss.item(), penalty.item(), rho))
-        if (step + 1) % config.z_every == 0:
-            with torch.no_grad():
-                num = den = 0.0
-                for name, mod in layers.items():
-                    z[name], masks[name] = _project(mod.weight + u[name], dens[name], config.scope)
-                    u[name] += mod.weight - z[name]
-                    num += float(((mod.weight - z[name]) ** 2).sum())
-                    den += float((mod.weight ** 2).sum())
-                history.primal_residual.append((num / max(den, 1e-30)) ** 0.5)
-            rho = min(rho * config.rho_growth, config.rho_max)
-            if log:
-                log(f"admm step {step + 1}: loss {loss.item():.4f} rho {rho:.3g} "
-                    f"residual {history.primal_residual[-1]:.3f}")
-    # hard prune to the support of the last projection of W (U is discarded)
-    with torch.no_grad():
+        opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    retrain_opt = None
+    phase, start = "admm", 0
+    saved = ckpt.load()
+    if saved is not None:
         for name, mod in layers.items():
-            zw, masks[name] = _project(mod.weight, dens[name], config.scope)
-            mod.weight.copy_(zw)
-            mod.set_mask(masks[name])
-    masked_retrain(model, x, y, config.retrain_steps, config.retrain_lr, config.batch_size, config.seed + 1,
-                   history, log)
+            mod.set_mask(saved["masks"].get(name))
+        model.load_state_dict(saved["model"])
+        z, u, state["rho"] = saved["z"], saved["u"], saved["rho"]
+        history.steps, history.primal_residual = saved["history_steps"], saved["primal_residual"]
+        phase, start = saved["phase"], saved["step"]
+        if phase == "admm":
+            opt.load_state_dict(saved["opt"])
+        masks = {name: mod.mask_standard().numpy() if mod.mask is not None else masks[name]
+                 for name, mod in layers.items()}
+        if log:
+            log(f"resumed from {checkpoint}: {phase} step {start}")
+
+    def save(ph, step, opt_state=None):
+        ckpt.save({"model": model.state_dict(), "masks": {n: m.mask_standard() for n, m in layers.items()
+                                                           if m.mask is not None}, "z": z, "u": u, "rho": state["rho"],
+                   "phase": ph, "step": step, "opt": opt_state if opt_state is not None else
+                   (opt.state_dict() if ph == "admm" else retrain_opt.state_dict()),
+                   "history_steps": history.steps, "primal_residual": history.primal_residual})
+
+    def penalty():
+        return 0.5 * state["rho"] * sum(((mod.weight - z[n] + u[n]) ** 2).sum() for n, mod in layers.items())
+
+    def z_update(step):
+        if (step + 1) % z_every:
+            return
+        with torch.no_grad():
+            num = den = 0.0
+            for name, mod in layers.items():
+                z[name], masks[name] = project_layer(mod.weight + u[name], mod.fft_size, dens[name], config.scope)
+                u[name] += mod.weight - z[name]
+                num += float(((mod.weight - z[name]) ** 2).sum())
+                den += float((mod.weight ** 2).sum())
+            history.primal_residual.append((num / max(den, 1e-30)) ** 0.5)
+        state["rho"] = config.rho0 * (config.rho_max / config.rho0) ** min(1.0, (step + 1) / max(1, admm_steps))
+        if log:
+            log(f"admm step {step + 1}/{admm_steps}: rho {state['rho']:.3g} "
+                f"residual {history.primal_residual[-1]:.3f}")
+
+    if phase == "admm":
+        _train_steps(model, x, y, admm_steps, start, opt, config.seed, config.batch_size, "admm", history, progress,
+                     penalty, z_update, save, checkpoint_every)
+        # hard prune to the support of the projection of W (U is discarded)
+        with torch.no_grad():
+            for name, mod in layers.items():
+                zw, masks[name] = project_layer(mod.weight, mod.fft_size, dens[name], config.scope)
+                mod.weight.copy_(zw)
+                mod.set_mask(masks[name])
+        phase, start = "retrain", 0
+    retrain_opt = torch.optim.Adam(model.parameters(), lr=config.retrain_lr)
+    if saved is not None and saved["phase"] == "retrain":
+        retrain_opt.load_state_dict(saved["opt"])
+    save("retrain", start)
+    _train_steps(model, x, y, retrain_steps, start, retrain_opt, config.seed + 1, config.batch_size, "retrain", history,
+                 progress, None, None, save, checkpoint_every, cosine=True)
+    save("done", retrain_steps)
     return model, masks, history
+
+
+def masked_retrain(model, x, y, epochs: float, lr: float, batch_size: int, seed: int, progress: Callable | None = None):
+    """Train ``model`` (masks already set) for ``epochs`` of ``x`` with Adam on cross-entropy."""
+    x, y = check_data(model, x, y, batch_size)
+    steps = int(math.ceil(epochs * max(1, len(x) // batch_size)))
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    _train_steps(model, x, y, steps, 0, opt, seed, batch_size, "retrain", AdmmHistory(), progress, cosine=True)
+    return model
 
 
 def magnitude_prune_model(model, density, scope: str = "layer") -> dict:
@@ -176,8 +331,8 @@ def magnitude_prune_model(model, density, scope: str = "layer") -> dict:
     masks = {}
     with torch.no_grad():
         for name, mod in layers.items():
-            mod.mask = None
-            zw, masks[name] = _project(mod.weight, dens[name], scope)
+            mod.set_mask(None)
+            zw, masks[name] = project_layer(mod.weight, mod.fft_size, dens[name], scope)
             mod.weight.copy_(zw)
             mod.set_mask(masks[name])
     return masks

@@ -43,9 +43,16 @@ def tile_size(fft_size: int, kernel_size: int) -> int:
     return fft_size - kernel_size + 1
 
 
+#: The largest FFT size N that FlexSpec supports, everywhere (API, CLI, accelerator model): one limit.
+MAX_FFT_SIZE = 32
+
+
 def check_fft_size(fft_size: int, kernel_size: int) -> None:
+    """UsageError unless ``kernel_size <= fft_size <= MAX_FFT_SIZE`` (and N >= 2)."""
     if not isinstance(fft_size, int) or isinstance(fft_size, bool) or fft_size < 2:
         raise UsageError(f"FFT size must be an integer >= 2, got {fft_size!r}")
+    if fft_size > MAX_FFT_SIZE:
+        raise UsageError(f"FFT size {fft_size} is above the supported maximum {MAX_FFT_SIZE}")
     if fft_size < kernel_size:
         raise UsageError(
             f"FFT size {fft_size} is smaller than the {kernel_size}x{kernel_size} kernel; "

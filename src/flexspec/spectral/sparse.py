@@ -32,6 +32,7 @@ from .. import FORMAT_VERSION
 from ..errors import InputFileError, UsageError
 from ..kernel_format import DEFAULT_VALUE_BITS, KernelFormat, default_index_bits  # noqa: F401  (re-exported)
 from .geometry import check_fft_size, half_width, num_frequencies
+from .oaa import crop_output, overlap_add, transform_tiles
 
 
 # --------------------------------------------------------------------------- Hermitian helpers
@@ -489,37 +490,50 @@ def sparse_hadamard_matrix(ssk: SparseSpectralKernels):
                          shape=(ssk.out_channels * f_count, ssk.in_channels * f_count))
 
 
-def sparse_oaa_conv2d(x, ssk: SparseSpectralKernels, padding=0, bias=None) -> np.ndarray:
-    """OaA convolution of ``x`` [B, Cin, H, W] (or [Cin, H, W]) with sparse spectral kernels.
+class SparseOaA:
+    """The sparse OaA operator of one layer, built once (the scipy CSR matrix of
+    :func:`sparse_hadamard_matrix`, in the value precision), applied to many inputs."""
+
+    def __init__(self, ssk: SparseSpectralKernels, dtype=np.float32):
+        self.ssk = ssk
+        self.real = np.float64 if np.dtype(dtype) == np.float64 else np.float32
+        mat = sparse_hadamard_matrix(ssk)
+        self.matrix = mat.astype(np.complex128 if self.real is np.float64 else np.complex64)
+
+    def __call__(self, x, padding=0, bias=None) -> np.ndarray:
+        """OaA convolution of ``x`` [B, Cin, H, W] (or [Cin, H, W]); equals
+        :func:`~flexspec.spectral.oaa.oaa_conv2d_spectral` with ``ssk.dense()``."""
+        ssk = self.ssk
+        x = np.asarray(x)
+        squeeze = x.ndim == 3
+        if squeeze:
+            x = x[None]
+        if x.ndim != 4 or x.shape[1] != ssk.in_channels:
+            raise UsageError(f"input must be [B, {ssk.in_channels}, H, W], got {x.shape}")
+        real = self.real
+        n, m, f_count = ssk.fft_size, half_width(ssk.fft_size), ssk.num_frequencies
+        xf = transform_tiles(x.astype(real, copy=False), ssk.kernel_size, n)  # [B, Cin, Ty, Tx, N, M]
+        b, cin, ty, tx = xf.shape[:4]
+        xm = xf.reshape(b, cin, ty * tx, f_count).transpose(1, 3, 0, 2).reshape(cin * f_count, b * ty * tx)
+        ym = np.asarray(self.matrix @ xm.astype(self.matrix.dtype, copy=False))  # [Cout*F, B*T]
+        yf = ym.reshape(ssk.out_channels, n, m, b, ty, tx).transpose(3, 0, 4, 5, 1, 2)
+        blocks = np.fft.irfft2(yf, s=(n, n)).astype(real, copy=False)
+        out = crop_output(overlap_add(blocks, n - ssk.kernel_size + 1), x.shape[2], x.shape[3], ssk.kernel_size,
+                          padding)
+        if bias is not None:
+            out = out + np.asarray(bias, dtype=real)[None, :, None, None]
+        out = np.ascontiguousarray(out)
+        return out[0] if squeeze else out
+
+
+def sparse_oaa_conv2d(x, ssk, padding=0, bias=None) -> np.ndarray:
+    """OaA convolution of ``x`` [B, Cin, H, W] (or [Cin, H, W]) with sparse spectral kernels
+    ``ssk`` (a SparseSpectralKernels, or a :class:`SparseOaA` built from one to reuse its operator).
 
     The per-frequency multiply-accumulate is a sparse-matrix product that reads only the kept
     values (gather of the tile spectrum at each kept (i, f), scaled, segment-summed into (j, f));
     the result equals :func:`~flexspec.spectral.oaa.oaa_conv2d_spectral` with ``ssk.dense()``.
     """
-    from .oaa import crop_output, overlap_add, transform_tiles
-
-    x = np.asarray(x)
-    squeeze = x.ndim == 3
-    if squeeze:
-        x = x[None]
-    if x.ndim != 4 or x.shape[1] != ssk.in_channels:
-        raise UsageError(f"input must be [B, {ssk.in_channels}, H, W], got {x.shape}")
-    real = np.float64 if x.dtype == np.float64 else np.float32
-    n, m, f_count = ssk.fft_size, half_width(ssk.fft_size), ssk.num_frequencies
-    xf = transform_tiles(x.astype(real, copy=False), ssk.kernel_size, n)  # [B, Cin, Ty, Tx, N, M]
-    b, cin, ty, tx = xf.shape[:4]
-    xm = xf.reshape(b, cin, ty * tx, f_count).transpose(1, 3, 0, 2).reshape(cin * f_count, b * ty * tx)
-    mat = sparse_hadamard_matrix(ssk)
-    if real is np.float64:
-        mat = mat.astype(np.complex128)
-    else:
-        xm = xm.astype(np.complex64)
-    ym = np.asarray(mat @ xm)  # [Cout*F, B*T]
-    yf = ym.reshape(ssk.out_channels, n, m, b, ty, tx).transpose(3, 0, 4, 5, 1, 2)
-    blocks = np.fft.irfft2(yf, s=(n, n)).astype(real, copy=False)
-    out = crop_output(overlap_add(blocks, n - ssk.kernel_size + 1), x.shape[2], x.shape[3], ssk.kernel_size,
-                      padding)
-    if bias is not None:
-        out = out + np.asarray(bias, dtype=real)[None, :, None, None]
-    out = np.ascontiguousarray(out)
-    return out[0] if squeeze else out
+    if isinstance(ssk, SparseOaA):
+        return ssk(x, padding, bias)
+    return SparseOaA(ssk, np.float64 if np.asarray(x).dtype == np.float64 else np.float32)(x, padding, bias)

@@ -1,0 +1,104 @@
+"""The fast torch spectral layer against independent references: numpy's FFT OaA (masked spectra),
+finite differences (gradients), numpy rfft2/irfft2 (the DFT matrices)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+torch = pytest.importorskip("torch")
+
+from flexspec.errors import UsageError  # noqa: E402
+from flexspec.spectral.geometry import MAX_FFT_SIZE  # noqa: E402
+from flexspec.spectral.oaa import oaa_conv2d_spectral  # noqa: E402
+from flexspec.spectral.torch_ops import (  # noqa: E402
+    SpectralConv2d,
+    dft_matrices,
+    plan_spectral,
+    to_spectral,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread):
+    pass
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 4), st.sampled_from([1, 3, 5]), st.integers(0, 6), st.integers(0, 2),
+       st.integers(1, 13), st.integers(1, 13), st.floats(0.05, 1.0), st.integers(0, 99))
+def test_masked_layer_equals_numpy_fft_reference(cin, cout, k, extra, padding, height, width, keep, seed):
+    n = k + extra
+    if n < 2 or height + 2 * padding < k or width + 2 * padding < k:
+        return
+    rng = np.random.default_rng(seed)
+    layer = SpectralConv2d(cin, cout, k, padding, n).double()
+    wf = rng.standard_normal((cout, cin, n, n // 2 + 1)) + 1j * rng.standard_normal((cout, cin, n, n // 2 + 1))
+    layer.set_spectrum(torch.from_numpy(wf))
+    mask = rng.random(wf.shape) < keep
+    layer.set_mask(mask)
+    x = rng.standard_normal((2, cin, height, width))
+    got = layer(torch.from_numpy(x)).detach().numpy()
+    ref = oaa_conv2d_spectral(x, np.where(mask, wf, 0), k, padding, layer.bias.detach().numpy())
+    assert got.shape == ref.shape
+    assert np.abs(got - ref).max() <= 1e-10 * max(1.0, np.abs(ref).max())
+    assert np.array_equal(layer.mask_standard().numpy(), mask)
+    np.testing.assert_array_equal(layer.spectrum().detach().numpy(), np.where(mask, wf, 0))
+
+
+def test_gradients_match_finite_differences():
+    torch.manual_seed(0)
+    layer = SpectralConv2d(2, 3, 3, 1, 6).double()
+    layer.set_mask(torch.rand(3, 2, 6, 4) < 0.6)
+    x = torch.randn(2, 2, 7, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda inp, w: torch.func.functional_call(layer, {"weight": w}, (inp,)),
+                                    (x, layer.weight.detach().clone().requires_grad_(True)))
+
+
+@pytest.mark.parametrize("n,tile", [(8, 6), (16, 14), (5, 3), (4, 4)])
+def test_dft_matrices_are_rfft2_and_irfft2(n, tile):
+    d, g = dft_matrices(n, tile)
+    rng = np.random.default_rng(n)
+    t = rng.standard_normal((tile, tile))
+    spec = np.fft.rfft2(t, s=(n, n)).ravel()
+    got = (d.numpy() @ t.ravel())
+    np.testing.assert_allclose(got[:spec.size] + 1j * got[spec.size:], spec, atol=1e-12)
+    y = np.fft.rfft2(rng.standard_normal((n, n))).ravel()
+    back = g.numpy() @ np.concatenate([y.real, y.imag])
+    np.testing.assert_allclose(back, np.fft.irfft2(y.reshape(n, n // 2 + 1), s=(n, n)).ravel(), atol=1e-12)
+
+
+def _net():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(2, 8, 3, padding=1), torch.nn.ReLU(),
+                               torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.Conv2d(8, 4, 1))
+
+
+def test_auto_fft_size_and_keep_conv2d_report_each_choice():
+    model, x = _net(), torch.randn(2, 2, 20, 20)
+    lines = []
+    spec = to_spectral(model, "auto", example_input=x, keep_conv2d=True, candidates=(8, 16), report=lines.append)
+    assert len(lines) == 2 and all(line.startswith(("0:", "2:")) for line in lines)  # the 1x1 conv is not eligible
+    plan = plan_spectral(model, x, (8, 16), keep_conv2d=False, reps=1)
+    assert set(plan) == {"0", "2"} and all(c.fft_size in (8, 16) for c in plan.values())
+    assert plan["2"].input_shape == (2, 8, 20, 20) and set(plan["2"].seconds) == {"conv2d", 8, 16}
+    for name, line in zip(("0", "2"), lines):
+        kept = "conv2d (spectral does not pay)" in line
+        assert isinstance(spec.get_submodule(name), torch.nn.Conv2d if kept else SpectralConv2d)
+    torch.testing.assert_close(spec(x), model(x), atol=1e-5, rtol=1e-5)
+
+
+def test_per_layer_fft_sizes_and_limits():
+    model = _net()
+    spec = to_spectral(model, {"0": 16, "2": None})
+    assert spec[0].fft_size == 16 and isinstance(spec[2], torch.nn.Conv2d)
+    with pytest.raises(UsageError, match=f"above the supported maximum {MAX_FFT_SIZE}"):
+        to_spectral(model, 1024)
+    with pytest.raises(UsageError, match="needs example_input"):
+        to_spectral(model, "auto")
+    with pytest.raises(UsageError, match="no eligible convolution named"):
+        to_spectral(model, {"7": 8})
+    with pytest.raises(UsageError, match="does not match kernels"):
+        SpectralConv2d(2, 3, 3, 1, 8).set_mask(np.ones((3, 2, 8, 4), bool))
