@@ -107,9 +107,9 @@ def test_breakdown_bounds_and_efficiency(vgg16_cmp):
         assert lay.dsp_efficiency == pytest.approx(lay.useful_macs / (U200_CFG.pe_count * lay.cycles))
         # uneven masks: no design beats the PE load balance of the best grouping of its cout blocks
         # (balanced_pe_cycles is the brute-force optimal partition, test_balance.py).  On a
-        # compute-bound layer the busy PE arrays (compute + bank-conflict cycles) reach >= 97% of that
-        # ceiling (measured 98.2-99.8%), the whole layer >= 80% (measured 84.6-99.7%: conv3_1/3_2
-        # expose 15% start-up fill)
+        # compute-bound, MAC-bound layer the busy PE arrays (compute + bank-conflict cycles) reach
+        # >= 90% of that ceiling times the arrays' tile occupancy, the whole layer (start-up fill and
+        # the engine pass's fill/drain included) >= 80% of it
         ceiling = float(pe_balance(masks[lay.name].sum(axis=2), U200_CFG.pes, [lay.cout_block])[0])
         assert lay.dsp_efficiency <= ceiling + 1e-12, lay.name
         if lay.bound == "compute":
@@ -117,9 +117,14 @@ def test_breakdown_bounds_and_efficiency(vgg16_cmp):
             # A * ceil(T / A) - T array slots idle in its last round (geometry, not the simulator)
             tiles = num_tiles(net.layer(lay.name), U200_CFG.fft_size)
             occupancy = tiles / (U200_CFG.arrays * math.ceil(tiles / U200_CFG.arrays))
-            busy = lay.compute_cycles + lay.bank_conflict_cycles
-            assert lay.useful_macs / (U200_CFG.pe_count * busy) >= 0.9 * ceiling * occupancy, (lay.name, busy, ceiling)
-            assert lay.dsp_efficiency >= 0.8 * ceiling * occupancy, (lay.name, lay.dsp_efficiency, ceiling)
+            # a tile's accumulators leave one half-plane column (N values) a beat: Cout x (N/2 + 1)
+            # beats a tile; where that exceeds the MAC cycles the pass is read-out bound (conv1_1:
+            # 3 input channels) and the PEs wait by design (the RTL's interval, tests/rtl)
+            readout_beats = net.layer(lay.name).out_channels * (U200_CFG.fft_size // 2 + 1)
+            if readout_beats <= masks[lay.name].sum() / U200_CFG.pes:
+                busy = lay.compute_cycles + lay.bank_conflict_cycles
+                assert lay.useful_macs / (U200_CFG.pe_count * busy) >= 0.9 * ceiling * occupancy, (lay.name, busy, ceiling)
+                assert lay.dsp_efficiency >= 0.8 * ceiling * occupancy, (lay.name, lay.dsp_efficiency, ceiling)
         assert sum(lay.bank_load["reads_per_bank"]) > 0
     # (the VGG16 latency requirement is checked on the searched design that fits: test_resource_model.py)
     assert c.baselines["kernel-reuse"].cycles > r.cycles
@@ -178,7 +183,8 @@ def test_kernel_provenance():
     assert nk is None and src.kind == "random" and not src.is_real
     assert all(m.sum(2).min() == m.sum(2).max() == 10 for m in masks.values())
     masks, nk, src = resolve_kernels(net, None)  # default: the shipped trained model
-    assert src.kind == "trained" and src.is_real and nk.density == 0.25
+    assert src.kind == "trained" and src.is_real and nk.target_density == 0.25
+    assert abs(nk.density - 0.25) <= 1e-3  # pruning may stop one conjugate pair short
     masks, nk, src = resolve_kernels(get_network("resnet18"), None)
     assert src.kind == "random" and "no real or synthesized" in src.provenance
 
