@@ -16,7 +16,6 @@ from flexspec.kernel_format import (
     DEFAULT_ACC_BITS, KernelFormat, psum_bits, schedule_stream_bits, spread_over_kernels,
 )
 from flexspec.rtl.config import PEArrayConfig
-from flexspec.rtl.program import schedule_rom_words
 from flexspec.schedule import schedule_groups
 from flexspec.spectral import real_model
 from flexspec.spectral.sparse import SparseNetworkKernels, twin_once_counts
@@ -72,26 +71,6 @@ def test_partial_sums_are_the_two_48_bit_accumulators():
     rtl = PEArrayConfig(4, 4, 1, 8, [f % 4 for f in range(40)], 8)
     assert DEFAULT_ACC_BITS == AcceleratorConfig().acc_bits == rtl.acc_bits == 48
     assert Precision().psum_bits == precision_of(AcceleratorConfig()).psum_bits == psum_bits() == 2 * rtl.acc_bits
-
-
-@settings(max_examples=20, deadline=None)
-@given(pes=st.sampled_from([2, 4, 8]), banks=st.sampled_from([4, 8]), density=st.floats(0.05, 1.0),
-       seed=st.integers(0, 999))
-def test_schedule_stream_bits_are_the_bits_of_the_rtl_rom(pes, banks, density, seed):
-    """The stream a group is stored as = the RTL packer's ROM (its words are P x E bits wide, E
-    measured from a word whose last PE holds all-ones values), idle slots included."""
-    rng = np.random.default_rng(seed)
-    mask = rng.random((1, pes, 40)) < density
-    sched = schedule_groups(mask, banks, 1)
-    rtl = PEArrayConfig(pes, banks, 1, 8, [f % banks for f in range(40)], max(1, int(sched.cycles[0])))
-    table = sched.group_table(0)
-    ones = np.full((pes, 40), -1)
-    words = schedule_rom_words(rtl, table, ones, ones)
-    full = schedule_rom_words(rtl, np.full((1, pes), 39), ones, ones)[0]  # every PE valid, all ones
-    width = full.bit_length()
-    assert width == pes * KernelFormat(rtl.data_bits).stream_word_bits(8)
-    assert all(w.bit_length() <= width for w in words)
-    assert len(words) * width == int(schedule_stream_bits(sched.cycles, pes, 8)[0])
 
 
 def test_schedule_stream_is_the_entries_plus_idle_slots_and_valid_bits():

@@ -172,7 +172,7 @@ def test_admm_finetune_on_the_users_data_runs_as_the_users_kernels():
     torch.manual_seed(1)
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(128, 1, 16, 16),
                                                                       torch.randint(0, 10, (128,))), batch_size=32)
-    cfg = AdmmConfig(admm_steps=10, z_every=5, retrain_steps=5, batch_size=32)
+    cfg = AdmmConfig(admm_epochs=2.5, z_every=5, retrain_epochs=1.25, batch_size=32)  # 10 + 5 steps of 32
     network, net_k = admm_finetune(small_cnn(), (1, 16, 16), data, density=0.25, config=cfg)
     assert set(net_k.layers) == {lay.name for lay in network.spectral_layers} == {"0", "4"}
     for name, ssk in net_k.layers.items():

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,7 +33,9 @@ from ..accel.arch import AcceleratorConfig, resources
 from ..accel.kernels import resolve_kernels
 from ..accel.sim import (LayerSchedules, ScheduleCache, analyze, balanced_pe_cycles, layer_models, precision_of,
                          schedule_layer_blocks, simulate_plan)
-from ..accel.spatial import conv_only, whole_network
+from ..accel.fixed_point import FFTFormat
+from ..rtl.fft_contract import latency_cycles as fft_latency_cycles
+from ..accel.spatial import SPATIAL_MACS_PER_PE, conv_only, whole_network
 from ..dataflow import kernel_bits
 from ..dataflow.model import LayerGeometry
 from ..pipeline import check_density as _check_density
@@ -221,17 +224,27 @@ class DiskScheduleCache(ScheduleCache):
         return value
 
 
+@dataclass(frozen=True)
+class _BankMap:
+    """What the simulator reads of a cached layer's schedule object: its bank map (the engine
+    pass's tile-buffer depth, ``flexspec.accel.engine.pass_shape``); the rest is not stored."""
+
+    bank_of: np.ndarray
+
+
 def _compact(s: LayerSchedules) -> LayerSchedules:
-    return LayerSchedules(None, None, np.asarray(s.cycles, np.int64), np.asarray(s.pe_bound, np.int64),
-                          int(s.cout_block))
+    return LayerSchedules(_BankMap(np.asarray(s.schedule.bank_of, np.int64)), None, np.asarray(s.cycles, np.int64),
+                          np.asarray(s.pe_bound, np.int64), int(s.cout_block))
 
 
 def _encode_sched(s: LayerSchedules) -> dict:
-    return {"cycles": s.cycles, "pe_bound": s.pe_bound, "cout_block": np.array(s.cout_block)}
+    return {"cycles": s.cycles, "pe_bound": s.pe_bound, "cout_block": np.array(s.cout_block),
+            "bank_of": np.asarray(s.schedule.bank_of, np.int64)}
 
 
 def _decode_sched(d) -> LayerSchedules:
-    return LayerSchedules(None, None, d["cycles"].copy(), d["pe_bound"].copy(), int(d["cout_block"][()]))
+    return LayerSchedules(_BankMap(d["bank_of"].copy()), None, d["cycles"].copy(), d["pe_bound"].copy(),
+                          int(d["cout_block"][()]))
 
 
 # ------------------------------------------------------------------------------- screening --
@@ -242,8 +255,8 @@ def lower_bound(network, masks: dict, config: AcceleratorConfig, device) -> dict
     * Spectral layer l: every (input channel, kernel group) pair runs on each of its T tiles for at
       least the group's largest PE load (a PE does one complex MAC per cycle), the A arrays share
       that work, and the layer pays at least the FFT + IFFT + PE pipeline depth once
-      (``2N + pe_pipeline_cycles``, as ``flexspec.accel.sim.simulate_plan``):
-      ``cycles_l >= T * min_groups sum(max load) / A + depth``.
+      (as ``flexspec.accel.sim.simulate_plan``), and each tile lasts at least its read-out:
+      ``cycles_l >= T * max(min_groups sum(max load), Cout (N/2 + 1)) / A + depth``.
     * Spatial convolution: at least its MACs on the A*P PEs.
     * Traffic: every kernel bit crosses the DRAM link once (nothing else is compulsory when the
       activations may stay on chip), and the whole run lasts at least traffic / bytes per cycle.
@@ -253,7 +266,9 @@ def lower_bound(network, masks: dict, config: AcceleratorConfig, device) -> dict
     layers' (FC, pooling, adds: non-negative) cycles and traffic.  Tests check it against the
     simulator on sampled points; screening with it is exact (a pruned point is dominated)."""
     prec = precision_of(config)
-    depth = 2 * config.fft_size + config.pe_pipeline_cycles
+    # the FFT + IFFT pipeline latency the simulator charges once per layer (flexspec.rtl.fft_contract)
+    n, bits = config.fft_size, config.data_bits
+    depth = fft_latency_cycles(FFTFormat(n, bits, bits, 0)) + fft_latency_cycles(FFTFormat(n, bits, bits, 0, inverse=True))
     compute = 0.0
     kernel_bits_total = 0
     for layer in network.layers:
@@ -264,10 +279,13 @@ def lower_bound(network, masks: dict, config: AcceleratorConfig, device) -> dict
             tiles = LayerGeometry.of(layer, config.fft_size).tiles
             # one block of every output channel: sorted chunking over all of them is the least sum of
             # chunk maxima over every grouping into at most P kernels
-            compute += tiles * balanced_pe_cycles(nnz, config.pes, nnz.shape[0]) / config.arrays + depth
+            # a tile's pass lasts at least its program and at least its read-out (one column of N
+            # accumulators a beat, N/2 + 1 columns per output channel: flexspec.accel.engine)
+            per_tile = max(balanced_pe_cycles(nnz, config.pes, nnz.shape[0]), nnz.shape[0] * (n // 2 + 1))
+            compute += tiles * per_tile / config.arrays + depth
             kernel_bits_total += int(kernel_bits(nnz, config.fft_size, prec).sum())
         else:
-            compute += layer.macs / config.pe_count
+            compute += layer.macs / (SPATIAL_MACS_PER_PE * config.pe_count)
     traffic_bytes = kernel_bits_total / 8
     cycles = max(compute, traffic_bytes / device.bytes_per_cycle)
     return {"cycles": cycles, "traffic_bytes": traffic_bytes}

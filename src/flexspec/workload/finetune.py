@@ -51,7 +51,7 @@ def admm_finetune(model, input_shape, data, *, density=0.25, fft_size: int = 8, 
     ``config``: an ``flexspec.spectral.admm.AdmmConfig`` (its density and scope are replaced by
     these arguments)."""
     from ..spectral.admm import AdmmConfig, admm_prune, spectral_layers
-    from ..spectral.torch_ops import to_spectral
+    from ..spectral.torch_ops import mask_standard_layout, to_spectral
 
     network = from_torch(model, input_shape, name)
     x, y = _collect(data, max_samples)
@@ -73,13 +73,15 @@ def admm_finetune(model, input_shape, data, *, density=0.25, fft_size: int = 8, 
     for lay in network.spectral_layers:
         mod = by_net[lay.name]
         wf = mod.spectrum().detach().cpu().numpy()
-        mask = mod.mask.cpu().numpy() if mod.mask is not None else np.ones(wf.shape, dtype=bool)
+        mask = (mask_standard_layout(mod.mask, fft_size).cpu().numpy() if mod.mask is not None
+                else np.ones(wf.shape, dtype=bool))  # the module keeps its mask frequency-major
         layers[lay.name] = SparseSpectralKernels.from_dense(wf, mask, mod.kernel_size)
         if mod.bias is not None:
             biases[lay.name] = mod.bias.detach().cpu().numpy().astype(np.float32)
+    admm_steps, retrain_steps = cfg.steps(len(x))
     what = ("per-layer schedule" if isinstance(density, dict) else f"density {float(density):g}")
     provenance = (f"the user's own trained weights (a {type(model).__name__}), fine-tuned here with ADMM pruning "
-                  f"(flexspec.spectral.admm: {cfg.admm_steps} ADMM + {cfg.retrain_steps} retraining steps on "
+                  f"(flexspec.spectral.admm: {admm_steps} ADMM + {retrain_steps} retraining steps on "
                   f"{len(x)} samples of the user's data), {scope} scope, {what}, N={fft_size}")
     net_k = SparseNetworkKernels(network.name, fft_size, layers, provenance, True, biases, {}, "admm",
                                  None if isinstance(density, dict) else float(density))
