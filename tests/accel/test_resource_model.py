@@ -54,6 +54,19 @@ def test_model_reproduces_the_synthesized_rows():
     assert n_held >= 1
 
 
+def test_stored_rows_are_of_the_current_rtl():
+    """Every stored synthesis row was made from the Verilog the generator emits now (a changed PE
+    array makes the fit stale: recalibrate with benchmarks/calibrate_resources.py)."""
+    pytest.importorskip("amaranth")
+    block = calibrate.BLOCKS["pe_array"]
+    digests = {}
+    for row in _rows():
+        key = json.dumps(row["params"], sort_keys=True)
+        if key not in digests:
+            digests[key] = calibrate.verilog_digest(block, row["params"])
+        assert row.get("verilog_sha256") == digests[key], (row["family"], row["params"])
+
+
 @pytest.mark.skipif(shutil.which("yosys") is None, reason="Debian 'yosys' not installed")
 def test_stored_fit_against_a_fresh_synthesis():
     """Synthesize the smallest calibration point again now: the counts equal the stored row (same
@@ -64,6 +77,7 @@ def test_stored_fit_against_a_fresh_synthesis():
     fresh = calibrate.synthesize(block, params, "xcup", timeout_seconds=300, depth=False)
     stored = [r for r in _rows() if r["block"] == "pe_array" and r["family"] == "xcup" and r["params"] == params]
     assert stored and stored[0]["yosys"] == calibrate.yosys_version()
+    assert fresh["verilog_sha256"] == stored[0]["verilog_sha256"]  # the same RTL as the stored row
     assert fresh["cells"] == stored[0]["cells"]
     pred = block_cost("pe_array", "xcup", params)
     assert round(pred["dsp"]) == fresh["dsp"] == 3 * params["pes"]
