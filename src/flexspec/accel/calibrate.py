@@ -127,9 +127,10 @@ def pe_array_features(params: dict) -> dict:
     row-bank read select (P x (N-1) x 2a), ``tree`` = read-out adder bits (N trees of P inputs,
     2a bits: N (P-1) 2a), ``treeff`` = the registers of the read-out trees' levels,
     ``acclut`` / ``accbram`` = the accumulator memories (P x N banks of 2a bits, 2 read ports,
-    double-buffered output-channel slots) in LUT-RAM columns when at most
-    :data:`ACC_LUTRAM_MAX_WORDS` deep, else in RAMB18 (two copies for the two read ports),
-    ``bankmem`` = tile-buffer LUT-RAM columns per read port, ``portbits`` = registered bank-port
+    double-buffered output-channel slots): in 32-word LUT-RAM columns when at most
+    :data:`ACC_LUTRAM_MAX_WORDS` deep (``accregs``: their registered read ports' flip-flops;
+    ``accdeep``: the read multiplexers of 64-word ones), else in RAMB18 (two copies for the two
+    read ports), ``bankmem`` = tile-buffer LUT-RAM columns per read port, ``portbits`` = registered bank-port
     outputs, ``sched`` = schedule-memory bits (word width x depth), ``pipe`` = per-PE pipeline
     register bits, ``dsp`` = 3P multipliers."""
     c = _pe_array_config(params)
@@ -154,7 +155,9 @@ def pe_array_features(params: dict) -> dict:
         "rowmux": float(p * (n - 1) * 2 * a),
         "tree": float(n * (p - 1) * 2 * a),
         "treeff": float(n * tree_regs * 2 * a),
-        "acclut": float(2 * acc_cols * math.ceil(acc_words / 64)) if lut_ram else 0.0,
+        "acclut": float(acc_cols * math.ceil(acc_words / 32)) if lut_ram else 0.0,
+        "accregs": float(2 * acc_cols) if lut_ram else 0.0,
+        "accdeep": float(2 * acc_cols * (math.ceil(acc_words / 32) - 1)) if lut_ram else 0.0,
         "accbram": 0.0 if lut_ram else float(2 * p * n * math.ceil(2 * a / BRAM18_WIDTH_BITS)
                                              * math.ceil(acc_words / 512)),
         "bankmem": float(b * r * 2 * d * math.ceil(tb_words / 64)),
@@ -178,17 +181,19 @@ BLOCKS = {
         name="pe_array", top="flexspec_pe_array",
         # the grid of the redesigned array (h11b); rows of the earlier array are kept in
         # benchmarks/results/history/.  Sizes are bounded by synthesis time on 2 cores.
-        fit_points=_pe_points([(2, 4, 1, 8), (2, 8, 2, 8), (4, 8, 1, 8), (4, 4, 2, 8), (2, 20, 2, 8),
-                               (4, 20, 2, 8)]) + (
-            # 8 output-channel slots at P=2: 2 x 64-word accumulators, in block RAM as at P >= 8
-            {"pes": 2, "banks": 4, "ports": 1, "fft_size": 8, "acc_channels": 8},),
-        held_out_points=_pe_points([(8, 8, 1, 8)]),
+        fit_points=_pe_points([(2, 4, 1, 8), (2, 8, 2, 8), (4, 8, 1, 8), (4, 4, 2, 8), (2, 20, 2, 8)]) + (
+            # 8 output-channel slots at P <= 4: 2 x 64-word accumulators, in block RAM as at P >= 8
+            {"pes": 2, "banks": 4, "ports": 1, "fft_size": 8, "acc_channels": 8},
+            {"pes": 4, "banks": 8, "ports": 1, "fft_size": 8, "acc_channels": 8}),
+        # the largest sizes, and B x R = 20 x 2 beyond P = 2, are held out
+        held_out_points=_pe_points([(8, 8, 1, 8), (8, 20, 2, 8), (4, 20, 2, 8)]) + (
+            {"pes": 4, "banks": 20, "ports": 2, "fft_size": 8, "acc_channels": 8},),
         held_out_by_family={},
         build=_build_pe_array, features=pe_array_features,
         model_terms={
-            "lut": ("const", "mux", "rowmux", "tree", "acclut"),
+            "lut": ("const", "mux", "rowmux", "tree", "acclut", "accdeep"),
             "lutram": ("const", "acclut", "bankmem", "sched"),
-            "ff": ("const", "pipe", "treeff", "portbits", "sched"),
+            "ff": ("const", "pipe", "treeff", "portbits", "accregs"),
             "dsp": ("dsp",),
             "bram18": ("accbram",),
             "uram": ("const",),
