@@ -3,14 +3,17 @@
 Synthesizes every block of ``flexspec.accel.calibrate.BLOCKS`` at every size of its grid (fitted
 and held-out points) with Yosys for each FPGA family, appending each result to
 ``benchmarks/results/synthesis_rows_<family>.json`` as it finishes (a rerun skips points already
-there for the same Yosys version and command; ``--fresh`` starts over; one process per family can
-run at the same time), then fits the per-block model of every family that has rows and writes it
-with its provenance and the held-out errors.
+there for the same Verilog (SHA-256 of the generated source), Yosys version and command;
+``--fresh`` starts over; ``--tag`` gives a run its own rows file so runs can go side by side;
+``--only`` restricts a run to listed sizes), then fits the per-block model of every family that has
+rows and writes it with its provenance and the held-out errors.  Old rows of another RTL are kept
+under ``benchmarks/results/history/`` (not read).
 
 Run it nice'd in the background: a P=16 array takes minutes on 2 cores.
 
 Usage: nice python benchmarks/calibrate_resources.py [--family xcup,xc7] [--blocks pe_array]
-       [--held-out-max-pes P] [--held-out-only] [--scale-of FAMILY] [--fit-only] [--fresh]
+       [--held-out-max-pes P] [--held-out-only] [--tag T] [--only JSON] [--scale-of FAMILY] [--fit-only]
+       [--fresh]
        python benchmarks/calibrate_resources.py --markdown   (BENCHMARKS.md tables from the stored model)
 """
 
