@@ -85,7 +85,8 @@ def markdown() -> str:
                 cells.append(f"{row['used'] / 2**20:,.1f} / {row['available'] / 2**20:,.1f}")
             else:
                 cells.append(f"{row['used']:,} / {row['available']:,}")
-        more = ", ".join(f"{short[k]} {v['needs']:,} of {v['available']:,}" for k, v in r["one_more_array"].items())
+        more = (", ".join(f"{short[k]} {v['needs']:,} of {v['available']:,}" for k, v in r["one_more_array"].items())
+                or "the dataflow's minimum on-chip memory")
         clocks = " / ".join(f"{x['seconds'] * 1e3:.2f}" for x in r["at_clocks"] if not x["default"])
         out.append(f"| {r['device']} | {c['arrays']} x {c['pes']}, {c['banks']} x {c['ports']}, {c['fft_engines']}/"
                    f"{c['ifft_engines']} | " + " | ".join(cells) + f" | {short[r['binding_resource']]} | {more} | "

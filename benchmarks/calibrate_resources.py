@@ -3,14 +3,17 @@
 Synthesizes every block of ``flexspec.accel.calibrate.BLOCKS`` at every size of its grid (fitted
 and held-out points) with Yosys for each FPGA family, appending each result to
 ``benchmarks/results/synthesis_rows_<family>.json`` as it finishes (a rerun skips points already
-there for the same Yosys version and command; ``--fresh`` starts over; one process per family can
-run at the same time), then fits the per-block model of every family that has rows and writes it
-with its provenance and the held-out errors.
+there for the same Verilog (SHA-256 of the generated source), Yosys version and command;
+``--fresh`` starts over; ``--tag`` gives a run its own rows file so runs can go side by side;
+``--only`` restricts a run to listed sizes), then fits the per-block model of every family that has
+rows and writes it with its provenance and the held-out errors.  Old rows of another RTL are kept
+under ``benchmarks/results/history/`` (not read).
 
 Run it nice'd in the background: a P=16 array takes minutes on 2 cores.
 
 Usage: nice python benchmarks/calibrate_resources.py [--family xcup,xc7] [--blocks pe_array]
-       [--held-out-max-pes P] [--held-out-only] [--scale-of FAMILY] [--fit-only] [--fresh]
+       [--held-out-max-pes P] [--held-out-only] [--tag T] [--only JSON] [--scale-of FAMILY] [--fit-only]
+       [--fresh]
        python benchmarks/calibrate_resources.py --markdown   (BENCHMARKS.md tables from the stored model)
 """
 
@@ -23,8 +26,8 @@ import sys
 import time
 from pathlib import Path
 
-from flexspec.accel.calibrate import (BLOCKS, FAMILY_SCRIPTS, fit_block, fit_scaled, synthesize, yosys_script,
-                                      yosys_version)
+from flexspec.accel.calibrate import (BLOCKS, FAMILY_SCRIPTS, fit_block, fit_scaled, synthesize, verilog_digest,
+                                      yosys_script, yosys_version)
 from flexspec.accel.resource_model import MODEL_PATH
 from flexspec.fileio import write_file
 
@@ -51,13 +54,18 @@ def main() -> None:
                     help="synthesize only held-out sizes with at most this many PEs (a shorter run)")
     ap.add_argument("--held-out-only", action="store_true",
                     help="synthesize only the held-out sizes (rows tagged 'held': can run beside a fitting run)")
+    ap.add_argument("--tag", default=None,
+                    help="rows file suffix (synthesis_rows_<family>_<tag>.json) so runs can go side by side")
+    ap.add_argument("--only", default=None,
+                    help="JSON list of sizes (parameter dicts) of the grid to synthesize, the rest skipped")
     ap.add_argument("--scale-of", default=None,
                     help="fit each other family as one factor per resource times this family's model (few rows)")
     args = ap.parse_args()
     families = args.family.split(",")
     blocks = [BLOCKS[b] for b in args.blocks.split(",")]
     version = yosys_version()
-    tag = "held" if args.held_out_only else ""
+    tag = args.tag if args.tag is not None else ("held" if args.held_out_only else "")
+    only = None if args.only is None else [json.dumps(p, sort_keys=True) for p in json.loads(args.only)]
     for family in families if not args.fit_only else ():
         rows = [] if args.fresh else load_rows(family)
         path = rows_path(family, tag)
@@ -67,8 +75,11 @@ def main() -> None:
                     if args.held_out_max_pes is None or p.get("pes", 0) <= args.held_out_max_pes]
             for params in ([] if args.held_out_only else list(block.fit_points)) + held:
                 key = (block.name, family, json.dumps(params, sort_keys=True))
+                if only is not None and key[2] not in only:
+                    continue
+                digest = verilog_digest(block, params)
                 if any((r["block"], r["family"], json.dumps(r["params"], sort_keys=True)) == key
-                       and r.get("yosys") == version and r.get("command") == yosys_script(block, family)
+                       and r.get("verilog_sha256") == digest and r.get("yosys") == version and r.get("command") == yosys_script(block, family)
                        for r in rows):
                     continue
                 t0 = time.perf_counter()

@@ -33,7 +33,7 @@ from ..errors import DoesNotFitError, UsageError
 from ..kernel_format import DEFAULT_ACC_BITS, KernelFormat
 from ..spectral.geometry import num_frequencies  # noqa: F401  (re-exported)
 from .resource_model import (  # noqa: F401  (nontrivial_twiddles re-exported)
-    block_cost, family_of, fft_engine_cost, nontrivial_twiddles, provenance, synthesized_max)
+    block_cost, family_of, fft_engine_cost, nontrivial_twiddles, provenance, scale_note, synthesized_max)
 
 
 @dataclass(frozen=True)
@@ -189,6 +189,8 @@ def block_usage(config: AcceleratorConfig, device: Device) -> tuple[dict, tuple]
     if config.pes > largest:
         estimated.append(f"PE array at P={config.pes}: beyond the largest size synthesized for {family} (P={largest}); "
                          "extrapolated")
+    if scale_note("pe_array", family):
+        estimated.append(scale_note("pe_array", family))
     if config.fft_size != 8:
         estimated.append(f"PE array at N={config.fft_size}: calibrated at N=8 only; its frequency-dependent terms "
                          "are extrapolated")

@@ -24,6 +24,7 @@ its provenance (Yosys version, exact command, sizes, date) and read by
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -91,14 +92,15 @@ class Block:
 
 
 def _pe_array_config(params: dict):
-    from ..rtl.config import PEArrayConfig
+    from ..rtl.config import PEArrayConfig  # config.py only; kept local like the array import
 
     n = params.get("fft_size", 8)
     f = num_frequencies(n)
     b = params["banks"]
     return PEArrayConfig(params["pes"], b, params["ports"], n, tuple(i % b for i in range(f)),
                          schedule_depth=params.get("schedule_depth", 16), data_bits=params.get("data_bits", 16),
-                         acc_bits=params.get("acc_bits", 48), broadcast=params.get("broadcast", False))
+                         acc_bits=params.get("acc_bits", 48), broadcast=params.get("broadcast", False),
+                         acc_channels=params.get("acc_channels", 0))
 
 
 def _build_pe_array(params: dict):
@@ -107,39 +109,62 @@ def _build_pe_array(params: dict):
     return SparsePEArray(_pe_array_config(params))
 
 
-def pe_array_features(params: dict) -> dict:
-    """Structural counts of the PE array (``flexspec.rtl.pe_array``) at one size.
+#: Deepest accumulator memory Yosys maps to LUT-RAM on these families (64-word LUT-RAM
+#: primitives); deeper ones go to block RAM (measured: 2 x 32 and 2 x 64 words in LUT-RAM,
+#: 2 x 128 in RAMB18, benchmarks/results/synthesis_rows_xcup.json).
+ACC_LUTRAM_MAX_WORDS = 64
+#: Widest port of one RAMB18 (512 x 36).
+BRAM18_WIDTH_BITS = 36
 
-    P PEs, B banks x R read ports, F frequencies, data width d, accumulator width a, schedule
-    depth S: ``mux`` = operand-select bits (each PE picks a 2d-bit word out of B*R ports),
-    ``addr`` = bank-port address OR-tree inputs (P requesters per port), ``arb`` = P^2 bank
-    comparisons, ``acc`` = accumulate adder bits (2 x a per PE), ``touch`` = accumulator
-    valid bits (P*F), ``accmem`` = 64-word LUT-RAM columns of the accumulators (two read ports),
-    ``bankmem`` = 32-word LUT-RAM columns of the tile banks per read port, ``portbits`` =
-    registered bank-port outputs and addresses (B*R*(2d + address bits)), ``rom`` = schedule
-    ROM columns, ``pe`` = P (pipeline registers, pre-adders, DSPs)."""
-    p, b, r = params["pes"], params["banks"], params["ports"]
-    n = params.get("fft_size", 8)
-    d, a = params.get("data_bits", 16), params.get("acc_bits", 48)
-    s = params.get("schedule_depth", 16)
-    f = num_frequencies(n)
-    depth = math.ceil(f / b)
-    addr_bits = max(1, (depth - 1).bit_length())
-    freq_bits = max(1, (f - 1).bit_length())
+
+def pe_array_features(params: dict) -> dict:
+    """Structural counts of the PE array (``flexspec.rtl.pe_array``, the static-schedule array
+    with N accumulator row banks per PE and an N-lane read-out) at one size.
+
+    P PEs, B banks x R read ports, N-point tiles (F frequencies), data width d, accumulator
+    width a: ``mux`` = operand-select bits (each PE picks a 2d-bit word out of B*R ports),
+    ``acc`` = accumulate adder and forwarding bits (2a per PE), ``rowmux`` = the accumulator
+    row-bank read select (P x (N-1) x 2a), ``tree`` = read-out adder bits (N trees of P inputs,
+    2a bits: N (P-1) 2a), ``treeff`` = the registers of the read-out trees' levels,
+    ``acclut`` / ``accbram`` = the accumulator memories (P x N banks of 2a bits, 2 read ports,
+    double-buffered output-channel slots): in 32-word LUT-RAM columns when at most
+    :data:`ACC_LUTRAM_MAX_WORDS` deep (``accregs``: their registered read ports' flip-flops;
+    ``accdeep``: the read multiplexers of 64-word ones), else in RAMB18 (two copies for the two
+    read ports), ``bankmem`` = tile-buffer LUT-RAM columns per read port, ``portbits`` = registered bank-port
+    outputs, ``sched`` = schedule-memory bits (word width x depth), ``pipe`` = per-PE pipeline
+    register bits, ``dsp`` = 3P multipliers."""
+    c = _pe_array_config(params)
+    p, b, r, n = c.num_pes, c.num_banks, c.ports, c.fft_size
+    d, a = c.data_bits, c.acc_bits
+    acc_words = 2 * (1 << c.acc_addr_bits)  # both halves
+    acc_cols = p * n * 2 * a
+    lut_ram = acc_words <= ACC_LUTRAM_MAX_WORDS
+    tree_regs, width = 0, p
+    while True:
+        width = (width + 1) // 2
+        tree_regs += width
+        if width == 1:
+            break
+    tb_words = 2 * (1 << c.bank_addr_bits)
+    addr = c.acc_addr_bits + c.row_bits
     return {
         "const": 1.0,
         "pe": float(p),
         "mux": float(p * b * r * 2 * d),
-        "addr": float(p * b * r * addr_bits),
-        "arb": float(p * p * max(1, (b - 1).bit_length())),
         "acc": float(p * 2 * a),
-        "touch": float(p * f),
-        "accmem": float(p * 2 * a * math.ceil(f / 64)),
-        "bankmem": float(b * r * 2 * d * math.ceil(depth / 32)),
-        "portbits": float(b * r * (2 * d + addr_bits)),
-        "rom": float(p * (1 + freq_bits + 2 * d) * math.ceil(s / 32)),
-        "pipe": float(p * (6 * d + 2 * freq_bits + 3 * (2 * d + 2))),
-        "dsp": float(p * 3),
+        "rowmux": float(p * (n - 1) * 2 * a),
+        "tree": float(n * (p - 1) * 2 * a),
+        "treeff": float(n * tree_regs * 2 * a),
+        "acclut": float(acc_cols * math.ceil(acc_words / 32)) if lut_ram else 0.0,
+        "accregs": float(2 * acc_cols) if lut_ram else 0.0,
+        "accdeep": float(2 * acc_cols * (math.ceil(acc_words / 32) - 1)) if lut_ram else 0.0,
+        "accbram": 0.0 if lut_ram else float(2 * p * n * math.ceil(2 * a / BRAM18_WIDTH_BITS)
+                                             * math.ceil(acc_words / 512)),
+        "bankmem": float(b * r * 2 * d * math.ceil(tb_words / 64)),
+        "portbits": float(b * r * 2 * d),
+        "sched": float(c.word_bits() * c.schedule_depth),
+        "pipe": float(p * (5 * d + 2 * (2 * d + 2) + 3 * addr + 2 * a)),
+        "dsp": float(c.multipliers),
     }
 
 
@@ -154,20 +179,25 @@ def _pe_points(rows):
 BLOCKS = {
     "pe_array": Block(
         name="pe_array", top="flexspec_pe_array",
-        fit_points=_pe_points([(2, 4, 1, 8), (2, 8, 2, 8), (4, 8, 1, 8), (4, 4, 2, 8), (4, 20, 2, 8),
-                               (8, 8, 1, 8), (8, 20, 1, 8), (8, 4, 2, 8), (16, 20, 2, 8)]),
-        # 16/20x2 was held out first: the fit on P <= 8 overestimated its LUTs by 36% (the arbiter's
-        # P^2 term extrapolated), so it joined the fit (BENCHMARKS.md "Designs that fit")
-        held_out_points=_pe_points([(8, 20, 2, 8)]),
-        # xc7: 8/20x2 held out first showed the P <= 4 fit off by LUT +14%, FF +57%: fitted since
-        held_out_by_family={"xc7": ()},
+        # the grid of the redesigned array (h11b); rows of the earlier array are kept in
+        # benchmarks/results/history/.  Sizes are bounded by synthesis time on 2 cores.
+        fit_points=_pe_points([(2, 4, 1, 8), (2, 8, 2, 8), (4, 8, 1, 8), (4, 4, 2, 8), (2, 20, 2, 8),
+                               (4, 20, 2, 8)]) + (
+            # 8 output-channel slots at P <= 4: 2 x 64-word accumulators, in block RAM as at P >= 8
+            {"pes": 2, "banks": 4, "ports": 1, "fft_size": 8, "acc_channels": 8},
+            {"pes": 4, "banks": 8, "ports": 1, "fft_size": 8, "acc_channels": 8}),
+        # 4/20x2 was held out first: LUT +9.5%, and 8/20x2 +31% (the operand-mux term, seen only
+        # at P = 2 across B x R, took the per-port costs); it joined the fit, with a per-port LUT
+        # term (BENCHMARKS.md "Designs that fit")
+        held_out_points=_pe_points([(8, 8, 1, 8), (8, 20, 2, 8)]),
+        held_out_by_family={},
         build=_build_pe_array, features=pe_array_features,
         model_terms={
-            "lut": ("const", "mux", "arb", "acc", "touch"),
-            "lutram": ("const", "accmem", "portbits"),
-            "ff": ("const", "pipe", "portbits", "mux"),
+            "lut": ("const", "mux", "portbits", "rowmux", "tree", "acclut", "accdeep"),
+            "lutram": ("const", "acclut", "bankmem", "sched"),
+            "ff": ("const", "pipe", "treeff", "portbits", "accregs"),
             "dsp": ("dsp",),
-            "bram18": ("const",),
+            "bram18": ("accbram",),
             "uram": ("const",),
         },
         description="sparse Hadamard-product PE array with its B-bank x R-port tile buffer, schedule ROM "
@@ -295,18 +325,30 @@ def logic_depth(netlist: dict, top: str) -> dict:
             "longest_carry_cells": carry[1], "longest_carry_lut_levels": carry[0]}
 
 
-def synthesize(block: Block, params: dict, family: str = "xcup", timeout_seconds: float = 1800,
-               depth: bool = True) -> dict:
-    """Synthesize one size of ``block`` for ``family``; resource counts, depth and raw cells."""
+def verilog_source(block: Block, params: dict) -> str:
+    """The Verilog Yosys reads for one size of ``block``."""
     from amaranth.back import verilog  # heavy optional dependency
 
+    return verilog.convert(block.build(params), name=block.top, emit_src=False)
+
+
+def verilog_digest(block: Block, params: dict) -> str:
+    """SHA-256 of :func:`verilog_source`: a stored synthesis row is reused only for the same RTL."""
+    return hashlib.sha256(verilog_source(block, params).encode()).hexdigest()
+
+
+def synthesize(block: Block, params: dict, family: str = "xcup", timeout_seconds: float = 1800,
+               depth: bool = True) -> dict:
+    """Synthesize one size of ``block`` for ``family``; resource counts, depth and raw cells
+    (``verilog_sha256``: digest of the Verilog synthesized, see :func:`verilog_digest`)."""
     script = yosys_script(block, family)
     exe = shutil.which("yosys")
     if exe is None:
         raise CalibrationError("yosys not found on PATH (Debian: apt-get install -y yosys)")
     with tempfile.TemporaryDirectory(prefix="flexspec-calib-") as tmp:
         src = Path(tmp) / f"{block.top}.v"
-        src.write_text(verilog.convert(block.build(params), name=block.top, emit_src=False))
+        source = verilog_source(block, params)
+        src.write_text(source)
         stat = Path(tmp) / "stat.txt"
         net = Path(tmp) / "net.json"
         cmd = f"read_verilog {src}; {script}; tee -q -o {stat} stat" + (f"; write_json {net}" if depth else "")
@@ -317,7 +359,8 @@ def synthesize(block: Block, params: dict, family: str = "xcup", timeout_seconds
         if proc.returncode != 0:
             raise CalibrationError(f"yosys failed on {block.name} {params}: {(proc.stderr or proc.stdout)[-1500:]}")
         cells = parse_stat(stat.read_text())
-        row = {"block": block.name, "family": family, "params": dict(params), "cells": cells, **classify(cells)}
+        row = {"block": block.name, "family": family, "params": dict(params), "cells": cells, **classify(cells),
+               "verilog_sha256": hashlib.sha256(source.encode()).hexdigest()}
         if depth:
             row.update(logic_depth(json.loads(net.read_text()), block.top))
     return row
@@ -423,7 +466,9 @@ def fit_scaled(block: Block, rows: list[dict], family: str, reference: dict) -> 
         m = np.array([ref_pred(res, r["params"]) for r in subset])
         y = np.maximum(np.array([r[res] for r in subset], dtype=float), 1.0)
         den = float(np.sum((m / y) ** 2))
-        return float(np.sum(m / y) / den) if den > 0 else 0.0
+        # rows where the reference predicts none of it (e.g. block RAM at small sizes) cannot
+        # scale it: the reference's model is taken as it is
+        return float(np.sum(m / y) / den) if den > 0 else 1.0
 
     coef, error = {}, {}
     for res in RESOURCES:

@@ -72,9 +72,24 @@ def block_cost(block: str, family: str, params: dict) -> dict:
 def synthesized_max(block: str, family: str, key: str) -> int:
     """The largest ``key`` (e.g. 'pes') among the sizes of ``block`` synthesized for ``family``
     (fitted or held out): beyond it the model extrapolates."""
-    fit = load_model()["blocks"][block]["families"]["xcup" if family == "intel" else family]
+    fits = load_model()["blocks"][block]["families"]
+    fit = fits["xcup" if family == "intel" else family]
     sizes = list(fit["fitted_points"]) + [e["params"] for e in fit["held_out"].get("lut", [])]
+    if "reference_family" in fit:  # a scale of another family's fit: calibrated as far as that one
+        ref = fits[fit["reference_family"]]
+        sizes += list(ref["fitted_points"]) + [e["params"] for e in ref["held_out"].get("lut", [])]
     return max(int(p.get(key, 0)) for p in sizes)
+
+
+def scale_note(block: str, family: str) -> str | None:
+    """Why ``block`` on ``family`` is estimated when its fit is a scale of another family's
+    (``calibrate_resources.py --scale-of``), else None."""
+    fit = load_model()["blocks"][block]["families"].get(family, {})
+    if "reference_family" not in fit:
+        return None
+    largest = max(int(p.get("pes", 0)) for p in fit["fitted_points"])
+    return (f"{block} on {family}: the {fit['reference_family']} fit scaled per resource by {family} synthesis "
+            f"at P <= {largest} (no {family} block RAM measured)")
 
 
 def fft_engine_cost(fft_size: int, width_bits: int, twiddle_bits: int, family: str,
