@@ -23,12 +23,12 @@ from flexspec.spectral.geometry import num_tiles
 from flexspec.workload.zoo import get_network
 
 SIX = ("u200", "u250", "vcu118", "zcu102", "vc709", "s10gx2800")
-#: The design search restricted to P = 32, B = 20 x R = 2 (A = as many arrays as fit): the searched
+#: The design search restricted to P = 8 (the calibrated sizes), B = 20 x R = 2 (A = as many arrays as fit): the searched
 #: design that made every plan empty on small layers before the per-family occupancy rule.
-SMALL_GRID = {"pes": (32,), "bank_ports": ((20, 2),), "broadcast": (False,)}
+SMALL_GRID = {"pes": (8,), "bank_ports": ((20, 2),), "broadcast": (False,)}
 
 #: A design that fits the U200 under the calibrated resource model (LUT-bound; see flexspec.accel.search).
-U200_CFG = AcceleratorConfig(arrays=4, pes=32, banks=40, ports=2, fft_engines=16, ifft_engines=16)
+U200_CFG = AcceleratorConfig(arrays=8, pes=8, banks=40, ports=2, fft_engines=16, ifft_engines=16)
 
 
 def bernoulli_masks(net, density: float, seed: int) -> dict:
@@ -71,7 +71,7 @@ def test_step_loads_match_brute_force_loop_nest():
     net = get_network("vgg16_cifar")
     layer = net.spectral_layers[3]
     mask = random_masks(net, 8, 0.25, 1)[layer.name]
-    cfg = AcceleratorConfig(arrays=4, pes=16, banks=40, ports=2)
+    cfg = AcceleratorConfig(arrays=4, pes=8, banks=40, ports=2)
     prec = precision_of(cfg)
     m = LayerModel(layer, mask.sum(2), 8, prec)
     for order in ("oit", "tio", "ito", "iot"):
@@ -160,10 +160,10 @@ def test_per_run_estimate_within_5_percent_of_the_step_timing_every_device(devic
 def test_conflict_free_schedule_cycles_brute_force():
     net = get_network("vgg16_cifar")
     mask = random_masks(net, 8, 0.25, 3)["conv5_3"]
-    cfg = AcceleratorConfig(arrays=1, pes=16, banks=40, ports=2)
+    cfg = AcceleratorConfig(arrays=1, pes=8, banks=40, ports=2)
     sch = schedule_layer_blocks(mask, cfg, 512)
     # every group: makespan = max(max PE nnz, ceil(max bank reads / R)) (optimal colouring), one bank per f
-    gm = np.zeros((sch.groups.shape[0], 16, 40), bool)
+    gm = np.zeros((sch.groups.shape[0], cfg.pes, 40), bool)
     live = sch.groups >= 0
     gm[live] = mask.reshape(-1, 40)[sch.groups[live]]
     lb = np.maximum(gm.sum(2).max(1), np.ceil(gm.sum(1) / 2).max(1))
@@ -194,17 +194,17 @@ def test_cli(capsys, tmp_path):
     assert "vc709" in capsys.readouterr().out
     assert main(["simulate", "fmnist_vgg", "--device", "nosuch"]) == 2
     assert main(["simulate", "fmnist_vgg", "--device", "zcu102", "--weights", str(tmp_path / "no.npz")]) == 2
-    assert main(["simulate", "fmnist_vgg", "--device", "zcu102", "--arrays", "2", "--pes", "16", "--random-masks",
+    assert main(["simulate", "fmnist_vgg", "--device", "zcu102", "--arrays", "2", "--pes", "8", "--random-masks",
                  "--functional"]) == 2  # functional needs real weights
     capsys.readouterr()
     assert main(["simulate", "fmnist_vgg", "--device", "zcu102", "--arrays", "50"]) == 1  # does not fit
     err = capsys.readouterr().err
     assert "needs lut" in err and "are available" in err
     out = tmp_path / "r.json"
-    assert main(["simulate", "fmnist_vgg", "--device", "zcu102", "--arrays", "2", "--pes", "16", "--functional",
+    assert main(["simulate", "fmnist_vgg", "--device", "zcu102", "--arrays", "2", "--pes", "8", "--functional",
                  "--images", "16", "--json", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "A=2 arrays (requested) x P=16 PEs (requested)" in text and "bound by:" in text
+    assert "A=2 arrays (requested) x P=8 PEs (requested)" in text and "bound by:" in text
     assert "agreement with float" in text and "kernel-reuse" in text
     data = json.loads(out.read_text())
     assert data["flexspec"]["device"] == "zcu102" and set(data["baselines"]) == {"kernel-reuse", "activation-reuse"}
@@ -235,7 +235,7 @@ def test_fmnist_vgg_searched_design_and_baselines_on_every_device():
     cache = ScheduleCache()
     for dev in SIX:
         best = search_design(net, dev, 8, nk, schedules=cache, **SMALL_GRID)
-        assert best.config.pes == 32
+        assert best.config.pes == 8
         c = compare(net, dev, best.config, masks, histograms=False, schedules=cache)
         _check_plans(net, (c.flexspec, *c.baselines.values()))
         assert c.flexspec.cycles > 0 and all(b.cycles > 0 for b in c.baselines.values())
@@ -243,7 +243,7 @@ def test_fmnist_vgg_searched_design_and_baselines_on_every_device():
 
 @pytest.mark.parametrize("name", ["vgg16_cifar", "resnet18"])
 def test_small_networks_plan_and_simulate_on_every_device(name):
-    """Searched-grid design (P = 32, most arrays) on all six devices: all three plans exist and the
+    """Searched-grid design (P = 8, most arrays) on all six devices: all three plans exist and the
     flexspec design simulates (baselines are simulated on fmnist_vgg above and VGG16 elsewhere)."""
     net = get_network(name)
     masks, _, _ = resolve_kernels(net, None)

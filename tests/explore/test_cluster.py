@@ -39,7 +39,7 @@ def _ids(folder):
 
 
 def test_cli_end_to_end_and_the_reproduce_commands(cluster, cache, tmp_path, capsys):
-    space = _space_file(tmp_path, {**SMALL, "design": {"pes": [16, 32], "banks": [20], "ports": [2],
+    space = _space_file(tmp_path, {**SMALL, "design": {"pes": [4, 8], "banks": [20], "ports": [2],
                                                        "broadcast": [False, True]}, "density": [0.125],
                                    "objectives": ["latency", "lut", "dsp"]})
     out = tmp_path / "out"
@@ -201,7 +201,7 @@ def test_kernels_and_schedules_are_computed_once_per_machine(cluster, tmp_path):
     computed by exactly one worker (the others read it); a point that differs only in the device
     recomputes nothing of them."""
     cache = tmp_path / "c"
-    space = {**SMALL, "density": [0.25], "design": {"pes": [16], "banks": [10], "ports": [2]}}
+    space = {**SMALL, "density": [0.25], "design": {"pes": [8], "banks": [10], "ports": [2]}}
     res = explore(space, tmp_path / "o", scheduler=cluster, screen=False, cache_dir=cache, progress=False)
     rows = [r for r in res.rows if r["status"] == "ok"]
     assert len(rows) == 2
