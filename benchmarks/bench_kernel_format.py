@@ -29,7 +29,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 
 from flexspec.accel.arch import AcceleratorConfig
 from flexspec.accel.kernels import resolve_kernels

@@ -86,7 +86,7 @@ def main() -> None:
                 row = synthesize(block, params, family)
                 row.update(yosys=version, command=yosys_script(block, family),
                            seconds=round(time.perf_counter() - t0, 1),
-                           date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+                           date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
                 rows.append(row)
                 own.append(row)
                 write_file(rows_path(family, tag), json.dumps(own, indent=1))
@@ -95,7 +95,7 @@ def main() -> None:
                       f"({row['seconds']} s)", flush=True)
     model = {"format_version": 1, "yosys": version, "blocks": {}, "provenance": {
         "generated_by": "benchmarks/calibrate_resources.py",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "commands": {f: f"read_verilog BLOCK.v; {FAMILY_SCRIPTS[f]}; stat" for f in FAMILY_SCRIPTS},
         "rows": "benchmarks/results/synthesis_rows_<family>.json",
     }}

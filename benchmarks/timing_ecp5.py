@@ -38,7 +38,7 @@ def main() -> None:
             rows.append(row)
             print(f"{name} {params}: Fmax {row['fmax_mhz']:.1f} MHz ({row['seconds']} s)", flush=True)
             write_file(OUT, json.dumps({"yosys": yosys_version(), "date": datetime.datetime.now(
-                datetime.timezone.utc).isoformat(timespec="seconds"), "note": "Lattice ECP5 proxy, not UltraScale+",
+                datetime.UTC).isoformat(timespec="seconds"), "note": "Lattice ECP5 proxy, not UltraScale+",
                 "rows": rows}, indent=1))
 
 

@@ -16,7 +16,6 @@ from flexspec.kernel_format import (
     DEFAULT_ACC_BITS, KernelFormat, psum_bits, schedule_stream_bits, spread_over_kernels,
 )
 from flexspec.rtl.config import PEArrayConfig
-from flexspec.schedule import schedule_groups
 from flexspec.spectral import real_model
 from flexspec.spectral.sparse import SparseNetworkKernels, twin_once_counts
 from flexspec.workload.zoo import get_network

@@ -218,7 +218,7 @@ def _compare(args) -> int:
     from ..devices import load_device
     from ..errors import CapacityError as DoesNotFitError
     from ..pipeline import check_density, check_fft_size, run
-    from ..fileio import check_output_folder, write_file
+    from ..fileio import write_file
     from .render import sweep_csv
 
     devices = [d.strip() for d in args.devices.split(",") if d.strip()]
