@@ -383,11 +383,11 @@ class RunReport:
             "spatial_accelerators": {k: v.to_dict() for k, v in self.spatial.items()},
             "pruning_view": self.pruning_view(),
             "unsupported_layers_count": len(self.unsupported_layers),
-            # PLACEHOLDER for the resource/clock work (h12, merged by the lead): used/available DSP, LUT, FF,
-            # BRAM, URAM and where the clock comes from. Until then the DSP/memory figures of the resource
-            # model are in to_dict()["design"]["resources"].
-            "resources_used_available": None,
-            "clock_source": None,
+            # every resource of the calibrated model: used / available after the shell and DRAM reserve
+            "resources_used_available": f.resources.table(),
+            "binding_resource": f.resources.binding,
+            "clock_hz": self.configuration["device_profile"]["clock_hz"],
+            "clock_source": self.configuration["device_profile"].get("sources", {}).get("clock_hz"),
             "baseline": self.headline_baseline,
             "baseline_latency_seconds": self.baseline.seconds,
             "speedup_ratio": self.speedup,

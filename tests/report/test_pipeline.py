@@ -178,3 +178,30 @@ def test_bound_stated_is_the_largest_part_of_the_time_split(tiny_report):
         split = {k: sum(r[c] for c in cols) for k, cols in parts.items()}
         top = max(split, key=split.get)
         assert r["bound_reason"].startswith(f"{top}-bound: {100 * split[top] / r['cycles']:.0f}%"), r
+
+
+def test_summary_states_every_resource_and_the_clock_source(tiny_report):
+    """Used/available of every resource of the calibrated model (recomputed here from the design's
+    resource object), the binding resource is one of them, and the clock names its profile source."""
+    from flexspec.accel.arch import resources
+    from flexspec.devices import load_device
+
+    s = tiny_report.summary()
+    rows = {r["resource"]: r for r in s["resources_used_available"]}
+    assert set(rows) == {"lut", "ff", "lutram_luts", "dsp", "bram_bits", "uram_bits"}
+    dev = load_device(tiny_report.configuration["device"])
+    fresh = resources(tiny_report.flexspec.config, dev)
+    for k, r in rows.items():
+        assert r["used"] == int(fresh.used[k]) <= r["available"] == int(fresh.available[k]), k
+    assert s["binding_resource"] in rows and s["clock_hz"] == dev.clock_hz
+    assert s["clock_source"] and s["clock_source"] == dev.sources["clock_hz"]
+
+
+def test_html_states_every_resource_and_the_clock_source(tiny_report):
+    from flexspec.report.html import render_html
+
+    page = render_html(tiny_report)
+    s = tiny_report.summary()
+    for r in s["resources_used_available"]:
+        assert f"<td>{r['resource']}</td><td>{r['used']:,}</td><td>{r['available']:,}</td>" in page
+    assert "Clock" in page and "derating" in s["clock_source"]

@@ -129,6 +129,14 @@ def render_html(report) -> str:
         f"on the same DSPs; pruning alone gives {pv['pruning_share_ratio']:.2f}x of that (the ideal sparse spatial "
         f"array at the same density), and FlexSpec against that ideal sparse array is "
         f"{pv['speedup_over_ideal_sparse_ratio']:.2f}x.</p>")
+    resource_rows = "".join(
+        f"<tr><td>{_e(r['resource'])}</td><td>{r['used']:,}</td><td>{r['available']:,}</td>"
+        f"<td>{100 * r['utilization']:.1f}%</td></tr>" for r in s["resources_used_available"])
+    resource_note = (f"<p>Resources of the design (synthesis-calibrated model; available = device less the shell and "
+                     f"DRAM controllers), bound by <b>{_e(s['binding_resource'])}</b>:</p>"
+                     f"<table><tr><th>resource</th><th>used</th><th>available</th><th>utilization</th></tr>"
+                     f"{resource_rows}</table><p>Clock {s['clock_hz'] / 1e6:.0f} MHz: "
+                     f"{_e(s['clock_source'] or 'no source given')}</p>")
     split = "".join(f"<li>vs {_e(k)}: {v['total_ratio']:.2f}x end to end = dataflow {v['dataflow_ratio']:.2f}x x "
                     f"scheduler {v['scheduler_ratio']:.2f}x (convolutions {v['conv_total_ratio']:.2f}x)</li>"
                     for k, v in s["speedup_split"].items())
@@ -166,6 +174,7 @@ def render_html(report) -> str:
 clock {s['clock_hz'] / 1e6:.0f} MHz; flexspec {_e(cfg['flexspec_version'])}; simulator figures.</p>
 <div class="cards">{card_html}</div>
 {weights_note}
+{resource_note}
 <p>Latency scope: {_e(s['latency_scope'])}.
 Memory-bound layers: {_e(', '.join(s['memory_bound_layers']) or 'none')}.
 Compulsory traffic bound: {s['lower_bound_bytes'] / 1e6:.1f} MB.</p>

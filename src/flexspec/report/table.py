@@ -112,6 +112,10 @@ def summary_lines(report) -> list[str]:
         f"DSP efficiency {s['dsp_efficiency_fraction']:.3f} (useful MACs / (A*P*cycles), all layers); design "
         f"A={acc.arrays} x P={acc.pes} PEs, B={acc.banks} banks, N={acc.fft_size}, "
         f"{f.resources.dsp_total}/{f.resources.device_dsp} DSPs",
+        "resources used/available: " + ", ".join(
+            f"{r['resource']} {r['used']:,}/{r['available']:,}" for r in s["resources_used_available"])
+        + f" (bound by {s['binding_resource']})",
+        f"clock {s['clock_hz'] / 1e6:.0f} MHz: {s['clock_source'] or 'no source given'}",
         "memory-bound layers: " + (", ".join(s["memory_bound_layers"]) or "none"),
         f"weights: {report.kernels.label} - {s['weights_provenance']}",
     ]
