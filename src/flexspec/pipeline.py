@@ -386,7 +386,6 @@ class RunReport:
             # every resource of the calibrated model: used / available after the shell and DRAM reserve
             "resources_used_available": f.resources.table(),
             "binding_resource": f.resources.binding,
-            "clock_hz": self.configuration["device_profile"]["clock_hz"],
             "clock_source": self.configuration["device_profile"].get("sources", {}).get("clock_hz"),
             "baseline": self.headline_baseline,
             "baseline_latency_seconds": self.baseline.seconds,

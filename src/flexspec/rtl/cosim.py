@@ -87,7 +87,7 @@ def simulate_program(config: PEArrayConfig, program: Program, tiles, _done_stage
     dut = SparsePEArray(config, bank_init=bank_init_words(config, tiles), schedule_init=list(program.checked_words),
                         mask_init=list(program.mask), sim_assertions=True, _done_stage=_done_stage,
                         _forwarding=_forwarding)
-    L, F = program.length, config.num_freq
+    L = program.length
     out: dict = {"done": [], "acc": []}
     where = {"cycle": 0}
 
