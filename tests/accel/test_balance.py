@@ -11,7 +11,7 @@ from flexspec.accel._lpt import lpt_span
 from flexspec.accel.arch import AcceleratorConfig
 from flexspec.accel.engine import pass_shape
 from flexspec.accel.kernels import PRUNE_SCOPES, resolve_kernels
-from flexspec.accel.sim import _makespan, balanced_pe_cycles, pe_balance, schedule_layer_blocks, simulate_network
+from flexspec.accel.sim import array_makespan, balanced_pe_cycles, pe_balance, schedule_layer_blocks, simulate_network
 from flexspec.cli import main
 from flexspec.errors import UnknownNameError
 from flexspec.spectral.geometry import num_tiles
@@ -124,7 +124,7 @@ def test_makespan_within_4_3_of_the_brute_force_best_split(cyc, tiles, arrays):
     a_t x a_g = A split and every assignment of the groups to the a_g columns."""
     cyc = np.array(cyc, dtype=np.int64)
     divisors = [d for d in range(1, arrays + 1) if arrays % d == 0]
-    got = _makespan(cyc, tiles, arrays, divisors)
+    got = array_makespan(cyc, tiles, arrays, divisors)
     opt = min(-(-tiles // (arrays // a_g)) * _optimal_assignment(cyc.tolist(), a_g)
               for a_g in divisors if a_g == 1 or a_g <= cyc.size)
     assert opt <= got <= opt * 4 / 3

@@ -37,6 +37,7 @@ from ..errors import UsageError
 from ..workload.layers import (
     ActivationLayer, AddLayer, ConcatLayer, ConvLayer, LinearLayer, PoolLayer, UnsupportedLayer,
 )
+from .results import LayerResult
 
 #: Real MACs per PE per cycle in spatial mode (real weight, two activations packed in one complex word).
 SPATIAL_MACS_PER_PE = 2
@@ -231,8 +232,6 @@ def other_layer_costs(network, config, device, res, onchip_bits: dict | None = N
 
 def layer_result(cost: LayerCost, config, device, res):
     """The LayerResult of a LayerCost (same fields as a simulated layer; see accel.sim)."""
-    from .sim import LayerResult  # sim imports this module for spatial convolutions
-
     cyc = cost.cycles
     pe_equiv = math.ceil(cost.real_macs / SPATIAL_MACS_PER_PE) if cost.kind == "spatial" else cost.real_macs
     eff = cost.real_macs / max(1, cost.pe_cycle_capacity) * cost.compute_cycles / max(1, cyc) \

@@ -1,0 +1,135 @@
+"""Kernel groups, their conflict-free schedules, and their assignment to the PE arrays.
+
+The kernels of every (output-channel block, input channel) pair are grouped by P (balanced
+grouping inside the block) and each group is scheduled conflict-free over the B banks x R ports
+(:func:`schedule_layer_blocks`; ``optimal`` / ``broadcast``, baselines ``inorder``), memoized by
+a caller-owned :class:`ScheduleCache`.  :func:`array_makespan` assigns the groups of a kernel-block
+run to the A arrays (a_t arrays over tiles x a_g over groups, groups longest-first to the
+least-loaded column).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..schedule import group_kernels, schedule_groups
+from ..schedule.model import resolve_bank_map
+from ._lpt import lpt_span
+from .arch import AcceleratorConfig
+
+
+@dataclass(frozen=True, eq=False)
+class LayerSchedules:
+    """Schedules of one layer's kernel groups for one cout blocking.
+
+    Groups are ordered (cout block, input channel, k); ``cycles`` [nO, Cin, per_block]."""
+
+    schedule: object  # flexspec.schedule.Schedule
+    groups: np.ndarray  # int [G, P] flat kernel ids j*Cin + i, -1 idle
+    cycles: np.ndarray
+    pe_bound: np.ndarray  # same shape: max non-zeros of one PE (no-conflict makespan)
+    cout_block: int
+
+
+def schedule_layer_blocks(mask: np.ndarray, config: AcceleratorConfig, cout_block: int, method: str = "optimal",
+                          bank_map="auto") -> LayerSchedules:
+    cout, cin, f = mask.shape
+    p = config.pes
+    bo = min(cout_block, cout)
+    n_o = -(-cout // bo)
+    per = -(-bo // p)
+    bank_of = resolve_bank_map(bank_map, mask, config.banks)
+    all_groups, all_masks = [], []
+    for o in range(n_o):
+        lo, hi = o * bo, min(cout, (o + 1) * bo)
+        g, gm = group_kernels(mask[lo:hi], p, "balanced")
+        # ids are local to the block: re-base them to the layer, pad to `per` groups per channel
+        j, i = np.divmod(np.where(g >= 0, g, 0), cin)
+        g = np.where(g >= 0, (j + lo) * cin + i, -1)
+        have = g.shape[0] // cin
+        if have < per:
+            g = np.concatenate([g.reshape(cin, have, p), np.full((cin, per - have, p), -1)], 1).reshape(-1, p)
+            gm = np.concatenate([gm.reshape(cin, have, p, f), np.zeros((cin, per - have, p, f), bool)],
+                                1).reshape(-1, p, f)
+        all_groups.append(g)
+        all_masks.append(gm)
+    groups = np.concatenate(all_groups)
+    gm = np.concatenate(all_masks)
+    m = method if method != "optimal" or not config.broadcast else "broadcast"
+    sched = schedule_groups(gm, config.banks, config.ports, broadcast=config.broadcast, bank_map=bank_of, method=m)
+    shape = (n_o, cin, per)
+    pe_bound = gm.sum(axis=2, dtype=np.int64).max(axis=1)
+    return LayerSchedules(sched, groups, np.asarray(sched.cycles, np.int64).reshape(shape), pe_bound.reshape(shape),
+                          bo)
+
+
+class ScheduleCache:
+    """Caller-owned memo of :func:`schedule_layer_blocks` results (explicit, never global).
+
+    The key is everything a layer's schedules depend on: a digest of the mask, P, B, R,
+    broadcast, the method and the cout block; the same key always maps to the same schedules,
+    so sharing one cache between simulations of the same kernels (design search, the flexspec
+    design and its baselines, several devices) changes no result, only the time."""
+
+    def __init__(self):
+        self._entries: dict = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, mask: np.ndarray, config: AcceleratorConfig, cout_block: int, method: str = "optimal"):
+        mask = np.asarray(mask, dtype=bool)
+        digest = hashlib.sha1(np.packbits(mask).tobytes()).hexdigest()
+        key = (digest, mask.shape, config.pes, config.banks, config.ports, config.broadcast, method,
+               min(int(cout_block), mask.shape[0]))
+        if key not in self._entries:
+            self._entries[key] = schedule_layer_blocks(mask, config, cout_block, method)
+        return self._entries[key]
+
+
+def bank_load(sched, banks: int, ports: int) -> dict:
+    """Bank-load histograms of a schedule: reads per bank (summed over groups) and, over every
+    (cycle, bank) slot, how many cycles a bank served 0..R reads."""
+    bank = sched.bank_of[sched.index]
+    reads = np.bincount(bank, minlength=banks)
+    start = np.zeros(sched.num_groups + 1, dtype=np.int64)
+    np.cumsum(sched.cycles, out=start[1:])
+    key = (start[sched.group] + sched.cycle) * banks + bank
+    if sched.broadcast:
+        key = np.unique(key * sched.num_frequencies + sched.index) // sched.num_frequencies
+    per_slot = np.bincount(key, minlength=int(start[-1]) * banks)
+    hist = np.bincount(per_slot, minlength=ports + 1)
+    return {"reads_per_bank": reads.tolist(), "bank_cycles_by_reads": hist.tolist()}
+
+
+def array_makespan(cyc: np.ndarray, tiles: int, arrays: int, divisors, interval=None) -> int:
+    """Cycles for ``tiles`` tiles x groups with makespans ``cyc`` on ``arrays`` arrays:
+    the best a_t x a_g = A split (a_t arrays on tiles, a_g on groups).  The compiler assigns the
+    groups to the a_g array columns statically, by the better of two assignments: longest first to
+    the least-loaded column (LPT; within 4/3 of the optimal assignment) and round-robin in group
+    order (LPT is a heuristic and occasionally loses to it); each column runs its groups back to back
+    as one program per tile.  ``interval(L)``: the engine's cycles per tile for a program of L
+    words (:func:`flexspec.accel.engine.tile_interval_cycles`; default L itself)."""
+    best = None
+    cyc = np.asarray(cyc, dtype=np.int64)
+    n = cyc.size
+    desc = np.sort(cyc)[::-1].copy()
+    for a_g in divisors:
+        a_t = arrays // a_g
+        if a_g > n and a_g > 1:
+            continue
+        if a_g == 1:
+            span = int(desc.sum())
+        else:
+            dealt = np.zeros(-(-n // a_g) * a_g, dtype=np.int64)
+            dealt[:n] = cyc
+            span = min(int(lpt_span(desc, int(a_g))), int(dealt.reshape(-1, a_g).sum(axis=0).max()))
+        per_tile = span if interval is None else interval(span)
+        total = -(-tiles // a_t) * per_tile
+        if best is None or total < best:
+            best = total
+    return best
+
