@@ -37,7 +37,7 @@ from . import FORMAT_VERSION, __version__
 from .accel import search, sim
 from .accel.kernels import PRUNE_SCOPES, KernelSource, resolve_kernels, user_kernels
 from .accel.spatial import MODES, check_supported, conv_only, fused_into, unsupported_rows
-from .dataflow import tradeoff_curve
+from .dataflow import Precision, tradeoff_curve
 from .devices import load_device
 from .errors import InputFileError, UnknownNameError, UsageError
 from .fileio import OutputError, check_output_folder
@@ -548,8 +548,8 @@ def stage_network(model, accept_fallback: bool = False):
 
 
 def stage_kernels(network, *, weights, fft_size, density, seed, prune_scope, notes: list):
-    """sparse kernels: (masks, N, KernelSource) -- a kernels file, the user's own weights, the
-    shipped / synthesized ones, or labelled random masks."""
+    """sparse kernels: (masks, N, KernelSource, SparseNetworkKernels or None) -- a kernels file,
+    the user's own weights, the shipped / synthesized ones, or labelled random masks (None)."""
 
     if isinstance(weights, SparseNetworkKernels) and weights.network == network.name:
         # kernels made in Python for this network (e.g. workload.finetune.admm_finetune): the user's own
@@ -561,7 +561,7 @@ def stage_kernels(network, *, weights, fft_size, density, seed, prune_scope, not
         src = KernelSource("user", weights.provenance, bool(weights.is_real), float(weights.density), n, None,
                            (network.source or {}).get("path"), sha,
                            f"{weights.method or 'given'} pruning, target density {weights.target_density}")
-        return masks, n, src
+        return masks, n, src, weights
     if weights is not None:
         net_k = weights if isinstance(weights, SparseNetworkKernels) else SparseNetworkKernels.load(weights)
         where = weights if not isinstance(weights, SparseNetworkKernels) else "the given kernels"
@@ -572,33 +572,55 @@ def stage_kernels(network, *, weights, fft_size, density, seed, prune_scope, not
                              f"{where}; leave --fft-size out")
         n = check_fft_size(int(net_k.fft_size), network)
         masks, _, src = resolve_kernels(network, weights, fft_size=n)
-        return masks, n, src
+        return masks, n, src, net_k
     n = check_fft_size(fft_size if fft_size is not None else DEFAULT_FFT_SIZE, network)
     d = density if density is not None else DEFAULT_DENSITY
     scope = prune_scope or DEFAULT_PRUNE_SCOPE
     if network.weights and all(lay.name in network.weights for lay in network.spectral_layers):
         net_k, src = user_kernels(network, n, d, scope)
-        return {name: ssk.mask() for name, ssk in net_k.layers.items()}, n, src
+        return {name: ssk.mask() for name, ssk in net_k.layers.items()}, n, src, net_k
     if isinstance(d, Mapping):
         raise UsageError("a per-layer density schedule needs the model's own weights (a model file or "
                          "from_torch); built-in networks take one --density")
-    masks, _, src = resolve_kernels(network, None, fft_size=n, density=d, seed=seed, prune_scope=scope)
+    masks, net_k, src = resolve_kernels(network, None, fft_size=n, density=d, seed=seed, prune_scope=scope)
     if src.kind == "random":
         notes.append(f"no real or synthesized kernels exist for '{network.name}': seeded random masks "
                      f"(density {src.density}, seed {seed}) stand in for them")
-    return masks, n, src
+    return masks, n, src, net_k
 
 
-def stage_dataflow(network, masks, config, dev, res):
+def stage_precision(config, net_k, src) -> Precision:
+    """The word widths the run counts: the resolved design's (:func:`flexspec.accel.sim.precision_of`).
+
+    Kernels stored at other widths (``value_bits`` / ``index_bits`` of a kernels file) are refused:
+    the design's PE arrays hold ``data_bits`` values, so the file's widths would be neither what it
+    says nor what the hardware moves."""
+    prec = sim.precision_of(config)
+    if net_k is None:
+        return prec
+    design = (prec.kernel_format.value_bits, prec.kernel_format.index_bits_for(config.fft_size))
+    stored = sorted({(int(k.value_bits), int(k.index_bits)) for k in net_k.layers.values()})
+    if stored != [design]:
+        where = src.path or f"the {src.kind} kernels"
+        widths = ", ".join(f"{v}-bit values / {i}-bit indices" for v, i in stored)
+        raise UsageError(f"the kernels of {where} are stored at {widths}; the design stores kernels at "
+                         f"{design[0]}-bit values / {design[1]}-bit indices (data_bits {config.data_bits}, "
+                         f"N={config.fft_size}): re-store the kernels at the design's widths")
+    return prec
+
+
+def stage_dataflow(network, masks, config, dev, res, precision: Precision):
     """dataflow: the per-layer plans of the design and the spectral layers' models."""
 
-    return sim.analyze(network, masks, config, dev, res), sim.layer_models(network, masks, config)
+    return (sim.analyze(network, masks, config, dev, res, precision),
+            sim.layer_models(network, masks, config, precision))
 
 
-def stage_tradeoff(network, masks, n, config) -> dict:
-    """tradeoff curves: the bandwidth-storage curve of every spectral layer."""
+def stage_tradeoff(network, masks, n, config, precision: Precision | None = None) -> dict:
+    """tradeoff curves: the bandwidth-storage curve of every spectral layer (``precision``:
+    default the design's, :func:`stage_precision`)."""
 
-    prec = sim.precision_of(config)
+    prec = precision or sim.precision_of(config)
     return {lay.name: tradeoff_curve(lay, masks[lay.name].sum(axis=2, dtype=np.int64), n, prec)
             for lay in network.spectral_layers}
 
@@ -639,21 +661,23 @@ def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None,
             network = stage_network(model, accept_fallback)
             treatment = layer_treatment(network)
         with prog.stage("sparse kernels"):
-            masks, n, src = stage_kernels(network, weights=weights, fft_size=fft_size, density=density, seed=seed,
+            masks, n, src, net_k = stage_kernels(network, weights=weights, fft_size=fft_size, density=density, seed=seed,
                                           prune_scope=prune_scope, notes=notes)
             keep = _keep_probability(masks, n)
         with prog.stage("design"):
             config, res = fit_design(dev, n, network=network, masks=masks, arrays=arrays, pes=pes, banks=banks)
+            prec = stage_precision(config, net_k, src)
 
         with prog.stage("dataflow"):
-            nd, models = stage_dataflow(network, masks, config, dev, res)
+            nd, models = stage_dataflow(network, masks, config, dev, res, prec)
         cmp = sim.simulate_designs(network, masks, config, dev, res, src, nd=nd, models=models, whole_network=True,
-                               fc_density=fc_density or 1.0, accept_fallback=accept_fallback, stage=prog.stage)
+                                   fc_density=fc_density or 1.0, accept_fallback=accept_fallback, stage=prog.stage,
+                                   precision=prec)
         notes += list(cmp.notes)
         curves = {}
         if tradeoff:
             with prog.stage("tradeoff curves"):
-                curves = stage_tradeoff(network, masks, n, config)
+                curves = stage_tradeoff(network, masks, n, config, prec)
 
     headline = sim.HEADLINE_BASELINE if sim.HEADLINE_BASELINE in cmp.baselines else next(iter(cmp.baselines))
     notes = summarize_treatment(treatment) + list(network.notes) + notes

@@ -6,11 +6,13 @@ import json
 import math
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
 from flexspec.errors import UsageError
 from flexspec.pipeline import STAGES, layer_treatment, run
+from flexspec.spectral.sparse import SparseNetworkKernels
 
 from report_helpers import tiny_network, weights_file
 
@@ -167,6 +169,20 @@ def test_weights_file_round_trip(tmp_path, tiny_report):
     for _name, p in rep.keep_probability.items():
         assert p.mean() == pytest.approx(0.5, abs=0.03)
     assert rep.configuration["weights_path"] == str(npz)
+
+
+def test_kernels_stored_at_other_widths_than_the_design_are_refused(tmp_path, tiny_report):
+    """Before: run() counted an 8-bit kernels file at the design's 16-bit values without a word;
+    ``flexspec simulate`` counted it at 8 bits.  Now run() refuses it, naming both widths."""
+    npz = weights_file(tmp_path, tiny_network(), density=0.5)
+    net_k = SparseNetworkKernels.load(npz)
+    narrow = replace(net_k, layers={k: replace(v, value_bits=8) for k, v in net_k.layers.items()})
+    path = tmp_path / "narrow.npz"
+    narrow.save(path)
+    with pytest.raises(UsageError, match=r"8-bit values / 6-bit indices.*16-bit values / 6-bit indices"):
+        run(tiny_network(), "u200", weights=path, progress=False, tradeoff=False)
+    rep = run(tiny_network(), "u200", weights=npz, progress=False, tradeoff=False)  # the design's widths: runs
+    assert rep.flexspec.cycles > 0
 
 
 def test_bound_stated_is_the_largest_part_of_the_time_split(tiny_report):

@@ -81,7 +81,7 @@ def test_the_kernels_are_the_users_largest_spectral_entries():
     is at least as large as every pruned one (layer scope), and a schedule sets each layer's density."""
     model = trained_cnn()
     net = from_torch(model, (1, 16, 16))
-    masks, n, src = stage_kernels(net, weights=None, fft_size=8, density={"0": 0.5, "default": 0.25}, seed=0,
+    masks, n, src, _ = stage_kernels(net, weights=None, fft_size=8, density={"0": 0.5, "default": 0.25}, seed=0,
                                   prune_scope="layer", notes=[])
     assert src.kind == "user" and src.is_real and "per-layer schedule 0=0.5, default=0.25" in src.pruning
     for name, conv, d in (("0", model[0], 0.5), ("4", model[4], 0.25)):
