@@ -1,13 +1,16 @@
 """Bytes and latency of the ways VGG16's sparse spectral kernels can be stored (flexspec.kernel_format).
 
-Design and kernels as ``flexspec simulate vgg16 --device u200`` picks them (A=55 P=32 B=20 R=2
-broadcast, 64/64 FFT engines; synthesized kernels, layer-scope magnitude pruning to 25%, seed 0).
+Design and kernels as ``flexspec run vgg16 --device u200`` picks them (the design that fits the
+U200, ``flexspec.accel.search.fit_design``; synthesized kernels, layer-scope magnitude pruning to
+25%, seed 0).
 Per layer, the stored kernel bytes of
 
 * ``entries``: what the dataflow and the simulator count -- nnz x (2 x 16 + 6) bits;
-* ``stream``: what the generated RTL's kernel ROM holds for the schedules the simulator runs
-  (the flexspec design's cout blocking, broadcast-aware schedules): one 39-bit word
-  (valid | index | re | im) per PE per schedule cycle, idle slots included;
+* ``stream``: what the generated RTL's schedule memory holds for the schedules the simulator runs
+  (the flexspec design's cout blocking, broadcast-aware schedules): one schedule word
+  (``flexspec.rtl.config.PEArrayConfig.word_bits``: B x R port addresses, then per PE valid | port
+  select | first | accumulator address | row | re | im) per schedule cycle, idle slots included
+  (``flexspec.accel.grouping.stored_stream_bits``);
 * ``twins once``: entries with one member of each conjugate pair of columns 0 and N/2 stored and
   the real-valued DC/Nyquist bins stored as their real part only;
 
@@ -30,16 +33,15 @@ from dataclasses import replace
 from pathlib import Path
 
 
-from flexspec.accel.arch import AcceleratorConfig
 from flexspec.accel.kernels import resolve_kernels
+from flexspec.accel.grouping import stored_stream_bits
+from flexspec.accel.search import fit_design
 from flexspec.accel.sim import ScheduleCache, precision_of, simulate_network
 from flexspec.dataflow import kernel_bits
 from flexspec.fileio import write_file
-from flexspec.kernel_format import schedule_stream_bits, spread_over_kernels
 from flexspec.workload import get_network
 
 OUT = Path(__file__).resolve().parent / "results" / "kernel_format.json"
-CFG = AcceleratorConfig(arrays=55, pes=32, banks=20, ports=2, fft_engines=64, ifft_engines=64, broadcast=True)
 
 
 def main() -> int:
@@ -48,26 +50,23 @@ def main() -> int:
     args = ap.parse_args()
     net = get_network("vgg16")
     masks, net_k, src = resolve_kernels(net, None)
-    entries = precision_of(CFG, net_k)
+    cfg, _ = fit_design("u200", 8, network=net, masks=masks)
+    entries = precision_of(cfg, net_k)
     once = replace(entries, kernel_format=replace(entries.kernel_format, twins="once"))
     cache = ScheduleCache()
     load = {"before": os.getloadavg()[0]}
     t0 = time.perf_counter()
-    runs = {name: simulate_network(net, "u200", CFG, net_k, histograms=False, schedules=cache, precision=prec)
+    runs = {name: simulate_network(net, "u200", cfg, net_k, histograms=False, schedules=cache, precision=prec)
             for name, prec in (("entries", entries), ("twins_once", once))}
+
     def stream_of(blocks: dict) -> dict:
-        out = {}
-        for name, cout_block in blocks.items():
-            sch = cache.get(masks[name], CFG, cout_block, "optimal")
-            bits = schedule_stream_bits(sch.cycles.ravel(), CFG.pes, 8, entries.kernel_format)
-            out[name] = spread_over_kernels(sch.groups, bits, masks[name][..., 0].size).reshape(masks[name].shape[:2])
-        return out
+        return {name: stored_stream_bits(masks[name], cfg, cout_block, cache) for name, cout_block in blocks.items()}
 
     # the stored stream depends on the grouping, hence on the cout block the run picks: iterate to a fixed point
     blocks = {lay.name: lay.cout_block for lay in runs["entries"].layers}
     for _ in range(4):
         stored_blocks, stream = dict(blocks), stream_of(blocks)
-        runs["stream"] = simulate_network(net, "u200", CFG, net_k, histograms=False, schedules=cache,
+        runs["stream"] = simulate_network(net, "u200", cfg, net_k, histograms=False, schedules=cache,
                                           precision=entries, stored_kernel_bits=stream)
         picked = {lay.name: lay.cout_block for lay in runs["stream"].layers}
         if picked == blocks:
@@ -89,7 +88,7 @@ def main() -> int:
                "traffic_bytes_twins_once": runs["twins_once"].layer(lay.name).traffic_bytes}
         rows.append(row)
     tot = {k: float(sum(r[k] for r in rows)) for k in rows[0] if k.endswith(("_bytes", "_entries", "_once", "_stream"))}
-    report = {"network": "vgg16", "device": "u200", "config": CFG.to_dict(), "kernels": src.to_dict(),
+    report = {"network": "vgg16", "device": "u200", "config": cfg.to_dict(), "kernels": src.to_dict(),
               "layers": rows, "total": tot, "seconds": time.perf_counter() - t0, "load_average": load,
               "cycles": {k: r.cycles for k, r in runs.items()}}
     write_file(args.out, json.dumps(report, indent=1) + "\n")

@@ -2,8 +2,9 @@
 
 The sparse kernel file (:mod:`flexspec.spectral.sparse`), the dataflow model
 (:mod:`flexspec.dataflow`) and the simulator (:mod:`flexspec.accel.sim`) count kernel bits with
-the functions of this module, so one quantity has one formula; the generated RTL's kernel ROM
-word is held to :func:`stream_word_bits` by a test (``tests/dataflow/test_kernel_format.py``).
+the functions of this module, so one quantity has one formula.  The stored schedule stream is
+counted with the generated PE array's own word width (:meth:`flexspec.rtl.config.PEArrayConfig.word_bits`),
+and a test holds it to the schedule memory of the generated RTL (``tests/dataflow/test_kernel_format.py``).
 
 Kernel entries (what the dataflow moves off chip and holds in its kernel buffer)
     A kept spectral entry is a complex value, ``value_bits`` for the real and as many for the
@@ -21,11 +22,13 @@ Hermitian twins stored once (``twins="once"``, a smaller candidate format)
     mask (:func:`flexspec.spectral.sparse.twin_once_counts`).
 
 Schedule stream (what the generated PE array stores, :mod:`flexspec.rtl.program`)
-    The kernel ROM of a PE array holds one word per PE per schedule cycle, idle slots
-    included: ``valid | index | re | im`` = ``1 + index_bits + 2 * value_bits`` bits
-    (:func:`stream_word_bits`).  A group scheduled in ``makespan`` cycles on ``P`` PEs costs
-    ``makespan * P * stream_word_bits`` (:func:`schedule_stream_bits`); against the entry count
-    this adds the idle slots (load imbalance, bank conflicts) and the valid bit.
+    The schedule/kernel memory of a PE array holds one word per schedule cycle, idle slots
+    included: the B x R tile-buffer port addresses, then per PE valid | port select | first |
+    accumulator address | row | kernel re | kernel im (``PEArrayConfig.word_bits``, the one
+    formula; its address fields grow with the channels the tile buffer and the accumulators
+    hold).  A group scheduled in ``makespan`` cycles costs ``makespan * word_bits``
+    (:func:`schedule_stream_bits`); against the entry count this adds the idle slots (load
+    imbalance, bank conflicts), the port addresses and the control fields.
 
 Partial sums
     A PE accumulates real and imaginary parts in two ``acc_bits`` accumulators (48 bits, the
@@ -64,11 +67,6 @@ def entry_bits(value_bits: int = DEFAULT_VALUE_BITS, index_bits: int = 6) -> int
 def psum_bits(acc_bits: int = DEFAULT_ACC_BITS) -> int:
     """Bits of one complex partial sum: a real and an imaginary accumulator of ``acc_bits``."""
     return 2 * int(acc_bits)
-
-
-def stream_word_bits(value_bits: int = DEFAULT_VALUE_BITS, index_bits: int = 6) -> int:
-    """Bits one PE owns in one word of the schedule/kernel ROM: valid | index | re | im."""
-    return 1 + entry_bits(value_bits, index_bits)
 
 
 @dataclass(frozen=True)
@@ -113,9 +111,6 @@ class KernelFormat:
         real = np.asarray(real_entries, dtype=np.int64)
         return stored * self.entry_bits(fft_size) - real * self.value_bits + self.count_bits
 
-    def stream_word_bits(self, fft_size: int | None = None) -> int:
-        return stream_word_bits(self.value_bits, self.index_bits_for(fft_size))
-
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -123,15 +118,22 @@ class KernelFormat:
 DEFAULT_FORMAT = KernelFormat()
 
 
-def schedule_stream_bits(cycles, pes: int, fft_size: int, fmt: KernelFormat = DEFAULT_FORMAT) -> np.ndarray:
+def schedule_stream_bits(cycles, array) -> np.ndarray:
     """Bits of the stored schedule/kernel stream of each group (int64, shape of ``cycles``):
-    ``cycles * pes * stream_word_bits`` -- one word per PE per schedule cycle, idle slots included.
+    ``cycles * array.word_bits()`` -- one schedule word per cycle, idle slots included.
 
-    ``cycles``: each group's schedule makespan (``flexspec.schedule.Schedule.cycles``).  This is
-    what the generated RTL's kernel ROM holds for the group (:mod:`flexspec.rtl.program`)."""
-    if not isinstance(pes, (int, np.integer)) or pes < 1:
-        raise UsageError(f"pes must be a positive integer, got {pes!r}")
-    return np.asarray(cycles, dtype=np.int64) * int(pes) * fmt.stream_word_bits(fft_size)
+    ``cycles``: each group's schedule makespan (``flexspec.schedule.Schedule.cycles``);
+    ``array``: the :class:`flexspec.rtl.config.PEArrayConfig` that runs them (its ``word_bits``
+    is the width of the generated schedule memory; :func:`flexspec.accel.grouping.stream_array`
+    builds it for a simulated design).  This is what the generated RTL's schedule memory holds
+    for the groups (:func:`flexspec.rtl.program.build_program`)."""
+    word_bits = getattr(array, "word_bits", None)
+    if not callable(word_bits):
+        raise UsageError(f"array must be a flexspec.rtl.config.PEArrayConfig, got {type(array).__name__}")
+    cycles = np.asarray(cycles, dtype=np.int64)
+    if cycles.size and cycles.min() < 0:
+        raise UsageError("schedule cycles must be >= 0")
+    return cycles * int(word_bits())
 
 
 def spread_over_kernels(groups, group_bits, num_kernels: int) -> np.ndarray:

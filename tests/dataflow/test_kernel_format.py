@@ -1,5 +1,6 @@
 """One formula for stored kernel bits: the sparse file, the dataflow and the simulator agree, the
-simulator honours a file's widths, the schedule stream is what the RTL's ROM holds, twins once."""
+simulator honours a file's widths, the schedule stream is what the generated RTL's schedule memory
+holds, twins once."""
 
 from dataclasses import replace
 
@@ -9,13 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flexspec.accel.arch import AcceleratorConfig
-from flexspec.accel.sim import ScheduleCache, compare, precision_of, schedule_layer_blocks
+from flexspec.accel.grouping import stored_stream_bits
+from flexspec.accel.sim import ScheduleCache, compare, precision_of
 from flexspec.dataflow import LayerModel, Precision, kernel_bits
 from flexspec.errors import UsageError
-from flexspec.kernel_format import (
-    DEFAULT_ACC_BITS, KernelFormat, psum_bits, schedule_stream_bits, spread_over_kernels,
-)
+from flexspec.kernel_format import DEFAULT_ACC_BITS, KernelFormat, psum_bits, schedule_stream_bits, spread_over_kernels
 from flexspec.rtl.config import PEArrayConfig
+from flexspec.rtl.source import RTLOptions, layer_case
 from flexspec.spectral import real_model
 from flexspec.spectral.sparse import SparseNetworkKernels, twin_once_counts
 from flexspec.workload.zoo import get_network
@@ -72,14 +73,23 @@ def test_partial_sums_are_the_two_48_bit_accumulators():
     assert Precision().psum_bits == precision_of(AcceleratorConfig()).psum_bits == psum_bits() == 2 * rtl.acc_bits
 
 
-def test_schedule_stream_is_the_entries_plus_idle_slots_and_valid_bits():
-    """On a real layer: stream = (PE slots of the schedule) x 39 bits, entries = nnz x 38 bits."""
-    mask = real_model.load_pruned("admm", 0.25).layers["conv2_1"].mask()
-    sch = schedule_layer_blocks(mask, CFG, mask.shape[0])
-    stream = int(schedule_stream_bits(sch.cycles, CFG.pes, 8).sum())
-    entries = int(kernel_bits(mask.sum(axis=2), 8).sum())
-    assert entries == int(mask.sum()) * 38
-    assert stream == int(sch.cycles.sum()) * CFG.pes * 39 > entries
+@pytest.mark.parametrize("pes, banks, ports, broadcast, layer", [(4, 4, 1, False, "conv1_2"),
+                                                                   (8, 20, 2, True, "conv2_1")])
+def test_stored_stream_is_what_the_generated_schedule_memory_holds(pes, banks, ports, broadcast, layer):
+    """A real layer's stored stream as the simulator counts it = the words of the program that
+    ``flexspec rtl`` builds for the layer x the width of the schedule memory of the elaborated
+    Amaranth PE array (both independent of kernel_format)."""
+    pytest.importorskip("amaranth", reason="the generated RTL needs amaranth (extra 'rtl')")
+    from flexspec.rtl.pe_array import SparsePEArray  # amaranth: heavy optional dependency
+
+    case = layer_case(layer, RTLOptions(num_pes=pes, num_banks=banks, ports=ports, broadcast=broadcast))
+    width = SparsePEArray(case.pe_config).elaborate(None).submodules["schedule"].shape.width
+    cfg = AcceleratorConfig(arrays=1, pes=pes, banks=banks, ports=ports, broadcast=broadcast)
+    stored = stored_stream_bits(case.mask, cfg, case.mask.shape[0], ScheduleCache())
+    assert int(stored.sum()) == len(case.program.words) * width
+    assert int(schedule_stream_bits(case.program.group_cycles, case.pe_config).sum()) == len(case.program.words) * width
+    entries = int(kernel_bits(case.mask, 8).sum())
+    assert entries == int(case.mask.sum()) * 38 < int(stored.sum())  # the stream is larger than the packed entries
 
 
 @settings(max_examples=40, deadline=None)
@@ -102,12 +112,8 @@ def test_spread_over_kernels_keeps_every_bit_of_every_group(groups, pes, kernels
 def test_the_simulator_moves_a_stored_schedule_stream(shipped):
     """Kernels stored as their schedule stream: kernel reuse moves exactly the stream's bits."""
     net, net_k = shipped
-    cache, stored = ScheduleCache(), {}
-    for name, k in net_k.layers.items():
-        mask = k.mask()
-        sch = cache.get(mask, CFG, mask.shape[0], "optimal")
-        bits = schedule_stream_bits(sch.cycles.ravel(), CFG.pes, 8)
-        stored[name] = spread_over_kernels(sch.groups, bits, mask[..., 0].size).reshape(mask.shape[:2])
+    cache = ScheduleCache()
+    stored = {name: stored_stream_bits(k.mask(), CFG, k.out_channels, cache) for name, k in net_k.layers.items()}
     r = compare(net, "zcu102", CFG, net_k, histograms=False, schedules=cache, stored_kernel_bits=stored)
     for name, bits in stored.items():
         assert r.baselines["kernel-reuse"].layer(name).kernels_bytes * 8 == int(bits.sum())

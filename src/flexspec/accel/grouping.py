@@ -5,7 +5,8 @@ grouping inside the block) and each group is scheduled conflict-free over the B 
 (:func:`schedule_layer_blocks`; ``optimal`` / ``broadcast``, baselines ``inorder``), memoized by
 a caller-owned :class:`ScheduleCache`.  :func:`array_makespan` assigns the groups of a kernel-block
 run to the A arrays (a_t arrays over tiles x a_g over groups, groups longest-first to the
-least-loaded column).
+least-loaded column).  :func:`stored_stream_bits` counts a layer's kernels as the schedule stream
+the generated PE array stores (``flexspec.kernel_format.schedule_stream_bits``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..kernel_format import schedule_stream_bits, spread_over_kernels
+from ..rtl.config import PEArrayConfig
+from ..rtl.program import program_length
 from ..schedule import group_kernels, schedule_groups
 from ..schedule.model import resolve_bank_map
 from ._lpt import lpt_span
@@ -133,3 +137,26 @@ def array_makespan(cyc: np.ndarray, tiles: int, arrays: int, divisors, interval=
             best = total
     return best
 
+
+def stream_array(config: AcceleratorConfig, sch: LayerSchedules, in_channels: int) -> PEArrayConfig:
+    """The generated PE array (``flexspec.rtl``) that runs these schedules: P PEs, B banks x R
+    ports, the schedules' bank map, a tile buffer of ``in_channels`` channels (the layer's, as
+    ``flexspec rtl`` generates a layer) and accumulators for one cout block; its schedule memory
+    holds the groups' words back to back."""
+    return PEArrayConfig(config.pes, config.banks, config.ports, config.fft_size, tuple(sch.schedule.bank_of),
+                         program_length(sch.cycles), in_channels=int(in_channels), acc_channels=int(sch.cout_block),
+                         data_bits=config.data_bits, acc_bits=config.acc_bits, broadcast=config.broadcast)
+
+
+def stored_stream_bits(mask: np.ndarray, config: AcceleratorConfig, cout_block: int, schedules: ScheduleCache,
+                       method: str = "optimal") -> np.ndarray:
+    """int [Cout, Cin]: the bits of the schedule stream the generated PE array stores for this
+    layer grouped by ``cout_block`` (each group's makespan x the array's schedule word,
+    :func:`flexspec.kernel_format.schedule_stream_bits`), spread over the kernels of each group
+    (:func:`flexspec.kernel_format.spread_over_kernels`) -- the ``stored_kernel_bits`` of a
+    ``flexspec.dataflow.LayerModel`` that moves the stream instead of the packed entries."""
+    mask = np.asarray(mask, dtype=bool)
+    cout, cin = mask.shape[:2]
+    sch = schedules.get(mask, config, cout_block, method)
+    bits = schedule_stream_bits(sch.cycles.ravel(), stream_array(config, sch, cin))
+    return spread_over_kernels(sch.groups, bits, cout * cin).reshape(cout, cin)
