@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FlexSpecError, InputFileError, UsageError
+from .fileio import save_npz
 
 #: Where the Debian package ``dataset-fashion-mnist`` puts the files.
 DEBIAN_ROOT = Path("/usr/share/datasets/fashion-mnist")
@@ -125,8 +126,6 @@ def to_float(images: np.ndarray) -> np.ndarray:
 def write_subset(path=SUBSET_FILE, count: int = 1000, root=None) -> Path:
     """Regenerate the shipped subset from the full test split (used by benchmarks/train_fmnist.py)."""
     images, labels = fashion_mnist("test", root)
-    from .fileio import save_npz
-
     return save_npz(path, dict(images=images[:count], labels=labels[:count],
                                source=np.array("Fashion-MNIST t10k, first images, Debian dataset-fashion-mnist")),
                     compressed=True)

@@ -2,6 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import sys
+
+from ..datasets import fashion_mnist_subset
+from ..devices import list_devices, load_device
+from ..errors import UsageError
+from ..fileio import write_file
+from ..pipeline import check_file_out
+from ..report.table import speedup_lines
+from ..workload.zoo import get_network
+from .arch import AcceleratorConfig
+from .functional import functional_fmnist
+from .kernels import resolve_kernels
+from .search import Design, describe_design, one_more_array, resolve_design, search_design
+from .sim import compare
+
 
 def register(sub):
     p = sub.add_parser("devices", help="list the FPGA device profiles (built-in and FLEXSPEC_DEVICE_PATH)")
@@ -35,10 +51,6 @@ def register(sub):
 
 
 def _devices(args) -> int:
-    import sys
-
-    from ..devices import list_devices
-
     problems = []
     devices = list_devices(problems)
     print(f"{'name':<11} {'vendor':<7} {'part':<30} {'DSP':>6} {'kLUT':>6} {'BRAM Mb':>8} {'URAM Mb':>8} "
@@ -72,18 +84,6 @@ def _table(r):
 
 
 def _simulate(args) -> int:
-    import json
-
-    from ..devices import load_device
-    from ..errors import UsageError
-    from ..pipeline import check_file_out
-    from ..report.table import speedup_lines
-    from ..workload.zoo import get_network
-    from .arch import AcceleratorConfig
-    from .kernels import resolve_kernels
-    from .search import Design, describe_design, one_more_array, resolve_design, search_design
-    from .sim import compare
-
     if not 0 < args.density <= 1:
         raise UsageError(f"--density must be in (0, 1], got {args.density}")
     if args.weights and args.random_masks:
@@ -128,9 +128,6 @@ def _simulate(args) -> int:
     data = cmp.to_dict()
     data["design"] = design.to_dict()
     if args.functional:
-        from ..datasets import fashion_mnist_subset
-        from .functional import functional_fmnist
-
         x, y = fashion_mnist_subset()
         fr = functional_fmnist(net_k, x[:args.images], y[:args.images],
                                AcceleratorConfig(arrays=1, pes=cfg.pes, banks=cfg.banks, ports=cfg.ports,
@@ -142,7 +139,5 @@ def _simulate(args) -> int:
             print(f"  {c.name:<9} max |error| {c.max_abs_error:.3e} <= bound {c.bound:.3e}: {c.within_bound}")
         data["functional"] = fr.to_dict()
     if args.json_path:
-        from ..fileio import write_file
-
         write_file(args.json_path, json.dumps(data, indent=1))
     return 0

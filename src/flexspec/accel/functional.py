@@ -55,10 +55,14 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .. import datasets
+from ..datasets import to_float
 from ..errors import UsageError
+from ..spectral import real_model as rm
 from ..spectral.oaa import crop_output, input_tiles, overlap_add, transform_tiles
 from ..spectral.sparse import sparse_oaa_conv2d
 from .arch import AcceleratorConfig
+from .grouping import schedule_layer_blocks
 from .fixed_point import (
     AccumulatorOverflowError, BankConflictError, FFTFormat, choose_frac_bits, execute_group_tiles,
     fft2d_real_checked, ifft2d_real_checked, max_terms, quantize_complex,
@@ -153,7 +157,7 @@ class LayerMaxima:
     output: float
 
     def merge(self, other: LayerMaxima) -> LayerMaxima:
-        return LayerMaxima(*(max(a, b) for a, b in zip(astuple_(self), astuple_(other))))
+        return LayerMaxima(*(max(a, b) for a, b in zip(astuple_(self), astuple_(other), strict=True)))
 
 
 def astuple_(m: LayerMaxima) -> tuple:
@@ -356,7 +360,6 @@ def fixed_layer(x_int, ssk, quant: LayerQuant, config: AcceleratorConfig, paddin
     ``x_int``: integer input [B, Cin, H, W] at ``quant.in_frac`` (``data_bits`` wide).  ``sched``:
     the layer's :class:`flexspec.accel.sim.LayerSchedules` (one cout block; the optimal scheduler's
     when None).  Returns the :class:`LayerTrace` with every intermediate integer array."""
-    from .sim import schedule_layer_blocks  # sim imports this module's siblings; keep the graph acyclic
 
     _check_layer_args(ssk, config, quant, engine)
     x_int = np.asarray(x_int)
@@ -503,9 +506,6 @@ def calibrate_fmnist(kernels, images, batch: int = 250, headroom_bits: int = 1, 
     [n, 28, 28]; not the evaluation images): maxima of the float pipeline, layer by layer; each
     layer's input format is the previous layer's output format (integers pass through ReLU and
     max-pooling unchanged)."""
-    from ..datasets import to_float
-    from ..spectral import real_model as rm
-
     _check_fmnist(kernels)
     x_all = to_float(images)
     maxima: dict = {}
@@ -532,8 +532,6 @@ def calibration_images(eval_images, count: int = 1000):
     images when the full set is installed, else the shipped test subset's images that are not among
     ``eval_images``; if none is left, the evaluation images themselves (said so in the returned
     description)."""
-    from .. import datasets
-
     if datasets.fashion_mnist_available():
         return datasets.fashion_mnist("train")[0][:count], f"Fashion-MNIST training images 0..{count - 1}"
     sub = datasets.fashion_mnist_subset()[0]
@@ -574,8 +572,6 @@ def _maxpool2(x):
 
 
 def _check_fmnist(kernels):
-    from ..spectral import real_model as rm
-
     if list(kernels.layers) != list(rm.CONV_NAMES):
         raise UsageError(f"expected the layers {rm.CONV_NAMES} of fmnist_vgg, got {tuple(kernels.layers)}")
 
@@ -589,9 +585,6 @@ def functional_fmnist(kernels, images, labels, config: AcceleratorConfig | None 
     ``flexspec.spectral.real_model.numpy_forward``.  ``quants``: per-layer formats; else calibrated
     by :func:`calibrate_fmnist` on ``calib_images`` (default :func:`calibration_images`).  The
     first ``check_batches`` batches also check every layer against its float OaA and bound."""
-    from ..datasets import to_float
-    from ..spectral import real_model as rm
-    from .sim import schedule_layer_blocks
 
     t0 = time.perf_counter()
     config = config or AcceleratorConfig(arrays=1, pes=16, banks=20, ports=2)

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import InputFileError, UnknownNameError, UsageError
-from ..spectral import prune as _prune, synth as _synth
+from ..spectral import prune as _prune, real_model as rm, synth as _synth
 from ..spectral.geometry import num_frequencies
 from ..spectral.sparse import SparseNetworkKernels
 from ..spectral.transform import spectral_kernels
@@ -195,8 +195,6 @@ def resolve_kernels(network, kernels=None, *, fft_size: int = 8, density: float 
     if kernels != "random":
         net_k = None
         if network.name == "fmnist_vgg" and not network.weights:
-            from ..spectral import real_model as rm
-
             if not any(abs(density - d) < 1e-9 for d in rm.SHIPPED_DENSITIES):
                 raise UsageError(f"fmnist_vgg ships trained kernels pruned to densities "
                                  f"{', '.join(map(str, rm.SHIPPED_DENSITIES))} only; asked {density:g}. Use one of "

@@ -6,7 +6,17 @@ import json
 import os
 import re
 
-from ..errors import UsageError
+from ..accel.design_dataflow import precision_of
+from ..accel.search import fit_design
+from ..devices import load_device
+from ..errors import InputFileError, UsageError
+from ..fileio import write_file
+from ..pipeline import check_file_out
+from ..spectral.sparse import SparseNetworkKernels
+from ..workload import get_network
+from .budget import budget_from_device
+from .model import tradeoff_curve
+from .network import analyze_network, synthetic_nnz_by_layer
 
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
 
@@ -89,9 +99,6 @@ def format_table(result) -> str:
 def nnz_from_weights(network, path):
     """(nnz by layer, N, description) from a SparseNetworkKernels file; every spectral layer of
     ``network`` must be in it with the layer's shape."""
-    from ..errors import InputFileError
-    from ..spectral.sparse import SparseNetworkKernels
-
     kernels = SparseNetworkKernels.load(path)
     nnz = {}
     for layer in network.spectral_layers:
@@ -107,14 +114,6 @@ def nnz_from_weights(network, path):
 
 
 def run(args) -> int:
-    from ..devices import load_device
-    from ..fileio import write_file
-    from ..pipeline import check_file_out
-    from ..workload import get_network
-    from .budget import budget_from_device
-    from .model import Precision, tradeoff_curve
-    from .network import analyze_network, synthetic_nnz_by_layer
-
     network = get_network(args.model)
     device = load_device(args.device)
     onchip = parse_bytes(args.onchip_bytes) if args.onchip_bytes is not None else None
@@ -126,13 +125,11 @@ def run(args) -> int:
     if args.plots and not os.path.isdir(args.plots):
         raise UsageError(f"--plots: folder {args.plots} does not exist")
     # the design `flexspec run` would build (A x P PEs, FFT engines, buffer share): one compute rate
-    from ..accel.search import fit_design
-
     config, res = fit_design(device, args.fft_size)
     budget = budget_from_device(device, pe_count=config.pe_count, fft_engines=config.fft_engines,
                                 fft_size=args.fft_size,
                                 onchip_bytes=onchip if onchip is not None else res.dataflow_bits // 8)
-    precision = Precision()
+    precision = precision_of(config)  # the design's word widths, as `flexspec run` counts them
     if args.weights:
         nnz, args.fft_size, source = nnz_from_weights(network, args.weights)
     else:
@@ -149,7 +146,7 @@ def run(args) -> int:
         write_file(args.json, json.dumps(doc, indent=1) + "\n")
         print(f"wrote {args.json}")
     if args.plots:
-        from .plots import plot_tradeoff, plot_traffic_bars
+        from .plots import plot_tradeoff, plot_traffic_bars  # matplotlib: imported only when plotting
 
         curves = [tradeoff_curve(layer, nnz[layer.name], args.fft_size, precision)
                   for layer in network.spectral_layers]

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import sys
 
+from .output import print_result
+from .run import explore
+
 DEFAULT_OUT = "explore-out"
 
 
@@ -39,9 +42,6 @@ def add_cluster_options(p) -> None:
 
 
 def _explore(args) -> int:
-    from .output import print_result
-    from .run import explore
-
     try:
         res = explore(args.space, args.out, scheduler=args.scheduler, workers=args.workers,
                       screen=not args.no_screen, cache_dir=args.cache, progress=not args.quiet,

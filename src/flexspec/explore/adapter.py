@@ -38,9 +38,11 @@ from ..rtl.fft_contract import latency_cycles as fft_latency_cycles
 from ..accel.spatial import SPATIAL_MACS_PER_PE, conv_only, whole_network
 from ..dataflow import kernel_bits
 from ..dataflow.model import LayerGeometry
+from ..datasets import fashion_mnist_subset
 from ..pipeline import check_density as _check_density
 from ..pipeline import check_fft_size as _check_fft_size
 from ..pipeline import fit_design, resolve_network
+from ..spectral import real_model
 from ..spectral.geometry import num_frequencies
 from ..workload.layers import ConvLayer
 
@@ -153,14 +155,10 @@ def accuracy_of(network, fft_size: int, density: float, seed: int, prune_scope: 
     """Test accuracy (fraction) of the point's kernels when they are real trained weights whose
     forward pass FlexSpec knows (the shipped ``fmnist_vgg``: float forward pass of the pruned
     spectral kernels on the 1,000 shipped Fashion-MNIST test images); None otherwise."""
-    from ..spectral import real_model
-
     if network.name != real_model.NAME:
         return None
 
     def compute():
-        from ..datasets import fashion_mnist_subset
-
         _, net_k, src = resolve_kernels(network, None, fft_size=fft_size, density=density, seed=seed,
                                         prune_scope=prune_scope)
         if net_k is None or not src.is_real:
@@ -178,8 +176,6 @@ def accuracy_of(network, fft_size: int, density: float, seed: int, prune_scope: 
 
 def has_real_weights(network) -> bool:
     """Whether FlexSpec ships trained weights (and so a measurable accuracy) for this network."""
-    from ..spectral import real_model
-
     return network.name == real_model.NAME
 
 

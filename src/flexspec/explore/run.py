@@ -36,6 +36,7 @@ from ..fileio import OutputError, check_output_folder
 from . import adapter
 from .cache import code_fingerprint, default_cache_dir
 from .journal import Journal
+from .output import write_outputs as write_output_files
 from .pareto import Front, feasible, pareto_front, vector, violated_for_sure
 from .space import Space, load_space
 from .tasks import evaluate_point, screen_group
@@ -268,9 +269,7 @@ def explore(space, out, *, scheduler: str | None = None, workers: int | None = N
     result = ExploreResult(folder, sp, ordered, front, best, counts, time.perf_counter() - t0, run_id, lost,
                            " ".join(lost_reason[0].split())[:300] if lost_reason else "")
     if write_outputs:
-        from .output import write_outputs as _write
-
-        _write(result)
+        write_output_files(result)
     return result
 
 

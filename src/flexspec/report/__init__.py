@@ -5,14 +5,10 @@ from __future__ import annotations
 
 from ..fileio import OutputError, check_output_folder, write_file, write_files
 from .render import render_csv, render_json, sweep_csv
+from .html import render_html
+from .table import print_report
 
 REPORT_FILES = ("report.json", "layers.csv", "report.html")
-
-
-def render_html(report) -> str:
-    from .html import render_html as _render
-
-    return _render(report)
 
 
 def write_json(report, path):
@@ -36,12 +32,6 @@ def write_report(report, folder, html: bool = True):
     if html:
         files["report.html"] = render_html(report)
     return write_files(folder, files)
-
-
-def print_report(report, console=None, table: bool = True) -> None:
-    from .table import print_report as _print
-
-    _print(report, console, table)
 
 
 __all__ = ["OutputError", "REPORT_FILES", "check_output_folder", "print_report", "render_csv", "render_html",

@@ -5,6 +5,17 @@ from __future__ import annotations
 import os
 import sys
 
+from ..devices import load_device
+from ..errors import CapacityError, FlexSpecError, UsageError
+from ..explore import explore, load_space
+from ..explore._cli import add_cluster_options
+from ..explore.journal import render_rows
+from ..explore.output import print_result
+from ..fileio import check_output_folder, write_file
+from ..pipeline import check_density, check_file_out, check_fft_size, check_out, run
+from . import print_report
+from .render import sweep_csv
+
 DEFAULT_OUT = "flexspec-out"
 
 
@@ -60,8 +71,6 @@ def register(sub) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="sweep.csv", metavar="FILE.csv", help="output CSV (default: sweep.csv)")
     s.add_argument("--quiet", action="store_true", help="no progress output")
-    from ..explore._cli import add_cluster_options
-
     add_cluster_options(s)
     s.set_defaults(func=_sweep)
 
@@ -89,8 +98,6 @@ def _common(p, design: bool = True) -> None:
 
 def _density_arg(text):
     """--density as a number, or a per-layer schedule string (kept for pipeline.run to parse)."""
-    from ..errors import UsageError
-
     if text is None or "=" in str(text):
         return text
     try:
@@ -104,8 +111,6 @@ def _guard(fn):
     """Unexpected exceptions become one line (exit 1); FLEXSPEC_DEBUG=1 shows the traceback."""
 
     def wrapped(args):
-        from ..errors import FlexSpecError
-
         try:
             return fn(args)
         except (FlexSpecError, KeyboardInterrupt):
@@ -124,9 +129,6 @@ def _guard(fn):
 
 @_guard
 def _run(args) -> int:
-    from ..pipeline import run
-    from . import print_report
-
     report = run(args.model, args.device, fft_size=args.fft_size, density=_density_arg(args.density),
                  weights=args.weights, out=args.out, seed=args.seed, progress=not args.quiet, arrays=args.arrays,
                  pes=args.pes, banks=args.banks, html=not args.no_html, prune_scope=args.prune_scope,
@@ -146,20 +148,14 @@ def _split(text: str, kind, what: str) -> list:
         try:
             out.append(kind(item))
         except ValueError:
-            from ..errors import UsageError
-
             raise UsageError(f"--{what}: cannot read {item!r} as {'an integer' if kind is int else 'a number'}") \
                 from None
     if not out:
-        from ..errors import UsageError
-
         raise UsageError(f"--{what}: give at least one value")
     return out
 
 
 def _parse_configs(text: str) -> list[dict]:
-    from ..errors import UsageError
-
     configs = []
     for part in [p.strip() for p in text.split(";") if p.strip()] or [""]:
         cfg = {}
@@ -215,16 +211,8 @@ def _progress_lines(quiet: bool, total: int):
 
 @_guard
 def _compare(args) -> int:
-    from ..devices import load_device
-    from ..errors import CapacityError as DoesNotFitError
-    from ..pipeline import check_density, check_fft_size, run
-    from ..fileio import write_file
-    from .render import sweep_csv
-
     devices = [d.strip() for d in args.devices.split(",") if d.strip()]
     if not devices:
-        from ..errors import UsageError
-
         raise UsageError("--devices: give at least one device name")
     for d in devices:  # unknown names and malformed profiles fail before any long computation
         load_device(d)
@@ -252,7 +240,7 @@ def _compare(args) -> int:
                 rep = run(args.model, dev, fft_size=args.fft_size, density=args.density, weights=args.weights,
                           seed=args.seed, progress=False, tradeoff=False, html=False, **cfg)
                 rows.append({**base, **_point_row(rep)})
-            except DoesNotFitError as exc:
+            except CapacityError as exc:
                 rows.append({**base, **{k2: cfg.get(k2) for k2 in ("arrays", "pes", "banks")},
                              "status": f"not run: {exc}"})
         step(len(points), "done")
@@ -268,8 +256,6 @@ def _compare(args) -> int:
 
 def _check_csv_out(path) -> None:
     """A CSV destination: not a folder, in a folder that exists and can be written."""
-    from ..pipeline import check_file_out, check_out
-
     check_file_out(path, "--out")
     check_out(os.path.dirname(os.path.abspath(path)))
 
@@ -315,12 +301,6 @@ def _cell(r: dict, key: str) -> str:
 @_guard
 def _sweep(args) -> int:
     """The grid as a space of ``flexspec.explore`` (one device, no screening), then its rows as CSV."""
-    from ..errors import UsageError
-    from ..explore import explore, load_space
-    from ..explore.journal import render_rows
-    from ..explore.output import print_result
-    from ..fileio import check_output_folder, write_file
-
     if os.path.isdir(args.out):
         raise UsageError(f"--out '{args.out}' is a folder; give a CSV file name")
     check_output_folder(os.path.dirname(os.path.abspath(args.out)))

@@ -9,6 +9,8 @@ import io
 
 import numpy as np
 
+from ..dataflow.plots import plot_tradeoff
+
 _SPLIT = (("compute_cycles", "compute", "#4C72B0"), ("bank_conflict_cycles", "bank-conflict stall", "#DD8452"),
           ("memory_stall_cycles", "memory stall", "#C44E52"), ("fft_stall_cycles", "FFT stall", "#8172B2"),
           ("fill_cycles", "fill / drain", "#937860"))
@@ -136,8 +138,6 @@ def roofline(report) -> bytes:
 def tradeoff(report) -> bytes:
     """Minimum off-chip traffic over the compulsory bound against on-chip capacity, one step line per
     layer (every blocking of the flexible dataflow)."""
-    from ..dataflow.plots import plot_tradeoff
-
     return plot_tradeoff(report.tradeoff, title="Bandwidth-storage tradeoff per layer (minimum traffic / bound)")
 
 

@@ -77,7 +77,7 @@ def simulate_program(config: PEArrayConfig, program: Program, tiles, _done_stage
     # amaranth is an optional dependency (extra "rtl"): imported on use
     from amaranth.sim import Simulator
 
-    from .pe_array import SparsePEArray
+    from .pe_array import SparsePEArray  # amaranth, as above
 
     tiles = list(tiles)
     if not 1 <= len(tiles) <= 2:

@@ -31,6 +31,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..accel.fixed_point import FFTFormat, _bit_reverse, _nontrivial, twiddles_fixed
 from .config import _bits_for
+from .verilator import StreamRun
 from .fft_contract import (
     MULTIPLIER_STAGE_CYCLES, beats_in, beats_out, in_beat_bits, out_beat_bits, release_index,
     stage_has_multiplier, transform_latency_cycles,
@@ -244,7 +245,7 @@ class _Transform2D(wiring.Component):
             outs = [p for r in range(n) for p in (_round_saturate(yb[r][0], f.out_shift, ob),
                                                   _round_saturate(yb[r][1], f.out_shift, ob))]
         regs = [Signal(signed(ob), name=f"o_{k}") for k in range(len(outs))]
-        pipe.stmts += [r_.eq(o) for r_, o in zip(regs, outs)]
+        pipe.stmts += [r_.eq(o) for r_, o in zip(regs, outs, strict=True)]
         pipe.stmts += [self.o_valid.eq(vb), self.o_index.eq(idb), self.o_last.eq(idb == nout - 1)]
         m.d.comb += self.o_data.eq(Cat(*regs))
         pipe.emit()
@@ -296,8 +297,6 @@ def simulate_stream(fmt: FFTFormat, in_beats, out_beats: int, seed: int = 0, val
     back-pressure); returns a :class:`flexspec.rtl.verilator.StreamRun` (edges numbered from 0)."""
     import numpy as np
     from amaranth.sim import Simulator  # heavy, only here
-
-    from .verilator import StreamRun
 
     dut = transform_block(fmt, _fault)
     in_beats = [int(b) for b in in_beats]

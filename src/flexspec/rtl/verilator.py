@@ -22,6 +22,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import __file__ as _flexspec_init
 from ..errors import UsageError
 from .export import ToolError
 
@@ -244,8 +245,6 @@ def cocotb_stream_cosim(verilog_text: str, top: str, in_beats, out_beats: int, w
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "runners are experimental"
         from cocotb.runner import get_results, get_runner  # heavy, optional
-    import flexspec
-
     in_beats = list(in_beats)
     if max_cycles is None:
         max_cycles = 1000 + 100 * (len(in_beats) + out_beats) * 100 // min(valid_percent, ready_percent)
@@ -259,7 +258,7 @@ def cocotb_stream_cosim(verilog_text: str, top: str, in_beats, out_beats: int, w
     case.write_text(json.dumps({"beats": [format(int(b), "x") for b in in_beats], "out_beats": out_beats,
                                 "seed": seed, "valid_percent": valid_percent, "ready_percent": ready_percent,
                                 "max_cycles": max_cycles, "result": str(result)}))
-    src_root = str(Path(flexspec.__file__).resolve().parents[1])
+    src_root = str(Path(_flexspec_init).resolve().parents[1])
     env = {"FLEXSPEC_COCOTB_CASE": str(case),
            "PYTHONPATH": os.pathsep.join([src_root, *filter(None, [os.environ.get("PYTHONPATH")])])}
     runner = get_runner("verilator")

@@ -50,6 +50,7 @@ def admm_finetune(model, input_shape, data, *, density=0.25, fft_size: int = 8, 
     ``density``: a float or a per-layer schedule (names as in the Network: module path with '_');
     ``config``: an ``flexspec.spectral.admm.AdmmConfig`` (its density and scope are replaced by
     these arguments)."""
+    # torch (optional dependency, extra 'torch'): admm and torch_ops import it, so they load on use
     from ..spectral.admm import AdmmConfig, admm_prune, spectral_layers
     from ..spectral.torch_ops import mask_standard_layout, to_spectral
 

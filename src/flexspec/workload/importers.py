@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 
 from ..errors import InputFileError
+from .onnx_import import load_onnx  # imports onnx itself only when a file is read
+from .torch_import import load_exported  # imports torch itself only when a file is read
 
 FORMATS = {".onnx": "ONNX model", ".pt2": "torch.export program (torch.export.save)"}
 ACCEPTED = ", ".join(f"{ext} ({what})" for ext, what in FORMATS.items())
@@ -37,9 +39,5 @@ def load_model(path, name: str | None = None):
     path = os.fspath(path)
     ext = check_model_file(path)
     if ext == ".onnx":
-        from .onnx_import import load_onnx
-
         return load_onnx(path, name)
-    from .torch_import import load_exported
-
     return load_exported(path, name)
