@@ -40,6 +40,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..rtl.config import LATENCY_CYCLES, readout_latency_cycles
+from ..rtl.program import program_length
 from ..rtl.fft_contract import transform_latency_cycles
 from .engine import DRAIN_START_CYCLES, OUTPUT_CYCLES, TILE_RELEASE_CYCLES
 
@@ -241,6 +242,15 @@ def engine_events(geom: EngineGeometry) -> EngineEvents:
         if rows:
             last = max(last, int(Rv[k * cout + cout - 1]) + L1 + rows[-1] + OLA_CYCLES)
     return EngineEvents(I, S, A, F, V, last, last)
+
+
+def engine_geometry(group_cycles, bank_of, num_banks: int, num_pes: int, fft_size: int, in_channels: int,
+                    out_channels: int, height: int, width: int, kernel_size: int = 3, padding: int = 1) -> EngineGeometry:
+    """The engine geometry of a layer whose program is the kernel groups with makespans
+    ``group_cycles`` (every group of the layer, one kernel block) over the bank map ``bank_of``."""
+    depth = max(1, int(np.bincount(np.asarray(bank_of, dtype=np.int64), minlength=num_banks).max()))
+    return EngineGeometry(int(fft_size), int(kernel_size), int(padding), int(height), int(width), int(in_channels),
+                          int(out_channels), depth, program_length(group_cycles), int(num_pes))
 
 
 def engine_cycles(geom: EngineGeometry) -> int:
