@@ -9,23 +9,26 @@ counted from the first edge after reset (``j = k*Cin + i`` the input channel i o
 k*Cout + o`` the output channel o of tile k; ``d`` tile-buffer rows per channel, ``L`` the
 program's words, ``Q = Cout*(N/2+1)`` read-out beats per tile):
 
-* FFT feed of channel j: its first row enters at ``I_j = max(I_{j-1} + N, W_{j-2} + SLOT_FREE_CYCLES)``
-  (N rows a channel: h from the host, N-h zero rows; a writer slot must be free); ``I_0 = 1``;
-* writer slot of channel j full at ``Fu_j = I_j + N - 1 + fft_latency + WRITER_FILL_CYCLES``;
-* writer rows: the first row of channel j is offered at ``O_j = max(Fu_j, W_{j-1} + 1)`` and, for
-  the first channel of tile k, not before ``C_{k-2} + CREDIT_CYCLES`` (output-FIFO credit: tile
-  k-2 consumed by the IFFT); the spectral pass takes it at ``S_j = O_j`` except for a tile's first
-  row, which waits for its tile-buffer half: ``max(O_j, A_{k-2} + L + TILE_RELEASE_CYCLES)``; the
-  rows of a channel follow one a cycle: ``W_j = S_j + d - 1``;
-* the spectral pass: ``E_k = W_{k*Cin+Cin-1}``, then ``A_k, G_k, F_k`` exactly as
-  :func:`~flexspec.accel.engine.pass_events` (issue, drain start, last read-out request);
-* tile k complete in the output FIFO at ``Z_k = F_k + readout + OUTPUT_CYCLES + FIFO_COMPLETE_CYCLES``;
-* IFFT: the first beat of output channel u is accepted at ``V_u = max(V_{u-1} + N, Z_k)`` for its
-  tile's first channel and ``V_{u-1} + N`` for the others (it takes N/2+1 beats per N cycles);
-  tile k consumed at ``C_k = V_{k*Cout+Cout-1} + N/2``;
-* write-back: row r of u leaves the overlap-add at ``V_u + ifft_latency + r + OLA_CYCLES`` (only
-  rows with output pixels are written back);
-* ``done`` rises after the last write-back beat's edge + 1.
+* FFT feed of channel j (N rows: h from the host, N-h zero rows): its first row enters at
+  ``I_j = max(I_{j-1} + N, W_{j-2} + SLOT_FREE_CYCLES, R_{j-2} + r_fft)``, ``I_0 = 1`` (a writer slot
+  must be free, and the FFT's corner-turn bank: ``r_fft`` = the FFT's ``release_index``);
+* the FFT reads channel j's first corner-turn column at ``R_j = max(I_j + N + L1 + 1, R_{j-1} + N/2+1)``
+  (``L1`` = one 1-D transform's latency); its last column is taken at ``R_j + L1 + N/2`` and the
+  writer slot is full ``WRITER_FILL_CYCLES`` later;
+* writer rows: the pass takes channel j's first row at ``S_j = max(full_j, W_{j-1} + 1)``, and for
+  the first channel of tile k not before ``C_{k-CREDITS} + CREDIT_CYCLES`` (output-FIFO credit)
+  nor ``A_{k-2} + L + TILE_RELEASE_CYCLES`` (its tile-buffer half); the rows of a channel follow one
+  a cycle: ``W_j = S_j + d - 1``;
+* the spectral pass: ``A_k = max(W_{k*Cin+Cin-1} + 1, A_{k-1} + L, F_{k-2} + 1)``,
+  ``G_k = max(A_k + L + LATENCY_CYCLES + DRAIN_START_CYCLES, F_{k-1} + 1)``, ``F_k = G_k + Q``: the
+  recurrence of :func:`~flexspec.accel.engine.pass_events` with the loads above;
+* tile k is complete in the output FIFO, for the IFFT, from edge ``Z_k = F_k + readout +
+  OUTPUT_CYCLES + FIFO_COMPLETE_CYCLES`` (its last beat leaves the pass at ``Z_k - 1``);
+* IFFT: output channel u's first beat is accepted at ``V_u = max(V_{u-1} + N/2+1, R'_{u-2} + r_ifft)``
+  and, for the first channel of tile k, not before ``Z_k``; read from edge
+  ``R'_u = max(V_u + N/2+1 + L1 + 1, R'_{u-1} + N)``; tile k consumed at ``C_k = V_{k*Cout+Cout-1} + N/2``;
+* write-back: row r of u is taken at ``R'_u + L1 + r + OLA_CYCLES`` (only rows with output pixels);
+  ``done`` is high after the last write-back beat's edge.
 
 Every constant is a register of the RTL named where it is defined in ``flexspec.rtl.layer_engine``;
 the Verilator tests check the whole recurrence to the cycle.  :func:`engine_cycles` is what the
@@ -41,8 +44,9 @@ import numpy as np
 from ..errors import UsageError
 from ..rtl.config import LATENCY_CYCLES, readout_latency_cycles
 from ..rtl.program import program_length
-from ..rtl.fft_contract import transform_latency_cycles
+from ..rtl.fft_contract import release_index, transform_latency_cycles
 from .engine import DRAIN_START_CYCLES, OUTPUT_CYCLES, TILE_RELEASE_CYCLES
+from .fixed_point import FFTFormat
 
 #: Output tiles the FIFO between the spectral pass and the IFFT holds (its depth is CREDITS x Q):
 #: a tile may start loading into the pass only while fewer tiles than this are loaded but not yet
@@ -191,8 +195,10 @@ def engine_events(geom: EngineGeometry) -> EngineEvents:
     n, cin, cout, T, half = g.fft_size, g.in_channels, g.out_channels, g.tiles, g.half
     d, L, Q, lat = g.channel_depth, g.program_cycles, g.outputs_per_tile, g.readout_cycles
     L1 = transform_latency_cycles(n)
+    r_fft = release_index(FFTFormat(n, 16, 16, 0))  # widths do not change the timing
+    r_ifft = release_index(FFTFormat(n, 16, 16, 0, inverse=True))
     J, U = T * cin, T * cout
-    I, Rf, S, W = (np.zeros(J, dtype=np.int64) for _ in range(4))
+    Fd, Rf, S, W = (np.zeros(J, dtype=np.int64) for _ in range(4))
     A, F, C = (np.zeros(T, dtype=np.int64) for _ in range(3))
     V, Rv = np.zeros(U, dtype=np.int64), np.zeros(U, dtype=np.int64)
     for k in range(T):
@@ -200,11 +206,11 @@ def engine_events(geom: EngineGeometry) -> EngineEvents:
             j = k * cin + i
             # FFT feed: N rows a channel from edge I_j; the FFT's corner-turn bank of channel j-2
             # is free once its reader reaches release_index (flexspec.rtl.fft)
-            feed = I[j - 1] + n if j else 1
+            feed = Fd[j - 1] + n if j else 1
             if j >= 2:
-                feed = max(feed, W[j - 2] + SLOT_FREE_CYCLES, Rf[j - 2] + max(0, half - 1 - L1))
-            I[j] = feed
-            Rf[j] = I[j] + n + L1 + 1 if not j else max(I[j] + n + L1 + 1, Rf[j - 1] + half)
+                feed = max(feed, W[j - 2] + SLOT_FREE_CYCLES, Rf[j - 2] + r_fft)
+            Fd[j] = feed
+            Rf[j] = Fd[j] + n + L1 + 1 if not j else max(Fd[j] + n + L1 + 1, Rf[j - 1] + half)
             full = Rf[j] + L1 + half - 1 + WRITER_FILL_CYCLES  # last column taken, then the slot is full
             offer = max(full, W[j - 1] + 1) if j else full
             if i == 0:
@@ -231,7 +237,7 @@ def engine_events(geom: EngineGeometry) -> EngineEvents:
             if u:
                 e = max(e, V[u - 1] + half)
             if u >= 2:
-                e = max(e, Rv[u - 2] + max(0, n - 1 - L1))
+                e = max(e, Rv[u - 2] + r_ifft)
             V[u] = e
             Rv[u] = V[u] + half + L1 + 1 if not u else max(V[u] + half + L1 + 1, Rv[u - 1] + n)
         C[k] = V[k * cout + cout - 1] + half - 1
@@ -241,7 +247,7 @@ def engine_events(geom: EngineGeometry) -> EngineEvents:
         rows = [r for r in range(n) if g.emits(ty, tx, r)]
         if rows:
             last = max(last, int(Rv[k * cout + cout - 1]) + L1 + rows[-1] + OLA_CYCLES)
-    return EngineEvents(I, S, A, F, V, last, last)
+    return EngineEvents(Fd, S, A, F, V, last, last)
 
 
 def engine_geometry(group_cycles, bank_of, num_banks: int, num_pes: int, fft_size: int, in_channels: int,
