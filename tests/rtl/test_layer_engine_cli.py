@@ -69,4 +69,6 @@ def test_cli_verify_real_layer_matches_functional_model_and_float(tmp_path):
     err = np.abs(y - want)
     assert rep["float_pixels_over_bound"] == 0
     assert err.max() <= rep["float_bound_max"] + 1e-6  # float32 output file
-    assert 0 < err.max() and rep["float_bound_max"] < 1e-2 * np.abs(want).max()
+    # a real comparison with a bound that is not vacuous: the largest error reaches 1/64 of the largest
+    # bound (the functional model's stated tightness), and the bound is a few percent of the output range
+    assert rep["float_bound_max"] <= 64 * err.max() and rep["float_bound_max"] < 0.05 * np.abs(want).max()

@@ -21,7 +21,8 @@ from flexspec.rtl.export import ToolError  # noqa: E402
 
 @pytest.fixture(scope="module")
 def case_and_work(tmp_path_factory):
-    return small_case(8, 2, 3, 10, 9, 4, 4, 1, 0.4, 1)[0], tmp_path_factory.mktemp("engine")
+    # N = 4 keeps the Verilator build short; the real N = 8 layer runs in test_layer_engine_cli.py
+    return small_case(4, 2, 3, 6, 7, 2, 4, 1, 0.4, 1)[0], tmp_path_factory.mktemp("engine")
 
 
 def test_engine_in_verilator_bit_and_cycle_exact(case_and_work):

@@ -21,7 +21,7 @@ from ..spectral.sparse import sparse_oaa_conv2d
 from .engine_case import EngineCase, engine_case
 from .export import hex_lines, port_rows
 from .source import DEFAULT_LAYER, RTLOptions, _layer_input, _load_network
-from .verilator import DEFAULT_WORKDIR
+from .verilator import DEFAULT_WORKDIR, require_verilator
 
 #: Calibration images for the layer's fixed-point formats (never the evaluated image).
 CALIBRATION_IMAGES = 100
@@ -223,6 +223,8 @@ def run(args: argparse.Namespace) -> int:
         out = check_output_folder(args.out)
     except OutputError as exc:
         raise UsageError(str(exc)) from None
+    if args.verify:
+        require_verilator()  # before any work: a missing tool is one line, nothing written
     case, info = layer_engine_case(args.layer, options)
     info["method"], info["bank_map"] = options.method or "optimal", options.bank_map
     spec = case.spec
