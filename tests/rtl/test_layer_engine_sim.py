@@ -23,7 +23,7 @@ pytest.importorskip("amaranth")
 from flexspec.rtl.engine_cosim import simulate_engine  # noqa: E402
 from flexspec.rtl.export import ToolError  # noqa: E402
 
-from engine_cases import small_case  # noqa: E402
+from flexspec.rtl.engine_case import random_engine_case as small_case  # noqa: E402
 
 CASES = {  # n, cin, cout, height, width, pes, banks, ports, density, seed
     "n8_pass_bound": (8, 2, 3, 10, 9, 4, 4, 1, 0.4, 1),

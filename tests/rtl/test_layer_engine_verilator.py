@@ -13,7 +13,7 @@ pytest.importorskip("amaranth")
 pytestmark = pytest.mark.skipif(not verilator_available(),
                                 reason="verilator (and a C++ compiler) not installed; Debian: apt-get install -y verilator")
 
-from engine_cases import small_case  # noqa: E402
+from flexspec.rtl.engine_case import random_engine_case as small_case  # noqa: E402
 
 from flexspec.rtl.engine_cosim import verilate_engine  # noqa: E402
 from flexspec.rtl.export import ToolError  # noqa: E402

@@ -16,11 +16,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..accel.arch import AcceleratorConfig
-from ..accel.functional import LayerQuant, LayerTrace, fixed_layer, quantize_input
+from ..accel.functional import LayerQuant, LayerTrace, calibrate_layer, fixed_layer, quantize_input
 from ..accel.layer_events import EngineGeometry, engine_events
 from ..accel.sim import LayerSchedules, schedule_layer_blocks
 from ..accel.fixed_point import quantize_complex, quantize_real
 from ..errors import UsageError
+from ..spectral.prune import magnitude_mask
+from ..spectral.sparse import SparseSpectralKernels
+from ..spectral.transform import spectral_kernels
 from .config import PEArrayConfig
 from .program import GroupSpec, Program, build_program, program_length
 
@@ -133,3 +136,21 @@ def engine_case(ssk, x, quant: LayerQuant, config: AcceleratorConfig, bias=None,
     x_int = quantize_input(x[None], quant)
     trace = fixed_layer(x_int, ssk, quant, config, padding, bias, sched, dsp_per_complex_mac)
     return EngineCase(spec, x_int[0], trace)
+
+
+def random_engine_case(n: int = 8, cin: int = 2, cout: int = 3, height: int = 10, width: int = 9, pes: int = 4,
+                       banks: int = 4, ports: int = 1, density: float = 0.4, seed: int = 1, padding: int = 1,
+                       data_bits: int = 16, acc_bits: int = 48):
+    """A random pruned 3x3 layer and its engine (tests, synthesis sweeps): Gaussian weights pruned by
+    magnitude to ``density``, a Gaussian bias, formats calibrated on four other random inputs, one
+    random input image.  Returns ``(case, ssk, x, bias)``."""
+    rng = np.random.default_rng(seed)
+    wf = spectral_kernels(rng.normal(size=(cout, cin, 3, 3)), n)
+    ssk = SparseSpectralKernels.from_dense(wf, magnitude_mask(wf, density), 3)
+    bias = rng.normal(size=cout) * 0.3
+    cfg = AcceleratorConfig(arrays=1, pes=pes, banks=banks, ports=ports, fft_size=n, data_bits=data_bits,
+                            acc_bits=acc_bits)
+    quant = calibrate_layer(rng.normal(size=(4, cin, height, width)), ssk, padding, bias, data_bits=data_bits,
+                            acc_bits=acc_bits)
+    x = rng.normal(size=(cin, height, width))
+    return engine_case(ssk, x, quant, cfg, bias, padding), ssk, x, bias
