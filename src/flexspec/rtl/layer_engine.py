@@ -56,11 +56,7 @@ TOP = "flexspec_layer_engine"
 
 def _signed_bits(values) -> int:
     """Bits of a signed integer holding every value (at least 2)."""
-    b = 2
-    for v in values:
-        while not -(2 ** (b - 1)) <= int(v) <= 2 ** (b - 1) - 1:
-            b += 1
-    return b
+    return max([2] + [(int(v) if v >= 0 else ~int(v)).bit_length() + 1 for v in values])
 
 
 class LayerEngine(wiring.Component):
