@@ -118,13 +118,13 @@ def test_done_raised_early_is_caught(base):
 def test_dropped_write_back_beat_is_caught(base):
     case = base[0]  # done counts the beats: one lost beat and done never rises
     with pytest.raises(ToolError, match="never raised done"):
-        simulate_engine(case, _fault="drop_beat", max_cycles=3000)
+        simulate_engine(case, _fault="drop_beat", max_cycles=2 * engine_cycles(case.spec.geometry))
 
 
 def test_dropped_input_beat_hangs_and_is_reported(base):
     case = base[0]
     with pytest.raises(ToolError, match="never raised done"):
-        simulate_engine(case, beats=case.input_beats()[:-1], max_cycles=3000)
+        simulate_engine(case, beats=case.input_beats()[:-1], max_cycles=2 * engine_cycles(case.spec.geometry))
 
 
 # --------------------------------------------------------------------------- the cycle model alone
