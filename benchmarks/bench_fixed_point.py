@@ -50,8 +50,11 @@ def run_part(images: int, calib: int, k: int, m: int) -> dict:
     t_calib = time.perf_counter() - t0
     x, y = datasets.fashion_mnist("test")
     lo, hi = images * k // m, images * (k + 1) // m
+    test_bytes = {img.tobytes() for img in x[lo:hi]}
+    calib_in_eval = sum(img.tobytes() in test_bytes for img in datasets.fashion_mnist("train")[0][:calib])
     res = functional_fmnist(kernels, x[lo:hi], y[lo:hi], CONFIG, quants=quants, check_batches=1 if k == 0 else 0)
     return {"part": [k, m], "images": [lo, hi], "kernels": src.to_dict(), "calibration_s": t_calib,
+            "calibration_images_identical_to_an_evaluated_image": calib_in_eval,
             "correct_fixed": round(res.accuracy_fixed * res.images), "correct_float": round(res.accuracy_float * res.images),
             "agree": round(res.agreement * res.images), "result": res.to_dict(),
             "load_average_before_after": [load_before, os.getloadavg()],
@@ -71,6 +74,8 @@ def merge(parts: list[dict], calib: int) -> dict:
     return {
         "format": 1, "images": n, "kernels": parts[0]["kernels"], "config": CONFIG.to_dict(),
         "calibration": f"Fashion-MNIST training images 0..{calib - 1}",
+        "calibration_images_identical_to_an_evaluated_image": sum(
+            p["calibration_images_identical_to_an_evaluated_image"] for p in parts),
         "agreement": sum(p["agree"] for p in parts) / n, "accuracy_fixed": acc_fixed, "accuracy_float": acc_float,
         "accuracy_points_fixed_minus_float": 100 * (acc_fixed - acc_float),
         "layers_checked_on_first_batch": first["layers"], "saturated": saturated, "quant": first["quant"],

@@ -21,9 +21,9 @@ import numpy as np
 
 from flexspec.accel import engine
 from flexspec.accel.arch import AcceleratorConfig
+from flexspec.accel.fixed_point import execute_group_tiles, wrap_signed
 from flexspec.accel.sim import engine_layer_cycles
 from flexspec.rtl import PEArrayConfig
-from flexspec.rtl._cli import functional_accumulators
 from flexspec.rtl.export import generate_verilog
 from flexspec.rtl.source import RTLOptions, layer_case
 
@@ -31,6 +31,23 @@ SYNTH_POINTS = [(4, 8, 1), (8, 20, 2)]  # (P, B, R) at N = 8, 16-bit data, 48-bi
 #: LUTs per Xilinx LUTRAM primitive (UltraScale+ CLB: RAM64X1D = 2, RAM32M16/RAM64M8 = 8 LUTs)
 LUTRAM_LUTS = {"RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8,
                "RAM256X1D": 8, "RAM32X1S": 1, "RAM64X1S": 1}
+
+
+def functional_accumulators(case):
+    """(Moved here from rtl/_cli.py, whose CLI now verifies the whole engine.) The functional model's accumulators of every tile: int64 [T, Cout, F] (re, im), from the
+    per-PE group model (execute_group_tiles) scattered to the output channels."""
+    c = case.pe_config
+    T = case.num_tiles
+    re = np.zeros((T, c.acc_channels, c.num_freq), np.int64)
+    im = np.zeros_like(re)
+    for g in case.groups:
+        pr, pi = execute_group_tiles(g.table, np.asarray(c.bank_of), c.ports, case.tile_re[g.in_channel],
+                                     case.tile_im[g.in_channel], g.kernel_re, g.kernel_im, broadcast=c.broadcast,
+                                     acc_bits=c.acc_bits, dsp_per_complex_mac=c.dsp_per_complex_mac)
+        live = g.slots >= 0
+        np.add.at(re, (slice(None), g.slots[live]), pr[:, live])
+        np.add.at(im, (slice(None), g.slots[live]), pi[:, live])
+    return wrap_signed(re, c.acc_bits), wrap_signed(im, c.acc_bits)
 
 
 def synth_counts(verilog: str, top: str = "flexspec_pe_array") -> dict:

@@ -3,13 +3,11 @@ images, Verilog lint, Yosys multiplier counts and the CLI."""
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import numpy as np
 import pytest
 
-from flexspec.cli import main
 from flexspec.rtl import PEArrayConfig, reference_accumulators
 from flexspec.rtl.export import generate_verilog, write_rtlil, yosys_cell_counts, yosys_command
 from flexspec.rtl.source import RTLOptions, layer_case
@@ -104,54 +102,4 @@ def test_multiplier_count_matches_resource_model(tmp_path, P, dsp):
     assert counts["$mem_v2"] == cfg.num_banks + 2 + P * cfg.fft_size
 
 
-def test_cli_writes_design_and_refuses_bad_input(tmp_path, capsys):
-    out = tmp_path / "rtl"
-    assert main(["rtl", "--layer", "conv1_1", "--out", str(out)]) == 0
-    names = {p.name for p in out.iterdir()}
-    assert {"flexspec_spectral_pass.v", "README.md", "config.json", "schedule.hex", "readout_mask.hex",
-            "input_stream.hex"} <= names
-    readme = (out / "README.md").read_text()
-    assert "`flexspec_spectral_pass`" in readme and "vendor flow" in readme and "`o_data`" in readme
-    assert "module flexspec_spectral_pass" in (out / "flexspec_spectral_pass.v").read_text()
-    capsys.readouterr()
-    cfg = tmp_path / "c.yaml"
-    for text in ("num_pes: 0\n", "num_pes: 65\n", "ports: 9\n", "data_bits: 40\n", "acc_bits: 20\n", "num_pes: two\n"):
-        cfg.write_text(text)
-        assert main(["rtl", "--config", str(cfg), "--out", str(tmp_path / "x")]) == 2, text
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "Traceback" not in err
-    assert main(["rtl", "--layer", "conv9", "--out", str(tmp_path / "x")]) == 2
-    (tmp_path / "file").write_text("")
-    assert main(["rtl", "--layer", "conv1_1", "--out", str(tmp_path / "file" / "sub")]) == 2
-    assert not (tmp_path / "x").exists()
-
-
-@pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator not installed (Debian: apt-get install -y verilator)")
-def test_cli_verify_real_layer_matches_float_convolution(tmp_path):
-    """--verify: bit-exact and cycle-exact, and the RTL's output (dequantized) matches the float
-    OaA convolution of the same pruned kernels within the rounding bound carried to pixels."""
-    from flexspec.spectral.sparse import SparseSpectralKernels, sparse_oaa_conv2d
-
-    out = tmp_path / "v"
-    assert main(["rtl", "--layer", "conv1_1", "--out", str(out), "--verify"]) == 0
-    rep = json.loads((out / "verify.json").read_text())
-    assert rep["bit_exact"] is True and rep["rtl_cycles"] == rep["simulated_cycles"] > 0
-    assert rep["outputs_compared"] == 16 * 25 * 40
-    x = np.load(out / "input.npy")
-    y = np.load(out / "output.npy")
-    ssk = SparseSpectralKernels.load(out / "kernels.npz")
-    case = layer_case("conv1_1", RTLOptions())
-    want = sparse_oaa_conv2d(x[None], ssk, padding=1, bias=case.bias)[0]
-    assert y.shape == want.shape == (16, 28, 28)
-    # per-frequency accumulator bound (as in the spectral test), carried through irfft2 (each
-    # output pixel: at most 4 overlapping tiles, |weight| <= 2/N^2 per frequency) plus float32 output
-    fmt, n = case.fmt, 8
-    dx = np.sqrt(2) * 2.0 ** -(fmt.tile_frac_bits + 1)
-    dw = np.sqrt(2) * 2.0 ** -(fmt.kernel_frac_bits + 1)
-    xq_max = np.abs(case.tile_re + 1j * case.tile_im).max(axis=1) * 2.0 ** -fmt.tile_frac_bits  # [Cin, F]
-    per_f = np.einsum("if,jif->jf", np.full(xq_max.shape, dx), np.abs(case.kernel_float)) \
-        + np.einsum("if,jif->jf", xq_max, case.mask * dw)
-    bound = 4 * 2 / n**2 * per_f.sum(axis=1) + 1e-6 * np.abs(want).max()
-    err = np.abs(y - want).max(axis=(1, 2))
-    assert np.all(err <= bound)
-    assert bound.max() < 1e-2 * np.abs(want).max()
+# The `flexspec rtl` CLI (now the whole layer engine) is tested in test_layer_engine_cli.py.

@@ -21,7 +21,8 @@ from ..spectral.geometry import num_frequencies, tile_size
 from ..spectral.sparse import sparse_oaa_conv2d
 from ..errors import InputFileError, UnknownNameError, UsageError
 from .config import MAX_BANKS, MAX_PES, MAX_PORTS, PEArrayConfig
-from .program import GroupSpec, Program, build_program, program_length
+from .engine_case import layer_program
+from .program import Program, build_program, program_length
 
 DEFAULT_LAYER = "conv2_1"
 
@@ -181,24 +182,7 @@ def layer_groups(layer_schedule, kernel_re, kernel_im) -> tuple:
     """GroupSpec of every kernel group: its table, input channel, and PE p -> output channel j
     (the accumulator slot is the output channel itself: balanced grouping puts a channel on
     different PEs for different input channels)."""
-    ls = layer_schedule
-    cin = ls.in_channels
-    P = ls.groups.shape[1]
-    F = kernel_re.shape[2]
-    out = []
-    for g, ids in enumerate(ls.groups):
-        live = ids >= 0
-        channels = np.unique(ids[live] % cin)
-        if channels.size > 1:
-            raise UsageError(f"group {g} mixes input channels {channels.tolist()}; a group reads one channel")
-        i = int(channels[0]) if channels.size else 0
-        slots = np.where(live, ids // cin, -1)
-        kr = np.zeros((P, F), dtype=np.int64)
-        ki = np.zeros((P, F), dtype=np.int64)
-        kr[live] = kernel_re[slots[live], i]
-        ki[live] = kernel_im[slots[live], i]
-        out.append(GroupSpec(ls.schedule.group_table(g), i, slots, kr, ki))
-    return tuple(out)
+    return layer_program(layer_schedule, kernel_re, kernel_im, layer_schedule.in_channels)
 
 
 def layer_case(layer: str | None = None, options: RTLOptions | None = None) -> LayerCase:

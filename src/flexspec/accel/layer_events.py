@@ -1,0 +1,264 @@
+"""Cycle model of the whole spectral layer engine on one array (``flexspec.rtl.layer_engine``).
+
+The engine streams one image's layer through: input rows -> FFT -> bank writer -> spectral pass
+(``flexspec.rtl.spectral_pass``: the PE array running the layer's program on each tile) ->
+rounding -> output FIFO -> IFFT -> overlap-add -> bias, rounding, ReLU -> write-back.  With the
+host always offering input and the write-back always ready (what :func:`engine_events` assumes, as
+:func:`flexspec.accel.engine.pass_events` does for the pass alone), its events are, in clock edges
+counted from the first edge after reset (``j = k*Cin + i`` the input channel i of tile k, ``u =
+k*Cout + o`` the output channel o of tile k; ``d`` tile-buffer rows per channel, ``L`` the
+program's words, ``Q = Cout*(N/2+1)`` read-out beats per tile):
+
+* FFT feed of channel j (N rows: h from the host, N-h zero rows): its first row enters at
+  ``I_j = max(I_{j-1} + N, W_{j-2} + SLOT_FREE_CYCLES, R_{j-2} + r_fft)``, ``I_0 = 1`` (a writer slot
+  must be free, and the FFT's corner-turn bank: ``r_fft`` = the FFT's ``release_index``);
+* the FFT reads channel j's first corner-turn column at ``R_j = max(I_j + N + L1 + 1, R_{j-1} + N/2+1)``
+  (``L1`` = one 1-D transform's latency); its last column is taken at ``R_j + L1 + N/2`` and the
+  writer slot is full ``WRITER_FILL_CYCLES`` later;
+* writer rows: the pass takes channel j's first row at ``S_j = max(full_j, W_{j-1} + 1)``, and for
+  the first channel of tile k not before ``C_{k-CREDITS} + CREDIT_CYCLES`` (output-FIFO credit)
+  nor ``A_{k-2} + L + TILE_RELEASE_CYCLES`` (its tile-buffer half); the rows of a channel follow one
+  a cycle: ``W_j = S_j + d - 1``;
+* the spectral pass: ``A_k = max(W_{k*Cin+Cin-1} + 1, A_{k-1} + L, F_{k-2} + 1)``,
+  ``G_k = max(A_k + L + LATENCY_CYCLES + DRAIN_START_CYCLES, F_{k-1} + 1)``, ``F_k = G_k + Q``: the
+  recurrence of :func:`~flexspec.accel.engine.pass_events` with the loads above;
+* tile k is complete in the output FIFO, for the IFFT, from edge ``Z_k = F_k + readout +
+  OUTPUT_CYCLES + FIFO_COMPLETE_CYCLES`` (its last beat leaves the pass at ``Z_k - 1``);
+* IFFT: output channel u's first beat is accepted at ``V_u = max(V_{u-1} + N/2+1, R'_{u-2} + r_ifft)``
+  and, for the first channel of tile k, not before ``Z_k``; read from edge
+  ``R'_u = max(V_u + N/2+1 + L1 + 1, R'_{u-1} + N)``; tile k consumed at ``C_k = V_{k*Cout+Cout-1} + N/2``;
+* write-back: row r of u is taken at ``R'_u + L1 + r + OLA_CYCLES`` (only rows with output pixels);
+  ``done`` is high after the last write-back beat's edge.
+
+Every constant is a register of the RTL named where it is defined in ``flexspec.rtl.layer_engine``;
+the Verilator tests check the whole recurrence to the cycle.  :func:`engine_cycles` is what the
+simulator should charge per layer (one array holding the whole layer, one image).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import UsageError
+from ..rtl.config import LATENCY_CYCLES, readout_latency_cycles
+from ..rtl.program import program_length
+from ..rtl.fft_contract import release_index, transform_latency_cycles
+from .engine import DRAIN_START_CYCLES, OUTPUT_CYCLES, TILE_RELEASE_CYCLES
+from .fixed_point import FFTFormat
+
+#: Output tiles the FIFO between the spectral pass and the IFFT holds (its depth is CREDITS x Q):
+#: a tile may start loading into the pass only while fewer tiles than this are loaded but not yet
+#: consumed by the IFFT, so the pass is never back-pressured.
+CREDITS = 2
+#: Edges from a writer slot's last row accepted by the pass to the FFT feed seeing it free.
+SLOT_FREE_CYCLES = 1
+#: Edges from the FFT's last column valid to the writer slot flagged full (the column register).
+WRITER_FILL_CYCLES = 1
+#: Edges from the IFFT accepting a tile's last beat to the credit returning to the writer.
+CREDIT_CYCLES = 1
+#: Edges from the pass's last beat of a tile (at ``F_k + readout + OUTPUT_CYCLES``) to the IFFT
+#: seeing the tile complete in the FIFO.
+FIFO_COMPLETE_CYCLES = 1
+#: Edges from the IFFT's output beat to the write-back register.
+OLA_CYCLES = 1
+
+
+@dataclass(frozen=True)
+class EngineGeometry:
+    """What the engine's structure and timing depend on, for one layer on one array (one image).
+
+    ``channel_depth``: tile-buffer rows per input channel (the bank map's deepest bank);
+    ``program_cycles``: words of the layer's program (every kernel group of a tile pass)."""
+
+    fft_size: int
+    kernel_size: int
+    padding: int
+    height: int
+    width: int
+    in_channels: int
+    out_channels: int
+    channel_depth: int
+    program_cycles: int
+    num_pes: int
+
+    def __post_init__(self):
+        n, k = self.fft_size, self.kernel_size
+        if n not in (4, 8, 16, 32):
+            raise UsageError(f"the engine builds N in 4, 8, 16, 32; got N={n}")
+        if not 1 <= k or 2 * (k - 1) > n:
+            raise UsageError(f"kernel {k} needs N >= 2(K-1) for the overlap-add's one-tile carries; N={n}")
+        if not 0 <= self.padding <= k - 1:
+            raise UsageError(f"padding must be 0..{k - 1}, got {self.padding}")
+        for name in ("height", "width", "in_channels", "out_channels", "channel_depth", "program_cycles",
+                     "num_pes"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.out_height < 1 or self.out_width < 1:
+            raise UsageError(f"kernel {k} with padding {self.padding} leaves no output of {self.height}x{self.width}")
+
+    # ---------------------------------------------------------------- sizes
+    @property
+    def tile(self) -> int:
+        """h = N - K + 1: input pixels per tile side (the overlap-add stride)."""
+        return self.fft_size - self.kernel_size + 1
+
+    @property
+    def half(self) -> int:
+        return self.fft_size // 2 + 1
+
+    @property
+    def tiles_y(self) -> int:
+        return -(-self.height // self.tile)
+
+    @property
+    def tiles_x(self) -> int:
+        return -(-self.width // self.tile)
+
+    @property
+    def tiles(self) -> int:
+        return self.tiles_y * self.tiles_x
+
+    @property
+    def offset(self) -> int:
+        """Output pixel (y, x) is full-convolution pixel (y + offset, x + offset)."""
+        return self.kernel_size - 1 - self.padding
+
+    @property
+    def out_height(self) -> int:
+        return self.height + 2 * self.padding - self.kernel_size + 1
+
+    @property
+    def out_width(self) -> int:
+        return self.width + 2 * self.padding - self.kernel_size + 1
+
+    @property
+    def rows_per_tile(self) -> int:
+        return self.in_channels * self.channel_depth
+
+    @property
+    def outputs_per_tile(self) -> int:
+        return self.out_channels * self.half
+
+    @property
+    def readout_cycles(self) -> int:
+        return readout_latency_cycles(self.num_pes)
+
+    # ---------------------------------------------------------------- write-back pattern
+    def out_row(self, ty: int, r: int) -> int | None:
+        """The output row of block row r of tile row ty, or None when that row is not final in this
+        block (it carries into the tile row below) or falls outside the output."""
+        if r >= self.tile and ty != self.tiles_y - 1:
+            return None
+        y = ty * self.tile + r - self.offset
+        return y if 0 <= y < self.out_height else None
+
+    def col_mask(self, tx: int) -> int:
+        """Bit c set when block column c of tile column tx is a final output pixel."""
+        mask = 0
+        for c in range(self.fft_size):
+            if c >= self.tile and tx != self.tiles_x - 1:
+                continue
+            if 0 <= tx * self.tile + c - self.offset < self.out_width:
+                mask |= 1 << c
+        return mask
+
+    def emits(self, ty: int, tx: int, r: int) -> bool:
+        return self.out_row(ty, r) is not None and self.col_mask(tx) != 0
+
+    @property
+    def out_beats(self) -> int:
+        """Write-back beats of the layer (one block row of one output channel a beat)."""
+        rows = sum(self.out_row(ty, r) is not None for ty in range(self.tiles_y) for r in range(self.fft_size))
+        cols = sum(self.col_mask(tx) != 0 for tx in range(self.tiles_x))
+        return rows * cols * self.out_channels
+
+
+@dataclass(frozen=True)
+class EngineEvents:
+    """Edges of the engine's events (see the module doc), per input channel j, tile k, output
+    channel u, and the total."""
+
+    feed: np.ndarray  # I_j
+    load: np.ndarray  # S_j: the pass takes channel j's first row
+    accept: np.ndarray  # A_k
+    drain_end: np.ndarray  # F_k
+    ifft_start: np.ndarray  # V_u
+    last_out_edge: int
+    cycles: int  # the edge after which ``done`` is high
+
+
+def engine_events(geom: EngineGeometry) -> EngineEvents:
+    """The engine's event edges (module doc); O(tiles x (Cin + Cout)) integer steps."""
+    g = geom
+    n, cin, cout, T, half = g.fft_size, g.in_channels, g.out_channels, g.tiles, g.half
+    d, L, Q, lat = g.channel_depth, g.program_cycles, g.outputs_per_tile, g.readout_cycles
+    L1 = transform_latency_cycles(n)
+    r_fft = release_index(FFTFormat(n, 16, 16, 0))  # widths do not change the timing
+    r_ifft = release_index(FFTFormat(n, 16, 16, 0, inverse=True))
+    J, U = T * cin, T * cout
+    Fd, Rf, S, W = (np.zeros(J, dtype=np.int64) for _ in range(4))
+    A, F, C = (np.zeros(T, dtype=np.int64) for _ in range(3))
+    V, Rv = np.zeros(U, dtype=np.int64), np.zeros(U, dtype=np.int64)
+    for k in range(T):
+        for i in range(cin):
+            j = k * cin + i
+            # FFT feed: N rows a channel from edge I_j; the FFT's corner-turn bank of channel j-2
+            # is free once its reader reaches release_index (flexspec.rtl.fft)
+            feed = Fd[j - 1] + n if j else 1
+            if j >= 2:
+                feed = max(feed, W[j - 2] + SLOT_FREE_CYCLES, Rf[j - 2] + r_fft)
+            Fd[j] = feed
+            Rf[j] = Fd[j] + n + L1 + 1 if not j else max(Fd[j] + n + L1 + 1, Rf[j - 1] + half)
+            full = Rf[j] + L1 + half - 1 + WRITER_FILL_CYCLES  # last column taken, then the slot is full
+            offer = max(full, W[j - 1] + 1) if j else full
+            if i == 0:
+                if k >= CREDITS:
+                    offer = max(offer, C[k - CREDITS] + CREDIT_CYCLES)
+                if k >= 2:
+                    offer = max(offer, A[k - 2] + L + TILE_RELEASE_CYCLES)
+            S[j] = offer
+            W[j] = S[j] + d - 1
+        a = W[k * cin + cin - 1] + 1
+        if k >= 1:
+            a = max(a, A[k - 1] + L)
+        if k >= 2:
+            a = max(a, F[k - 2] + 1)
+        A[k] = a
+        gk = A[k] + L + LATENCY_CYCLES + DRAIN_START_CYCLES
+        if k >= 1:
+            gk = max(gk, F[k - 1] + 1)
+        F[k] = gk + Q
+        z = F[k] + lat + OUTPUT_CYCLES + FIFO_COMPLETE_CYCLES  # the tile is complete in the FIFO
+        for o in range(cout):
+            u = k * cout + o
+            e = z if o == 0 else 0
+            if u:
+                e = max(e, V[u - 1] + half)
+            if u >= 2:
+                e = max(e, Rv[u - 2] + r_ifft)
+            V[u] = e
+            Rv[u] = V[u] + half + L1 + 1 if not u else max(V[u] + half + L1 + 1, Rv[u - 1] + n)
+        C[k] = V[k * cout + cout - 1] + half - 1
+    last = 0
+    for k in range(T):
+        ty, tx = divmod(k, g.tiles_x)
+        rows = [r for r in range(n) if g.emits(ty, tx, r)]
+        if rows:
+            last = max(last, int(Rv[k * cout + cout - 1]) + L1 + rows[-1] + OLA_CYCLES)
+    return EngineEvents(Fd, S, A, F, V, last, last)
+
+
+def engine_geometry(group_cycles, bank_of, num_banks: int, num_pes: int, fft_size: int, in_channels: int,
+                    out_channels: int, height: int, width: int, kernel_size: int = 3, padding: int = 1) -> EngineGeometry:
+    """The engine geometry of a layer whose program is the kernel groups with makespans
+    ``group_cycles`` (every group of the layer, one kernel block) over the bank map ``bank_of``."""
+    depth = max(1, int(np.bincount(np.asarray(bank_of, dtype=np.int64), minlength=num_banks).max()))
+    return EngineGeometry(int(fft_size), int(kernel_size), int(padding), int(height), int(width), int(in_channels),
+                          int(out_channels), depth, program_length(group_cycles), int(num_pes))
+
+
+def engine_cycles(geom: EngineGeometry) -> int:
+    """Cycles of one layer (one image) on the whole engine, from reset to ``done``."""
+    return engine_events(geom).cycles

@@ -1,0 +1,271 @@
+"""The whole spectral layer engine of one array, in Amaranth HDL (synthesizable, stream in/out).
+
+Block diagram (one clock; every stream valid/ready)::
+
+    i_* (one row of h input samples of one channel of one tile a beat)
+      -> feeder (h host rows + N-h zero rows per channel; admits a channel when a writer slot is free)
+      -> FFT2DReal (half-plane, one column of N complex values a beat)
+      -> bank writer (two channel slots of N x (N/2+1) registers; emits the channel's tile-buffer
+         rows through the schedule's static bank map: word b of row a = the frequency of rank a
+         in bank b)
+      -> SpectralPass (black box: tile buffer, PE array running the layer's program per tile,
+         accumulators, read-out one column of N a beat)
+      -> rounding acc_bits -> ifft_bits (round half away from zero, saturate)
+      -> output FIFO (CREDITS tiles deep; a tile starts loading only while fewer than CREDITS
+         tiles are loaded and not yet consumed, so the pass never sees back-pressure)
+      -> IFFT2DReal (takes a tile once it is complete in the FIFO; one row of N a beat)
+      -> overlap-add (carries: K-1 columns to the next tile of the row, K-1 rows to the tile
+         below, in two small memories) -> + bias -> round to data_bits, saturate -> ReLU
+      -> o_* write-back (one block row of one output channel a beat, with its address and mask)
+
+The controller walks one image's tiles in row-major order; each tile runs every kernel group of
+the layer back to back (the program), accumulating into output-channel slots: one kernel block
+(all Cout) and one input-channel block (all Cin) on one array.
+
+Ports (besides ``clk``, ``rst``):
+
+* ``i_valid, i_ready, i_data`` (``h * data_bits``): tiles in row-major order (tile row, tile
+  column), channels 0..Cin-1 of a tile, rows 0..h-1 of a channel; sample j of the row at bits
+  ``[j*data_bits, (j+1)*data_bits)``, zero outside the image;
+* ``o_valid, o_ready, o_data`` (``N * data_bits``), ``o_mask`` (N), ``o_chan``, ``o_row``,
+  ``o_col``: value c of the beat is output pixel ``(o_chan, o_row, o_col + c - offset)`` when bit c
+  of ``o_mask`` is set (``offset = K - 1 - padding``), after ReLU;
+* ``done``: every write-back beat has left; ``conflict`` (checked builds): the pass's sticky
+  bank-conflict flag.
+
+Timing: :func:`flexspec.accel.layer_events.engine_events` (Verilator checks it to the cycle).
+Arithmetic: :func:`flexspec.accel.functional.fixed_layer` (Verilator checks it bit for bit).
+"""
+
+from __future__ import annotations
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..accel.fixed_point import bank_addresses
+from ..accel.layer_events import CREDITS
+from .config import _bits_for
+from .fft import FFT2DReal, IFFT2DReal, _round_saturate
+from .spectral_pass import SpectralPass
+
+TOP = "flexspec_layer_engine"
+
+
+def _signed_bits(values) -> int:
+    """Bits of a signed integer holding every value (at least 2)."""
+    return max([2] + [(int(v) if v >= 0 else ~int(v)).bit_length() + 1 for v in values])
+
+
+class LayerEngine(wiring.Component):
+    """One layer's engine; ``spec``: a :class:`flexspec.rtl.engine_case.EngineSpec`."""
+
+    #: Deliberate faults the tests inject to prove that the checks catch them.
+    FAULTS = ("drop_beat", "early_done")
+
+    def __init__(self, spec, checks: bool = False, _fault: str | None = None):
+        if _fault is not None and _fault not in self.FAULTS:
+            raise ValueError(f"unknown fault {_fault!r}; known: {self.FAULTS}")
+        self.spec, self.checks, self._fault = spec, checks, _fault
+        g, c = spec.geometry, spec.pe_config
+        super().__init__({
+            "i_valid": In(1), "i_ready": Out(1), "i_data": In(g.tile * c.data_bits),
+            "o_valid": Out(1), "o_ready": In(1), "o_data": Out(g.fft_size * c.data_bits),
+            "o_mask": Out(g.fft_size), "o_chan": Out(_bits_for(g.out_channels)),
+            "o_row": Out(_bits_for(g.out_height)), "o_col": Out(_bits_for(g.tiles_x * g.tile + 1)),
+            "done": Out(1),
+        } | ({"conflict": Out(1)} if checks else {}))
+
+    def elaborate(self, platform):
+        s, g, c = self.spec, self.spec.geometry, self.spec.pe_config
+        q = s.quant
+        m = Module()
+        N, h, K, C = g.fft_size, g.tile, g.kernel_size, g.half
+        cin, cout, T, db = g.in_channels, g.out_channels, g.tiles, c.data_bits
+        F = N * C
+
+        m.submodules.fft = fft = FFT2DReal(q.fft_format)
+        m.submodules.spass = sp = SpectralPass(c, s.program, T, checks=self.checks)
+        m.submodules.ifft = ifft = IFFT2DReal(q.ifft_format)
+        if self.checks:
+            m.d.comb += self.conflict.eq(sp.conflict)
+
+        # ------------------------------------------------------------ feeder -> FFT
+        fr = Signal(range(N))  # row of the channel going into the FFT
+        chans = Signal(range(T * cin + 1))  # channels fed so far
+        busy = Signal(range(3))  # writer slots reserved (a channel in the FFT or in a slot)
+        reserve, free = Signal(), Signal()
+        host_row = Signal()
+        m.d.comb += host_row.eq((fr < h) & (chans < T * cin))
+        admit = Signal()
+        m.d.comb += admit.eq((fr != 0) | (busy < 2))
+        m.d.comb += [self.i_ready.eq(host_row & admit & fft.i_ready),
+                     fft.i_valid.eq(Mux(fr < h, self.i_valid & host_row & admit, 1)),
+                     fft.i_data.eq(Mux(fr < h, self.i_data, 0))]
+        fft_take = Signal()
+        m.d.comb += [fft_take.eq(fft.i_valid & fft.i_ready), reserve.eq(fft_take & (fr == 0))]
+        with m.If(fft_take):
+            m.d.sync += fr.eq(Mux(fr == N - 1, 0, fr + 1))
+            with m.If(fr == N - 1):
+                m.d.sync += chans.eq(chans + 1)
+        m.d.sync += busy.eq(busy + reserve - free)
+
+        # ------------------------------------------------------------ bank writer
+        # slot[b][f] = (re, im) of frequency f of the channel in slot b; the FFT's column c fills
+        # f = r*C + c for every row r (static wiring)
+        slot = [[(Signal(signed(db), name=f"ws{b}_{f}_re"), Signal(signed(db), name=f"ws{b}_{f}_im"))
+                 for f in range(F)] for b in range(2)]
+        wfill = Signal()
+        full = Signal(2)
+        set_full, clr_full = Signal(2), Signal(2)
+        m.d.comb += fft.o_ready.eq(1)  # a slot was reserved when the channel entered the FFT
+        with m.If(fft.o_valid):
+            for b in range(2):
+                for r in range(N):
+                    for col in range(C):
+                        with m.If((wfill == b) & (fft.o_index == col)):
+                            m.d.sync += [slot[b][r * C + col][0].eq(fft.o_data[2 * r * db:(2 * r + 1) * db]),
+                                         slot[b][r * C + col][1].eq(fft.o_data[(2 * r + 1) * db:(2 * r + 2) * db])]
+            with m.If(fft.o_last):
+                m.d.sync += wfill.eq(~wfill)
+                m.d.comb += set_full.eq(Mux(wfill, 0b10, 0b01))
+        m.d.sync += full.eq((full | set_full) & ~clr_full)
+
+        # emitter: row a of the channel in slot `eslot` (word b = frequency of rank a in bank b)
+        bank_of = list(c.bank_of)
+        rank = bank_addresses(bank_of)
+        d = c.channel_depth
+        eslot = Signal()
+        ea = Signal(range(d))
+        ei = Signal(range(cin))
+        loads = Signal(range(CREDITS + 1))  # tiles loading or loaded, not yet consumed by the IFFT
+        consumed = Signal()
+        first_row = Signal()
+        m.d.comb += first_row.eq((ei == 0) & (ea == 0))
+        words = []
+        for b in range(c.num_banks):
+            by_rank = {int(rank[f]): f for f in range(F) if bank_of[f] == b}
+            cells = Array(Array(Cat(slot[sl][by_rank[a]][0], slot[sl][by_rank[a]][1]) if a in by_rank
+                                else Const(0, 2 * db) for a in range(d)) for sl in range(2))
+            words.append(cells[eslot][ea])
+        m.d.comb += [sp.i_valid.eq(full.bit_select(eslot, 1) & (~first_row | (loads < CREDITS))),
+                     sp.i_data.eq(Cat(*words))]
+        row_take = Signal()
+        m.d.comb += row_take.eq(sp.i_valid & sp.i_ready)
+        with m.If(row_take):
+            with m.If(ea == d - 1):
+                m.d.sync += [ea.eq(0), eslot.eq(~eslot), ei.eq(Mux(ei == cin - 1, 0, ei + 1))]
+                m.d.comb += [clr_full.eq(Mux(eslot, 0b10, 0b01)), free.eq(1)]
+            with m.Else():
+                m.d.sync += ea.eq(ea + 1)
+        m.d.sync += loads.eq(loads + (row_take & first_row) - consumed)
+
+        # ------------------------------------------------------------ rounding -> output FIFO
+        ab, ib = c.acc_bits, q.ifft_bits
+        Q = g.outputs_per_tile
+        W = N * 2 * ib
+        m.submodules.ofifo = fifo = SyncFIFOBuffered(width=W + 1, depth=CREDITS * Q)
+        rounded = []
+        for k in range(2 * N):
+            v = sp.o_data[k * ab:(k + 1) * ab].as_signed()
+            rounded.append(_round_saturate(v, q.acc_shift, ib)[:ib])
+        m.d.comb += [fifo.w_en.eq(sp.o_valid), sp.o_ready.eq(fifo.w_rdy),
+                     fifo.w_data.eq(Cat(*rounded, sp.o_last))]
+        complete = Signal(range(CREDITS + 1))  # tiles whose last beat is in the FIFO, not yet consumed
+        tile_in = Signal()
+        m.d.comb += tile_in.eq(fifo.w_en & fifo.w_rdy & sp.o_last)
+        ibeat = Signal(range(Q))
+        ifft_take = Signal()
+        m.d.comb += [ifft.i_valid.eq(fifo.r_rdy & (complete != 0)), ifft.i_data.eq(fifo.r_data[:W]),
+                     fifo.r_en.eq(ifft.i_ready & (complete != 0)), ifft_take.eq(ifft.i_valid & ifft.i_ready)]
+        with m.If(ifft_take):
+            m.d.sync += ibeat.eq(Mux(ibeat == Q - 1, 0, ibeat + 1))
+        m.d.comb += consumed.eq(ifft_take & (ibeat == Q - 1))
+        m.d.sync += complete.eq(complete + tile_in - consumed)
+
+        # ------------------------------------------------------------ overlap-add, bias, ReLU
+        bb = q.block_bits
+        S = bb + 2  # up to four overlapping blocks
+        ty = Signal(range(g.tiles_y))
+        tx = Signal(range(g.tiles_x))
+        oc = Signal(range(cout))
+        orow = Signal(range(N))
+        rowbase = Signal(range(g.tiles_y * h + 1))  # ty * h
+        colbase = Signal(range(g.tiles_x * h + 1))  # tx * h
+        ty_last, tx_last = Signal(), Signal()
+        m.d.comb += [ty_last.eq(ty == g.tiles_y - 1), tx_last.eq(tx == g.tiles_x - 1)]
+        stall = Signal()
+        m.d.comb += [stall.eq(self.o_valid & ~self.o_ready), ifft.o_ready.eq(~stall)]
+        take = Signal()
+        m.d.comb += take.eq(ifft.o_valid & ~stall)
+        with m.If(take):
+            m.d.sync += orow.eq(Mux(orow == N - 1, 0, orow + 1))
+            with m.If(orow == N - 1):
+                m.d.sync += oc.eq(Mux(oc == cout - 1, 0, oc + 1))
+                with m.If(oc == cout - 1):
+                    with m.If(tx_last):
+                        m.d.sync += [tx.eq(0), colbase.eq(0), ty.eq(ty + 1), rowbase.eq(rowbase + h)]
+                    with m.Else():
+                        m.d.sync += [tx.eq(tx + 1), colbase.eq(colbase + h)]
+        # carries: below[(o, j, tx)] = N values (row j of the K-1 rows that carry down);
+        # right[(o, r)] = K-1 values (the K-1 columns that carry right)
+        kc = K - 1
+        below = Memory(shape=unsigned(N * S), depth=max(1, cout * kc * g.tiles_x), init=[])
+        right = Memory(shape=unsigned(max(1, kc) * S), depth=cout * N, init=[])
+        m.submodules.below = below
+        m.submodules.right = right
+        b_rd, b_wr = below.read_port(domain="comb"), below.write_port()
+        r_rd, r_wr = right.read_port(domain="comb"), right.write_port()
+        m.d.comb += [b_rd.addr.eq((oc * kc + orow) * g.tiles_x + tx),
+                     b_wr.addr.eq((oc * kc + (orow - h)) * g.tiles_x + tx),
+                     r_rd.addr.eq(oc * N + orow), r_wr.addr.eq(oc * N + orow)]
+        sums = []
+        for col in range(N):
+            v = ifft.o_data[col * bb:(col + 1) * bb].as_signed()
+            below_val = b_rd.data[col * S:(col + 1) * S].as_signed()
+            add_below = (orow < kc) & (ty != 0)
+            if col >= h:
+                add_below = add_below & tx_last
+            v = v + Mux(add_below, below_val, 0)
+            if col < kc:
+                v = v + Mux(tx != 0, r_rd.data[col * S:(col + 1) * S].as_signed(), 0)
+            sv = Signal(signed(S), name=f"ola_{col}")
+            m.d.comb += sv.eq(v)
+            sums.append(sv)
+        m.d.comb += [b_wr.data.eq(Cat(*sums)), b_wr.en.eq(take & (orow >= h) & ~ty_last),
+                     r_wr.data.eq(Cat(*sums[h:h + kc])), r_wr.en.eq(take & ~tx_last)]
+        # bias, rounding to the output width, ReLU
+        bias = list(s.bias_int)
+        yb = max(S, _signed_bits(bias)) + 1
+        bias_sig = Array(Const(int(v), signed(yb)) for v in bias)[oc]
+        outs = []
+        for col in range(N):
+            y = Signal(signed(yb), name=f"biased_{col}")
+            m.d.comb += y.eq(sums[col] + bias_sig)
+            r = _round_saturate(y, q.out_shift, db)
+            outs.append(Mux(r < 0, 0, r)[:db])
+        # write-back: only final rows inside the output window, with the columns' mask
+        out_row = Signal(signed(_bits_for(g.tiles_y * h + N) + 2))
+        m.d.comb += out_row.eq(rowbase + orow - g.offset)
+        row_ok = (out_row >= 0) & (out_row < g.out_height) & ((orow < h) | ty_last)
+        mask = []
+        for col in range(N):
+            x = colbase + col - g.offset
+            ok = (x >= 0) & (x < g.out_width)
+            mask.append(ok & tx_last if col >= h else ok)
+        mask_sig = Signal(N)
+        m.d.comb += mask_sig.eq(Cat(*mask))
+        emit = take & row_ok & (mask_sig != 0)
+        if self._fault == "drop_beat":  # tests only: the write-back loses one beat
+            emit = emit & ~((oc == 0) & (orow == h - 1) & (tx == 0) & (ty == 0))
+        with m.If(~stall):
+            m.d.sync += [self.o_valid.eq(emit), self.o_data.eq(Cat(*outs)), self.o_mask.eq(mask_sig),
+                         self.o_chan.eq(oc), self.o_row.eq(out_row), self.o_col.eq(colbase)]
+        sent = Signal(range(g.out_beats + 1))
+        with m.If(self.o_valid & self.o_ready):
+            m.d.sync += sent.eq(sent + 1)
+        target = g.out_beats - (1 if self._fault == "early_done" else 0)
+        m.d.comb += self.done.eq(sent == target)
+        return m
