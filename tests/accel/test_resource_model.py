@@ -9,7 +9,7 @@ import pytest
 from flexspec.accel import calibrate
 from flexspec.accel.arch import AcceleratorConfig, block_usage, resources
 from flexspec.accel.resource_model import MODEL_PATH, block_cost, fft_engine_cost, load_model
-from flexspec.accel.search import describe_design, max_arrays, one_more_array, resolve_design
+from flexspec.accel.search import DATAFLOW_MEMORY, describe_design, max_arrays, one_more_array, resolve_design
 from flexspec.accel.sim import budget_of
 from flexspec.dataflow.budget import budget_from_device
 from flexspec.devices import RESOURCE_KEYS, load_device
@@ -136,12 +136,16 @@ def test_searched_design_fits_and_one_more_array_does_not(device):
         assert r.used[k] <= dev.available(k)
     with pytest.raises(DoesNotFitError) as exc:
         resources(replace(d.config, arrays=d.config.arrays + 1), dev)
-    for k, (need, have) in one_more_array(d.config, dev).items():
-        assert f"{k} {need:,}" in str(exc.value) and f"{have:,} are available" in str(exc.value)
-    if d.next_array:
-        assert r.binding in d.next_array
-    else:  # every resource would fit, but not the dataflow's minimum of on-chip memory next to them
-        assert r.binding == "bram_bits" and "on-chip memory for the dataflow buffers" in str(exc.value)
+    more = one_more_array(d.config, dev)
+    assert more and more == d.next_array  # one more array is refused: the reason is named
+    for k, (need, have) in more.items():
+        if k == DATAFLOW_MEMORY:  # every resource would fit, but not the dataflow's minimum of on-chip memory
+            assert len(more) == 1 and r.binding in ("bram_bits", "uram_bits")
+            assert f"dataflow buffers: {have:,} bits left, at least {need:,} needed" in str(exc.value)
+            assert "the dataflow's minimum on-chip memory" in "\n".join(describe_design(d, dev))
+        else:
+            assert f"{k} {need:,}" in str(exc.value) and f"{have:,} are available" in str(exc.value)
+            assert r.binding in more
     assert max_arrays(d.config, dev) == d.config.arrays
 
 

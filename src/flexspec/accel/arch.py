@@ -50,6 +50,7 @@ class AcceleratorConfig:
     onchip_fraction: float = 0.5
     broadcast: bool = False
     pe_pipeline_cycles: int = 8  # multiplier + adder pipeline depth of a PE
+    readout_rows: int = 0  # accumulator rows read out per request (0: N, one column a request)
 
     def __post_init__(self):
         for key in ("arrays", "pes", "banks", "ports", "fft_engines", "ifft_engines", "fft_size"):
@@ -59,6 +60,12 @@ class AcceleratorConfig:
         if self.banks > num_frequencies(self.fft_size):
             raise UsageError(f"accelerator config: {self.banks} banks exceed the {num_frequencies(self.fft_size)} "
                              f"frequencies of an N={self.fft_size} tile")
+        if self.readout_rows == 0:
+            object.__setattr__(self, "readout_rows", self.fft_size)
+        k = self.readout_rows
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1 or self.fft_size % k or k & (k - 1):
+            raise UsageError(f"accelerator config: readout_rows must be a power of two dividing fft_size="
+                             f"{self.fft_size}, got {k!r}")
         if not 0.05 <= self.onchip_fraction <= 0.95:
             raise UsageError("accelerator config: onchip_fraction must be in [0.05, 0.95]")
         if self.data_bits < 2 or self.acc_bits < 2 * self.data_bits + 1:
@@ -173,7 +180,7 @@ def _block_bits(device: Device) -> int:
 def pe_array_params(config: AcceleratorConfig) -> dict:
     """Parameters of one PE array in the calibrated model's terms."""
     return {"pes": config.pes, "banks": config.banks, "ports": config.ports, "fft_size": config.fft_size,
-            "data_bits": config.data_bits, "acc_bits": config.acc_bits}
+            "data_bits": config.data_bits, "acc_bits": config.acc_bits, "readout_rows": config.readout_rows}
 
 
 def block_usage(config: AcceleratorConfig, device: Device) -> tuple[dict, tuple]:
@@ -213,6 +220,18 @@ def block_usage(config: AcceleratorConfig, device: Device) -> tuple[dict, tuple]
 MIN_DATAFLOW_BITS = 8 * 1024 * 1024
 
 
+def _dataflow_left(config: AcceleratorConfig, available: dict, need: dict) -> int:
+    mem_left = available["bram_bits"] - need["bram_bits"] + available["uram_bits"] - need["uram_bits"]
+    return int(max(0, mem_left) * config.onchip_fraction)
+
+
+def dataflow_bits_left(config: AcceleratorConfig, device: Device) -> int:
+    """Bits of block memory (BRAM + URAM) the blocks of ``config`` leave to the dataflow's buffers."""
+    blocks, _ = block_usage(config, device)
+    need = {k: int(math.ceil(sum(b[k] for b in blocks.values()) - 1e-9)) for k in ("bram_bits", "uram_bits")}
+    return _dataflow_left(config, {k: device.available(k) for k in need}, need)
+
+
 def resources(config: AcceleratorConfig, device: Device) -> Resources:
     """Every resource ``config`` uses on ``device``; raises DoesNotFitError naming, for each
     resource over its limit, what the design needs (by block) and what is available.
@@ -232,8 +251,7 @@ def resources(config: AcceleratorConfig, device: Device) -> Resources:
             parts = ", ".join(f"{name.replace('_', ' ')} {int(math.ceil(b[k])):,}" for name, b in blocks.items() if b[k])
             problems.append(f"{k} {need[k]:,} ({parts}) but {available[k]:,} are available "
                             f"({capacity[k]:,} on the device - {reserved[k]:,} for the shell and DRAM controllers)")
-    mem_left = available["bram_bits"] - need["bram_bits"] + available["uram_bits"] - need["uram_bits"]
-    left = int(max(0, mem_left) * config.onchip_fraction)
+    left = _dataflow_left(config, available, need)
     if not problems and left < MIN_DATAFLOW_BITS:
         problems.append(f"on-chip memory for the dataflow buffers: {left:,} bits left, at least "
                         f"{MIN_DATAFLOW_BITS:,} needed")

@@ -100,7 +100,7 @@ def _pe_array_config(params: dict):
     return PEArrayConfig(params["pes"], b, params["ports"], n, tuple(i % b for i in range(f)),
                          schedule_depth=params.get("schedule_depth", 16), data_bits=params.get("data_bits", 16),
                          acc_bits=params.get("acc_bits", 48), broadcast=params.get("broadcast", False),
-                         acc_channels=params.get("acc_channels", 0))
+                         acc_channels=params.get("acc_channels", 0), readout_rows=params.get("readout_rows", 0))
 
 
 def _build_pe_array(params: dict):
@@ -113,31 +113,40 @@ def _build_pe_array(params: dict):
 #: primitives); deeper ones go to block RAM (measured: 2 x 32 and 2 x 64 words in LUT-RAM,
 #: 2 x 128 in RAMB18, benchmarks/results/synthesis_rows_xcup.json).
 ACC_LUTRAM_MAX_WORDS = 64
-#: Widest port of one RAMB18 (512 x 36).
-BRAM18_WIDTH_BITS = 36
+#: RAMB18 aspect ratios (7-series / UltraScale+ simple dual port): widest port at each depth.
+BRAM18_WIDTH_AT_DEPTH = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+
+
+def bram18_blocks(depth: int, width_bits: int) -> int:
+    """RAMB18s holding one ``depth`` x ``width_bits`` memory (one write and one read port), at the
+    aspect ratio that fits the depth in one block (a RAMB36 counts as two)."""
+    for d, w in BRAM18_WIDTH_AT_DEPTH:
+        if depth <= d:
+            return math.ceil(width_bits / w)
+    return math.ceil(depth / 16384) * width_bits
 
 
 def pe_array_features(params: dict) -> dict:
     """Structural counts of the PE array (``flexspec.rtl.pe_array``, the static-schedule array
-    with N accumulator row banks per PE and an N-lane read-out) at one size.
+    with K = ``readout_rows`` accumulator memories per PE and a K-lane read-out) at one size.
 
     P PEs, B banks x R read ports, N-point tiles (F frequencies), data width d, accumulator
     width a: ``mux`` = operand-select bits (each PE picks a 2d-bit word out of B*R ports),
     ``acc`` = accumulate adder and forwarding bits (2a per PE), ``rowmux`` = the accumulator
-    row-bank read select (P x (N-1) x 2a), ``tree`` = read-out adder bits (N trees of P inputs,
-    2a bits: N (P-1) 2a), ``treeff`` = the registers of the read-out trees' levels,
-    ``acclut`` / ``accbram`` = the accumulator memories (P x N banks of 2a bits, 2 read ports,
-    double-buffered output-channel slots): in 32-word LUT-RAM columns when at most
+    lane read select (P x (K-1) x 2a), ``tree`` = read-out adder bits (K trees of P inputs,
+    2a bits: K (P-1) 2a), ``treeff`` = the registers of the read-out trees' levels,
+    ``acclut`` / ``accbram`` = the accumulator memories (P x K memories of 2a bits, 2 read ports,
+    double-buffered output-channel slots, N/K rows each): in 32-word LUT-RAM columns when at most
     :data:`ACC_LUTRAM_MAX_WORDS` deep (``accregs``: their registered read ports' flip-flops;
     ``accdeep``: the read multiplexers of 64-word ones), else in RAMB18 (two copies for the two
-    read ports), ``bankmem`` = tile-buffer LUT-RAM columns per read port, ``portbits`` = registered bank-port
-    outputs, ``sched`` = schedule-memory bits (word width x depth), ``pipe`` = per-PE pipeline
-    register bits, ``dsp`` = 3P multipliers."""
+    read ports, :func:`bram18_blocks`), ``bankmem`` = tile-buffer LUT-RAM columns per read port,
+    ``portbits`` = registered bank-port outputs, ``sched`` = schedule-memory bits (word width x
+    depth), ``pipe`` = per-PE pipeline register bits, ``dsp`` = 3P multipliers."""
     c = _pe_array_config(params)
-    p, b, r, n = c.num_pes, c.num_banks, c.ports, c.fft_size
+    p, b, r, k = c.num_pes, c.num_banks, c.ports, c.readout_rows
     d, a = c.data_bits, c.acc_bits
-    acc_words = 2 * (1 << c.acc_addr_bits)  # both halves
-    acc_cols = p * n * 2 * a
+    acc_words = c.acc_lane_depth  # both halves
+    acc_cols = p * k * 2 * a
     lut_ram = acc_words <= ACC_LUTRAM_MAX_WORDS
     tree_regs, width = 0, p
     while True:
@@ -152,14 +161,13 @@ def pe_array_features(params: dict) -> dict:
         "pe": float(p),
         "mux": float(p * b * r * 2 * d),
         "acc": float(p * 2 * a),
-        "rowmux": float(p * (n - 1) * 2 * a),
-        "tree": float(n * (p - 1) * 2 * a),
-        "treeff": float(n * tree_regs * 2 * a),
+        "rowmux": float(p * (k - 1) * 2 * a),
+        "tree": float(k * (p - 1) * 2 * a),
+        "treeff": float(k * tree_regs * 2 * a),
         "acclut": float(acc_cols * math.ceil(acc_words / 32)) if lut_ram else 0.0,
         "accregs": float(2 * acc_cols) if lut_ram else 0.0,
         "accdeep": float(2 * acc_cols * (math.ceil(acc_words / 32) - 1)) if lut_ram else 0.0,
-        "accbram": 0.0 if lut_ram else float(2 * p * n * math.ceil(2 * a / BRAM18_WIDTH_BITS)
-                                             * math.ceil(acc_words / 512)),
+        "accbram": 0.0 if lut_ram else float(2 * p * k * bram18_blocks(acc_words, 2 * a)),
         "bankmem": float(b * r * 2 * d * math.ceil(tb_words / 64)),
         "portbits": float(b * r * 2 * d),
         "sched": float(c.word_bits() * c.schedule_depth),
@@ -185,11 +193,17 @@ BLOCKS = {
                                (4, 20, 2, 8)]) + (
             # 8 output-channel slots at P <= 4: 2 x 64-word accumulators, in block RAM as at P >= 8
             {"pes": 2, "banks": 4, "ports": 1, "fft_size": 8, "acc_channels": 8},
-            {"pes": 4, "banks": 8, "ports": 1, "fft_size": 8, "acc_channels": 8}),
+            {"pes": 4, "banks": 8, "ports": 1, "fft_size": 8, "acc_channels": 8}) + (
+            # fewer read-out rows per request (K memories per PE, N/K times deeper)
+            {"pes": 2, "banks": 4, "ports": 1, "fft_size": 8, "readout_rows": 1},
+            {"pes": 2, "banks": 8, "ports": 2, "fft_size": 8, "readout_rows": 2},
+            {"pes": 4, "banks": 8, "ports": 1, "fft_size": 8, "readout_rows": 1},
+            {"pes": 4, "banks": 20, "ports": 2, "fft_size": 8, "readout_rows": 2}),
         # 4/20x2 was held out first: LUT +9.5%, and 8/20x2 +31% (the operand-mux term, seen only
         # at P = 2 across B x R, took the per-port costs); it joined the fit, with a per-port LUT
         # term (BENCHMARKS.md "Designs that fit")
-        held_out_points=_pe_points([(8, 8, 1, 8), (8, 20, 2, 8)]),
+        held_out_points=_pe_points([(8, 8, 1, 8), (8, 20, 2, 8)]) + tuple(
+            {"pes": 8, "banks": 20, "ports": 2, "fft_size": 8, "readout_rows": k} for k in (1, 2, 4)),
         held_out_by_family={},
         build=_build_pe_array, features=pe_array_features,
         model_terms={

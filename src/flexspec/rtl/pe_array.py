@@ -9,8 +9,8 @@ Block diagram (one clock domain ``sync``)::
                                                         |                    |
                                                         +--> P operand muxes + pre-adders -> multipliers
                                                                     -> post-add -> accumulate (2 stages)
-    P accumulator memories, addressed by (accumulator half, output-channel slot, frequency)
-       --> read-out: PE-mask memory + registered P-input adder tree
+    P x K accumulator memories (K = readout_rows), addressed by (half, row group, slot x column)
+       --> read-out: PE-mask memory + K registered P-input adder trees (K rows of a column a request)
 
 Every decision is in the schedule word (see program.py): which address each bank port reads,
 which port each PE takes its operand from, the kernel value, the accumulator address and whether
@@ -74,8 +74,10 @@ def pe_array_signature(c: PEArrayConfig, checks: bool) -> dict:
         "rd_half": In(1),
         "rd_addr": In(c.acc_addr_bits),
         "rd_out_valid": Out(1),
-        "rd_data": Out(c.fft_size * 2 * c.acc_bits),
+        "rd_data": Out(c.readout_rows * 2 * c.acc_bits),
     }
+    if c.readout_sub_bits:
+        sig["rd_sub"] = In(c.readout_sub_bits)
     if checks:
         sig["conflict"] = Out(1)
     return sig
@@ -99,10 +101,15 @@ class SparsePEArray(wiring.Component):
     * ``sch_we, sch_addr, sch_data``: write one schedule word.  ``mk_we, mk_addr, mk_data``:
       write the read-out PE mask of one accumulator address (bit ``row*P + p``: PE p holds a
       contribution to that row).
-    * ``rd_valid, rd_half, rd_addr`` -> ``rd_out_valid, rd_data`` (``readout_latency_cycles`` later,
-      one per cycle): column ``rd_addr = slot * (N/2+1) + column`` of output channel ``slot``, half
-      ``rd_half``: N accumulators (row r: bits ``[2r*acc_bits, (2r+2)*acc_bits)``, re low, im
-      high), each summed over the PEs of its mask.
+    * ``rd_valid, rd_half, rd_addr[, rd_sub]`` -> ``rd_out_valid, rd_data`` (``readout_latency_cycles``
+      later, one per cycle): rows ``rd_sub * K .. rd_sub * K + K - 1`` (K = ``readout_rows``;
+      ``rd_sub`` exists only when K < N) of column ``rd_addr = slot * (N/2+1) + column`` of output
+      channel ``slot``, half ``rd_half``: K accumulators (row ``rd_sub * K + k``: bits
+      ``[2k*acc_bits, (2k+2)*acc_bits)``, re low, im high), each summed over the PEs of its mask.
+      Each PE keeps K accumulator memories (one write and two read ports each: accumulate and
+      read-out), memory k holding the rows r = k (mod K) one after the other in its depth, so K
+      sets the memories' width-to-depth ratio (block RAM) against the read-out's requests per
+      column (N / K).
     * ``conflict`` (``checks`` builds only): sticky; a PE's selected port did not read the bank
       and address the compiler meant.
     """
@@ -149,6 +156,8 @@ class SparsePEArray(wiring.Component):
         acc_words = 1 << CB
         N = c.fft_size
         RB = c.row_bits
+        K, G = c.readout_rows, c.readout_beats_per_column
+        KB = (K - 1).bit_length()  # row bits that pick the lane (row mod K); the rest: the row group
         mask_mem = Memory(shape=unsigned(N * P), depth=acc_words, init=list(self.mask_init or []))
         m.submodules.readout_mask = mask_mem
         mk_wr = mask_mem.write_port()
@@ -267,27 +276,28 @@ class SparsePEArray(wiring.Component):
             # stage 4: products registered; post-add; accumulator read issued
             v4, first4, a4 = Signal(name=f"v4_{p}"), Signal(name=f"first4_{p}"), Signal(CB + RB, name=f"aaddr4_{p}")
             m.d.sync += [v4.eq(v3), first4.eq(first3), a4.eq(a3)]
-            # N accumulator banks (one per frequency row), each (half, slot, column) deep
+            # K accumulator memories (lane k: the frequency rows r = k mod K), each
+            # (half, row group r // K, slot x column) deep
             banks_rd, banks_wr, hosts = [], [], []
-            for r in range(N):
-                accmem = Memory(shape=unsigned(2 * ab), depth=2 * acc_words, init=[])
-                m.submodules[f"acc{p}_r{r}"] = accmem
+            for k_ in range(K):
+                accmem = Memory(shape=unsigned(2 * ab), depth=c.acc_lane_depth, init=[])
+                m.submodules[f"acc{p}_r{k_}"] = accmem
                 banks_rd.append(accmem.read_port())  # synchronous, not transparent: forwarding covers it
                 banks_wr.append(accmem.write_port())
                 hosts.append(accmem.read_port())
             acc_rd_host.append(hosts)
             acch4 = tags[3][3]
             for rp in banks_rd:
-                m.d.comb += [rp.addr.eq(Cat(a4[:CB], acch4)), rp.en.eq(1)]
+                m.d.comb += [rp.addr.eq(Cat(a4[:CB], a4[CB + KB:CB + RB], acch4)), rp.en.eq(1)]
             # stage 5: post-added product registered; accumulate with forwarding
             v5, first5 = Signal(name=f"v5_{p}"), Signal(name=f"first5_{p}")
             wa5 = Signal(CB + RB + 1, name=f"waddr5_{p}")  # column address, row, half
             pr5, pi5 = Signal(signed(2 * db + 2), name=f"pr5_{p}"), Signal(signed(2 * db + 2), name=f"pi5_{p}")
             m.d.sync += [v5.eq(v4), first5.eq(first4), wa5.eq(Cat(a4, acch4)), pr5.eq(post_re), pi5.eq(post_im)]
             v5_any.append(v5)
-            row5 = wa5[CB:CB + RB]
+            lane5 = wa5[CB:CB + KB]
             rd5 = Signal(2 * ab, name=f"accrd5_{p}")
-            m.d.comb += rd5.eq(Array(rp.data for rp in banks_rd)[row5])
+            m.d.comb += rd5.eq(Array(rp.data for rp in banks_rd)[lane5] if K > 1 else banks_rd[0].data)
             fwd_v = Signal(name=f"fwd_v_{p}")
             fwd_a = Signal(CB + RB + 1, name=f"fwd_a_{p}")
             fwd_re, fwd_im = Signal(signed(ab), name=f"fwd_re_{p}"), Signal(signed(ab), name=f"fwd_im_{p}")
@@ -298,8 +308,9 @@ class SparsePEArray(wiring.Component):
                          old_re.eq(Mux(first5, 0, Mux(hit, fwd_re, rd5[:ab].as_signed()))),
                          old_im.eq(Mux(first5, 0, Mux(hit, fwd_im, rd5[ab:].as_signed()))),
                          new_re.eq(old_re + pr5), new_im.eq(old_im + pi5)]
-            for r, wp in enumerate(banks_wr):
-                m.d.comb += [wp.en.eq(v5 & (row5 == r)), wp.addr.eq(Cat(wa5[:CB], wa5[CB + RB])),
+            for k_, wp in enumerate(banks_wr):
+                m.d.comb += [wp.en.eq(v5 & ((lane5 == k_) if K > 1 else 1)),
+                             wp.addr.eq(Cat(wa5[:CB], wa5[CB + KB:CB + RB], wa5[CB + RB])),
                              wp.data.eq(Cat(new_re, new_im))]
             m.d.sync += [fwd_v.eq(v5), fwd_a.eq(wa5), fwd_re.eq(new_re), fwd_im.eq(new_im)]
 
@@ -310,17 +321,26 @@ class SparsePEArray(wiring.Component):
         m.d.comb += self.busy.eq(active | Cat(*(t[0] for t in tags)).any())
 
         # ---------------------------------------------------------------- read-out
+        rd_sub = self.rd_sub if G > 1 else Const(0, 0)
         for hosts in acc_rd_host:
             for host in hosts:
-                m.d.comb += [host.addr.eq(Cat(self.rd_addr, self.rd_half)), host.en.eq(1)]
+                m.d.comb += [host.addr.eq(Cat(self.rd_addr, rd_sub, self.rd_half)), host.en.eq(1)]
         m.d.comb += [mk_rd.addr.eq(self.rd_addr), mk_rd.en.eq(1)]
         rvs = Signal(name="rd_v1")
         m.d.sync += rvs.eq(self.rd_valid)
+        # the PE mask of the K rows this request reads (rows sub*K .. sub*K+K-1; bit k*P + p)
+        if G > 1:
+            sub1 = Signal(c.readout_sub_bits, name="rd_sub1")
+            m.d.sync += sub1.eq(self.rd_sub)
+            mask = Signal(K * P, name="rd_mask")
+            m.d.comb += mask.eq(Array(mk_rd.data[g * K * P:(g + 1) * K * P] for g in range(G))[sub1])
+        else:
+            mask = mk_rd.data
         lanes = []
-        for r in range(N):  # one P-input adder tree per row of the column; the PE mask gates its inputs
+        for r in range(K):  # one P-input adder tree per lane; the PE mask gates its inputs
             level = []
             for p, hosts in enumerate(acc_rd_host):
-                d, bit = hosts[r].data, mk_rd.data[r * P + p]
+                d, bit = hosts[r].data, mask[r * P + p]
                 re_, im_ = Signal(signed(ab), name=f"rd_m_re_{r}_{p}"), Signal(signed(ab), name=f"rd_m_im_{r}_{p}")
                 m.d.comb += [re_.eq(Mux(bit, d[:ab].as_signed(), 0)), im_.eq(Mux(bit, d[ab:].as_signed(), 0))]
                 level.append((re_, im_))
