@@ -20,7 +20,7 @@ The machine (one configuration = :class:`AcceleratorConfig`):
 Resources (:func:`resources`): every resource of the device profile (LUT, LUT-RAM, FF, DSP,
 BRAM, URAM) after its platform-shell and DRAM-controller reserves; the PE arrays (tile banks,
 schedule ROM, arbiter, MACs, accumulators) are costed by the synthesis-calibrated model of
-:mod:`flexspec.accel.resource_model`, the FFT engines by its structural estimate.
+:mod:`flexspec.accel.resource_model`, the FFT/IFFT engines by theirs (``transform_cost``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from ..errors import DoesNotFitError, UsageError
 from ..kernel_format import DEFAULT_ACC_BITS, KernelFormat
 from ..spectral.geometry import num_frequencies  # noqa: F401  (re-exported)
 from .resource_model import (  # noqa: F401  (nontrivial_twiddles re-exported)
-    block_cost, family_of, fft_engine_cost, nontrivial_twiddles, provenance, scale_note, synthesized_max)
+    block_cost, family_of, nontrivial_twiddles, provenance, scale_note, synthesized_max, transform_cost)
 
 
 @dataclass(frozen=True)
@@ -189,9 +189,10 @@ def block_usage(config: AcceleratorConfig, device: Device) -> tuple[dict, tuple]
     dsp_cmac = device.dsp_per_complex_mac
     pe = block_cost("pe_array", family, pe_array_params(config))
     pe["dsp"] = config.pes * dsp_cmac  # one complex MAC per PE; checked against synthesis (tests)
-    fft = fft_engine_cost(config.fft_size, config.data_bits, config.data_bits, family, dsp_cmac)
-    ifft = fft_engine_cost(config.fft_size, config.acc_bits, config.data_bits, family, dsp_cmac)
-    estimated = ["FFT/IFFT engines: structural estimate (no generated RTL yet)"]
+    # the IFFT takes the accumulators rounded to the data width (the engine's ifft_bits)
+    fft, fft_note = transform_cost(config.fft_size, config.data_bits, False, family)
+    ifft, ifft_note = transform_cost(config.fft_size, config.data_bits, True, family)
+    estimated = [n for n in (fft_note, ifft_note) if n]
     largest = synthesized_max("pe_array", family, "pes")
     if config.pes > largest:
         estimated.append(f"PE array at P={config.pes}: beyond the largest size synthesized for {family} (P={largest}); "

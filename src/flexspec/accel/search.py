@@ -62,9 +62,18 @@ class Design:
     origin: dict  # axis -> "requested" | "searched" | "default"
     next_array: dict  # what one more array would need: resource -> (need, available) over the limit
 
+    @property
+    def bound_by(self) -> str:
+        """What stops one more array: of the resources it would push over their limit, the one
+        needed most beyond what is available (:data:`DATAFLOW_MEMORY` when only the dataflow's
+        minimum on-chip memory refuses it); the closest-to-its-limit resource when nothing does."""
+        if not self.next_array:
+            return self.resources.binding
+        return max(self.next_array, key=lambda k: self.next_array[k][0] / max(1, self.next_array[k][1]))
+
     def to_dict(self) -> dict:
         return {"config": self.config.to_dict(), "origin": dict(self.origin),
-                "resources": self.resources.to_dict(), "binding_resource": self.resources.binding,
+                "resources": self.resources.to_dict(), "binding_resource": self.bound_by,
                 "one_more_array": {k: {"needs": v[0], "available": v[1]} for k, v in self.next_array.items()}}
 
 
@@ -269,7 +278,8 @@ def describe_design(design: Design, device) -> list[str]:
     for row in r.table():
         lines.append(f"  {row['resource']:<12} {row['used']:>13,} / {row['available']:>13,} available "
                      f"({100 * row['utilization']:5.1f}%; device {row['capacity']:,}, reserved {row['reserved']:,})")
-    lines.append(f"  bound by: {r.binding}" + ("; one more array would need " + ", ".join(
+    bound = "on-chip memory for the dataflow" if design.bound_by == DATAFLOW_MEMORY else design.bound_by
+    lines.append(f"  bound by: {bound}" + ("; one more array would need " + ", ".join(
         describe_need(k, v) for k, v in design.next_array.items()) if design.next_array else ""))
     lines.append(f"  clock {device.clock_hz / 1e6:.0f} MHz: {device.sources.get('clock_hz', '')}")
     if r.estimated:
