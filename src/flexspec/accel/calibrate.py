@@ -138,10 +138,11 @@ def pe_array_features(params: dict) -> dict:
     lane read select (P x (K-1) x 2a), ``tree`` = read-out adder bits (K trees of P inputs,
     2a bits: K (P-1) 2a), ``treeff`` = the registers of the read-out trees' levels,
     ``acclut`` / ``accbram`` = the accumulator memories (P x K memories of 2a bits, 2 read ports,
-    double-buffered output-channel slots, N/K rows each): in 32-word LUT-RAM columns when at most
-    :data:`ACC_LUTRAM_MAX_WORDS` deep (``accregs``: their registered read ports' flip-flops;
-    ``accdeep``: the read multiplexers of 64-word ones), else in RAMB18 (two copies for the two
-    read ports, :func:`bram18_blocks`), ``bankmem`` = tile-buffer LUT-RAM columns per read port,
+    double-buffered output-channel slots, N/K rows each; at K < N each half is its own memory
+    with one read port shared by the accumulate and the read-out): in 32-word LUT-RAM columns when
+    at most :data:`ACC_LUTRAM_MAX_WORDS` deep (``accregs``: their registered read ports'
+    flip-flops; ``accdeep``: the read multiplexers of 64-word ones), else in RAMB18 (K = N: two
+    copies for the two read ports; K < N: the two halves, :func:`bram18_blocks`), ``bankmem`` = tile-buffer LUT-RAM columns per read port,
     ``portbits`` = registered bank-port outputs, ``sched`` = schedule-memory bits (word width x
     depth), ``pipe`` = per-PE pipeline register bits, ``dsp`` = 3P multipliers."""
     c = _pe_array_config(params)
@@ -149,7 +150,8 @@ def pe_array_features(params: dict) -> dict:
     d, a = c.data_bits, c.acc_bits
     acc_words = c.acc_lane_depth  # both halves
     acc_cols = p * k * 2 * a
-    lut_ram = acc_words <= ACC_LUTRAM_MAX_WORDS
+    split = c.readout_beats_per_column > 1  # K < N: each half its own memory, one read port
+    lut_ram = (acc_words // 2 if split else acc_words) <= ACC_LUTRAM_MAX_WORDS
     tree_regs, width = 0, p
     while True:
         width = (width + 1) // 2
@@ -169,7 +171,8 @@ def pe_array_features(params: dict) -> dict:
         "acclut": float(acc_cols * math.ceil(acc_words / 32)) if lut_ram else 0.0,
         "accregs": float(2 * acc_cols) if lut_ram else 0.0,
         "accdeep": float(2 * acc_cols * (math.ceil(acc_words / 32) - 1)) if lut_ram else 0.0,
-        "accbram": 0.0 if lut_ram else float(2 * p * k * bram18_blocks(acc_words, 2 * a)),
+        # two copies of a lane (two read ports), or (K < N) its two halves, one copy each
+        "accbram": 0.0 if lut_ram else float(2 * p * k * bram18_blocks(acc_words // 2 if split else acc_words, 2 * a)),
         "bankmem": float(b * r * 2 * d * math.ceil(tb_words / 64)),
         "portbits": float(b * r * 2 * d),
         "sched": float(c.word_bits() * c.schedule_depth),

@@ -242,7 +242,9 @@ class SparsePEArray(wiring.Component):
 
         # ---------------------------------------------------------------- stages 2..5 per PE
         flat = Array(bank_rd[k].data for k in range(NP))
-        acc_rd_host = []
+        acc_rd_host = []  # per PE: the K read-out data words
+        host_half_d = []  # per PE (K < N): per lane, the two halves' read data
+        hosts_ports = []  # per PE (K = N): the read-out ports
         v5_any = []
         for p in range(P):
             v1, sel1, first1, aaddr1, kr1, ki1 = fields[p]
@@ -278,17 +280,47 @@ class SparsePEArray(wiring.Component):
             m.d.sync += [v4.eq(v3), first4.eq(first3), a4.eq(a3)]
             # K accumulator memories (lane k: the frequency rows r = k mod K), each
             # (half, row group r // K, slot x column) deep
-            banks_rd, banks_wr, hosts = [], [], []
-            for k_ in range(K):
-                accmem = Memory(shape=unsigned(2 * ab), depth=c.acc_lane_depth, init=[])
-                m.submodules[f"acc{p}_r{k_}"] = accmem
-                banks_rd.append(accmem.read_port())  # synchronous, not transparent: forwarding covers it
-                banks_wr.append(accmem.write_port())
-                hosts.append(accmem.read_port())
-            acc_rd_host.append(hosts)
             acch4 = tags[3][3]
-            for rp in banks_rd:
-                m.d.comb += [rp.addr.eq(Cat(a4[:CB], a4[CB + KB:CB + RB], acch4)), rp.en.eq(1)]
+            if G == 1:  # N lanes: one memory per lane, a read port each for the accumulate and the read-out
+                banks_rd, banks_wr, hosts = [], [], []
+                for k_ in range(K):
+                    accmem = Memory(shape=unsigned(2 * ab), depth=c.acc_lane_depth, init=[])
+                    m.submodules[f"acc{p}_r{k_}"] = accmem
+                    banks_rd.append(accmem.read_port())  # synchronous, not transparent: forwarding covers it
+                    banks_wr.append(accmem.write_port())
+                    hosts.append(accmem.read_port())
+                acc_rd_host.append([h.data for h in hosts])
+                hosts_ports.append(hosts)
+                for rp in banks_rd:
+                    m.d.comb += [rp.addr.eq(Cat(a4[:CB], a4[CB + KB:CB + RB], acch4)), rp.en.eq(1)]
+                lane_rd = [rp.data for rp in banks_rd]
+            else:
+                # K < N lanes: each half of a lane is its own memory with one read port, shared
+                # by the accumulate (the half a run accumulates into) and the read-out (the other
+                # half): one write and one read port a memory, so no copy for a second read port
+                halves = [[Memory(shape=unsigned(2 * ab), depth=c.acc_lane_depth // 2, init=[]) for _ in range(2)]
+                          for _ in range(K)]
+                ports = []
+                for k_ in range(K):
+                    row = []
+                    for h_ in range(2):
+                        m.submodules[f"acc{p}_r{k_}_h{h_}"] = halves[k_][h_]
+                        row.append((halves[k_][h_].read_port(), halves[k_][h_].write_port()))
+                    ports.append(row)
+                acc_here = [Signal(name=f"acc_rd_h{h_}_{p}") for h_ in range(2)]
+                for h_ in range(2):
+                    m.d.comb += acc_here[h_].eq(v4 & (acch4 == h_))
+                    for k_ in range(K):
+                        rp = ports[k_][h_][0]
+                        m.d.comb += [rp.addr.eq(Mux(acc_here[h_], Cat(a4[:CB], a4[CB + KB:CB + RB]),
+                                                    Cat(self.rd_addr, self.rd_sub))), rp.en.eq(1)]
+                banks_wr = [[ports[k_][h_][1] for h_ in range(2)] for k_ in range(K)]
+                hosts = [Signal(2 * ab, name=f"acc_host_{p}_{k_}") for k_ in range(K)]
+                acc_rd_host.append(hosts)
+                host_half_d.append([[ports[k_][h_][0].data for h_ in range(2)] for k_ in range(K)])
+                if self.sim_assertions:
+                    m.d.sync += Assert(~(self.rd_valid & v4 & (acch4 == self.rd_half)),
+                                       "accumulator read-out of the half a run accumulates into")
             # stage 5: post-added product registered; accumulate with forwarding
             v5, first5 = Signal(name=f"v5_{p}"), Signal(name=f"first5_{p}")
             wa5 = Signal(CB + RB + 1, name=f"waddr5_{p}")  # column address, row, half
@@ -297,7 +329,9 @@ class SparsePEArray(wiring.Component):
             v5_any.append(v5)
             lane5 = wa5[CB:CB + KB]
             rd5 = Signal(2 * ab, name=f"accrd5_{p}")
-            m.d.comb += rd5.eq(Array(rp.data for rp in banks_rd)[lane5] if K > 1 else banks_rd[0].data)
+            if G > 1:  # the half this word accumulates into
+                lane_rd = [Mux(wa5[CB + RB], ports[k_][1][0].data, ports[k_][0][0].data) for k_ in range(K)]
+            m.d.comb += rd5.eq(Array(lane_rd)[lane5] if K > 1 else lane_rd[0])
             fwd_v = Signal(name=f"fwd_v_{p}")
             fwd_a = Signal(CB + RB + 1, name=f"fwd_a_{p}")
             fwd_re, fwd_im = Signal(signed(ab), name=f"fwd_re_{p}"), Signal(signed(ab), name=f"fwd_im_{p}")
@@ -309,9 +343,15 @@ class SparsePEArray(wiring.Component):
                          old_im.eq(Mux(first5, 0, Mux(hit, fwd_im, rd5[ab:].as_signed()))),
                          new_re.eq(old_re + pr5), new_im.eq(old_im + pi5)]
             for k_, wp in enumerate(banks_wr):
-                m.d.comb += [wp.en.eq(v5 & ((lane5 == k_) if K > 1 else 1)),
-                             wp.addr.eq(Cat(wa5[:CB], wa5[CB + KB:CB + RB], wa5[CB + RB])),
-                             wp.data.eq(Cat(new_re, new_im))]
+                if G == 1:
+                    m.d.comb += [wp.en.eq(v5 & ((lane5 == k_) if K > 1 else 1)),
+                                 wp.addr.eq(Cat(wa5[:CB], wa5[CB + KB:CB + RB], wa5[CB + RB])),
+                                 wp.data.eq(Cat(new_re, new_im))]
+                else:
+                    for h_, wph in enumerate(wp):
+                        m.d.comb += [wph.en.eq(v5 & ((lane5 == k_) if K > 1 else 1) & (wa5[CB + RB] == h_)),
+                                     wph.addr.eq(Cat(wa5[:CB], wa5[CB + KB:CB + RB])),
+                                     wph.data.eq(Cat(new_re, new_im))]
             m.d.sync += [fwd_v.eq(v5), fwd_a.eq(wa5), fwd_re.eq(new_re), fwd_im.eq(new_im)]
 
         # done: the last word of a run is accumulated at this edge (stage 5 -> memory)
@@ -321,10 +361,16 @@ class SparsePEArray(wiring.Component):
         m.d.comb += self.busy.eq(active | Cat(*(t[0] for t in tags)).any())
 
         # ---------------------------------------------------------------- read-out
-        rd_sub = self.rd_sub if G > 1 else Const(0, 0)
-        for hosts in acc_rd_host:
-            for host in hosts:
-                m.d.comb += [host.addr.eq(Cat(self.rd_addr, rd_sub, self.rd_half)), host.en.eq(1)]
+        if G == 1:
+            for p in range(P):
+                for host in hosts_ports[p]:
+                    m.d.comb += [host.addr.eq(Cat(self.rd_addr, self.rd_half)), host.en.eq(1)]
+        else:
+            rdh1 = Signal(name="rd_half1")
+            m.d.sync += rdh1.eq(self.rd_half)
+            for hosts, halves_d in zip(acc_rd_host, host_half_d, strict=True):
+                for host, (d0, d1) in zip(hosts, halves_d, strict=True):
+                    m.d.comb += host.eq(Mux(rdh1, d1, d0))
         m.d.comb += [mk_rd.addr.eq(self.rd_addr), mk_rd.en.eq(1)]
         rvs = Signal(name="rd_v1")
         m.d.sync += rvs.eq(self.rd_valid)
@@ -340,7 +386,7 @@ class SparsePEArray(wiring.Component):
         for r in range(K):  # one P-input adder tree per lane; the PE mask gates its inputs
             level = []
             for p, hosts in enumerate(acc_rd_host):
-                d, bit = hosts[r].data, mask[r * P + p]
+                d, bit = hosts[r], mask[r * P + p]
                 re_, im_ = Signal(signed(ab), name=f"rd_m_re_{r}_{p}"), Signal(signed(ab), name=f"rd_m_im_{r}_{p}")
                 m.d.comb += [re_.eq(Mux(bit, d[:ab].as_signed(), 0)), im_.eq(Mux(bit, d[ab:].as_signed(), 0))]
                 level.append((re_, im_))
