@@ -1,4 +1,5 @@
-"""Read-out rows per request (``readout_rows`` = K < N): the accumulators packed K memories per PE,
+"""Read-out rows per request (``readout_rows`` = K < N): the accumulators packed K memories per PE
+(at K = 1 each half its own memory, its one read port shared by the accumulate and the read-out),
 the drainer's N/K requests a column and its column assembler.  In Verilator the streamed columns
 are bit exact with brute-force sums, the output beats keep SpectralPass's contract (one column of
 N a beat, same order, ``o_last`` on a tile's last beat), and the cycles equal the engine's cycle
@@ -38,6 +39,7 @@ def _program(cfg, rng, groups=4, density=0.3):
 def test_readout_rows_must_divide_n_as_a_power_of_two():
     assert _config(0).readout_rows == N8 and _config(2).readout_beats_per_column == 4
     assert _config(1).acc_lane_depth == 8 * _config(8).acc_lane_depth  # K memories, N/K times deeper
+    assert [_config(k).acc_split_halves for k in (1, 2, 4, 8)] == [True, False, False, False]
     for bad in (3, 16, -1, 6):
         with pytest.raises(UsageError, match="readout_rows"):
             _config(bad)

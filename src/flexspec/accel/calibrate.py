@@ -138,19 +138,20 @@ def pe_array_features(params: dict) -> dict:
     lane read select (P x (K-1) x 2a), ``tree`` = read-out adder bits (K trees of P inputs,
     2a bits: K (P-1) 2a), ``treeff`` = the registers of the read-out trees' levels,
     ``acclut`` / ``accbram`` = the accumulator memories (P x K memories of 2a bits, 2 read ports,
-    double-buffered output-channel slots, N/K rows each; at K < N each half is its own memory
+    double-buffered output-channel slots, N/K rows each; at K = 1 each half is its own memory
     with one read port shared by the accumulate and the read-out): in 32-word LUT-RAM columns when
     at most :data:`ACC_LUTRAM_MAX_WORDS` deep (``accregs``: their registered read ports'
     flip-flops; ``accdeep``: the read multiplexers of 64-word ones), else in RAMB18 (K = N: two
-    copies for the two read ports; K < N: the two halves, :func:`bram18_blocks`), ``bankmem`` = tile-buffer LUT-RAM columns per read port,
-    ``portbits`` = registered bank-port outputs, ``sched`` = schedule-memory bits (word width x
+    copies for the two read ports; K = 1: the two halves, :func:`bram18_blocks`), ``halfmux`` =
+    (K = 1) the two halves' data selects (the accumulate's and the read-out's, 2a bits each),
+    ``bankmem`` = tile-buffer LUT-RAM columns per read port, ``portbits`` = registered bank-port outputs, ``sched`` = schedule-memory bits (word width x
     depth), ``pipe`` = per-PE pipeline register bits, ``dsp`` = 3P multipliers."""
     c = _pe_array_config(params)
     p, b, r, k = c.num_pes, c.num_banks, c.ports, c.readout_rows
     d, a = c.data_bits, c.acc_bits
     acc_words = c.acc_lane_depth  # both halves
     acc_cols = p * k * 2 * a
-    split = c.readout_beats_per_column > 1  # K < N: each half its own memory, one read port
+    split = c.acc_split_halves  # each half its own memory, one read port
     lut_ram = (acc_words // 2 if split else acc_words) <= ACC_LUTRAM_MAX_WORDS
     tree_regs, width = 0, p
     while True:
@@ -168,6 +169,7 @@ def pe_array_features(params: dict) -> dict:
         "rowmux": float(p * (k - 1) * 2 * a),
         "tree": float(k * (p - 1) * 2 * a),
         "treeff": float(k * tree_regs * 2 * a),
+        "halfmux": float(2 * acc_cols) if split else 0.0,
         "acclut": float(acc_cols * math.ceil(acc_words / 32)) if lut_ram else 0.0,
         "accregs": float(2 * acc_cols) if lut_ram else 0.0,
         "accdeep": float(2 * acc_cols * (math.ceil(acc_words / 32) - 1)) if lut_ram else 0.0,
@@ -317,7 +319,7 @@ BLOCKS = {
         held_out_by_family={},
         build=_build_pe_array, features=pe_array_features,
         model_terms={
-            "lut": ("const", "mux", "portbits", "rowmux", "tree", "acclut", "accdeep", "acc"),
+            "lut": ("const", "mux", "portbits", "rowmux", "tree", "acclut", "accdeep", "acc", "halfmux"),
             "lutram": ("const", "acclut", "bankmem", "sched"),
             "ff": ("const", "pipe", "treeff", "portbits", "accregs"),
             "dsp": ("dsp",),

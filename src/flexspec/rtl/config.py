@@ -155,6 +155,15 @@ class PEArrayConfig:
         return (self.readout_beats_per_column - 1).bit_length()
 
     @property
+    def acc_split_halves(self) -> bool:
+        """Whether each accumulator half is its own memory (one read port shared by the accumulate
+        and the read-out, no copy for a second read port): at K = 1 < N only.  Measured (Yosys,
+        UltraScale+, P = 8, B x R = 20 x 2): at K = 1 it halves the block RAM (96 -> 48 RAMB18, a
+        half then fills a 512 x 36 RAMB18) for +1.4K LUTs; at K = 2 it saves none (+0.2K LUTs),
+        at K = 4 none for +4.7K LUTs (BENCHMARKS.md "Designs that fit")."""
+        return self.readout_rows == 1 and self.fft_size > 1
+
+    @property
     def acc_lane_depth(self) -> int:
         """Words of one accumulator memory of one PE: ``readout_rows`` memories per PE, each
         holding N / readout_rows rows of both halves (half, row group, slot x column)."""

@@ -158,6 +158,7 @@ class SparsePEArray(wiring.Component):
         RB = c.row_bits
         K, G = c.readout_rows, c.readout_beats_per_column
         KB = (K - 1).bit_length()  # row bits that pick the lane (row mod K); the rest: the row group
+        split = c.acc_split_halves
         mask_mem = Memory(shape=unsigned(N * P), depth=acc_words, init=list(self.mask_init or []))
         m.submodules.readout_mask = mask_mem
         mk_wr = mask_mem.write_port()
@@ -243,8 +244,8 @@ class SparsePEArray(wiring.Component):
         # ---------------------------------------------------------------- stages 2..5 per PE
         flat = Array(bank_rd[k].data for k in range(NP))
         acc_rd_host = []  # per PE: the K read-out data words
-        host_half_d = []  # per PE (K < N): per lane, the two halves' read data
-        hosts_ports = []  # per PE (K = N): the read-out ports
+        host_half_d = []  # per PE (split halves): per lane, the two halves' read data
+        hosts_ports = []  # per PE (one memory a lane): the read-out ports
         v5_any = []
         for p in range(P):
             v1, sel1, first1, aaddr1, kr1, ki1 = fields[p]
@@ -281,7 +282,7 @@ class SparsePEArray(wiring.Component):
             # K accumulator memories (lane k: the frequency rows r = k mod K), each
             # (half, row group r // K, slot x column) deep
             acch4 = tags[3][3]
-            if G == 1:  # N lanes: one memory per lane, a read port each for the accumulate and the read-out
+            if not split:  # one memory per lane, a read port each for the accumulate and the read-out
                 banks_rd, banks_wr, hosts = [], [], []
                 for k_ in range(K):
                     accmem = Memory(shape=unsigned(2 * ab), depth=c.acc_lane_depth, init=[])
@@ -295,7 +296,7 @@ class SparsePEArray(wiring.Component):
                     m.d.comb += [rp.addr.eq(Cat(a4[:CB], a4[CB + KB:CB + RB], acch4)), rp.en.eq(1)]
                 lane_rd = [rp.data for rp in banks_rd]
             else:
-                # K < N lanes: each half of a lane is its own memory with one read port, shared
+                # K = 1 < N: each half of the lane is its own memory with one read port, shared
                 # by the accumulate (the half a run accumulates into) and the read-out (the other
                 # half): one write and one read port a memory, so no copy for a second read port
                 halves = [[Memory(shape=unsigned(2 * ab), depth=c.acc_lane_depth // 2, init=[]) for _ in range(2)]
@@ -329,7 +330,7 @@ class SparsePEArray(wiring.Component):
             v5_any.append(v5)
             lane5 = wa5[CB:CB + KB]
             rd5 = Signal(2 * ab, name=f"accrd5_{p}")
-            if G > 1:  # the half this word accumulates into
+            if split:  # the half this word accumulates into
                 lane_rd = [Mux(wa5[CB + RB], ports[k_][1][0].data, ports[k_][0][0].data) for k_ in range(K)]
             m.d.comb += rd5.eq(Array(lane_rd)[lane5] if K > 1 else lane_rd[0])
             fwd_v = Signal(name=f"fwd_v_{p}")
@@ -343,7 +344,7 @@ class SparsePEArray(wiring.Component):
                          old_im.eq(Mux(first5, 0, Mux(hit, fwd_im, rd5[ab:].as_signed()))),
                          new_re.eq(old_re + pr5), new_im.eq(old_im + pi5)]
             for k_, wp in enumerate(banks_wr):
-                if G == 1:
+                if not split:
                     m.d.comb += [wp.en.eq(v5 & ((lane5 == k_) if K > 1 else 1)),
                                  wp.addr.eq(Cat(wa5[:CB], wa5[CB + KB:CB + RB], wa5[CB + RB])),
                                  wp.data.eq(Cat(new_re, new_im))]
@@ -361,10 +362,11 @@ class SparsePEArray(wiring.Component):
         m.d.comb += self.busy.eq(active | Cat(*(t[0] for t in tags)).any())
 
         # ---------------------------------------------------------------- read-out
-        if G == 1:
+        if not split:
+            rd_sub = self.rd_sub if G > 1 else Const(0, 0)
             for p in range(P):
                 for host in hosts_ports[p]:
-                    m.d.comb += [host.addr.eq(Cat(self.rd_addr, self.rd_half)), host.en.eq(1)]
+                    m.d.comb += [host.addr.eq(Cat(self.rd_addr, rd_sub, self.rd_half)), host.en.eq(1)]
         else:
             rdh1 = Signal(name="rd_half1")
             m.d.sync += rdh1.eq(self.rd_half)
