@@ -109,7 +109,9 @@ class SparsePEArray(wiring.Component):
       Each PE keeps K accumulator memories (one write and two read ports each: accumulate and
       read-out), memory k holding the rows r = k (mod K) one after the other in its depth, so K
       sets the memories' width-to-depth ratio (block RAM) against the read-out's requests per
-      column (N / K).
+      column (N / K).  At K = 1 each half is its own memory whose one read port serves the
+      accumulate and the read-out: read a half out only while no run accumulates into it (the
+      spectral pass never does; ``sim_assertions`` builds assert it).
     * ``conflict`` (``checks`` builds only): sticky; a PE's selected port did not read the bank
       and address the compiler meant.
     """
