@@ -4,8 +4,8 @@ synthesis-calibrated model (``flexspec.accel.search.search_design``), at the pro
 evidence-backed clock and at 200 / 250 / 300 MHz (``latency_at_clocks``).
 
 Per device: the design, every resource used / available (after the shell and DRAM-controller
-reserves), the resource that bounds it and what one more array would need, the clock with its
-source, the latency and the search time.  Simulator figures, not hardware.
+reserves), the resource that bounds it and what one more array would need, the read-out rows per
+request K the search chose, the clock with its source, the latency and the search time.  Simulator figures, not hardware.
 
 Writes benchmarks/results/bench_designs.json; ``--markdown`` prints the BENCHMARKS.md tables
 from that file (no simulation).
@@ -22,7 +22,8 @@ from pathlib import Path
 
 from flexspec.accel.kernels import resolve_kernels
 from flexspec.accel.resource_model import provenance
-from flexspec.accel.search import (Design, describe_design, latency_at_clocks, one_more_array, search_design)
+from flexspec.accel.search import (DATAFLOW_MEMORY, Design, describe_design, describe_need, latency_at_clocks,
+                                   one_more_array, search_design)
 from flexspec.accel.sim import ScheduleCache
 from flexspec.devices import load_device
 from flexspec.fileio import write_file
@@ -53,7 +54,7 @@ def main(devices) -> None:
             print(f"  {c['clock_hz'] / 1e6:5.0f} MHz{' (default)' if c['default'] else ''}: "
                   f"{c['seconds'] * 1e3:.3f} ms ({c['cycles']:,} cycles)", flush=True)
         rows.append({"device": name, "config": best.config.to_dict(), "resources": best.resources.table(),
-                     "binding_resource": best.resources.binding,
+                     "binding_resource": design.bound_by,
                      "one_more_array": {k: {"needs": v[0], "available": v[1]} for k, v in design.next_array.items()},
                      "estimated": list(best.resources.estimated),
                      "clock_hz": dev.clock_hz, "clock_source": dev.sources["clock_hz"],
@@ -72,9 +73,9 @@ def main(devices) -> None:
 def markdown() -> str:
     data = json.loads(OUT.read_text())
     short = {"lut": "LUT", "lutram_luts": "LUT-RAM", "ff": "FF", "dsp": "DSP", "bram_bits": "BRAM Mb",
-             "uram_bits": "URAM Mb"}
+             "uram_bits": "URAM Mb", DATAFLOW_MEMORY: "on-chip memory for the dataflow"}
     order = [row["resource"] for row in data["rows"][0]["resources"]]
-    head = (["device", "design A x P, B x R, FFT/IFFT engines"] + [f"{short[k]} used / available" for k in order]
+    head = (["device", "design A x P, B x R, K, FFT/IFFT engines"] + [f"{short[k]} used / available" for k in order]
             + ["bound by", "one more array needs", "clock MHz", "latency ms", "at 200 / 250 / 300 MHz (ms)"])
     out = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for r in data["rows"]:
@@ -85,10 +86,11 @@ def markdown() -> str:
                 cells.append(f"{row['used'] / 2**20:,.1f} / {row['available'] / 2**20:,.1f}")
             else:
                 cells.append(f"{row['used']:,} / {row['available']:,}")
-        more = (", ".join(f"{short[k]} {v['needs']:,} of {v['available']:,}" for k, v in r["one_more_array"].items())
-                or "the dataflow's minimum on-chip memory")
+        more = ", ".join(describe_need(k if k == DATAFLOW_MEMORY else short[k], (v["needs"], v["available"]))
+                         for k, v in r["one_more_array"].items())
         clocks = " / ".join(f"{x['seconds'] * 1e3:.2f}" for x in r["at_clocks"] if not x["default"])
-        out.append(f"| {r['device']} | {c['arrays']} x {c['pes']}, {c['banks']} x {c['ports']}, {c['fft_engines']}/"
+        out.append(f"| {r['device']} | {c['arrays']} x {c['pes']}, {c['banks']} x {c['ports']}, "
+                   f"K={c.get('readout_rows', 8)}, {c['fft_engines']}/"
                    f"{c['ifft_engines']} | " + " | ".join(cells) + f" | {short[r['binding_resource']]} | {more} | "
                    f"{r['clock_hz'] / 1e6:.0f} | **{r['latency_ms']:.2f}** | {clocks} |")
     return "\n".join(out)

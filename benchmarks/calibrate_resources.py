@@ -97,8 +97,11 @@ def main() -> None:
         "generated_by": "benchmarks/calibrate_resources.py",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "commands": {f: f"read_verilog BLOCK.v; {FAMILY_SCRIPTS[f]}; stat" for f in FAMILY_SCRIPTS},
-        "rows": "benchmarks/results/synthesis_rows_<family>.json",
+        "rows": "benchmarks/results/synthesis_rows_<family>*.json",
     }}
+    if MODEL_PATH.exists():  # blocks not refit now keep their stored fit
+        model["blocks"] = {k: v for k, v in json.loads(MODEL_PATH.read_text()).get("blocks", {}).items()
+                           if k in BLOCKS}
     fitted = sorted((f for f in FAMILY_SCRIPTS if load_rows(f)), key=lambda f: f != args.scale_of)
     rows = [r for f in fitted for r in load_rows(f)]
     for block in blocks:
@@ -110,6 +113,9 @@ def main() -> None:
                 print(f"{block.name}/{family}: {len(fam_rows)} rows; not fitted")
                 continue
             if args.scale_of and family != args.scale_of:
+                if args.scale_of not in entry["families"]:
+                    print(f"{block.name}/{family}: no {args.scale_of} fit to scale; not fitted")
+                    continue
                 fit = fit_scaled(block, rows, family, entry["families"][args.scale_of])
                 fit["reference_family"] = args.scale_of
             else:
@@ -127,11 +133,20 @@ def main() -> None:
     print(f"wrote {MODEL_PATH}")
 
 
+def size_label(params: dict) -> str:
+    """A calibration size in the tables' words: PE array (P, B x R, N[, K]), FFT/IFFT (N, input bits)."""
+    if "pes" in params:
+        k = f", K={params['readout_rows']}" if "readout_rows" in params else ""
+        a = f", {params['acc_channels']} slots" if "acc_channels" in params else ""
+        return f"{params['pes']}, {params['banks']} x {params['ports']}, {params.get('fft_size', 8)}{k}{a}"
+    return f"N={params['n']}, {params['in_bits']} bits in"
+
+
 def markdown() -> str:
     """Held-out error per resource and logic depth per synthesized size, from the stored model."""
     model = json.loads(MODEL_PATH.read_text())
-    out = ["| block | family | size (P, B x R, N) | resource | synthesized | model | error |", "|---" * 7 + "|"]
-    depth = ["| block | family | size (P, B x R, N) | LUT levels (deepest path) | carry cells on it | "
+    out = ["| block | family | size | resource | synthesized | model | error |", "|---" * 7 + "|"]
+    depth = ["| block | family | size | LUT levels (deepest path) | carry cells on it | "
              "longest carry chain (cells) |", "|---" * 6 + "|"]
     for name, entry in model["blocks"].items():
         for fam, fit in entry["families"].items():
@@ -139,11 +154,11 @@ def markdown() -> str:
                 for e in fit["held_out"].get(res, []):
                     p = e["params"]
                     out.append(f"| {name} | {fam}{' (leave-one-out)' if 'leave-one-out' in fit.get('method', '') else ''} | "
-                               f"{p['pes']}, {p['banks']} x {p['ports']}, {p.get('fft_size', 8)} | {res} | "
+                               f"{size_label(p)} | {res} | "
                                f"{e['synthesized']:,} | {e['model']:,.0f} | {e['relative_error']:+.1%} |")
             for d in fit["depth"]:
                 p = d["params"]
-                depth.append(f"| {name} | {fam} | {p['pes']}, {p['banks']} x {p['ports']}, {p.get('fft_size', 8)} | "
+                depth.append(f"| {name} | {fam} | {size_label(p)} | "
                              f"{d['lut_levels']} | {d['carry_cells']} | {d['longest_carry_cells']} |")
     return "\n".join(out) + "\n\n" + "\n".join(depth)
 

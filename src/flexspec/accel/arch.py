@@ -20,7 +20,7 @@ The machine (one configuration = :class:`AcceleratorConfig`):
 Resources (:func:`resources`): every resource of the device profile (LUT, LUT-RAM, FF, DSP,
 BRAM, URAM) after its platform-shell and DRAM-controller reserves; the PE arrays (tile banks,
 schedule ROM, arbiter, MACs, accumulators) are costed by the synthesis-calibrated model of
-:mod:`flexspec.accel.resource_model`, the FFT engines by its structural estimate.
+:mod:`flexspec.accel.resource_model`, the FFT/IFFT engines by theirs (``transform_cost``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from ..errors import DoesNotFitError, UsageError
 from ..kernel_format import DEFAULT_ACC_BITS, KernelFormat
 from ..spectral.geometry import num_frequencies  # noqa: F401  (re-exported)
 from .resource_model import (  # noqa: F401  (nontrivial_twiddles re-exported)
-    block_cost, family_of, fft_engine_cost, nontrivial_twiddles, provenance, scale_note, synthesized_max)
+    block_cost, family_of, nontrivial_twiddles, provenance, scale_note, synthesized_max, transform_cost)
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class AcceleratorConfig:
     onchip_fraction: float = 0.5
     broadcast: bool = False
     pe_pipeline_cycles: int = 8  # multiplier + adder pipeline depth of a PE
+    readout_rows: int = 0  # accumulator rows read out per request (0: N, one column a request)
 
     def __post_init__(self):
         for key in ("arrays", "pes", "banks", "ports", "fft_engines", "ifft_engines", "fft_size"):
@@ -59,6 +60,12 @@ class AcceleratorConfig:
         if self.banks > num_frequencies(self.fft_size):
             raise UsageError(f"accelerator config: {self.banks} banks exceed the {num_frequencies(self.fft_size)} "
                              f"frequencies of an N={self.fft_size} tile")
+        if self.readout_rows == 0:
+            object.__setattr__(self, "readout_rows", self.fft_size)
+        k = self.readout_rows
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1 or self.fft_size % k or k & (k - 1):
+            raise UsageError(f"accelerator config: readout_rows must be a power of two dividing fft_size="
+                             f"{self.fft_size}, got {k!r}")
         if not 0.05 <= self.onchip_fraction <= 0.95:
             raise UsageError("accelerator config: onchip_fraction must be in [0.05, 0.95]")
         if self.data_bits < 2 or self.acc_bits < 2 * self.data_bits + 1:
@@ -173,7 +180,7 @@ def _block_bits(device: Device) -> int:
 def pe_array_params(config: AcceleratorConfig) -> dict:
     """Parameters of one PE array in the calibrated model's terms."""
     return {"pes": config.pes, "banks": config.banks, "ports": config.ports, "fft_size": config.fft_size,
-            "data_bits": config.data_bits, "acc_bits": config.acc_bits}
+            "data_bits": config.data_bits, "acc_bits": config.acc_bits, "readout_rows": config.readout_rows}
 
 
 def block_usage(config: AcceleratorConfig, device: Device) -> tuple[dict, tuple]:
@@ -182,9 +189,10 @@ def block_usage(config: AcceleratorConfig, device: Device) -> tuple[dict, tuple]
     dsp_cmac = device.dsp_per_complex_mac
     pe = block_cost("pe_array", family, pe_array_params(config))
     pe["dsp"] = config.pes * dsp_cmac  # one complex MAC per PE; checked against synthesis (tests)
-    fft = fft_engine_cost(config.fft_size, config.data_bits, config.data_bits, family, dsp_cmac)
-    ifft = fft_engine_cost(config.fft_size, config.acc_bits, config.data_bits, family, dsp_cmac)
-    estimated = ["FFT/IFFT engines: structural estimate (no generated RTL yet)"]
+    # the IFFT takes the accumulators rounded to the data width (the engine's ifft_bits)
+    fft, fft_note = transform_cost(config.fft_size, config.data_bits, False, family)
+    ifft, ifft_note = transform_cost(config.fft_size, config.data_bits, True, family)
+    estimated = [n for n in (fft_note, ifft_note) if n]
     largest = synthesized_max("pe_array", family, "pes")
     if config.pes > largest:
         estimated.append(f"PE array at P={config.pes}: beyond the largest size synthesized for {family} (P={largest}); "
@@ -213,6 +221,18 @@ def block_usage(config: AcceleratorConfig, device: Device) -> tuple[dict, tuple]
 MIN_DATAFLOW_BITS = 8 * 1024 * 1024
 
 
+def _dataflow_left(config: AcceleratorConfig, available: dict, need: dict) -> int:
+    mem_left = available["bram_bits"] - need["bram_bits"] + available["uram_bits"] - need["uram_bits"]
+    return int(max(0, mem_left) * config.onchip_fraction)
+
+
+def dataflow_bits_left(config: AcceleratorConfig, device: Device) -> int:
+    """Bits of block memory (BRAM + URAM) the blocks of ``config`` leave to the dataflow's buffers."""
+    blocks, _ = block_usage(config, device)
+    need = {k: int(math.ceil(sum(b[k] for b in blocks.values()) - 1e-9)) for k in ("bram_bits", "uram_bits")}
+    return _dataflow_left(config, {k: device.available(k) for k in need}, need)
+
+
 def resources(config: AcceleratorConfig, device: Device) -> Resources:
     """Every resource ``config`` uses on ``device``; raises DoesNotFitError naming, for each
     resource over its limit, what the design needs (by block) and what is available.
@@ -232,8 +252,7 @@ def resources(config: AcceleratorConfig, device: Device) -> Resources:
             parts = ", ".join(f"{name.replace('_', ' ')} {int(math.ceil(b[k])):,}" for name, b in blocks.items() if b[k])
             problems.append(f"{k} {need[k]:,} ({parts}) but {available[k]:,} are available "
                             f"({capacity[k]:,} on the device - {reserved[k]:,} for the shell and DRAM controllers)")
-    mem_left = available["bram_bits"] - need["bram_bits"] + available["uram_bits"] - need["uram_bits"]
-    left = int(max(0, mem_left) * config.onchip_fraction)
+    left = _dataflow_left(config, available, need)
     if not problems and left < MIN_DATAFLOW_BITS:
         problems.append(f"on-chip memory for the dataflow buffers: {left:,} bits left, at least "
                         f"{MIN_DATAFLOW_BITS:,} needed")

@@ -38,7 +38,9 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import FlexSpecError
+from ..rtl.fft_contract import MULTIPLIER_STAGE_CYCLES, stage_has_multiplier
 from ..spectral.geometry import num_frequencies
+from .fixed_point import FFTFormat, _nontrivial, twiddles_fixed
 
 #: The resources the model predicts (LUT counts every LUT, LUT-RAM included; LUTRAM is the part
 #: of it used as memory or shift register; BRAM in 18 Kb halves).
@@ -100,7 +102,7 @@ def _pe_array_config(params: dict):
     return PEArrayConfig(params["pes"], b, params["ports"], n, tuple(i % b for i in range(f)),
                          schedule_depth=params.get("schedule_depth", 16), data_bits=params.get("data_bits", 16),
                          acc_bits=params.get("acc_bits", 48), broadcast=params.get("broadcast", False),
-                         acc_channels=params.get("acc_channels", 0))
+                         acc_channels=params.get("acc_channels", 0), readout_rows=params.get("readout_rows", 0))
 
 
 def _build_pe_array(params: dict):
@@ -113,32 +115,44 @@ def _build_pe_array(params: dict):
 #: primitives); deeper ones go to block RAM (measured: 2 x 32 and 2 x 64 words in LUT-RAM,
 #: 2 x 128 in RAMB18, benchmarks/results/synthesis_rows_xcup.json).
 ACC_LUTRAM_MAX_WORDS = 64
-#: Widest port of one RAMB18 (512 x 36).
-BRAM18_WIDTH_BITS = 36
+#: RAMB18 aspect ratios (7-series / UltraScale+ simple dual port): widest port at each depth.
+BRAM18_WIDTH_AT_DEPTH = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+
+
+def bram18_blocks(depth: int, width_bits: int) -> int:
+    """RAMB18s holding one ``depth`` x ``width_bits`` memory (one write and one read port), at the
+    aspect ratio that fits the depth in one block (a RAMB36 counts as two)."""
+    for d, w in BRAM18_WIDTH_AT_DEPTH:
+        if depth <= d:
+            return math.ceil(width_bits / w)
+    return math.ceil(depth / 16384) * width_bits
 
 
 def pe_array_features(params: dict) -> dict:
     """Structural counts of the PE array (``flexspec.rtl.pe_array``, the static-schedule array
-    with N accumulator row banks per PE and an N-lane read-out) at one size.
+    with K = ``readout_rows`` accumulator memories per PE and a K-lane read-out) at one size.
 
     P PEs, B banks x R read ports, N-point tiles (F frequencies), data width d, accumulator
     width a: ``mux`` = operand-select bits (each PE picks a 2d-bit word out of B*R ports),
     ``acc`` = accumulate adder and forwarding bits (2a per PE), ``rowmux`` = the accumulator
-    row-bank read select (P x (N-1) x 2a), ``tree`` = read-out adder bits (N trees of P inputs,
-    2a bits: N (P-1) 2a), ``treeff`` = the registers of the read-out trees' levels,
-    ``acclut`` / ``accbram`` = the accumulator memories (P x N banks of 2a bits, 2 read ports,
-    double-buffered output-channel slots): in 32-word LUT-RAM columns when at most
-    :data:`ACC_LUTRAM_MAX_WORDS` deep (``accregs``: their registered read ports' flip-flops;
-    ``accdeep``: the read multiplexers of 64-word ones), else in RAMB18 (two copies for the two
-    read ports), ``bankmem`` = tile-buffer LUT-RAM columns per read port, ``portbits`` = registered bank-port
-    outputs, ``sched`` = schedule-memory bits (word width x depth), ``pipe`` = per-PE pipeline
-    register bits, ``dsp`` = 3P multipliers."""
+    lane read select (P x (K-1) x 2a), ``tree`` = read-out adder bits (K trees of P inputs,
+    2a bits: K (P-1) 2a), ``treeff`` = the registers of the read-out trees' levels,
+    ``acclut`` / ``accbram`` = the accumulator memories (P x K memories of 2a bits, 2 read ports,
+    double-buffered output-channel slots, N/K rows each; at K = 1 each half is its own memory
+    with one read port shared by the accumulate and the read-out): in 32-word LUT-RAM columns when
+    at most :data:`ACC_LUTRAM_MAX_WORDS` deep (``accregs``: their registered read ports'
+    flip-flops; ``accdeep``: the read multiplexers of 64-word ones), else in RAMB18 (K = N: two
+    copies for the two read ports; K = 1: the two halves, :func:`bram18_blocks`), ``halfmux`` =
+    (K = 1) the two halves' data selects (the accumulate's and the read-out's, 2a bits each),
+    ``bankmem`` = tile-buffer LUT-RAM columns per read port, ``portbits`` = registered bank-port outputs, ``sched`` = schedule-memory bits (word width x
+    depth), ``pipe`` = per-PE pipeline register bits, ``dsp`` = 3P multipliers."""
     c = _pe_array_config(params)
-    p, b, r, n = c.num_pes, c.num_banks, c.ports, c.fft_size
+    p, b, r, k = c.num_pes, c.num_banks, c.ports, c.readout_rows
     d, a = c.data_bits, c.acc_bits
-    acc_words = 2 * (1 << c.acc_addr_bits)  # both halves
-    acc_cols = p * n * 2 * a
-    lut_ram = acc_words <= ACC_LUTRAM_MAX_WORDS
+    acc_words = c.acc_lane_depth  # both halves
+    acc_cols = p * k * 2 * a
+    split = c.acc_split_halves  # each half its own memory, one read port
+    lut_ram = (acc_words // 2 if split else acc_words) <= ACC_LUTRAM_MAX_WORDS
     tree_regs, width = 0, p
     while True:
         width = (width + 1) // 2
@@ -152,14 +166,15 @@ def pe_array_features(params: dict) -> dict:
         "pe": float(p),
         "mux": float(p * b * r * 2 * d),
         "acc": float(p * 2 * a),
-        "rowmux": float(p * (n - 1) * 2 * a),
-        "tree": float(n * (p - 1) * 2 * a),
-        "treeff": float(n * tree_regs * 2 * a),
+        "rowmux": float(p * (k - 1) * 2 * a),
+        "tree": float(k * (p - 1) * 2 * a),
+        "treeff": float(k * tree_regs * 2 * a),
+        "halfmux": float(2 * acc_cols) if split else 0.0,
         "acclut": float(acc_cols * math.ceil(acc_words / 32)) if lut_ram else 0.0,
         "accregs": float(2 * acc_cols) if lut_ram else 0.0,
         "accdeep": float(2 * acc_cols * (math.ceil(acc_words / 32) - 1)) if lut_ram else 0.0,
-        "accbram": 0.0 if lut_ram else float(2 * p * n * math.ceil(2 * a / BRAM18_WIDTH_BITS)
-                                             * math.ceil(acc_words / 512)),
+        # two copies of a lane (two read ports), or (K < N) its two halves, one copy each
+        "accbram": 0.0 if lut_ram else float(2 * p * k * bram18_blocks(acc_words // 2 if split else acc_words, 2 * a)),
         "bankmem": float(b * r * 2 * d * math.ceil(tb_words / 64)),
         "portbits": float(b * r * 2 * d),
         "sched": float(c.word_bits() * c.schedule_depth),
@@ -168,8 +183,107 @@ def pe_array_features(params: dict) -> dict:
     }
 
 
+def _fft_format(params: dict) -> FFTFormat:
+    """The fixed-point format of one FFT / IFFT calibration size: N, input width, output width
+    (FFT: the input width; IFFT: ``out_bits``, default input + :data:`IFFT_EXTRA_OUT_BITS`)."""
+    n, w, inv = params["n"], params["in_bits"], bool(params.get("inverse", False))
+    out = params.get("out_bits", w + IFFT_EXTRA_OUT_BITS if inv else w)
+    return FFTFormat(n, w, out, 2, params.get("tw_bits", 18), inverse=inv)
+
+
+#: The IFFT's output is wider than its input by the overlap-add headroom of the functional
+#: model's default (``flexspec.accel.functional.BLOCK_EXTRA_BITS``).
+IFFT_EXTRA_OUT_BITS = 4
+
+
+def _build_transform(params: dict):
+    from ..rtl.fft import transform_block  # amaranth: heavy optional dependency
+
+    return transform_block(_fft_format(params))
+
+
+def fft_features(params: dict) -> dict:
+    """Structural counts of the pipelined 2-D FFT / IFFT (``flexspec.rtl.fft``) at one size, from
+    its stage structure (``_transform_1d``: radix-2 DIT, Gauss-form constant multiplies on stages
+    with non-trivial twiddles, 4 register levels there and 1 elsewhere):
+
+    ``add`` = adder bits (butterflies, pre-adders, product combine, rounding) of both 1-D
+    transforms; ``regs`` = their pipeline register bits (delays included); ``dsp`` = constant
+    multiplies with a non-zero constant whose product is used (the IFFT's last stage keeps only
+    its real part), times the DSP48s a product of that width takes (27-bit port); ``turn`` = corner-turn register bits (2 banks x N x (N/2+1) complex words of the
+    middle width); ``turnmux`` = the corner turn's read multiplexer bits (each of the beat's
+    words picks one of 2 x (its column or row) words); ``out`` = output rounding / saturation
+    bits."""
+    f = _fft_format(params)
+    n, tw = f.n, f.tw_bits
+    wr_all, wi_all = twiddles_fixed(n, tw, f.inverse)
+    add = regs = dsp = 0
+    last = n.bit_length() - 1
+    for second, width in enumerate((f.in_bits, f.mid_bits)):
+        for s in range(1, n.bit_length()):
+            m, h = 2**s, 2 ** (s - 1)
+            w_in = width if s == 1 else width + s
+            w_out = width + 1 + s
+            mult = stage_has_multiplier(n, s)
+            extra = MULTIPLIER_STAGE_CYCLES - 1 if mult else 0
+            for _g in range(0, n, m):
+                for j in range(h):
+                    e = j * (n // m)
+                    pw = w_in + tw + 2
+                    if _nontrivial(n, e):
+                        wr, wi = int(wr_all[e]), int(wi_all[e])
+                        consts = ((wr, w_in + 1), (wi - wr, w_in), (wr + wi, w_in))
+                        if f.inverse and second and s == last:  # real output: im = k1 + k2 unused
+                            consts = (consts[0], consts[2])
+                        dsp += sum(math.ceil(bits / DSP_WIDE_PORT_BITS) for c, bits in consts if c)
+                        add += (w_in + 1) + 2 * pw + 2 * pw  # pre-add, combine, rounding
+                        regs += (w_in + 1) + 2 * w_in + 3 * pw + 2 * pw
+                    else:
+                        regs += extra * 2 * (w_in + 1)
+                    regs += extra * 2 * w_in + 4 * w_out  # the a-operand's delay, the butterfly outputs
+                    add += 4 * w_out
+    beat = n if f.inverse else f.half  # words transform B reads a beat: FFT n rows ... of a column
+    return {
+        "const": 1.0,
+        "add": float(add),
+        "regs": float(regs),
+        "dsp": float(dsp),
+        "turn": float(2 * n * f.half * 2 * f.mid_bits),
+        "turnmux": float((f.half if not f.inverse else n) * 2 * beat * 2 * f.mid_bits),
+        "out": float(n * (1 if f.inverse else 2) * f.out_bits),
+    }
+
+
+#: Widest multiplier input of a DSP48E2 (27 x 18); a wider operand takes one more DSP per 27 bits.
+DSP_WIDE_PORT_BITS = 27
+
+
+def _fft_points(rows, inverse: bool):
+    return tuple({"n": n, "in_bits": w, "inverse": inverse} for n, w in rows)
+
+
+def _transform_block(name: str, top: str, inverse: bool) -> Block:
+    kind = "IFFT2DReal (half-plane in, real tile out)" if inverse else "FFT2DReal (real tile in, half-plane out)"
+    return Block(
+        name=name, top=top,
+        fit_points=_fft_points([(8, 12), (8, 20), (4, 16)], inverse),
+        held_out_points=_fft_points([(8, 16)], inverse),  # the accelerator's default: N = 8, 16-bit data
+        build=_build_transform, features=fft_features,
+        model_terms={
+            "lut": ("const", "add", "turnmux", "out"),
+            "lutram": ("const",),
+            "ff": ("const", "regs", "turn", "out"),
+            "dsp": ("dsp",),
+            "bram18": ("const",),
+            "uram": ("const",),
+        },
+        description=f"pipelined fixed-point 2-D {kind}, one tile every N cycles (flexspec.rtl.fft); "
+                    "18-bit twiddles",
+    )
+
+
 def _pe_points(rows):
-    return tuple(dict(zip(("pes", "banks", "ports", "fft_size"), row)) for row in rows)
+    return tuple(dict(zip(("pes", "banks", "ports", "fft_size"), row, strict=True)) for row in rows)
 
 
 #: The registry: one entry per generated block.  Sizes are kept small (a P=32 array takes more
@@ -185,15 +299,27 @@ BLOCKS = {
                                (4, 20, 2, 8)]) + (
             # 8 output-channel slots at P <= 4: 2 x 64-word accumulators, in block RAM as at P >= 8
             {"pes": 2, "banks": 4, "ports": 1, "fft_size": 8, "acc_channels": 8},
-            {"pes": 4, "banks": 8, "ports": 1, "fft_size": 8, "acc_channels": 8}),
+            {"pes": 4, "banks": 8, "ports": 1, "fft_size": 8, "acc_channels": 8}) + (
+            # fewer read-out rows per request (K memories per PE, N/K times deeper)
+            {"pes": 2, "banks": 4, "ports": 1, "fft_size": 8, "readout_rows": 1},
+            {"pes": 2, "banks": 8, "ports": 2, "fft_size": 8, "readout_rows": 2},
+            {"pes": 4, "banks": 8, "ports": 1, "fft_size": 8, "readout_rows": 1},
+            {"pes": 4, "banks": 20, "ports": 2, "fft_size": 8, "readout_rows": 2}) + (
+            # P = 8 at 20 x 2, K = N and K = 2: held out first, the LUT model was off by -10.9%
+            # (K = 1) and -13.6% (K = 2) without a P = 8 point (the P-scaled terms, seen only at
+            # P <= 4, split per-port and per-PE costs wrongly); they joined the fit with a
+            # per-PE accumulate term ("acc"), BENCHMARKS.md "Designs that fit"
+            {"pes": 8, "banks": 20, "ports": 2, "fft_size": 8},
+            {"pes": 8, "banks": 20, "ports": 2, "fft_size": 8, "readout_rows": 2}),
         # 4/20x2 was held out first: LUT +9.5%, and 8/20x2 +31% (the operand-mux term, seen only
         # at P = 2 across B x R, took the per-port costs); it joined the fit, with a per-port LUT
         # term (BENCHMARKS.md "Designs that fit")
-        held_out_points=_pe_points([(8, 8, 1, 8), (8, 20, 2, 8)]),
+        held_out_points=_pe_points([(8, 8, 1, 8)]) + tuple(
+            {"pes": 8, "banks": 20, "ports": 2, "fft_size": 8, "readout_rows": k} for k in (1, 4)),
         held_out_by_family={},
         build=_build_pe_array, features=pe_array_features,
         model_terms={
-            "lut": ("const", "mux", "portbits", "rowmux", "tree", "acclut", "accdeep"),
+            "lut": ("const", "mux", "portbits", "rowmux", "tree", "acclut", "accdeep", "acc", "halfmux"),
             "lutram": ("const", "acclut", "bankmem", "sched"),
             "ff": ("const", "pipe", "treeff", "portbits", "accregs"),
             "dsp": ("dsp",),
@@ -203,6 +329,8 @@ BLOCKS = {
         description="sparse Hadamard-product PE array with its B-bank x R-port tile buffer, schedule ROM "
                     "and accumulators (flexspec.rtl.pe_array.SparsePEArray); schedule depth 16",
     ),
+    "fft2d": _transform_block("fft2d", "flexspec_fft2d", inverse=False),
+    "ifft2d": _transform_block("ifft2d", "flexspec_ifft2d", inverse=True),
 }
 
 
@@ -296,7 +424,7 @@ def logic_depth(netlist: dict, top: str) -> dict:
                 succ[d].add(s)
     weight = {"lut": 1, "lutram": 1}
     order, indeg = [], {n: 0 for n in cells}
-    for n, ss in succ.items():
+    for ss in succ.values():
         for s in ss:
             indeg[s] += 1
     stack = [n for n in cells if indeg[n] == 0]
@@ -398,7 +526,7 @@ def fit_block(block: Block, rows: list[dict], family: str) -> dict:
 
     for res in RESOURCES:
         c = solve(res, fit_rows)
-        coef[res] = {t: float(v) for t, v in zip(block.model_terms[res], c)}
+        coef[res] = {t: float(v) for t, v in zip(block.model_terms[res], c, strict=True)}
         if test_rows:
             error[res] = [err(res, r, c) for r in test_rows]
         else:  # no held-out size synthesized for this family: leave-one-out

@@ -5,7 +5,8 @@ The pass (``flexspec.rtl.spectral_pass.SpectralPass``) streams T tiles through a
 runs the layer's program (every kernel group of one tile pass, back to back, ``L`` words) on
 each tile.  With the input always valid and the output always ready, its events are (clock
 edges counted from the first edge after reset; ``D`` tile-buffer rows per tile, ``Q``
-read-out beats (accumulator columns) per tile, ``lat`` the read-out latency):
+read-out requests per tile (accumulator columns x N / readout_rows: :func:`readout_requests`),
+``lat`` the read-out latency):
 
 * load of tile k: beats at edges ``S_k .. E_k = S_k + D - 1``; ``S_0 = 1``, ``S_1 = E_0 + 1``,
   ``S_k = max(E_{k-1} + 1, A_{k-2} + L + TILE_RELEASE_CYCLES)`` (its tile-buffer half is free
@@ -107,7 +108,7 @@ class PassShape:
 
     rows_per_tile: int  # tile-buffer rows: input channels x the bank map's deepest bank
     program_cycles: int  # words of the program: sum of the groups' makespans (at least 1)
-    outputs_per_tile: int  # read-out beats: output channels x (N/2+1) columns (0: kept on chip, no read-out)
+    outputs_per_tile: int  # read-out requests: output channels x (N/2+1) columns x N/readout_rows (0: none)
     readout_cycles: int
 
     def cycles(self, tiles: int) -> int:
@@ -123,10 +124,19 @@ class PassShape:
         return int(round(self.cycles(PERIODIC_TILES) - PERIODIC_TILES * self.interval()))
 
 
+def readout_requests(out_channels: int, fft_size: int, readout_rows: int = 0) -> int:
+    """Read-out requests of one tile: N/2 + 1 columns per output channel, N / ``readout_rows``
+    requests per column (each reads ``readout_rows`` rows; 0 = N: one request a column)."""
+    k = int(readout_rows) or int(fft_size)
+    if k < 1 or fft_size % k:
+        raise UsageError(f"readout_rows must divide fft_size={fft_size}, got {readout_rows}")
+    return int(out_channels) * (fft_size // 2 + 1) * (fft_size // k)
+
+
 def pass_shape(group_cycles, in_channels: int, out_channels: int, bank_of, num_banks: int, num_pes: int,
-               fft_size: int) -> PassShape:
-    """The pass shape of a program of groups with makespans ``group_cycles`` (read-out: one
-    column of N accumulators a cycle, N/2 + 1 columns per output channel)."""
+               fft_size: int, readout_rows: int = 0) -> PassShape:
+    """The pass shape of a program of groups with makespans ``group_cycles`` (read-out:
+    :func:`readout_requests`, one request a cycle)."""
     depth = max(1, int(np.bincount(np.asarray(bank_of, dtype=np.int64), minlength=num_banks).max()))
-    return PassShape(int(in_channels) * depth, program_length(group_cycles), int(out_channels) * (fft_size // 2 + 1),
-                     readout_latency_cycles(num_pes))
+    return PassShape(int(in_channels) * depth, program_length(group_cycles),
+                     readout_requests(out_channels, fft_size, readout_rows), readout_latency_cycles(num_pes))

@@ -35,7 +35,8 @@ def _pass_shape(sch: LayerSchedules, ob: int, lo: int, hi: int, o_channels: int,
                 group_cycles=None) -> PassShape:
     """The engine's pass shape of one kernel block: input channels lo..hi of cout block ob."""
     cyc = sch.cycles[ob, lo:hi].ravel() if group_cycles is None else group_cycles
-    return pass_shape(cyc, hi - lo, o_channels, sch.schedule.bank_of, config.banks, config.pes, config.fft_size)
+    return pass_shape(cyc, hi - lo, o_channels, sch.schedule.bank_of, config.banks, config.pes, config.fft_size,
+                      config.readout_rows)
 
 
 def engine_layer_cycles(mask: np.ndarray, config: AcceleratorConfig, tiles: int, method: str = "optimal",

@@ -4,12 +4,13 @@
   (``benchmarks/calibrate_resources.py``: Yosys ``synth_xilinx`` of the generated RTL over a grid
   of sizes, non-negative least squares on structural features; provenance and held-out errors
   are in the file).  UltraScale+ profiles use the ``xcup`` fit, 7-series the ``xc7`` fit.
-* **FFT / IFFT engines**: no RTL exists yet, so they are a *structural estimate*
-  (:func:`fft_engine_cost`), labelled as such in every result; when the generated engine lands,
-  it becomes one more entry of ``flexspec.accel.calibrate.BLOCKS``.  DSPs: every non-trivial
-  twiddle is a complex multiply; the IFFT works at accumulator width, and an operand wider than
-  the DSP multiplier's port (27 bits on DSP48E2, 25 on DSP48E1) takes ceil(width / port) DSPs per
-  real product (a 48 x 18 product is 2 DSP48E2).
+* **FFT / IFFT engines** (:func:`transform_cost`): the generated ``FFT2DReal`` / ``IFFT2DReal``
+  (``flexspec.rtl.fft``) synthesized like the PE array (blocks ``fft2d`` / ``ifft2d`` of
+  ``flexspec.accel.calibrate.BLOCKS``, fitted on structural counts of their stages).  The IFFT
+  takes the accumulators rounded to the data width (the functional model's and the engine's
+  ``ifft_bits``), not the 48-bit accumulators.  Calibrated on UltraScale+ only: 7-series and
+  Intel use that fit, marked estimated.  (Before, they were a structural estimate at the
+  accumulator width: its figures are kept in BENCHMARKS.md "Designs that fit".)
 * **Intel (Stratix 10)**: no Yosys flow maps to Intel primitives here.  LUT/FF/LUT-RAM are the
   UltraScale+ fit with one ALUT counted as one LUT (an estimate); DSPs follow the profile's DSPs
   per complex MAC; memories in M20K blocks.  Every Intel figure is marked estimated.
@@ -26,9 +27,6 @@ from ..errors import InputFileError
 from .calibrate import BLOCKS
 
 MODEL_PATH = Path(__file__).resolve().parent.parent / "data" / "resource_model.json"
-
-#: Width of the DSP multiplier's wide input port, by synthesis family.
-DSP_PORT_BITS = {"xcup": 27, "xc7": 25, "intel": 27}
 
 
 def family_of(device) -> str:
@@ -60,7 +58,7 @@ def load_model(path: str = str(MODEL_PATH)) -> dict:
 def block_cost(block: str, family: str, params: dict) -> dict:
     """Resources (LUT, LUTRAM, FF, DSP, BRAM18, URAM) of one instance of a synthesized block."""
     fit_family = "xcup" if family == "intel" else family
-    entry = load_model()["blocks"][block]["families"]
+    entry = load_model()["blocks"].get(block, {}).get("families", {})
     if fit_family not in entry:
         raise InputFileError(MODEL_PATH, f"block '{block}' has no fit for family '{fit_family}'; rerun "
                                          f"benchmarks/calibrate_resources.py --family {fit_family}", "blocks")
@@ -92,26 +90,27 @@ def scale_note(block: str, family: str) -> str | None:
             f"at P <= {largest} (no {family} block RAM measured)")
 
 
-def fft_engine_cost(fft_size: int, width_bits: int, twiddle_bits: int, family: str,
-                    dsp_per_complex_mac: int) -> dict:
-    """Structural estimate of one pipelined 2-D N x N FFT engine (one tile every N cycles).
+#: Synthesized transform blocks of ``calibrate.BLOCKS``: forward and inverse.
+TRANSFORM_BLOCKS = {False: "fft2d", True: "ifft2d"}
 
-    A fully parallel N-point row FFT and an N-point column FFT per cycle: 2 x (N/2) log2 N
-    radix-2 butterflies of 4 real adders (one LUT per bit: carry chain); a pipeline register of
-    N complex words per stage; a double-buffered N x N transpose in N LUT-RAM banks (N parallel
-    reads); complex twiddle multiplies on DSPs (see the module doc for wide operands)."""
-    n = fft_size
-    stages = max(1, math.ceil(math.log2(n)))
-    butterflies = 2 * (n // 2) * stages
-    wide = math.ceil(width_bits / DSP_PORT_BITS[family]) * math.ceil(twiddle_bits / 18)
-    return {
-        "lut": 4 * width_bits * butterflies + n * 2 * width_bits * math.ceil(2 * n / 64),
-        "lutram": n * 2 * width_bits * math.ceil(2 * n / 64),
-        "ff": 2 * stages * n * 2 * width_bits,
-        "dsp": 2 * nontrivial_twiddles(n) * dsp_per_complex_mac * wide,
-        "bram18": 0,
-        "uram": 0,
-    }
+
+def transform_cost(fft_size: int, in_bits: int, inverse: bool, family: str) -> tuple[dict, str | None]:
+    """Resources of one FFT (``inverse`` False) or IFFT engine from the synthesis-calibrated fit,
+    and why it is estimated (None when the family and size were calibrated)."""
+    block = TRANSFORM_BLOCKS[bool(inverse)]
+    fits = load_model()["blocks"].get(block, {}).get("families", {})
+    fit_family = family if family in fits else "xcup"
+    if fit_family not in fits:
+        raise InputFileError(MODEL_PATH, f"block '{block}' has no fit; rerun benchmarks/calibrate_resources.py "
+                                         f"--family xcup --blocks fft2d,ifft2d", "blocks")
+    cost = block_cost(block, fit_family, {"n": fft_size, "in_bits": in_bits, "inverse": bool(inverse)})
+    notes = []
+    if fit_family != family:
+        notes.append(f"{block} on {family}: the {fit_family} synthesis fit (no {family} synthesis of it)")
+    sizes = fits[fit_family]["fitted_points"] + [e["params"] for e in fits[fit_family]["held_out"].get("lut", [])]
+    if fft_size not in {p["n"] for p in sizes}:
+        notes.append(f"{block} at N={fft_size}: calibrated at N in {sorted({p['n'] for p in sizes})}; extrapolated")
+    return cost, "; ".join(notes) or None
 
 
 def nontrivial_twiddles(fft_size: int) -> int:

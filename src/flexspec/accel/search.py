@@ -1,15 +1,16 @@
-"""Design-space search: A x P PE arrays, B banks x R ports, broadcast, FFT/IFFT engines.
+"""Design-space search: A x P PE arrays, B banks x R ports, read-out rows, broadcast, FFT/IFFT engines.
 
 Every resource bounds the design (:func:`flexspec.accel.arch.resources`: LUT, LUT-RAM, FF, DSP,
 BRAM, URAM after the platform shell and the DRAM controllers).  For each point of the space
-(P, B x R, engines, broadcast) the number of arrays A is the most that fits
+(P, B x R, read-out rows K, engines, broadcast) the number of arrays A is the most that fits
 (:func:`max_arrays`); P stays within the sizes synthesized for the device's family unless it is
 requested; the candidates are ranked by a closed-form estimate of the network's
 cycles (:func:`estimate_cycles`: per layer the largest of compute at A x P complex MACs per
-cycle, FFT/IFFT at one tile per engine every N cycles, and the compulsory DRAM traffic), and
+cycle, the accumulators' read-out at N / K requests per column, FFT/IFFT at one tile per engine
+every N cycles, and the compulsory DRAM traffic), and
 the best few are simulated with their real schedules and the dataflow's per-layer blocking; the
 fastest wins.  Overrides (``arrays``, ``pes``, ``banks``, ``ports``, ``fft_engines``,
-``broadcast``) fix their axis and nothing else: the other axes are searched as without them,
+``broadcast``, ``readout_rows``) fix their axis and nothing else: the other axes are searched as without them,
 and :func:`describe_design` states which value came from where.
 
 The buffer split between kernel, input-tile and accumulator buffers is not a search axis:
@@ -29,7 +30,9 @@ from ..devices import RESOURCE_KEYS, Device, load_device
 from ..errors import DoesNotFitError, UsageError
 from ..spectral.geometry import num_frequencies, num_tiles
 from ..workload.layers import Network
-from .arch import AcceleratorConfig, Resources, block_usage, family_of, resources, synthesized_max
+from .arch import (MIN_DATAFLOW_BITS, AcceleratorConfig, Resources, block_usage, dataflow_bits_left, family_of,
+                   resources, synthesized_max)
+from .engine import readout_requests
 from .kernels import resolve_kernels
 from .sim import NetworkResult, ScheduleCache, simulate_network
 
@@ -39,6 +42,11 @@ BANK_PORTS = ((10, 1), (10, 2), (20, 1), (20, 2))
 #: Broadcast (PEs reading one frequency share a port) adds P^2 comparators that the calibrated
 #: model has not measured yet (calibrated at broadcast off): off until a calibration point has it.
 BROADCAST = (False,)
+#: Accumulator rows read out per request (``readout_rows`` K; those dividing N are searched): K
+#: memories per PE, each N/K rows deep.  Fewer rows a request make the accumulators deeper and
+#: narrower (fewer, fuller block RAMs: the block-RAM bound of K = N) and the read-out N/K
+#: times longer (drain-bound layers with few input channels).
+READOUT_ROWS = (1, 2, 4, 8, 16, 32)
 #: Candidates simulated after the closed-form ranking.
 SIMULATED = 4
 #: Clocks the report shows besides the profile's default.
@@ -54,9 +62,18 @@ class Design:
     origin: dict  # axis -> "requested" | "searched" | "default"
     next_array: dict  # what one more array would need: resource -> (need, available) over the limit
 
+    @property
+    def bound_by(self) -> str:
+        """What stops one more array: of the resources it would push over their limit, the one
+        needed most beyond what is available (:data:`DATAFLOW_MEMORY` when only the dataflow's
+        minimum on-chip memory refuses it); the closest-to-its-limit resource when nothing does."""
+        if not self.next_array:
+            return self.resources.binding
+        return max(self.next_array, key=lambda k: self.next_array[k][0] / max(1, self.next_array[k][1]))
+
     def to_dict(self) -> dict:
         return {"config": self.config.to_dict(), "origin": dict(self.origin),
-                "resources": self.resources.to_dict(), "binding_resource": self.resources.binding,
+                "resources": self.resources.to_dict(), "binding_resource": self.bound_by,
                 "one_more_array": {k: {"needs": v[0], "available": v[1]} for k, v in self.next_array.items()}}
 
 
@@ -80,14 +97,27 @@ def max_arrays(config: AcceleratorConfig, device: Device) -> int:
     return 0
 
 
+#: Key of :func:`one_more_array` when every resource would fit one more array but the on-chip
+#: memory the blocks leave would fall below the dataflow's minimum (``arch.MIN_DATAFLOW_BITS``).
+DATAFLOW_MEMORY = "dataflow_memory_bits"
+
+
 def one_more_array(config: AcceleratorConfig, device: Device) -> dict:
-    """Resources that one more array would push over the limit: resource -> (needs, available)."""
-    bigger, _ = block_usage(replace(config, arrays=config.arrays + 1), device)
+    """What one more array would push over a limit: resource -> (needs, available), or, when
+    every resource fits it, :data:`DATAFLOW_MEMORY` -> (the dataflow's minimum on-chip memory,
+    the bits the blocks would leave for it) if that is what refuses it."""
+    bigger_cfg = replace(config, arrays=config.arrays + 1)
+    bigger, _ = block_usage(bigger_cfg, device)
     out = {}
     for k in RESOURCE_KEYS:
         need = int(math.ceil(sum(b[k] for b in bigger.values())))
         if need > device.available(k):
             out[k] = (need, device.available(k))
+    if not out:
+        try:
+            resources(bigger_cfg, device)
+        except DoesNotFitError:
+            out[DATAFLOW_MEMORY] = (MIN_DATAFLOW_BITS, dataflow_bits_left(bigger_cfg, device))
     return out
 
 
@@ -97,21 +127,29 @@ def estimate_cycles(network: Network, masks: dict, config: AcceleratorConfig, de
     traffic (sparse kernels, input and output once) at the sustained bandwidth."""
     bytes_per_cycle = device.sustained_bandwidth_bytes_per_s / device.clock_hz
     kernel_entry_bits = 2 * config.data_bits + max(1, math.ceil(math.log2(config.num_freq)))
+    requests_per_channel = readout_requests(1, config.fft_size, config.readout_rows)
     total = 0.0
     for lay in network.spectral_layers:
         t = num_tiles(lay, config.fft_size)
         nnz = int(np.asarray(masks[lay.name]).sum())
         compute = t * nnz / config.pe_count
+        readout = t * lay.out_channels * requests_per_channel / config.arrays
         fft = max(t * lay.in_channels / config.fft_engines, t * lay.out_channels / config.ifft_engines) * config.fft_size
         traffic = (nnz * kernel_entry_bits / 8 + config.data_bits / 8 * lay.height * lay.width
                    * (lay.in_channels + lay.out_channels)) / bytes_per_cycle
-        total += max(compute, fft, traffic)
+        total += max(compute, readout, fft, traffic)
     return total
 
 
+def readout_axis(fft_size: int, readout_rows=READOUT_ROWS) -> tuple:
+    """The read-out rows of ``readout_rows`` that an N = ``fft_size`` design can take (dividing N)."""
+    return tuple(k for k in readout_rows if k <= fft_size and fft_size % k == 0)
+
+
 def candidates(device, fft_size: int = 8, pes=PES, engines=ENGINES, bank_ports=BANK_PORTS, broadcast=BROADCAST,
-               arrays: int | None = None, calibrated_only: bool | None = None) -> list[AcceleratorConfig]:
-    """Configurations that fit ``device``: per (P, B x R, engines, broadcast), ``arrays`` arrays
+               arrays: int | None = None, calibrated_only: bool | None = None,
+               readout_rows=READOUT_ROWS) -> list[AcceleratorConfig]:
+    """Configurations that fit ``device``: per (P, B x R, read-out rows, engines, broadcast), ``arrays`` arrays
     if given (and it fits), else as many as fit.  ``calibrated_only``: leave out P larger than the
     largest PE array synthesized for the device's family (the model would extrapolate); default:
     only when ``pes`` is the default space (a P the caller names is kept, marked estimated)."""
@@ -121,11 +159,12 @@ def candidates(device, fft_size: int = 8, pes=PES, engines=ENGINES, bank_ports=B
         calibrated_only = tuple(pes) == PES
     largest = synthesized_max("pe_array", family_of(device), "pes") if calibrated_only else math.inf
     out = []
-    for p, e, (b, r), bc in itertools.product(pes, engines, bank_ports, broadcast):
+    for p, e, (b, r), k, bc in itertools.product(pes, engines, bank_ports, readout_axis(fft_size, readout_rows),
+                                                  broadcast):
         if b > f or p > largest:
             continue
         cfg = AcceleratorConfig(arrays=arrays or 1, pes=p, banks=b, ports=r, fft_engines=e, ifft_engines=e,
-                                fft_size=fft_size, broadcast=bc)
+                                fft_size=fft_size, broadcast=bc, readout_rows=k)
         if arrays:
             try:
                 resources(cfg, device)
@@ -140,7 +179,7 @@ def candidates(device, fft_size: int = 8, pes=PES, engines=ENGINES, bank_ports=B
     return out
 
 
-def _axes(fft_size, pes, banks, ports, fft_engines, broadcast):
+def _axes(fft_size, pes, banks, ports, fft_engines, broadcast, readout_rows=None):
     f = num_frequencies(fft_size)
     if banks is not None and banks > f:
         raise UsageError(f"--banks {banks} exceeds the {f} frequencies of an N={fft_size} tile; use at most {f}")
@@ -150,8 +189,11 @@ def _axes(fft_size, pes, banks, ports, fft_engines, broadcast):
         bs = (banks,) if banks is not None else tuple(sorted({min(b, f) for b, _ in BANK_PORTS}))
         rs = (ports,) if ports is not None else tuple(sorted({r for _, r in BANK_PORTS}))
         bp = tuple(itertools.product(bs, rs))
+    if readout_rows is not None and not readout_axis(fft_size, (readout_rows,)):
+        raise UsageError(f"--readout-rows {readout_rows} must be a power of two dividing N={fft_size}")
     return ((pes,) if pes else PES, (fft_engines,) if fft_engines else ENGINES, bp,
-            (broadcast,) if broadcast is not None else BROADCAST)
+            (broadcast,) if broadcast is not None else BROADCAST,
+            readout_axis(fft_size, (readout_rows,) if readout_rows else READOUT_ROWS))
 
 
 def _origin(**given) -> dict:
@@ -174,37 +216,50 @@ def _refuse(device, fft_size, space_desc, arrays, pes, exc_hint=None):
 
 
 def fit_design(device, fft_size: int, *, network: Network | None = None, masks: dict | None = None, arrays=None,
-               pes=None, banks=None, ports=None, fft_engines=None, broadcast=None) -> tuple[AcceleratorConfig, Resources]:
+               pes=None, banks=None, ports=None, fft_engines=None, broadcast=None,
+               readout_rows=None) -> tuple[AcceleratorConfig, Resources]:
     """The design for ``device`` without simulating: the candidate (overrides fixed, other axes
     searched, A as large as fits) with the fewest :func:`estimate_cycles` when ``network`` and
     ``masks`` are given, else with the most PEs (then the most FFT engines).  Returns
     (config, resources); :func:`resolve_design` also says where each axis came from."""
     d = resolve_design(device, fft_size, network=network, masks=masks, arrays=arrays, pes=pes, banks=banks,
-                       ports=ports, fft_engines=fft_engines, broadcast=broadcast)
+                       ports=ports, fft_engines=fft_engines, broadcast=broadcast, readout_rows=readout_rows)
     return d.config, d.resources
 
 
 def resolve_design(device, fft_size: int, *, network=None, masks=None, arrays=None, pes=None, banks=None, ports=None,
-                   fft_engines=None, broadcast=None) -> Design:
+                   fft_engines=None, broadcast=None, readout_rows=None) -> Design:
     """:func:`fit_design` as a :class:`Design` (config, resources, origin of each axis, and what
     one more array would need)."""
     device = load_device(device)
-    p_ax, e_ax, bp_ax, bc_ax = _axes(fft_size, pes, banks, ports, fft_engines, broadcast)
-    space = candidates(device, fft_size, p_ax, e_ax, bp_ax, bc_ax, arrays=arrays, calibrated_only=pes is None)
-    desc = f"P in {p_ax}, engines in {e_ax}, B x R in {bp_ax}" + (f", A = {arrays}" if arrays else "")
+    p_ax, e_ax, bp_ax, bc_ax, k_ax = _axes(fft_size, pes, banks, ports, fft_engines, broadcast, readout_rows)
+    space = candidates(device, fft_size, p_ax, e_ax, bp_ax, bc_ax, arrays=arrays, calibrated_only=pes is None,
+                       readout_rows=k_ax)
+    desc = (f"P in {p_ax}, engines in {e_ax}, B x R in {bp_ax}, read-out rows in {k_ax}"
+            + (f", A = {arrays}" if arrays else ""))
     if not space:
         if arrays:  # name what the requested A needs with the smallest other axes
             cfg = AcceleratorConfig(arrays=arrays, pes=min(p_ax), banks=min(b for b, _ in bp_ax),
                                     ports=min(r for _, r in bp_ax), fft_engines=min(e_ax), ifft_engines=min(e_ax),
-                                    fft_size=fft_size)
+                                    fft_size=fft_size, readout_rows=min(k_ax))
             resources(cfg, device)  # raises DoesNotFitError naming every resource over its limit
         _refuse(device, fft_size, desc, arrays, pes)
     if network is not None and masks is not None:
         best = min(space, key=lambda c: (estimate_cycles(network, masks, c, device), -c.banks * c.ports))
     else:
-        best = max(space, key=lambda c: (c.pe_count, c.fft_engines, c.banks * c.ports))
-    origin = _origin(arrays=arrays, pes=pes, banks=banks, ports=ports, fft_engines=fft_engines, broadcast=broadcast)
+        best = max(space, key=lambda c: (c.pe_count, c.fft_engines, c.banks * c.ports, c.readout_rows))
+    origin = _origin(arrays=arrays, pes=pes, banks=banks, ports=ports, fft_engines=fft_engines, broadcast=broadcast,
+                     readout_rows=readout_rows)
     return Design(best, resources(best, device), origin, one_more_array(best, device))
+
+
+def describe_need(key: str, need_available: tuple) -> str:
+    """One entry of :func:`one_more_array` in words."""
+    need, have = need_available
+    if key == DATAFLOW_MEMORY:
+        return (f"the dataflow's minimum on-chip memory ({need:,} bits; the blocks would leave {have:,} of the "
+                f"BRAM + URAM to it)")
+    return f"{key} {need:,} of {have:,}"
 
 
 def describe_design(design: Design, device) -> list[str]:
@@ -217,13 +272,15 @@ def describe_design(design: Design, device) -> list[str]:
     lines = [f"design on {device.name}: A={c.arrays} arrays ({tag[o.get('arrays', 'searched')]}) x "
              f"P={c.pes} PEs ({tag[o.get('pes', 'searched')]}), B={c.banks} banks ({tag[o.get('banks', 'searched')]}) "
              f"x R={c.ports} ports ({tag[o.get('ports', 'searched')]}), FFT/IFFT engines {c.fft_engines}/"
-             f"{c.ifft_engines} ({tag[o.get('fft_engines', 'searched')]}), broadcast {c.broadcast} "
+             f"{c.ifft_engines} ({tag[o.get('fft_engines', 'searched')]}), read-out K={c.readout_rows} rows a "
+             f"request ({tag[o.get('readout_rows', 'searched')]}), broadcast {c.broadcast} "
              f"({tag[o.get('broadcast', 'searched')]}), N={c.fft_size}"]
     for row in r.table():
         lines.append(f"  {row['resource']:<12} {row['used']:>13,} / {row['available']:>13,} available "
                      f"({100 * row['utilization']:5.1f}%; device {row['capacity']:,}, reserved {row['reserved']:,})")
-    lines.append(f"  bound by: {r.binding}" + ("; one more array would need " + ", ".join(
-        f"{k} {v[0]:,} of {v[1]:,}" for k, v in design.next_array.items()) if design.next_array else ""))
+    bound = "on-chip memory for the dataflow" if design.bound_by == DATAFLOW_MEMORY else design.bound_by
+    lines.append(f"  bound by: {bound}" + ("; one more array would need " + ", ".join(
+        describe_need(k, v) for k, v in design.next_array.items()) if design.next_array else ""))
     lines.append(f"  clock {device.clock_hz / 1e6:.0f} MHz: {device.sources.get('clock_hz', '')}")
     if r.estimated:
         lines.append("  estimated: " + "; ".join(r.estimated))
@@ -231,11 +288,11 @@ def describe_design(design: Design, device) -> list[str]:
 
 
 def search_design(network: Network, device, fft_size: int = 8, kernels=None, *, density: float = 0.25, seed: int = 0,
-                  pes=None, engines=None, bank_ports=None, broadcast=None, arrays=None,
+                  pes=None, engines=None, bank_ports=None, broadcast=None, arrays=None, readout_rows=None,
                   simulated: int = SIMULATED, schedules: ScheduleCache | None = None) -> NetworkResult:
     """Fastest simulated design for ``network`` on ``device``: the ``simulated`` best candidates
-    of :func:`estimate_cycles` are simulated.  ``pes``/``engines``/``bank_ports``/``broadcast``:
-    tuples restricting the axes (default: the module's space).  ``schedules``: a ScheduleCache
+    of :func:`estimate_cycles` are simulated.  ``pes``/``engines``/``bank_ports``/``broadcast``/
+    ``readout_rows``: tuples restricting the axes (default: the module's space).  ``schedules``: a ScheduleCache
     shared with later simulations of the same kernels."""
     schedules = schedules if schedules is not None else ScheduleCache()
     device = load_device(device)
@@ -243,7 +300,7 @@ def search_design(network: Network, device, fft_size: int = 8, kernels=None, *, 
     f = num_frequencies(fft_size)
     bp = tuple((b, r) for b, r in (bank_ports or BANK_PORTS) if b <= f) or ((f, 2),)
     cands = candidates(device, fft_size, pes or PES, engines or ENGINES, bp, broadcast or BROADCAST, arrays=arrays,
-                       calibrated_only=pes is None)
+                       calibrated_only=pes is None, readout_rows=readout_rows or READOUT_ROWS)
     if not cands:
         _refuse(device, fft_size, f"P in {pes or PES}, engines in {engines or ENGINES}, B x R in {bp}", arrays,
                 min(pes or PES))

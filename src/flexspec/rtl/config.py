@@ -5,7 +5,9 @@ word carries every decision the compiler made for one cycle (see :mod:`.program`
 datapath has no run-time arbitration.  A program word reads the tile buffer (double buffered,
 ``in_channels`` channels per half) and accumulates into per-PE accumulator memories addressed by
 output-channel slot and frequency (double buffered, ``acc_channels`` slots per half), banked by
-the frequency's row so that a read-out beat is one column of N values (the IFFT's input beat).
+the frequency's row: ``readout_rows`` = K memories per PE, memory k holding rows r = k (mod K), so
+that a read-out request reads K rows of one column from every PE (N/K requests a column; K = N:
+one column of N values a request, the IFFT's input beat).
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ class PEArrayConfig:
     acc_bits: int = 48
     dsp_per_complex_mac: int = 3
     broadcast: bool = False
+    readout_rows: int = 0  # 0: all N rows of a column per read-out request (fft_size)
 
     def __post_init__(self):
         for name in ("num_pes", "num_banks", "ports", "fft_size", "schedule_depth", "in_channels"):
@@ -95,6 +98,12 @@ class PEArrayConfig:
             raise UsageError(f"data_bits must be 2..27 (a DSP multiplier input), got {self.data_bits}")
         if not 2 * self.data_bits + 2 <= self.acc_bits <= 63:
             raise UsageError(f"acc_bits must be {2 * self.data_bits + 2}..63, got {self.acc_bits}")
+        if self.readout_rows == 0:
+            object.__setattr__(self, "readout_rows", int(self.fft_size))
+        k = self.readout_rows
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1 or k > self.fft_size \
+                or self.fft_size % k or k & (k - 1):
+            raise UsageError(f"readout_rows must be a power of two dividing fft_size={self.fft_size}, got {k!r}")
         if self.dsp_per_complex_mac not in (3, 4):
             raise UsageError(f"dsp_per_complex_mac must be 3 or 4, got {self.dsp_per_complex_mac}")
 
@@ -133,6 +142,32 @@ class PEArrayConfig:
         """Words of one accumulator half in one row bank of one PE (output-channel slot x column):
         the read-out beats per tile (one column of N values a beat, the IFFT's input beat)."""
         return self.acc_channels * self.num_columns
+
+    @property
+    def readout_beats_per_column(self) -> int:
+        """Read-out requests per accumulator column: N / ``readout_rows`` (each request reads
+        ``readout_rows`` rows of the column from every PE; the drainer assembles the column)."""
+        return self.fft_size // self.readout_rows
+
+    @property
+    def readout_sub_bits(self) -> int:
+        """Bits of the read-out's row-group index within a column (0 when one request reads all N rows)."""
+        return (self.readout_beats_per_column - 1).bit_length()
+
+    @property
+    def acc_split_halves(self) -> bool:
+        """Whether each accumulator half is its own memory (one read port shared by the accumulate
+        and the read-out, no copy for a second read port): at K = 1 < N only.  Measured (Yosys,
+        UltraScale+, P = 8, B x R = 20 x 2): at K = 1 it halves the block RAM (96 -> 48 RAMB18, a
+        half then fills a 512 x 36 RAMB18) for +1.4K LUTs; at K = 2 it saves none (+0.2K LUTs),
+        at K = 4 none for +4.7K LUTs (BENCHMARKS.md "Designs that fit")."""
+        return self.readout_rows == 1 and self.fft_size > 1
+
+    @property
+    def acc_lane_depth(self) -> int:
+        """Words of one accumulator memory of one PE: ``readout_rows`` memories per PE, each
+        holding N / readout_rows rows of both halves (half, row group, slot x column)."""
+        return 2 * (1 << self.acc_addr_bits) * self.readout_beats_per_column
 
     # ------------------------------------------------------------------ field widths
     @property

@@ -9,8 +9,8 @@ Block diagram (one clock domain ``sync``)::
                                                         |                    |
                                                         +--> P operand muxes + pre-adders -> multipliers
                                                                     -> post-add -> accumulate (2 stages)
-    P accumulator memories, addressed by (accumulator half, output-channel slot, frequency)
-       --> read-out: PE-mask memory + registered P-input adder tree
+    P x K accumulator memories (K = readout_rows), addressed by (half, row group, slot x column)
+       --> read-out: PE-mask memory + K registered P-input adder trees (K rows of a column a request)
 
 Every decision is in the schedule word (see program.py): which address each bank port reads,
 which port each PE takes its operand from, the kernel value, the accumulator address and whether
@@ -74,8 +74,10 @@ def pe_array_signature(c: PEArrayConfig, checks: bool) -> dict:
         "rd_half": In(1),
         "rd_addr": In(c.acc_addr_bits),
         "rd_out_valid": Out(1),
-        "rd_data": Out(c.fft_size * 2 * c.acc_bits),
+        "rd_data": Out(c.readout_rows * 2 * c.acc_bits),
     }
+    if c.readout_sub_bits:
+        sig["rd_sub"] = In(c.readout_sub_bits)
     if checks:
         sig["conflict"] = Out(1)
     return sig
@@ -99,10 +101,17 @@ class SparsePEArray(wiring.Component):
     * ``sch_we, sch_addr, sch_data``: write one schedule word.  ``mk_we, mk_addr, mk_data``:
       write the read-out PE mask of one accumulator address (bit ``row*P + p``: PE p holds a
       contribution to that row).
-    * ``rd_valid, rd_half, rd_addr`` -> ``rd_out_valid, rd_data`` (``readout_latency_cycles`` later,
-      one per cycle): column ``rd_addr = slot * (N/2+1) + column`` of output channel ``slot``, half
-      ``rd_half``: N accumulators (row r: bits ``[2r*acc_bits, (2r+2)*acc_bits)``, re low, im
-      high), each summed over the PEs of its mask.
+    * ``rd_valid, rd_half, rd_addr[, rd_sub]`` -> ``rd_out_valid, rd_data`` (``readout_latency_cycles``
+      later, one per cycle): rows ``rd_sub * K .. rd_sub * K + K - 1`` (K = ``readout_rows``;
+      ``rd_sub`` exists only when K < N) of column ``rd_addr = slot * (N/2+1) + column`` of output
+      channel ``slot``, half ``rd_half``: K accumulators (row ``rd_sub * K + k``: bits
+      ``[2k*acc_bits, (2k+2)*acc_bits)``, re low, im high), each summed over the PEs of its mask.
+      Each PE keeps K accumulator memories (one write and two read ports each: accumulate and
+      read-out), memory k holding the rows r = k (mod K) one after the other in its depth, so K
+      sets the memories' width-to-depth ratio (block RAM) against the read-out's requests per
+      column (N / K).  At K = 1 each half is its own memory whose one read port serves the
+      accumulate and the read-out: read a half out only while no run accumulates into it (the
+      spectral pass never does; ``sim_assertions`` builds assert it).
     * ``conflict`` (``checks`` builds only): sticky; a PE's selected port did not read the bank
       and address the compiler meant.
     """
@@ -149,6 +158,9 @@ class SparsePEArray(wiring.Component):
         acc_words = 1 << CB
         N = c.fft_size
         RB = c.row_bits
+        K, G = c.readout_rows, c.readout_beats_per_column
+        KB = (K - 1).bit_length()  # row bits that pick the lane (row mod K); the rest: the row group
+        split = c.acc_split_halves
         mask_mem = Memory(shape=unsigned(N * P), depth=acc_words, init=list(self.mask_init or []))
         m.submodules.readout_mask = mask_mem
         mk_wr = mask_mem.write_port()
@@ -233,7 +245,9 @@ class SparsePEArray(wiring.Component):
 
         # ---------------------------------------------------------------- stages 2..5 per PE
         flat = Array(bank_rd[k].data for k in range(NP))
-        acc_rd_host = []
+        acc_rd_host = []  # per PE: the K read-out data words
+        host_half_d = []  # per PE (split halves): per lane, the two halves' read data
+        hosts_ports = []  # per PE (one memory a lane): the read-out ports
         v5_any = []
         for p in range(P):
             v1, sel1, first1, aaddr1, kr1, ki1 = fields[p]
@@ -267,27 +281,60 @@ class SparsePEArray(wiring.Component):
             # stage 4: products registered; post-add; accumulator read issued
             v4, first4, a4 = Signal(name=f"v4_{p}"), Signal(name=f"first4_{p}"), Signal(CB + RB, name=f"aaddr4_{p}")
             m.d.sync += [v4.eq(v3), first4.eq(first3), a4.eq(a3)]
-            # N accumulator banks (one per frequency row), each (half, slot, column) deep
-            banks_rd, banks_wr, hosts = [], [], []
-            for r in range(N):
-                accmem = Memory(shape=unsigned(2 * ab), depth=2 * acc_words, init=[])
-                m.submodules[f"acc{p}_r{r}"] = accmem
-                banks_rd.append(accmem.read_port())  # synchronous, not transparent: forwarding covers it
-                banks_wr.append(accmem.write_port())
-                hosts.append(accmem.read_port())
-            acc_rd_host.append(hosts)
+            # K accumulator memories (lane k: the frequency rows r = k mod K), each
+            # (half, row group r // K, slot x column) deep
             acch4 = tags[3][3]
-            for rp in banks_rd:
-                m.d.comb += [rp.addr.eq(Cat(a4[:CB], acch4)), rp.en.eq(1)]
+            if not split:  # one memory per lane, a read port each for the accumulate and the read-out
+                banks_rd, banks_wr, hosts = [], [], []
+                for k_ in range(K):
+                    accmem = Memory(shape=unsigned(2 * ab), depth=c.acc_lane_depth, init=[])
+                    m.submodules[f"acc{p}_r{k_}"] = accmem
+                    banks_rd.append(accmem.read_port())  # synchronous, not transparent: forwarding covers it
+                    banks_wr.append(accmem.write_port())
+                    hosts.append(accmem.read_port())
+                acc_rd_host.append([h.data for h in hosts])
+                hosts_ports.append(hosts)
+                for rp in banks_rd:
+                    m.d.comb += [rp.addr.eq(Cat(a4[:CB], a4[CB + KB:CB + RB], acch4)), rp.en.eq(1)]
+                lane_rd = [rp.data for rp in banks_rd]
+            else:
+                # K = 1 < N: each half of the lane is its own memory with one read port, shared
+                # by the accumulate (the half a run accumulates into) and the read-out (the other
+                # half): one write and one read port a memory, so no copy for a second read port
+                halves = [[Memory(shape=unsigned(2 * ab), depth=c.acc_lane_depth // 2, init=[]) for _ in range(2)]
+                          for _ in range(K)]
+                ports = []
+                for k_ in range(K):
+                    row = []
+                    for h_ in range(2):
+                        m.submodules[f"acc{p}_r{k_}_h{h_}"] = halves[k_][h_]
+                        row.append((halves[k_][h_].read_port(), halves[k_][h_].write_port()))
+                    ports.append(row)
+                acc_here = [Signal(name=f"acc_rd_h{h_}_{p}") for h_ in range(2)]
+                for h_ in range(2):
+                    m.d.comb += acc_here[h_].eq(v4 & (acch4 == h_))
+                    for k_ in range(K):
+                        rp = ports[k_][h_][0]
+                        m.d.comb += [rp.addr.eq(Mux(acc_here[h_], Cat(a4[:CB], a4[CB + KB:CB + RB]),
+                                                    Cat(self.rd_addr, self.rd_sub))), rp.en.eq(1)]
+                banks_wr = [[ports[k_][h_][1] for h_ in range(2)] for k_ in range(K)]
+                hosts = [Signal(2 * ab, name=f"acc_host_{p}_{k_}") for k_ in range(K)]
+                acc_rd_host.append(hosts)
+                host_half_d.append([[ports[k_][h_][0].data for h_ in range(2)] for k_ in range(K)])
+                if self.sim_assertions:
+                    m.d.sync += Assert(~(self.rd_valid & v4 & (acch4 == self.rd_half)),
+                                       "accumulator read-out of the half a run accumulates into")
             # stage 5: post-added product registered; accumulate with forwarding
             v5, first5 = Signal(name=f"v5_{p}"), Signal(name=f"first5_{p}")
             wa5 = Signal(CB + RB + 1, name=f"waddr5_{p}")  # column address, row, half
             pr5, pi5 = Signal(signed(2 * db + 2), name=f"pr5_{p}"), Signal(signed(2 * db + 2), name=f"pi5_{p}")
             m.d.sync += [v5.eq(v4), first5.eq(first4), wa5.eq(Cat(a4, acch4)), pr5.eq(post_re), pi5.eq(post_im)]
             v5_any.append(v5)
-            row5 = wa5[CB:CB + RB]
+            lane5 = wa5[CB:CB + KB]
             rd5 = Signal(2 * ab, name=f"accrd5_{p}")
-            m.d.comb += rd5.eq(Array(rp.data for rp in banks_rd)[row5])
+            if split:  # the half this word accumulates into
+                lane_rd = [Mux(wa5[CB + RB], ports[k_][1][0].data, ports[k_][0][0].data) for k_ in range(K)]
+            m.d.comb += rd5.eq(Array(lane_rd)[lane5] if K > 1 else lane_rd[0])
             fwd_v = Signal(name=f"fwd_v_{p}")
             fwd_a = Signal(CB + RB + 1, name=f"fwd_a_{p}")
             fwd_re, fwd_im = Signal(signed(ab), name=f"fwd_re_{p}"), Signal(signed(ab), name=f"fwd_im_{p}")
@@ -298,9 +345,16 @@ class SparsePEArray(wiring.Component):
                          old_re.eq(Mux(first5, 0, Mux(hit, fwd_re, rd5[:ab].as_signed()))),
                          old_im.eq(Mux(first5, 0, Mux(hit, fwd_im, rd5[ab:].as_signed()))),
                          new_re.eq(old_re + pr5), new_im.eq(old_im + pi5)]
-            for r, wp in enumerate(banks_wr):
-                m.d.comb += [wp.en.eq(v5 & (row5 == r)), wp.addr.eq(Cat(wa5[:CB], wa5[CB + RB])),
-                             wp.data.eq(Cat(new_re, new_im))]
+            for k_, wp in enumerate(banks_wr):
+                if not split:
+                    m.d.comb += [wp.en.eq(v5 & ((lane5 == k_) if K > 1 else 1)),
+                                 wp.addr.eq(Cat(wa5[:CB], wa5[CB + KB:CB + RB], wa5[CB + RB])),
+                                 wp.data.eq(Cat(new_re, new_im))]
+                else:
+                    for h_, wph in enumerate(wp):
+                        m.d.comb += [wph.en.eq(v5 & ((lane5 == k_) if K > 1 else 1) & (wa5[CB + RB] == h_)),
+                                     wph.addr.eq(Cat(wa5[:CB], wa5[CB + KB:CB + RB])),
+                                     wph.data.eq(Cat(new_re, new_im))]
             m.d.sync += [fwd_v.eq(v5), fwd_a.eq(wa5), fwd_re.eq(new_re), fwd_im.eq(new_im)]
 
         # done: the last word of a run is accumulated at this edge (stage 5 -> memory)
@@ -310,17 +364,33 @@ class SparsePEArray(wiring.Component):
         m.d.comb += self.busy.eq(active | Cat(*(t[0] for t in tags)).any())
 
         # ---------------------------------------------------------------- read-out
-        for hosts in acc_rd_host:
-            for host in hosts:
-                m.d.comb += [host.addr.eq(Cat(self.rd_addr, self.rd_half)), host.en.eq(1)]
+        if not split:
+            rd_sub = self.rd_sub if G > 1 else Const(0, 0)
+            for p in range(P):
+                for host in hosts_ports[p]:
+                    m.d.comb += [host.addr.eq(Cat(self.rd_addr, rd_sub, self.rd_half)), host.en.eq(1)]
+        else:
+            rdh1 = Signal(name="rd_half1")
+            m.d.sync += rdh1.eq(self.rd_half)
+            for hosts, halves_d in zip(acc_rd_host, host_half_d, strict=True):
+                for host, (d0, d1) in zip(hosts, halves_d, strict=True):
+                    m.d.comb += host.eq(Mux(rdh1, d1, d0))
         m.d.comb += [mk_rd.addr.eq(self.rd_addr), mk_rd.en.eq(1)]
         rvs = Signal(name="rd_v1")
         m.d.sync += rvs.eq(self.rd_valid)
+        # the PE mask of the K rows this request reads (rows sub*K .. sub*K+K-1; bit k*P + p)
+        if G > 1:
+            sub1 = Signal(c.readout_sub_bits, name="rd_sub1")
+            m.d.sync += sub1.eq(self.rd_sub)
+            mask = Signal(K * P, name="rd_mask")
+            m.d.comb += mask.eq(Array(mk_rd.data[g * K * P:(g + 1) * K * P] for g in range(G))[sub1])
+        else:
+            mask = mk_rd.data
         lanes = []
-        for r in range(N):  # one P-input adder tree per row of the column; the PE mask gates its inputs
+        for r in range(K):  # one P-input adder tree per lane; the PE mask gates its inputs
             level = []
             for p, hosts in enumerate(acc_rd_host):
-                d, bit = hosts[r].data, mk_rd.data[r * P + p]
+                d, bit = hosts[r], mask[r * P + p]
                 re_, im_ = Signal(signed(ab), name=f"rd_m_re_{r}_{p}"), Signal(signed(ab), name=f"rd_m_im_{r}_{p}")
                 m.d.comb += [re_.eq(Mux(bit, d[:ab].as_signed(), 0)), im_.eq(Mux(bit, d[ab:].as_signed(), 0))]
                 level.append((re_, im_))

@@ -6,12 +6,14 @@ Block diagram::
                                                               | issuer: one run of the layer's program
                                                               v         per tile, back to back
                                               double-buffered output-channel accumulators
-    o_* stream (one column of N a beat) <-- output FIFO <-- drainer (read-out, N adder trees)
+    o_* stream (one column of N a beat) <-- output FIFO <-- column assembler <-- drainer
+                                                  (read-out: K = readout_rows rows a request, K adder trees)
 
 The controller walks the layer's tiles in order (``num_tiles``, a generation parameter): the
 loader fills the free tile-buffer half, the issuer starts the program on a loaded half as soon
 as the array and a free accumulator half are ready, the drainer streams a finished accumulator
-half out (one value a cycle, ``slot * F + f`` order) and frees it.  Loading tile t+2 overlaps the
+half out (one request a cycle, N / K requests a column, ``slot * (N/2+1) + column`` order;
+the column assembler joins a column's K-row beats into one output beat) and frees it.  Loading tile t+2 overlaps the
 run of tile t+1, and draining tile t overlaps the run of tile t+1: the pass is compute bound
 when the program is longer than a tile load and a drain.  The timing is exactly
 :func:`flexspec.accel.engine.pass_events` (the tests check it against Verilator to the cycle).
@@ -29,7 +31,7 @@ Ports (synchronous to ``clk``, ``rst`` synchronous):
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -104,6 +106,7 @@ class SpectralPass(wiring.Component):
         lat = c.readout_latency_cycles
         fifo_depth = lat + OUTPUT_FIFO_SLACK
         W = c.fft_size * 2 * c.acc_bits
+        G, KW = c.readout_beats_per_column, c.readout_rows * 2 * c.acc_bits
         m.submodules.ofifo = fifo = SyncFIFOBuffered(width=W + 1, depth=fifo_depth)
         finished = Signal(2)  # accumulator half holds a finished tile not yet drained
         set_fin = Signal(2)
@@ -111,28 +114,48 @@ class SpectralPass(wiring.Component):
         dh = Signal()
         draining = Signal()
         ra = Signal(_bits_for(Q))
-        in_flight = Signal(_bits_for(fifo_depth + 1))
+        sub = Signal(max(1, c.readout_sub_bits))  # row group of column ra (always 0 when G = 1)
+        in_flight = Signal(_bits_for(fifo_depth + 1))  # columns requested, not yet in the FIFO
         last_pipe = Signal(lat)  # o_last tags travelling with the read-out pipeline
         drained = Signal(tbits)
         sent = Signal(tbits)
         req = Signal()
         with m.If(arr.done):
             m.d.comb += set_fin.eq(1 << arr.done_half)
-        m.d.comb += req.eq(draining & (fifo.level + in_flight < fifo_depth))
+        # a column's first request takes a FIFO credit; its other G - 1 requests follow it
+        m.d.comb += req.eq(draining & ((sub != 0) | (fifo.level + in_flight < fifo_depth)))
         with m.If(~draining & finished.bit_select(dh, 1)):
-            m.d.sync += [draining.eq(1), ra.eq(0)]
+            m.d.sync += [draining.eq(1), ra.eq(0), sub.eq(0)]
         with m.If(req):
-            with m.If(ra == Q - 1):
-                m.d.sync += [draining.eq(0), dh.eq(~dh), drained.eq(drained + 1)]
-                m.d.comb += [clr_fin.eq(1 << dh), set_free.eq(1 << dh)]
+            with m.If(sub == G - 1):
+                m.d.sync += sub.eq(0)
+                with m.If(ra == Q - 1):
+                    m.d.sync += [draining.eq(0), dh.eq(~dh), drained.eq(drained + 1)]
+                    m.d.comb += [clr_fin.eq(1 << dh), set_free.eq(1 << dh)]
+                with m.Else():
+                    m.d.sync += ra.eq(ra + 1)
             with m.Else():
-                m.d.sync += ra.eq(ra + 1)
+                m.d.sync += sub.eq(sub + 1)
         m.d.sync += finished.eq((finished | set_fin) & ~clr_fin)
         m.d.comb += [arr.rd_valid.eq(req), arr.rd_half.eq(dh), arr.rd_addr.eq(ra)]
-        m.d.sync += last_pipe.eq(last_pipe << 1 | (req & (ra == Q - 1)))
-        m.d.sync += in_flight.eq(in_flight + req - arr.rd_out_valid)
-        m.d.comb += [fifo.w_en.eq(arr.rd_out_valid),
-                     fifo.w_data.eq(Cat(arr.rd_data, last_pipe[lat - 1])),
+        if G > 1:
+            m.d.comb += arr.rd_sub.eq(sub)
+        m.d.sync += last_pipe.eq(last_pipe << 1 | (req & (ra == Q - 1) & (sub == G - 1)))
+        # column assembler: the first G - 1 beats of a column wait in a shift register, the
+        # last one completes the column (rows in order) into the FIFO in the cycle it arrives
+        col_w = Signal()
+        column = Signal(W)
+        if G > 1:
+            rsub = Signal(c.readout_sub_bits)  # row group of the beat arriving now (in request order)
+            held = Signal((G - 1) * KW)
+            with m.If(arr.rd_out_valid):
+                m.d.sync += [held.eq(Cat(held[KW:], arr.rd_data)), rsub.eq(Mux(rsub == G - 1, 0, rsub + 1))]
+            m.d.comb += [col_w.eq(arr.rd_out_valid & (rsub == G - 1)), column.eq(Cat(held, arr.rd_data))]
+        else:
+            m.d.comb += [col_w.eq(arr.rd_out_valid), column.eq(arr.rd_data)]
+        m.d.sync += in_flight.eq(in_flight + (req & (sub == 0)) - col_w)
+        m.d.comb += [fifo.w_en.eq(col_w),
+                     fifo.w_data.eq(Cat(column, last_pipe[lat - 1])),
                      self.o_valid.eq(fifo.r_rdy), fifo.r_en.eq(self.o_ready),
                      self.o_data.eq(fifo.r_data[:W]), self.o_last.eq(fifo.r_data[W])]
         with m.If(self.o_valid & self.o_ready & self.o_last):
