@@ -5,6 +5,9 @@ The sparse kernel file (:mod:`flexspec.spectral.sparse`), the dataflow model
 the functions of this module, so one quantity has one formula.  The stored schedule stream is
 counted with the generated PE array's own word width (:meth:`flexspec.rtl.config.PEArrayConfig.word_bits`),
 and a test holds it to the schedule memory of the generated RTL (``tests/dataflow/test_kernel_format.py``).
+Where a PE-array design is known (the simulator, ``flexspec run`` / ``simulate``) the schedule stream
+is the default count of kernel bits (:data:`flexspec.accel.design_dataflow.KERNEL_STORAGE`); packed
+entries are the count of a pure dataflow analysis (``flexspec analyze``), which has no schedule.
 
 Kernel entries (what the dataflow moves off chip and holds in its kernel buffer)
     A kept spectral entry is a complex value, ``value_bits`` for the real and as many for the

@@ -35,6 +35,7 @@ import numpy as np
 
 from . import FORMAT_VERSION, __version__
 from .accel import search, sim
+from .accel.grouping import ScheduleCache, stored_stream_bits
 from .accel.kernels import PRUNE_SCOPES, KernelSource, resolve_kernels, user_kernels
 from .accel.spatial import MODES, check_supported, conv_only, fused_into, unsupported_rows
 from .dataflow import Precision, tradeoff_curve
@@ -343,7 +344,8 @@ class RunReport:
                 "compute_cycles": r.compute_cycles, "bank_conflict_stall_cycles": r.bank_conflict_cycles,
                 "memory_stall_cycles": r.memory_stall_cycles, "fft_stall_cycles": r.fft_stall_cycles,
                 "fill_cycles": r.fill_cycles,
-                "traffic_bytes": r.traffic_bytes, "kernels_bytes": r.kernels_bytes, "inputs_bytes": r.inputs_bytes,
+                "traffic_bytes": r.traffic_bytes, "kernels_bytes": r.kernels_bytes,
+                "stored_kernel_bytes": r.stored_kernel_bytes, "inputs_bytes": r.inputs_bytes,
                 "outputs_bytes": r.outputs_bytes, "psums_bytes": r.psums_bytes,
                 "lower_bound_bytes": r.lower_bound_bytes,
                 "baseline_cycles": b.cycles if b else None,
@@ -392,6 +394,8 @@ class RunReport:
             "speedup_ratio": self.speedup,
             "traffic_bytes": f.traffic_bytes, "baseline_traffic_bytes": self.baseline.traffic_bytes,
             "traffic_reduction_fraction": self.traffic_reduction,
+            # what the kernel bytes count: 'stream' = the schedule stream the generated PE arrays store
+            "kernel_storage": f.kernel_storage, "stored_kernel_bytes": f.stored_kernel_bytes,
             "lower_bound_bytes": sum(r.lower_bound_bytes for r in f.layers),
             "dsp_efficiency_fraction": f.dsp_efficiency,
             "roofline_cycles": f.roofline_cycles,
@@ -438,7 +442,8 @@ class RunReport:
                                            for k, v in self.keep_probability.items()},
             "tradeoff": {k: {"capacity_bytes": np.asarray(c.capacity_bytes).tolist(),
                              "traffic_bytes": np.asarray(c.traffic_bytes).tolist(),
-                             "bound_bytes": float(c.bound_bytes), "dataflows": list(c.dataflows)}
+                             "bound_bytes": float(c.bound_bytes), "dataflows": list(c.dataflows),
+                             "kernel_storage": c.kernel_storage}
                          for k, c in self.tradeoff.items()},
             "stage_seconds": dict(self.stage_seconds),
         }
@@ -610,18 +615,28 @@ def stage_precision(config, net_k, src) -> Precision:
 
 
 def stage_dataflow(network, masks, config, dev, res, precision: Precision):
-    """dataflow: the per-layer plans of the design and the spectral layers' models."""
+    """dataflow: the per-layer plans of the design, kernels counted as packed entries (the start
+    of each design's stored-stream analysis, :func:`flexspec.accel.sim.design_plan`)."""
 
-    return (sim.analyze(network, masks, config, dev, res, precision),
-            sim.layer_models(network, masks, config, precision))
+    return sim.analyze(network, masks, config, dev, res, precision)
 
 
-def stage_tradeoff(network, masks, n, config, precision: Precision | None = None) -> dict:
+def stage_tradeoff(network, masks, n, config, precision: Precision | None = None, flexspec=None,
+                   schedules: ScheduleCache | None = None) -> dict:
     """tradeoff curves: the bandwidth-storage curve of every spectral layer (``precision``:
-    default the design's, :func:`stage_precision`)."""
+    default the design's, :func:`stage_precision`).  With ``flexspec`` (its NetworkResult, kernels
+    counted as the stored stream) each layer's kernels count as the schedule stream of the
+    grouping at the cout block that result uses (:func:`flexspec.accel.grouping.stored_stream_bits`);
+    without it, as packed entries."""
 
     prec = precision or sim.precision_of(config)
-    return {lay.name: tradeoff_curve(lay, masks[lay.name].sum(axis=2, dtype=np.int64), n, prec)
+    stored = {}
+    if flexspec is not None and flexspec.kernel_storage == "stream":
+        cache = schedules if schedules is not None else ScheduleCache()
+        stored = {r.name: stored_stream_bits(masks[r.name], config, r.cout_block, cache)
+                  for r in flexspec.layers if r.kind == "spectral"}
+    return {lay.name: tradeoff_curve(lay, masks[lay.name], n, prec, stored_kernel_bits=stored.get(lay.name),
+                                     kernel_storage="stream")
             for lay in network.spectral_layers}
 
 
@@ -669,15 +684,16 @@ def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None,
             prec = stage_precision(config, net_k, src)
 
         with prog.stage("dataflow"):
-            nd, models = stage_dataflow(network, masks, config, dev, res, prec)
-        cmp = sim.simulate_designs(network, masks, config, dev, res, src, nd=nd, models=models, whole_network=True,
+            nd = stage_dataflow(network, masks, config, dev, res, prec)
+        schedules = ScheduleCache()
+        cmp = sim.simulate_designs(network, masks, config, dev, res, src, nd=nd, whole_network=True,
                                    fc_density=fc_density or 1.0, accept_fallback=accept_fallback, stage=prog.stage,
-                                   precision=prec)
+                                   precision=prec, schedules=schedules)
         notes += list(cmp.notes)
         curves = {}
         if tradeoff:
             with prog.stage("tradeoff curves"):
-                curves = stage_tradeoff(network, masks, n, config, prec)
+                curves = stage_tradeoff(network, masks, n, config, prec, cmp.flexspec, schedules)
 
     headline = sim.HEADLINE_BASELINE if sim.HEADLINE_BASELINE in cmp.baselines else next(iter(cmp.baselines))
     notes = summarize_treatment(treatment) + list(network.notes) + notes

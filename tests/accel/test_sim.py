@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from flexspec.accel.arch import AcceleratorConfig, resources
 from flexspec.devices import load_device
+from flexspec.accel.grouping import stored_stream_bits
 from flexspec.accel.kernels import random_masks, resolve_kernels
 from flexspec.accel.search import BANK_PORTS, BROADCAST, candidates, search_design
 from flexspec.accel.sim import (
@@ -47,18 +48,23 @@ def vgg16_cmp():
 def test_simulated_bytes_match_the_trace_counter(vgg16_cmp):
     """Every simulated layer's kernel, input and partial-sum bytes and FFT counts against the
     dataflow's independent trace counter (which walks the blocked loop nest block by block),
-    for the blocking, input format and residency the simulator ran, in all three designs."""
+    for the blocking, input format and residency the simulator ran, in all three designs; kernels
+    stored as the schedule stream of each design's schedules at the cout block it ran."""
     net, masks, c = vgg16_cmp
     prec = precision_of(U200_CFG)
+    cache = ScheduleCache()
     for r in (c.flexspec, *c.baselines.values()):
+        assert r.kernel_storage == "stream"
         for lay in r.layers:
             assert lay.kind == "spectral"
             assert lay.cout_block % 32 == 0 or lay.cout_block >= net.layer(lay.name).out_channels
             blk = Blocking(lay.order, lay.cout_block, lay.cin_block, lay.tile_block,
                            "spectral" if lay.input_link == "spectral" else "spatial")
+            stream = stored_stream_bits(masks[lay.name], U200_CFG, lay.cout_block, cache, r.method)
+            assert lay.stored_kernel_bytes * 8 == int(stream.sum())
             t = trace_traffic(net.layer(lay.name), masks[lay.name].sum(axis=2), 8, blk, prec,
                               input_resident=lay.input_link == "resident",
-                              output_resident=lay.output_link == "resident")
+                              output_resident=lay.output_link == "resident", stored_kernel_bits=stream)
             assert (lay.kernels_bytes, lay.inputs_bytes, lay.psums_bytes) == \
                    (t.kernels_bits / 8, t.inputs_bits / 8, t.psums_bits / 8), (r.design, lay.name)
             assert (lay.forward_ffts, lay.inverse_ffts) == (t.forward_ffts, t.inverse_ffts), (r.design, lay.name)
@@ -253,7 +259,8 @@ def test_small_networks_plan_and_simulate_on_every_device(name):
         d = load_device(dev)
         nd = analyze(net, masks, cfg, d, resources(cfg, d))
         assert not nd.infeasible and set(nd.plans) == {"flexible", "kernel-reuse", "activation-reuse"}
-        r = simulate_network(net, dev, cfg, masks, histograms=False, schedules=cache)
+        # kernels as packed entries, as ``analyze`` counts them (the stored stream moves the choice)
+        r = simulate_network(net, dev, cfg, masks, histograms=False, schedules=cache, kernel_storage="entries")
         _check_plans(net, [r])
         assert [lay.dataflow for lay in r.layers] == [x.dataflow for x in nd.plans["flexible"]]
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from flexspec.accel.arch import AcceleratorConfig
 from flexspec.accel.grouping import stored_stream_bits
-from flexspec.accel.sim import ScheduleCache, compare, precision_of
+from flexspec.accel.sim import ScheduleCache, compare, precision_of, simulate_network
 from flexspec.dataflow import LayerModel, Precision, kernel_bits
 from flexspec.errors import UsageError
 from flexspec.kernel_format import DEFAULT_ACC_BITS, KernelFormat, psum_bits, schedule_stream_bits, spread_over_kernels
@@ -43,7 +43,7 @@ def test_file_dataflow_and_simulator_count_the_same_kernel_bits(shipped, value_b
     net, net_k = shipped
     net_k = _rewidth(net_k, value_bits, index_bits)
     prec = precision_of(CFG, net_k)
-    r = compare(net, "zcu102", CFG, net_k, histograms=False).baselines["kernel-reuse"]
+    r = compare(net, "zcu102", CFG, net_k, histograms=False, kernel_storage="entries").baselines["kernel-reuse"]
     for name, k in net_k.layers.items():
         mask = k.mask()
         by_hand = mask.sum(axis=2).astype(np.int64) * (2 * value_bits + index_bits)
@@ -149,3 +149,31 @@ def test_twin_once_counts_match_coordinates(n, density, seed):
     assert np.array_equal(bits, stored * fmt.entry_bits(n) - real * 16)
     with pytest.raises(UsageError, match="masks"):
         kernel_bits(mask.sum(-1), n, Precision(kernel_format=fmt))
+
+
+def test_simulated_kernel_bytes_are_the_generated_schedule_memory(shipped):
+    """By default the simulator (and the dataflow it moves bytes for) counts each layer's kernels
+    as the RTL stores them: one copy = the words of the program ``flexspec rtl`` builds for the
+    layer x the width of the elaborated Amaranth schedule memory (layers whose run holds all
+    output channels in one cout block, i.e. the program of the whole layer); the layer's kernel
+    traffic is a whole number of copies."""
+    pytest.importorskip("amaranth", reason="the generated RTL needs amaranth (extra 'rtl')")
+    from flexspec.rtl.pe_array import SparsePEArray  # amaranth: heavy optional dependency
+
+    net = shipped[0]
+    opts = RTLOptions(num_pes=4, num_banks=4, ports=1)
+    net_k = real_model.load_pruned(opts.prune_method, opts.density)  # the kernels flexspec rtl builds
+    cfg = AcceleratorConfig(arrays=1, pes=4, banks=4, ports=1, fft_engines=4, ifft_engines=4)
+    r = simulate_network(net, "zcu102", cfg, net_k, histograms=False)
+    assert r.kernel_storage == "stream"
+    checked = 0
+    for lay in r.layers:
+        if lay.kind != "spectral" or lay.cout_block < net.layer(lay.name).out_channels:
+            continue
+        case = layer_case(lay.name, opts)
+        width = SparsePEArray(case.pe_config).elaborate(None).submodules["schedule"].shape.width
+        assert lay.stored_kernel_bytes * 8 == len(case.program.words) * width, lay.name
+        passes = lay.kernels_bytes / lay.stored_kernel_bytes
+        assert passes >= 1 and passes == int(passes), lay.name
+        checked += 1
+    assert checked >= 2, [(x.name, x.cout_block) for x in r.layers]

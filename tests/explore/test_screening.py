@@ -32,11 +32,12 @@ def test_bounds_lie_below_the_simulator(small_runs):
         assert r["cycles_lower_bound"] <= r["cycles"], r
         assert r["traffic_lower_bound_bytes"] <= r["traffic_bytes"], r
         # the bound is one on the convolutions' part (the other layers only add time); it is not
-        # vacuous: within 3.5x of the simulated convolution cycles on this small network (measured
-        # worst 3.14x: its layers have fewer tiles than the design has arrays, and each pass pays the
+        # vacuous: within 4x of the simulated convolution cycles on this small network (measured
+        # 3.61x on the A = 55 point since the kernels count as the stored schedule stream, issue 16; worst 3.14x as packed
+        # entries: its layers have fewer tiles than the design has arrays, and each pass pays the
         # engine's fill and drain, neither of which the closed form counts)
         assert r["cycles_lower_bound"] <= r["conv_cycles"], r
-        assert r["cycles_lower_bound"] >= r["conv_cycles"] / 3.5, r
+        assert r["cycles_lower_bound"] >= r["conv_cycles"] / 4, r
 
 
 def test_every_pruned_point_is_dominated_by_a_simulated_one_of_its_device(small_runs):

@@ -20,7 +20,7 @@ UNIT_SUFFIXES = ("_seconds", "_cycles", "_bytes", "_bits", "_hz", "_ratio", "_fr
                  "_tiles", "_macs", "cycles", "_per_second")
 UNITLESS_OK = {"layer", "kind", "mode", "dataflow", "loop_order", "input_link", "output_link", "bound", "memory_bound",
                "network", "device", "baseline", "memory_bound_layers", "weights", "weights_is_real",
-               "weights_provenance", "baselines"}
+               "weights_provenance", "baselines", "kernel_storage"}
 
 
 def test_layer_split_adds_up_and_totals_match_rows(tiny_report):
@@ -221,3 +221,30 @@ def test_html_states_every_resource_and_the_clock_source(tiny_report):
     for r in s["resources_used_available"]:
         assert f"<td>{r['resource']}</td><td>{r['used']:,}</td><td>{r['available']:,}</td>" in page
     assert "Clock" in page and "derating" in s["clock_source"]
+
+
+def test_run_counts_kernels_as_the_stored_schedule_stream(tiny_report):
+    """The report's kernel bytes are the schedule stream the generated PE arrays store: per layer,
+    one copy = the stream of the grouping at the cout block the run used (counted again here from
+    the run's masks and design), the traffic a whole number of copies, the total their sum."""
+    from flexspec.accel.arch import AcceleratorConfig
+    from flexspec.accel.grouping import ScheduleCache, stored_stream_bits
+    from flexspec.accel.kernels import random_masks
+
+    d = json.loads(json.dumps(tiny_report.to_dict()))
+    assert d["summary"]["kernel_storage"] == "stream"
+    net = tiny_network()
+    masks = random_masks(net, 8, 0.25, 0)
+    cfg = AcceleratorConfig(**d["configuration"]["accelerator"])
+    cache = ScheduleCache()
+    total_bits = 0
+    spectral = [r for r in d["layers"] if r["kind"] == "spectral"]
+    assert len(spectral) == 2  # c1, c2 (the stride-2 "down" runs spatial)
+    for r in spectral:
+        bits = int(stored_stream_bits(masks[r["layer"]], cfg, r["cout_block_channels"], cache).sum())
+        assert r["stored_kernel_bytes"] * 8 == bits, r["layer"]
+        passes = r["kernels_bytes"] * 8 / bits
+        assert passes >= 1 and passes == int(passes), r["layer"]
+        total_bits += bits
+    assert d["summary"]["stored_kernel_bytes"] * 8 == total_bits
+    assert all(c["kernel_storage"] == "stream" for c in d["tradeoff"].values())

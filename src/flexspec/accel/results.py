@@ -66,6 +66,7 @@ class LayerResult:
     bound: str  # compute | memory | fft | ifft
     memory_bound: bool
     bank_load: dict = field(default_factory=dict)
+    stored_kernel_bytes: float = 0.0  # one copy of the layer's kernels as stored (NetworkResult.kernel_storage)
 
     @property
     def traffic_bytes(self) -> float:
@@ -100,6 +101,9 @@ class NetworkResult:
     clock_hz: float
     notes: tuple[str, ...] = field(default=())
     simulate_seconds: float = 0.0
+    #: how the spectral layers' kernel bytes are counted: 'stream' (the schedule stream the
+    #: generated PE arrays store), 'entries' (packed non-zeros) or 'given' (the caller's bits)
+    kernel_storage: str = "entries"
 
     @property
     def cycles(self) -> int:
@@ -116,6 +120,11 @@ class NetworkResult:
     @property
     def roofline_cycles(self) -> int:
         return sum(r.roofline_cycles for r in self.layers)
+
+    @property
+    def stored_kernel_bytes(self) -> float:
+        """The spectral layers' kernels, one copy each, as stored (``kernel_storage``)."""
+        return sum(r.stored_kernel_bytes for r in self.layers if r.kind == "spectral")
 
     @property
     def estimate_cycles(self) -> int:
@@ -139,7 +148,7 @@ class NetworkResult:
         return _plain({
             "format_version": FORMAT_VERSION,
             "network": self.network, "device": self.device, "design": self.design, "schedule_method": self.method,
-            "kernels": self.kernels.to_dict(),
+            "kernels": self.kernels.to_dict(), "kernel_storage": self.kernel_storage,
             "config": self.config.to_dict(), "resources": self.resources.to_dict(),
             "total": {
                 "cycles": self.cycles, "seconds": self.seconds, "clock_hz": self.clock_hz,
@@ -149,6 +158,7 @@ class NetworkResult:
                 "roofline_seconds": self.roofline_cycles / self.clock_hz,
                 "achieved_over_roofline": self.cycles / max(1, self.roofline_cycles),
                 "simulate_seconds": self.simulate_seconds,
+                "stored_kernel_bytes": self.stored_kernel_bytes,
             },
             "layers": [r.to_dict() for r in self.layers],
             "notes": list(self.notes),

@@ -55,12 +55,14 @@ import numpy as np
 
 from ..dataflow import Precision
 from ..devices import Device, load_device
-from ..errors import UsageError
+from ..errors import CapacityError, UsageError
 from ..rtl.fft_contract import latency_cycles as fft_latency_cycles
 from ..workload.layers import Network
 from .arch import AcceleratorConfig, Resources, resources
 from .comparison import BASELINES, HEADLINE_BASELINE, Comparison, speedup_split
-from .design_dataflow import analyze, budget_of, layer_models, precision_of
+from .design_dataflow import (
+    KERNEL_STORAGE, analyze, budget_of, cout_blocks_of, layer_models, precision_of, stream_dataflow,
+)
 from .fixed_point import FFTFormat
 from .grouping import LayerSchedules, ScheduleCache, array_makespan, bank_load, schedule_layer_blocks
 from .kernels import KernelSource, random_masks, resolve_kernels
@@ -73,9 +75,11 @@ from .spatial import spatial_accelerator, whole_network as _whole
 
 #: Names callers import from here (the front of the simulator), wherever they are defined.
 __all__ = [
-    "BASELINES", "FAMILY_ORDER", "FORMAT_VERSION", "HEADLINE_BASELINE", "OCCUPANCY_KEEP", "Comparison",
+    "BASELINES", "FAMILY_ORDER", "FORMAT_VERSION", "HEADLINE_BASELINE", "KERNEL_STORAGE", "OCCUPANCY_KEEP",
+    "Comparison",
     "KernelSource", "LayerResult", "LayerSchedules", "NetworkResult", "ScheduleCache", "analyze",
-    "array_makespan", "array_occupancy", "balanced_pe_cycles", "bank_load", "budget_of", "compare",
+    "array_makespan", "array_occupancy", "balanced_pe_cycles", "bank_load", "budget_of", "check_kernel_storage",
+    "compare", "design_plan",
     "engine_layer_cycles", "layer_models", "layer_steps", "pe_array_candidates", "pe_balance", "precision_of",
     "random_masks", "resolve_kernels", "schedule_layer_blocks", "simulate_designs", "simulate_network",
     "simulate_plan", "speedup_split",
@@ -85,11 +89,13 @@ __all__ = [
 # -------------------------------------------------------------------------------- network --
 def simulate_plan(network: Network, masks: dict, plan_layers, models: dict, config: AcceleratorConfig,
                   device: Device, res: Resources, method: str, kernels: KernelSource, design: str,
-                  notes=(), histograms: bool = True, schedules: ScheduleCache | None = None) -> NetworkResult:
+                  notes=(), histograms: bool = True, schedules: ScheduleCache | None = None,
+                  kernel_storage: str = "entries") -> NetworkResult:
     """Simulate one plan (a tuple of ``LayerDataflow``) of ``flexspec.dataflow`` on this design.
 
     ``schedules``: a :class:`ScheduleCache` to share schedules with other simulations of the
-    same kernels (a fresh one when None)."""
+    same kernels (a fresh one when None); ``kernel_storage``: the label of how ``models`` count
+    the kernels (:data:`KERNEL_STORAGE`, or 'given')."""
     t0 = time.perf_counter()
     schedules = schedules if schedules is not None else ScheduleCache()
     bpc = device.bytes_per_cycle
@@ -172,9 +178,9 @@ def simulate_plan(network: Network, masks: dict, plan_layers, models: dict, conf
             macs / (config.pe_count * cycles), macs * device.dsp_per_complex_mac / (res.dsp_total * cycles),
             tr.kernels_bits / 8, tr.inputs_bits / 8, tr.outputs_bits / 8, tr.psums_bits / 8, ld.bound.total_bytes,
             tr.forward_ffts, tr.inverse_ffts, est, roof, which, tot["memory"] > tot["compute"],
-            bank_load(sch.schedule, config.banks, config.ports) if histograms else {}))
+            bank_load(sch.schedule, config.banks, config.ports) if histograms else {}, model.kernel_total_bits / 8))
     return NetworkResult(network.name, device.name, design, config, res, tuple(out), method, kernels,
-                         device.clock_hz, tuple(notes), time.perf_counter() - t0)
+                         device.clock_hz, tuple(notes), time.perf_counter() - t0, kernel_storage)
 
 
 def _setup(network, device, config, kernels, fft_size, density, seed, precision):
@@ -185,32 +191,61 @@ def _setup(network, device, config, kernels, fft_size, density, seed, precision)
     return device, config, masks, src, res, precision or precision_of(config, net_k)
 
 
+def check_kernel_storage(kernel_storage: str, stored_kernel_bits: dict | None = None) -> str:
+    """The label of how a simulation counts kernel bits: ``kernel_storage`` (one of
+    :data:`KERNEL_STORAGE`), or 'given' when the caller passes ``stored_kernel_bits``."""
+    if kernel_storage not in KERNEL_STORAGE:
+        raise UsageError(f"kernel storage must be one of {', '.join(KERNEL_STORAGE)}, got {kernel_storage!r}")
+    return "given" if stored_kernel_bits is not None else kernel_storage
+
+
+def design_plan(network: Network, masks: dict, config: AcceleratorConfig, device: Device, res: Resources,
+                precision: Precision, nd, plan: str, method: str, schedules: ScheduleCache, storage: str,
+                stored_kernel_bits: dict | None = None):
+    """(plan layers, layer models, notes) of one design (``plan`` with ``method``'s schedules):
+    ``nd``'s plan with the kernels as ``storage`` counts them ('entries' / 'given': as ``nd``
+    counts them; 'stream': :func:`stream_dataflow` from ``nd``'s blocks)."""
+    if storage != "stream":
+        return nd.plans[plan], layer_models(network, masks, config, precision, stored_kernel_bits), ()
+    sd = stream_dataflow(network, masks, config, device, res, precision, plan, method, schedules,
+                         cout_blocks_of(nd.plans[plan]))
+    notes = (f"kernels counted as the stored schedule stream of the {method} schedules; the cout blocks did not "
+             f"settle in {sd.rounds - 1} rounds and were pinned to the blocks of the stored streams",) if sd.pinned else ()
+    return sd.layers, layer_models(network, masks, config, precision, sd.stored_kernel_bits), notes
+
+
 def simulate_designs(network: Network, masks: dict, config: AcceleratorConfig, device: Device, res: Resources,
-                     kernels: KernelSource, *, nd=None, models: dict | None = None, histograms: bool = True,
+                     kernels: KernelSource, *, nd=None, histograms: bool = True,
                      schedules: ScheduleCache | None = None, whole_network: bool = False, fc_density: float = 1.0,
                      accept_fallback: bool = False, stage=None, precision: Precision | None = None,
-                     stored_kernel_bits: dict | None = None) -> Comparison:
+                     stored_kernel_bits: dict | None = None, kernel_storage: str = "stream") -> Comparison:
     """FlexSpec and every baseline of :class:`Comparison` for one design and one set of kernels.
 
-    ``nd``: the design's dataflow analysis (:func:`analyze`; computed when None); ``stage``: an
-    optional context-manager factory ``stage(name)`` that times the 'schedules + simulation'
-    and 'baselines' parts (the pipeline's progress); ``precision``, ``stored_kernel_bits``: see
-    :func:`analyze`."""
+    ``nd``: the design's dataflow analysis (:func:`analyze`, kernels counted as ``precision``'s
+    entries or ``stored_kernel_bits``; computed when None); ``stage``: an optional
+    context-manager factory ``stage(name)`` that times the 'schedules + simulation' and
+    'baselines' parts (the pipeline's progress); ``precision``, ``stored_kernel_bits``: see
+    :func:`analyze`; ``kernel_storage``: 'stream' (default: each design's kernels counted as the
+    schedule stream its PE arrays store, :func:`stream_dataflow`) or 'entries' (packed non-zeros);
+    ignored when ``stored_kernel_bits`` is given."""
     stage = stage or (lambda name: nullcontext())
+    storage = check_kernel_storage(kernel_storage, stored_kernel_bits)
     schedules = schedules if schedules is not None else ScheduleCache()
+    prec = precision or precision_of(config)
     t0 = time.perf_counter()
-    nd = nd if nd is not None else analyze(network, masks, config, device, res, precision, stored_kernel_bits)
+    nd = nd if nd is not None else analyze(network, masks, config, device, res, prec, stored_kernel_bits)
     ta = time.perf_counter() - t0
-    models = models if models is not None else layer_models(network, masks, config, precision, stored_kernel_bits)
     notes = []
 
     def sim(plan, method, design, why):
+        layers, models, more = design_plan(network, masks, config, device, res, prec, nd, plan, method, schedules,
+                                           storage, stored_kernel_bits)
         # bank-load histograms only for the FlexSpec design (the report's heat map); baselines skip them
-        r = simulate_plan(network, masks, nd.plans[plan], models, config, device, res, method, kernels, design,
-                          (why,), histograms and design == "flexspec", schedules)
+        r = simulate_plan(network, masks, layers, models, config, device, res, method, kernels, design,
+                          (why,) + more, histograms and design == "flexspec", schedules, storage)
         if not whole_network:
             return r
-        onchip = {ld.layer_name: ld.onchip_bits for ld in nd.plans[plan]}
+        onchip = {ld.layer_name: ld.onchip_bits for ld in layers}
         return _whole(network, r, config, device, res, onchip, fc_density=fc_density, accept_fallback=accept_fallback)
 
     with stage("schedules + simulation"):
@@ -223,10 +258,15 @@ def simulate_designs(network: Network, masks: dict, config: AcceleratorConfig, d
                 notes.append(f"baseline '{plan}' does not fit this design's on-chip memory: "
                              f"{getattr(nd, 'infeasible', {}).get(plan, 'no plan')}")
                 continue
-            dataflow_only[plan] = sim(plan, "optimal", f"baseline-{plan}-optimal",
-                                      f"fixed {plan} dataflow everywhere, FlexSpec's optimal schedules")
-            base[plan] = sim(plan, "inorder", f"baseline-{plan}",
-                             f"fixed {plan} dataflow everywhere, in-order schedules")
+            try:
+                dataflow_only[plan] = sim(plan, "optimal", f"baseline-{plan}-optimal",
+                                          f"fixed {plan} dataflow everywhere, FlexSpec's optimal schedules")
+                base[plan] = sim(plan, "inorder", f"baseline-{plan}",
+                                 f"fixed {plan} dataflow everywhere, in-order schedules")
+            except CapacityError as exc:  # fits with packed entries, not with its stored schedule stream
+                dataflow_only.pop(plan, None)
+                notes.append(f"baseline '{plan}' does not fit this design's on-chip memory with its kernels "
+                             f"stored as the schedule stream: {exc}")
         if not base:
             raise UsageError("neither fixed-dataflow baseline fits this design's on-chip memory; "
                              "nothing to compare against")
@@ -242,35 +282,43 @@ def compare(network: Network, device, config: AcceleratorConfig | None = None, k
             density: float = 0.25, seed: int = 0, histograms: bool = True,
             schedules: ScheduleCache | None = None, whole_network: bool = False,
             accept_fallback: bool = False, precision: Precision | None = None,
-            stored_kernel_bits: dict | None = None) -> Comparison:
+            stored_kernel_bits: dict | None = None, kernel_storage: str = "stream") -> Comparison:
     """FlexSpec (flexible dataflow, optimal conflict-free schedules) and the baselines of
     :class:`Comparison` on the same design (:func:`simulate_designs`).  ``schedules``: see
     :func:`simulate_plan`; ``whole_network``: count every layer, not only the convolutions;
     ``precision``: word widths and kernel format (default :func:`precision_of` the design and the
-    kernel file); ``stored_kernel_bits``: see :func:`analyze`."""
+    kernel file); ``stored_kernel_bits``: see :func:`analyze`; ``kernel_storage``: see
+    :func:`simulate_designs`."""
     device, config, masks, src, res, prec = _setup(network, device, config, kernels, fft_size, density, seed,
                                                    precision)
     return simulate_designs(network, masks, config, device, res, src, histograms=histograms, schedules=schedules,
                             whole_network=whole_network, accept_fallback=accept_fallback, precision=prec,
-                            stored_kernel_bits=stored_kernel_bits)
+                            stored_kernel_bits=stored_kernel_bits, kernel_storage=kernel_storage)
 
 
 def simulate_network(network: Network, device, config: AcceleratorConfig | None = None, kernels=None, *,
                      design: str = "flexspec", fft_size: int = 8, density: float = 0.25, seed: int = 0,
                      histograms: bool = True, schedules: ScheduleCache | None = None,
-                     precision: Precision | None = None, stored_kernel_bits: dict | None = None) -> NetworkResult:
+                     precision: Precision | None = None, stored_kernel_bits: dict | None = None,
+                     kernel_storage: str = "stream") -> NetworkResult:
     """Simulate one design: 'flexspec' or 'baseline-kernel-reuse' / 'baseline-activation-reuse'
-    (``precision``, ``stored_kernel_bits``: as :func:`compare`)."""
+    (``precision``, ``stored_kernel_bits``, ``kernel_storage``: as :func:`compare`)."""
 
     designs = ("flexspec",) + tuple(f"baseline-{b}" for b in BASELINES)
     if design not in designs:
         raise UsageError(f"unknown design '{design}'; known: {', '.join(designs)}")
+    storage = check_kernel_storage(kernel_storage, stored_kernel_bits)
     t0 = time.perf_counter()
+    schedules = schedules if schedules is not None else ScheduleCache()
     device, config, masks, src, res, prec = _setup(network, device, config, kernels, fft_size, density, seed,
                                                    precision)
-    nd = analyze(network, masks, config, device, res, prec, stored_kernel_bits)
-    models = layer_models(network, masks, config, prec, stored_kernel_bits)
     plan = "flexible" if design == "flexspec" else design[len("baseline-"):]
-    r = simulate_plan(network, masks, nd.plans[plan], models, config, device, res,
-                      "optimal" if design == "flexspec" else "inorder", src, design, (), histograms, schedules)
+    method = "optimal" if design == "flexspec" else "inorder"
+    nd = analyze(network, masks, config, device, res, prec, stored_kernel_bits, plans=(plan,))
+    if plan not in nd.plans:
+        raise CapacityError(nd.infeasible.get(plan, f"plan '{plan}' does not fit"))
+    layers, models, notes = design_plan(network, masks, config, device, res, prec, nd, plan, method, schedules,
+                                        storage, stored_kernel_bits)
+    r = simulate_plan(network, masks, layers, models, config, device, res, method, src, design, notes, histograms,
+                      schedules, storage)
     return NetworkResult(**{**r.__dict__, "simulate_seconds": time.perf_counter() - t0})

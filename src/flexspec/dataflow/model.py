@@ -568,6 +568,7 @@ class TradeoffCurve:
     dataflows: tuple[str, ...]
     bound_bytes: float
     plan: str = "flexible"
+    kernel_storage: str = "entries"  # 'entries' (packed non-zeros), else the label of the caller's stored bits
 
     @property
     def min_capacity_bytes(self) -> float:
@@ -590,7 +591,8 @@ class TradeoffCurve:
         return out
 
     def to_dict(self) -> dict:
-        return {"layer": self.layer_name, "plan": self.plan, "capacity_bytes": self.capacity_bytes.tolist(),
+        return {"layer": self.layer_name, "plan": self.plan, "kernel_storage": self.kernel_storage,
+                "capacity_bytes": self.capacity_bytes.tolist(),
                 "traffic_bytes": self.traffic_bytes.tolist(), "dataflows": list(self.dataflows),
                 "bound_bytes": self.bound_bytes, "bound_capacity_bytes": self.bound_capacity_bytes}
 
@@ -606,10 +608,12 @@ def _frontier(onchip_bits, total_bits):
 
 
 def tradeoff_curve(layer, nnz, fft_size: int, precision: Precision = DEFAULT_PRECISION, plan: str = "flexible",
-                   formats=INPUT_FORMATS) -> TradeoffCurve:
+                   formats=INPUT_FORMATS, stored_kernel_bits=None, kernel_storage: str = "given") -> TradeoffCurve:
     """Bandwidth-storage tradeoff of one layer in isolation (input read, output written spatial),
-    over every blocking of ``plan`` ('flexible' or one fixed dataflow family)."""
-    m = LayerModel(layer, nnz, fft_size, precision)
+    over every blocking of ``plan`` ('flexible' or one fixed dataflow family).  Kernels count as
+    packed entries, or as ``stored_kernel_bits`` (int [Cout, Cin], e.g. a design's schedule
+    stream, :class:`LayerModel`), labelled ``kernel_storage`` ('entries' without them)."""
+    m = LayerModel(layer, nnz, fft_size, precision, stored_kernel_bits=stored_kernel_bits)
     c = m.candidates(ORDERS, formats)
     mask = m.plan_mask(c, plan)
     c = {k: v[mask] for k, v in c.items()}
@@ -617,7 +621,8 @@ def tradeoff_curve(layer, nnz, fft_size: int, precision: Precision = DEFAULT_PRE
     keep = _frontier(c["buffer_bits"], total)
     labels = dataflow_labels(c["kernel_passes"][keep], c["input_passes"][keep], c["tile_blocks"][keep])
     return TradeoffCurve(layer.name, c["buffer_bits"][keep] / 8, total[keep] / 8,
-                         tuple(DATAFLOWS[i] for i in labels), m.bound().total_bytes, plan)
+                         tuple(DATAFLOWS[i] for i in labels), m.bound().total_bytes, plan,
+                         "entries" if stored_kernel_bits is None else kernel_storage)
 
 
 def choose(model: LayerModel, cands: dict, budget: Budget, *, input_format: str | None = None,

@@ -61,11 +61,13 @@ def _tile_output_pixels(layer, fft_size) -> np.ndarray:
 
 
 def trace_traffic(layer, nnz, fft_size: int, blocking: Blocking, precision: Precision = DEFAULT_PRECISION, *,
-                  input_resident: bool = False, output_resident: bool = False) -> TraceCount:
-    """Count the bits the loop nest of ``blocking`` moves, by simulating it."""
+                  input_resident: bool = False, output_resident: bool = False, stored_kernel_bits=None) -> TraceCount:
+    """Count the bits the loop nest of ``blocking`` moves, by simulating it.  Kernels count as
+    packed entries of ``precision``, or as ``stored_kernel_bits`` (int [Cout, Cin], e.g. a
+    design's schedule stream)."""
     p = precision
     nnz = np.asarray(nnz, dtype=np.int64)
-    kb = kernel_bits(nnz, fft_size, p)
+    kb = kernel_bits(nnz, fft_size, p) if stored_kernel_bits is None else np.asarray(stored_kernel_bits, np.int64)
     cout, cin = nnz.shape
     F = num_frequencies(fft_size)
     in_pix = _tile_input_pixels(layer, fft_size)

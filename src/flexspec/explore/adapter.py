@@ -31,9 +31,10 @@ import numpy as np
 from .. import __version__
 from ..accel.arch import AcceleratorConfig, resources
 from ..accel.kernels import resolve_kernels
-from ..accel.sim import (LayerSchedules, ScheduleCache, analyze, balanced_pe_cycles, layer_models, precision_of,
+from ..accel.sim import (LayerSchedules, ScheduleCache, analyze, balanced_pe_cycles, design_plan, precision_of,
                          schedule_layer_blocks, simulate_plan)
 from ..accel.fixed_point import FFTFormat
+from ..rtl.config import PEArrayConfig
 from ..rtl.fft_contract import latency_cycles as fft_latency_cycles
 from ..accel.spatial import SPATIAL_MACS_PER_PE, conv_only, whole_network
 from ..dataflow import kernel_bits
@@ -186,7 +187,8 @@ class DiskScheduleCache(ScheduleCache):
     The key is what a layer's schedules depend on (the mask's bits, P, B, R, broadcast, the
     method, the cout block) and no device figure: a point that differs only in the device reuses
     every schedule whose cout block the dataflow chose again.  What is stored is the part the
-    cycle simulation reads (per-group makespans and PE bounds), so it serves simulations without
+    cycle simulation reads (per-group makespans and PE bounds, and the groups' kernels, which the stored
+    schedule stream is spread over), so it serves simulations without
     bank-load histograms (``histograms=False``), which is how :func:`simulate` runs."""
 
     def __init__(self, store=None):
@@ -229,17 +231,17 @@ class _BankMap:
 
 
 def _compact(s: LayerSchedules) -> LayerSchedules:
-    return LayerSchedules(_BankMap(np.asarray(s.schedule.bank_of, np.int64)), None, np.asarray(s.cycles, np.int64),
-                          np.asarray(s.pe_bound, np.int64), int(s.cout_block))
+    return LayerSchedules(_BankMap(np.asarray(s.schedule.bank_of, np.int64)), np.asarray(s.groups, np.int64),
+                          np.asarray(s.cycles, np.int64), np.asarray(s.pe_bound, np.int64), int(s.cout_block))
 
 
 def _encode_sched(s: LayerSchedules) -> dict:
-    return {"cycles": s.cycles, "pe_bound": s.pe_bound, "cout_block": np.array(s.cout_block),
+    return {"cycles": s.cycles, "pe_bound": s.pe_bound, "cout_block": np.array(s.cout_block), "groups": s.groups,
             "bank_of": np.asarray(s.schedule.bank_of, np.int64)}
 
 
 def _decode_sched(d) -> LayerSchedules:
-    return LayerSchedules(_BankMap(d["bank_of"].copy()), None, d["cycles"].copy(), d["pe_bound"].copy(),
+    return LayerSchedules(_BankMap(d["bank_of"].copy()), d["groups"].copy(), d["cycles"].copy(), d["pe_bound"].copy(),
                           int(d["cout_block"][()]))
 
 
@@ -255,7 +257,8 @@ def lower_bound(network, masks: dict, config: AcceleratorConfig, device) -> dict
       ``cycles_l >= T * max(min_groups sum(max load), Cout (N/2 + 1)) / A + depth``.
     * Spatial convolution: at least its MACs on the A*P PEs.
     * Traffic: every kernel bit crosses the DRAM link once (nothing else is compulsory when the
-      activations may stay on chip), and the whole run lasts at least traffic / bytes per cycle.
+      activations may stay on chip), as the schedule stream the simulator counts
+      (:func:`min_stream_bits`), and the whole run lasts at least traffic / bytes per cycle.
 
     The bound is max(sum of the per-layer compute bounds, traffic time): a bound on the
     convolutions' part (``conv_cycles``), and so on the whole network's cycles, which add the other
@@ -279,12 +282,27 @@ def lower_bound(network, masks: dict, config: AcceleratorConfig, device) -> dict
             # accumulators a beat, N/2 + 1 columns per output channel: flexspec.accel.engine)
             per_tile = max(balanced_pe_cycles(nnz, config.pes, nnz.shape[0]), nnz.shape[0] * (n // 2 + 1))
             compute += tiles * per_tile / config.arrays + depth
-            kernel_bits_total += int(kernel_bits(nnz, config.fft_size, prec).sum())
+            kernel_bits_total += max(int(kernel_bits(nnz, config.fft_size, prec).sum()),
+                                     min_stream_bits(layer, nnz, config))
         else:
             compute += layer.macs / (SPATIAL_MACS_PER_PE * config.pe_count)
     traffic_bytes = kernel_bits_total / 8
     cycles = max(compute, traffic_bytes / device.bytes_per_cycle)
     return {"cycles": cycles, "traffic_bytes": traffic_bytes}
+
+
+def min_stream_bits(layer, nnz, config: AcceleratorConfig) -> int:
+    """A lower bound on the schedule stream the simulator moves for one layer's kernels (each
+    group's makespan x the generated word, ``flexspec.accel.grouping.stored_stream_bits``): the
+    least sum of group PE-load maxima (:func:`balanced_pe_cycles`, <= the sum of makespans) x the
+    narrowest word any of its blockings has (a cout block of at least min(P, Cout) accumulator
+    slots, and a bank map spread as evenly as F frequencies allow over B banks)."""
+    f = num_frequencies(config.fft_size)
+    narrow = PEArrayConfig(config.pes, config.banks, config.ports, config.fft_size,
+                           tuple(k % config.banks for k in range(f)), 1, in_channels=layer.in_channels,
+                           acc_channels=min(config.pes, layer.out_channels), data_bits=config.data_bits,
+                           acc_bits=config.acc_bits, broadcast=config.broadcast)
+    return int(balanced_pe_cycles(nnz, config.pes, nnz.shape[0])) * narrow.word_bits()
 
 
 # ---------------------------------------------------------------------------------- exact --
@@ -297,10 +315,13 @@ def simulate(network, device, config: AcceleratorConfig, masks: dict, schedules:
     :func:`flexspec.accel.sim.simulate_designs` with ``whole_network=True``, without the baselines
     the exploration does not need.  Returns the whole-network NetworkResult."""
     res = resources(config, device)
-    nd = analyze(network, masks, config, device, res)
-    plan = nd.plans["flexible"]
-    conv = simulate_plan(network, masks, plan, layer_models(network, masks, config), config, device, res, "optimal",
-                         None, "flexspec", histograms=False, schedules=schedules)
+    prec = precision_of(config)
+    nd = analyze(network, masks, config, device, res, prec)
+    # kernels counted as the schedule stream the PE arrays store, as flexspec run counts them
+    plan, models, notes = design_plan(network, masks, config, device, res, prec, nd, "flexible", "optimal", schedules,
+                                      "stream")
+    conv = simulate_plan(network, masks, plan, models, config, device, res, "optimal", None, "flexspec", notes,
+                         histograms=False, schedules=schedules, kernel_storage="stream")
     return whole_network(network, conv, config, device, res, {ld.layer_name: ld.onchip_bits for ld in plan})
 
 
