@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flexspec.accel.functional import layer_error_bound
-from flexspec.accel.layer_events import EngineGeometry, engine_cycles, engine_events, engine_geometry
+from flexspec.accel.layer_events import (EngineGeometry, engine_cycles, engine_events, engine_geometry,
+                                        fft_channel_interval_cycles)
 from flexspec.errors import UsageError
 from flexspec.rtl.program import build_program
 from flexspec.spectral.sparse import sparse_oaa_conv2d
@@ -77,6 +78,19 @@ def test_random_small_layers_bit_and_cycle_exact(cin, cout, hgt, wid, pes, banks
     res = simulate_engine(case)
     assert np.array_equal(res["output"], case.expected_output())
     assert res["cycles"] == engine_cycles(case.spec.geometry)
+
+
+def test_fft_bound_engine_takes_a_channel_every_interval_not_every_n():
+    """An FFT-bound layer (4 input channels, 1 output channel, short program) in the RTL: each
+    extra tile costs Cin x fft_channel_interval_cycles (the bank writer's two slots), more than the
+    N cycles a channel a simulator charging one channel per N cycles would."""
+    runs = []
+    for width in (6, 10):
+        case, *_ = small_case(4, 4, 1, 4, width, 4, 4, 1, 0.2, 1)
+        runs.append((case.spec.geometry, simulate_engine(case)["cycles"]))
+    (g0, c0), (g1, c1) = runs
+    per_channel = (c1 - c0) / ((g1.tiles - g0.tiles) * g0.in_channels)
+    assert per_channel == fft_channel_interval_cycles(4, g0.channel_depth) > 4
 
 
 def test_engine_output_within_bound_of_float_oaa(base):

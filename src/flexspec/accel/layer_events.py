@@ -65,6 +65,8 @@ CREDIT_CYCLES = 1
 FIFO_COMPLETE_CYCLES = 1
 #: Edges from the IFFT's output beat to the write-back register.
 OLA_CYCLES = 1
+#: Channels over which the FFT feed's period (two channels, one per writer slot) is averaged.
+PERIODIC_CHANNELS = 8
 
 
 @dataclass(frozen=True)
@@ -272,6 +274,17 @@ def engine_geometry(group_cycles, bank_of, num_banks: int, num_pes: int, fft_siz
     depth = max(1, int(np.bincount(np.asarray(bank_of, dtype=np.int64), minlength=num_banks).max()))
     return EngineGeometry(int(fft_size), int(kernel_size), int(padding), int(height), int(width), int(in_channels),
                           int(out_channels), depth, program_length(group_cycles), int(num_pes), int(readout_rows))
+
+
+def fft_channel_interval_cycles(fft_size: int, channel_depth: int) -> float:
+    """Steady-state cycles per input channel of the engine's FFT when nothing else holds it back
+    (the pass and the IFFT keep up): a channel holds one of the bank writer's two slots from
+    entering the FFT until the pass has read its ``channel_depth`` rows, so the FFT takes a channel
+    every ``max(N, round trip / 2)`` cycles, not every N (N = 8, depth 2: 8 and 20 alternating, 14 on
+    average).  What a simulator should charge per forward channel on this RTL."""
+    g = EngineGeometry(int(fft_size), 3, 1, 64, 64, 2 * PERIODIC_CHANNELS, 1, int(channel_depth), 1, 1)
+    feed = engine_events(g).feed
+    return float(feed[-1] - feed[-1 - PERIODIC_CHANNELS]) / PERIODIC_CHANNELS
 
 
 def engine_cycles(geom: EngineGeometry) -> int:
