@@ -7,9 +7,14 @@ Per device: the design, every resource used / available (after the shell and DRA
 reserves), the resource that bounds it and what one more array would need, the read-out rows per
 request K the search chose, the clock with its source, the latency and the search time.  Simulator figures, not hardware.
 
+``--per-array``: the as-built structure instead (``engines=PER_ARRAY``: A replicated layer engines,
+each with its own FFT and IFFT, as ``flexspec.rtl.layer_engine`` builds one), written to
+benchmarks/results/bench_designs_per_array.json; ``--markdown --per-array`` prints it next to the
+shared-pool rows.
+
 Writes benchmarks/results/bench_designs.json; ``--markdown`` prints the BENCHMARKS.md tables
 from that file (no simulation).
-Usage: nice python benchmarks/bench_designs.py [devices...] | --markdown
+Usage: nice python benchmarks/bench_designs.py [--per-array] [devices...] | --markdown [--per-array]
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ import json
 import os
 import sys
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+from flexspec.accel import layer_cycles
 from flexspec.accel.kernels import resolve_kernels
 from flexspec.accel.resource_model import provenance
-from flexspec.accel.search import (DATAFLOW_MEMORY, Design, describe_design, describe_need, latency_at_clocks,
-                                   one_more_array, search_design)
+from flexspec.accel.search import (DATAFLOW_MEMORY, PER_ARRAY, Design, describe_design, describe_need,
+                                   latency_at_clocks, one_more_array, search_design)
 from flexspec.accel.sim import ScheduleCache
 from flexspec.devices import load_device
 from flexspec.fileio import write_file
@@ -31,22 +38,46 @@ from flexspec.workload.zoo import get_network
 
 DEVICES = ("u200", "u250", "vcu118", "zcu102", "vc709", "s10gx2800")
 OUT = Path(__file__).resolve().parent / "results" / "bench_designs.json"
+OUT_PER_ARRAY = OUT.with_name("bench_designs_per_array.json")
 
 
-def main(devices) -> None:
+@contextmanager
+def tiles_split_only():
+    """The as-built network design replicates the whole layer engine: every array runs the layer's
+    whole program on its own tiles (a_t = A arrays on tiles, a_g = 1 on groups).  A group split
+    (a_g > 1) would need each FFT'd tile broadcast to several arrays and the arrays' partial
+    outputs summed before one IFFT, neither of which is generated; the simulator
+    (``accel.layer_cycles`` through ``grouping.array_makespan``) searches every a_t x a_g split, so
+    the --per-array rows restrict it to a_g = 1 here (the simulator has no such option yet)."""
+    full = layer_cycles.array_makespan
+    layer_cycles.array_makespan = lambda cyc, tiles, arrays, divisors, interval=None: full(cyc, tiles, arrays, (1,),
+                                                                                          interval)
+    try:
+        yield
+    finally:
+        layer_cycles.array_makespan = full
+
+
+def main(devices, per_array: bool = False) -> None:
+    with tiles_split_only() if per_array else nullcontext():
+        _main(devices, per_array)
+
+
+def _main(devices, per_array: bool) -> None:
+    out = OUT_PER_ARRAY if per_array else OUT
     net = get_network("vgg16")
     masks, nk, src = resolve_kernels(net, None)
     kernels = nk if nk is not None else masks
     cache = ScheduleCache()
     # rows of devices not run now are kept from the previous file (rerun one board after a change)
-    old = json.loads(OUT.read_text())["rows"] if OUT.exists() else []
+    old = json.loads(out.read_text())["rows"] if out.exists() else []
     rows = [r for r in old if r["device"] not in devices]
     for name in devices:
         dev = load_device(name)
         t0 = time.perf_counter()
-        best = search_design(net, dev, 8, kernels, schedules=cache)
+        best = search_design(net, dev, 8, kernels, schedules=cache, engines=PER_ARRAY if per_array else None)
         t_search = time.perf_counter() - t0
-        design = Design(best.config, best.resources, {}, one_more_array(best.config, dev))
+        design = Design(best.config, best.resources, {}, one_more_array(best.config, dev, per_array))
         lines = describe_design(design, dev)
         print("\n".join(lines), flush=True)
         clocks = latency_at_clocks(net, dev, best.config, masks, schedules=cache)
@@ -64,8 +95,8 @@ def main(devices) -> None:
                      "at_clocks": clocks, "search_s": t_search, "lines": lines,
                      "resource_model": provenance()["date"]})
         rows.sort(key=lambda r: DEVICES.index(r["device"]) if r["device"] in DEVICES else len(DEVICES))
-        write_file(OUT, json.dumps({
-            "network": "vgg16 (13 conv layers)", "kernels": src.to_dict(), "resource_model": provenance(),
+        write_file(out, json.dumps({
+            "network": "vgg16 (13 conv layers)", "engines": PER_ARRAY if per_array else "shared pool", "kernels": src.to_dict(), "resource_model": provenance(),
             "machine": f"2 CPU cores shared with other jobs; load average {os.getloadavg()[0]:.1f}",
             "rows": rows}, indent=1, default=str))
 
@@ -96,8 +127,32 @@ def markdown() -> str:
     return "\n".join(out)
 
 
+def markdown_per_array() -> str:
+    """As-built (one FFT + one IFFT per array) next to the shared pool, per device."""
+    pool = {r["device"]: r for r in json.loads(OUT.read_text())["rows"]}
+    data = json.loads(OUT_PER_ARRAY.read_text())
+    head = ["device", "shared pool: A x P, K, FFT/IFFT", "bound by", "latency ms",
+            "as built: A x P, K, one FFT + IFFT per array", "bound by", "latency ms", "as built / pool"]
+    out = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+
+    def design(r):
+        c = r["config"]
+        return f"{c['arrays']} x {c['pes']}, {c['banks']} x {c['ports']}, K={c['readout_rows']}, " \
+               f"{c['fft_engines']}/{c['ifft_engines']}"
+    for r in data["rows"]:
+        p = pool.get(r["device"])
+        if p is None:
+            continue
+        out.append(f"| {r['device']} | {design(p)} | {p['binding_resource']} | {p['latency_ms']:.2f} | {design(r)} | "
+                   f"{r['binding_resource']} | **{r['latency_ms']:.2f}** | {r['latency_ms'] / p['latency_ms']:.2f} |")
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--markdown"]:
-        print(markdown())
+    args = sys.argv[1:]
+    tied = "--per-array" in args
+    args = [a for a in args if a != "--per-array"]
+    if args == ["--markdown"]:
+        print(markdown_per_array() if tied else markdown())
     else:
-        main(sys.argv[1:] or DEVICES)
+        main(args or DEVICES, per_array=tied)

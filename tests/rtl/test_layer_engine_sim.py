@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flexspec.accel.functional import layer_error_bound
-from flexspec.accel.layer_events import EngineGeometry, engine_cycles, engine_events, engine_geometry
+from flexspec.accel.layer_events import (EngineGeometry, engine_cycles, engine_events, engine_geometry,
+                                        fft_channel_interval_cycles)
 from flexspec.errors import UsageError
 from flexspec.rtl.program import build_program
 from flexspec.spectral.sparse import sparse_oaa_conv2d
@@ -51,6 +52,23 @@ def test_engine_bit_exact_and_cycle_exact(name):
     assert sum(case.trace.saturated.values()) == 0
 
 
+@pytest.mark.parametrize("k", [2, 1])
+def test_engine_bit_and_cycle_exact_at_fewer_readout_rows(k):
+    """Read-out rows K < N (the headline's K = 1): a column leaves the pass every N/K cycles; the
+    engine stays bit exact and its cycles are the model's, which charges N/K requests a column
+    (here the read-out bounds the pass: charging one request a column would be hundreds of
+    cycles short)."""
+    n, cin, cout, hh, ww, p, b, r, dens, seed = CASES["n8_pass_bound"]
+    case, *_ = small_case(n, cin, cout, hh, ww, p, b, r, dens, seed, readout_rows=k)
+    assert case.spec.pe_config.readout_rows == case.spec.geometry.readout_rows == k
+    res = simulate_engine(case)
+    assert np.array_equal(res["output"], case.expected_output())
+    assert res["cycles"] == engine_cycles(case.spec.geometry)
+    full = engine_cycles(replace(case.spec.geometry, readout_rows=0))
+    assert res["cycles"] > full + 80  # K = 2: 449 vs 357, K = 1: 641 vs 357
+    assert not res["conflict"]
+
+
 @settings(max_examples=4, deadline=None, derandomize=True)
 @given(st.integers(1, 3), st.integers(1, 4), st.integers(3, 9), st.integers(3, 9), st.integers(1, 4),
        st.integers(2, 6), st.integers(1, 2), st.sampled_from([0.2, 0.5, 1.0]), st.integers(0, 2**16))
@@ -60,6 +78,19 @@ def test_random_small_layers_bit_and_cycle_exact(cin, cout, hgt, wid, pes, banks
     res = simulate_engine(case)
     assert np.array_equal(res["output"], case.expected_output())
     assert res["cycles"] == engine_cycles(case.spec.geometry)
+
+
+def test_fft_bound_engine_takes_a_channel_every_interval_not_every_n():
+    """An FFT-bound layer (4 input channels, 1 output channel, short program) in the RTL: each
+    extra tile costs Cin x fft_channel_interval_cycles (the bank writer's two slots), more than the
+    N cycles a channel a simulator charging one channel per N cycles would."""
+    runs = []
+    for width in (6, 10):
+        case, *_ = small_case(4, 4, 1, 4, width, 4, 4, 1, 0.2, 1)
+        runs.append((case.spec.geometry, simulate_engine(case)["cycles"]))
+    (g0, c0), (g1, c1) = runs
+    per_channel = (c1 - c0) / ((g1.tiles - g0.tiles) * g0.in_channels)
+    assert per_channel == fft_channel_interval_cycles(4, g0.channel_depth) > 4
 
 
 def test_engine_output_within_bound_of_float_oaa(base):
@@ -149,3 +180,15 @@ def test_engine_geometry_from_a_schedule_and_bad_geometry():
         EngineGeometry(8, 3, 3, 10, 10, 1, 1, 1, 1, 4)
     with pytest.raises(UsageError, match="N in"):
         EngineGeometry(6, 3, 1, 10, 10, 1, 1, 1, 1, 4)
+    for bad in (3, 16, -2):
+        with pytest.raises(UsageError, match="readout_rows"):
+            EngineGeometry(8, 3, 1, 10, 10, 1, 1, 1, 1, 4, bad)
+
+
+def test_readout_rows_charge_the_drain_of_every_tile():
+    # short program, many output channels: once periodic a tile costs the slower of the IFFT (N
+    # rows per output channel) and the drain (Cout x (N/2+1) x N/K requests, + 1 between drains)
+    g = EngineGeometry(8, 3, 1, 30, 30, 1, 8, 2, 4, 4)
+    for k in (8, 2, 1):
+        ev = engine_events(replace(g, readout_rows=k))
+        assert int(np.diff(ev.drain_end)[-1]) == max(8 * 8, 8 * 5 * (8 // k) + 1)

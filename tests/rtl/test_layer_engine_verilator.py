@@ -3,6 +3,8 @@ cycles equal to the engine's cycle model, and input faults caught (one build ser
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -44,3 +46,14 @@ def test_input_faults_are_caught_in_verilator(case_and_work):
     assert not np.array_equal(r["output"], case.expected_output())
     with pytest.raises(ToolError, match="never raised done"):  # one input beat dropped: the engine waits
         verilate_engine(case, work, beats=beats[:-1])
+
+
+def test_engine_in_verilator_at_one_readout_row(tmp_path):
+    """The headline's read-out (K = 1: a column every N cycles) on the small N = 4 layer: bit exact,
+    and the cycles are the model's, which differ from the K = N model's."""
+    case = small_case(4, 2, 3, 6, 7, 2, 4, 1, 0.4, 1, readout_rows=1)[0]
+    r = verilate_engine(case, tmp_path)
+    assert np.array_equal(r["output"], case.expected_output())
+    assert r["cycles"] == engine_cycles(case.spec.geometry)
+    assert r["cycles"] != engine_cycles(replace(case.spec.geometry, readout_rows=0))
+    assert not r["conflict"]

@@ -7,7 +7,9 @@ host always offering input and the write-back always ready (what :func:`engine_e
 :func:`flexspec.accel.engine.pass_events` does for the pass alone), its events are, in clock edges
 counted from the first edge after reset (``j = k*Cin + i`` the input channel i of tile k, ``u =
 k*Cout + o`` the output channel o of tile k; ``d`` tile-buffer rows per channel, ``L`` the
-program's words, ``Q = Cout*(N/2+1)`` read-out beats per tile):
+program's words, ``Q`` the read-out requests of a tile: ``Cout*(N/2+1)`` columns x ``N/K`` requests a
+column at read-out rows ``K`` (:func:`flexspec.accel.engine.readout_requests`); the output beats stay
+one column each, ``Cout*(N/2+1)`` a tile):
 
 * FFT feed of channel j (N rows: h from the host, N-h zero rows): its first row enters at
   ``I_j = max(I_{j-1} + N, W_{j-2} + SLOT_FREE_CYCLES, R_{j-2} + r_fft)``, ``I_0 = 1`` (a writer slot
@@ -45,7 +47,7 @@ from ..errors import UsageError
 from ..rtl.config import LATENCY_CYCLES, readout_latency_cycles
 from ..rtl.program import program_length
 from ..rtl.fft_contract import release_index, transform_latency_cycles
-from .engine import DRAIN_START_CYCLES, OUTPUT_CYCLES, TILE_RELEASE_CYCLES
+from .engine import DRAIN_START_CYCLES, OUTPUT_CYCLES, TILE_RELEASE_CYCLES, readout_requests
 from .fixed_point import FFTFormat
 
 #: Output tiles the FIFO between the spectral pass and the IFFT holds (its depth is CREDITS x Q):
@@ -63,6 +65,8 @@ CREDIT_CYCLES = 1
 FIFO_COMPLETE_CYCLES = 1
 #: Edges from the IFFT's output beat to the write-back register.
 OLA_CYCLES = 1
+#: Channels over which the FFT feed's period (two channels, one per writer slot) is averaged.
+PERIODIC_CHANNELS = 8
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,8 @@ class EngineGeometry:
     """What the engine's structure and timing depend on, for one layer on one array (one image).
 
     ``channel_depth``: tile-buffer rows per input channel (the bank map's deepest bank);
-    ``program_cycles``: words of the layer's program (every kernel group of a tile pass)."""
+    ``program_cycles``: words of the layer's program (every kernel group of a tile pass);
+    ``readout_rows``: the PE array's read-out rows K (0 = N: one request a column)."""
 
     fft_size: int
     kernel_size: int
@@ -82,6 +87,7 @@ class EngineGeometry:
     channel_depth: int
     program_cycles: int
     num_pes: int
+    readout_rows: int = 0
 
     def __post_init__(self):
         n, k = self.fft_size, self.kernel_size
@@ -95,6 +101,9 @@ class EngineGeometry:
                      "num_pes"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
+        k_rows = self.readout_rows or n
+        if k_rows < 1 or k_rows & (k_rows - 1) or n % k_rows:
+            raise UsageError(f"readout_rows must be a power of two dividing N={n}, got {self.readout_rows}")
         if self.out_height < 1 or self.out_width < 1:
             raise UsageError(f"kernel {k} with padding {self.padding} leaves no output of {self.height}x{self.width}")
 
@@ -139,7 +148,13 @@ class EngineGeometry:
 
     @property
     def outputs_per_tile(self) -> int:
+        """Output beats of a tile (one accumulator column each)."""
         return self.out_channels * self.half
+
+    @property
+    def readout_requests_per_tile(self) -> int:
+        """Read-out requests of a tile (N / K a column: :func:`~flexspec.accel.engine.readout_requests`)."""
+        return readout_requests(self.out_channels, self.fft_size, self.readout_rows)
 
     @property
     def readout_cycles(self) -> int:
@@ -193,7 +208,7 @@ def engine_events(geom: EngineGeometry) -> EngineEvents:
     """The engine's event edges (module doc); O(tiles x (Cin + Cout)) integer steps."""
     g = geom
     n, cin, cout, T, half = g.fft_size, g.in_channels, g.out_channels, g.tiles, g.half
-    d, L, Q, lat = g.channel_depth, g.program_cycles, g.outputs_per_tile, g.readout_cycles
+    d, L, Q, lat = g.channel_depth, g.program_cycles, g.readout_requests_per_tile, g.readout_cycles
     L1 = transform_latency_cycles(n)
     r_fft = release_index(FFTFormat(n, 16, 16, 0))  # widths do not change the timing
     r_ifft = release_index(FFTFormat(n, 16, 16, 0, inverse=True))
@@ -251,12 +266,25 @@ def engine_events(geom: EngineGeometry) -> EngineEvents:
 
 
 def engine_geometry(group_cycles, bank_of, num_banks: int, num_pes: int, fft_size: int, in_channels: int,
-                    out_channels: int, height: int, width: int, kernel_size: int = 3, padding: int = 1) -> EngineGeometry:
+                    out_channels: int, height: int, width: int, kernel_size: int = 3, padding: int = 1,
+                    readout_rows: int = 0) -> EngineGeometry:
     """The engine geometry of a layer whose program is the kernel groups with makespans
-    ``group_cycles`` (every group of the layer, one kernel block) over the bank map ``bank_of``."""
+    ``group_cycles`` (every group of the layer, one kernel block) over the bank map ``bank_of``,
+    on an array reading out ``readout_rows`` rows a request (0 = N)."""
     depth = max(1, int(np.bincount(np.asarray(bank_of, dtype=np.int64), minlength=num_banks).max()))
     return EngineGeometry(int(fft_size), int(kernel_size), int(padding), int(height), int(width), int(in_channels),
-                          int(out_channels), depth, program_length(group_cycles), int(num_pes))
+                          int(out_channels), depth, program_length(group_cycles), int(num_pes), int(readout_rows))
+
+
+def fft_channel_interval_cycles(fft_size: int, channel_depth: int) -> float:
+    """Steady-state cycles per input channel of the engine's FFT when nothing else holds it back
+    (the pass and the IFFT keep up): a channel holds one of the bank writer's two slots from
+    entering the FFT until the pass has read its ``channel_depth`` rows, so the FFT takes a channel
+    every ``max(N, round trip / 2)`` cycles, not every N (N = 8, depth 2: 8 and 20 alternating, 14 on
+    average).  What a simulator should charge per forward channel on this RTL."""
+    g = EngineGeometry(int(fft_size), 3, 1, 64, 64, 2 * PERIODIC_CHANNELS, 1, int(channel_depth), 1, 1)
+    feed = engine_events(g).feed
+    return float(feed[-1] - feed[-1 - PERIODIC_CHANNELS]) / PERIODIC_CHANNELS
 
 
 def engine_cycles(geom: EngineGeometry) -> int:

@@ -11,7 +11,9 @@ every N cycles, and the compulsory DRAM traffic), and
 the best few are simulated with their real schedules and the dataflow's per-layer blocking; the
 fastest wins.  Overrides (``arrays``, ``pes``, ``banks``, ``ports``, ``fft_engines``,
 ``broadcast``, ``readout_rows``) fix their axis and nothing else: the other axes are searched as without them,
-and :func:`describe_design` states which value came from where.
+and :func:`describe_design` states which value came from where.  ``engines=PER_ARRAY`` searches the
+as-built structure instead of a shared pool: A replicated layer engines (``flexspec.rtl.layer_engine``),
+each with its own FFT and IFFT (``fft_engines = ifft_engines = arrays``, costed per array).
 
 The buffer split between kernel, input-tile and accumulator buffers is not a search axis:
 ``flexspec.dataflow`` chooses it per layer inside the shared budget.  A design that does not fit
@@ -47,6 +49,8 @@ BROADCAST = (False,)
 #: narrower (fewer, fuller block RAMs: the block-RAM bound of K = N) and the read-out N/K
 #: times longer (drain-bound layers with few input channels).
 READOUT_ROWS = (1, 2, 4, 8, 16, 32)
+#: ``engines`` value of the as-built structure: every array with its own FFT and IFFT engine.
+PER_ARRAY = "per-array"
 #: Candidates simulated after the closed-form ranking.
 SIMULATED = 4
 #: Clocks the report shows besides the profile's default.
@@ -77,20 +81,29 @@ class Design:
                 "one_more_array": {k: {"needs": v[0], "available": v[1]} for k, v in self.next_array.items()}}
 
 
-def max_arrays(config: AcceleratorConfig, device: Device) -> int:
+def with_arrays(config: AcceleratorConfig, arrays: int, per_array: bool = False) -> AcceleratorConfig:
+    """``config`` with ``arrays`` arrays (and as many FFT and IFFT engines when ``per_array``)."""
+    if per_array:
+        return replace(config, arrays=arrays, fft_engines=arrays, ifft_engines=arrays)
+    return replace(config, arrays=arrays)
+
+
+def max_arrays(config: AcceleratorConfig, device: Device, per_array: bool = False) -> int:
     """The most arrays of ``config``'s kind that fit ``device`` (0 if not even one): the block
-    costs are linear in A, so the bound is closed-form, then checked by :func:`resources`."""
-    one, _ = block_usage(replace(config, arrays=1), device)
-    per_array = one["pe_arrays"]
-    fixed = {k: one["fft_engines"][k] + one["ifft_engines"][k] for k in RESOURCE_KEYS}
+    costs are linear in A, so the bound is closed-form, then checked by :func:`resources`.
+    ``per_array``: each array comes with its own FFT and IFFT engine (:data:`PER_ARRAY`)."""
+    one, _ = block_usage(with_arrays(config, 1, per_array), device)
+    per_array_use = {k: one["pe_arrays"][k] + (one["fft_engines"][k] + one["ifft_engines"][k] if per_array else 0)
+                     for k in RESOURCE_KEYS}
+    fixed = {k: 0 if per_array else one["fft_engines"][k] + one["ifft_engines"][k] for k in RESOURCE_KEYS}
     bound = math.inf
     for k in RESOURCE_KEYS:
-        if per_array[k] > 0:
-            bound = min(bound, (device.available(k) - fixed[k]) / per_array[k])
+        if per_array_use[k] > 0:
+            bound = min(bound, (device.available(k) - fixed[k]) / per_array_use[k])
     a = int(max(0, math.floor(bound + 1e-9))) if bound != math.inf else 4096
     while a > 0:
         try:
-            resources(replace(config, arrays=a), device)
+            resources(with_arrays(config, a, per_array), device)
             return a
         except DoesNotFitError:
             a -= 1
@@ -102,11 +115,12 @@ def max_arrays(config: AcceleratorConfig, device: Device) -> int:
 DATAFLOW_MEMORY = "dataflow_memory_bits"
 
 
-def one_more_array(config: AcceleratorConfig, device: Device) -> dict:
-    """What one more array would push over a limit: resource -> (needs, available), or, when
-    every resource fits it, :data:`DATAFLOW_MEMORY` -> (the dataflow's minimum on-chip memory,
-    the bits the blocks would leave for it) if that is what refuses it."""
-    bigger_cfg = replace(config, arrays=config.arrays + 1)
+def one_more_array(config: AcceleratorConfig, device: Device, per_array: bool = False) -> dict:
+    """What one more array (with its FFT and IFFT when ``per_array``) would push over a limit:
+    resource -> (needs, available), or, when every resource fits it, :data:`DATAFLOW_MEMORY` ->
+    (the dataflow's minimum on-chip memory, the bits the blocks would leave for it) if that is
+    what refuses it."""
+    bigger_cfg = with_arrays(config, config.arrays + 1, per_array)
     bigger, _ = block_usage(bigger_cfg, device)
     out = {}
     for k in RESOURCE_KEYS:
@@ -150,7 +164,7 @@ def candidates(device, fft_size: int = 8, pes=PES, engines=ENGINES, bank_ports=B
                arrays: int | None = None, calibrated_only: bool | None = None,
                readout_rows=READOUT_ROWS) -> list[AcceleratorConfig]:
     """Configurations that fit ``device``: per (P, B x R, read-out rows, engines, broadcast), ``arrays`` arrays
-    if given (and it fits), else as many as fit.  ``calibrated_only``: leave out P larger than the
+    if given (and it fits), else as many as fit; ``engines=PER_ARRAY``: one FFT and one IFFT per array.  ``calibrated_only``: leave out P larger than the
     largest PE array synthesized for the device's family (the model would extrapolate); default:
     only when ``pes`` is the default space (a P the caller names is kept, marked estimated)."""
     device = load_device(device)
@@ -158,23 +172,25 @@ def candidates(device, fft_size: int = 8, pes=PES, engines=ENGINES, bank_ports=B
     if calibrated_only is None:
         calibrated_only = tuple(pes) == PES
     largest = synthesized_max("pe_array", family_of(device), "pes") if calibrated_only else math.inf
+    per_array = engines == PER_ARRAY
     out = []
-    for p, e, (b, r), k, bc in itertools.product(pes, engines, bank_ports, readout_axis(fft_size, readout_rows),
-                                                  broadcast):
+    for p, e, (b, r), k, bc in itertools.product(pes, (1,) if per_array else engines, bank_ports,
+                                                  readout_axis(fft_size, readout_rows), broadcast):
         if b > f or p > largest:
             continue
-        cfg = AcceleratorConfig(arrays=arrays or 1, pes=p, banks=b, ports=r, fft_engines=e, ifft_engines=e,
-                                fft_size=fft_size, broadcast=bc, readout_rows=k)
+        cfg = with_arrays(AcceleratorConfig(arrays=arrays or 1, pes=p, banks=b, ports=r, fft_engines=e,
+                                            ifft_engines=e, fft_size=fft_size, broadcast=bc, readout_rows=k),
+                          arrays or 1, per_array)
         if arrays:
             try:
                 resources(cfg, device)
             except DoesNotFitError:
                 continue
         else:
-            a = max_arrays(cfg, device)
+            a = max_arrays(cfg, device, per_array)
             if a < 1:
                 continue
-            cfg = replace(cfg, arrays=a)
+            cfg = with_arrays(cfg, a, per_array)
         out.append(cfg)
     return out
 
@@ -292,7 +308,8 @@ def search_design(network: Network, device, fft_size: int = 8, kernels=None, *, 
                   simulated: int = SIMULATED, schedules: ScheduleCache | None = None) -> NetworkResult:
     """Fastest simulated design for ``network`` on ``device``: the ``simulated`` best candidates
     of :func:`estimate_cycles` are simulated.  ``pes``/``engines``/``bank_ports``/``broadcast``/
-    ``readout_rows``: tuples restricting the axes (default: the module's space).  ``schedules``: a ScheduleCache
+    ``readout_rows``: tuples restricting the axes (default: the module's space); ``engines=PER_ARRAY``:
+    the as-built structure, one FFT and one IFFT per array.  ``schedules``: a ScheduleCache
     shared with later simulations of the same kernels."""
     schedules = schedules if schedules is not None else ScheduleCache()
     device = load_device(device)

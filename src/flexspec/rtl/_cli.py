@@ -196,7 +196,8 @@ def verify(case: EngineCase, info: dict, out) -> tuple[dict, dict]:
                                   bank_map=info["bank_map"])
     cfg = info["config"]
     simulated = engine_cycles(engine_geometry(sched.schedule.cycles, sched.schedule.bank_of, cfg.banks, cfg.pes,
-                                              cfg.fft_size, g.in_channels, g.out_channels, g.height, g.width))
+                                              cfg.fft_size, g.in_channels, g.out_channels, g.height, g.width,
+                                              readout_rows=cfg.readout_rows))
     y = np.ldexp(r["output"].astype(np.float64), -q.out_frac)
     ref = np.maximum(sparse_oaa_conv2d(info["input"][None].astype(np.float64), info["kernels"], 1, info["bias"])[0], 0)
     bound = layer_error_bound(case.trace, info["input"][None], info["kernels"], 1, info["bias"])[0] \

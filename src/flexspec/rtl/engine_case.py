@@ -114,10 +114,11 @@ def engine_spec(ssk, quant: LayerQuant, config: AcceleratorConfig, height: int, 
                        bank_of=tuple(int(b) for b in sched.schedule.bank_of),
                        schedule_depth=program_length(sched.schedule.cycles), in_channels=cin, acc_channels=cout,
                        data_bits=config.data_bits, acc_bits=config.acc_bits,
-                       dsp_per_complex_mac=dsp_per_complex_mac, broadcast=config.broadcast)
+                       dsp_per_complex_mac=dsp_per_complex_mac, broadcast=config.broadcast,
+                       readout_rows=config.readout_rows)
     program = build_program(pe, groups)
     geom = EngineGeometry(n, ssk.kernel_size, padding, height, width, cin, cout, pe.channel_depth, program.length,
-                          config.pes)
+                          config.pes, pe.readout_rows)
     bias_int = tuple(int(v) for v in (quantize_real(np.asarray(bias, dtype=np.float64), 62, quant.block_frac)
                                       if bias is not None else np.zeros(cout, dtype=np.int64)))
     return EngineSpec(pe, program, quant, geom, bias_int, groups)
@@ -140,16 +141,16 @@ def engine_case(ssk, x, quant: LayerQuant, config: AcceleratorConfig, bias=None,
 
 def random_engine_case(n: int = 8, cin: int = 2, cout: int = 3, height: int = 10, width: int = 9, pes: int = 4,
                        banks: int = 4, ports: int = 1, density: float = 0.4, seed: int = 1, padding: int = 1,
-                       data_bits: int = 16, acc_bits: int = 48):
+                       data_bits: int = 16, acc_bits: int = 48, readout_rows: int = 0):
     """A random pruned 3x3 layer and its engine (tests, synthesis sweeps): Gaussian weights pruned by
     magnitude to ``density``, a Gaussian bias, formats calibrated on four other random inputs, one
-    random input image.  Returns ``(case, ssk, x, bias)``."""
+    random input image; the array reads out ``readout_rows`` rows a request (0 = N).  Returns ``(case, ssk, x, bias)``."""
     rng = np.random.default_rng(seed)
     wf = spectral_kernels(rng.normal(size=(cout, cin, 3, 3)), n)
     ssk = SparseSpectralKernels.from_dense(wf, magnitude_mask(wf, density), 3)
     bias = rng.normal(size=cout) * 0.3
     cfg = AcceleratorConfig(arrays=1, pes=pes, banks=banks, ports=ports, fft_size=n, data_bits=data_bits,
-                            acc_bits=acc_bits)
+                            acc_bits=acc_bits, readout_rows=readout_rows)
     quant = calibrate_layer(rng.normal(size=(4, cin, height, width)), ssk, padding, bias, data_bits=data_bits,
                             acc_bits=acc_bits)
     x = rng.normal(size=(cin, height, width))
