@@ -10,7 +10,12 @@ most the allowed non-zeros, Hermitian-consistent).  Augmented Lagrangian, scaled
 * U-step: U += W - Z; rho grows geometrically from rho0 to rho_max over the ADMM phase.
 
 Then hard-prune W to the support of Z (``SpectralConv2d.mask``) and retrain the kept values
-(masked retraining, Adam with a cosine-decaying learning rate).  Budgets are in epochs of the training data (fractions allowed).
+(masked retraining with the mask fixed: Adam, or SGD with Nesterov momentum, and a cosine-decaying
+learning rate).  Budgets are in epochs of the training data (fractions allowed).
+
+Optional, for both phases: light augmentation (random shifts of up to ``augment_shift`` pixels,
+random horizontal flips) and knowledge distillation from a ``teacher`` (the dense model):
+loss = (1 - a) * CE + a * T^2 * KL(softmax(teacher / T) || softmax(student / T)).
 
 The set S decides what the accelerator gets:
 
@@ -61,8 +66,13 @@ class AdmmConfig:
     momentum: float = 0.0
     retrain_epochs: float = 0.5
     retrain_lr: float = 1e-3
+    retrain_optimizer: str = "adam"  # masked retraining: "adam" or "sgd" (Nesterov momentum 0.9)
     batch_size: int = 128
     seed: int = 0
+    augment_shift: int = 0  # random shift of each training image by up to this many pixels (0: none)
+    augment_flip: bool = False  # random horizontal flips of the training images
+    distill_weight: float = 0.0  # a in the module doc: weight of the teacher's soft targets (needs a teacher)
+    distill_temperature: float = 4.0
 
     def steps(self, samples: int) -> tuple[int, int]:
         """(ADMM steps, retraining steps) for ``samples`` training samples."""
@@ -100,6 +110,38 @@ def _batches(n: int, batch_size: int, seed: int, start: int = 0):
         for k in range(offset, per_epoch):
             yield perm[k * batch_size:(k + 1) * batch_size]
         epoch, offset = epoch + 1, 0
+
+
+def augment_batch(x: torch.Tensor, shift: int, flip: bool, gen: torch.Generator) -> torch.Tensor:
+    """A randomly shifted (up to ``shift`` pixels each way, zero fill) and, with ``flip``, randomly
+    horizontally flipped copy of the batch ``x`` [B, C, H, W] (draws from ``gen``)."""
+    b, _, h, w = x.shape
+    if shift > 0:
+        xp = F.pad(x, (shift,) * 4)
+        oy = torch.randint(0, 2 * shift + 1, (b,), generator=gen)
+        ox = torch.randint(0, 2 * shift + 1, (b,), generator=gen)
+        rows = (oy[:, None] + torch.arange(h)[None, :])[:, None, :, None]
+        cols = (ox[:, None] + torch.arange(w)[None, :])[:, None, None, :]
+        x = xp[torch.arange(b)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None], rows, cols]
+    if flip:
+        x = torch.where((torch.rand(b, generator=gen) < 0.5)[:, None, None, None], x.flip(-1), x)
+    return x
+
+
+def _objective(config: AdmmConfig, teacher):
+    """loss(logits, inputs, labels) of the training phases: cross-entropy, or with ``teacher``
+    blended with the distillation term of the module doc."""
+    a, t = config.distill_weight, config.distill_temperature
+    if a == 0:
+        return lambda logits, xb, yb: F.cross_entropy(logits, yb)
+    teacher.eval()
+
+    def loss(logits, xb, yb):
+        with torch.no_grad():
+            soft = F.log_softmax(teacher(xb) / t, dim=1)
+        kl = F.kl_div(F.log_softmax(logits / t, dim=1), soft, reduction="batchmean", log_target=True)
+        return (1 - a) * F.cross_entropy(logits, yb) + a * t * t * kl
+    return loss
 
 
 def _signature(layers: dict) -> list:
@@ -175,10 +217,14 @@ def check_checkpoint(model, config: AdmmConfig, path) -> None:
 
 
 def _train_steps(model, x, y, steps: int, start: int, opt, seed: int, batch_size: int, phase: str, history, progress,
-                 extra_loss=None, after_step=None, save=None, checkpoint_every: int = 0, cosine: bool = False):
-    """Minibatch steps ``start .. steps-1`` of cross-entropy (+ ``extra_loss()``); ``cosine``: the
+                 extra_loss=None, after_step=None, save=None, checkpoint_every: int = 0, cosine: bool = False,
+                 objective=None, augment: tuple = (0, False)):
+    """Minibatch steps ``start .. steps-1`` of ``objective(logits, inputs, labels)`` (cross-entropy
+    by default) + ``extra_loss()``; ``augment``: (shift, flip) of :func:`augment_batch`, drawn from
+    a generator seeded by (seed, step) so a resumed run sees the same images; ``cosine``: the
     learning rate decays from its initial value to 0 along a half cosine (a function of the step,
     so a resumed run follows the same schedule)."""
+    objective = objective or (lambda logits, xb, yb: F.cross_entropy(logits, yb))
     batches = _batches(len(x), batch_size, seed, start)
     base_lrs = [g.get("initial_lr", g["lr"]) for g in opt.param_groups]
     for g, lr in zip(opt.param_groups, base_lrs):
@@ -190,9 +236,12 @@ def _train_steps(model, x, y, steps: int, start: int, opt, seed: int, batch_size
             for g, lr in zip(opt.param_groups, base_lrs):
                 g["lr"] = 0.5 * lr * (1 + math.cos(math.pi * step / max(1, steps)))
         idx = next(batches)
+        xb = x[idx]
+        if augment[0] or augment[1]:
+            xb = augment_batch(xb, augment[0], augment[1], torch.Generator().manual_seed(seed * 7_919 + step))
         opt.zero_grad()
-        logits = model(x[idx])
-        loss = F.cross_entropy(logits, y[idx])
+        logits = model(xb)
+        loss = objective(logits, xb, y[idx])
         penalty = extra_loss() if extra_loss is not None else None
         (loss if penalty is None else loss + penalty).backward()
         opt.step()
@@ -207,14 +256,33 @@ def _train_steps(model, x, y, steps: int, start: int, opt, seed: int, batch_size
             save(phase, step + 1)
 
 
+def _retrain_optimizer(model, name: str, lr: float):
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True)
+    return torch.optim.Adam(model.parameters(), lr=lr)
+
+
+def _check_recipe(config: AdmmConfig, teacher) -> None:
+    if config.retrain_optimizer not in ("sgd", "adam"):
+        raise UsageError(f"retraining optimizer must be 'sgd' or 'adam', got {config.retrain_optimizer!r}")
+    if config.augment_shift < 0:
+        raise UsageError(f"augment_shift must be >= 0 pixels, got {config.augment_shift}")
+    if not 0 <= config.distill_weight <= 1 or config.distill_temperature <= 0:
+        raise UsageError(f"need 0 <= distill_weight <= 1 and distill_temperature > 0, got {config.distill_weight} "
+                         f"and {config.distill_temperature}")
+    if config.distill_weight > 0 and teacher is None:
+        raise UsageError("distill_weight > 0 needs a teacher model (the dense network)")
+
+
 def admm_prune(model, x, y, config: AdmmConfig = AdmmConfig(), log: Callable | None = None,
-               progress: Callable | None = None, checkpoint=None, checkpoint_every: int = 50):
+               progress: Callable | None = None, checkpoint=None, checkpoint_every: int = 50, teacher=None):
     """ADMM-prune the SpectralConv2d layers of ``model`` (modified in place) on data ``x`` float32
     [n, C, H, W], ``y`` int64 [n]; then hard-prune (set masks) and retrain the kept values.
 
     ``progress(phase, step, steps, loss, running_accuracy)`` is called after every step (phase
     "admm" or "retrain"); ``log`` gets a line after every Z-update.  ``checkpoint``: a file for the
-    resumable state (see the module doc).  Returns (model, masks: name -> bool [Cout, Cin, N, N//2+1],
+    resumable state (see the module doc).  ``teacher``: the model whose soft targets the
+    distillation term uses (needed when ``config.distill_weight > 0``).  Returns (model, masks: name -> bool [Cout, Cin, N, N//2+1],
     AdmmHistory).
     """
     layers = spectral_layers(model)
@@ -233,6 +301,8 @@ def admm_prune(model, x, y, config: AdmmConfig = AdmmConfig(), log: Callable | N
         raise UsageError(f"need 0 < rho0 <= rho_max, got {config.rho0} and {config.rho_max}")
     if config.optimizer not in ("sgd", "adam"):
         raise UsageError(f"ADMM optimizer must be 'sgd' or 'adam', got {config.optimizer!r}")
+    _check_recipe(config, teacher)
+    objective, augment = _objective(config, teacher), (config.augment_shift, config.augment_flip)
     for mod in layers.values():
         mod.set_mask(None)
     x, y = check_data(model, x, y, config.batch_size)
@@ -295,7 +365,7 @@ def admm_prune(model, x, y, config: AdmmConfig = AdmmConfig(), log: Callable | N
 
     if phase == "admm":
         _train_steps(model, x, y, admm_steps, start, opt, config.seed, config.batch_size, "admm", history, progress,
-                     penalty, z_update, save, checkpoint_every)
+                     penalty, z_update, save, checkpoint_every, objective=objective, augment=augment)
         # hard prune to the support of the projection of W (U is discarded)
         with torch.no_grad():
             for name, mod in layers.items():
@@ -303,22 +373,28 @@ def admm_prune(model, x, y, config: AdmmConfig = AdmmConfig(), log: Callable | N
                 mod.weight.copy_(zw)
                 mod.set_mask(masks[name])
         phase, start = "retrain", 0
-    retrain_opt = torch.optim.Adam(model.parameters(), lr=config.retrain_lr)
+    retrain_opt = _retrain_optimizer(model, config.retrain_optimizer, config.retrain_lr)
     if saved is not None and saved["phase"] == "retrain":
         retrain_opt.load_state_dict(saved["opt"])
     save("retrain", start)
     _train_steps(model, x, y, retrain_steps, start, retrain_opt, config.seed + 1, config.batch_size, "retrain", history,
-                 progress, None, None, save, checkpoint_every, cosine=True)
+                 progress, None, None, save, checkpoint_every, cosine=True, objective=objective, augment=augment)
     save("done", retrain_steps)
     return model, masks, history
 
 
-def masked_retrain(model, x, y, epochs: float, lr: float, batch_size: int, seed: int, progress: Callable | None = None):
-    """Train ``model`` (masks already set) for ``epochs`` of ``x`` with Adam on cross-entropy."""
+def masked_retrain(model, x, y, epochs: float, lr: float, batch_size: int, seed: int, progress: Callable | None = None,
+                   config: AdmmConfig | None = None, teacher=None):
+    """Train ``model`` (masks already set) for ``epochs`` of ``x`` with a cosine-decaying learning
+    rate from ``lr``; ``config``: the recipe (retraining optimizer, augmentation, distillation;
+    Adam on plain cross-entropy when absent)."""
+    config = config or AdmmConfig()
+    _check_recipe(config, teacher)
     x, y = check_data(model, x, y, batch_size)
     steps = int(math.ceil(epochs * max(1, len(x) // batch_size)))
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    _train_steps(model, x, y, steps, 0, opt, seed, batch_size, "retrain", AdmmHistory(), progress, cosine=True)
+    opt = _retrain_optimizer(model, config.retrain_optimizer, lr)
+    _train_steps(model, x, y, steps, 0, opt, seed, batch_size, "retrain", AdmmHistory(), progress, cosine=True,
+                 objective=_objective(config, teacher), augment=(config.augment_shift, config.augment_flip))
     return model
 
 
