@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -228,3 +229,31 @@ def test_bad_recipe_is_refused():
                      (dict(augment_shift=-1), "augment_shift"), (dict(distill_weight=1.5), "distill_weight")):
         with pytest.raises(UsageError, match=msg):
             admm_prune(model, x, y, AdmmConfig(batch_size=32, **bad))
+
+
+def test_bank_scope_balances_the_banks_of_every_kernel_group():
+    from flexspec.schedule import schedule_layer
+
+    model, x, y = _toy()
+    cfg = AdmmConfig(density=0.25, scope="bank", pes=4, banks=4, admm_epochs=16 / 8, z_every=4, rho0=1.0,
+                     rho_max=5.0, lr=0.05, retrain_epochs=4 / 8, batch_size=32)
+    model, masks, hist = admm_prune(model, x, y, cfg)
+    for name, mask in masks.items():
+        flat = mask.reshape(mask.shape[0], mask.shape[1], -1)
+        assert np.all(flat.sum(axis=2) == 10)  # round(0.25 * 40) per kernel
+        sched = schedule_layer(flat, 4, 4, 1, bank_map=hist.bank_maps[name])
+        assert sched.pe_utilization >= 10 / 11  # every group within one read of the PE bound
+
+
+def test_checkpoint_from_before_a_new_setting_resumes(tmp_path):
+    cfg = AdmmConfig(density=0.5, admm_epochs=4 / 8, z_every=2, retrain_epochs=1 / 8, batch_size=32, seed=1)
+    model, x, y = _toy()
+    ckpt = tmp_path / "run.ckpt"
+    admm_prune(model, x, y, cfg, checkpoint=ckpt)
+    state = torch.load(ckpt, weights_only=False)
+    del state["config"]["ports"]  # as written by a version without that setting
+    torch.save(state, ckpt)
+    model, x, y = _toy()
+    admm_prune(model, x, y, cfg, checkpoint=ckpt)  # same settings otherwise: resumes (here: already done)
+    with pytest.raises(UsageError, match="other settings"):
+        admm_prune(model, x, y, replace(cfg, ports=2), checkpoint=ckpt)

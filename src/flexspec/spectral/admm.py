@@ -22,7 +22,12 @@ The set S decides what the accelerator gets:
 * ``scope="layer"``: one magnitude threshold per layer (kernels keep different counts);
 * ``scope="kernel"`` (hardware-aware): every kernel keeps the same number of entries, so every
   PE of the accelerator gets the same work on every kernel group (the scheduler's bound is the
-  busiest PE or the busiest bank; equal counts make the PE bound tight).
+  busiest PE or the busiest bank; equal counts make the PE bound tight);
+* ``scope="bank"`` (hardware-aware, bank-friendly): as "kernel", and in each group of ``pes``
+  kernels no bank serves more reads than a PE has entries
+  (:func:`flexspec.spectral.prune.bank_balanced_mask`), for the bank map that the scheduler's
+  ``auto`` map gives the starting weights' per-kernel masks, fixed for the run
+  (:func:`bank_maps`); the accelerator reaches the PE bound with that map.
 
 Progress goes to an optional callback; with ``checkpoint`` set, the whole state (weights, Z, U,
 rho, optimizer, step) is written atomically (:mod:`flexspec.fileio`) every
@@ -44,11 +49,12 @@ import torch.nn.functional as F
 
 from ..errors import InputFileError, UsageError
 from ..fileio import write_file
-from .prune import check_density, magnitude_mask, resolve_densities
+from ..schedule.model import bank_map
+from .prune import bank_balanced_mask, check_density, magnitude_mask, resolve_densities
 from .sparse import hermitian_project
 from .torch_ops import SpectralConv2d, frequency_major, standard_layout
 
-ADMM_SCOPES = ("layer", "kernel")
+ADMM_SCOPES = ("layer", "kernel", "bank")
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,9 @@ class AdmmConfig:
     augment_flip: bool = False  # random horizontal flips of the training images
     distill_weight: float = 0.0  # a in the module doc: weight of the teacher's soft targets (needs a teacher)
     distill_temperature: float = 4.0
+    pes: int = 16  # scope "bank": kernels per group (PEs of one array), banks and ports of the tile buffer
+    banks: int = 16
+    ports: int = 1
 
     def steps(self, samples: int) -> tuple[int, int]:
         """(ADMM steps, retraining steps) for ``samples`` training samples."""
@@ -84,6 +93,7 @@ class AdmmConfig:
 class AdmmHistory:
     steps: list = field(default_factory=list)  # (phase, step, loss, penalty, rho)
     primal_residual: list = field(default_factory=list)  # ||W - Z|| / ||W|| after each Z-step
+    bank_maps: dict = field(default_factory=dict)  # scope "bank": name -> the bank map balanced for
 
 
 def spectral_layers(model: torch.nn.Module) -> dict:
@@ -91,11 +101,28 @@ def spectral_layers(model: torch.nn.Module) -> dict:
     return {name: mod for name, mod in model.named_modules() if isinstance(mod, SpectralConv2d)}
 
 
-def project_layer(weight: torch.Tensor, fft_size: int, density: float, scope: str) -> tuple[torch.Tensor, np.ndarray]:
+def bank_maps(layers: dict, density: dict, banks: int) -> dict:
+    """name -> the scheduler's ``auto`` bank map (int [F]) of the per-kernel masks of each layer's
+    current weights at its density: the map scope "bank" balances the reads for."""
+    out = {}
+    for name, mod in layers.items():
+        vc = hermitian_project(standard_layout(mod.weight.detach().cpu(), mod.fft_size).numpy())
+        mask = magnitude_mask(vc, density[name], "kernel")
+        out[name] = bank_map(mask.reshape(mask.shape[0], mask.shape[1], -1), banks, "auto")
+    return out
+
+
+def project_layer(weight: torch.Tensor, fft_size: int, density: float, scope: str,
+                  bank: tuple | None = None) -> tuple[torch.Tensor, np.ndarray]:
     """Z = Pi_S(weight) for one layer: weight in the layer's layout [2, F, Cin, Cout] ->
-    (Z in the same layout, keep mask bool [Cout, Cin, N, N//2+1])."""
+    (Z in the same layout, keep mask bool [Cout, Cin, N, N//2+1]); ``bank``: (bank_of, banks,
+    pes, ports) for scope "bank"."""
     vc = hermitian_project(standard_layout(weight.detach().cpu(), fft_size).numpy())
-    mask = magnitude_mask(vc, density, scope)
+    if scope == "bank":
+        bank_of, banks, pes, ports = bank
+        mask = bank_balanced_mask(vc, density, bank_of, banks, pes, ports)
+    else:
+        mask = magnitude_mask(vc, density, scope)
     z = frequency_major(torch.from_numpy(np.where(mask, vc, 0).astype(np.complex64)))
     return z.to(weight.device, weight.dtype), mask
 
@@ -195,8 +222,10 @@ class _Checkpoint:
             raise InputFileError(self.path, "checkpoint is from another model (layers "
                                  f"{[s[0] for s in state['signature']]} with other shapes); "
                                  "give another --checkpoint file or remove this one", "signature")
-        if state["config"] != self.config:
-            diff = sorted(k for k in self.config if state["config"].get(k) != self.config[k])
+        # a setting added after the checkpoint was written ran as its default
+        defaults = {k: v for k, v in asdict(AdmmConfig()).items() if k not in state["config"]}
+        if {**defaults, **state["config"]} != self.config:
+            diff = sorted(k for k in self.config if {**defaults, **state["config"]}.get(k) != self.config[k])
             raise InputFileError(self.path, f"checkpoint was written with other settings ({', '.join(diff)}); "
                                  "resume with the same settings or give another --checkpoint file", "config")
         return state
@@ -270,6 +299,8 @@ def _check_recipe(config: AdmmConfig, teacher) -> None:
     if not 0 <= config.distill_weight <= 1 or config.distill_temperature <= 0:
         raise UsageError(f"need 0 <= distill_weight <= 1 and distill_temperature > 0, got {config.distill_weight} "
                          f"and {config.distill_temperature}")
+    if min(config.pes, config.banks, config.ports) < 1:
+        raise UsageError(f"pes, banks and ports must be >= 1, got {config.pes}, {config.banks}, {config.ports}")
     if config.distill_weight > 0 and teacher is None:
         raise UsageError("distill_weight > 0 needs a teacher model (the dense network)")
 
@@ -312,8 +343,11 @@ def admm_prune(model, x, y, config: AdmmConfig = AdmmConfig(), log: Callable | N
     history = AdmmHistory()
     ckpt = _Checkpoint(checkpoint, layers, config)
     z, u, masks = {}, {}, {}
+    maps = bank_maps(layers, dens, config.banks) if config.scope == "bank" else {}
+    bank = {name: (maps[name], config.banks, config.pes, config.ports) if maps else None for name in layers}
+    history.bank_maps = maps
     for name, mod in layers.items():
-        z[name], masks[name] = project_layer(mod.weight, mod.fft_size, dens[name], config.scope)
+        z[name], masks[name] = project_layer(mod.weight, mod.fft_size, dens[name], config.scope, bank[name])
         u[name] = torch.zeros_like(mod.weight)
     state = {"rho": config.rho0}
     if config.optimizer == "sgd":
@@ -353,7 +387,8 @@ def admm_prune(model, x, y, config: AdmmConfig = AdmmConfig(), log: Callable | N
         with torch.no_grad():
             num = den = 0.0
             for name, mod in layers.items():
-                z[name], masks[name] = project_layer(mod.weight + u[name], mod.fft_size, dens[name], config.scope)
+                z[name], masks[name] = project_layer(mod.weight + u[name], mod.fft_size, dens[name], config.scope,
+                                                     bank[name])
                 u[name] += mod.weight - z[name]
                 num += float(((mod.weight - z[name]) ** 2).sum())
                 den += float((mod.weight ** 2).sum())
@@ -369,7 +404,7 @@ def admm_prune(model, x, y, config: AdmmConfig = AdmmConfig(), log: Callable | N
         # hard prune to the support of the projection of W (U is discarded)
         with torch.no_grad():
             for name, mod in layers.items():
-                zw, masks[name] = project_layer(mod.weight, mod.fft_size, dens[name], config.scope)
+                zw, masks[name] = project_layer(mod.weight, mod.fft_size, dens[name], config.scope, bank[name])
                 mod.weight.copy_(zw)
                 mod.set_mask(masks[name])
         phase, start = "retrain", 0
@@ -398,17 +433,22 @@ def masked_retrain(model, x, y, epochs: float, lr: float, batch_size: int, seed:
     return model
 
 
-def magnitude_prune_model(model, density, scope: str = "layer") -> dict:
-    """Set Hermitian-consistent magnitude masks on every SpectralConv2d of ``model`` (in place)."""
+def magnitude_prune_model(model, density, scope: str = "layer", *, banks: int = 16, pes: int = 16,
+                          ports: int = 1) -> dict:
+    """Set Hermitian-consistent magnitude masks on every SpectralConv2d of ``model`` (in place);
+    ``banks``, ``pes``, ``ports``: the design scope "bank" balances for."""
     layers = spectral_layers(model)
     if not layers:
         raise UsageError("nothing to prune: the model has no SpectralConv2d layer")
     dens = resolve_densities(layers, density)
+    for mod in layers.values():
+        mod.set_mask(None)
+    maps = bank_maps(layers, dens, banks) if scope == "bank" else {}
     masks = {}
     with torch.no_grad():
         for name, mod in layers.items():
-            mod.set_mask(None)
-            zw, masks[name] = project_layer(mod.weight, mod.fft_size, dens[name], scope)
+            bank = (maps[name], banks, pes, ports) if maps else None
+            zw, masks[name] = project_layer(mod.weight, mod.fft_size, dens[name], scope, bank)
             mod.weight.copy_(zw)
             mod.set_mask(masks[name])
     return masks
