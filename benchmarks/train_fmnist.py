@@ -32,6 +32,7 @@ import torch
 
 from flexspec import datasets, fileio
 from flexspec.spectral import real_model as rm
+from flexspec.spectral.sparse import SparseNetworkKernels
 from flexspec.spectral.admm import AdmmConfig, admm_prune, magnitude_prune_model, masked_retrain
 from flexspec.spectral.torch_ops import to_spectral
 
@@ -65,8 +66,8 @@ def main():
                     help="start ADMM at a density from the method's result at the density run just before it, "
                          "when that one was higher (progressive pruning; densities run in the order given)")
     ap.add_argument("--start-from", type=float, default=None,
-                    help="start ADMM at the first density from the shipped model of the same method at this "
-                         "(higher) density (progressive pruning across runs)")
+                    help="start ADMM at the first density from the model of the same method at this (higher) "
+                         "density in --save-dir (progressive pruning across runs)")
     ap.add_argument("--more-retrain", type=float, default=None,
                     help="instead of pruning: load each shipped --methods model at --densities and retrain its "
                          "kept values this many more epochs (masked, --retrain-optimizer/--retrain-lr, cosine), then measure and ship it")
@@ -123,7 +124,7 @@ def main():
     def per_density(values, what):
         if len(values) not in (1, len(args.densities)):
             raise SystemExit(f"--{what}: give one value or one per density ({len(args.densities)})")
-        return dict(zip(args.densities, values * len(args.densities) if len(values) == 1 else values))
+        return dict(zip(args.densities, values * len(args.densities) if len(values) == 1 else values, strict=True))
 
     admm_epochs, retrain_epochs = per_density(args.admm_epochs, "admm-epochs"), per_density(args.retrain_epochs,
                                                                                            "retrain-epochs")
@@ -144,8 +145,8 @@ def main():
     if args.start_from is not None:
         for method in args.methods:
             if method.startswith("admm"):
-                previous[method] = (args.start_from, rm.spectral_model_from_sparse(
-                    rm.load_pruned(method, args.start_from)))
+                previous[method] = (args.start_from, rm.spectral_model_from_sparse(SparseNetworkKernels.load(
+                    Path(args.save_dir) / rm.pruned_file(method, args.start_from).name)))
     for density in args.densities:
         a_ep, r_ep = admm_epochs[density], retrain_epochs[density]
         for method in args.methods:
@@ -169,7 +170,7 @@ def main():
             cfg = dataclasses.replace(recipe, density=density, scope=scope, admm_epochs=a_ep, retrain_epochs=r_ep)
             ckpt = (Path(args.checkpoint_dir) / f"{method}_{density}.ckpt") if args.checkpoint_dir else None
 
-            def progress(phase, step, steps, loss, acc):
+            def progress(phase, step, steps, loss, acc, method=method, density=density):
                 if step % 100 == 0 or step == steps:
                     print(f"  {method}@{density} {phase} {step}/{steps} loss {loss:.4f} acc {acc:.3f}", flush=True)
 

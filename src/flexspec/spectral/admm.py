@@ -256,13 +256,13 @@ def _train_steps(model, x, y, steps: int, start: int, opt, seed: int, batch_size
     objective = objective or (lambda logits, xb, yb: F.cross_entropy(logits, yb))
     batches = _batches(len(x), batch_size, seed, start)
     base_lrs = [g.get("initial_lr", g["lr"]) for g in opt.param_groups]
-    for g, lr in zip(opt.param_groups, base_lrs):
+    for g, lr in zip(opt.param_groups, base_lrs, strict=True):
         g["initial_lr"] = lr
     model.train()
     correct = seen = 0
     for step in range(start, steps):
         if cosine:
-            for g, lr in zip(opt.param_groups, base_lrs):
+            for g, lr in zip(opt.param_groups, base_lrs, strict=True):
                 g["lr"] = 0.5 * lr * (1 + math.cos(math.pi * step / max(1, steps)))
         idx = next(batches)
         xb = x[idx]
