@@ -7,6 +7,17 @@ from numba import njit
 
 
 @njit(cache=True)
+def _take(keep, count, load, k, u, sizes, bank_a, bank_b):
+    keep[k, u] = True
+    count[k] += sizes[u]
+    if bank_a[u] == bank_b[u]:
+        load[bank_a[u]] += sizes[u]
+    else:
+        load[bank_a[u]] += 1
+        load[bank_b[u]] += 1
+
+
+@njit(cache=True)
 def capped_group_keep(scores, sizes, bank_a, bank_b, target, cap, banks):
     """Units kept in one kernel group: bool [K, U] from scores float [K, U] (the K kernels of the
     group), unit sizes int [U] (1 or 2 stored entries), the banks of each unit's two entries
@@ -31,13 +42,7 @@ def capped_group_keep(scores, sizes, bank_a, bank_b, target, cap, banks):
                 continue
         elif load[a] + 1 > cap or load[b] + 1 > cap:
             continue
-        keep[k, u] = True
-        count[k] += sizes[u]
-        if a == b:
-            load[a] += sizes[u]
-        else:
-            load[a] += 1
-            load[b] += 1
+        _take(keep, count, load, k, u, sizes, bank_a, bank_b)
     for k in range(k_count):  # pass 2: fill short kernels, least-loaded banks first, then largest score
         while count[k] < target:
             best, best_load, best_score = -1, 1 << 60, -1.0
@@ -50,12 +55,5 @@ def capped_group_keep(scores, sizes, bank_a, bank_b, target, cap, banks):
                     best, best_load, best_score = u, after, scores[k, u]
             if best < 0:
                 break
-            a, b = bank_a[best], bank_b[best]
-            keep[k, best] = True
-            count[k] += sizes[best]
-            if a == b:
-                load[a] += sizes[best]
-            else:
-                load[a] += 1
-                load[b] += 1
+            _take(keep, count, load, k, best, sizes, bank_a, bank_b)
     return keep

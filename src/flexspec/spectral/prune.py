@@ -132,17 +132,21 @@ def _expand(unit_keep: np.ndarray, fft_size: int) -> np.ndarray:
     return mask
 
 
+def _layer_args(wf, density) -> tuple[np.ndarray, float, int, int]:
+    """(spectra [Cout, Cin, N, N//2+1], density, N, F) of one layer, checked."""
+    wf = np.asarray(wf)
+    if wf.ndim != 4 or wf.shape[-1] != half_width(wf.shape[-2]):
+        raise UsageError(f"spectral kernels must have shape [Cout, Cin, N, N//2+1], got {wf.shape}")
+    n = wf.shape[-2]
+    return wf, check_density(density), n, num_frequencies(n)
+
+
 def magnitude_mask(wf, density: float, scope: str = "layer") -> np.ndarray:
     """Hermitian-consistent keep mask, bool [Cout, Cin, N, N//2+1], of one layer's spectra ``wf``.
 
     ``scope``: "layer" (one threshold for the layer) or "kernel" (each kernel keeps
     ``round(density * F)`` entries)."""
-    wf = np.asarray(wf)
-    if wf.ndim != 4 or wf.shape[-1] != half_width(wf.shape[-2]):
-        raise UsageError(f"spectral kernels must have shape [Cout, Cin, N, N//2+1], got {wf.shape}")
-    d = check_density(density)
-    n = wf.shape[-2]
-    f_count = num_frequencies(n)
+    wf, d, n, f_count = _layer_args(wf, density)
     scores = _unit_scores(wf)
     _, _, sizes = _units(n)
     kernels = scores.shape[0]
@@ -169,12 +173,7 @@ def bank_balanced_mask(wf, density: float, bank_of, banks: int, pes: int, ports:
     magnitude; :func:`flexspec.spectral._bank_kernels.capped_group_keep`)."""
     from ._bank_kernels import capped_group_keep  # numba compile on first use
 
-    wf = np.asarray(wf)
-    if wf.ndim != 4 or wf.shape[-1] != half_width(wf.shape[-2]):
-        raise UsageError(f"spectral kernels must have shape [Cout, Cin, N, N//2+1], got {wf.shape}")
-    d = check_density(density)
-    n = wf.shape[-2]
-    f_count = num_frequencies(n)
+    wf, d, n, f_count = _layer_args(wf, density)
     bank_of = np.asarray(bank_of, dtype=np.int64)
     if bank_of.shape != (f_count,) or bank_of.min() < 0 or bank_of.max() >= banks:
         raise UsageError(f"bank_of must hold {f_count} banks in 0..{banks - 1}, got shape {bank_of.shape}")
