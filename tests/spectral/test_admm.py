@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -171,3 +174,86 @@ def test_checkpoint_of_another_model_or_setting_is_refused_and_kept(tmp_path):
     with pytest.raises(UsageError, match="not a readable ADMM checkpoint"):
         admm_prune(model, x, y, cfg, checkpoint=tmp_path / "junk.ckpt")
     assert ckpt.read_bytes() == before
+
+
+def test_augment_batch_is_a_shift_and_flip_of_each_image():
+    from flexspec.spectral.admm import augment_batch
+
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(40, 2, 7, 9, generator=gen)
+    out = augment_batch(x, 2, True, torch.Generator().manual_seed(5)).numpy()
+    xs = x.numpy()
+    seen = set()
+    for i in range(len(xs)):  # brute force: some shift (dy, dx) in [-2, 2]^2 of the zero-padded image, maybe flipped
+        pad = np.pad(xs[i], ((0, 0), (2, 2), (2, 2)))
+        hits = [(dy, dx, f) for dy in range(5) for dx in range(5) for f in (False, True)
+                if np.array_equal(out[i], (lambda c: c[..., ::-1] if f else c)(pad[:, dy:dy + 7, dx:dx + 9]))]
+        assert hits, f"image {i} is no shift/flip of its input"
+        seen.update(hits)
+    assert len({h[:2] for h in seen}) > 5 and {h[2] for h in seen} == {False, True}  # both flips, many shifts
+    assert torch.equal(augment_batch(x, 0, False, gen), x)
+
+
+def test_distillation_objective_matches_the_kl_of_torch_distributions():
+    from torch.distributions import Categorical, kl_divergence
+
+    from flexspec.spectral.admm import _objective
+
+    torch.manual_seed(0)
+    teacher = torch.nn.Linear(5, 4)
+    xb, yb, logits = torch.randn(6, 5), torch.randint(0, 4, (6,)), torch.randn(6, 4)
+    a, t = 0.7, 3.0
+    got = _objective(AdmmConfig(distill_weight=a, distill_temperature=t), teacher)(logits, xb, yb)
+    with torch.no_grad():
+        kl = kl_divergence(Categorical(logits=teacher(xb) / t), Categorical(logits=logits / t)).mean()
+    ce = -torch.log_softmax(logits, 1)[torch.arange(6), yb].mean()
+    torch.testing.assert_close(got, (1 - a) * ce + a * t * t * kl)
+
+
+def test_admm_with_the_full_recipe_prunes_and_keeps_the_task():
+    model, x, y = _toy()
+    teacher = copy.deepcopy(model)  # the dense start
+    cfg = AdmmConfig(density=0.25, admm_epochs=30 / 8, z_every=5, rho0=3.0, rho_max=3.0 * 1.3 ** 6, lr=0.05,
+                     retrain_epochs=20 / 8, retrain_optimizer="sgd", retrain_lr=0.02, batch_size=32,
+                     augment_shift=1, augment_flip=False, distill_weight=0.5, distill_temperature=2.0)
+    before = _accuracy(model, x, y)
+    model, masks, _ = admm_prune(model, x, y, cfg, teacher=teacher)
+    for mod in spectral_layers(model).values():
+        assert abs(mod.mask_standard().numpy().mean() - 0.25) <= 1.5 / mod.mask.numel() + 1e-9
+    assert _accuracy(model, x, y) >= min(before, 0.95) - 0.05
+
+
+def test_bad_recipe_is_refused():
+    model, x, y = _toy()
+    for bad, msg in ((dict(distill_weight=0.5), "needs a teacher"), (dict(retrain_optimizer="rmsprop"), "sgd"),
+                     (dict(augment_shift=-1), "augment_shift"), (dict(distill_weight=1.5), "distill_weight")):
+        with pytest.raises(UsageError, match=msg):
+            admm_prune(model, x, y, AdmmConfig(batch_size=32, **bad))
+
+
+def test_bank_scope_balances_the_banks_of_every_kernel_group():
+    from flexspec.schedule import schedule_layer
+
+    model, x, y = _toy()
+    cfg = AdmmConfig(density=0.25, scope="bank", pes=4, banks=4, admm_epochs=16 / 8, z_every=4, rho0=1.0,
+                     rho_max=5.0, lr=0.05, retrain_epochs=4 / 8, batch_size=32)
+    model, masks, hist = admm_prune(model, x, y, cfg)
+    for name, mask in masks.items():
+        flat = mask.reshape(mask.shape[0], mask.shape[1], -1)
+        assert np.all(flat.sum(axis=2) == 10)  # round(0.25 * 40) per kernel
+        sched = schedule_layer(flat, 4, 4, 1, bank_map=hist.bank_maps[name])
+        assert sched.pe_utilization >= 10 / 11  # every group within one read of the PE bound
+
+
+def test_checkpoint_from_before_a_new_setting_resumes(tmp_path):
+    cfg = AdmmConfig(density=0.5, admm_epochs=4 / 8, z_every=2, retrain_epochs=1 / 8, batch_size=32, seed=1)
+    model, x, y = _toy()
+    ckpt = tmp_path / "run.ckpt"
+    admm_prune(model, x, y, cfg, checkpoint=ckpt)
+    state = torch.load(ckpt, weights_only=False)
+    del state["config"]["ports"]  # as written by a version without that setting
+    torch.save(state, ckpt)
+    model, x, y = _toy()
+    admm_prune(model, x, y, cfg, checkpoint=ckpt)  # same settings otherwise: resumes (here: already done)
+    with pytest.raises(UsageError, match="other settings"):
+        admm_prune(model, x, y, replace(cfg, ports=2), checkpoint=ckpt)

@@ -20,8 +20,10 @@ def register(subparsers) -> None:
     p.add_argument("--density", required=True, help="fraction of spectral entries kept, in (0, 1]")
     p.add_argument("--method", default="magnitude", choices=("magnitude", "admm"))
     p.add_argument("--fft-size", type=int, default=8, help="FFT size N (default 8)")
-    p.add_argument("--scope", default="layer", choices=("layer", "kernel", "global"),
-                   help="one threshold per layer, an equal count per kernel, or one threshold for all layers")
+    p.add_argument("--scope", default="layer", choices=("layer", "kernel", "bank", "global"),
+                   help="one threshold per layer, an equal count per kernel, an equal count per kernel with "
+                        "every bank of a group of 16 kernels read at most that often (ADMM only), or one "
+                        "threshold for all layers")
     p.add_argument("--schedule", default=None,
                    help="per-layer densities, e.g. 'conv1_1=0.5,default=0.25' (overrides --density per layer)")
     p.add_argument("--state-dict", default=None, help="VGG16 state_dict file (torchvision layout)")
@@ -68,6 +70,8 @@ def run(args) -> int:
         raise UsageError("--state-dict is for vgg16 (torchvision layout)")
     target = schedule if schedule is not None else density
 
+    if args.scope == "bank" and args.method != "admm":
+        raise UsageError("--scope bank is for --method admm (fmnist_vgg)")
     if args.model == "vgg16":
         if args.method != "magnitude":
             raise UsageError("ADMM needs training data, which FlexSpec has only for fmnist_vgg; "

@@ -10,14 +10,24 @@ most the allowed non-zeros, Hermitian-consistent).  Augmented Lagrangian, scaled
 * U-step: U += W - Z; rho grows geometrically from rho0 to rho_max over the ADMM phase.
 
 Then hard-prune W to the support of Z (``SpectralConv2d.mask``) and retrain the kept values
-(masked retraining, Adam with a cosine-decaying learning rate).  Budgets are in epochs of the training data (fractions allowed).
+(masked retraining with the mask fixed: Adam, or SGD with Nesterov momentum, and a cosine-decaying
+learning rate).  Budgets are in epochs of the training data (fractions allowed).
+
+Optional, for both phases: light augmentation (random shifts of up to ``augment_shift`` pixels,
+random horizontal flips) and knowledge distillation from a ``teacher`` (the dense model):
+loss = (1 - a) * CE + a * T^2 * KL(softmax(teacher / T) || softmax(student / T)).
 
 The set S decides what the accelerator gets:
 
 * ``scope="layer"``: one magnitude threshold per layer (kernels keep different counts);
 * ``scope="kernel"`` (hardware-aware): every kernel keeps the same number of entries, so every
   PE of the accelerator gets the same work on every kernel group (the scheduler's bound is the
-  busiest PE or the busiest bank; equal counts make the PE bound tight).
+  busiest PE or the busiest bank; equal counts make the PE bound tight);
+* ``scope="bank"`` (hardware-aware, bank-friendly): as "kernel", and in each group of ``pes``
+  kernels no bank serves more reads than a PE has entries
+  (:func:`flexspec.spectral.prune.bank_balanced_mask`), for the bank map that the scheduler's
+  ``auto`` map gives the starting weights' per-kernel masks, fixed for the run
+  (:func:`bank_maps`); the accelerator reaches the PE bound with that map.
 
 Progress goes to an optional callback; with ``checkpoint`` set, the whole state (weights, Z, U,
 rho, optimizer, step) is written atomically (:mod:`flexspec.fileio`) every
@@ -39,11 +49,12 @@ import torch.nn.functional as F
 
 from ..errors import InputFileError, UsageError
 from ..fileio import write_file
-from .prune import check_density, magnitude_mask, resolve_densities
+from ..schedule.model import bank_map
+from .prune import bank_balanced_mask, check_density, magnitude_mask, resolve_densities
 from .sparse import hermitian_project
 from .torch_ops import SpectralConv2d, frequency_major, standard_layout
 
-ADMM_SCOPES = ("layer", "kernel")
+ADMM_SCOPES = ("layer", "kernel", "bank")
 
 
 @dataclass(frozen=True)
@@ -61,8 +72,16 @@ class AdmmConfig:
     momentum: float = 0.0
     retrain_epochs: float = 0.5
     retrain_lr: float = 1e-3
+    retrain_optimizer: str = "adam"  # masked retraining: "adam" or "sgd" (Nesterov momentum 0.9)
     batch_size: int = 128
     seed: int = 0
+    augment_shift: int = 0  # random shift of each training image by up to this many pixels (0: none)
+    augment_flip: bool = False  # random horizontal flips of the training images
+    distill_weight: float = 0.0  # a in the module doc: weight of the teacher's soft targets (needs a teacher)
+    distill_temperature: float = 4.0
+    pes: int = 16  # scope "bank": kernels per group (PEs of one array), banks and ports of the tile buffer
+    banks: int = 16
+    ports: int = 1
 
     def steps(self, samples: int) -> tuple[int, int]:
         """(ADMM steps, retraining steps) for ``samples`` training samples."""
@@ -74,6 +93,7 @@ class AdmmConfig:
 class AdmmHistory:
     steps: list = field(default_factory=list)  # (phase, step, loss, penalty, rho)
     primal_residual: list = field(default_factory=list)  # ||W - Z|| / ||W|| after each Z-step
+    bank_maps: dict = field(default_factory=dict)  # scope "bank": name -> the bank map balanced for
 
 
 def spectral_layers(model: torch.nn.Module) -> dict:
@@ -81,11 +101,28 @@ def spectral_layers(model: torch.nn.Module) -> dict:
     return {name: mod for name, mod in model.named_modules() if isinstance(mod, SpectralConv2d)}
 
 
-def project_layer(weight: torch.Tensor, fft_size: int, density: float, scope: str) -> tuple[torch.Tensor, np.ndarray]:
+def bank_maps(layers: dict, density: dict, banks: int) -> dict:
+    """name -> the scheduler's ``auto`` bank map (int [F]) of the per-kernel masks of each layer's
+    current weights at its density: the map scope "bank" balances the reads for."""
+    out = {}
+    for name, mod in layers.items():
+        vc = hermitian_project(standard_layout(mod.weight.detach().cpu(), mod.fft_size).numpy())
+        mask = magnitude_mask(vc, density[name], "kernel")
+        out[name] = bank_map(mask.reshape(mask.shape[0], mask.shape[1], -1), banks, "auto")
+    return out
+
+
+def project_layer(weight: torch.Tensor, fft_size: int, density: float, scope: str,
+                  bank: tuple | None = None) -> tuple[torch.Tensor, np.ndarray]:
     """Z = Pi_S(weight) for one layer: weight in the layer's layout [2, F, Cin, Cout] ->
-    (Z in the same layout, keep mask bool [Cout, Cin, N, N//2+1])."""
+    (Z in the same layout, keep mask bool [Cout, Cin, N, N//2+1]); ``bank``: (bank_of, banks,
+    pes, ports) for scope "bank"."""
     vc = hermitian_project(standard_layout(weight.detach().cpu(), fft_size).numpy())
-    mask = magnitude_mask(vc, density, scope)
+    if scope == "bank":
+        bank_of, banks, pes, ports = bank
+        mask = bank_balanced_mask(vc, density, bank_of, banks, pes, ports)
+    else:
+        mask = magnitude_mask(vc, density, scope)
     z = frequency_major(torch.from_numpy(np.where(mask, vc, 0).astype(np.complex64)))
     return z.to(weight.device, weight.dtype), mask
 
@@ -100,6 +137,38 @@ def _batches(n: int, batch_size: int, seed: int, start: int = 0):
         for k in range(offset, per_epoch):
             yield perm[k * batch_size:(k + 1) * batch_size]
         epoch, offset = epoch + 1, 0
+
+
+def augment_batch(x: torch.Tensor, shift: int, flip: bool, gen: torch.Generator) -> torch.Tensor:
+    """A randomly shifted (up to ``shift`` pixels each way, zero fill) and, with ``flip``, randomly
+    horizontally flipped copy of the batch ``x`` [B, C, H, W] (draws from ``gen``)."""
+    b, _, h, w = x.shape
+    if shift > 0:
+        xp = F.pad(x, (shift,) * 4)
+        oy = torch.randint(0, 2 * shift + 1, (b,), generator=gen)
+        ox = torch.randint(0, 2 * shift + 1, (b,), generator=gen)
+        rows = (oy[:, None] + torch.arange(h)[None, :])[:, None, :, None]
+        cols = (ox[:, None] + torch.arange(w)[None, :])[:, None, None, :]
+        x = xp[torch.arange(b)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None], rows, cols]
+    if flip:
+        x = torch.where((torch.rand(b, generator=gen) < 0.5)[:, None, None, None], x.flip(-1), x)
+    return x
+
+
+def _objective(config: AdmmConfig, teacher):
+    """loss(logits, inputs, labels) of the training phases: cross-entropy, or with ``teacher``
+    blended with the distillation term of the module doc."""
+    a, t = config.distill_weight, config.distill_temperature
+    if a == 0:
+        return lambda logits, xb, yb: F.cross_entropy(logits, yb)
+    teacher.eval()
+
+    def loss(logits, xb, yb):
+        with torch.no_grad():
+            soft = F.log_softmax(teacher(xb) / t, dim=1)
+        kl = F.kl_div(F.log_softmax(logits / t, dim=1), soft, reduction="batchmean", log_target=True)
+        return (1 - a) * F.cross_entropy(logits, yb) + a * t * t * kl
+    return loss
 
 
 def _signature(layers: dict) -> list:
@@ -153,8 +222,10 @@ class _Checkpoint:
             raise InputFileError(self.path, "checkpoint is from another model (layers "
                                  f"{[s[0] for s in state['signature']]} with other shapes); "
                                  "give another --checkpoint file or remove this one", "signature")
-        if state["config"] != self.config:
-            diff = sorted(k for k in self.config if state["config"].get(k) != self.config[k])
+        # a setting added after the checkpoint was written ran as its default
+        defaults = {k: v for k, v in asdict(AdmmConfig()).items() if k not in state["config"]}
+        if {**defaults, **state["config"]} != self.config:
+            diff = sorted(k for k in self.config if {**defaults, **state["config"]}.get(k) != self.config[k])
             raise InputFileError(self.path, f"checkpoint was written with other settings ({', '.join(diff)}); "
                                  "resume with the same settings or give another --checkpoint file", "config")
         return state
@@ -175,24 +246,31 @@ def check_checkpoint(model, config: AdmmConfig, path) -> None:
 
 
 def _train_steps(model, x, y, steps: int, start: int, opt, seed: int, batch_size: int, phase: str, history, progress,
-                 extra_loss=None, after_step=None, save=None, checkpoint_every: int = 0, cosine: bool = False):
-    """Minibatch steps ``start .. steps-1`` of cross-entropy (+ ``extra_loss()``); ``cosine``: the
+                 extra_loss=None, after_step=None, save=None, checkpoint_every: int = 0, cosine: bool = False,
+                 objective=None, augment: tuple = (0, False)):
+    """Minibatch steps ``start .. steps-1`` of ``objective(logits, inputs, labels)`` (cross-entropy
+    by default) + ``extra_loss()``; ``augment``: (shift, flip) of :func:`augment_batch`, drawn from
+    a generator seeded by (seed, step) so a resumed run sees the same images; ``cosine``: the
     learning rate decays from its initial value to 0 along a half cosine (a function of the step,
     so a resumed run follows the same schedule)."""
+    objective = objective or (lambda logits, xb, yb: F.cross_entropy(logits, yb))
     batches = _batches(len(x), batch_size, seed, start)
     base_lrs = [g.get("initial_lr", g["lr"]) for g in opt.param_groups]
-    for g, lr in zip(opt.param_groups, base_lrs):
+    for g, lr in zip(opt.param_groups, base_lrs, strict=True):
         g["initial_lr"] = lr
     model.train()
     correct = seen = 0
     for step in range(start, steps):
         if cosine:
-            for g, lr in zip(opt.param_groups, base_lrs):
+            for g, lr in zip(opt.param_groups, base_lrs, strict=True):
                 g["lr"] = 0.5 * lr * (1 + math.cos(math.pi * step / max(1, steps)))
         idx = next(batches)
+        xb = x[idx]
+        if augment[0] or augment[1]:
+            xb = augment_batch(xb, augment[0], augment[1], torch.Generator().manual_seed(seed * 7_919 + step))
         opt.zero_grad()
-        logits = model(x[idx])
-        loss = F.cross_entropy(logits, y[idx])
+        logits = model(xb)
+        loss = objective(logits, xb, y[idx])
         penalty = extra_loss() if extra_loss is not None else None
         (loss if penalty is None else loss + penalty).backward()
         opt.step()
@@ -207,14 +285,35 @@ def _train_steps(model, x, y, steps: int, start: int, opt, seed: int, batch_size
             save(phase, step + 1)
 
 
+def _retrain_optimizer(model, name: str, lr: float):
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True)
+    return torch.optim.Adam(model.parameters(), lr=lr)
+
+
+def _check_recipe(config: AdmmConfig, teacher) -> None:
+    if config.retrain_optimizer not in ("sgd", "adam"):
+        raise UsageError(f"retraining optimizer must be 'sgd' or 'adam', got {config.retrain_optimizer!r}")
+    if config.augment_shift < 0:
+        raise UsageError(f"augment_shift must be >= 0 pixels, got {config.augment_shift}")
+    if not 0 <= config.distill_weight <= 1 or config.distill_temperature <= 0:
+        raise UsageError(f"need 0 <= distill_weight <= 1 and distill_temperature > 0, got {config.distill_weight} "
+                         f"and {config.distill_temperature}")
+    if min(config.pes, config.banks, config.ports) < 1:
+        raise UsageError(f"pes, banks and ports must be >= 1, got {config.pes}, {config.banks}, {config.ports}")
+    if config.distill_weight > 0 and teacher is None:
+        raise UsageError("distill_weight > 0 needs a teacher model (the dense network)")
+
+
 def admm_prune(model, x, y, config: AdmmConfig = AdmmConfig(), log: Callable | None = None,
-               progress: Callable | None = None, checkpoint=None, checkpoint_every: int = 50):
+               progress: Callable | None = None, checkpoint=None, checkpoint_every: int = 50, teacher=None):
     """ADMM-prune the SpectralConv2d layers of ``model`` (modified in place) on data ``x`` float32
     [n, C, H, W], ``y`` int64 [n]; then hard-prune (set masks) and retrain the kept values.
 
     ``progress(phase, step, steps, loss, running_accuracy)`` is called after every step (phase
     "admm" or "retrain"); ``log`` gets a line after every Z-update.  ``checkpoint``: a file for the
-    resumable state (see the module doc).  Returns (model, masks: name -> bool [Cout, Cin, N, N//2+1],
+    resumable state (see the module doc).  ``teacher``: the model whose soft targets the
+    distillation term uses (needed when ``config.distill_weight > 0``).  Returns (model, masks: name -> bool [Cout, Cin, N, N//2+1],
     AdmmHistory).
     """
     layers = spectral_layers(model)
@@ -233,6 +332,8 @@ def admm_prune(model, x, y, config: AdmmConfig = AdmmConfig(), log: Callable | N
         raise UsageError(f"need 0 < rho0 <= rho_max, got {config.rho0} and {config.rho_max}")
     if config.optimizer not in ("sgd", "adam"):
         raise UsageError(f"ADMM optimizer must be 'sgd' or 'adam', got {config.optimizer!r}")
+    _check_recipe(config, teacher)
+    objective, augment = _objective(config, teacher), (config.augment_shift, config.augment_flip)
     for mod in layers.values():
         mod.set_mask(None)
     x, y = check_data(model, x, y, config.batch_size)
@@ -242,8 +343,11 @@ def admm_prune(model, x, y, config: AdmmConfig = AdmmConfig(), log: Callable | N
     history = AdmmHistory()
     ckpt = _Checkpoint(checkpoint, layers, config)
     z, u, masks = {}, {}, {}
+    maps = bank_maps(layers, dens, config.banks) if config.scope == "bank" else {}
+    bank = {name: (maps[name], config.banks, config.pes, config.ports) if maps else None for name in layers}
+    history.bank_maps = maps
     for name, mod in layers.items():
-        z[name], masks[name] = project_layer(mod.weight, mod.fft_size, dens[name], config.scope)
+        z[name], masks[name] = project_layer(mod.weight, mod.fft_size, dens[name], config.scope, bank[name])
         u[name] = torch.zeros_like(mod.weight)
     state = {"rho": config.rho0}
     if config.optimizer == "sgd":
@@ -283,7 +387,8 @@ def admm_prune(model, x, y, config: AdmmConfig = AdmmConfig(), log: Callable | N
         with torch.no_grad():
             num = den = 0.0
             for name, mod in layers.items():
-                z[name], masks[name] = project_layer(mod.weight + u[name], mod.fft_size, dens[name], config.scope)
+                z[name], masks[name] = project_layer(mod.weight + u[name], mod.fft_size, dens[name], config.scope,
+                                                     bank[name])
                 u[name] += mod.weight - z[name]
                 num += float(((mod.weight - z[name]) ** 2).sum())
                 den += float((mod.weight ** 2).sum())
@@ -295,44 +400,55 @@ def admm_prune(model, x, y, config: AdmmConfig = AdmmConfig(), log: Callable | N
 
     if phase == "admm":
         _train_steps(model, x, y, admm_steps, start, opt, config.seed, config.batch_size, "admm", history, progress,
-                     penalty, z_update, save, checkpoint_every)
+                     penalty, z_update, save, checkpoint_every, objective=objective, augment=augment)
         # hard prune to the support of the projection of W (U is discarded)
         with torch.no_grad():
             for name, mod in layers.items():
-                zw, masks[name] = project_layer(mod.weight, mod.fft_size, dens[name], config.scope)
+                zw, masks[name] = project_layer(mod.weight, mod.fft_size, dens[name], config.scope, bank[name])
                 mod.weight.copy_(zw)
                 mod.set_mask(masks[name])
         phase, start = "retrain", 0
-    retrain_opt = torch.optim.Adam(model.parameters(), lr=config.retrain_lr)
+    retrain_opt = _retrain_optimizer(model, config.retrain_optimizer, config.retrain_lr)
     if saved is not None and saved["phase"] == "retrain":
         retrain_opt.load_state_dict(saved["opt"])
     save("retrain", start)
     _train_steps(model, x, y, retrain_steps, start, retrain_opt, config.seed + 1, config.batch_size, "retrain", history,
-                 progress, None, None, save, checkpoint_every, cosine=True)
+                 progress, None, None, save, checkpoint_every, cosine=True, objective=objective, augment=augment)
     save("done", retrain_steps)
     return model, masks, history
 
 
-def masked_retrain(model, x, y, epochs: float, lr: float, batch_size: int, seed: int, progress: Callable | None = None):
-    """Train ``model`` (masks already set) for ``epochs`` of ``x`` with Adam on cross-entropy."""
+def masked_retrain(model, x, y, epochs: float, lr: float, batch_size: int, seed: int, progress: Callable | None = None,
+                   config: AdmmConfig | None = None, teacher=None):
+    """Train ``model`` (masks already set) for ``epochs`` of ``x`` with a cosine-decaying learning
+    rate from ``lr``; ``config``: the recipe (retraining optimizer, augmentation, distillation;
+    Adam on plain cross-entropy when absent)."""
+    config = config or AdmmConfig()
+    _check_recipe(config, teacher)
     x, y = check_data(model, x, y, batch_size)
     steps = int(math.ceil(epochs * max(1, len(x) // batch_size)))
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    _train_steps(model, x, y, steps, 0, opt, seed, batch_size, "retrain", AdmmHistory(), progress, cosine=True)
+    opt = _retrain_optimizer(model, config.retrain_optimizer, lr)
+    _train_steps(model, x, y, steps, 0, opt, seed, batch_size, "retrain", AdmmHistory(), progress, cosine=True,
+                 objective=_objective(config, teacher), augment=(config.augment_shift, config.augment_flip))
     return model
 
 
-def magnitude_prune_model(model, density, scope: str = "layer") -> dict:
-    """Set Hermitian-consistent magnitude masks on every SpectralConv2d of ``model`` (in place)."""
+def magnitude_prune_model(model, density, scope: str = "layer", *, banks: int = 16, pes: int = 16,
+                          ports: int = 1) -> dict:
+    """Set Hermitian-consistent magnitude masks on every SpectralConv2d of ``model`` (in place);
+    ``banks``, ``pes``, ``ports``: the design scope "bank" balances for."""
     layers = spectral_layers(model)
     if not layers:
         raise UsageError("nothing to prune: the model has no SpectralConv2d layer")
     dens = resolve_densities(layers, density)
+    for mod in layers.values():
+        mod.set_mask(None)
+    maps = bank_maps(layers, dens, banks) if scope == "bank" else {}
     masks = {}
     with torch.no_grad():
         for name, mod in layers.items():
-            mod.set_mask(None)
-            zw, masks[name] = project_layer(mod.weight, mod.fft_size, dens[name], scope)
+            bank = (maps[name], banks, pes, ports) if maps else None
+            zw, masks[name] = project_layer(mod.weight, mod.fft_size, dens[name], scope, bank)
             mod.weight.copy_(zw)
             mod.set_mask(masks[name])
     return masks

@@ -9,6 +9,11 @@ short of it by at most one entry).  Ties break by position (deterministic).
 Scopes: ``"layer"`` (one threshold per layer: the density schedule applies), ``"kernel"``
 (every kernel keeps the same count: balanced for hardware), ``"global"`` (one threshold over
 all layers: a single density).
+
+:func:`bank_balanced_mask` adds the accelerator's second bound: every kernel keeps the same
+count *and*, in each kernel group of P kernels (one input channel, P consecutive output
+channels: the scheduler's grouping of equal-count kernels), every bank serves at most
+``ports x count`` reads, so a conflict-free schedule can reach the PE bound.
 """
 
 from __future__ import annotations
@@ -127,17 +132,21 @@ def _expand(unit_keep: np.ndarray, fft_size: int) -> np.ndarray:
     return mask
 
 
+def _layer_args(wf, density) -> tuple[np.ndarray, float, int, int]:
+    """(spectra [Cout, Cin, N, N//2+1], density, N, F) of one layer, checked."""
+    wf = np.asarray(wf)
+    if wf.ndim != 4 or wf.shape[-1] != half_width(wf.shape[-2]):
+        raise UsageError(f"spectral kernels must have shape [Cout, Cin, N, N//2+1], got {wf.shape}")
+    n = wf.shape[-2]
+    return wf, check_density(density), n, num_frequencies(n)
+
+
 def magnitude_mask(wf, density: float, scope: str = "layer") -> np.ndarray:
     """Hermitian-consistent keep mask, bool [Cout, Cin, N, N//2+1], of one layer's spectra ``wf``.
 
     ``scope``: "layer" (one threshold for the layer) or "kernel" (each kernel keeps
     ``round(density * F)`` entries)."""
-    wf = np.asarray(wf)
-    if wf.ndim != 4 or wf.shape[-1] != half_width(wf.shape[-2]):
-        raise UsageError(f"spectral kernels must have shape [Cout, Cin, N, N//2+1], got {wf.shape}")
-    d = check_density(density)
-    n = wf.shape[-2]
-    f_count = num_frequencies(n)
+    wf, d, n, f_count = _layer_args(wf, density)
     scores = _unit_scores(wf)
     _, _, sizes = _units(n)
     kernels = scores.shape[0]
@@ -153,6 +162,34 @@ def magnitude_mask(wf, density: float, scope: str = "layer") -> np.ndarray:
     else:
         raise UnknownNameError("pruning scope for one layer", scope, ("layer", "kernel"))
     return _expand(unit_keep, n).reshape(wf.shape)
+
+
+def bank_balanced_mask(wf, density: float, bank_of, banks: int, pes: int, ports: int = 1) -> np.ndarray:
+    """Hermitian-consistent keep mask, bool [Cout, Cin, N, N//2+1], with ``round(density * F)``
+    entries per kernel (as scope "kernel") chosen so that in every group of ``pes`` kernels
+    (input channel i, output channels g*pes .. g*pes+pes-1) no bank of ``bank_of`` (int [F]:
+    the bank of each half-plane position, e.g. :func:`flexspec.schedule.model.bank_map`) serves
+    more than ``ports * round(density * F)`` reads where the group allows it (greedy by
+    magnitude; :func:`flexspec.spectral._bank_kernels.capped_group_keep`)."""
+    from ._bank_kernels import capped_group_keep  # numba compile on first use
+
+    wf, d, n, f_count = _layer_args(wf, density)
+    bank_of = np.asarray(bank_of, dtype=np.int64)
+    if bank_of.shape != (f_count,) or bank_of.min() < 0 or bank_of.max() >= banks:
+        raise UsageError(f"bank_of must hold {f_count} banks in 0..{banks - 1}, got shape {bank_of.shape}")
+    if pes < 1 or ports < 1:
+        raise UsageError(f"pes and ports must be >= 1, got {pes} and {ports}")
+    cout, cin = wf.shape[:2]
+    scores = _unit_scores(wf).reshape(cout, cin, -1)
+    reps, partners, sizes = _units(n)
+    target = int(round(d * f_count))
+    unit_keep = np.zeros(scores.shape, dtype=bool)
+    bank_a, bank_b = bank_of[reps], bank_of[partners]
+    for i in range(cin):
+        for g in range(0, cout, pes):
+            unit_keep[g:g + pes, i] = capped_group_keep(np.ascontiguousarray(scores[g:g + pes, i]), sizes, bank_a,
+                                                        bank_b, target, ports * target, banks)
+    return _expand(unit_keep.reshape(cout * cin, -1), n).reshape(wf.shape)
 
 
 def magnitude_masks(spectra: Mapping, density, scope: str = "layer") -> dict:

@@ -21,18 +21,31 @@ from dataclasses import replace
 import numpy as np
 
 from ..errors import UsageError
+from ..spectral.prune import check_density
 from ..spectral.sparse import SparseNetworkKernels, SparseSpectralKernels
 from .torch_import import from_torch
 
 
-def _collect(data, max_samples: int):
+def _collect(data, max_samples: int, input_shape=None):
+    """(inputs float32 [n, *input_shape], labels int64 [n]) from up to ``max_samples`` samples of
+    ``data``; a UsageError names the first batch of the wrong kind or shape."""
     import torch  # heavy optional dependency
 
     xs, ys, n = [], [], 0
-    for batch in data:
+    want = None if input_shape is None else tuple(int(v) for v in input_shape)
+    for number, batch in enumerate(data):
         if not isinstance(batch, (tuple, list)) or len(batch) < 2:
             raise UsageError("data must yield (inputs, labels) batches, e.g. a torch DataLoader of a TensorDataset")
-        x, y = torch.as_tensor(batch[0], dtype=torch.float32), torch.as_tensor(batch[1], dtype=torch.long)
+        x, y = torch.as_tensor(batch[0]), torch.as_tensor(batch[1])
+        if want is not None and tuple(x.shape[1:]) != want:
+            raise UsageError(f"batch {number} of the data holds inputs of shape {tuple(x.shape)}; the model takes "
+                             f"[batch, {', '.join(map(str, want))}]")
+        if y.ndim != 1 or len(y) != len(x):
+            raise UsageError(f"batch {number} of the data holds labels of shape {tuple(y.shape)} for {len(x)} inputs; "
+                             "labels must be one integer class per input")
+        if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+            raise UsageError(f"batch {number} of the data holds {y.dtype} labels; labels must be integer classes")
+        x, y = x.to(torch.float32), y.to(torch.long)
         xs.append(x)
         ys.append(y)
         n += len(x)
@@ -48,14 +61,17 @@ def admm_finetune(model, input_shape, data, *, density=0.25, fft_size: int = 8, 
     """(Network, SparseNetworkKernels) of ``model`` after ADMM pruning on ``data`` (module docstring).
 
     ``density``: a float or a per-layer schedule (names as in the Network: module path with '_');
+    ``scope``: "layer", "kernel" or "bank" (:mod:`flexspec.spectral.admm`);
     ``config``: an ``flexspec.spectral.admm.AdmmConfig`` (its density and scope are replaced by
-    these arguments)."""
+    these arguments; with ``distill_weight > 0`` the user's dense ``model`` is the teacher)."""
     # torch (optional dependency, extra 'torch'): admm and torch_ops import it, so they load on use
     from ..spectral.admm import AdmmConfig, admm_prune, spectral_layers
     from ..spectral.torch_ops import mask_standard_layout, to_spectral
 
+    if not isinstance(density, dict):
+        check_density(density)  # before any work: a density outside (0, 1] is a usage error
     network = from_torch(model, input_shape, name)
-    x, y = _collect(data, max_samples)
+    x, y = _collect(data, max_samples, input_shape)
     spec = to_spectral(model, fft_size)
     mods = spectral_layers(spec)
     by_net = {path.replace(".", "_"): mod for path, mod in mods.items()}
@@ -66,7 +82,8 @@ def admm_finetune(model, input_shape, data, *, density=0.25, fft_size: int = 8, 
     else:
         dens = density
     cfg = replace(config or AdmmConfig(), density=dens, scope=scope)
-    admm_prune(spec, x, y, cfg, log)
+    # distillation (config.distill_weight > 0) learns from the user's dense model itself
+    admm_prune(spec, x, y, cfg, log, teacher=model if cfg.distill_weight > 0 else None)
     missing = [lay.name for lay in network.spectral_layers if lay.name not in by_net]
     if missing:
         raise UsageError(f"to_spectral did not convert layer(s) {', '.join(missing)} of the network")
