@@ -153,4 +153,4 @@ def test_shipped_model_64_images():
     assert all(v == 0 for per in r.saturated.values() for v in per.values())
     # chained formats: each layer's input format is the previous layer's output format
     names = list(quants)
-    assert all(quants[b].in_frac == quants[a].out_frac for a, b in zip(names, names[1:]))
+    assert all(quants[b].in_frac == quants[a].out_frac for a, b in zip(names, names[1:], strict=False))

@@ -84,7 +84,7 @@ def test_auto_fft_size_and_keep_conv2d_report_each_choice():
     plan = plan_spectral(model, x, (8, 16), keep_conv2d=False, reps=1)
     assert set(plan) == {"0", "2"} and all(c.fft_size in (8, 16) for c in plan.values())
     assert plan["2"].input_shape == (2, 8, 20, 20) and set(plan["2"].seconds) == {"conv2d", 8, 16}
-    for name, line in zip(("0", "2"), lines):
+    for name, line in zip(("0", "2"), lines, strict=True):
         kept = "conv2d (spectral does not pay)" in line
         assert isinstance(spec.get_submodule(name), torch.nn.Conv2d if kept else SpectralConv2d)
     torch.testing.assert_close(spec(x), model(x), atol=1e-5, rtol=1e-5)

@@ -31,13 +31,14 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 
 import numpy as np
 
 from ..errors import FlexSpecError
+from ..rtl.config import PEArrayConfig
 from ..rtl.fft_contract import MULTIPLIER_STAGE_CYCLES, stage_has_multiplier
 from ..spectral.geometry import num_frequencies
 from .fixed_point import FFTFormat, _nontrivial, twiddles_fixed
@@ -94,7 +95,6 @@ class Block:
 
 
 def _pe_array_config(params: dict):
-    from ..rtl.config import PEArrayConfig  # config.py only; kept local like the array import
 
     n = params.get("fft_size", 8)
     f = num_frequencies(n)

@@ -17,6 +17,7 @@ import numpy as np
 
 from .arch import AcceleratorConfig
 from .engine import PassShape, pass_shape
+from .layer_events import channel_depth, fft_channel_interval_cycles
 from .grouping import LayerSchedules, array_makespan, schedule_layer_blocks
 from .results import LayerResult
 from .spatial import layer_result as spatial_layer_result, spatial_conv_cost
@@ -180,8 +181,12 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig) -> La
                                 + np.where(a_end & (visit < n_visits - 1), psum_blk[o, t], 0).sum()),
               "outputs_bits": int(np.where(last, out_blk[o, t], 0).sum()),
               "forward_ffts": int(fwd.sum()), "inverse_ffts": int(inv.sum()), "steps": steps}
-    return LayerSteps(compute, free, load / 8.0, np.where(k_new, kb[o, i], 0) / 8.0, write / 8.0, fwd * n / config.fft_engines,
-                       inv * n / config.ifft_engines, totals, tiles_step, overhead, first_load)
+    # the engine's FFT takes a channel every fft_channel_interval_cycles (its bank writer's two
+    # slots make that more than N when the pass reads a channel's rows slowly; the RTL's rate)
+    fft_interval = fft_channel_interval_cycles(n, channel_depth(sch.schedule.bank_of, config.banks))
+    return LayerSteps(compute, free, load / 8.0, np.where(k_new, kb[o, i], 0) / 8.0, write / 8.0,
+                      fwd * fft_interval / config.fft_engines,
+                      inv * n / config.ifft_engines, totals, tiles_step, overhead, first_load)
 
 
 def pipeline_steps(st: LayerSteps, bpc: float):

@@ -40,6 +40,7 @@ simulator should charge per layer (one array holding the whole layer, one image)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -265,17 +266,23 @@ def engine_events(geom: EngineGeometry) -> EngineEvents:
     return EngineEvents(Fd, S, A, F, V, last, last)
 
 
+def channel_depth(bank_of, num_banks: int) -> int:
+    """Tile-buffer rows one input channel takes: its busiest bank's frequency count."""
+    return max(1, int(np.bincount(np.asarray(bank_of, dtype=np.int64), minlength=num_banks).max()))
+
+
 def engine_geometry(group_cycles, bank_of, num_banks: int, num_pes: int, fft_size: int, in_channels: int,
                     out_channels: int, height: int, width: int, kernel_size: int = 3, padding: int = 1,
                     readout_rows: int = 0) -> EngineGeometry:
     """The engine geometry of a layer whose program is the kernel groups with makespans
     ``group_cycles`` (every group of the layer, one kernel block) over the bank map ``bank_of``,
     on an array reading out ``readout_rows`` rows a request (0 = N)."""
-    depth = max(1, int(np.bincount(np.asarray(bank_of, dtype=np.int64), minlength=num_banks).max()))
+    depth = channel_depth(bank_of, num_banks)
     return EngineGeometry(int(fft_size), int(kernel_size), int(padding), int(height), int(width), int(in_channels),
                           int(out_channels), depth, program_length(group_cycles), int(num_pes), int(readout_rows))
 
 
+@cache
 def fft_channel_interval_cycles(fft_size: int, channel_depth: int) -> float:
     """Steady-state cycles per input channel of the engine's FFT when nothing else holds it back
     (the pass and the IFFT keep up): a channel holds one of the bank writer's two slots from

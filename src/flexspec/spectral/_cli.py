@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import datasets
 from ..errors import FlexSpecError, UsageError
+from ..workload.zoo import NETWORKS, get_network
 
 WEIGHTED_MODELS = ("fmnist_vgg", "vgg16")
 
@@ -48,7 +50,6 @@ def _check_out(path) -> Path:
 
 
 def run(args) -> int:
-    from ..workload.zoo import NETWORKS, get_network
     from .prune import check_density, parse_schedule
 
     density = check_density(args.density)
@@ -116,7 +117,6 @@ def _fmnist_magnitude(fft_size, target, scope):
 
 
 def _fmnist_admm(args, target):
-    from .. import datasets
     from . import real_model as rm
 
     if args.scope == "global":

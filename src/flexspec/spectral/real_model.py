@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..datasets import to_float
 from ..errors import InputFileError, UsageError
 from .sparse import SparseNetworkKernels, SparseOaA, sparse_oaa_conv2d
 
@@ -105,7 +106,6 @@ def numpy_forward(net: SparseNetworkKernels, x: np.ndarray, operators: dict | No
 
 
 def numpy_accuracy(net: SparseNetworkKernels, images: np.ndarray, labels: np.ndarray, batch: int = 250) -> float:
-    from ..datasets import to_float
 
     x = to_float(images)
     ops = {n: SparseOaA(k) for n, k in net.layers.items()}  # built once for all batches

@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import FORMAT_VERSION
 from ..errors import InputFileError, UsageError
+from ..fileio import save_npz
 from ..kernel_format import DEFAULT_VALUE_BITS, KernelFormat, default_index_bits  # noqa: F401  (re-exported)
 from .geometry import check_fft_size, half_width, num_frequencies
 from .oaa import crop_output, overlap_add, transform_tiles
@@ -426,7 +427,6 @@ class SparseNetworkKernels:
 
 # --------------------------------------------------------------------------- file helpers
 def _atomic_savez(path, data: dict) -> Path:
-    from ..fileio import save_npz
 
     path = Path(path)
     if not path.parent.is_dir():

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError, UsageError
+from ..workload.zoo import vgg16
 from .geometry import half_width
 from .prune import check_density, magnitude_mask
 from .sparse import SparseNetworkKernels, SparseSpectralKernels
@@ -43,7 +44,6 @@ SYNTH_METHOD = ("statistics transfer: 3x3 kernels drawn from N(0, Sigma) with Si
 
 
 def _vgg16_shapes() -> dict:
-    from ..workload.zoo import vgg16
 
     return {layer.name: layer for layer in vgg16().spectral_layers}
 

@@ -397,7 +397,8 @@ def plan_spectral(model: nn.Module, example_input: torch.Tensor, candidates=(8, 
             fns = {"conv2d": lambda conv=conv, x=x: conv(x)}
             for n in candidates:
                 if n >= conv.kernel_size[0]:
-                    fns[n] = (lambda layer=SpectralConv2d.from_conv2d(conv, n), x=x: layer(x))
+                    layer = SpectralConv2d.from_conv2d(conv, n)
+                    fns[n] = (lambda layer=layer, x=x: layer(x))
             samples = {k: [] for k in fns}
             for fn in fns.values():
                 fn()  # warm-up
