@@ -157,7 +157,7 @@ def test_scheduler_and_worker_started_separately(small_runs, tmp_path, capsys):
 
         with Client(address, timeout="30s") as c:
             c.wait_for_workers(1, timeout=60)
-        space = {**SMALL, "devices": ["zcu102"], "density": [0.125]}
+        space = {**SMALL, "devices": ["zcu102"], "density": [0.125], "design": {**SMALL["design"], "arrays": ["fit"]}}
         out = tmp_path / "remote"
         rc = main(["explore", str(_space_file(tmp_path, space)), "--out", str(out), "--scheduler", address,
                    "--cache", str(tmp_path / "cache"), "--quiet", "--no-screen"])

@@ -30,24 +30,33 @@ import numpy as np
 
 from .. import __version__
 from ..accel.arch import AcceleratorConfig, resources
-from ..accel.kernels import resolve_kernels
-from ..accel.sim import (LayerSchedules, ScheduleCache, analyze, balanced_pe_cycles, design_plan, precision_of,
-                         schedule_layer_blocks, simulate_plan)
+from ..accel.engine import readout_requests
 from ..accel.fixed_point import FFTFormat
-from ..rtl.config import PEArrayConfig
-from ..rtl.fft_contract import latency_cycles as fft_latency_cycles
+from ..accel.kernels import resolve_kernels
+from ..accel.layer_events import fft_channel_interval_cycles
+from ..accel.sim import (
+    LayerSchedules,
+    ScheduleCache,
+    analyze,
+    balanced_pe_cycles,
+    design_plan,
+    precision_of,
+    schedule_layer_blocks,
+    simulate_plan,
+)
 from ..accel.spatial import SPATIAL_MACS_PER_PE, conv_only, whole_network
 from ..dataflow import kernel_bits
 from ..dataflow.model import LayerGeometry
 from ..datasets import fashion_mnist_subset
+from ..devices import load_device
 from ..pipeline import check_density as _check_density
 from ..pipeline import check_fft_size as _check_fft_size
 from ..pipeline import fit_design, resolve_network
+from ..rtl.config import PEArrayConfig
+from ..rtl.fft_contract import latency_cycles as fft_latency_cycles
 from ..spectral import real_model
 from ..spectral.geometry import num_frequencies
 from ..workload.layers import ConvLayer
-
-from ..devices import load_device
 
 #: result column -> key of :attr:`flexspec.accel.arch.Resources.used` (the resource objectives)
 RESOURCE_COLUMNS = {"lut_used_count": "lut", "ff_used_count": "ff", "lutram_luts_used_count": "lutram_luts",
@@ -254,7 +263,10 @@ def lower_bound(network, masks: dict, config: AcceleratorConfig, device) -> dict
       least the group's largest PE load (a PE does one complex MAC per cycle), the A arrays share
       that work, and the layer pays at least the FFT + IFFT + PE pipeline depth once
       (as ``flexspec.accel.sim.simulate_plan``), and each tile lasts at least its read-out:
-      ``cycles_l >= T * max(min_groups sum(max load), Cout (N/2 + 1)) / A + depth``.
+      ``cycles_l >= max(T * max(min_groups sum(max load), readout) / A, FFT, IFFT) + depth`` with
+      the read-out ``Cout (N/2 + 1) N/K`` requests a tile (``accel.engine.readout_requests``), the
+      forward transforms ``T Cin`` at the RTL's sustained rate over the FFT engines and the inverse
+      ones ``T Cout N`` cycles over the IFFT engines.
     * Spatial convolution: at least its MACs on the A*P PEs.
     * Traffic: every kernel bit crosses the DRAM link once (nothing else is compulsory when the
       activations may stay on chip), as the schedule stream the simulator counts
@@ -280,8 +292,14 @@ def lower_bound(network, masks: dict, config: AcceleratorConfig, device) -> dict
             # chunk maxima over every grouping into at most P kernels
             # a tile's pass lasts at least its program and at least its read-out (one column of N
             # accumulators a beat, N/2 + 1 columns per output channel: flexspec.accel.engine)
-            per_tile = max(balanced_pe_cycles(nnz, config.pes, nnz.shape[0]), nnz.shape[0] * (n // 2 + 1))
-            compute += tiles * per_tile / config.arrays + depth
+            cout, cin = nnz.shape
+            per_tile = max(balanced_pe_cycles(nnz, config.pes, cout),
+                           readout_requests(cout, n, config.readout_rows))
+            # the FFT/IFFT engines: every tile's Cin forward transforms at the RTL's sustained rate
+            # (least at the shallowest channel depth ceil(F/B)), Cout inverse ones at N cycles each
+            fft_rate = fft_channel_interval_cycles(n, -(-num_frequencies(n) // config.banks))
+            engines = max(tiles * cin * fft_rate / config.fft_engines, tiles * cout * n / config.ifft_engines)
+            compute += max(tiles * per_tile / config.arrays, engines) + depth
             kernel_bits_total += max(int(kernel_bits(nnz, config.fft_size, prec).sum()),
                                      min_stream_bits(layer, nnz, config))
         else:
