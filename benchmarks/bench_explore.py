@@ -43,11 +43,13 @@ SCALING_SPACES = {
 VGG16_DEVICES = ["u200", "u250", "vcu118", "vc709", "zcu102"]
 
 
-def vgg16_space(devices, pes=(16, 24, 32, 48, 64)) -> dict:
-    """5 devices x 2 densities x 5 P x 2 B x 2 R = 200 points; latency at most 4 ms."""
+def vgg16_space(devices, pes=(16, 24, 32, 48, 64), latency_max_seconds: float = 0.015) -> dict:
+    """5 devices x 2 densities x 5 P x 2 B x 2 R = 200 points; latency at most ``latency_max_seconds``
+    (15 ms by default: near the U200's fitted designs since the stream count, issue 16; it was 4 ms when
+    the resource model allowed far more arrays)."""
     return {"models": ["vgg16"], "devices": list(devices), "density": [0.125, 0.25],
             "design": {"pes": list(pes), "banks": [20, 40], "ports": [1, 2]},
-            "objectives": ["latency", "dsp", "bram"], "constraints": {"latency": {"max": 0.004}}}
+            "objectives": ["latency", "dsp", "bram"], "constraints": {"latency": {"max": latency_max_seconds}}}
 
 
 def _load() -> str:

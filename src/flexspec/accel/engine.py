@@ -73,18 +73,28 @@ def pass_events(rows_per_tile: int, program_cycles: int, outputs_per_tile: int, 
         else:
             S[k] = max(E[k - 1] + 1, A[k - 2] + L + TILE_RELEASE_CYCLES)
         E[k] = S[k] + D - 1
-        a = E[k] + 1
-        if k >= 1:
-            a = max(a, A[k - 1] + L)
-        if k >= 2:
-            a = max(a, F[k - 2] + 1)
-        A[k] = a
-        g = A[k] + L + LATENCY_CYCLES + DRAIN_START_CYCLES
-        if k >= 1:
-            g = max(g, F[k - 1] + 1)
-        G[k] = g
-        F[k] = g + Q
+        G[k] = issue_and_drain(k, E[k] + 1, A, F, L, Q)
     return PassEvents(S, E, A, G, F, int(F[-1] + lat + OUTPUT_CYCLES))
+
+
+def issue_and_drain(k: int, loaded: int, A: np.ndarray, F: np.ndarray, program_cycles: int,
+                    readout_requests: int) -> int:
+    """Run k of a pass whose tile is loaded by edge ``loaded``: its accept ``A[k]`` (back-to-back
+    issue after run k-1, its accumulator half drained by run k-2) and its drain's last request
+    ``F[k]`` (after its last word, once run k-1 has drained); returns the drain's start.  Shared by
+    :func:`pass_events` and the whole engine's recurrence (``flexspec.accel.layer_events``)."""
+    L = program_cycles
+    a = loaded
+    if k >= 1:
+        a = max(a, A[k - 1] + L)
+    if k >= 2:
+        a = max(a, F[k - 2] + 1)
+    A[k] = a
+    g = a + L + LATENCY_CYCLES + DRAIN_START_CYCLES
+    if k >= 1:
+        g = max(g, F[k - 1] + 1)
+    F[k] = g + readout_requests
+    return int(g)
 
 
 def pass_cycles(rows_per_tile: int, program_cycles: int, outputs_per_tile: int, tiles: int,

@@ -45,10 +45,10 @@ from functools import cache
 import numpy as np
 
 from ..errors import UsageError
-from ..rtl.config import LATENCY_CYCLES, readout_latency_cycles
+from ..rtl.config import readout_latency_cycles
 from ..rtl.program import program_length
 from ..rtl.fft_contract import release_index, transform_latency_cycles
-from .engine import DRAIN_START_CYCLES, OUTPUT_CYCLES, TILE_RELEASE_CYCLES, readout_requests
+from .engine import OUTPUT_CYCLES, TILE_RELEASE_CYCLES, issue_and_drain, readout_requests
 from .fixed_point import FFTFormat
 
 #: Output tiles the FIFO between the spectral pass and the IFFT holds (its depth is CREDITS x Q):
@@ -236,16 +236,7 @@ def engine_events(geom: EngineGeometry) -> EngineEvents:
                     offer = max(offer, A[k - 2] + L + TILE_RELEASE_CYCLES)
             S[j] = offer
             W[j] = S[j] + d - 1
-        a = W[k * cin + cin - 1] + 1
-        if k >= 1:
-            a = max(a, A[k - 1] + L)
-        if k >= 2:
-            a = max(a, F[k - 2] + 1)
-        A[k] = a
-        gk = A[k] + L + LATENCY_CYCLES + DRAIN_START_CYCLES
-        if k >= 1:
-            gk = max(gk, F[k - 1] + 1)
-        F[k] = gk + Q
+        issue_and_drain(k, W[k * cin + cin - 1] + 1, A, F, L, Q)
         z = F[k] + lat + OUTPUT_CYCLES + FIFO_COMPLETE_CYCLES  # the tile is complete in the FIFO
         for o in range(cout):
             u = k * cout + o
