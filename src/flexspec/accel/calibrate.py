@@ -39,7 +39,7 @@ import numpy as np
 
 from ..errors import FlexSpecError
 from ..rtl.config import PEArrayConfig
-from ..rtl.fft_contract import MULTIPLIER_STAGE_CYCLES, stage_has_multiplier
+from ..rtl.fft_contract import stage_shapes
 from ..spectral.geometry import num_frequencies
 from .fixed_point import FFTFormat, _nontrivial, twiddles_fixed
 
@@ -220,12 +220,8 @@ def fft_features(params: dict) -> dict:
     add = regs = dsp = 0
     last = n.bit_length() - 1
     for second, width in enumerate((f.in_bits, f.mid_bits)):
-        for s in range(1, n.bit_length()):
-            m, h = 2**s, 2 ** (s - 1)
-            w_in = width if s == 1 else width + s
-            w_out = width + 1 + s
-            mult = stage_has_multiplier(n, s)
-            extra = MULTIPLIER_STAGE_CYCLES - 1 if mult else 0
+        for st in stage_shapes(n, width):
+            s, m, h, w_in, w_out, extra = st.s, st.m, st.h, st.w_in, st.w_out, st.extra_cycles
             for _g in range(0, n, m):
                 for j in range(h):
                     e = j * (n // m)

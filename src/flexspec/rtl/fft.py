@@ -33,8 +33,7 @@ from ..accel.fixed_point import FFTFormat, _bit_reverse, _nontrivial, twiddles_f
 from .config import _bits_for
 from .verilator import StreamRun
 from .fft_contract import (
-    MULTIPLIER_STAGE_CYCLES, beats_in, beats_out, in_beat_bits, out_beat_bits, release_index,
-    stage_has_multiplier, transform_latency_cycles,
+    beats_in, beats_out, in_beat_bits, out_beat_bits, release_index, stage_shapes, transform_latency_cycles,
 )
 
 FFT_TOP = "flexspec_fft2d"
@@ -72,12 +71,8 @@ def _transform_1d(pipe: _Pipe, xs, tags, width: int, n: int, tw_bits: int, inver
     vals = [xs[int(r)] for r in rev]
     wr_all, wi_all = twiddles_fixed(n, tw_bits, inverse)
     frac = tw_bits - 1
-    for s in range(1, n.bit_length()):
-        m, h = 2**s, 2 ** (s - 1)
-        w_in = width if s == 1 else width + s
-        w_out = width + 1 + s
-        mult = stage_has_multiplier(n, s)
-        extra = MULTIPLIER_STAGE_CYCLES - 1 if mult else 0
+    for st in stage_shapes(n, width):
+        s, m, h, w_in, w_out, extra = st.s, st.m, st.h, st.w_in, st.w_out, st.extra_cycles
         new = [None] * n
         for g in range(0, n, m):
             for j in range(h):

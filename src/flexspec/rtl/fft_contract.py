@@ -9,6 +9,8 @@ simulator calls :func:`latency_cycles` and :func:`interval_cycles` (one place fo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..accel.fixed_point import FFTFormat, _nontrivial
@@ -24,6 +26,31 @@ def stage_has_multiplier(n: int, stage: int) -> bool:
     """Whether radix-2 stage ``stage`` (1-based, span 2^stage) of an N-point DIT transform multiplies."""
     m = 2**stage
     return bool(np.any(_nontrivial(n, np.arange(m // 2) * (n // m))))
+
+
+@dataclass(frozen=True)
+class StageShape:
+    """One radix-2 stage of an N-point DIT transform on ``width``-bit inputs: stage ``s`` (1-based),
+    butterfly span ``m = 2^s`` and half-span ``h``, operand / output widths (one bit of growth a stage),
+    whether it multiplies, and the extra register levels its non-multiplying paths are delayed by."""
+
+    s: int
+    m: int
+    h: int
+    w_in: int
+    w_out: int
+    multiplier: bool
+    extra_cycles: int
+
+
+def stage_shapes(n: int, width: int) -> list[StageShape]:
+    """The stages of one pipelined 1-D transform (the RTL's generator and the resource model walk these)."""
+    out = []
+    for s in range(1, n.bit_length()):
+        mult = stage_has_multiplier(n, s)
+        out.append(StageShape(s, 2**s, 2 ** (s - 1), width if s == 1 else width + s, width + 1 + s, mult,
+                              MULTIPLIER_STAGE_CYCLES - 1 if mult else 0))
+    return out
 
 
 def stage_latency_cycles(n: int, stage: int) -> int:
