@@ -253,28 +253,31 @@ def test_bad_input_one_line_exit_2_and_earlier_results_kept(small_runs, tmp_path
 
 
 def test_ctrl_c_keeps_every_finished_point_and_the_same_command_resumes(cluster, tmp_path):
-    space = _space_file(tmp_path, {**SMALL, "devices": ["u200"], "design": {"pes": [8, 16], "banks": [8],
+    # 24 points: enough that an interrupt sent once the first point is written lands mid-sweep even on an
+    # idle machine (with 8 points of ~0.1 s the last ones could finish before the signal arrived)
+    n_points = 24
+    space = _space_file(tmp_path, {**SMALL, "devices": ["u200"], "design": {"pes": [4, 8, 16], "banks": [8, 10],
                                                                              "ports": [1, 2]}})
     out, cache = tmp_path / "o", tmp_path / "c"
     argv = [sys.executable, "-m", "flexspec.cli", "explore", str(space), "--out", str(out), "--cache", str(cache),
             "--workers", "1", "--no-screen"]
     proc = subprocess.Popen(argv, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        for _ in range(1200):  # at most 120 s for the first point
+        for _ in range(6000):  # at most 120 s for the first point
             if out.joinpath("points.csv").exists() and len(read_rows(out)) >= 1:
                 break
             if proc.poll() is not None:
                 break
-            time.sleep(0.1)
+            time.sleep(0.02)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     done = read_rows(out)
-    assert 1 <= len(done) < 8, "the interrupt must land mid-sweep"
+    assert 1 <= len(done) < n_points, "the interrupt must land mid-sweep"
     assert proc.returncode == 130 and b"interrupted" in err
     res = explore(str(space), out, scheduler=cluster, screen=False, cache_dir=cache, progress=False)
-    assert res.counts["computed_now"] == 8 - len(done)
+    assert res.counts["computed_now"] == n_points - len(done)
     ids = _ids(out)
-    assert len(ids) == len(set(ids)) == 8
+    assert len(ids) == len(set(ids)) == n_points
