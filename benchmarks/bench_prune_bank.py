@@ -96,7 +96,8 @@ def main():
         net = rm.sparse_network_from_torch(
             model, "admm_hw", args.density,
             start.provenance + f"; + bank-friendly ADMM re-projection (scope bank, P={PES}, {BANKS} banks x {PORTS} "
-            f"port, {args.admm_epochs} epoch) + {args.retrain_epochs} epoch masked retraining", True)
+            f"port, {args.admm_epochs} epoch) + {args.retrain_epochs} epoch masked retraining", True,
+            bank_maps=maps, bank_map_banks=BANKS)
         net.save(args.out)
     fileio.write_file(ROOT / "results" / "prune_bank.json", json.dumps(res, indent=1))
 

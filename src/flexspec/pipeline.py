@@ -640,6 +640,17 @@ def stage_tradeoff(network, masks, n, config, precision: Precision | None = None
             for lay in network.spectral_layers}
 
 
+def bank_map_notes(net_k, config, layers_with_maps: int) -> list[str]:
+    """What the run does with kernels pruned for a bank map (``SparseNetworkKernels.bank_maps``)."""
+    if not layers_with_maps:
+        return []
+    if config.banks == net_k.bank_map_banks:
+        return [f"bank-friendly kernels: {layers_with_maps} layers scheduled with the bank map they were pruned for "
+                f"({net_k.bank_map_banks} banks)"]
+    return [f"the kernels were pruned for a bank map of {net_k.bank_map_banks} banks; this design has {config.banks}, "
+            f"so the scheduler builds its own map (--banks {net_k.bank_map_banks} uses theirs)"]
+
+
 def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None, density=None,
         weights=None, out=None, seed: int = 0, progress=True, *, arrays: int | None = None,
         pes: int | None = None, banks: int | None = None, tradeoff: bool = True, html: bool = True,
@@ -686,6 +697,7 @@ def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None,
         with prog.stage("dataflow"):
             nd = stage_dataflow(network, masks, config, dev, res, prec)
         schedules = ScheduleCache()
+        notes += bank_map_notes(net_k, config, schedules.use_bank_maps(net_k))
         cmp = sim.simulate_designs(network, masks, config, dev, res, src, nd=nd, whole_network=True,
                                    fc_density=fc_density or 1.0, accept_fallback=accept_fallback, stage=prog.stage,
                                    precision=prec, schedules=schedules)

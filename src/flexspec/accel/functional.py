@@ -597,7 +597,8 @@ def functional_fmnist(kernels, images, labels, config: AcceleratorConfig | None 
         quants = calibrate_fmnist(kernels, calib_images, data_bits=config.data_bits, acc_bits=config.acc_bits)
     else:
         calibration = "caller-given formats"
-    scheds = {nm: schedule_layer_blocks(ssk.mask(), config, ssk.out_channels) for nm, ssk in kernels.layers.items()}
+    scheds = {nm: schedule_layer_blocks(ssk.mask(), config, ssk.out_channels, bank_map=kernels.bank_map(nm, config.banks))
+              for nm, ssk in kernels.layers.items()}
     reads = {nm: schedule_reads(scheds[nm], config.ports, ssk.out_channels, ssk.in_channels)
              for nm, ssk in kernels.layers.items()}
     x_all = to_float(images)

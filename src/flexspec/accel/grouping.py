@@ -76,22 +76,54 @@ class ScheduleCache:
     The key is everything a layer's schedules depend on: a digest of the mask, P, B, R,
     broadcast, the method and the cout block; the same key always maps to the same schedules,
     so sharing one cache between simulations of the same kernels (design search, the flexspec
-    design and its baselines, several devices) changes no result, only the time."""
+    design and its baselines, several devices) changes no result, only the time.
+
+    Bank maps: a layer is scheduled with the scheduler's ``auto`` map, unless the kernels carry the
+    map they were pruned for (bank-friendly pruning, ``SparseNetworkKernels.bank_maps``) and the
+    design has that many banks: :meth:`use_bank_maps` registers them (keyed by the mask's bits and
+    the bank count, and part of the key of every schedule built with them)."""
 
     def __init__(self):
         self._entries: dict = {}
+        self._bank_maps: dict = {}
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    @staticmethod
+    def digest(mask: np.ndarray) -> str:
+        return hashlib.sha1(np.packbits(np.asarray(mask, dtype=bool)).tobytes()).hexdigest()
+
+    def use_bank_maps(self, kernels) -> int:
+        """Schedule every layer of ``kernels`` (a SparseNetworkKernels, or None) that carries a bank
+        map with that map on designs of its bank count; returns how many layers have one."""
+        maps = getattr(kernels, "bank_maps", None) or {}
+        for name, bmap in maps.items():
+            key = (self.digest(kernels.layers[name].mask()), int(kernels.bank_map_banks))
+            self._bank_maps[key] = np.asarray(bmap, dtype=np.int64)
+        return len(maps)
+
+    def bank_map_for(self, mask: np.ndarray, banks: int):
+        """The registered bank map of this mask on ``banks`` banks, else 'auto'."""
+        if not self._bank_maps:
+            return "auto"
+        return self._bank_maps.get((self.digest(mask), int(banks)), "auto")
+
     def get(self, mask: np.ndarray, config: AcceleratorConfig, cout_block: int, method: str = "optimal"):
         mask = np.asarray(mask, dtype=bool)
-        digest = hashlib.sha1(np.packbits(mask).tobytes()).hexdigest()
-        key = (digest, mask.shape, config.pes, config.banks, config.ports, config.broadcast, method,
-               min(int(cout_block), mask.shape[0]))
+        bmap = self.bank_map_for(mask, config.banks)
+        key = (self.digest(mask), mask.shape, config.pes, config.banks, config.ports, config.broadcast, method,
+               min(int(cout_block), mask.shape[0]), bank_map_key(bmap))
         if key not in self._entries:
-            self._entries[key] = schedule_layer_blocks(mask, config, cout_block, method)
+            self._entries[key] = schedule_layer_blocks(mask, config, cout_block, method, bank_map=bmap)
         return self._entries[key]
+
+
+def bank_map_key(bank_map) -> str:
+    """A short key of a bank map ('auto', 'mod' or an int array) for the schedule caches."""
+    if isinstance(bank_map, str):
+        return bank_map
+    return hashlib.sha1(np.asarray(bank_map, dtype=np.int64).tobytes()).hexdigest()
 
 
 def bank_load(sched, banks: int, ports: int) -> dict:

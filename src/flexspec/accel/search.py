@@ -313,7 +313,8 @@ def search_design(network: Network, device, fft_size: int = 8, kernels=None, *, 
     shared with later simulations of the same kernels."""
     schedules = schedules if schedules is not None else ScheduleCache()
     device = load_device(device)
-    masks, _, src = resolve_kernels(network, kernels, fft_size=fft_size, density=density, seed=seed)
+    masks, net_k, src = resolve_kernels(network, kernels, fft_size=fft_size, density=density, seed=seed)
+    schedules.use_bank_maps(net_k)
     f = num_frequencies(fft_size)
     bp = tuple((b, r) for b, r in (bank_ports or BANK_PORTS) if b <= f) or ((f, 2),)
     cands = candidates(device, fft_size, pes or PES, engines or ENGINES, bp, broadcast or BROADCAST, arrays=arrays,

@@ -183,10 +183,11 @@ def simulate_plan(network: Network, masks: dict, plan_layers, models: dict, conf
                          device.clock_hz, tuple(notes), time.perf_counter() - t0, kernel_storage)
 
 
-def _setup(network, device, config, kernels, fft_size, density, seed, precision):
+def _setup(network, device, config, kernels, fft_size, density, seed, precision, schedules: ScheduleCache):
     device = load_device(device)
     config = config or AcceleratorConfig(fft_size=fft_size)
     masks, net_k, src = resolve_kernels(network, kernels, fft_size=config.fft_size, density=density, seed=seed)
+    schedules.use_bank_maps(net_k)  # bank-friendly kernels: schedule with the map they were pruned for
     res = resources(config, device)
     return device, config, masks, src, res, precision or precision_of(config, net_k)
 
@@ -289,8 +290,9 @@ def compare(network: Network, device, config: AcceleratorConfig | None = None, k
     ``precision``: word widths and kernel format (default :func:`precision_of` the design and the
     kernel file); ``stored_kernel_bits``: see :func:`analyze`; ``kernel_storage``: see
     :func:`simulate_designs`."""
+    schedules = schedules if schedules is not None else ScheduleCache()
     device, config, masks, src, res, prec = _setup(network, device, config, kernels, fft_size, density, seed,
-                                                   precision)
+                                                   precision, schedules)
     return simulate_designs(network, masks, config, device, res, src, histograms=histograms, schedules=schedules,
                             whole_network=whole_network, accept_fallback=accept_fallback, precision=prec,
                             stored_kernel_bits=stored_kernel_bits, kernel_storage=kernel_storage)
@@ -311,7 +313,7 @@ def simulate_network(network: Network, device, config: AcceleratorConfig | None 
     t0 = time.perf_counter()
     schedules = schedules if schedules is not None else ScheduleCache()
     device, config, masks, src, res, prec = _setup(network, device, config, kernels, fft_size, density, seed,
-                                                   precision)
+                                                   precision, schedules)
     plan = "flexible" if design == "flexspec" else design[len("baseline-"):]
     method = "optimal" if design == "flexspec" else "inorder"
     nd = analyze(network, masks, config, device, res, prec, stored_kernel_bits, plans=(plan,))

@@ -33,6 +33,7 @@ from ..accel.arch import AcceleratorConfig, resources
 from ..accel.engine import readout_requests
 from ..accel.fixed_point import FFTFormat
 from ..accel.kernels import resolve_kernels
+from ..accel.grouping import bank_map_key
 from ..accel.layer_events import fft_channel_interval_cycles
 from ..accel.sim import (
     LayerSchedules,
@@ -209,16 +210,17 @@ class DiskScheduleCache(ScheduleCache):
 
     def get(self, mask, config, cout_block, method="optimal"):
         mask = np.asarray(mask, dtype=bool)
+        bmap = self.bank_map_for(mask, config.banks)
         key = digest({"mask": hashlib.sha256(np.packbits(mask).tobytes()).hexdigest(), "shape": mask.shape,
                       "pes": config.pes, "banks": config.banks, "ports": config.ports,
                       "broadcast": config.broadcast, "method": method,
-                      "cout_block": min(int(cout_block), mask.shape[0]),
+                      "cout_block": min(int(cout_block), mask.shape[0]), "bank_map": bank_map_key(bmap),
                       "code": self.store.code if self.store is not None else ""})
         if key in self.memo:
             return self.memo[key]
 
         def compute():
-            return schedule_layer_blocks(mask, config, cout_block, method)
+            return schedule_layer_blocks(mask, config, cout_block, method, bank_map=bmap)
 
         if self.store is None:
             value, hit = _compact(compute()), False

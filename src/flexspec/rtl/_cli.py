@@ -69,12 +69,14 @@ def layer_engine_case(layer: str | None, options: RTLOptions) -> tuple[EngineCas
                                fft_size=ssk.fft_size, data_bits=options.data_bits, acc_bits=options.acc_bits,
                                broadcast=options.broadcast)
     quant = calibrate_fmnist(net, calib, data_bits=options.data_bits, acc_bits=options.acc_bits)[layer]
+    # 'auto' (the default): the map bank-friendly kernels were pruned for when they carry one for B
+    bank_map = net.bank_map(layer, options.num_banks) if options.bank_map == "auto" else options.bank_map
     sched = schedule_layer_blocks(ssk.mask(), config, ssk.out_channels, options.method or "optimal",
-                                  bank_map=options.bank_map)
+                                  bank_map=bank_map)
     bias = net.biases.get(layer)
     case = engine_case(ssk, x, quant, config, bias, 1, sched, options.dsp_per_complex_mac)
     info = {"layer": layer, "network": net, "kernels": ssk, "config": config, "bias": bias, "input": x,
-            "calibration": calib_text,
+            "calibration": calib_text, "bank_map": bank_map,
             "provenance": f"{net.network} {layer}, {net.method or options.prune_method} pruning, density "
                           f"{options.density}; {net.provenance}; input: Fashion-MNIST test image "
                           f"{options.image_index}; formats calibrated on {calib_text}"}
@@ -227,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
     if args.verify:
         require_verilator()  # before any work: a missing tool is one line, nothing written
     case, info = layer_engine_case(args.layer, options)
-    info["method"], info["bank_map"] = options.method or "optimal", options.bank_map
+    info["method"] = options.method or "optimal"
     spec = case.spec
     c, g = spec.pe_config, spec.geometry
     files = design_files(case, info, options)

@@ -144,8 +144,9 @@ def _fmnist_admm(args, target):
     x_u8, y = datasets.fashion_mnist("train")  # DatasetMissingError says how to install it
     try:
         with _Progress(not args.no_progress) as bar:
-            admm_prune(spec, torch.from_numpy(datasets.to_float(x_u8)), torch.from_numpy(y.astype(np.int64)), cfg,
-                       log=bar.log, progress=bar.update, checkpoint=ckpt)
+            _, _, history = admm_prune(spec, torch.from_numpy(datasets.to_float(x_u8)),
+                                       torch.from_numpy(y.astype(np.int64)), cfg, log=bar.log, progress=bar.update,
+                                       checkpoint=ckpt)
     except KeyboardInterrupt:
         where = f"the last completed checkpoint is {ckpt}" if ckpt.exists() else "no checkpoint was completed yet"
         raise InterruptedRun(f"interrupted: {where}; rerun the same command to resume (nothing else was "
@@ -154,7 +155,8 @@ def _fmnist_admm(args, target):
     net = rm.sparse_network_from_torch(
         spec, "admm" if args.scope == "layer" else "admm_hw", d,
         f"trained on Fashion-MNIST (shipped), ADMM-pruned (scope {args.scope}, {args.admm_epochs} epoch(s), seed "
-        f"{args.seed}) + {args.retrain_epochs} epoch(s) masked retraining", True, args.fft_size)
+        f"{args.seed}) + {args.retrain_epochs} epoch(s) masked retraining", True, args.fft_size,
+        bank_maps=history.bank_maps, bank_map_banks=cfg.banks)
     return net, ckpt
 
 

@@ -196,8 +196,11 @@ def spectral_model_from_sparse(net: SparseNetworkKernels):
 
 
 def sparse_network_from_torch(model, method: str, density, provenance: str, is_real: bool = True,
-                              fft_size: int = 8) -> SparseNetworkKernels:
-    """Export a spectral (SpectralConv2d, masked) torch fmnist_vgg to SparseNetworkKernels."""
+                              fft_size: int = 8, bank_maps: dict | None = None,
+                              bank_map_banks: int = 0) -> SparseNetworkKernels:
+    """Export a spectral (SpectralConv2d, masked) torch fmnist_vgg to SparseNetworkKernels
+    (``bank_maps``/``bank_map_banks``: the maps a bank-friendly pruning balanced for, kept with
+    the kernels so the accelerator schedules with them)."""
     from .sparse import SparseSpectralKernels
 
     layers, biases = {}, {}
@@ -209,5 +212,6 @@ def sparse_network_from_torch(model, method: str, density, provenance: str, is_r
         biases[name] = mod.bias.detach().cpu().numpy().astype(np.float32)
     params = {f"{fc}.{p}": getattr(getattr(model, fc), p).detach().cpu().numpy().astype(np.float32)
               for fc in FC_NAMES for p in ("weight", "bias")}
+    maps = {n: np.asarray(m, dtype=np.int64) for n, m in (bank_maps or {}).items()}
     return SparseNetworkKernels(NAME, fft_size, layers, provenance, is_real, biases, params, method,
-                                None if density is None else float(density))
+                                None if density is None else float(density), maps, bank_map_banks if maps else 0)

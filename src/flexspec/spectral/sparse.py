@@ -346,8 +346,24 @@ class SparseNetworkKernels:
     params: dict = field(default_factory=dict)  # name -> float32 array
     method: str = ""  # "magnitude", "admm", ...
     target_density: float | None = None
+    #: Bank-friendly (hardware-aware, scope "bank") kernels: name -> int64 [F], the tile-buffer bank
+    #: of each half-plane position that the pruning balanced the reads for, on designs of
+    #: ``bank_map_banks`` banks (the accelerator schedules those layers with it there; 0: no maps).
+    bank_maps: dict = field(default_factory=dict)
+    bank_map_banks: int = 0
 
     def __post_init__(self):
+        if self.bank_maps and (not isinstance(self.bank_map_banks, int) or self.bank_map_banks < 1):
+            raise UsageError(f"bank maps need their bank count (bank_map_banks >= 1), got {self.bank_map_banks!r}")
+        for name, bmap in self.bank_maps.items():
+            if name not in self.layers:
+                raise UsageError(f"bank map for unknown layer '{name}'")
+            f = self.layers[name].num_frequencies
+            arr = np.asarray(bmap)
+            if arr.shape != (f,) or not np.issubdtype(arr.dtype, np.integer) or arr.min() < 0 \
+                    or arr.max() >= self.bank_map_banks:
+                raise UsageError(f"bank map of '{name}' must hold {f} integer banks in 0..{self.bank_map_banks - 1}, "
+                                 f"got {arr.dtype} {arr.shape}")
         for name, layer in self.layers.items():
             if not isinstance(layer, SparseSpectralKernels):
                 raise UsageError(f"layer '{name}' is not SparseSpectralKernels")
@@ -372,6 +388,13 @@ class SparseNetworkKernels:
     def total_bytes(self) -> int:
         return sum(layer.total_bytes() for layer in self.layers.values())
 
+    def bank_map(self, name: str, banks: int):
+        """The bank map layer ``name`` was pruned for (int64 [F]) when a design has ``banks`` banks,
+        else ``'auto'`` (the scheduler builds its own: ``flexspec.schedule.model.bank_map``)."""
+        if banks != self.bank_map_banks or name not in self.bank_maps:
+            return "auto"
+        return np.asarray(self.bank_maps[name], dtype=np.int64)
+
     def equals(self, other: SparseNetworkKernels) -> bool:
         return (
             isinstance(other, SparseNetworkKernels)
@@ -384,6 +407,8 @@ class SparseNetworkKernels:
             and all(np.array_equal(self.biases[k], other.biases[k]) for k in self.biases)
             and self.params.keys() == other.params.keys()
             and all(np.array_equal(self.params[k], other.params[k]) for k in self.params)
+            and self.bank_map_banks == other.bank_map_banks and self.bank_maps.keys() == other.bank_maps.keys()
+            and all(np.array_equal(self.bank_maps[k], other.bank_maps[k]) for k in self.bank_maps)
         )
 
     def save(self, path) -> Path:
@@ -396,6 +421,9 @@ class SparseNetworkKernels:
             "layer_names": np.array(list(self.layers), dtype=str),
             "param_names": np.array(list(self.params), dtype=str),
         }
+        if self.bank_maps:  # optional: files without them (every earlier file) load with none
+            data["bank_map_banks"] = np.int64(self.bank_map_banks)
+            data.update({f"bank_map/{name}": np.asarray(m, dtype=np.int64) for name, m in self.bank_maps.items()})
         for name, layer in self.layers.items():
             data.update(layer._arrays(f"layer/{name}/"))
             if name in self.biases:
@@ -412,6 +440,8 @@ class SparseNetworkKernels:
             biases = {n: data[f"bias/{n}"].copy() for n in names if f"bias/{n}" in data.files}
             params = {str(n): _field(data, path, f"param/{n}") for n in _field(data, path, "param_names")}
             td = float(_field(data, path, "target_density", scalar=True))
+            maps = {n: _field(data, path, f"bank_map/{n}") for n in names if f"bank_map/{n}" in data.files}
+            map_banks = int(_field(data, path, "bank_map_banks", scalar=True)) if maps else 0
             try:
                 return cls(
                     network=str(_field(data, path, "network", scalar=True)),
@@ -419,7 +449,7 @@ class SparseNetworkKernels:
                     layers=layers, provenance=str(_field(data, path, "provenance", scalar=True)),
                     is_real=bool(_field(data, path, "is_real", scalar=True)), biases=biases, params=params,
                     method=str(_field(data, path, "method", scalar=True)),
-                    target_density=None if math.isnan(td) else td,
+                    target_density=None if math.isnan(td) else td, bank_maps=maps, bank_map_banks=map_banks,
                 )
             except UsageError as exc:
                 raise InputFileError(path, str(exc)) from None
