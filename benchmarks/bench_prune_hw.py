@@ -4,8 +4,9 @@ For each shipped pruned model (method x density): search the fastest accelerator
 fmnist_vgg with those kernels on the device (default U200; ``flexspec.accel.search.search_design``)
 and record, per spectral layer, the DSP efficiency
 and whether it is compute-bound, plus the PE utilization of its kernel-read schedule (the
-scheduler's ``schedule_layer`` with the chosen design's P, banks, ports, broadcast and the
-``auto`` bank map: non-zeros / (P x cycles)).  Accuracies come from
+scheduler's ``schedule_layer`` with the chosen design's P, banks, ports, broadcast and the bank
+map the simulator uses: the one bank-friendly kernels carry for that bank count, else ``auto``;
+non-zeros / (P x cycles)).  Accuracies come from
 benchmarks/results/fmnist_pruning_*.json (the 10k test set).  Writes benchmarks/results/prune_hw_<design>.json.
 
     python benchmarks/bench_prune_hw.py [--device u200]
@@ -64,10 +65,12 @@ def main(argv=None):
             layers = {}
             for lay in r.layers:
                 mask = kernels.layers[lay.name].mask()
+                bmap = kernels.bank_map(lay.name, cfg.banks)  # the simulator's map: the kernels' own, else auto
                 sched = schedule_layer(mask.reshape(mask.shape[0], mask.shape[1], -1), cfg.pes, cfg.banks, cfg.ports,
-                                       cfg.broadcast)
+                                       cfg.broadcast, bmap)
                 layers[lay.name] = {"bound": lay.bound, "dsp_efficiency": lay.dsp_efficiency,
-                                    "pe_utilization": sched.pe_utilization, "cycles": lay.cycles}
+                                    "pe_utilization": sched.pe_utilization, "cycles": lay.cycles,
+                                    "bank_map": "auto" if isinstance(bmap, str) else "the kernels' own"}
             comp = [v["dsp_efficiency"] for v in layers.values() if v["bound"] == "compute"]
             row = {"method": method, "density": density, "test_accuracy_10k": acc.get((method, density)),
                    "cycles": r.cycles, "dsp_efficiency": r.dsp_efficiency,
