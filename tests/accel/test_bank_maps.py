@@ -5,6 +5,8 @@ masks and the map (no scheduler involved); bank-friendly masks are built by the 
 (``prune.bank_balanced_mask``) from the shipped hardware-aware fmnist_vgg kernels.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -27,7 +29,8 @@ LAYERS = ("conv2_2", "conv3_1")  # 32 x 32 kernels: two groups of 16 per input c
 @pytest.fixture(scope="module")
 def bank_friendly():
     """(shipped per-kernel kernels, the same re-projected onto bank-capped masks with their maps)."""
-    start = rm.load_pruned("admm_hw", 0.25)
+    shipped = rm.load_pruned("admm_hw", 0.25)  # per-kernel counts (and its own maps, dropped here)
+    start = dataclasses.replace(shipped, bank_maps={}, bank_map_banks=0)
     layers, maps = dict(start.layers), {}
     for name in LAYERS:
         ssk = start.layers[name]
@@ -57,7 +60,9 @@ def test_kernels_keep_their_bank_maps_through_a_file(tmp_path, bank_friendly):
     assert np.array_equal(back.bank_map("conv2_2", BANKS), friendly.bank_maps["conv2_2"])
     assert back.bank_map("conv2_2", 20) == "auto" and back.bank_map("conv1_1", BANKS) == "auto"
     # a file without maps (every earlier kernel file) loads with none
-    assert SparseNetworkKernels.load(rm.pruned_file("admm_hw", 0.25)).bank_maps == {}
+    assert SparseNetworkKernels.load(rm.pruned_file("admm", 0.25)).bank_maps == {}
+    # the shipped hardware-aware models carry the 16-bank maps they were pruned for
+    assert rm.load_pruned("admm_hw", 0.25).bank_map_banks == BANKS
 
 
 def test_bad_bank_maps_are_refused(tmp_path, bank_friendly):
