@@ -5,8 +5,8 @@ is loaded when its block index changes (kernels, input tiles -- forward FFTs on 
 input --, partial sums on a revisit); an accumulator block is written (partial sums, or the
 finished output after the inverse FFTs) when its visit ends.  The per-step bytes add up *exactly*
 to the dataflow model's traffic.  Compute: consecutive steps on the same kernel block form a run,
-split over the A arrays by :func:`flexspec.accel.grouping.array_makespan` at the engine's cycles
-per tile (:mod:`.engine`).  :func:`pipeline_steps` overlaps the steps under double buffering.
+split over the A arrays by :func:`flexspec.accel.grouping.array_makespan` (the splits the
+design's ``array_split`` allows) at the engine's cycles per tile (:mod:`.engine`).  :func:`pipeline_steps` overlaps the steps under double buffering.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig) -> La
 
     # compute: runs of steps on the same kernel block share the arrays
     a = config.arrays
-    divisors = [d for d in range(1, a + 1) if a % d == 0]
+    divisors = config.group_splits
     run_start = np.nonzero(k_new)[0]
     run_end = np.append(run_start[1:], steps)
     tiles_step = t_cnt[t].astype(np.int64)

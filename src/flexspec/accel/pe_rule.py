@@ -82,7 +82,7 @@ def occupancy_key(plan: str) -> str:
 
 
 def pe_array_candidates(model, cands: dict, pes: int, arrays: int, onchip_bits: int,
-                        bits_per_cycle: float | None = None) -> dict:
+                        bits_per_cycle: float | None = None, group_splits=None) -> dict:
     """The PE-array rule on a LayerModel's candidate blockings.
 
     1. a kernel block holds a multiple of P output channels, or all of them;
@@ -102,7 +102,9 @@ def pe_array_candidates(model, cands: dict, pes: int, arrays: int, onchip_bits: 
     g = model.geom
     ok = (cands["cout_block"] % pes == 0) | (cands["cout_block"] >= g.cout)
     c = {k: v[ok] for k, v in cands.items()}
-    divisors = np.array([d for d in range(1, arrays + 1) if arrays % d == 0])
+    # the a_g the design allows (AcceleratorConfig.group_splits; default every divisor of A)
+    divisors = np.array(group_splits if group_splits is not None else
+                        [d for d in range(1, arrays + 1) if arrays % d == 0])
     occ = array_occupancy(c, g, pes, arrays, divisors) * pe_balance(model.nnz, pes, c["cout_block"])
     fits = c["buffer_bits"] <= onchip_bits
     # time estimate in cycles: compute at this occupancy; traffic at best (kernels + partial sums:
