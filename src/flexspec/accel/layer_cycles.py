@@ -151,15 +151,14 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig) -> La
     for s0, s1 in zip(run_start, run_end, strict=True):
         ob, ib = int(o[s0]), int(i[s0])
         ntiles = int(tiles_step[s0:s1].sum())
-        # the accumulators are read out (one value a cycle per array) only after the run that
-        # finishes them; other runs leave them on chip for the next input-channel block
-        drains = bool(last[s0:s1].any())
-        ck = (ob, ib, ntiles, drains)
+        # every run's accumulators are read out (as rtl.layer_engine does: an accumulator half holds
+        # one tile, so a cin block's partial sums leave it and come back through the psum buffer)
+        ck = (ob, ib, ntiles)
         if ck not in cache:
             lo, hi = ib * bi, min(g.cin, (ib + 1) * bi)
             cyc = sch.cycles[ob, lo:hi].ravel()
             pb = sch.pe_bound[ob, lo:hi].ravel()
-            outs = int(o_ch[ob]) if drains else 0
+            outs = int(o_ch[ob])
 
             def interval(words, ob=ob, lo=lo, hi=hi, outs=outs):  # engine cycles per tile, program of `words`
                 return _pass_shape(sch, ob, lo, hi, outs, config, [words]).interval()

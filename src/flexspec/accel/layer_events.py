@@ -32,6 +32,15 @@ one column each, ``Cout*(N/2+1)`` a tile):
 * write-back: row r of u is taken at ``R'_u + L1 + r + OLA_CYCLES`` (only rows with output pixels);
   ``done`` is high after the last write-back beat's edge.
 
+Blocked layers (:class:`EngineGeometry`'s ``cout_block``, ``cin_block``, ``tile_block``, ``order``):
+the engine walks *runs* (one tile through one kernel block, :attr:`EngineGeometry.runs`) instead of
+tiles, and the recurrence above is over runs: run k's channels are its cin block's, its program
+``L_k`` its kernel block's, its read-out ``Q_k`` its cout block's columns; a run that is not of the
+last cin block sends its columns (plus the returning partial sums) to the psum FIFO instead of the
+IFFT, and is consumed when its last column has gone in (``C_k = F_k + readout + OUTPUT_CYCLES``);
+the credit of a run then waits for the (k - CREDITS)-th consumption in time order.  Only the runs of
+the last cin block go through the IFFT (``V``, ``R'``) and the write-back.
+
 Every constant is a register of the RTL named where it is defined in ``flexspec.rtl.layer_engine``;
 the Verilator tests check the whole recurrence to the cycle.  :func:`engine_cycles` is what the
 simulator should charge per layer (one array holding the whole layer, one image).
@@ -39,7 +48,8 @@ simulator should charge per layer (one array holding the whole layer, one image)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bisect import insort
+from dataclasses import dataclass, replace
 from functools import cache, cached_property
 
 import numpy as np
@@ -313,6 +323,7 @@ def engine_events(geom: EngineGeometry) -> EngineEvents:
     V, Rv = np.zeros(U, dtype=np.int64), np.zeros(U, dtype=np.int64)
     j = u = 0
     last = 0
+    consumed = []  # C of the runs so far, sorted
     for k in range(T):
         for i in range(ci[k]):
             # FFT feed: N rows a channel from edge I_j; the FFT's corner-turn bank of channel j-2
@@ -326,7 +337,7 @@ def engine_events(geom: EngineGeometry) -> EngineEvents:
             offer = max(full, W[j - 1] + 1) if j else full
             if i == 0:
                 if k >= CREDITS:  # fewer than CREDITS runs loaded and not consumed (in any order)
-                    offer = max(offer, int(np.sort(C[:k])[k - CREDITS]) + CREDIT_CYCLES)
+                    offer = max(offer, consumed[k - CREDITS] + CREDIT_CYCLES)
                 if k >= 2:
                     offer = max(offer, A[k - 2] + Lr[k - 2] + TILE_RELEASE_CYCLES)
             S[j] = offer
@@ -337,6 +348,7 @@ def engine_events(geom: EngineGeometry) -> EngineEvents:
         if not final[k]:
             # partial sums: the last column leaves the pass into the psum FIFO at this edge
             C[k] = F[k] + lat + OUTPUT_CYCLES
+            insort(consumed, int(C[k]))
             continue
         z = F[k] + lat + OUTPUT_CYCLES + FIFO_COMPLETE_CYCLES  # the run is complete in the FIFO
         for o in range(co[k]):
@@ -349,6 +361,7 @@ def engine_events(geom: EngineGeometry) -> EngineEvents:
             Rv[u] = V[u] + half + L1 + 1 if not u else max(V[u] + half + L1 + 1, Rv[u - 1] + n)
             u += 1
         C[k] = V[u - 1] + half - 1
+        insort(consumed, int(C[k]))
         ty, tx = divmod(runs[k][2], g.tiles_x)
         rows = [r for r in range(n) if g.emits(ty, tx, r)]
         if rows:
@@ -359,6 +372,24 @@ def engine_events(geom: EngineGeometry) -> EngineEvents:
 def channel_depth(bank_of, num_banks: int) -> int:
     """Tile-buffer rows one input channel takes: its busiest bank's frequency count."""
     return max(1, int(np.bincount(np.asarray(bank_of, dtype=np.int64), minlength=num_banks).max()))
+
+
+def blocked_engine_geometry(block_cycles, bank_of, num_banks: int, num_pes: int, fft_size: int, in_channels: int,
+                            out_channels: int, height: int, width: int, cout_block: int, cin_block: int,
+                            tile_block: int, order: str, kernel_size: int = 3, padding: int = 1,
+                            readout_rows: int = 0) -> EngineGeometry:
+    """The engine geometry of a layer walked in a blocking (the dataflow's ``LayerDataflow``
+    blocking): ``block_cycles`` int [cout blocks, Cin, groups per channel], the makespans of the
+    layer's kernel groups scheduled for that cout block (``accel.grouping.LayerSchedules.cycles``)."""
+    cyc = np.asarray(block_cycles, dtype=np.int64)
+    g = EngineGeometry(int(fft_size), int(kernel_size), int(padding), int(height), int(width), int(in_channels),
+                       int(out_channels), channel_depth(bank_of, num_banks), 1, int(num_pes), int(readout_rows),
+                       int(cout_block), int(cin_block), int(tile_block), order)
+    if cyc.shape[:2] != (g.cout_blocks, g.in_channels):
+        raise UsageError(f"block_cycles must be [{g.cout_blocks}, {g.in_channels}, groups], got {cyc.shape}")
+    lengths = tuple(program_length(cyc[ob, ib * g.bi:(ib + 1) * g.bi].ravel())
+                    for ob in range(g.cout_blocks) for ib in range(g.cin_blocks))
+    return replace(g, program_cycles=int(sum(lengths)), block_program_cycles=lengths)
 
 
 def engine_geometry(group_cycles, bank_of, num_banks: int, num_pes: int, fft_size: int, in_channels: int,

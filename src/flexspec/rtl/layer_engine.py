@@ -63,7 +63,7 @@ class LayerEngine(wiring.Component):
     """One layer's engine; ``spec``: a :class:`flexspec.rtl.engine_case.EngineSpec`."""
 
     #: Deliberate faults the tests inject to prove that the checks catch them.
-    FAULTS = ("drop_beat", "early_done")
+    FAULTS = ("drop_beat", "early_done", "drop_psum")
 
     def __init__(self, spec, checks: bool = False, _fault: str | None = None):
         if _fault is not None and _fault not in self.FAULTS:
@@ -190,7 +190,13 @@ class LayerEngine(wiring.Component):
         if psums:
             m.submodules.psum = pf = SyncFIFOBuffered(width=2 * N * ab, depth=g.psum_beats_in_flight + 2)
             first, final = route["first"], route["final"]
-            acc = [Mux(first, v, (v + pf.r_data[k * ab:(k + 1) * ab].as_signed())[:ab].as_signed())
+            add = ~first
+            if self._fault == "drop_psum":  # tests only: the first partial sum that comes back is lost
+                lost = Signal(init=1)
+                with m.If(sp_take & ~first):
+                    m.d.sync += lost.eq(0)
+                add = add & ~lost
+            acc = [Mux(add, (v + pf.r_data[k * ab:(k + 1) * ab].as_signed())[:ab].as_signed(), v)
                    for k, v in enumerate(acc)]
             psum_ok = first | pf.r_rdy
             m.d.comb += [pf.w_en.eq(sp.o_valid & ~final & psum_ok), pf.w_data.eq(Cat(*acc)),
