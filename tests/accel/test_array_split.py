@@ -13,12 +13,13 @@ from flexspec.accel import design_dataflow, layer_cycles
 from flexspec.accel.arch import ARRAY_SPLITS, AcceleratorConfig
 from flexspec.accel.kernels import resolve_kernels
 from flexspec.accel.pe_rule import array_occupancy
-from flexspec.accel.search import PER_ARRAY, Design, candidates, describe_design, resources
+from flexspec.accel.search import PER_ARRAY, Design, candidates, describe_design, estimate_cycles, resources
 from flexspec.accel.sim import simulate_network
 from flexspec.cli import main as cli_main
 from flexspec.dataflow.model import ORDERS
 from flexspec.devices import load_device
 from flexspec.errors import UsageError
+from flexspec.workload.layers import Network
 from flexspec.workload.zoo import get_network
 
 
@@ -102,3 +103,18 @@ def test_simulate_cli_reaches_the_simulator(capsys):
     assert code == 0
     out = capsys.readouterr().out
     assert "arrays split tiles (requested)" in out
+
+
+def test_search_ranking_charges_the_tiles_only_split():
+    """estimate_cycles' compute term with 'tiles': ceil(T / A) tile passes of nnz / P each (a 7 x 7 layer
+    has 4 tiles at N = 8, so 8 arrays leave half idle), against nnz x T / (A x P) with 'tiles+groups'."""
+    net = get_network("fmnist_vgg")
+    lay = next(l for l in net.spectral_layers if l.height == 7)
+    one = Network("one", (lay.in_channels, lay.height, lay.width), (lay,))
+    mask = np.ones((lay.out_channels, lay.in_channels, 40), dtype=bool)  # dense: compute bound
+    cfg = AcceleratorConfig(arrays=8, pes=4, banks=10, ports=2, fft_engines=8, ifft_engines=8, fft_size=8)
+    dev = load_device("u200")
+    both = estimate_cycles(one, {lay.name: mask}, cfg, dev)
+    tiles = estimate_cycles(one, {lay.name: mask}, replace(cfg, array_split="tiles"), dev)
+    assert both == 4 * mask.sum() / 32
+    assert tiles == 1 * mask.sum() / 4 == 2 * both

@@ -138,7 +138,7 @@ def one_more_array(config: AcceleratorConfig, device: Device, per_array: bool = 
 
 def estimate_cycles(network: Network, masks: dict, config: AcceleratorConfig, device: Device) -> float:
     """Closed-form cycles of ``network`` on ``config``: per layer the largest of compute (useful
-    complex MACs / (A x P)), FFT (forward and inverse tiles x N / engines) and compulsory DRAM
+    complex MACs / (A x P); with ``array_split="tiles"`` ceil(tiles / A) x MACs per tile / P), FFT (forward and inverse tiles x N / engines) and compulsory DRAM
     traffic (sparse kernels, input and output once) at the sustained bandwidth."""
     bytes_per_cycle = device.sustained_bandwidth_bytes_per_s / device.clock_hz
     kernel_entry_bits = 2 * config.data_bits + max(1, math.ceil(math.log2(config.num_freq)))
@@ -148,6 +148,8 @@ def estimate_cycles(network: Network, masks: dict, config: AcceleratorConfig, de
         t = num_tiles(lay, config.fft_size)
         nnz = int(np.asarray(masks[lay.name]).sum())
         compute = t * nnz / config.pe_count
+        if config.array_split == "tiles":  # each array runs whole tiles: ceil(T / A) tile passes of nnz / P
+            compute = -(-t // config.arrays) * nnz / config.pes
         readout = t * lay.out_channels * requests_per_channel / config.arrays
         fft = max(t * lay.in_channels / config.fft_engines, t * lay.out_channels / config.ifft_engines) * config.fft_size
         traffic = (nnz * kernel_entry_bits / 8 + config.data_bits / 8 * lay.height * lay.width
