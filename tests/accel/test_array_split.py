@@ -42,8 +42,9 @@ def small_net():
 def test_simulator_honours_the_split(small_net, monkeypatch):
     """'tiles' equals the design restricted to a_g = 1 by hand in the two places that split (the
     benchmark's former monkeypatch of the simulator's ``array_makespan``, and the same restriction of the
-    PE-array rule that picks the blockings); 'tiles+groups' is the unrestricted design; on 7x7 layers
-    (4 tiles) with 8 arrays the tiles-only split leaves arrays idle, so it is strictly slower there."""
+    PE-array rule that picks the blockings); 'tiles+groups' is the unrestricted design; with 8 arrays
+    on 28 x 28 .. 7 x 7 layers (25 .. 4 tiles) the tiles-only split never computes faster, and on some
+    layers slower."""
     net, masks = small_net
     cfg = AcceleratorConfig(arrays=8, pes=4, banks=10, ports=2, fft_engines=2, ifft_engines=2, fft_size=8)
     both = simulate_network(net, "zcu102", cfg, masks, histograms=False)
@@ -57,8 +58,8 @@ def test_simulator_honours_the_split(small_net, monkeypatch):
     by_hand = simulate_network(net, "zcu102", cfg, masks, histograms=False)
     assert [lay.cycles for lay in tiles.layers] == [lay.cycles for lay in by_hand.layers]
     assert [lay.cycles for lay in both.layers] != [lay.cycles for lay in by_hand.layers]
-    small = [i for i, lay in enumerate(net.spectral_layers) if lay.height == 7]
-    assert all(tiles.layers[i].compute_cycles > both.layers[i].compute_cycles for i in small)
+    pairs = [(t.compute_cycles, b.compute_cycles) for t, b in zip(tiles.layers, both.layers, strict=True)]
+    assert all(t >= b for t, b in pairs) and any(t > b for t, b in pairs)
 
 
 def test_pe_rule_occupancy_with_tiles_only_is_the_tile_slot_fraction():
