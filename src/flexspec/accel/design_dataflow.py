@@ -85,7 +85,7 @@ def analyze(network: Network, masks: dict, config: AcceleratorConfig, device: De
                                      f"one of its blockings")
                 cands = {k: v[keep] for k, v in cands.items()}
             return pe_array_candidates(self, cands, pes, arrays, budget.onchip_bytes * 8, bits_per_cycle,
-                                       config.group_splits)
+                                       config.group_splits, config.fft_size // config.readout_rows)
 
         def plan_mask(self, cands, plan):
             key = occupancy_key(plan)
