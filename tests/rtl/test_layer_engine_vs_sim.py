@@ -60,14 +60,15 @@ def test_tolerance_catches_a_simulator_charging_the_fft_n_cycles_a_channel(monke
 
 
 def test_blocked_layer_simulator_within_tolerance_of_the_engine_walking_its_blocking():
-    """A layer the dataflow blocks (128 x 128 @ 7 on one array: cin blocks of 1 channel, every tile
-    in one block, order 'oit'): the engine walking that blocking (its run-by-run model,
+    """A layer the dataflow blocks (256 x 128 @ 7 on one array at K = 1: 8 cin blocks of 32 channels,
+    every tile in one block, order 'oit'): the engine walking that blocking (its run-by-run model,
     Verilator-checked in test_layer_engine_blocked.py) against the simulator.  Measured
-    (2026-11-30): 2,626,411 simulated vs 2,623,204 engine cycles, +0.12%.  The simulator before the
-    blocked controller left the partial sums in the accumulators between cin blocks (no read-out but
-    the last block's: unbuildable with accumulators of two tiles) and charged 109,543 cycles here,
-    4% of what the engine spends."""
-    cin, cout, h = 128, 128, 7
+    (2026-11-30): 182,843 simulated vs 181,629 engine cycles, +0.67% (128 x 128 @ 7 with 4 cin
+    blocks: +3.3%, the per-step model's fill estimate).  Before the blocked controller the simulator
+    left the partial sums in the accumulators between cin blocks (read out only after the last:
+    unbuildable with accumulators of two tiles) and its dataflow then chose cin blocks of 1 (194,557
+    cycles charged here)."""
+    cin, cout, h = 256, 128, 7
     mask = np.random.default_rng(0).random((cout, cin, 40)) < 0.25
     lay = ConvLayer("c", cin, cout, h, h, 3, padding=1)
     cfg = AcceleratorConfig(arrays=1, pes=8, banks=20, ports=2, fft_engines=1, ifft_engines=1, fft_size=8,
