@@ -110,7 +110,7 @@ def test_search_ranking_charges_the_tiles_only_split():
     """estimate_cycles' compute term with 'tiles': ceil(T / A) tile passes of nnz / P each (a 7 x 7 layer
     has 4 tiles at N = 8, so 8 arrays leave half idle), against nnz x T / (A x P) with 'tiles+groups'."""
     net = get_network("fmnist_vgg")
-    lay = next(l for l in net.spectral_layers if l.height == 7)
+    lay = next(x for x in net.spectral_layers if x.height == 7)
     one = Network("one", (lay.in_channels, lay.height, lay.width), (lay,))
     mask = np.ones((lay.out_channels, lay.in_channels, 40), dtype=bool)  # dense: compute bound
     cfg = AcceleratorConfig(arrays=8, pes=4, banks=10, ports=2, fft_engines=8, ifft_engines=8, fft_size=8)

@@ -2,7 +2,8 @@
 dataflow loop order): bit-exact with the fixed-point functional model (which never blocks: the
 partial sums that leave the accumulators and come back must add up to the same wrapped sums),
 cycles equal to the engine's run-by-run cycle model, in Amaranth's simulator and in Verilator;
-a lost partial sum and a skipped run are caught."""
+a lost partial sum and a skipped kernel block are caught (a missing host beat hangs the walk as it
+hangs the unblocked engine: test_layer_engine_sim.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from flexspec.rtl.verilator import verilator_available
 pytest.importorskip("amaranth")
 
 from flexspec.rtl.engine_cosim import simulate_engine, verilate_engine  # noqa: E402
-from flexspec.rtl.export import ToolError  # noqa: E402
 
 #: n, cin, cout, height, width, pes, banks, ports, density, seed: 3 input and 5 output channels,
 #: 2 x 3 tiles of N = 4
@@ -73,7 +73,7 @@ def test_blocked_engine_bit_and_cycle_exact(blocking, k):
                                                   program_cycles=sum(g.block_program_cycles)))
 
 
-def test_lost_partial_sum_and_skipped_run_are_caught():
+def test_lost_partial_sum_and_skipped_block_are_caught():
     case = _case(EngineBlocking(2, 2, 2, "oit"))
     lost = simulate_engine(case, _fault="drop_psum")
     assert not np.array_equal(lost["output"], case.expected_output())
@@ -83,9 +83,6 @@ def test_lost_partial_sum_and_skipped_run_are_caught():
     skipped = replace(spec, geometry=replace(g, block_program_cycles=(1,) + g.block_program_cycles[1:]))
     res = simulate_engine(case, spec=skipped)
     assert not np.array_equal(res["output"], case.expected_output())
-    # and a host beat missing: the walk never completes
-    with pytest.raises(ToolError, match="never raised done"):
-        simulate_engine(case, beats=case.input_beats()[:-1], max_cycles=4 * spec.expected_cycles())
 
 
 @pytest.mark.skipif(not verilator_available(),
