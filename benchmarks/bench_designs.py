@@ -23,10 +23,8 @@ import json
 import os
 import sys
 import time
-from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from flexspec.accel import layer_cycles
 from flexspec.accel.kernels import resolve_kernels
 from flexspec.accel.resource_model import provenance
 from flexspec.accel.search import (DATAFLOW_MEMORY, PER_ARRAY, Design, describe_design, describe_need,
@@ -41,29 +39,11 @@ OUT = Path(__file__).resolve().parent / "results" / "bench_designs.json"
 OUT_PER_ARRAY = OUT.with_name("bench_designs_per_array.json")
 
 
-@contextmanager
-def tiles_split_only():
-    """The as-built network design replicates the whole layer engine: every array runs the layer's
-    whole program on its own tiles (a_t = A arrays on tiles, a_g = 1 on groups).  A group split
-    (a_g > 1) would need each FFT'd tile broadcast to several arrays and the arrays' partial
-    outputs summed before one IFFT, neither of which is generated; the simulator
-    (``accel.layer_cycles`` through ``grouping.array_makespan``) searches every a_t x a_g split, so
-    the --per-array rows restrict it to a_g = 1 here (the simulator has no such option yet)."""
-    full = layer_cycles.array_makespan
-    layer_cycles.array_makespan = lambda cyc, tiles, arrays, divisors, interval=None: full(cyc, tiles, arrays, (1,),
-                                                                                          interval)
-    try:
-        yield
-    finally:
-        layer_cycles.array_makespan = full
-
-
 def main(devices, per_array: bool = False) -> None:
-    with tiles_split_only() if per_array else nullcontext():
-        _main(devices, per_array)
-
-
-def _main(devices, per_array: bool) -> None:
+    """``per_array``: ``engines=PER_ARRAY``, which implies the design's ``array_split="tiles"``
+    (every array runs the layer's whole program on its own tiles, a_t = A, a_g = 1: a group split
+    would need each FFT'd tile broadcast to several arrays and their partial outputs summed before
+    one IFFT, neither of which is generated)."""
     out = OUT_PER_ARRAY if per_array else OUT
     net = get_network("vgg16")
     masks, nk, src = resolve_kernels(net, None)

@@ -35,6 +35,7 @@ import numpy as np
 
 from . import FORMAT_VERSION, __version__
 from .accel import search, sim
+from .accel.arch import ARRAY_SPLITS
 from .accel.grouping import ScheduleCache, stored_stream_bits
 from .accel.kernels import PRUNE_SCOPES, KernelSource, resolve_kernels, user_kernels
 from .accel.spatial import MODES, check_supported, conv_only, fused_into, unsupported_rows
@@ -654,7 +655,8 @@ def bank_map_notes(net_k, config, layers_with_maps: int) -> list[str]:
 def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None, density=None,
         weights=None, out=None, seed: int = 0, progress=True, *, arrays: int | None = None,
         pes: int | None = None, banks: int | None = None, tradeoff: bool = True, html: bool = True,
-        prune_scope: str | None = None, accept_fallback: bool = False, fc_density: float | None = None) -> RunReport:
+        prune_scope: str | None = None, accept_fallback: bool = False, fc_density: float | None = None,
+        array_split: str | None = None) -> RunReport:
     """Run the whole pipeline and return the :class:`RunReport`; with ``out``, also write
     ``report.json``, ``layers.csv`` and (``html=True``) ``report.html`` there.
 
@@ -670,12 +672,16 @@ def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None,
     True, False, or a callable ``(stage, event, seconds)``.  ``prune_scope``: 'layer' or 'kernel'.
     ``accept_fallback``: cost layers without a model as ``flexspec.accel.spatial.FALLBACK_COST``
     instead of stopping.  ``fc_density``: prune the FC layers' streamed weights to this density.
+    ``array_split``: how the arrays share a layer (``flexspec.accel.arch.ARRAY_SPLITS``; default
+    tiles and kernel groups).
     """
 
     t_start = time.perf_counter()
     density, fft_size, arrays, pes, banks, fc_density = _check_arguments(
         weights=weights, density=density, prune_scope=prune_scope, fft_size=fft_size, arrays=arrays, pes=pes,
         banks=banks, seed=seed, out=out, fc_density=fc_density)
+    if array_split is not None and array_split not in ARRAY_SPLITS:
+        raise UsageError(f"--array-split must be one of {', '.join(ARRAY_SPLITS)}, got {array_split!r}")
     dev = load_device(device)
     if isinstance(model, str) and not is_model_file(model):
         get_network(model)  # an unknown name or file fails before the first progress line
@@ -691,7 +697,8 @@ def run(model=DEFAULT_MODEL, device=DEFAULT_DEVICE, fft_size: int | None = None,
                                           prune_scope=prune_scope, notes=notes)
             keep = _keep_probability(masks, n)
         with prog.stage("design"):
-            config, res = fit_design(dev, n, network=network, masks=masks, arrays=arrays, pes=pes, banks=banks)
+            config, res = fit_design(dev, n, network=network, masks=masks, arrays=arrays, pes=pes, banks=banks,
+                                     array_split=array_split)
             prec = stage_precision(config, net_k, src)
 
         with prog.stage("dataflow"):

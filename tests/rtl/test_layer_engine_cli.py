@@ -32,7 +32,8 @@ def test_cli_writes_engine_and_refuses_bad_input(tmp_path, capsys):
     capsys.readouterr()
     bad = tmp_path / "c.yaml"
     for text in ("num_pes: 0\n", "num_pes: 65\n", "ports: 9\n", "data_bits: 40\n", "acc_bits: 20\n",
-                 "num_pes: two\n", "num_banks: 41\n", "grouping: first_fit\n"):
+                 "num_pes: two\n", "num_banks: 41\n", "grouping: first_fit\n", "loop_order: oot\n",
+                 "cin_block: -1\n"):
         bad.write_text(text)
         assert main(["rtl", "--config", str(bad), "--layer", "conv1_1", "--out", str(tmp_path / "x")]) == 2, text
         err = capsys.readouterr().err
@@ -72,3 +73,19 @@ def test_cli_verify_real_layer_matches_functional_model_and_float(tmp_path):
     # a real comparison with a bound that is not vacuous: the largest error reaches 1/64 of the largest
     # bound (the functional model's stated tightness), and the bound is a few percent of the output range
     assert rep["float_bound_max"] <= 64 * err.max() and rep["float_bound_max"] < 0.05 * np.abs(want).max()
+
+
+def test_cli_writes_a_blocked_engine(tmp_path):
+    """The engine of conv1_2 (16 -> 16 channels) walking 2 cout blocks x 4 cin blocks x tile blocks of
+    5 in the order 'oit': the host stream carries every run's channels (each tile re-streamed per
+    cout block), the schedule memory every kernel block's program, the read-out mask one set each."""
+    conf = tmp_path / "c.yaml"
+    conf.write_text("cout_block: 8\ncin_block: 4\ntile_block: 5\nloop_order: oit\n")
+    out = tmp_path / "rtl"
+    assert main(["rtl", "--layer", "conv1_2", "--config", str(conf), "--out", str(out)]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    g = cfg["geometry"]
+    assert (g["cout_blocks"], g["cin_blocks"], g["order"]) == (2, 4, "oit")
+    assert g["runs"] == 2 * 4 * g["tiles"] and len(g["block_program_cycles"]) == 8
+    assert len((out / "input_stream.hex").read_text().split()) == 2 * g["tiles"] * 16 * g["tile"]
+    assert len((out / "schedule.hex").read_text().split()) == sum(g["block_program_cycles"])

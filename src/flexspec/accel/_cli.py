@@ -12,7 +12,7 @@ from ..fileio import write_file
 from ..pipeline import check_file_out
 from ..report.table import speedup_lines
 from ..workload.zoo import get_network
-from .arch import AcceleratorConfig
+from .arch import ARRAY_SPLITS, AcceleratorConfig
 from .functional import functional_fmnist
 from .kernels import resolve_kernels
 from .search import Design, describe_design, one_more_array, resolve_design, search_design
@@ -36,6 +36,9 @@ def register(sub):
     s.add_argument("--broadcast", action="store_const", const=True, default=None,
                    help="fix broadcast on (default: searched)")
     s.add_argument("--fft-engines", type=int, help="fix the FFT and IFFT engine counts (default: searched)")
+    s.add_argument("--array-split", choices=ARRAY_SPLITS, default=None,
+                   help="how the PE arrays share a layer: 'tiles+groups' (default) or 'tiles' (each array runs the "
+                        "whole program on its own tiles: the as-built replicated layer engine)")
     s.add_argument("--weights", help="SparseNetworkKernels .npz to run (default: the model's real or synthesized "
                                      "kernels; random masks only with --random-masks)")
     s.add_argument("--random-masks", action="store_true", help="use seeded random masks at --density")
@@ -105,10 +108,12 @@ def _simulate(args) -> int:
         if key != "broadcast" and v is not None and v < 1:
             raise UsageError(f"--{key.replace('_', '-')} must be a positive integer, got {v}")
     if any(v is not None for v in overrides.values()):
-        design = resolve_design(device, args.fft_size, network=net, masks=masks, **overrides)
+        design = resolve_design(device, args.fft_size, network=net, masks=masks, array_split=args.array_split,
+                                **overrides)
     else:
-        best = search_design(net, device, args.fft_size, kernels)
-        design = Design(best.config, best.resources, {k: "searched" for k in overrides},
+        best = search_design(net, device, args.fft_size, kernels, array_split=args.array_split)
+        design = Design(best.config, best.resources, {k: "searched" for k in overrides}
+                        | {"array_split": "requested" if args.array_split else "default"},
                         one_more_array(best.config, device))
     cfg = design.config
     print("\n".join(describe_design(design, device)))

@@ -12,6 +12,11 @@ The machine (one configuration = :class:`AcceleratorConfig`):
 * ``fft_engines`` / ``ifft_engines`` pipelined 2-D (i)FFT engines, each accepting one N x N
   tile every N cycles (one fully parallel N-point row FFT and one column FFT per cycle); the
   inverse transform works at the accumulator width.
+* ``array_split``: how the A arrays share a kernel-block run (:data:`ARRAY_SPLITS`):
+  ``"tiles+groups"`` (a_t arrays on tiles x a_g on kernel groups, the best split per run: the
+  shared-pool structure, where an FFT'd tile can reach several arrays and their partial outputs
+  meet before one IFFT) or ``"tiles"`` (a_g = 1: every array runs the layer's whole program on
+  its own tiles -- the as-built design, A replicated ``flexspec.rtl.layer_engine`` engines).
 * ``onchip_fraction`` of the block memory (BRAM + URAM) the platform and the blocks leave is the
   budget of the dataflow's buffers (kernel block, input-tile block, accumulators, overlap-add
   borders, resident activations); how it is split between them is chosen per layer by
@@ -36,6 +41,10 @@ from .resource_model import (  # noqa: F401  (nontrivial_twiddles re-exported)
     block_cost, family_of, nontrivial_twiddles, provenance, scale_note, synthesized_max, transform_cost)
 
 
+#: Values of ``AcceleratorConfig.array_split`` (the first is the default).
+ARRAY_SPLITS = ("tiles+groups", "tiles")
+
+
 @dataclass(frozen=True)
 class AcceleratorConfig:
     arrays: int = 32
@@ -51,6 +60,7 @@ class AcceleratorConfig:
     broadcast: bool = False
     pe_pipeline_cycles: int = 8  # multiplier + adder pipeline depth of a PE
     readout_rows: int = 0  # accumulator rows read out per request (0: N, one column a request)
+    array_split: str = ARRAY_SPLITS[0]  # how the arrays share a kernel-block run (ARRAY_SPLITS)
 
     def __post_init__(self):
         for key in ("arrays", "pes", "banks", "ports", "fft_engines", "ifft_engines", "fft_size"):
@@ -66,10 +76,21 @@ class AcceleratorConfig:
         if not isinstance(k, int) or isinstance(k, bool) or k < 1 or self.fft_size % k or k & (k - 1):
             raise UsageError(f"accelerator config: readout_rows must be a power of two dividing fft_size="
                              f"{self.fft_size}, got {k!r}")
+        if self.array_split not in ARRAY_SPLITS:
+            raise UsageError(f"accelerator config: array_split must be one of {', '.join(ARRAY_SPLITS)}, "
+                             f"got {self.array_split!r}")
         if not 0.05 <= self.onchip_fraction <= 0.95:
             raise UsageError("accelerator config: onchip_fraction must be in [0.05, 0.95]")
         if self.data_bits < 2 or self.acc_bits < 2 * self.data_bits + 1:
             raise UsageError("accelerator config: need data_bits >= 2 and acc_bits >= 2*data_bits+1")
+
+    @property
+    def group_splits(self) -> tuple:
+        """The a_g (arrays on kernel groups) a kernel-block run may use: the divisors of A, or
+        only 1 when ``array_split`` is ``"tiles"`` (a_t = A arrays on tiles)."""
+        if self.array_split == "tiles":
+            return (1,)
+        return tuple(d for d in range(1, self.arrays + 1) if self.arrays % d == 0)
 
     @property
     def num_freq(self) -> int:

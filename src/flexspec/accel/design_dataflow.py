@@ -84,7 +84,8 @@ def analyze(network: Network, masks: dict, config: AcceleratorConfig, device: De
                     raise UsageError(f"layer '{self.geom.name}': cout block {pinned[self.geom.name]} is not "
                                      f"one of its blockings")
                 cands = {k: v[keep] for k, v in cands.items()}
-            return pe_array_candidates(self, cands, pes, arrays, budget.onchip_bytes * 8, bits_per_cycle)
+            return pe_array_candidates(self, cands, pes, arrays, budget.onchip_bytes * 8, bits_per_cycle,
+                                       config.group_splits, config.fft_size // config.readout_rows)
 
         def plan_mask(self, cands, plan):
             key = occupancy_key(plan)

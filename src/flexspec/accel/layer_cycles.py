@@ -5,8 +5,8 @@ is loaded when its block index changes (kernels, input tiles -- forward FFTs on 
 input --, partial sums on a revisit); an accumulator block is written (partial sums, or the
 finished output after the inverse FFTs) when its visit ends.  The per-step bytes add up *exactly*
 to the dataflow model's traffic.  Compute: consecutive steps on the same kernel block form a run,
-split over the A arrays by :func:`flexspec.accel.grouping.array_makespan` at the engine's cycles
-per tile (:mod:`.engine`).  :func:`pipeline_steps` overlaps the steps under double buffering.
+split over the A arrays by :func:`flexspec.accel.grouping.array_makespan` (the splits the
+design's ``array_split`` allows) at the engine's cycles per tile (:mod:`.engine`).  :func:`pipeline_steps` overlaps the steps under double buffering.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig) -> La
 
     # compute: runs of steps on the same kernel block share the arrays
     a = config.arrays
-    divisors = [d for d in range(1, a + 1) if a % d == 0]
+    divisors = config.group_splits
     run_start = np.nonzero(k_new)[0]
     run_end = np.append(run_start[1:], steps)
     tiles_step = t_cnt[t].astype(np.int64)
@@ -151,15 +151,14 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig) -> La
     for s0, s1 in zip(run_start, run_end, strict=True):
         ob, ib = int(o[s0]), int(i[s0])
         ntiles = int(tiles_step[s0:s1].sum())
-        # the accumulators are read out (one value a cycle per array) only after the run that
-        # finishes them; other runs leave them on chip for the next input-channel block
-        drains = bool(last[s0:s1].any())
-        ck = (ob, ib, ntiles, drains)
+        # every run's accumulators are read out (as rtl.layer_engine does: an accumulator half holds
+        # one tile, so a cin block's partial sums leave it and come back through the psum buffer)
+        ck = (ob, ib, ntiles)
         if ck not in cache:
             lo, hi = ib * bi, min(g.cin, (ib + 1) * bi)
             cyc = sch.cycles[ob, lo:hi].ravel()
             pb = sch.pe_bound[ob, lo:hi].ravel()
-            outs = int(o_ch[ob]) if drains else 0
+            outs = int(o_ch[ob])
 
             def interval(words, ob=ob, lo=lo, hi=hi, outs=outs):  # engine cycles per tile, program of `words`
                 return _pass_shape(sch, ob, lo, hi, outs, config, [words]).interval()

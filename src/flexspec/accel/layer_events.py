@@ -32,6 +32,15 @@ one column each, ``Cout*(N/2+1)`` a tile):
 * write-back: row r of u is taken at ``R'_u + L1 + r + OLA_CYCLES`` (only rows with output pixels);
   ``done`` is high after the last write-back beat's edge.
 
+Blocked layers (:class:`EngineGeometry`'s ``cout_block``, ``cin_block``, ``tile_block``, ``order``):
+the engine walks *runs* (one tile through one kernel block, :attr:`EngineGeometry.runs`) instead of
+tiles, and the recurrence above is over runs: run k's channels are its cin block's, its program
+``L_k`` its kernel block's, its read-out ``Q_k`` its cout block's columns; a run that is not of the
+last cin block sends its columns (plus the returning partial sums) to the psum FIFO instead of the
+IFFT, and is consumed when its last column has gone in (``C_k = F_k + readout + OUTPUT_CYCLES``);
+the credit of a run then waits for the (k - CREDITS)-th consumption in time order.  Only the runs of
+the last cin block go through the IFFT (``V``, ``R'``) and the write-back.
+
 Every constant is a register of the RTL named where it is defined in ``flexspec.rtl.layer_engine``;
 the Verilator tests check the whole recurrence to the cycle.  :func:`engine_cycles` is what the
 simulator should charge per layer (one array holding the whole layer, one image).
@@ -39,8 +48,9 @@ simulator should charge per layer (one array holding the whole layer, one image)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cache
+from bisect import insort
+from dataclasses import dataclass, replace
+from functools import cache, cached_property
 
 import numpy as np
 
@@ -76,7 +86,14 @@ class EngineGeometry:
 
     ``channel_depth``: tile-buffer rows per input channel (the bank map's deepest bank);
     ``program_cycles``: words of the layer's program (every kernel group of a tile pass);
-    ``readout_rows``: the PE array's read-out rows K (0 = N: one request a column)."""
+    ``readout_rows``: the PE array's read-out rows K (0 = N: one request a column).
+
+    Blocking (the dataflow's ``LayerDataflow`` blocking; 0 = the whole extent): ``cout_block``
+    output channels in the accumulators, ``cin_block`` input channels in the tile buffer,
+    ``tile_block`` tiles a step, loop ``order`` (outermost first, over o = cout blocks, i = cin
+    blocks, t = tile blocks; the tiles of a block innermost).  ``block_program_cycles``: the
+    program words of each kernel block ``ob * cin_blocks + ib`` (empty: one block of
+    ``program_cycles``).  A *run* is one tile through one kernel block: :attr:`runs`."""
 
     fft_size: int
     kernel_size: int
@@ -89,6 +106,11 @@ class EngineGeometry:
     program_cycles: int
     num_pes: int
     readout_rows: int = 0
+    cout_block: int = 0
+    cin_block: int = 0
+    tile_block: int = 0
+    order: str = "oit"
+    block_program_cycles: tuple = ()
 
     def __post_init__(self):
         n, k = self.fft_size, self.kernel_size
@@ -107,6 +129,81 @@ class EngineGeometry:
             raise UsageError(f"readout_rows must be a power of two dividing N={n}, got {self.readout_rows}")
         if self.out_height < 1 or self.out_width < 1:
             raise UsageError(f"kernel {k} with padding {self.padding} leaves no output of {self.height}x{self.width}")
+        if sorted(self.order) != ["i", "o", "t"]:
+            raise UsageError(f"loop order must be a permutation of 'oit', got {self.order!r}")
+        for name in ("cout_block", "cin_block", "tile_block"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"{name} must be >= 0 (0: the whole extent), got {getattr(self, name)}")
+        if self.block_program_cycles and len(self.block_program_cycles) != self.cout_blocks * self.cin_blocks:
+            raise UsageError(f"block_program_cycles needs one length per kernel block ({self.cout_blocks} x "
+                             f"{self.cin_blocks}), got {len(self.block_program_cycles)}")
+
+    # ---------------------------------------------------------------- blocking
+    @property
+    def bo(self) -> int:
+        return min(self.cout_block or self.out_channels, self.out_channels)
+
+    @property
+    def bi(self) -> int:
+        return min(self.cin_block or self.in_channels, self.in_channels)
+
+    @property
+    def bt(self) -> int:
+        return min(self.tile_block or self.tiles, self.tiles)
+
+    @property
+    def cout_blocks(self) -> int:
+        return -(-self.out_channels // self.bo)
+
+    @property
+    def cin_blocks(self) -> int:
+        return -(-self.in_channels // self.bi)
+
+    @property
+    def blocked(self) -> bool:
+        return self.cout_blocks * self.cin_blocks > 1
+
+    @cached_property
+    def runs(self) -> np.ndarray:
+        """int [runs, 3]: (cout block, cin block, tile) of every run in the walk's order: the steps
+        (ob, ib, tile block) of the loop nest in ``order``, each the tiles of its block in order."""
+        n_t = -(-self.tiles // self.bt)
+        trips = {"o": self.cout_blocks, "i": self.cin_blocks, "t": n_t}
+        idx = np.indices(tuple(trips[x] for x in self.order)).reshape(3, -1)
+        o, i, tb = (idx[self.order.index(x)] for x in "oit")
+        rows = [(ob, ib, t) for ob, ib, b in zip(o.tolist(), i.tolist(), tb.tolist(), strict=True)
+                for t in range(b * self.bt, min(self.tiles, (b + 1) * self.bt))]
+        return np.array(rows, dtype=np.int64).reshape(-1, 3)
+
+    def run_in_channels(self, ib: int) -> int:
+        return min(self.bi, self.in_channels - ib * self.bi)
+
+    def run_out_channels(self, ob: int) -> int:
+        return min(self.bo, self.out_channels - ob * self.bo)
+
+    def block_program(self, ob: int, ib: int) -> int:
+        """Program words of kernel block (ob, ib)."""
+        return int(self.block_program_cycles[ob * self.cin_blocks + ib]) if self.block_program_cycles \
+            else self.program_cycles
+
+    @property
+    def schedule_words(self) -> int:
+        """Words of the schedule memory: every kernel block's program back to back."""
+        return int(sum(self.block_program_cycles)) if self.block_program_cycles else self.program_cycles
+
+    @property
+    def psum_beats_in_flight(self) -> int:
+        """Most partial-sum columns held at once between a cin block's drain and the next cin
+        block's drain of the same (cout block, tile): the depth the engine's psum FIFO needs."""
+        level = best = 0
+        for ob, ib, _ in self.runs.tolist():
+            q = self.run_out_channels(ob) * self.half
+            if ib > 0:
+                level -= q
+            if ib < self.cin_blocks - 1:
+                level += q
+                best = max(best, level)
+        return best
 
     # ---------------------------------------------------------------- sizes
     @property
@@ -145,17 +242,18 @@ class EngineGeometry:
 
     @property
     def rows_per_tile(self) -> int:
-        return self.in_channels * self.channel_depth
+        return self.bi * self.channel_depth
 
     @property
     def outputs_per_tile(self) -> int:
-        """Output beats of a tile (one accumulator column each)."""
-        return self.out_channels * self.half
+        """Output beats of a run of a full cout block (one accumulator column each)."""
+        return self.bo * self.half
 
     @property
     def readout_requests_per_tile(self) -> int:
-        """Read-out requests of a tile (N / K a column: :func:`~flexspec.accel.engine.readout_requests`)."""
-        return readout_requests(self.out_channels, self.fft_size, self.readout_rows)
+        """Read-out requests of a run of a full cout block (N / K a column:
+        :func:`~flexspec.accel.engine.readout_requests`)."""
+        return readout_requests(self.bo, self.fft_size, self.readout_rows)
 
     @property
     def readout_cycles(self) -> int:
@@ -206,20 +304,28 @@ class EngineEvents:
 
 
 def engine_events(geom: EngineGeometry) -> EngineEvents:
-    """The engine's event edges (module doc); O(tiles x (Cin + Cout)) integer steps."""
+    """The engine's event edges (module doc), run by run (a run: one tile through one kernel
+    block, :attr:`EngineGeometry.runs`); O(runs x (cin block + cout block)) integer steps."""
     g = geom
-    n, cin, cout, T, half = g.fft_size, g.in_channels, g.out_channels, g.tiles, g.half
-    d, L, Q, lat = g.channel_depth, g.program_cycles, g.readout_requests_per_tile, g.readout_cycles
+    n, half, d, lat = g.fft_size, g.half, g.channel_depth, g.readout_cycles
     L1 = transform_latency_cycles(n)
     r_fft = release_index(FFTFormat(n, 16, 16, 0))  # widths do not change the timing
     r_ifft = release_index(FFTFormat(n, 16, 16, 0, inverse=True))
-    J, U = T * cin, T * cout
+    runs = g.runs.tolist()
+    ci = [g.run_in_channels(ib) for _, ib, _ in runs]
+    co = [g.run_out_channels(ob) for ob, _, _ in runs]
+    Lr = [g.block_program(ob, ib) for ob, ib, _ in runs]
+    final = [ib == g.cin_blocks - 1 for _, ib, _ in runs]
+    T, J = len(runs), int(sum(ci))
+    U = int(sum(c for c, f in zip(co, final, strict=True) if f))
     Fd, Rf, S, W = (np.zeros(J, dtype=np.int64) for _ in range(4))
     A, F, C = (np.zeros(T, dtype=np.int64) for _ in range(3))
     V, Rv = np.zeros(U, dtype=np.int64), np.zeros(U, dtype=np.int64)
+    j = u = 0
+    last = 0
+    consumed = []  # C of the runs so far, sorted
     for k in range(T):
-        for i in range(cin):
-            j = k * cin + i
+        for i in range(ci[k]):
             # FFT feed: N rows a channel from edge I_j; the FFT's corner-turn bank of channel j-2
             # is free once its reader reaches release_index (flexspec.rtl.fft)
             feed = Fd[j - 1] + n if j else 1
@@ -230,16 +336,22 @@ def engine_events(geom: EngineGeometry) -> EngineEvents:
             full = Rf[j] + L1 + half - 1 + WRITER_FILL_CYCLES  # last column taken, then the slot is full
             offer = max(full, W[j - 1] + 1) if j else full
             if i == 0:
-                if k >= CREDITS:
-                    offer = max(offer, C[k - CREDITS] + CREDIT_CYCLES)
+                if k >= CREDITS:  # fewer than CREDITS runs loaded and not consumed (in any order)
+                    offer = max(offer, consumed[k - CREDITS] + CREDIT_CYCLES)
                 if k >= 2:
-                    offer = max(offer, A[k - 2] + L + TILE_RELEASE_CYCLES)
+                    offer = max(offer, A[k - 2] + Lr[k - 2] + TILE_RELEASE_CYCLES)
             S[j] = offer
             W[j] = S[j] + d - 1
-        issue_and_drain(k, W[k * cin + cin - 1] + 1, A, F, L, Q)
-        z = F[k] + lat + OUTPUT_CYCLES + FIFO_COMPLETE_CYCLES  # the tile is complete in the FIFO
-        for o in range(cout):
-            u = k * cout + o
+            j += 1
+        q = readout_requests(co[k], n, g.readout_rows)
+        issue_and_drain(k, W[j - 1] + 1, A, F, Lr[k], q, Lr[k - 1] if k else None)
+        if not final[k]:
+            # partial sums: the last column leaves the pass into the psum FIFO at this edge
+            C[k] = F[k] + lat + OUTPUT_CYCLES
+            insort(consumed, int(C[k]))
+            continue
+        z = F[k] + lat + OUTPUT_CYCLES + FIFO_COMPLETE_CYCLES  # the run is complete in the FIFO
+        for o in range(co[k]):
             e = z if o == 0 else 0
             if u:
                 e = max(e, V[u - 1] + half)
@@ -247,19 +359,37 @@ def engine_events(geom: EngineGeometry) -> EngineEvents:
                 e = max(e, Rv[u - 2] + r_ifft)
             V[u] = e
             Rv[u] = V[u] + half + L1 + 1 if not u else max(V[u] + half + L1 + 1, Rv[u - 1] + n)
-        C[k] = V[k * cout + cout - 1] + half - 1
-    last = 0
-    for k in range(T):
-        ty, tx = divmod(k, g.tiles_x)
+            u += 1
+        C[k] = V[u - 1] + half - 1
+        insort(consumed, int(C[k]))
+        ty, tx = divmod(runs[k][2], g.tiles_x)
         rows = [r for r in range(n) if g.emits(ty, tx, r)]
         if rows:
-            last = max(last, int(Rv[k * cout + cout - 1]) + L1 + rows[-1] + OLA_CYCLES)
+            last = max(last, int(Rv[u - 1]) + L1 + rows[-1] + OLA_CYCLES)
     return EngineEvents(Fd, S, A, F, V, last, last)
 
 
 def channel_depth(bank_of, num_banks: int) -> int:
     """Tile-buffer rows one input channel takes: its busiest bank's frequency count."""
     return max(1, int(np.bincount(np.asarray(bank_of, dtype=np.int64), minlength=num_banks).max()))
+
+
+def blocked_engine_geometry(block_cycles, bank_of, num_banks: int, num_pes: int, fft_size: int, in_channels: int,
+                            out_channels: int, height: int, width: int, cout_block: int, cin_block: int,
+                            tile_block: int, order: str, kernel_size: int = 3, padding: int = 1,
+                            readout_rows: int = 0) -> EngineGeometry:
+    """The engine geometry of a layer walked in a blocking (the dataflow's ``LayerDataflow``
+    blocking): ``block_cycles`` int [cout blocks, Cin, groups per channel], the makespans of the
+    layer's kernel groups scheduled for that cout block (``accel.grouping.LayerSchedules.cycles``)."""
+    cyc = np.asarray(block_cycles, dtype=np.int64)
+    g = EngineGeometry(int(fft_size), int(kernel_size), int(padding), int(height), int(width), int(in_channels),
+                       int(out_channels), channel_depth(bank_of, num_banks), 1, int(num_pes), int(readout_rows),
+                       int(cout_block), int(cin_block), int(tile_block), order)
+    if cyc.shape[:2] != (g.cout_blocks, g.in_channels):
+        raise UsageError(f"block_cycles must be [{g.cout_blocks}, {g.in_channels}, groups], got {cyc.shape}")
+    lengths = tuple(program_length(cyc[ob, ib * g.bi:(ib + 1) * g.bi].ravel())
+                    for ob in range(g.cout_blocks) for ib in range(g.cin_blocks))
+    return replace(g, program_cycles=int(sum(lengths)), block_program_cycles=lengths)
 
 
 def engine_geometry(group_cycles, bank_of, num_banks: int, num_pes: int, fft_size: int, in_channels: int,

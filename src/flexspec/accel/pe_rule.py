@@ -82,7 +82,8 @@ def occupancy_key(plan: str) -> str:
 
 
 def pe_array_candidates(model, cands: dict, pes: int, arrays: int, onchip_bits: int,
-                        bits_per_cycle: float | None = None) -> dict:
+                        bits_per_cycle: float | None = None, group_splits=None,
+                        readout_requests_per_column: int = 0) -> dict:
     """The PE-array rule on a LayerModel's candidate blockings.
 
     1. a kernel block holds a multiple of P output channels, or all of them;
@@ -102,12 +103,21 @@ def pe_array_candidates(model, cands: dict, pes: int, arrays: int, onchip_bits: 
     g = model.geom
     ok = (cands["cout_block"] % pes == 0) | (cands["cout_block"] >= g.cout)
     c = {k: v[ok] for k, v in cands.items()}
-    divisors = np.array([d for d in range(1, arrays + 1) if arrays % d == 0])
+    # the a_g the design allows (AcceleratorConfig.group_splits; default every divisor of A)
+    divisors = np.array(group_splits if group_splits is not None else
+                        [d for d in range(1, arrays + 1) if arrays % d == 0])
     occ = array_occupancy(c, g, pes, arrays, divisors) * pe_balance(model.nnz, pes, c["cout_block"])
     fits = c["buffer_bits"] <= onchip_bits
     # time estimate in cycles: compute at this occupancy; traffic at best (kernels + partial sums:
     # inputs and outputs may stay resident) and at worst (everything off-chip)
     compute = model.complex_macs / (pes * arrays * np.maximum(occ, 1e-12))
+    if readout_requests_per_column:
+        # every kernel-block run's accumulators are read out (rtl.layer_engine, accel.layer_cycles):
+        # per cin block and tile, Cout x (N/2+1) columns x N/K requests; an array reads out its own
+        # tiles, at best ceil(T / A) of them
+        cin_blocks = -(-g.cin // np.minimum(c["cin_block"], g.cin))
+        compute = np.maximum(compute, cin_blocks * -(-g.tiles // arrays) * g.cout * (g.fft_size // 2 + 1)
+                             * readout_requests_per_column)
     est_lo = est_hi = compute
     if bits_per_cycle:
         low = (c["kernels_bits"] + c["psums_bits"]) / bits_per_cycle

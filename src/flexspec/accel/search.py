@@ -82,9 +82,10 @@ class Design:
 
 
 def with_arrays(config: AcceleratorConfig, arrays: int, per_array: bool = False) -> AcceleratorConfig:
-    """``config`` with ``arrays`` arrays (and as many FFT and IFFT engines when ``per_array``)."""
+    """``config`` with ``arrays`` arrays (and as many FFT and IFFT engines when ``per_array``: then
+    each array is a whole layer engine on its own tiles, ``array_split="tiles"``)."""
     if per_array:
-        return replace(config, arrays=arrays, fft_engines=arrays, ifft_engines=arrays)
+        return replace(config, arrays=arrays, fft_engines=arrays, ifft_engines=arrays, array_split="tiles")
     return replace(config, arrays=arrays)
 
 
@@ -137,7 +138,7 @@ def one_more_array(config: AcceleratorConfig, device: Device, per_array: bool = 
 
 def estimate_cycles(network: Network, masks: dict, config: AcceleratorConfig, device: Device) -> float:
     """Closed-form cycles of ``network`` on ``config``: per layer the largest of compute (useful
-    complex MACs / (A x P)), FFT (forward and inverse tiles x N / engines) and compulsory DRAM
+    complex MACs / (A x P); with ``array_split="tiles"`` ceil(tiles / A) x MACs per tile / P), FFT (forward and inverse tiles x N / engines) and compulsory DRAM
     traffic (sparse kernels, input and output once) at the sustained bandwidth."""
     bytes_per_cycle = device.sustained_bandwidth_bytes_per_s / device.clock_hz
     kernel_entry_bits = 2 * config.data_bits + max(1, math.ceil(math.log2(config.num_freq)))
@@ -147,6 +148,8 @@ def estimate_cycles(network: Network, masks: dict, config: AcceleratorConfig, de
         t = num_tiles(lay, config.fft_size)
         nnz = int(np.asarray(masks[lay.name]).sum())
         compute = t * nnz / config.pe_count
+        if config.array_split == "tiles":  # each array runs whole tiles: ceil(T / A) tile passes of nnz / P
+            compute = -(-t // config.arrays) * nnz / config.pes
         readout = t * lay.out_channels * requests_per_channel / config.arrays
         fft = max(t * lay.in_channels / config.fft_engines, t * lay.out_channels / config.ifft_engines) * config.fft_size
         traffic = (nnz * kernel_entry_bits / 8 + config.data_bits / 8 * lay.height * lay.width
@@ -162,9 +165,10 @@ def readout_axis(fft_size: int, readout_rows=READOUT_ROWS) -> tuple:
 
 def candidates(device, fft_size: int = 8, pes=PES, engines=ENGINES, bank_ports=BANK_PORTS, broadcast=BROADCAST,
                arrays: int | None = None, calibrated_only: bool | None = None,
-               readout_rows=READOUT_ROWS) -> list[AcceleratorConfig]:
+               readout_rows=READOUT_ROWS, array_split: str | None = None) -> list[AcceleratorConfig]:
     """Configurations that fit ``device``: per (P, B x R, read-out rows, engines, broadcast), ``arrays`` arrays
-    if given (and it fits), else as many as fit; ``engines=PER_ARRAY``: one FFT and one IFFT per array.  ``calibrated_only``: leave out P larger than the
+    if given (and it fits), else as many as fit; ``engines=PER_ARRAY``: one FFT and one IFFT per array
+    (and ``array_split="tiles"``, implied); ``array_split``: the design's split (default the config's).  ``calibrated_only``: leave out P larger than the
     largest PE array synthesized for the device's family (the model would extrapolate); default:
     only when ``pes`` is the default space (a P the caller names is kept, marked estimated)."""
     device = load_device(device)
@@ -178,8 +182,9 @@ def candidates(device, fft_size: int = 8, pes=PES, engines=ENGINES, bank_ports=B
                                                   readout_axis(fft_size, readout_rows), broadcast):
         if b > f or p > largest:
             continue
+        split = {"array_split": array_split} if array_split else {}
         cfg = with_arrays(AcceleratorConfig(arrays=arrays or 1, pes=p, banks=b, ports=r, fft_engines=e,
-                                            ifft_engines=e, fft_size=fft_size, broadcast=bc, readout_rows=k),
+                                            ifft_engines=e, fft_size=fft_size, broadcast=bc, readout_rows=k, **split),
                           arrays or 1, per_array)
         if arrays:
             try:
@@ -233,24 +238,25 @@ def _refuse(device, fft_size, space_desc, arrays, pes, exc_hint=None):
 
 def fit_design(device, fft_size: int, *, network: Network | None = None, masks: dict | None = None, arrays=None,
                pes=None, banks=None, ports=None, fft_engines=None, broadcast=None,
-               readout_rows=None) -> tuple[AcceleratorConfig, Resources]:
+               readout_rows=None, array_split=None) -> tuple[AcceleratorConfig, Resources]:
     """The design for ``device`` without simulating: the candidate (overrides fixed, other axes
     searched, A as large as fits) with the fewest :func:`estimate_cycles` when ``network`` and
     ``masks`` are given, else with the most PEs (then the most FFT engines).  Returns
     (config, resources); :func:`resolve_design` also says where each axis came from."""
     d = resolve_design(device, fft_size, network=network, masks=masks, arrays=arrays, pes=pes, banks=banks,
-                       ports=ports, fft_engines=fft_engines, broadcast=broadcast, readout_rows=readout_rows)
+                       ports=ports, fft_engines=fft_engines, broadcast=broadcast, readout_rows=readout_rows,
+                       array_split=array_split)
     return d.config, d.resources
 
 
 def resolve_design(device, fft_size: int, *, network=None, masks=None, arrays=None, pes=None, banks=None, ports=None,
-                   fft_engines=None, broadcast=None, readout_rows=None) -> Design:
+                   fft_engines=None, broadcast=None, readout_rows=None, array_split=None) -> Design:
     """:func:`fit_design` as a :class:`Design` (config, resources, origin of each axis, and what
     one more array would need)."""
     device = load_device(device)
     p_ax, e_ax, bp_ax, bc_ax, k_ax = _axes(fft_size, pes, banks, ports, fft_engines, broadcast, readout_rows)
     space = candidates(device, fft_size, p_ax, e_ax, bp_ax, bc_ax, arrays=arrays, calibrated_only=pes is None,
-                       readout_rows=k_ax)
+                       readout_rows=k_ax, array_split=array_split)
     desc = (f"P in {p_ax}, engines in {e_ax}, B x R in {bp_ax}, read-out rows in {k_ax}"
             + (f", A = {arrays}" if arrays else ""))
     if not space:
@@ -265,7 +271,7 @@ def resolve_design(device, fft_size: int, *, network=None, masks=None, arrays=No
     else:
         best = max(space, key=lambda c: (c.pe_count, c.fft_engines, c.banks * c.ports, c.readout_rows))
     origin = _origin(arrays=arrays, pes=pes, banks=banks, ports=ports, fft_engines=fft_engines, broadcast=broadcast,
-                     readout_rows=readout_rows)
+                     readout_rows=readout_rows) | {"array_split": "requested" if array_split else "default"}
     return Design(best, resources(best, device), origin, one_more_array(best, device))
 
 
@@ -290,7 +296,8 @@ def describe_design(design: Design, device) -> list[str]:
              f"x R={c.ports} ports ({tag[o.get('ports', 'searched')]}), FFT/IFFT engines {c.fft_engines}/"
              f"{c.ifft_engines} ({tag[o.get('fft_engines', 'searched')]}), read-out K={c.readout_rows} rows a "
              f"request ({tag[o.get('readout_rows', 'searched')]}), broadcast {c.broadcast} "
-             f"({tag[o.get('broadcast', 'searched')]}), N={c.fft_size}"]
+             f"({tag[o.get('broadcast', 'searched')]}), arrays split {c.array_split} "
+             f"({tag[o.get('array_split', 'default')]}), N={c.fft_size}"]
     for row in r.table():
         lines.append(f"  {row['resource']:<12} {row['used']:>13,} / {row['available']:>13,} available "
                      f"({100 * row['utilization']:5.1f}%; device {row['capacity']:,}, reserved {row['reserved']:,})")
@@ -305,11 +312,13 @@ def describe_design(design: Design, device) -> list[str]:
 
 def search_design(network: Network, device, fft_size: int = 8, kernels=None, *, density: float = 0.25, seed: int = 0,
                   pes=None, engines=None, bank_ports=None, broadcast=None, arrays=None, readout_rows=None,
-                  simulated: int = SIMULATED, schedules: ScheduleCache | None = None) -> NetworkResult:
+                  simulated: int = SIMULATED, schedules: ScheduleCache | None = None,
+                  array_split: str | None = None) -> NetworkResult:
     """Fastest simulated design for ``network`` on ``device``: the ``simulated`` best candidates
     of :func:`estimate_cycles` are simulated.  ``pes``/``engines``/``bank_ports``/``broadcast``/
     ``readout_rows``: tuples restricting the axes (default: the module's space); ``engines=PER_ARRAY``:
-    the as-built structure, one FFT and one IFFT per array.  ``schedules``: a ScheduleCache
+    the as-built structure, one FFT and one IFFT per array (arrays split tiles only); ``array_split``:
+    the design's split (:data:`flexspec.accel.arch.ARRAY_SPLITS`).  ``schedules``: a ScheduleCache
     shared with later simulations of the same kernels."""
     schedules = schedules if schedules is not None else ScheduleCache()
     device = load_device(device)
@@ -318,7 +327,7 @@ def search_design(network: Network, device, fft_size: int = 8, kernels=None, *, 
     f = num_frequencies(fft_size)
     bp = tuple((b, r) for b, r in (bank_ports or BANK_PORTS) if b <= f) or ((f, 2),)
     cands = candidates(device, fft_size, pes or PES, engines or ENGINES, bp, broadcast or BROADCAST, arrays=arrays,
-                       calibrated_only=pes is None, readout_rows=readout_rows or READOUT_ROWS)
+                       calibrated_only=pes is None, readout_rows=readout_rows or READOUT_ROWS, array_split=array_split)
     if not cands:
         _refuse(device, fft_size, f"P in {pes or PES}, engines in {engines or ENGINES}, B x R in {bp}", arrays,
                 min(pes or PES))

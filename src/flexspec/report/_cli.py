@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ..accel.arch import ARRAY_SPLITS
 from ..devices import load_device
 from ..errors import CapacityError, FlexSpecError, UsageError
 from ..explore import explore, load_space
@@ -93,6 +94,10 @@ def _common(p, design: bool = True) -> None:
         p.add_argument("--banks", type=int, default=None,
                        help="tile-buffer banks B (default: the first fitting design of the search space, "
                             "B x R = 20 x 2 banks x ports at N=8; min(16, F) when --arrays is fixed)")
+        p.add_argument("--array-split", choices=ARRAY_SPLITS, default=None,
+                       help="how the PE arrays share a layer: 'tiles+groups' (default: each kernel-block run split "
+                            "over tiles and kernel groups, the best split) or 'tiles' (every array runs the whole "
+                            "program on its own tiles: the as-built replicated layer engine)")
     p.add_argument("--quiet", action="store_true", help="no progress output and no per-layer table")
 
 
@@ -132,7 +137,7 @@ def _run(args) -> int:
     report = run(args.model, args.device, fft_size=args.fft_size, density=_density_arg(args.density),
                  weights=args.weights, out=args.out, seed=args.seed, progress=not args.quiet, arrays=args.arrays,
                  pes=args.pes, banks=args.banks, html=not args.no_html, prune_scope=args.prune_scope,
-                 accept_fallback=args.accept_fallback, fc_density=args.fc_density)
+                 accept_fallback=args.accept_fallback, fc_density=args.fc_density, array_split=args.array_split)
     print_report(report, table=not args.quiet)
     names = ["report.json", "layers.csv"] + ([] if args.no_html else ["report.html"])
     print(f"wrote {', '.join(os.path.join(args.out, n) for n in names)}")

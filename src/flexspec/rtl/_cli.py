@@ -12,13 +12,13 @@ import numpy as np
 
 from ..accel.arch import AcceleratorConfig
 from ..accel.functional import calibrate_fmnist, calibration_images, layer_error_bound
-from ..accel.layer_events import CREDITS, engine_cycles, engine_geometry
+from ..accel.layer_events import CREDITS, blocked_engine_geometry, engine_cycles, engine_geometry
 from ..accel.sim import schedule_layer_blocks
 from ..errors import FlexSpecError, UnknownNameError, UsageError
 from ..fileio import OutputError, check_output_folder, write_files
 from ..spectral import real_model
 from ..spectral.sparse import sparse_oaa_conv2d
-from .engine_case import EngineCase, engine_case
+from .engine_case import EngineBlocking, EngineCase, engine_case
 from .export import hex_lines, port_rows
 from .source import DEFAULT_LAYER, RTLOptions, _layer_input, _load_network
 from .verilator import DEFAULT_WORKDIR, require_verilator
@@ -44,7 +44,8 @@ def register(subparsers) -> None:
     p.add_argument("--layer", default=None, metavar="L", help="conv layer of fmnist_vgg (default conv2_1)")
     p.add_argument("--config", default=None, metavar="FILE",
                    help="YAML file of options (num_pes, num_banks, ports, broadcast, bank_map, method, data_bits, "
-                        "acc_bits, dsp_per_complex_mac, prune_method, density, image_index)")
+                        "acc_bits, dsp_per_complex_mac, prune_method, density, image_index; the engine's blocking: "
+                        "cout_block, cin_block, tile_block (0: whole), loop_order, e.g. 'oit')")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write (created if missing)")
     p.add_argument("--verify", action="store_true",
                    help="co-simulate in Verilator: bit-exact with the fixed-point functional model, cycles equal "
@@ -69,12 +70,14 @@ def layer_engine_case(layer: str | None, options: RTLOptions) -> tuple[EngineCas
                                fft_size=ssk.fft_size, data_bits=options.data_bits, acc_bits=options.acc_bits,
                                broadcast=options.broadcast)
     quant = calibrate_fmnist(net, calib, data_bits=options.data_bits, acc_bits=options.acc_bits)[layer]
+    blocking = EngineBlocking(options.cout_block, options.cin_block, options.tile_block, options.loop_order) \
+        if options.blocked else None
     # 'auto' (the default): the map bank-friendly kernels were pruned for when they carry one for B
     bank_map = net.bank_map(layer, options.num_banks) if options.bank_map == "auto" else options.bank_map
-    sched = schedule_layer_blocks(ssk.mask(), config, ssk.out_channels, options.method or "optimal",
-                                  bank_map=bank_map)
+    sched = schedule_layer_blocks(ssk.mask(), config, min(options.cout_block or ssk.out_channels, ssk.out_channels),
+                                  options.method or "optimal", bank_map=bank_map)
     bias = net.biases.get(layer)
-    case = engine_case(ssk, x, quant, config, bias, 1, sched, options.dsp_per_complex_mac)
+    case = engine_case(ssk, x, quant, config, bias, 1, sched, options.dsp_per_complex_mac, blocking)
     info = {"layer": layer, "network": net, "kernels": ssk, "config": config, "bias": bias, "input": x,
             "calibration": calib_text, "bank_map": bank_map,
             "provenance": f"{net.network} {layer}, {net.method or options.prune_method} pruning, density "
@@ -97,7 +100,9 @@ def design_files(case: EngineCase, info: dict, options: RTLOptions) -> dict:
         "format_version": 3, "layer": info["layer"], "top": TOP, "options": options.to_dict(),
         "provenance": info["provenance"], "geometry": {k: getattr(g, k) for k in (
             "fft_size", "kernel_size", "padding", "height", "width", "in_channels", "out_channels", "tile",
-            "tiles_y", "tiles_x", "tiles", "offset", "out_height", "out_width", "out_beats")},
+            "tiles_y", "tiles_x", "tiles", "offset", "out_height", "out_width", "out_beats", "bo", "bi", "bt",
+            "order", "cout_blocks", "cin_blocks", "psum_beats_in_flight")} | {"runs": len(g.runs),
+                                                                            "block_program_cycles": list(g.block_program_cycles)},
         "fixed_point": q.to_dict(), "bias_int": list(spec.bias_int), "program_cycles": prog.length,
         "expected_cycles": spec.expected_cycles(), "output_fifo_tiles": CREDITS,
         "pe_array": {k: getattr(c, k) for k in (
@@ -111,6 +116,20 @@ def design_files(case: EngineCase, info: dict, options: RTLOptions) -> dict:
         "config.json": json.dumps(resolved, indent=1, default=str) + "\n",
         "README.md": readme_text(case, info, TOP, ports, amaranth.__version__),
     }
+
+
+def _walk_text(g) -> str:
+    """The controller's walk of the layer, in words."""
+    if not g.blocked and g.bt == g.tiles:
+        return (f"The controller walks the {g.tiles_y} x {g.tiles_x} tiles in row-major order, one kernel block (all "
+                f"{g.out_channels} output channels) and one input-channel block (all {g.in_channels}) on the array.")
+    return (f"The controller walks the layer blocked: {g.cout_blocks} cout blocks of {g.bo} output channels (the "
+            f"accumulators), {g.cin_blocks} cin blocks of {g.bi} input channels (the tile buffer), tile blocks of "
+            f"{g.bt} of the {g.tiles} tiles, loop order '{g.order}' (outermost first), {len(g.runs)} runs (one tile "
+            f"through one kernel block's program each, back to back). The host streams each run's channels of its "
+            f"tile. A run's accumulators are read out after it; unless it is of the first cin block the previous "
+            f"block's partial sums (from an on-chip FIFO of {g.psum_beats_in_flight} columns) are added, and unless "
+            f"it is of the last the sums go back into that FIFO instead of the IFFT.")
 
 
 def readme_text(case: EngineCase, info: dict, top: str, ports, amaranth_version: str) -> str:
@@ -131,15 +150,14 @@ accumulators; their read-out (one column of {g.fft_size} a beat) is rounded from
 into a FIFO of {CREDITS} tiles (a tile starts loading only while fewer than {CREDITS} tiles are loaded and not yet
 consumed, so the pass never stalls); a fixed-point 2-D IFFT to {q.block_bits} bits, the overlap-add (stride
 {g.tile}; carries in two small memories), the bias, rounding to {c.data_bits} bits and ReLU feed the write-back.
-The controller walks the {g.tiles_y} x {g.tiles_x} tiles in row-major order, one kernel block (all {g.out_channels}
-output channels) and one input-channel block (all {g.in_channels}) on the array.
+{_walk_text(g)}
 
 ## Files
 - `{top}.v`: synthesizable Verilog-2005, top module `{top}`, clock `clk`, synchronous active-high reset `rst`. The
   schedule memory and the read-out mask are initialized with this layer's program (the images below).
-- `schedule.hex` ({prog.length} words of {c.word_bits(False)} bits), `readout_mask.hex` ({c.acc_columns} words of
+- `schedule.hex` ({prog.length} words of {c.word_bits(False)} bits), `readout_mask.hex` ({len(prog.mask)} words of
   {c.num_pes * c.fft_size} bits): `$readmemh` images of the same contents.
-- `input_stream.hex`: the host beats of the test image ({g.tiles} tiles x {g.in_channels} channels x {g.tile} rows).
+- `input_stream.hex`: the host beats of the test image ({len(g.runs)} runs x their channels x {g.tile} rows).
 - `config.json`: the resolved configuration, the fixed-point formats and the expected cycle count.
 - With `--verify`: `verify.json`, `input.npy` (float [Cin, H, W]), `output.npy` (the engine's write-back
   dequantized, [Cout, H, W], after ReLU), `kernels.npz` (the layer's SparseSpectralKernels).
@@ -194,12 +212,17 @@ def verify(case: EngineCase, info: dict, out) -> tuple[dict, dict]:
     bit_exact = bool(np.array_equal(r["output"], want))
     # the simulator's own schedule of the layer (the same scheduler call as the simulator's) and the
     # whole-engine cycle model
-    sched = schedule_layer_blocks(info["kernels"].mask(), info["config"], g.out_channels, info["method"],
+    sched = schedule_layer_blocks(info["kernels"].mask(), info["config"], g.bo, info["method"],
                                   bank_map=info["bank_map"])
     cfg = info["config"]
-    simulated = engine_cycles(engine_geometry(sched.schedule.cycles, sched.schedule.bank_of, cfg.banks, cfg.pes,
-                                              cfg.fft_size, g.in_channels, g.out_channels, g.height, g.width,
-                                              readout_rows=cfg.readout_rows))
+    if g.cout_block or g.cin_block or g.tile_block:
+        geom = blocked_engine_geometry(sched.cycles, sched.schedule.bank_of, cfg.banks, cfg.pes, cfg.fft_size,
+                                       g.in_channels, g.out_channels, g.height, g.width, g.cout_block, g.cin_block,
+                                       g.tile_block, g.order, readout_rows=cfg.readout_rows)
+    else:
+        geom = engine_geometry(sched.schedule.cycles, sched.schedule.bank_of, cfg.banks, cfg.pes, cfg.fft_size,
+                               g.in_channels, g.out_channels, g.height, g.width, readout_rows=cfg.readout_rows)
+    simulated = engine_cycles(geom)
     y = np.ldexp(r["output"].astype(np.float64), -q.out_frac)
     ref = np.maximum(sparse_oaa_conv2d(info["input"][None].astype(np.float64), info["kernels"], 1, info["bias"])[0], 0)
     bound = layer_error_bound(case.trace, info["input"][None], info["kernels"], 1, info["bias"])[0] \

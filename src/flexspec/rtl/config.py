@@ -55,7 +55,8 @@ class PEArrayConfig:
     (rank = its position among that bank's frequencies).  ``in_channels``: channels one tile
     buffer half holds.  ``acc_channels``: output-channel slots one accumulator half holds.
     ``schedule_depth``: words of the schedule/kernel memory.  ``readout_depth``: words of the
-    read-out PE-mask memory (``acc_channels * F`` per program).  ``broadcast``: PEs reading
+    read-out PE-mask memory (``acc_channels * F`` per program).  ``mask_sets``: read-out mask
+    sets (one per kernel block of a blocked layer; the read-out selects one with ``rd_mask_set``).  ``broadcast``: PEs reading
     the same frequency in one cycle may share one bank port (the compiler decides).
     """
 
@@ -72,6 +73,7 @@ class PEArrayConfig:
     dsp_per_complex_mac: int = 3
     broadcast: bool = False
     readout_rows: int = 0  # 0: all N rows of a column per read-out request (fft_size)
+    mask_sets: int = 1  # read-out PE masks, one set per kernel block (a blocked layer's programs)
 
     def __post_init__(self):
         for name in ("num_pes", "num_banks", "ports", "fft_size", "schedule_depth", "in_channels"):
@@ -104,6 +106,8 @@ class PEArrayConfig:
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1 or k > self.fft_size \
                 or self.fft_size % k or k & (k - 1):
             raise UsageError(f"readout_rows must be a power of two dividing fft_size={self.fft_size}, got {k!r}")
+        if not isinstance(self.mask_sets, (int, np.integer)) or isinstance(self.mask_sets, bool) or self.mask_sets < 1:
+            raise UsageError(f"mask_sets must be an integer >= 1, got {self.mask_sets!r}")
         if self.dsp_per_complex_mac not in (3, 4):
             raise UsageError(f"dsp_per_complex_mac must be 3 or 4, got {self.dsp_per_complex_mac}")
 

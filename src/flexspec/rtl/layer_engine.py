@@ -49,7 +49,7 @@ from ..accel.fixed_point import bank_addresses
 from ..accel.layer_events import CREDITS
 from .config import _bits_for
 from .fft import FFT2DReal, IFFT2DReal, _round_saturate
-from .spectral_pass import SpectralPass
+from .spectral_pass import RunTable, SpectralPass
 
 TOP = "flexspec_layer_engine"
 
@@ -63,7 +63,7 @@ class LayerEngine(wiring.Component):
     """One layer's engine; ``spec``: a :class:`flexspec.rtl.engine_case.EngineSpec`."""
 
     #: Deliberate faults the tests inject to prove that the checks catch them.
-    FAULTS = ("drop_beat", "early_done")
+    FAULTS = ("drop_beat", "early_done", "drop_psum")
 
     def __init__(self, spec, checks: bool = False, _fault: str | None = None):
         if _fault is not None and _fault not in self.FAULTS:
@@ -83,22 +83,28 @@ class LayerEngine(wiring.Component):
         q = s.quant
         m = Module()
         N, h, K, C = g.fft_size, g.tile, g.kernel_size, g.half
-        cin, cout, T, db = g.in_channels, g.out_channels, g.tiles, c.data_bits
+        cout, db = g.out_channels, c.data_bits
         F = N * C
+        runs = g.runs.tolist()  # (cout block, cin block, tile) of each run of the walk
+        T = len(runs)
+        J = sum(g.run_in_channels(ib) for _, ib, _ in runs)  # channels the host streams
+        blocked = g.blocked
+        psums = g.cin_blocks > 1
 
         m.submodules.fft = fft = FFT2DReal(q.fft_format)
-        m.submodules.spass = sp = SpectralPass(c, s.program, T, checks=self.checks)
+        m.submodules.spass = sp = SpectralPass(c, s.program, T, checks=self.checks,
+                                               runs=s.runs if blocked else None)
         m.submodules.ifft = ifft = IFFT2DReal(q.ifft_format)
         if self.checks:
             m.d.comb += self.conflict.eq(sp.conflict)
 
         # ------------------------------------------------------------ feeder -> FFT
         fr = Signal(range(N))  # row of the channel going into the FFT
-        chans = Signal(range(T * cin + 1))  # channels fed so far
+        chans = Signal(range(J + 1))  # channels fed so far
         busy = Signal(range(3))  # writer slots reserved (a channel in the FFT or in a slot)
         reserve, free = Signal(), Signal()
         host_row = Signal()
-        m.d.comb += host_row.eq((fr < h) & (chans < T * cin))
+        m.d.comb += host_row.eq((fr < h) & (chans < J))
         admit = Signal()
         m.d.comb += admit.eq((fr != 0) | (busy < 2))
         m.d.comb += [self.i_ready.eq(host_row & admit & fft.i_ready),
@@ -139,7 +145,10 @@ class LayerEngine(wiring.Component):
         d = c.channel_depth
         eslot = Signal()
         ea = Signal(range(d))
-        ei = Signal(range(cin))
+        ei = Signal(range(g.bi))
+        erun = Signal(range(T + 1))  # the run whose channels the emitter writes
+        e_ci = RunTable(m, [(g.run_in_channels(ib),) for _, ib, _ in runs] if blocked else None, (g.bi,),
+                        ("channels",), "emit_runs").read(erun)["channels"]
         loads = Signal(range(CREDITS + 1))  # tiles loading or loaded, not yet consumed by the IFFT
         consumed = Signal()
         first_row = Signal()
@@ -156,44 +165,76 @@ class LayerEngine(wiring.Component):
         m.d.comb += row_take.eq(sp.i_valid & sp.i_ready)
         with m.If(row_take):
             with m.If(ea == d - 1):
-                m.d.sync += [ea.eq(0), eslot.eq(~eslot), ei.eq(Mux(ei == cin - 1, 0, ei + 1))]
+                m.d.sync += [ea.eq(0), eslot.eq(~eslot), ei.eq(Mux(ei == e_ci - 1, 0, ei + 1))]
+                with m.If(ei == e_ci - 1):
+                    m.d.sync += erun.eq(erun + 1)
                 m.d.comb += [clr_full.eq(Mux(eslot, 0b10, 0b01)), free.eq(1)]
             with m.Else():
                 m.d.sync += ea.eq(ea + 1)
-        m.d.sync += loads.eq(loads + (row_take & first_row) - consumed)
+        psum_done = Signal()  # a run's last partial-sum column has gone into the psum FIFO
+        m.d.sync += loads.eq(loads + (row_take & first_row) - consumed - psum_done)
 
-        # ------------------------------------------------------------ rounding -> output FIFO
+        # ------------------------------------------------------------ partial sums, rounding -> output FIFO
+        # run orun's columns: + the previous cin block's partial sums (unless its first), then to
+        # the psum FIFO (unless its last cin block) or rounded into the output FIFO
         ab, ib = c.acc_bits, q.ifft_bits
         Q = g.outputs_per_tile
         W = N * 2 * ib
         m.submodules.ofifo = fifo = SyncFIFOBuffered(width=W + 1, depth=CREDITS * Q)
-        rounded = []
-        for k in range(2 * N):
-            v = sp.o_data[k * ab:(k + 1) * ab].as_signed()
-            rounded.append(_round_saturate(v, q.acc_shift, ib)[:ib])
-        m.d.comb += [fifo.w_en.eq(sp.o_valid), sp.o_ready.eq(fifo.w_rdy),
-                     fifo.w_data.eq(Cat(*rounded, sp.o_last))]
-        complete = Signal(range(CREDITS + 1))  # tiles whose last beat is in the FIFO, not yet consumed
+        orun = Signal(range(T + 1))
+        route = RunTable(m, [(int(ib_ == 0), int(ib_ == g.cin_blocks - 1)) for _, ib_, _ in runs] if psums
+                         else None, (1, 1), ("first", "final"), "route_runs").read(orun)
+        acc = [sp.o_data[k * ab:(k + 1) * ab].as_signed() for k in range(2 * N)]
+        sp_take = Signal()
+        m.d.comb += sp_take.eq(sp.o_valid & sp.o_ready)
+        if psums:
+            m.submodules.psum = pf = SyncFIFOBuffered(width=2 * N * ab, depth=g.psum_beats_in_flight + 2)
+            first, final = route["first"], route["final"]
+            add = ~first
+            if self._fault == "drop_psum":  # tests only: the first partial sum that comes back is lost
+                lost = Signal(init=1)
+                with m.If(sp_take & ~first):
+                    m.d.sync += lost.eq(0)
+                add = add & ~lost
+            acc = [Mux(add, (v + pf.r_data[k * ab:(k + 1) * ab].as_signed())[:ab].as_signed(), v)
+                   for k, v in enumerate(acc)]
+            psum_ok = first | pf.r_rdy
+            m.d.comb += [pf.w_en.eq(sp.o_valid & ~final & psum_ok), pf.w_data.eq(Cat(*acc)),
+                         pf.r_en.eq(sp_take & ~first),
+                         fifo.w_en.eq(sp.o_valid & final & psum_ok),
+                         sp.o_ready.eq(psum_ok & Mux(final, fifo.w_rdy, pf.w_rdy)),
+                         psum_done.eq(sp_take & sp.o_last & ~final)]
+        else:
+            m.d.comb += [fifo.w_en.eq(sp.o_valid), sp.o_ready.eq(fifo.w_rdy)]
+        with m.If(sp_take & sp.o_last):
+            m.d.sync += orun.eq(orun + 1)
+        rounded = [_round_saturate(v, q.acc_shift, ib)[:ib] for v in acc]
+        m.d.comb += fifo.w_data.eq(Cat(*rounded, sp.o_last))
+        complete = Signal(range(CREDITS + 1))  # runs whose last beat is in the FIFO, not yet consumed
         tile_in = Signal()
         m.d.comb += tile_in.eq(fifo.w_en & fifo.w_rdy & sp.o_last)
-        ibeat = Signal(range(Q))
         ifft_take = Signal()
         m.d.comb += [ifft.i_valid.eq(fifo.r_rdy & (complete != 0)), ifft.i_data.eq(fifo.r_data[:W]),
                      fifo.r_en.eq(ifft.i_ready & (complete != 0)), ifft_take.eq(ifft.i_valid & ifft.i_ready)]
-        with m.If(ifft_take):
-            m.d.sync += ibeat.eq(Mux(ibeat == Q - 1, 0, ibeat + 1))
-        m.d.comb += consumed.eq(ifft_take & (ibeat == Q - 1))
+        m.d.comb += consumed.eq(ifft_take & fifo.r_data[W])  # the run's last column (its o_last tag)
         m.d.sync += complete.eq(complete + tile_in - consumed)
 
         # ------------------------------------------------------------ overlap-add, bias, ReLU
         bb = q.block_bits
         S = bb + 2  # up to four overlapping blocks
-        ty = Signal(range(g.tiles_y))
-        tx = Signal(range(g.tiles_x))
+        # the IFFT's tiles: the final runs (last cin block) in walk order; per run its tile and cout block
+        finals = [(divmod(t, g.tiles_x) + (ob * g.bo, g.run_out_channels(ob)))
+                  for ob, ib_, t in runs if ib_ == g.cin_blocks - 1]
+        frun = Signal(range(len(finals) + 1))
+        fr_ = RunTable(m, finals, None, ("ty", "tx", "chan_base", "channels"), "ola_runs").read(frun)
+        ty, tx = Signal(range(g.tiles_y)), Signal(range(g.tiles_x))
         oc = Signal(range(cout))
+        ol = Signal(range(g.bo))  # output channel within the run's cout block
         orow = Signal(range(N))
         rowbase = Signal(range(g.tiles_y * h + 1))  # ty * h
         colbase = Signal(range(g.tiles_x * h + 1))  # tx * h
+        m.d.comb += [ty.eq(fr_["ty"]), tx.eq(fr_["tx"]), oc.eq(fr_["chan_base"] + ol),
+                     rowbase.eq(ty * h), colbase.eq(tx * h)]
         ty_last, tx_last = Signal(), Signal()
         m.d.comb += [ty_last.eq(ty == g.tiles_y - 1), tx_last.eq(tx == g.tiles_x - 1)]
         stall = Signal()
@@ -203,12 +244,9 @@ class LayerEngine(wiring.Component):
         with m.If(take):
             m.d.sync += orow.eq(Mux(orow == N - 1, 0, orow + 1))
             with m.If(orow == N - 1):
-                m.d.sync += oc.eq(Mux(oc == cout - 1, 0, oc + 1))
-                with m.If(oc == cout - 1):
-                    with m.If(tx_last):
-                        m.d.sync += [tx.eq(0), colbase.eq(0), ty.eq(ty + 1), rowbase.eq(rowbase + h)]
-                    with m.Else():
-                        m.d.sync += [tx.eq(tx + 1), colbase.eq(colbase + h)]
+                m.d.sync += ol.eq(Mux(ol == fr_["channels"] - 1, 0, ol + 1))
+                with m.If(ol == fr_["channels"] - 1):
+                    m.d.sync += frun.eq(frun + 1)
         # carries: below[(o, j, tx)] = N values (row j of the K-1 rows that carry down);
         # right[(o, r)] = K-1 values (the K-1 columns that carry right)
         kc = K - 1

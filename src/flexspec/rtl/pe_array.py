@@ -78,6 +78,8 @@ def pe_array_signature(c: PEArrayConfig, checks: bool) -> dict:
     }
     if c.readout_sub_bits:
         sig["rd_sub"] = In(c.readout_sub_bits)
+    if c.mask_sets > 1:
+        sig["rd_mask_set"] = In(_u(c.mask_sets))
     if checks:
         sig["conflict"] = Out(1)
     return sig
@@ -104,7 +106,9 @@ class SparsePEArray(wiring.Component):
     * ``rd_valid, rd_half, rd_addr[, rd_sub]`` -> ``rd_out_valid, rd_data`` (``readout_latency_cycles``
       later, one per cycle): rows ``rd_sub * K .. rd_sub * K + K - 1`` (K = ``readout_rows``;
       ``rd_sub`` exists only when K < N) of column ``rd_addr = slot * (N/2+1) + column`` of output
-      channel ``slot``, half ``rd_half``: K accumulators (row ``rd_sub * K + k``: bits
+      channel ``slot``, half ``rd_half``, summed over the PE mask of set ``rd_mask_set`` (only
+      when ``mask_sets`` > 1: one set per kernel block; ``mask_init`` holds set s at addresses
+      ``s * 2**acc_addr_bits + column``): K accumulators (row ``rd_sub * K + k``: bits
       ``[2k*acc_bits, (2k+2)*acc_bits)``, re low, im high), each summed over the PEs of its mask.
       Each PE keeps K accumulator memories (one write and two read ports each: accumulate and
       read-out), memory k holding the rows r = k (mod K) one after the other in its depth, so K
@@ -161,7 +165,7 @@ class SparsePEArray(wiring.Component):
         K, G = c.readout_rows, c.readout_beats_per_column
         KB = (K - 1).bit_length()  # row bits that pick the lane (row mod K); the rest: the row group
         split = c.acc_split_halves
-        mask_mem = Memory(shape=unsigned(N * P), depth=acc_words, init=list(self.mask_init or []))
+        mask_mem = Memory(shape=unsigned(N * P), depth=acc_words * c.mask_sets, init=list(self.mask_init or []))
         m.submodules.readout_mask = mask_mem
         mk_wr = mask_mem.write_port()
         mk_rd = mask_mem.read_port()
@@ -375,7 +379,8 @@ class SparsePEArray(wiring.Component):
             for hosts, halves_d in zip(acc_rd_host, host_half_d, strict=True):
                 for host, (d0, d1) in zip(hosts, halves_d, strict=True):
                     m.d.comb += host.eq(Mux(rdh1, d1, d0))
-        m.d.comb += [mk_rd.addr.eq(self.rd_addr), mk_rd.en.eq(1)]
+        m.d.comb += [mk_rd.addr.eq(Cat(self.rd_addr, self.rd_mask_set) if c.mask_sets > 1 else self.rd_addr),
+                     mk_rd.en.eq(1)]
         rvs = Signal(name="rd_v1")
         m.d.sync += rvs.eq(self.rd_valid)
         # the PE mask of the K rows this request reads (rows sub*K .. sub*K+K-1; bit k*P + p)

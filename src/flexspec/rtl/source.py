@@ -45,6 +45,11 @@ class RTLOptions:
     density: float = 0.25
     image_index: int = 0  # Fashion-MNIST test image that produces the layer input
     tile: int | None = None  # tile index for single-tile checks; None = the tile with the most energy
+    # the layer engine's blocking (flexspec.rtl.engine_case.EngineBlocking; 0 = the whole extent)
+    cout_block: int = 0
+    cin_block: int = 0
+    tile_block: int = 0
+    loop_order: str = "oit"
 
     @classmethod
     def from_yaml(cls, path) -> RTLOptions:
@@ -83,6 +88,15 @@ class RTLOptions:
         for name in ("num_pes", "num_banks", "ports"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("cout_block", "cin_block", "tile_block"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"{name} must be >= 0 (0: the whole extent), got {getattr(self, name)}")
+        if not isinstance(self.loop_order, str) or sorted(self.loop_order) != ["i", "o", "t"]:
+            raise UsageError(f"loop_order must be a permutation of 'oit', got {self.loop_order!r}")
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.cout_block or self.cin_block or self.tile_block)
         if self.num_pes > MAX_PES or self.num_banks > MAX_BANKS or self.ports > MAX_PORTS:
             raise UsageError(f"the generator builds num_pes <= {MAX_PES}, num_banks <= {MAX_BANKS}, "
                              f"ports <= {MAX_PORTS}; got {self.num_pes}, {self.num_banks}, {self.ports}")

@@ -34,6 +34,7 @@ from __future__ import annotations
 from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .config import PEArrayConfig, _bits_for
@@ -44,11 +45,45 @@ from .pe_array import SparsePEArray
 OUTPUT_FIFO_SLACK = 3
 
 
+class RunTable:
+    """Per-run parameters of a blocked walk (``runs``: one tuple of ``fields`` per run, in order)
+    as a ROM with one combinational read port per reader; ``None``: every run the same,
+    ``default`` (plain integers: today's single-block pass, no ROM)."""
+
+    PASS_FIELDS = ("base", "length", "rows", "columns", "mask_set")
+
+    def __init__(self, m: Module, runs, default: tuple, fields: tuple = PASS_FIELDS, name: str = "run_table"):
+        self.m, self.runs, self.default, self.fields = m, runs, default, fields
+        if runs is not None:
+            self.widths = [_bits_for(max(int(r[k]) for r in runs) + 1) for k in range(len(fields))]
+            packed = [sum(int(v) << sum(self.widths[:k]) for k, v in enumerate(r)) for r in runs]
+            self.mem = Memory(shape=sum(self.widths), depth=max(1, len(runs)), init=packed)
+            m.submodules[name] = self.mem
+
+    def read(self, index) -> dict:
+        """The fields of run ``index`` (a signal), as values (plain integers when every run is the same)."""
+        if self.runs is None:
+            return dict(zip(self.fields, self.default, strict=True))
+        port = self.mem.read_port(domain="comb")
+        self.m.d.comb += port.addr.eq(index)
+        out, lo = {}, 0
+        for k, w in zip(self.fields, self.widths, strict=True):
+            out[k] = port.data[lo:lo + w]
+            lo += w
+        return out
+
+
 class SpectralPass(wiring.Component):
-    def __init__(self, config: PEArrayConfig, program, num_tiles: int, checks: bool = False):
+    def __init__(self, config: PEArrayConfig, program, num_tiles: int, checks: bool = False, runs=None):
+        """``runs``: per-run (schedule base, words, tile-buffer rows, read-out columns, mask set)
+        of a blocked layer (see :class:`RunTable`; ``num_tiles`` is then the number of runs);
+        default: ``num_tiles`` runs of the whole program."""
         self.config = config
         self.program = program
         self.num_tiles = int(num_tiles)
+        self.runs = None if runs is None else tuple(tuple(int(v) for v in r) for r in runs)
+        if self.runs is not None and len(self.runs) != self.num_tiles:
+            raise ValueError(f"{len(self.runs)} runs given for num_tiles={num_tiles}")
         self.checks = checks
         c = config
         super().__init__({
@@ -67,6 +102,7 @@ class SpectralPass(wiring.Component):
             m.d.comb += self.conflict.eq(arr.conflict)
         D, L, Q = c.bank_depth, self.program.length, c.acc_columns
         tbits = _bits_for(T + 1)
+        table = RunTable(m, self.runs, (0, L, D, Q, 0))
 
         # ------------------------------------------------------------ loader
         lh = Signal()
@@ -74,13 +110,14 @@ class SpectralPass(wiring.Component):
         loaded = Signal(tbits)
         full = Signal(2)  # tile-buffer half holds a tile not yet read to the end
         beat = Signal()
+        load_run = table.read(loaded)
         m.d.comb += [self.i_ready.eq(~full.bit_select(lh, 1) & (loaded < T)),
                      beat.eq(self.i_valid & self.i_ready),
                      arr.tb_we.eq(beat), arr.tb_half.eq(lh), arr.tb_addr.eq(la), arr.tb_data.eq(self.i_data)]
         set_full = Signal(2)
         clr_full = Signal(2)
         with m.If(beat):
-            with m.If(la == D - 1):
+            with m.If(la == load_run["rows"] - 1):
                 m.d.sync += [la.eq(0), lh.eq(~lh), loaded.eq(loaded + 1)]
                 m.d.comb += set_full.eq(1 << lh)
             with m.Else():
@@ -95,8 +132,10 @@ class SpectralPass(wiring.Component):
         acc_free = Signal(2, init=0b11)
         set_free = Signal(2)
         take_free = Signal(2)
+        issue_run = table.read(issued)
         m.d.comb += [arr.cmd_valid.eq(full.bit_select(ih, 1) & acc_free.bit_select(ih, 1) & (issued < T)),
-                     arr.cmd_base.eq(0), arr.cmd_len.eq(L), arr.cmd_tb_half.eq(ih), arr.cmd_acc_half.eq(ih)]
+                     arr.cmd_base.eq(issue_run["base"]), arr.cmd_len.eq(issue_run["length"]),
+                     arr.cmd_tb_half.eq(ih), arr.cmd_acc_half.eq(ih)]
         with m.If(arr.cmd_valid & arr.cmd_ready):
             m.d.sync += [ih.eq(~ih), issued.eq(issued + 1)]
             m.d.comb += take_free.eq(1 << ih)
@@ -120,6 +159,10 @@ class SpectralPass(wiring.Component):
         drained = Signal(tbits)
         sent = Signal(tbits)
         req = Signal()
+        drain_run = table.read(drained)
+        q_last = drain_run["columns"] - 1
+        if c.mask_sets > 1:
+            m.d.comb += arr.rd_mask_set.eq(drain_run["mask_set"])
         with m.If(arr.done):
             m.d.comb += set_fin.eq(1 << arr.done_half)
         # a column's first request takes a FIFO credit; its other G - 1 requests follow it
@@ -129,7 +172,7 @@ class SpectralPass(wiring.Component):
         with m.If(req):
             with m.If(sub == G - 1):
                 m.d.sync += sub.eq(0)
-                with m.If(ra == Q - 1):
+                with m.If(ra == q_last):
                     m.d.sync += [draining.eq(0), dh.eq(~dh), drained.eq(drained + 1)]
                     m.d.comb += [clr_fin.eq(1 << dh), set_free.eq(1 << dh)]
                 with m.Else():
@@ -140,7 +183,7 @@ class SpectralPass(wiring.Component):
         m.d.comb += [arr.rd_valid.eq(req), arr.rd_half.eq(dh), arr.rd_addr.eq(ra)]
         if G > 1:
             m.d.comb += arr.rd_sub.eq(sub)
-        m.d.sync += last_pipe.eq(last_pipe << 1 | (req & (ra == Q - 1) & (sub == G - 1)))
+        m.d.sync += last_pipe.eq(last_pipe << 1 | (req & (ra == q_last) & (sub == G - 1)))
         # column assembler: the first G - 1 beats of a column wait in a shift register, the
         # last one completes the column (rows in order) into the FIFO in the cycle it arrives
         col_w = Signal()

@@ -1,0 +1,121 @@
+"""The design's ``array_split`` field: "tiles" (the as-built replicated layer engine: every array runs
+the whole program on its own tiles) against "tiles+groups" (the best a_t x a_g split per run), in the
+config, the simulator, the PE-array rule, the search and the CLIs."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from flexspec.accel import design_dataflow, layer_cycles
+from flexspec.accel.arch import ARRAY_SPLITS, AcceleratorConfig
+from flexspec.accel.kernels import resolve_kernels
+from flexspec.accel.pe_rule import array_occupancy
+from flexspec.accel.search import PER_ARRAY, Design, candidates, describe_design, estimate_cycles, resources
+from flexspec.accel.sim import simulate_network
+from flexspec.cli import main as cli_main
+from flexspec.dataflow.model import ORDERS
+from flexspec.devices import load_device
+from flexspec.errors import UsageError
+from flexspec.workload.layers import Network
+from flexspec.workload.zoo import get_network
+
+
+def test_field_is_validated_and_names_its_splits():
+    assert ARRAY_SPLITS == ("tiles+groups", "tiles")
+    assert AcceleratorConfig(arrays=6).group_splits == (1, 2, 3, 6)
+    assert AcceleratorConfig(arrays=6, array_split="tiles").group_splits == (1,)
+    with pytest.raises(UsageError, match="array_split must be one of tiles\\+groups, tiles, got 'groups'"):
+        AcceleratorConfig(array_split="groups")
+    assert AcceleratorConfig(array_split="tiles").to_dict()["array_split"] == "tiles"
+
+
+@pytest.fixture(scope="module")
+def small_net():
+    net = get_network("fmnist_vgg")
+    masks, _, _ = resolve_kernels(net, "random", density=0.3, seed=3)
+    return net, masks
+
+
+def test_simulator_honours_the_split(small_net, monkeypatch):
+    """'tiles' equals the design restricted to a_g = 1 by hand in the two places that split (the
+    benchmark's former monkeypatch of the simulator's ``array_makespan``, and the same restriction of the
+    PE-array rule that picks the blockings); 'tiles+groups' is the unrestricted design; with 8 arrays
+    on 28 x 28 .. 7 x 7 layers (25 .. 4 tiles) the tiles-only split never computes faster, and on some
+    layers slower."""
+    net, masks = small_net
+    cfg = AcceleratorConfig(arrays=8, pes=4, banks=10, ports=2, fft_engines=2, ifft_engines=2, fft_size=8)
+    both = simulate_network(net, "zcu102", cfg, masks, histograms=False)
+    tiles = simulate_network(net, "zcu102", replace(cfg, array_split="tiles"), masks, histograms=False)
+    full = layer_cycles.array_makespan
+    monkeypatch.setattr(layer_cycles, "array_makespan",
+                        lambda cyc, t, a, divisors, interval=None: full(cyc, t, a, (1,), interval))
+    rule = design_dataflow.pe_array_candidates
+    monkeypatch.setattr(design_dataflow, "pe_array_candidates",
+                        lambda *args: rule(*args[:6], (1,), *args[7:]))  # group_splits = (1,)
+    by_hand = simulate_network(net, "zcu102", cfg, masks, histograms=False)
+    assert [lay.cycles for lay in tiles.layers] == [lay.cycles for lay in by_hand.layers]
+    assert [lay.cycles for lay in both.layers] != [lay.cycles for lay in by_hand.layers]
+    pairs = [(t.compute_cycles, b.compute_cycles) for t, b in zip(tiles.layers, both.layers, strict=True)]
+    assert all(t >= b for t, b in pairs) and any(t > b for t, b in pairs)
+
+
+def test_pe_rule_occupancy_with_tiles_only_is_the_tile_slot_fraction():
+    """a_g = 1: a run of t tiles on A arrays fills t / (ceil(t / A) A) of the slots, whatever its groups."""
+
+    class Geom:
+        tiles, cin, cout = 25, 64, 64
+
+    tile_block = np.array([1, 5, 8, 25, 25, 13])
+    cands = {"order_index": np.full(6, ORDERS.index("oti")), "tile_block": tile_block,
+             "cin_block": np.array([1, 2, 64, 7, 64, 3]), "cout_block": np.array([8, 16, 64, 8, 64, 32])}
+    occ = array_occupancy(cands, Geom, 8, 8, (1,))
+    t = np.minimum(tile_block, 25)
+    assert np.allclose(occ, t / (-(-t // 8) * 8))
+    assert (array_occupancy(cands, Geom, 8, 8, (1, 2, 4, 8)) >= occ).all()
+
+
+def test_search_per_array_implies_tiles_and_prints_it():
+    (cfg,) = candidates("zcu102", 8, (8,), PER_ARRAY, ((10, 1),), (False,), readout_rows=(1,))
+    assert cfg.array_split == "tiles"
+    (pool,) = candidates("zcu102", 8, (8,), (2,), ((10, 1),), (False,), readout_rows=(1,))
+    assert pool.array_split == "tiles+groups"
+    (asked,) = candidates("zcu102", 8, (8,), (2,), ((10, 1),), (False,), readout_rows=(1,), array_split="tiles")
+    assert asked.array_split == "tiles"
+    lines = describe_design(Design(asked, resources(asked, load_device("zcu102")), {"array_split": "requested"}, {}), "zcu102")
+    assert "arrays split tiles (requested)" in lines[0]
+
+
+@pytest.mark.parametrize("cmd", [["simulate", "fmnist_vgg", "--device", "zcu102"], ["run", "fmnist_vgg"]])
+def test_cli_flag_bad_value_is_one_usage_line(cmd, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        cli_main(cmd + ["--array-split", "groups"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "--array-split: invalid choice: 'groups'" in err[-1]
+    assert not list(tmp_path.iterdir())
+
+
+def test_simulate_cli_reaches_the_simulator(capsys):
+    code = cli_main(["simulate", "fmnist_vgg", "--device", "zcu102", "--random-masks", "--arrays", "4", "--pes", "4",
+                     "--array-split", "tiles"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "arrays split tiles (requested)" in out
+
+
+def test_search_ranking_charges_the_tiles_only_split():
+    """estimate_cycles' compute term with 'tiles': ceil(T / A) tile passes of nnz / P each (a 7 x 7 layer
+    has 4 tiles at N = 8, so 8 arrays leave half idle), against nnz x T / (A x P) with 'tiles+groups'."""
+    net = get_network("fmnist_vgg")
+    lay = next(x for x in net.spectral_layers if x.height == 7)
+    one = Network("one", (lay.in_channels, lay.height, lay.width), (lay,))
+    mask = np.ones((lay.out_channels, lay.in_channels, 40), dtype=bool)  # dense: compute bound
+    cfg = AcceleratorConfig(arrays=8, pes=4, banks=10, ports=2, fft_engines=8, ifft_engines=8, fft_size=8)
+    dev = load_device("u200")
+    both = estimate_cycles(one, {lay.name: mask}, cfg, dev)
+    tiles = estimate_cycles(one, {lay.name: mask}, replace(cfg, array_split="tiles"), dev)
+    assert both == 4 * mask.sum() / 32
+    assert tiles == 1 * mask.sum() / 4 == 2 * both
