@@ -1,4 +1,6 @@
-"""numba kernels of the torch OaA layer's memory-bound passes (:mod:`flexspec.spectral.torch_ops`).
+"""numba kernels of the fast OaA paths: the memory-bound passes of the torch layer
+(:mod:`flexspec.spectral.torch_ops`) and of :class:`flexspec.spectral.sparse.SparseOaA`, and the
+latter's sparse per-frequency product.
 
 Each kernel is one serial pass that reads its input once and writes every element of its output
 (no zero fill first, no slice-by-slice accumulation, no parallel region): on the shared 2-core
@@ -9,6 +11,9 @@ BENCHMARKS.md "Spectral OaA vs conv2d").  Layouts (channels innermost everywhere
 * tiles ``[h, h, B, Ty, Tx, C]``: pixel (py, px) of tile (ty, tx) of image b, zero past the input;
 * blocks ``[N, N, B, Ty, Tx, C]``: the N x N inverse transform of every tile;
 * images ``[B, H, W, C]`` (a logical NCHW tensor permuted; any strides).
+
+The ``*_planar`` variants serve NCHW-contiguous images, :class:`~flexspec.spectral.sparse.SparseOaA`'s
+``*_channel_major`` ones tiles and blocks ``[.., C, B, Ty, Tx]`` (tiles innermost, its product's lanes).
 """
 
 from __future__ import annotations
@@ -35,6 +40,53 @@ def tiles_forward(x, tile, out):
                                 dst[c] = src[c]
                         else:
                             dst[:] = 0
+
+
+@njit(cache=True, nogil=True)
+def tiles_forward_planar(x, tile, out):
+    """:func:`tiles_forward` for ``x`` [B, C, H, W] with rows contiguous: reads along rows and writes
+    blocks of channels, so that both sides stream (a channel-innermost loop would stride by H*W)."""
+    b_count, c_count, height, width = x.shape
+    ty_count, tx_count = out.shape[3], out.shape[4]
+    for py in range(tile):
+        for px in range(tile):
+            for b in range(b_count):
+                for ty in range(ty_count):
+                    for tx in range(tx_count):
+                        if ty * tile + py >= height or tx * tile + px >= width:
+                            out[py, px, b, ty, tx, :] = 0
+    block = 16
+    for b in range(b_count):
+        for c0 in range(0, c_count, block):
+            c1 = min(c_count, c0 + block)
+            for y in range(height):
+                ty, py = divmod(y, tile)
+                for xx in range(width):
+                    tx, px = divmod(xx, tile)
+                    dst = out[py, px, b, ty, tx]
+                    for c in range(c0, c1):
+                        dst[c] = x[b, c, y, xx]
+
+
+@njit(cache=True, nogil=True)
+def tiles_forward_channel_major(x, tile, out):
+    """Cut ``x`` [B, C, H, W] into ``out`` [tile, tile, C, B, Ty, Tx], zero where a tile passes the edge."""
+    b_count, c_count, height, width = x.shape
+    ty_count, tx_count = out.shape[4], out.shape[5]
+    for py in range(tile):
+        for px in range(tile):
+            for c in range(c_count):
+                for b in range(b_count):
+                    for ty in range(ty_count):
+                        y = ty * tile + py
+                        dst = out[py, px, c, b, ty]
+                        if y >= height:
+                            dst[:] = 0
+                            continue
+                        src = x[b, c, y]
+                        for tx in range(tx_count):
+                            xx = tx * tile + px
+                            dst[tx] = src[xx] if xx < width else 0
 
 
 @njit(cache=True, nogil=True)
@@ -87,6 +139,35 @@ def overlap_add_forward(blocks, tile, start_h, start_w, bias, out):
 
 
 @njit(cache=True, nogil=True)
+def overlap_add_channel_major(blocks, tile, start_h, start_w, bias, out):
+    """:func:`overlap_add_forward` for ``blocks`` [N, N, C, B, Ty, Tx] into ``out`` [B, C, OH, OW]."""
+    n = blocks.shape[0]
+    c_count, b_count, ty_count, tx_count = blocks.shape[2], blocks.shape[3], blocks.shape[4], blocks.shape[5]
+    oh, ow = out.shape[2], out.shape[3]
+    parts = (n + tile - 1) // tile
+    for b in range(b_count):
+        for c in range(c_count):
+            for oy in range(oh):
+                yy = oy + start_h
+                dst = out[b, c, oy]
+                dst[:] = 0
+                for a in range(parts):
+                    ty = yy // tile - a
+                    qy = yy - ty * tile
+                    if ty < 0 or ty >= ty_count or qy >= n:
+                        continue
+                    for ox in range(ow):
+                        xx = ox + start_w
+                        for d in range(parts):
+                            tx = xx // tile - d
+                            qx = xx - tx * tile
+                            if 0 <= tx < tx_count and qx < n:
+                                dst[ox] += blocks[qy, qx, c, b, ty, tx]
+                for ox in range(ow):
+                    dst[ox] += bias[c]
+
+
+@njit(cache=True, nogil=True)
 def overlap_add_adjoint(grad, tile, start_h, start_w, out):
     """Adjoint of :func:`overlap_add_forward` (without the bias): ``out`` [N, N, B, Ty, Tx, C], each
     block entry the gradient at the output pixel it was added to (zero outside the window)."""
@@ -107,3 +188,30 @@ def overlap_add_adjoint(grad, tile, start_h, start_w, out):
                                 dst[c] = src[c]
                         else:
                             dst[:] = 0
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def sparse_product(xr, xi, indptr, indices, vr, vi, yr, yi):
+    """Per-frequency sparse complex product in real planes: ``y[f, j, :] = sum_i w[f, j, i] * x[f, i, :]``.
+
+    ``x`` [F, Cin, M] and ``y`` [F, Cout, M] (real and imaginary planes, M = tiles innermost);
+    the kept kernel values are CSR by row ``f * Cout + j``: input channels ``indices[p]`` and values
+    ``vr[p] + 1j * vi[p]`` for ``p`` in ``indptr[row]:indptr[row + 1]``.  Each output row is
+    accumulated in place while it is in cache; only kept values are read (one multiply-accumulate
+    of M lanes per kept value)."""
+    f_count, c_out, m = yr.shape
+    for f in range(f_count):
+        for j in range(c_out):
+            row = f * c_out + j
+            acc_r = yr[f, j]
+            acc_i = yi[f, j]
+            acc_r[:] = 0
+            acc_i[:] = 0
+            for p in range(indptr[row], indptr[row + 1]):
+                wr = vr[p]
+                wi = vi[p]
+                ar = xr[f, indices[p]]
+                ai = xi[f, indices[p]]
+                for q in range(m):
+                    acc_r[q] += wr * ar[q] - wi * ai[q]
+                    acc_i[q] += wr * ai[q] + wi * ar[q]

@@ -37,35 +37,16 @@ from torch import nn
 
 from ..errors import UsageError
 from . import _oaa_kernels as _kernels
+from . import transform
 from .geometry import check_fft_size, half_width, num_frequencies
+from .oaa import padding_pair
 
 
 # --------------------------------------------------------------------------- DFT matrices
 @functools.lru_cache(maxsize=32)
 def dft_matrices(fft_size: int, tile: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The real matrices of the half-plane 2-D DFT of an ``tile x tile`` tile zero-padded to N x N,
-    and of its inverse (float64, constant for given sizes).
-
-    ``D`` [2F, tile*tile]: row ``f`` the real part and row ``F + f`` the imaginary part of spectrum
-    position ``f = r * (N//2+1) + c``; column ``py * tile + px``.
-    ``G`` [N*N, 2F]: ``irfft2`` of the half-plane as a matrix, columns in the same (re, im) x f
-    order (weight 1 for columns 0 and N/2, whose conjugate twins are in the half-plane, else 2).
-    """
-    n, m = fft_size, half_width(fft_size)
-    r = np.repeat(np.arange(n), m).astype(np.float64)
-    c = np.tile(np.arange(m), n).astype(np.float64)
-    py, px = np.divmod(np.arange(tile * tile), tile)
-    theta = 2 * np.pi * (r[:, None] * py[None, :] + c[:, None] * px[None, :]) / n
-    d = np.concatenate([np.cos(theta), -np.sin(theta)], axis=0)
-    qy, qx = np.divmod(np.arange(n * n), n)
-    theta = 2 * np.pi * (qy[:, None] * r[None, :] + qx[:, None] * c[None, :]) / n
-    weight = np.where((c == 0) | ((n % 2 == 0) & (c == n // 2)), 1.0, 2.0) / (n * n)
-    g = np.concatenate([weight * np.cos(theta), -weight * np.sin(theta)], axis=1)
-    return torch.from_numpy(d), torch.from_numpy(g)
-
-
-def _padding_pair(padding) -> tuple[int, int]:
-    return (padding, padding) if isinstance(padding, int) else tuple(int(p) for p in padding)
+    """:func:`flexspec.spectral.transform.dft_matrices` as float64 tensors ``(D, G)``."""
+    return tuple(torch.from_numpy(a.copy()) for a in transform.dft_matrices(fft_size, tile))
 
 
 # --------------------------------------------------------------------------- kernel layouts
@@ -115,7 +96,7 @@ def oaa_frequency_major(x: torch.Tensor, wm: torch.Tensor, fft_size: int, kernel
     if x.device.type != "cpu" or x.dtype not in _DTYPES or wm.dtype != x.dtype:
         raise UsageError(f"the spectral layer computes on the CPU in float32 or float64; got input "
                          f"{x.dtype} on {x.device}, kernels {wm.dtype}")
-    ph, pw = _padding_pair(padding)
+    ph, pw = padding_pair(padding)
     out_h, out_w = x.shape[2] + 2 * ph - k + 1, x.shape[3] + 2 * pw - k + 1
     if out_h < 1 or out_w < 1:
         raise UsageError(f"kernel {k} is larger than the padded {x.shape[2]}x{x.shape[3]} input")
@@ -150,7 +131,10 @@ class _SpectralOaA(torch.autograd.Function):
         ty, tx = -(-height // h), -(-width // h)
         bt = b * ty * tx
         tiles = x.new_empty(h * h, bt * cin)
-        _kernels.tiles_forward(_bhwc(x), h, tiles.numpy().reshape(h, h, b, ty, tx, cin))
+        if x.stride(1) != 1 and x.stride(3) == 1:  # NCHW rows: stream rows, not channels
+            _kernels.tiles_forward_planar(x.detach().numpy(), h, tiles.numpy().reshape(h, h, b, ty, tx, cin))
+        else:
+            _kernels.tiles_forward(_bhwc(x), h, tiles.numpy().reshape(h, h, b, ty, tx, cin))
         xs = (d @ tiles).view(2, f_count, bt, cin)  # tile spectra, real and imaginary planes
         xr, xi = xs.unbind(0)
         wr, wi = wm.unbind(0)
