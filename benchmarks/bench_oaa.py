@@ -9,8 +9,9 @@
    spectral N = 8, alternating, median of --reps.
 3. Sparse vs dense spectral: VGG16's kernels pruned to --density (synthesized, magnitude, layer
    scope, N = 8) through ``SparseOaA`` (operator built once, only kept values multiplied) against
-   its dense twin, the masked ``SpectralConv2d`` with the same kernels (same transforms, dense
-   product), alternating, on the layers in --sparse-layers, at each batch.
+   its dense twin, a ``SpectralConv2d`` holding the same kernels with zeros where pruned (same
+   transforms, dense product; no mask buffer, so no per-call mask multiply), alternating, on the
+   layers in --sparse-layers, at each batch.
 The load average is recorded before and after.  Writes Markdown to stdout and JSON to --json.
 
     python benchmarks/bench_oaa.py --threads 2 --json benchmarks/results/bench_oaa.json
@@ -91,9 +92,7 @@ def sparse_rows(batches, density: float, names, reps: int) -> dict:
         for name, ssk in net.layers.items():
             layer = shapes[name]
             dense = SpectralConv2d(layer.in_channels, layer.out_channels, 3, 1, 8)
-            wf = ssk.dense()
-            dense.set_spectrum(torch.from_numpy(wf))
-            dense.set_mask(ssk.mask().reshape(wf.shape))
+            dense.set_spectrum(torch.from_numpy(ssk.dense()))  # pruned values are zeros: no mask pass per call
             sparse = SparseOaA(ssk)
             for batch in batches:
                 torch.manual_seed(0)

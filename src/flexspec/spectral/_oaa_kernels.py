@@ -104,6 +104,15 @@ def tiles_adjoint(grad, tile, out):
                     dst[c] = src[c]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _piece(pos, part, tile, count, n):
+    """Which block adds to canvas position ``pos`` as its ``part``-th tile-sized strip (0: the block
+    of that tile, 1: the one before, ...): (block index, position inside the block, whether it exists)."""
+    t = pos // tile - part
+    q = pos - t * tile
+    return t, q, 0 <= t < count and q < n
+
+
 @njit(cache=True, nogil=True)
 def overlap_add_forward(blocks, tile, start_h, start_w, bias, out):
     """``out`` [B, OH, OW, C] = the window at (start_h, start_w) of the overlap-add of ``blocks``
@@ -122,14 +131,12 @@ def overlap_add_forward(blocks, tile, start_h, start_w, bias, out):
                 dst = out[b, oy, ox]
                 dst[:] = 0
                 for a in range(parts):
-                    ty = yy // tile - a
-                    qy = yy - ty * tile
-                    if ty < 0 or ty >= ty_count or qy >= n:
+                    ty, qy, row_ok = _piece(yy, a, tile, ty_count, n)
+                    if not row_ok:
                         continue
                     for d in range(parts):
-                        tx = xx // tile - d
-                        qx = xx - tx * tile
-                        if tx < 0 or tx >= tx_count or qx >= n:
+                        tx, qx, col_ok = _piece(xx, d, tile, tx_count, n)
+                        if not col_ok:
                             continue
                         src = blocks[qy, qx, b, ty, tx]
                         for c in range(c_count):
@@ -152,16 +159,13 @@ def overlap_add_channel_major(blocks, tile, start_h, start_w, bias, out):
                 dst = out[b, c, oy]
                 dst[:] = 0
                 for a in range(parts):
-                    ty = yy // tile - a
-                    qy = yy - ty * tile
-                    if ty < 0 or ty >= ty_count or qy >= n:
+                    ty, qy, row_ok = _piece(yy, a, tile, ty_count, n)
+                    if not row_ok:
                         continue
                     for ox in range(ow):
-                        xx = ox + start_w
                         for d in range(parts):
-                            tx = xx // tile - d
-                            qx = xx - tx * tile
-                            if 0 <= tx < tx_count and qx < n:
+                            tx, qx, col_ok = _piece(ox + start_w, d, tile, tx_count, n)
+                            if col_ok:
                                 dst[ox] += blocks[qy, qx, c, b, ty, tx]
                 for ox in range(ow):
                     dst[ox] += bias[c]

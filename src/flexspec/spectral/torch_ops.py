@@ -8,7 +8,7 @@ How it is fast (each step measured side by side with conv2d, see BENCHMARKS.md a
 ``benchmarks/bench_oaa.py``):
 
 * the kernels live in the layout the product wants: frequency-major complex ``[F, Cin, Cout]``
-  (stored as a real parameter ``[F, Cin, Cout, 2]``), so a forward never re-lays them out;
+  (stored as real and imaginary planes ``[2, F, Cin, Cout]``), so a forward never re-lays them out;
 * the tile transforms are dense GEMMs with the real DFT matrices of the half-plane
   (``D``: h*h pixels -> 2F real values; ``G``: 2F values -> N*N pixels), which on CPU beats
   many small FFT calls and their transposes, and lands the spectra directly frequency-major;
@@ -112,15 +112,40 @@ def _bhwc(t: torch.Tensor):
     return t.detach().permute(0, 2, 3, 1).numpy()
 
 
+def stacked_product(in_channels: int, fft_size: int, lanes: int) -> bool:
+    """Whether the layer multiplies real and imaginary tile spectra stacked (two batched GEMMs
+    ``[xr; xi] @ wr`` and ``[xr; xi] @ wi``, each kernel plane read once, the signs folded into a
+    ``[N*N, 4F]`` inverse matrix) rather than four GEMMs on the planes (each plane read twice).
+
+    Stacking doubles the inverse transform's multiply-accumulates, ``N*N*2F`` more per tile and
+    output channel against the product's ``4F*Cin``: an extra ``N*N / (2*Cin)`` of the product,
+    at most a quarter where ``Cin >= 2*N*N``.  It pays where reading the kernels bounds the
+    product, i.e. where the GEMMs have fewer rows (``lanes`` = batch x tiles) than ``Cin``.
+    Measured side by side at batch 1 and 8 on VGG16's layers (BENCHMARKS.md)."""
+    return in_channels >= 2 * fft_size * fft_size and lanes <= in_channels
+
+
+def _stacked_matrices(d: torch.Tensor, g: torch.Tensor, f_count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``D`` with rows ordered (frequency, plane), so that the tile spectra come out as
+    ``[F, 2*M, Cin]`` (real rows, then imaginary rows), and the inverse ``[N*N, 4F]`` that turns
+    ``P = X2 @ wr`` and ``Q = X2 @ wi`` into blocks: ``G_r (P_re - Q_im) + G_i (Q_re + P_im)``."""
+    h2 = d.shape[1]
+    d2 = d.view(2, f_count, h2).transpose(0, 1).reshape(2 * f_count, h2)
+    gr, gi = g[:, :f_count], g[:, f_count:]
+    g4 = torch.stack((torch.stack((gr, gi), -1), torch.stack((gi, -gr), -1)), 1).reshape(g.shape[0], 4 * f_count)
+    return d2, g4
+
+
 class _SpectralOaA(torch.autograd.Function):
     """The whole OaA layer as one autograd node, so that every pass is written once (forward and
     adjoint) and no intermediate is copied:
 
     tiles (one serial numba pass) -> tile spectra ``D @ tiles`` (one GEMM) -> per-frequency complex
-    product in real planes (four batched GEMMs accumulating in place into one buffer) -> N x N
-    blocks ``G @ Y`` (one GEMM) -> overlap-add, crop and bias (one serial numba pass).  The backward
-    pass runs the adjoints in reverse: one numba gather, one GEMM, eight batched GEMMs (only those
-    whose gradient is needed), one GEMM, one numba gather."""
+    product in real planes (four batched GEMMs accumulating in place into one buffer, or two on
+    stacked planes: :func:`stacked_product`) -> N x N blocks ``G @ Y`` (one GEMM) -> overlap-add,
+    crop and bias (one serial numba pass).  The backward pass runs the adjoints in reverse: one
+    numba gather, one GEMM, eight (stacked: four) batched GEMMs (only those whose gradient is
+    needed), one GEMM, one numba gather."""
 
     @staticmethod
     def forward(ctx, x, wm, bias, d, g, geometry):
@@ -130,27 +155,36 @@ class _SpectralOaA(torch.autograd.Function):
         _, f_count, _, cout = wm.shape
         ty, tx = -(-height // h), -(-width // h)
         bt = b * ty * tx
+        stacked = stacked_product(cin, n, bt)
+        if stacked:
+            d, g = _stacked_matrices(d, g, f_count)
         tiles = x.new_empty(h * h, bt * cin)
         if x.stride(1) != 1 and x.stride(3) == 1:  # NCHW rows: stream rows, not channels
             _kernels.tiles_forward_planar(x.detach().numpy(), h, tiles.numpy().reshape(h, h, b, ty, tx, cin))
         else:
             _kernels.tiles_forward(_bhwc(x), h, tiles.numpy().reshape(h, h, b, ty, tx, cin))
-        xs = (d @ tiles).view(2, f_count, bt, cin)  # tile spectra, real and imaginary planes
-        xr, xi = xs.unbind(0)
+        xs = d @ tiles  # tile spectra: [2F, B*T*Cin], rows (plane, f), or (f, plane) when stacked
         wr, wi = wm.unbind(0)
-        y = x.new_empty(2, f_count, bt, cout)
-        torch.bmm(xr, wr, out=y[0])
-        y[0].baddbmm_(xi, wi, alpha=-1.0)
-        torch.bmm(xr, wi, out=y[1])
-        y[1].baddbmm_(xi, wr)
-        blocks = g @ y.view(2 * f_count, bt * cout)  # [N*N, B*T*Cout]
+        if stacked:
+            x2 = xs.view(f_count, 2 * bt, cin)
+            y = x.new_empty(2, f_count, 2 * bt, cout)  # P = X2 @ wr, Q = X2 @ wi
+            torch.bmm(x2, wr, out=y[0])
+            torch.bmm(x2, wi, out=y[1])
+        else:
+            xr, xi = xs.view(2, f_count, bt, cin).unbind(0)
+            y = x.new_empty(2, f_count, bt, cout)
+            torch.bmm(xr, wr, out=y[0])
+            y[0].baddbmm_(xi, wi, alpha=-1.0)
+            torch.bmm(xr, wi, out=y[1])
+            y[1].baddbmm_(xi, wr)
+        blocks = g @ y.view(-1, bt * cout)  # [N*N, B*T*Cout]
         out_h, out_w = height + 2 * ph - k + 1, width + 2 * pw - k + 1
         out = x.new_empty(b, out_h, out_w, cout)
         bias_np = bias.detach().to(x.dtype).numpy() if bias is not None else np.zeros(cout, dtype=out.numpy().dtype)
         _kernels.overlap_add_forward(blocks.numpy().reshape(n, n, b, ty, tx, cout), h, k - 1 - ph, k - 1 - pw,
                                      bias_np, out.numpy())
         ctx.save_for_backward(xs, wm)
-        ctx.d, ctx.g, ctx.geometry, ctx.x_shape = d, g, geometry, x.shape
+        ctx.d, ctx.g, ctx.geometry, ctx.x_shape, ctx.stacked = d, g, geometry, x.shape, stacked
         return out.permute(0, 3, 1, 2)
 
     @staticmethod
@@ -166,23 +200,35 @@ class _SpectralOaA(torch.autograd.Function):
         grad_blocks = grad_out.new_empty(n * n, bt * cout)
         _kernels.overlap_add_adjoint(_bhwc(grad_out), h, k - 1 - ph, k - 1 - pw,
                                      grad_blocks.numpy().reshape(n, n, b, ty, tx, cout))
-        gy = (ctx.g.t() @ grad_blocks).view(2, f_count, bt, cout)
-        gyr, gyi = gy.unbind(0)
+        gy = ctx.g.t() @ grad_blocks
+        wr, wi = wm.unbind(0)
         grad_x = grad_w = grad_b = None
-        if need_w:
-            xr, xi = xs.unbind(0)
-            grad_w = wm.new_empty(wm.shape)
-            torch.bmm(xr.mT, gyr, out=grad_w[0])
-            grad_w[0].baddbmm_(xi.mT, gyi)
-            torch.bmm(xr.mT, gyi, out=grad_w[1])
-            grad_w[1].baddbmm_(xi.mT, gyr, alpha=-1.0)
+        if ctx.stacked:
+            gp, gq = gy.view(2, f_count, 2 * bt, cout).unbind(0)
+            x2 = xs.view(f_count, 2 * bt, cin)
+            if need_w:
+                grad_w = wm.new_empty(wm.shape)
+                torch.bmm(x2.mT, gp, out=grad_w[0])
+                torch.bmm(x2.mT, gq, out=grad_w[1])
+            if need_x:
+                gxs = torch.bmm(gp, wr.mT)
+                gxs.baddbmm_(gq, wi.mT)
+        else:
+            gyr, gyi = gy.view(2, f_count, bt, cout).unbind(0)
+            if need_w:
+                xr, xi = xs.view(2, f_count, bt, cin).unbind(0)
+                grad_w = wm.new_empty(wm.shape)
+                torch.bmm(xr.mT, gyr, out=grad_w[0])
+                grad_w[0].baddbmm_(xi.mT, gyi)
+                torch.bmm(xr.mT, gyi, out=grad_w[1])
+                grad_w[1].baddbmm_(xi.mT, gyr, alpha=-1.0)
+            if need_x:
+                gxs = grad_out.new_empty(2, f_count, bt, cin)
+                torch.bmm(gyr, wr.mT, out=gxs[0])
+                gxs[0].baddbmm_(gyi, wi.mT)
+                torch.bmm(gyi, wr.mT, out=gxs[1])
+                gxs[1].baddbmm_(gyr, wi.mT, alpha=-1.0)
         if need_x:
-            wr, wi = wm.unbind(0)
-            gxs = grad_out.new_empty(2, f_count, bt, cin)
-            torch.bmm(gyr, wr.mT, out=gxs[0])
-            gxs[0].baddbmm_(gyi, wi.mT)
-            torch.bmm(gyi, wr.mT, out=gxs[1])
-            gxs[1].baddbmm_(gyr, wi.mT, alpha=-1.0)
             grad_tiles = ctx.d.t() @ gxs.view(2 * f_count, bt * cin)
             grad_x = grad_out.new_empty(b, height, width, cin)  # channels-last, like the layer's output
             _kernels.tiles_adjoint(grad_tiles.numpy().reshape(h, h, b, ty, tx, cin), h, grad_x.numpy())
