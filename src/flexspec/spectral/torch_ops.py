@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from ..errors import UsageError
 from . import _oaa_kernels as _kernels
@@ -177,7 +178,7 @@ class _SpectralOaA(torch.autograd.Function):
             y[0].baddbmm_(xi, wi, alpha=-1.0)
             torch.bmm(xr, wi, out=y[1])
             y[1].baddbmm_(xi, wr)
-        blocks = g @ y.view(-1, bt * cout)  # [N*N, B*T*Cout]
+        blocks = g @ y.view(g.shape[1], bt * cout)  # [N*N, B*T*Cout]
         out_h, out_w = height + 2 * ph - k + 1, width + 2 * pw - k + 1
         out = x.new_empty(b, out_h, out_w, cout)
         bias_np = bias.detach().to(x.dtype).numpy() if bias is not None else np.zeros(cout, dtype=out.numpy().dtype)
@@ -188,6 +189,7 @@ class _SpectralOaA(torch.autograd.Function):
         return out.permute(0, 3, 1, 2)
 
     @staticmethod
+    @once_differentiable  # the numba passes are not recorded: refuse double backward instead of a wrong one
     def backward(ctx, grad_out):
         xs, wm = ctx.saved_tensors
         n, k, ph, pw = ctx.geometry
