@@ -251,3 +251,14 @@ def test_network_container_round_trip(tmp_path):
         SparseSpectralKernels.load(tmp_path / "net.npz")
     with pytest.raises(UsageError, match="bias"):
         SparseNetworkKernels("toy", 8, layers, "x", False, {"conv0": np.zeros(7)})
+
+
+def test_sparse_operator_refuses_bad_input():
+    _, wf, mask = _random_case(1, 3, 2, 8, 3, 0.5)
+    op = SparseOaA(SparseSpectralKernels.from_dense(wf, mask, 3))
+    with pytest.raises(UsageError, match=r"input must be \[B, 2, H, W\]"):
+        op(np.zeros((1, 3, 6, 6)))
+    with pytest.raises(UsageError, match=r"bias must have shape \(3,\)"):
+        op(np.zeros((1, 2, 6, 6)), 1, np.zeros(2))
+    with pytest.raises(UsageError, match="larger than the padded"):
+        op(np.zeros((1, 2, 2, 2)))

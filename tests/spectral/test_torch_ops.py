@@ -152,4 +152,8 @@ def test_layer_refuses_what_it_cannot_compute():
         layer(torch.zeros(1, 2, 8, 8, dtype=torch.bfloat16))
     with pytest.raises(UsageError, match="larger than the padded"):
         SpectralConv2d(2, 3, 5, 0, 8)(torch.zeros(1, 2, 3, 3))
+    with pytest.raises(UsageError, match=r"kernels must have shape \[2, 40, Cin, Cout\]"):
+        oaa_frequency_major(torch.zeros(1, 2, 8, 8), torch.zeros(2, 24, 2, 3), 8, 3, 1)
+    with pytest.raises(UsageError, match=r"bias must have shape \(3,\)"):
+        oaa_frequency_major(torch.zeros(1, 2, 8, 8), torch.zeros(2, 40, 2, 3), 8, 3, 1, torch.zeros(2))
 

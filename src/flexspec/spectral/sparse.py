@@ -531,7 +531,9 @@ class SparseOaA:
         _kernels.sparse_product(xs[0], xs[1], self.indptr, self.channels, self.values_real, self.values_imag,
                                 y[0], y[1])
         blocks = (self.dft_g @ y.reshape(2 * f_count, cout * bt)).reshape(n, n, cout, b, ty, tx)
-        bias = np.zeros(cout, dtype=real) if bias is None else np.asarray(bias, dtype=real).reshape(cout)
+        bias = np.zeros(cout, dtype=real) if bias is None else np.asarray(bias, dtype=real)
+        if bias.shape != (cout,):
+            raise UsageError(f"bias must have shape ({cout},), got {bias.shape}")
         out = np.empty((b, cout, out_h, out_w), dtype=real)
         _kernels.overlap_add_channel_major(blocks, h, k - 1 - ph, k - 1 - pw, bias, out)
         return out[0] if squeeze else out

@@ -92,6 +92,12 @@ def oaa_frequency_major(x: torch.Tensor, wm: torch.Tensor, fft_size: int, kernel
     keeps them as buffers); computed here when None.
     """
     n, k = fft_size, kernel_size
+    check_fft_size(n, k)
+    if wm.dim() != 4 or wm.shape[0] != 2 or wm.shape[1] != num_frequencies(n):
+        raise UsageError(f"kernels must have shape [2, {num_frequencies(n)}, Cin, Cout] for N={n}, "
+                         f"got {tuple(wm.shape)}")
+    if bias is not None and tuple(bias.shape) != (wm.shape[3],):
+        raise UsageError(f"bias must have shape ({wm.shape[3]},), got {tuple(bias.shape)}")
     if x.dim() != 4 or x.shape[1] != wm.shape[2]:
         raise UsageError(f"input must have shape [B, {wm.shape[2]}, H, W], got {tuple(x.shape)}")
     if x.device.type != "cpu" or x.dtype not in _DTYPES or wm.dtype != x.dtype:
