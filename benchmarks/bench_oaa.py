@@ -7,6 +7,11 @@
    and the best of conv2d / spectral per layer (what ``to_spectral(..., keep_conv2d=True)`` picks).
 2. Training: one step (forward, backward, SGD update) of fmnist_vgg at batch 128, spatial vs
    spectral N = 8, alternating, median of --reps.
+3. Sparse vs dense spectral: VGG16's kernels pruned to --density (synthesized, magnitude, layer
+   scope, N = 8) through ``SparseOaA`` (operator built once, only kept values multiplied) against
+   its dense twin, a ``SpectralConv2d`` holding the same kernels with zeros where pruned (same
+   transforms, dense product; no mask buffer, so no per-call mask multiply), alternating, on the
+   layers in --sparse-layers, at each batch.
 The load average is recorded before and after.  Writes Markdown to stdout and JSON to --json.
 
     python benchmarks/bench_oaa.py --threads 2 --json benchmarks/results/bench_oaa.json
@@ -23,7 +28,11 @@ import time
 import torch
 import torch.nn.functional as F
 
+import numpy as np
+
 from flexspec.spectral import real_model as rm
+from flexspec.spectral.sparse import SparseOaA
+from flexspec.spectral.synth import vgg16_kernels
 from flexspec.spectral.torch_ops import SpectralConv2d, to_spectral
 from flexspec.workload import get_network
 
@@ -75,6 +84,31 @@ def forward_summary(rows, sizes) -> dict:
             "layers": {name: {str(k): v for k, v in m.items()} for name, m in rows}}
 
 
+def sparse_rows(batches, density: float, names, reps: int) -> dict:
+    net = vgg16_kernels(8, density, 0, layers=names)
+    shapes = {layer.name: layer for layer in get_network("vgg16").conv_layers}
+    rows = {}
+    with torch.inference_mode():
+        for name, ssk in net.layers.items():
+            layer = shapes[name]
+            dense = SpectralConv2d(layer.in_channels, layer.out_channels, 3, 1, 8)
+            dense.set_spectrum(torch.from_numpy(ssk.dense()))  # pruned values are zeros: no mask pass per call
+            sparse = SparseOaA(ssk)
+            for batch in batches:
+                torch.manual_seed(0)
+                xt = torch.randn(batch, layer.in_channels, layer.height, layer.width)
+                x = xt.numpy()
+                ref = dense(xt).numpy()
+                err = float(np.abs(sparse(x, 1) - ref).max() / np.abs(ref).max())
+                assert err < 1e-4, f"{name}: sparse vs dense relative error {err}"
+                med = _interleaved({"dense": lambda dense=dense, xt=xt: dense(xt),
+                                    "sparse": lambda sparse=sparse, x=x: sparse(x, 1)}, reps)
+                rows[f"{name} b{batch}"] = {"dense_s": med["dense"], "sparse_s": med["sparse"],
+                                            "ratio": med["sparse"] / med["dense"], "density": ssk.density}
+                print(f"sparse {name} batch {batch}", {k: f"{v * 1e3:.1f} ms" for k, v in med.items()}, flush=True)
+    return rows
+
+
 def train_step(reps: int) -> dict:
     torch.manual_seed(0)
     spatial = rm.torch_model()
@@ -97,6 +131,9 @@ def main(argv=None):
     ap.add_argument("--fft-sizes", type=int, nargs="+", default=[8, 16])
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--density", type=float, default=0.25)
+    ap.add_argument("--sparse-layers", nargs="*", default=["conv3_1", "conv3_2", "conv4_1", "conv4_2", "conv5_1",
+                                                           "conv5_2"])
     ap.add_argument("--json", help="write all figures here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -121,6 +158,14 @@ def main(argv=None):
                      + " | ".join(f"{summ[f'spectral_n{n}_ratio'] * summ['conv2d_s'] * 1e3:.0f}" for n in args.fft_sizes)
                      + f" | best N per layer: **{summ['spectral_best_n_ratio']:.2f}x**; best of conv2d/spectral: "
                      f"{summ['best_of_ratio']:.2f}x |")
+    if args.sparse_layers:
+        res["load_before_sparse"] = os.getloadavg()
+        res["sparse"] = sparse_rows(args.batches, args.density, args.sparse_layers, args.reps)
+        lines.append(f"\nSparse ({args.density:.0%} kept, synthesized VGG16 kernels, N=8) vs its dense spectral twin\n")
+        lines.append("| layer, batch | dense twin (ms) | SparseOaA (ms) | sparse / dense |")
+        lines.append("|---|---|---|---|")
+        for key, r in res["sparse"].items():
+            lines.append(f"| {key} | {r['dense_s'] * 1e3:.1f} | {r['sparse_s'] * 1e3:.1f} | {r['ratio']:.2f}x |")
     res["load_after"] = os.getloadavg()
     ts = res["train_step_fmnist_vgg_b128"]
     lines.append(f"\nTraining step, fmnist_vgg, batch 128: spatial {ts['spatial_s'] * 1e3:.0f} ms, spectral N=8 "

@@ -21,6 +21,7 @@ from flexspec.spectral.sparse import (
     mask_violations,
     self_conjugate,
     sparse_kernel_bits,
+    SparseOaA,
     sparse_oaa_conv2d,
 )
 from flexspec.spectral.transform import spectral_kernels
@@ -131,6 +132,26 @@ def test_sparse_conv_equals_dense_with_zeros(case, padding, height, width):
     assert sparse_oaa_conv2d(x[0], ssk, padding, bias).shape == got.shape[1:]
 
 
+@settings(max_examples=25, deadline=None)
+@given(case=cases, padding=st.integers(0, 4), batch=st.integers(1, 3), height=st.integers(1, 13),
+       width=st.integers(1, 13))
+def test_sparse_operator_float64_equals_numpy_fft_reference(case, padding, batch, height, width):
+    """SparseOaA (DFT GEMMs, sparse product, numba passes) against the plain numpy FFT OaA, float64, tight."""
+    seed, cout, cin, n, k, keep = case
+    rng, wf, mask = _random_case(seed, cout, cin, n, k, keep)
+    if height + 2 * padding < k or width + 2 * padding < k:
+        return
+    ssk = SparseSpectralKernels.from_dense(wf, mask, k)
+    x = rng.standard_normal((batch, cin, height, width))
+    bias = rng.standard_normal(cout)
+    op = SparseOaA(ssk, np.float64)
+    got = op(x, padding, bias)
+    want = oaa_conv2d_spectral(x, ssk.dense().astype(np.complex128), k, padding, bias)
+    assert got.dtype == np.float64 and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-10 * (1 + np.abs(want).max()))
+    np.testing.assert_array_equal(op(x, padding, bias), got)  # the operator is reused, not rebuilt
+
+
 def test_unpruned_sparse_conv_equals_cross_correlation():
     rng = np.random.default_rng(5)
     w = rng.standard_normal((3, 2, 3, 3))
@@ -230,3 +251,14 @@ def test_network_container_round_trip(tmp_path):
         SparseSpectralKernels.load(tmp_path / "net.npz")
     with pytest.raises(UsageError, match="bias"):
         SparseNetworkKernels("toy", 8, layers, "x", False, {"conv0": np.zeros(7)})
+
+
+def test_sparse_operator_refuses_bad_input():
+    _, wf, mask = _random_case(1, 3, 2, 8, 3, 0.5)
+    op = SparseOaA(SparseSpectralKernels.from_dense(wf, mask, 3))
+    with pytest.raises(UsageError, match=r"input must be \[B, 2, H, W\]"):
+        op(np.zeros((1, 3, 6, 6)))
+    with pytest.raises(UsageError, match=r"bias must have shape \(3,\)"):
+        op(np.zeros((1, 2, 6, 6)), 1, np.zeros(2))
+    with pytest.raises(UsageError, match="larger than the padded"):
+        op(np.zeros((1, 2, 2, 2)))

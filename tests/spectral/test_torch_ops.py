@@ -3,6 +3,8 @@ finite differences (gradients), numpy rfft2/irfft2 (the DFT matrices)."""
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,11 +13,14 @@ from hypothesis import strategies as st
 torch = pytest.importorskip("torch")
 
 from flexspec.errors import UsageError  # noqa: E402
+from flexspec.spectral import torch_ops  # noqa: E402
 from flexspec.spectral.geometry import MAX_FFT_SIZE  # noqa: E402
 from flexspec.spectral.oaa import oaa_conv2d_spectral  # noqa: E402
 from flexspec.spectral.torch_ops import (  # noqa: E402
     SpectralConv2d,
     dft_matrices,
+    frequency_major,
+    oaa_frequency_major,
     plan_spectral,
     to_spectral,
 )
@@ -102,3 +107,53 @@ def test_per_layer_fft_sizes_and_limits():
         to_spectral(model, {"7": 8})
     with pytest.raises(UsageError, match="does not match kernels"):
         SpectralConv2d(2, 3, 3, 1, 8).set_mask(np.ones((3, 2, 8, 4), bool))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 5), st.integers(1, 4), st.sampled_from([1, 3, 5]), st.integers(0, 5),
+       st.integers(0, 3), st.integers(1, 12), st.integers(1, 12), st.booleans(), st.booleans(), st.integers(0, 99))
+def test_forward_and_all_gradients_equal_conv2d(batch, cin, cout, k, extra, padding, height, width, channels_last,
+                                                stacked, seed):
+    """Output and the gradients of input, spatial kernels and bias against torch conv2d (float64): the
+    spectrum is made from the spatial kernels by a differentiable rfft2, so the kernel gradient goes
+    through the layer's own backward pass.  Both product forms (four GEMMs on the planes, two on the
+    stacked planes) are drawn whatever the channel count."""
+    n = max(k + extra, 2)
+    if height + 2 * padding < k or width + 2 * padding < k:
+        return
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, cin, height, width, dtype=torch.float64, generator=gen)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    w = torch.randn(cout, cin, k, k, dtype=torch.float64, generator=gen)
+    bias = torch.randn(cout, dtype=torch.float64, generator=gen)
+    up = torch.randn(batch, cout, height + 2 * padding - k + 1, width + 2 * padding - k + 1, dtype=torch.float64,
+                     generator=gen)
+    grads = []
+    for spectral in (False, True):
+        xi, wi, bi = (t.clone().requires_grad_(True) for t in (x, w, bias))
+        if spectral:
+            wf = torch.fft.rfft2(torch.flip(wi, dims=(-2, -1)), s=(n, n))
+            with mock.patch.object(torch_ops, "stacked_product", lambda cin, n, lanes: stacked):
+                out = oaa_frequency_major(xi, frequency_major(wf), n, k, padding, bi)
+        else:
+            out = torch.nn.functional.conv2d(xi, wi, bi, padding=padding)
+        (out * up).sum().backward()
+        grads.append((out.detach(), xi.grad, wi.grad, bi.grad))
+    for got, want in zip(grads[1], grads[0], strict=True):
+        torch.testing.assert_close(got, want, atol=1e-9, rtol=1e-9)
+
+
+def test_layer_refuses_what_it_cannot_compute():
+    layer = SpectralConv2d(2, 3, 3, 1, 8)
+    with pytest.raises(UsageError, match=r"input must have shape \[B, 2, H, W\]"):
+        layer(torch.zeros(1, 3, 8, 8))
+    with pytest.raises(UsageError, match="float32 or float64"):
+        layer(torch.zeros(1, 2, 8, 8, dtype=torch.bfloat16))
+    with pytest.raises(UsageError, match="larger than the padded"):
+        SpectralConv2d(2, 3, 5, 0, 8)(torch.zeros(1, 2, 3, 3))
+    with pytest.raises(UsageError, match=r"kernels must have shape \[2, 40, Cin, Cout\]"):
+        oaa_frequency_major(torch.zeros(1, 2, 8, 8), torch.zeros(2, 24, 2, 3), 8, 3, 1)
+    with pytest.raises(UsageError, match=r"bias must have shape \(3,\)"):
+        oaa_frequency_major(torch.zeros(1, 2, 8, 8), torch.zeros(2, 40, 2, 3), 8, 3, 1, torch.zeros(2))
+

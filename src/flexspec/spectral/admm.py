@@ -190,7 +190,7 @@ def check_data(model, x, y, batch_size: int) -> tuple[torch.Tensor, torch.Tensor
     try:
         with torch.no_grad():
             out = model(x[:1])
-    except RuntimeError as exc:
+    except (RuntimeError, UsageError) as exc:  # torch layers raise RuntimeError, SpectralConv2d UsageError
         first = str(exc).splitlines()[0]
         raise UsageError(f"training images of shape {tuple(x.shape[1:])} do not fit the model: {first}") from None
     if out.ndim != 2:

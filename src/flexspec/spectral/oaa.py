@@ -25,7 +25,7 @@ from .geometry import check_fft_size, half_width
 from .transform import spectral_kernels
 
 
-def _padding_pair(padding) -> tuple[int, int]:
+def padding_pair(padding) -> tuple[int, int]:
     if isinstance(padding, (tuple, list)):
         if len(padding) != 2:
             raise UsageError(f"padding must be an int or a pair, got {padding!r}")
@@ -90,7 +90,7 @@ def overlap_add(blocks: np.ndarray, tile: int) -> np.ndarray:
 
 def crop_output(full: np.ndarray, height: int, width: int, kernel_size: int, padding) -> np.ndarray:
     """The conv2d window (zero padding ``padding``, stride 1) of a full linear convolution."""
-    ph, pw = _padding_pair(padding)
+    ph, pw = padding_pair(padding)
     out_h = height + 2 * ph - kernel_size + 1
     out_w = width + 2 * pw - kernel_size + 1
     if out_h < 1 or out_w < 1:

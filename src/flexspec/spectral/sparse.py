@@ -32,8 +32,10 @@ from .. import FORMAT_VERSION
 from ..errors import InputFileError, UsageError
 from ..fileio import save_npz
 from ..kernel_format import DEFAULT_VALUE_BITS, KernelFormat, default_index_bits  # noqa: F401  (re-exported)
+from . import _oaa_kernels as _kernels
 from .geometry import check_fft_size, half_width, num_frequencies
-from .oaa import crop_output, overlap_add, transform_tiles
+from .oaa import padding_pair
+from .transform import dft_matrices
 
 
 # --------------------------------------------------------------------------- Hermitian helpers
@@ -507,28 +509,31 @@ def _field(data, path, key: str, scalar: bool = False):
 
 
 # --------------------------------------------------------------------------- sparse convolution
-def sparse_hadamard_matrix(ssk: SparseSpectralKernels):
-    """The layer as a scipy CSR matrix [Cout*F, Cin*F]: row j*F+f, column i*F+f, one stored entry per
-    kept kernel value.  Multiplying tile spectra by it gathers exactly the kept values."""
-    import scipy.sparse as sp
-
-    f_count = ssk.num_frequencies
-    k = ssk.kernel_ids()
-    j, i = np.divmod(k, ssk.in_channels)
-    f = ssk.indices.astype(np.int64)
-    return sp.csr_matrix((ssk.values, (j * f_count + f, i * f_count + f)),
-                         shape=(ssk.out_channels * f_count, ssk.in_channels * f_count))
-
-
 class SparseOaA:
-    """The sparse OaA operator of one layer, built once (the scipy CSR matrix of
-    :func:`sparse_hadamard_matrix`, in the value precision), applied to many inputs."""
+    """The sparse OaA operator of one layer, built once and applied to many inputs.
+
+    The kept values are held per frequency, CSR by output channel (row ``f * Cout + j``, entries over
+    input channels, real and imaginary planes in the value precision).  A call cuts the input into
+    tiles and transforms them with the half-plane DFT as one GEMM
+    (:func:`~flexspec.spectral.transform.dft_matrices`), multiplies by the kept values only (one
+    M-lane multiply-accumulate per kept value, M = batch x tiles), transforms back with one GEMM and
+    overlap-adds, crops and adds the bias in one pass (:mod:`flexspec.spectral._oaa_kernels`)."""
 
     def __init__(self, ssk: SparseSpectralKernels, dtype=np.float32):
         self.ssk = ssk
         self.real = np.float64 if np.dtype(dtype) == np.float64 else np.float32
-        mat = sparse_hadamard_matrix(ssk)
-        self.matrix = mat.astype(np.complex128 if self.real is np.float64 else np.complex64)
+        cout, cin, f_count = ssk.out_channels, ssk.in_channels, ssk.num_frequencies
+        j, i = np.divmod(ssk.kernel_ids(), cin)
+        rows = ssk.indices.astype(np.int64) * cout + j
+        order = np.lexsort((i, rows))
+        self.indptr = np.zeros(f_count * cout + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=f_count * cout), out=self.indptr[1:])
+        self.channels = i[order].astype(np.int32)
+        values = ssk.values[order]
+        self.values_real = values.real.astype(self.real)
+        self.values_imag = values.imag.astype(self.real)
+        self.tile = ssk.fft_size - ssk.kernel_size + 1
+        self.dft_d, self.dft_g = (a.astype(self.real) for a in dft_matrices(ssk.fft_size, self.tile))
 
     def __call__(self, x, padding=0, bias=None) -> np.ndarray:
         """OaA convolution of ``x`` [B, Cin, H, W] (or [Cin, H, W]); equals
@@ -540,19 +545,27 @@ class SparseOaA:
             x = x[None]
         if x.ndim != 4 or x.shape[1] != ssk.in_channels:
             raise UsageError(f"input must be [B, {ssk.in_channels}, H, W], got {x.shape}")
-        real = self.real
-        n, m, f_count = ssk.fft_size, half_width(ssk.fft_size), ssk.num_frequencies
-        xf = transform_tiles(x.astype(real, copy=False), ssk.kernel_size, n)  # [B, Cin, Ty, Tx, N, M]
-        b, cin, ty, tx = xf.shape[:4]
-        xm = xf.reshape(b, cin, ty * tx, f_count).transpose(1, 3, 0, 2).reshape(cin * f_count, b * ty * tx)
-        ym = np.asarray(self.matrix @ xm.astype(self.matrix.dtype, copy=False))  # [Cout*F, B*T]
-        yf = ym.reshape(ssk.out_channels, n, m, b, ty, tx).transpose(3, 0, 4, 5, 1, 2)
-        blocks = np.fft.irfft2(yf, s=(n, n)).astype(real, copy=False)
-        out = crop_output(overlap_add(blocks, n - ssk.kernel_size + 1), x.shape[2], x.shape[3], ssk.kernel_size,
-                          padding)
-        if bias is not None:
-            out = out + np.asarray(bias, dtype=real)[None, :, None, None]
-        out = np.ascontiguousarray(out)
+        real, n, k, h = self.real, ssk.fft_size, ssk.kernel_size, self.tile
+        ph, pw = padding_pair(padding)
+        b, cin, height, width = x.shape
+        cout, f_count = ssk.out_channels, ssk.num_frequencies
+        out_h, out_w = height + 2 * ph - k + 1, width + 2 * pw - k + 1
+        if out_h < 1 or out_w < 1:
+            raise UsageError(f"kernel {k} is larger than the padded {height}x{width} input")
+        ty, tx = -(-height // h), -(-width // h)
+        bt = b * ty * tx
+        tiles = np.empty((h, h, cin, b, ty, tx), dtype=real)  # tiles innermost: the product's M lanes
+        _kernels.tiles_forward_channel_major(np.ascontiguousarray(x, dtype=real), h, tiles)
+        xs = (self.dft_d @ tiles.reshape(h * h, cin * bt)).reshape(2, f_count, cin, bt)
+        y = np.empty((2, f_count, cout, bt), dtype=real)
+        _kernels.sparse_product(xs[0], xs[1], self.indptr, self.channels, self.values_real, self.values_imag,
+                                y[0], y[1])
+        blocks = (self.dft_g @ y.reshape(2 * f_count, cout * bt)).reshape(n, n, cout, b, ty, tx)
+        bias = np.zeros(cout, dtype=real) if bias is None else np.asarray(bias, dtype=real)
+        if bias.shape != (cout,):
+            raise UsageError(f"bias must have shape ({cout},), got {bias.shape}")
+        out = np.empty((b, cout, out_h, out_w), dtype=real)
+        _kernels.overlap_add_channel_major(blocks, h, k - 1 - ph, k - 1 - pw, bias, out)
         return out[0] if squeeze else out
 
 

@@ -8,15 +8,19 @@ How it is fast (each step measured side by side with conv2d, see BENCHMARKS.md a
 ``benchmarks/bench_oaa.py``):
 
 * the kernels live in the layout the product wants: frequency-major complex ``[F, Cin, Cout]``
-  (stored as a real parameter ``[F, Cin, Cout, 2]``), so a forward never re-lays them out;
+  (stored as real and imaginary planes ``[2, F, Cin, Cout]``), so a forward never re-lays them out;
 * the tile transforms are dense GEMMs with the real DFT matrices of the half-plane
   (``D``: h*h pixels -> 2F real values; ``G``: 2F values -> N*N pixels), which on CPU beats
   many small FFT calls and their transposes, and lands the spectra directly frequency-major;
-* the per-frequency product is one batched complex GEMM ``[F, B*T, Cin] @ [F, Cin, Cout]``;
-* overlap-add accumulates the N x N blocks in channels-last order (``ceil(N/h)^2`` slice adds);
-  the output is a logical NCHW tensor with channels-last strides.
+* the per-frequency complex product is four real batched GEMMs accumulating in place;
+* the memory-bound passes (cutting tiles; overlap-add, crop and bias) are single serial numba
+  passes (:mod:`flexspec.spectral._oaa_kernels`) instead of ~10 short parallel torch ops: on a
+  loaded 2-core machine each 2-thread op waits whenever its second thread is descheduled;
+* the whole layer is one autograd node with a hand-written adjoint (same GEMMs and gathers
+  backwards, only the gradients that are needed); the output is a logical NCHW tensor with
+  channels-last strides.
 
-Every step is a plain differentiable torch op, so the backward pass is GEMMs as well.
+CPU only, float32 or float64 (the numba passes); other devices or dtypes get a clear error.
 """
 
 from __future__ import annotations
@@ -29,39 +33,21 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from ..errors import UsageError
+from . import _oaa_kernels as _kernels
+from . import transform
 from .geometry import check_fft_size, half_width, num_frequencies
+from .oaa import padding_pair
 
 
 # --------------------------------------------------------------------------- DFT matrices
 @functools.lru_cache(maxsize=32)
 def dft_matrices(fft_size: int, tile: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The real matrices of the half-plane 2-D DFT of an ``tile x tile`` tile zero-padded to N x N,
-    and of its inverse (float64, constant for given sizes).
-
-    ``D`` [2F, tile*tile]: row ``f`` the real part and row ``F + f`` the imaginary part of spectrum
-    position ``f = r * (N//2+1) + c``; column ``py * tile + px``.
-    ``G`` [N*N, 2F]: ``irfft2`` of the half-plane as a matrix, columns in the same (re, im) x f
-    order (weight 1 for columns 0 and N/2, whose conjugate twins are in the half-plane, else 2).
-    """
-    n, m = fft_size, half_width(fft_size)
-    r = np.repeat(np.arange(n), m).astype(np.float64)
-    c = np.tile(np.arange(m), n).astype(np.float64)
-    py, px = np.divmod(np.arange(tile * tile), tile)
-    theta = 2 * np.pi * (r[:, None] * py[None, :] + c[:, None] * px[None, :]) / n
-    d = np.concatenate([np.cos(theta), -np.sin(theta)], axis=0)
-    qy, qx = np.divmod(np.arange(n * n), n)
-    theta = 2 * np.pi * (qy[:, None] * r[None, :] + qx[:, None] * c[None, :]) / n
-    weight = np.where((c == 0) | ((n % 2 == 0) & (c == n // 2)), 1.0, 2.0) / (n * n)
-    g = np.concatenate([weight * np.cos(theta), -weight * np.sin(theta)], axis=1)
-    return torch.from_numpy(d), torch.from_numpy(g)
-
-
-def _padding_pair(padding) -> tuple[int, int]:
-    return (padding, padding) if isinstance(padding, int) else tuple(int(p) for p in padding)
+    """:func:`flexspec.spectral.transform.dft_matrices` as float64 tensors ``(D, G)``."""
+    return tuple(torch.from_numpy(a.copy()) for a in transform.dft_matrices(fft_size, tile))
 
 
 # --------------------------------------------------------------------------- kernel layouts
@@ -92,116 +78,172 @@ def mask_standard_layout(mask: torch.Tensor, fft_size: int) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- the OaA computation
+_DTYPES = (torch.float32, torch.float64)
+
+
 def oaa_frequency_major(x: torch.Tensor, wm: torch.Tensor, fft_size: int, kernel_size: int, padding=0, bias=None,
                         dft: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """OaA convolution of ``x`` [B, Cin, H, W] with kernels ``wm`` [2, F, Cin, Cout] (real and
-    imaginary planes, :func:`frequency_major` layout); stride 1, zero ``padding``.  Differentiable.
+    imaginary planes, :func:`frequency_major` layout); stride 1, zero ``padding``.  Differentiable
+    in ``x``, ``wm`` and ``bias``; CPU, float32 or float64.  Returns a logical NCHW tensor with
+    channels-last memory.
 
     ``dft``: the matrices of :func:`dft_matrices` already in ``x``'s dtype and device (a layer
     keeps them as buffers); computed here when None.
     """
     n, k = fft_size, kernel_size
-    h = n - k + 1
-    ph, pw = _padding_pair(padding)
-    b, cin, height, width = x.shape
-    _, f_count, _, cout = wm.shape
+    check_fft_size(n, k)
+    if wm.dim() != 4 or wm.shape[0] != 2 or wm.shape[1] != num_frequencies(n):
+        raise UsageError(f"kernels must have shape [2, {num_frequencies(n)}, Cin, Cout] for N={n}, "
+                         f"got {tuple(wm.shape)}")
+    if bias is not None and tuple(bias.shape) != (wm.shape[3],):
+        raise UsageError(f"bias must have shape ({wm.shape[3]},), got {tuple(bias.shape)}")
+    if x.dim() != 4 or x.shape[1] != wm.shape[2]:
+        raise UsageError(f"input must have shape [B, {wm.shape[2]}, H, W], got {tuple(x.shape)}")
+    if x.device.type != "cpu" or x.dtype not in _DTYPES or wm.dtype != x.dtype:
+        raise UsageError(f"the spectral layer computes on the CPU in float32 or float64; got input "
+                         f"{x.dtype} on {x.device}, kernels {wm.dtype}")
+    ph, pw = padding_pair(padding)
+    out_h, out_w = x.shape[2] + 2 * ph - k + 1, x.shape[3] + 2 * pw - k + 1
+    if out_h < 1 or out_w < 1:
+        raise UsageError(f"kernel {k} is larger than the padded {x.shape[2]}x{x.shape[3]} input")
     if dft is None:
-        d, g = (t.to(dtype=x.dtype, device=x.device) for t in dft_matrices(n, h))
+        d, g = (t.to(dtype=x.dtype, device=x.device) for t in dft_matrices(n, n - k + 1))
     else:
         d, g = dft
-    ty, tx = -(-height // h), -(-width // h)
-    t = ty * tx
-    tiles = _Tiles.apply(x, h).view(h * h, b * t * cin)
-    xr, xi = (d @ tiles).view(2, f_count, b * t, cin).unbind(0)  # real and imaginary planes
-    wr, wi = wm.unbind(0)
-    # one complex GEMM per frequency, in real planes (4 real batched GEMMs, no interleaving copies)
-    yr = torch.baddbmm(torch.bmm(xr, wr), xi, wi, alpha=-1.0).view(f_count, b * t * cout)
-    yi = torch.baddbmm(torch.bmm(xr, wi), xi, wr).view(f_count, b * t * cout)
-    blocks = torch.addmm(g[:, :f_count] @ yr, g[:, f_count:], yi).view(n, n, b, ty, tx, cout)
-    full = _OverlapAdd.apply(blocks, h)  # [B, (Ty+A-1)*h, (Tx+A-1)*h, Cout]
-    out_h, out_w = height + 2 * ph - k + 1, width + 2 * pw - k + 1
-    sh, sw = k - 1 - ph, k - 1 - pw
-    lo_h, lo_w = max(0, -sh), max(0, -sw)
-    hi_h, hi_w = max(0, sh + out_h - full.shape[1]), max(0, sw + out_w - full.shape[2])
-    if lo_h or lo_w or hi_h or hi_w:
-        full = F.pad(full, (0, 0, lo_w, hi_w, lo_h, hi_h))
-    sh, sw = sh + lo_h, sw + lo_w
-    out = full[:, sh:sh + out_h, sw:sw + out_w, :]
-    if bias is not None:
-        out = out + bias
-    return out.permute(0, 3, 1, 2)  # logical NCHW, channels-last memory
+    return _SpectralOaA.apply(x, wm, bias, d, g, (n, k, ph, pw))
 
 
-def _tile_pieces(height: int, width: int, tile: int):
-    """(first tile row, tile rows, pixel rows, first tile column, tile columns, pixel columns) of the
-    up to four rectangles of whole tiles and cut-off last tiles that cover an H x W input."""
-    def spans(size):
-        whole, rest = divmod(size, tile)
-        return [s for s in ((0, whole, tile), (whole, 1, rest)) if s[1] and s[2]]
-    return [(y0, ny, ry, x0, nx, rx) for y0, ny, ry in spans(height) for x0, nx, rx in spans(width)]
+def _bhwc(t: torch.Tensor):
+    """A logical NCHW tensor as a numpy [B, H, W, C] view (no copy, any strides)."""
+    return t.detach().permute(0, 2, 3, 1).numpy()
 
 
-class _Tiles(torch.autograd.Function):
-    """[B, C, H, W] (any strides) -> tiles [tile, tile, B, Ty, Tx, C], pixels first, zero-padded at
-    the bottom and right: the layout the DFT GEMM reads, made in one pass over the input."""
+def stacked_product(in_channels: int, fft_size: int, lanes: int) -> bool:
+    """Whether the layer multiplies real and imaginary tile spectra stacked (two batched GEMMs
+    ``[xr; xi] @ wr`` and ``[xr; xi] @ wi``, each kernel plane read once, the signs folded into a
+    ``[N*N, 4F]`` inverse matrix) rather than four GEMMs on the planes (each plane read twice).
 
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, tile: int) -> torch.Tensor:
-        b, c, height, width = x.shape
-        ty, tx = -(-height // tile), -(-width // tile)
-        out = x.new_zeros(tile, tile, b, ty, tx, c)
-        for y0, ny, ry, x0, nx, rx in _tile_pieces(height, width, tile):
-            src = x[:, :, y0 * tile:y0 * tile + ny * ry, x0 * tile:x0 * tile + nx * rx]
-            out[:ry, :rx, :, y0:y0 + ny, x0:x0 + nx] = src.reshape(b, c, ny, ry, nx, rx).permute(3, 5, 0, 2, 4, 1)
-        ctx.shape, ctx.tile = x.shape, tile
-        return out
+    Stacking doubles the inverse transform's multiply-accumulates, ``N*N*2F`` more per tile and
+    output channel against the product's ``4F*Cin``: an extra ``N*N / (2*Cin)`` of the product,
+    at most a quarter where ``Cin >= 2*N*N``.  It pays where reading the kernels bounds the
+    product, i.e. where the GEMMs have fewer rows (``lanes`` = batch x tiles) than ``Cin``.
+    Measured side by side at batch 1 and 8 on VGG16's layers (BENCHMARKS.md)."""
+    return in_channels >= 2 * fft_size * fft_size and lanes <= in_channels
+
+
+def _stacked_matrices(d: torch.Tensor, g: torch.Tensor, f_count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``D`` with rows ordered (frequency, plane), so that the tile spectra come out as
+    ``[F, 2*M, Cin]`` (real rows, then imaginary rows), and the inverse ``[N*N, 4F]`` that turns
+    ``P = X2 @ wr`` and ``Q = X2 @ wi`` into blocks: ``G_r (P_re - Q_im) + G_i (Q_re + P_im)``."""
+    h2 = d.shape[1]
+    d2 = d.view(2, f_count, h2).transpose(0, 1).reshape(2 * f_count, h2)
+    gr, gi = g[:, :f_count], g[:, f_count:]
+    g4 = torch.stack((torch.stack((gr, gi), -1), torch.stack((gi, -gr), -1)), 1).reshape(g.shape[0], 4 * f_count)
+    return d2, g4
+
+
+class _SpectralOaA(torch.autograd.Function):
+    """The whole OaA layer as one autograd node, so that every pass is written once (forward and
+    adjoint) and no intermediate is copied:
+
+    tiles (one serial numba pass) -> tile spectra ``D @ tiles`` (one GEMM) -> per-frequency complex
+    product in real planes (four batched GEMMs accumulating in place into one buffer, or two on
+    stacked planes: :func:`stacked_product`) -> N x N blocks ``G @ Y`` (one GEMM) -> overlap-add,
+    crop and bias (one serial numba pass).  The backward pass runs the adjoints in reverse: one
+    numba gather, one GEMM, eight (stacked: four) batched GEMMs (only those whose gradient is
+    needed), one GEMM, one numba gather."""
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        b, c, height, width = ctx.shape
-        tile = ctx.tile
-        gx = grad.new_empty(b, height, width, c).permute(0, 3, 1, 2)  # channels-last, like the layer's output
-        for y0, ny, ry, x0, nx, rx in _tile_pieces(height, width, tile):
-            dst = gx[:, :, y0 * tile:y0 * tile + ny * ry, x0 * tile:x0 * tile + nx * rx]
-            dst.view(b, c, ny, ry, nx, rx).copy_(grad[:ry, :rx, :, y0:y0 + ny, x0:x0 + nx].permute(2, 5, 3, 0, 4, 1))
-        return gx, None
-
-
-class _OverlapAdd(torch.autograd.Function):
-    """Add N x N blocks [N, N, B, Ty, Tx, C] placed every ``tile`` pixels into a channels-last canvas
-    [B, (Ty+A-1)*tile, (Tx+A-1)*tile, C], A = ceil(N / tile).  The backward pass is the adjoint
-    (each block reads its window of the gradient), written out so that autograd does not clone
-    the canvas once per slice."""
+    def forward(ctx, x, wm, bias, d, g, geometry):
+        n, k, ph, pw = geometry
+        h = n - k + 1
+        b, cin, height, width = x.shape
+        _, f_count, _, cout = wm.shape
+        ty, tx = -(-height // h), -(-width // h)
+        bt = b * ty * tx
+        stacked = stacked_product(cin, n, bt)
+        if stacked:
+            d, g = _stacked_matrices(d, g, f_count)
+        tiles = x.new_empty(h * h, bt * cin)
+        if x.stride(1) != 1 and x.stride(3) == 1:  # NCHW rows: stream rows, not channels
+            _kernels.tiles_forward_planar(x.detach().numpy(), h, tiles.numpy().reshape(h, h, b, ty, tx, cin))
+        else:
+            _kernels.tiles_forward(_bhwc(x), h, tiles.numpy().reshape(h, h, b, ty, tx, cin))
+        xs = d @ tiles  # tile spectra: [2F, B*T*Cin], rows (plane, f), or (f, plane) when stacked
+        wr, wi = wm.unbind(0)
+        if stacked:
+            x2 = xs.view(f_count, 2 * bt, cin)
+            y = x.new_empty(2, f_count, 2 * bt, cout)  # P = X2 @ wr, Q = X2 @ wi
+            torch.bmm(x2, wr, out=y[0])
+            torch.bmm(x2, wi, out=y[1])
+        else:
+            xr, xi = xs.view(2, f_count, bt, cin).unbind(0)
+            y = x.new_empty(2, f_count, bt, cout)
+            torch.bmm(xr, wr, out=y[0])
+            y[0].baddbmm_(xi, wi, alpha=-1.0)
+            torch.bmm(xr, wi, out=y[1])
+            y[1].baddbmm_(xi, wr)
+        blocks = g @ y.view(g.shape[1], bt * cout)  # [N*N, B*T*Cout]
+        out_h, out_w = height + 2 * ph - k + 1, width + 2 * pw - k + 1
+        out = x.new_empty(b, out_h, out_w, cout)
+        bias_np = bias.detach().to(x.dtype).numpy() if bias is not None else np.zeros(cout, dtype=out.numpy().dtype)
+        _kernels.overlap_add_forward(blocks.numpy().reshape(n, n, b, ty, tx, cout), h, k - 1 - ph, k - 1 - pw,
+                                     bias_np, out.numpy())
+        ctx.save_for_backward(xs, wm)
+        ctx.d, ctx.g, ctx.geometry, ctx.x_shape, ctx.stacked = d, g, geometry, x.shape, stacked
+        return out.permute(0, 3, 1, 2)
 
     @staticmethod
-    def _pieces(n: int, tile: int):
-        parts = -(-n // tile)
-        for a in range(parts):
-            for c in range(parts):
-                yield a, c, min(tile, n - a * tile), min(tile, n - c * tile)
-
-    @staticmethod
-    def forward(ctx, blocks: torch.Tensor, tile: int) -> torch.Tensor:
-        n, _, b, ty, tx, ch = blocks.shape
-        parts = -(-n // tile)
-        canvas = blocks.new_zeros(b, ty + parts - 1, tile, tx + parts - 1, tile, ch)
-        for a, c, ra, rc in _OverlapAdd._pieces(n, tile):
-            canvas[:, a:a + ty, :ra, c:c + tx, :rc, :] += blocks[a * tile:a * tile + ra,
-                                                                 c * tile:c * tile + rc].permute(2, 3, 0, 4, 1, 5)
-        ctx.tile, ctx.shape = tile, blocks.shape
-        return canvas.view(b, (ty + parts - 1) * tile, (tx + parts - 1) * tile, ch)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        n, _, b, ty, tx, ch = ctx.shape
-        tile = ctx.tile
-        parts = -(-n // tile)
-        grad = grad.reshape(b, ty + parts - 1, tile, tx + parts - 1, tile, ch)
-        out = grad.new_empty(ctx.shape)
-        for a, c, ra, rc in _OverlapAdd._pieces(n, tile):
-            out[a * tile:a * tile + ra, c * tile:c * tile + rc] = grad[:, a:a + ty, :ra, c:c + tx, :rc, :].permute(
-                2, 4, 0, 1, 3, 5)
-        return out, None
+    @once_differentiable  # the numba passes are not recorded: refuse double backward instead of a wrong one
+    def backward(ctx, grad_out):
+        xs, wm = ctx.saved_tensors
+        n, k, ph, pw = ctx.geometry
+        h = n - k + 1
+        b, cin, height, width = ctx.x_shape
+        _, f_count, _, cout = wm.shape
+        ty, tx = -(-height // h), -(-width // h)
+        bt = b * ty * tx
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        grad_blocks = grad_out.new_empty(n * n, bt * cout)
+        _kernels.overlap_add_adjoint(_bhwc(grad_out), h, k - 1 - ph, k - 1 - pw,
+                                     grad_blocks.numpy().reshape(n, n, b, ty, tx, cout))
+        gy = ctx.g.t() @ grad_blocks
+        wr, wi = wm.unbind(0)
+        grad_x = grad_w = grad_b = None
+        if ctx.stacked:
+            gp, gq = gy.view(2, f_count, 2 * bt, cout).unbind(0)
+            x2 = xs.view(f_count, 2 * bt, cin)
+            if need_w:
+                grad_w = wm.new_empty(wm.shape)
+                torch.bmm(x2.mT, gp, out=grad_w[0])
+                torch.bmm(x2.mT, gq, out=grad_w[1])
+            if need_x:
+                gxs = torch.bmm(gp, wr.mT)
+                gxs.baddbmm_(gq, wi.mT)
+        else:
+            gyr, gyi = gy.view(2, f_count, bt, cout).unbind(0)
+            if need_w:
+                xr, xi = xs.view(2, f_count, bt, cin).unbind(0)
+                grad_w = wm.new_empty(wm.shape)
+                torch.bmm(xr.mT, gyr, out=grad_w[0])
+                grad_w[0].baddbmm_(xi.mT, gyi)
+                torch.bmm(xr.mT, gyi, out=grad_w[1])
+                grad_w[1].baddbmm_(xi.mT, gyr, alpha=-1.0)
+            if need_x:
+                gxs = grad_out.new_empty(2, f_count, bt, cin)
+                torch.bmm(gyr, wr.mT, out=gxs[0])
+                gxs[0].baddbmm_(gyi, wi.mT)
+                torch.bmm(gyi, wr.mT, out=gxs[1])
+                gxs[1].baddbmm_(gyr, wi.mT, alpha=-1.0)
+        if need_x:
+            grad_tiles = ctx.d.t() @ gxs.view(2 * f_count, bt * cin)
+            grad_x = grad_out.new_empty(b, height, width, cin)  # channels-last, like the layer's output
+            _kernels.tiles_adjoint(grad_tiles.numpy().reshape(h, h, b, ty, tx, cin), h, grad_x.numpy())
+            grad_x = grad_x.permute(0, 3, 1, 2)
+        if need_b:
+            grad_b = grad_out.sum(dim=(0, 2, 3))
+        return grad_x, grad_w, grad_b, None, None, None
 
 
 def spectral_conv2d(x: torch.Tensor, wf: torch.Tensor, kernel_size: int, padding=0, bias=None) -> torch.Tensor:

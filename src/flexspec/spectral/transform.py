@@ -7,6 +7,8 @@ computes a linear convolution.  Only the Hermitian half-plane N x (N//2+1) is ke
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..errors import UsageError
@@ -42,3 +44,32 @@ def spatial_support(wf) -> np.ndarray:
     if wf.shape[-1] != half_width(n):
         raise UsageError(f"spectra must have shape [..., N, N//2+1], got {wf.shape}")
     return np.fft.irfft2(wf, s=(n, n))
+
+
+@functools.lru_cache(maxsize=32)
+def dft_matrices(fft_size: int, tile: int) -> tuple[np.ndarray, np.ndarray]:
+    """The real matrices of the half-plane 2-D DFT of a ``tile x tile`` tile zero-padded to N x N,
+    and of its inverse (float64, read-only, constant for given sizes): the transforms of the fast
+    OaA paths as GEMMs (:mod:`flexspec.spectral.torch_ops`, :class:`flexspec.spectral.sparse.SparseOaA`).
+
+    ``D`` [2F, tile*tile]: row ``f`` the real part and row ``F + f`` the imaginary part of spectrum
+    position ``f = r * (N//2+1) + c``; column ``py * tile + px``.
+    ``G`` [N*N, 2F]: ``irfft2`` of the half-plane as a matrix, columns in the same (re, im) x f
+    order (weight 1 for columns 0 and N/2, whose conjugate twins are in the half-plane, else 2).
+    """
+    check_fft_size(fft_size, 1)
+    if not 1 <= tile <= fft_size:
+        raise UsageError(f"tile size must lie in [1, {fft_size}] for FFT size {fft_size}, got {tile}")
+    n, m = fft_size, half_width(fft_size)
+    r = np.repeat(np.arange(n), m).astype(np.float64)
+    c = np.tile(np.arange(m), n).astype(np.float64)
+    py, px = np.divmod(np.arange(tile * tile), tile)
+    theta = 2 * np.pi * (r[:, None] * py[None, :] + c[:, None] * px[None, :]) / n
+    d = np.concatenate([np.cos(theta), -np.sin(theta)], axis=0)
+    qy, qx = np.divmod(np.arange(n * n), n)
+    theta = 2 * np.pi * (qy[:, None] * r[None, :] + qx[:, None] * c[None, :]) / n
+    weight = np.where((c == 0) | ((n % 2 == 0) & (c == n // 2)), 1.0, 2.0) / (n * n)
+    g = np.concatenate([weight * np.cos(theta), -weight * np.sin(theta)], axis=1)
+    for a in (d, g):
+        a.setflags(write=False)
+    return d, g
