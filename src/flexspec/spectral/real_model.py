@@ -1,6 +1,14 @@
-"""The real, trained model that ships with FlexSpec: ``fmnist_vgg``.
+"""The real, trained models that ship with FlexSpec: ``fmnist_vgg`` and ``fmnist_vgg16``.
 
-A VGG-style CNN for 28x28 grayscale Fashion-MNIST: three blocks of two 3x3 convolutions
+Each is described by a :class:`RealModel` (input side, widths per block, classifier width);
+every function here takes the architecture as ``arch`` (a name or a RealModel, default
+``fmnist_vgg``) or reads it from the SparseNetworkKernels' network name.
+
+``fmnist_vgg16``: VGG16's 13 convolutions (3x3, padding 1, blocks of 2-2-3-3-3 with a 2x2
+max-pool after each) at one eighth of VGG16's widths (8-8 / 16-16 / 32-32-32 / 64x3 / 64x3),
+on Fashion-MNIST zero-padded to 32x32 (:meth:`RealModel.prepare`), classifier fc1 64->64, fc2 64->10.
+
+``fmnist_vgg``: a VGG-style CNN for 28x28 grayscale Fashion-MNIST: three blocks of two 3x3 convolutions
 (padding 1, ReLU) and a 2x2 max-pool, widths 16-16 / 32-32 / 32-32, then fc1 288->64 (ReLU)
 and fc2 64->10.  It is trained with batch normalization after each convolution
 (:func:`torch_model` with ``batch_norm=True``); :func:`fold_batch_norm` folds each BN into its
@@ -21,12 +29,13 @@ module is built on demand by :func:`torch_model`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..datasets import to_float
-from ..errors import InputFileError, UsageError
+from ..errors import InputFileError, UnknownNameError, UsageError
 from .sparse import SparseNetworkKernels, SparseOaA, sparse_oaa_conv2d
 
 NAME = "fmnist_vgg"
@@ -44,40 +53,146 @@ SHIPPED_METHODS = ("magnitude", "admm", "admm_hw")
 DEFAULT_METHOD = "admm"
 
 
-def pruned_file(method: str, density: float) -> Path:
-    return DATA_DIR / f"fmnist_vgg_{method}_d{int(round(density * 1000)):04d}.npz"
+@dataclass(frozen=True)
+class RealModel:
+    """A shipped VGG-style architecture: blocks of 3x3 convolutions (padding 1, ReLU) named
+    ``conv<block>_<i>``, a 2x2 max-pool after each block, then fc1 (ReLU) and fc2."""
+
+    name: str
+    input_size: int  # square input side; Fashion-MNIST's 28x28 images are zero-padded to it
+    widths: tuple  # output channels per conv, per block
+    hidden: int  # fc1's output features
+    num_classes: int = 10
+    in_channels: int = 1
+
+    @property
+    def conv_names(self) -> tuple:
+        return tuple(f"conv{b}_{i}" for b, ws in enumerate(self.widths, 1) for i in range(1, len(ws) + 1))
+
+    @property
+    def flat_features(self) -> int:
+        """fc1's input features: the last block's width times its pooled side squared."""
+        return self.widths[-1][-1] * (self.input_size >> len(self.widths)) ** 2
+
+    @property
+    def dense_file(self) -> Path:
+        return DATA_DIR / f"{self.name}_dense.npz"
+
+    def pruned_file(self, method: str, density: float) -> Path:
+        return DATA_DIR / f"{self.name}_{method}_d{int(round(density * 1000)):04d}.npz"
+
+    def state_shapes(self) -> dict:
+        """name -> shape of every parameter of the (folded) plain model's state_dict."""
+        shapes, cin = {}, self.in_channels
+        for name, width in zip(self.conv_names, (w for ws in self.widths for w in ws), strict=True):
+            shapes[f"{name}.weight"], shapes[f"{name}.bias"] = (width, cin, 3, 3), (width,)
+            cin = width
+        shapes.update({"fc1.weight": (self.hidden, self.flat_features), "fc1.bias": (self.hidden,),
+                       "fc2.weight": (self.num_classes, self.hidden), "fc2.bias": (self.num_classes,)})
+        return shapes
+
+    def prepare(self, images: np.ndarray) -> np.ndarray:
+        """float32 [n, 1, input_size, input_size] network inputs from uint8 Fashion-MNIST images
+        (:func:`flexspec.datasets.to_float`, then zero-padded evenly to the input side)."""
+        x = to_float(images)
+        pad = self.input_size - x.shape[-1]
+        if pad < 0 or pad % 2:
+            raise UsageError(f"{self.name} takes {self.input_size}x{self.input_size} inputs; images are "
+                             f"{x.shape[-2]}x{x.shape[-1]}")
+        if pad:
+            x = np.pad(x, ((0, 0), (0, 0), (pad // 2, pad // 2), (pad // 2, pad // 2)))
+        return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def load_dense_weights(path=DENSE_FILE) -> dict:
-    """The trained dense spatial weights, name -> float32 array (torch state_dict layout)."""
+FMNIST_VGG = RealModel(NAME, 28, WIDTHS, HIDDEN, NUM_CLASSES)
+FMNIST_VGG16 = RealModel("fmnist_vgg16", 32, ((8, 8), (16, 16), (32, 32, 32), (64, 64, 64), (64, 64, 64)), 64)
+#: The shipped architectures by name.
+MODELS = {m.name: m for m in (FMNIST_VGG, FMNIST_VGG16)}
+
+
+def get_arch(arch="fmnist_vgg") -> RealModel:
+    """The RealModel ``arch`` (a name or a RealModel); UnknownNameError lists the shipped ones."""
+    if isinstance(arch, RealModel):
+        return arch
+    try:
+        return MODELS[arch]
+    except (KeyError, TypeError):
+        raise UnknownNameError("trained model", str(arch), MODELS) from None
+
+
+def _arch_of(net: SparseNetworkKernels) -> RealModel:
+    """The architecture of a SparseNetworkKernels (by its network name), its layers checked."""
+    if net.network not in MODELS:
+        raise UsageError(f"kernels of network '{net.network}' are not those of a shipped trained model "
+                         f"({', '.join(MODELS)})")
+    arch = MODELS[net.network]
+    if list(net.layers) != list(arch.conv_names):
+        raise UsageError(f"expected the layers {arch.conv_names} of {arch.name}, got {tuple(net.layers)}")
+    return arch
+
+
+def pruned_file(method: str, density: float, arch="fmnist_vgg") -> Path:
+    return get_arch(arch).pruned_file(method, density)
+
+
+def load_dense_weights(path=None, arch="fmnist_vgg") -> dict:
+    """The trained dense spatial weights of ``arch``, name -> float32 array (torch state_dict layout),
+    from ``path`` (default: the shipped file).  A file of another architecture (its recorded model name
+    or its parameter names/shapes differ) is refused with an InputFileError naming the difference."""
+    arch = get_arch(arch)
+    path = arch.dense_file if path is None else path
     try:
         with np.load(path, allow_pickle=False) as data:
-            return {k[len("w/"):]: data[k].copy() for k in data.files if k.startswith("w/")}
+            weights = {k[len("w/"):]: data[k].copy() for k in data.files if k.startswith("w/")}
+            recorded = str(data["meta/model"][()]) if "meta/model" in data.files else None
     except FileNotFoundError:
-        raise InputFileError(path, "trained weights missing; run benchmarks/train_fmnist.py") from None
+        raise InputFileError(path, f"trained weights of {arch.name} missing; run benchmarks/fmnist_dense.py "
+                                   f"--model {arch.name}") from None
     except Exception as exc:  # noqa: BLE001
         raise InputFileError(path, f"unreadable ({exc})") from None
+    if recorded is not None and recorded != arch.name:
+        raise InputFileError(path, f"holds weights of model '{recorded}', not of {arch.name}")
+    want = arch.state_shapes()
+    if set(weights) != set(want):
+        extra, missing = sorted(set(weights) - set(want)), sorted(set(want) - set(weights))
+        raise InputFileError(path, f"is not a {arch.name} checkpoint: parameters missing {missing[:3]}, "
+                                   f"unexpected {extra[:3]}")
+    for key, shape in want.items():
+        if weights[key].shape != shape:
+            raise InputFileError(path, f"is not a {arch.name} checkpoint: {key} has shape "
+                                       f"{weights[key].shape}, {arch.name} needs {shape}")
+    return weights
 
 
-def dense_metadata(path=DENSE_FILE) -> dict:
+def dense_metadata(path=None, arch="fmnist_vgg") -> dict:
+    path = get_arch(arch).dense_file if path is None else path
     with np.load(path, allow_pickle=False) as data:
         return {k[len("meta/"):]: data[k][()] for k in data.files if k.startswith("meta/")}
 
 
-def load_pruned(method: str, density: float) -> SparseNetworkKernels:
-    """A shipped pruned model: ``method`` in SHIPPED_METHODS, ``density`` in SHIPPED_DENSITIES."""
+def load_pruned(method: str, density: float, arch="fmnist_vgg") -> SparseNetworkKernels:
+    """A shipped pruned model: ``method`` in SHIPPED_METHODS, ``density`` in SHIPPED_DENSITIES
+    (``fmnist_vgg16`` ships a subset: a missing file is an InputFileError naming it)."""
+    arch = get_arch(arch)
     if method not in SHIPPED_METHODS:
         raise UsageError(f"no shipped '{method}' model; shipped methods: {', '.join(SHIPPED_METHODS)}")
     if not any(abs(density - d) < 1e-9 for d in SHIPPED_DENSITIES):
         raise UsageError(f"no shipped model at density {density}; shipped: {SHIPPED_DENSITIES}")
-    return SparseNetworkKernels.load(pruned_file(method, density))
+    path = arch.pruned_file(method, density)
+    if not path.is_file():
+        have = sorted(p.name for p in DATA_DIR.glob(f"{arch.name}_*_d*.npz"))
+        raise InputFileError(path, f"{arch.name} ships no '{method}' model at density {density:g}; shipped: "
+                                   f"{', '.join(have) or 'none'}")
+    net = SparseNetworkKernels.load(path)
+    _arch_of(net)
+    return net
 
 
-def spectral_spectra(weights: dict, fft_size: int = 8) -> dict:
+def spectral_spectra(weights: dict, fft_size: int = 8, arch="fmnist_vgg") -> dict:
     """Spectral kernels of the conv layers of a dense state_dict: name -> complex [Cout, Cin, N, N//2+1]."""
     from .transform import spectral_kernels
 
-    return {n: spectral_kernels(weights[f"{n}.weight"], fft_size) for n in CONV_NAMES}
+    return {n: spectral_kernels(weights[f"{n}.weight"], fft_size) for n in get_arch(arch).conv_names}
 
 
 def _maxpool2(x: np.ndarray) -> np.ndarray:
@@ -87,15 +202,17 @@ def _maxpool2(x: np.ndarray) -> np.ndarray:
 
 
 def numpy_forward(net: SparseNetworkKernels, x: np.ndarray, operators: dict | None = None) -> np.ndarray:
-    """Logits [B, 10] of ``fmnist_vgg`` computed with the sparse spectral kernels (numpy only).
+    """Logits [B, classes] of the shipped model ``net`` computed with its sparse spectral kernels (numpy only).
 
-    ``x``: float32 [B, 1, 28, 28] from :func:`flexspec.datasets.to_float`; ``operators``: the layers'
+    ``x``: float32 [B, 1, S, S] network inputs (:meth:`RealModel.prepare`); ``operators``: the layers'
     :class:`SparseOaA` operators when the caller built them once (else built here)."""
-    if list(net.layers) != list(CONV_NAMES):
-        raise UsageError(f"expected the layers {CONV_NAMES} of {NAME}, got {tuple(net.layers)}")
+    arch = _arch_of(net)
+    want = (arch.in_channels, arch.input_size, arch.input_size)
+    if tuple(np.shape(x)[1:]) != want:
+        raise UsageError(f"{arch.name} takes inputs [batch, {', '.join(map(str, want))}]; got {tuple(np.shape(x))}")
     ops = operators if operators is not None else {n: SparseOaA(k) for n, k in net.layers.items()}
     h = np.asarray(x, dtype=np.float32)
-    for block, widths in enumerate(WIDTHS, 1):
+    for block, widths in enumerate(arch.widths, 1):
         for i in range(1, len(widths) + 1):
             name = f"conv{block}_{i}"
             h = np.maximum(sparse_oaa_conv2d(h, ops[name], padding=1, bias=net.biases.get(name)), 0)
@@ -106,8 +223,8 @@ def numpy_forward(net: SparseNetworkKernels, x: np.ndarray, operators: dict | No
 
 
 def numpy_accuracy(net: SparseNetworkKernels, images: np.ndarray, labels: np.ndarray, batch: int = 250) -> float:
-
-    x = to_float(images)
+    """Fraction of the uint8 Fashion-MNIST ``images`` that ``net`` (numpy forward) classifies as ``labels``."""
+    x = _arch_of(net).prepare(images)
     ops = {n: SparseOaA(k) for n, k in net.layers.items()}  # built once for all batches
     correct = 0
     for start in range(0, len(x), batch):
@@ -116,17 +233,18 @@ def numpy_accuracy(net: SparseNetworkKernels, images: np.ndarray, labels: np.nda
     return correct / len(x)
 
 
-def torch_model(batch_norm: bool = False):
-    """A fresh (untrained) torch ``nn.Module`` of fmnist_vgg; state_dict keys ``conv1_1.weight``, ...
+def torch_model(batch_norm: bool = False, arch="fmnist_vgg"):
+    """A fresh (untrained) torch ``nn.Module`` of ``arch``; state_dict keys ``conv1_1.weight``, ...
 
     ``batch_norm``: the training variant, a ``BatchNorm2d`` named ``bn<block>_<i>`` after each conv."""
     from collections import OrderedDict
 
     from torch import nn  # torch is an optional dependency
 
+    arch = get_arch(arch)
     layers = OrderedDict()
-    cin = 1
-    for block, widths in enumerate(WIDTHS, 1):
+    cin = arch.in_channels
+    for block, widths in enumerate(arch.widths, 1):
         for i, width in enumerate(widths, 1):
             layers[f"conv{block}_{i}"] = nn.Conv2d(cin, width, 3, padding=1)
             if batch_norm:
@@ -135,14 +253,14 @@ def torch_model(batch_norm: bool = False):
             cin = width
         layers[f"pool{block}"] = nn.MaxPool2d(2)
     layers["flatten"] = nn.Flatten()
-    layers["fc1"] = nn.Linear(cin * 3 * 3, HIDDEN)
+    layers["fc1"] = nn.Linear(arch.flat_features, arch.hidden)
     layers["fc1_relu"] = nn.ReLU()
-    layers["fc2"] = nn.Linear(HIDDEN, NUM_CLASSES)
+    layers["fc2"] = nn.Linear(arch.hidden, arch.num_classes)
     return nn.Sequential(layers)
 
 
 def torch_accuracy(model, x, y, batch: int = 1000) -> float:
-    """Fraction of ``x`` (float32 tensor [n, 1, 28, 28]) that the torch ``model`` classifies as ``y``."""
+    """Fraction of ``x`` (float32 tensor of network inputs, :meth:`RealModel.prepare`) that the torch ``model`` classifies as ``y``."""
     import torch  # optional dependency
 
     model.eval()
@@ -153,15 +271,15 @@ def torch_accuracy(model, x, y, batch: int = 1000) -> float:
     return correct / len(x)
 
 
-def fold_batch_norm(model):
-    """The plain fmnist_vgg (:func:`torch_model`) equal at inference to the BN variant ``model``:
+def fold_batch_norm(model, arch="fmnist_vgg"):
+    """The plain ``arch`` (:func:`torch_model`) equal at inference to the BN variant ``model``:
     w' = w * g / sqrt(v + eps), b' = (b - m) * g / sqrt(v + eps) + beta for each conv and its BN."""
     import torch  # optional dependency
 
-    plain = torch_model()
+    plain = torch_model(arch=arch)
     state = {}
     with torch.no_grad():
-        for name in CONV_NAMES:
+        for name in get_arch(arch).conv_names:
             conv, bn = getattr(model, name), getattr(model, "bn" + name[len("conv"):])
             scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
             state[f"{name}.weight"] = conv.weight * scale.view(-1, 1, 1, 1)
@@ -174,15 +292,13 @@ def fold_batch_norm(model):
 
 
 def spectral_model_from_sparse(net: SparseNetworkKernels):
-    """The torch spectral fmnist_vgg (``SpectralConv2d`` layers, masks set) computing what the shipped
+    """The torch spectral model (``SpectralConv2d`` layers, masks set) computing what the shipped
     pruned model ``net`` computes: the inverse of :func:`sparse_network_from_torch`."""
     import torch  # optional dependency
 
     from .torch_ops import to_spectral
 
-    if list(net.layers) != list(CONV_NAMES):
-        raise UsageError(f"expected the layers {CONV_NAMES} of {NAME}, got {tuple(net.layers)}")
-    model = to_spectral(torch_model(), net.fft_size)
+    model = to_spectral(torch_model(arch=_arch_of(net)), net.fft_size)
     with torch.no_grad():
         for name, ssk in net.layers.items():
             mod = getattr(model, name)
@@ -196,12 +312,13 @@ def spectral_model_from_sparse(net: SparseNetworkKernels):
 
 
 def sparse_network_from_torch(model, method: str, density, provenance: str, is_real: bool = True,
-                              fft_size: int = 8) -> SparseNetworkKernels:
-    """Export a spectral (SpectralConv2d, masked) torch fmnist_vgg to SparseNetworkKernels."""
+                              fft_size: int = 8, arch="fmnist_vgg") -> SparseNetworkKernels:
+    """Export a spectral (SpectralConv2d, masked) torch model of ``arch`` to SparseNetworkKernels."""
     from .sparse import SparseSpectralKernels
 
+    arch = get_arch(arch)
     layers, biases = {}, {}
-    for name in CONV_NAMES:
+    for name in arch.conv_names:
         mod = getattr(model, name)
         wf = mod.spectrum().detach().cpu().numpy()
         mask = mod.mask_standard().cpu().numpy() if mod.mask is not None else np.ones(wf.shape, dtype=bool)
@@ -209,5 +326,5 @@ def sparse_network_from_torch(model, method: str, density, provenance: str, is_r
         biases[name] = mod.bias.detach().cpu().numpy().astype(np.float32)
     params = {f"{fc}.{p}": getattr(getattr(model, fc), p).detach().cpu().numpy().astype(np.float32)
               for fc in FC_NAMES for p in ("weight", "bias")}
-    return SparseNetworkKernels(NAME, fft_size, layers, provenance, is_real, biases, params, method,
+    return SparseNetworkKernels(arch.name, fft_size, layers, provenance, is_real, biases, params, method,
                                 None if density is None else float(density))
