@@ -119,3 +119,5 @@ def test_a_checkpoint_of_another_model_is_refused(tmp_path, capsys):
                  "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert str(fmnist_file) in err and "fmnist_vgg" in err and "Traceback" not in err
+    assert main(["run", "fmnist_vgg16", "--density", "0.5", "--quiet", "--no-html", "--out", str(tmp_path / "o")]) == 2
+    assert "densities 0.25, 0.125 only; asked 0.5" in capsys.readouterr().err  # 0.5 is not shipped

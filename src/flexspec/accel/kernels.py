@@ -195,10 +195,11 @@ def resolve_kernels(network, kernels=None, *, fft_size: int = 8, density: float 
     if kernels != "random":
         net_k = None
         if network.name in rm.MODELS and not network.weights:  # fmnist_vgg, fmnist_vgg16: shipped trained
-            if not any(abs(density - d) < 1e-9 for d in rm.SHIPPED_DENSITIES):
+            shipped = rm.get_arch(network.name).shipped_densities(FMNIST_METHOD)
+            if not any(abs(density - d) < 1e-9 for d in shipped):
                 raise UsageError(f"{network.name} ships trained kernels pruned to densities "
-                                 f"{', '.join(map(str, rm.SHIPPED_DENSITIES))} only; asked {density:g}. Use one of "
-                                 f"them, or prune yourself with 'flexspec prune' and pass --weights FILE")
+                                 f"{', '.join(map(str, shipped))} only; asked {density:g}. Use one of "
+                                 f"them, or prune yourself (e.g. 'flexspec prune') and pass --weights FILE")
             net_k = rm.load_pruned(FMNIST_METHOD, density, network.name)
         elif network.name == "vgg16" and not network.weights:
             if prune_scope not in PRUNE_SCOPES:

@@ -81,6 +81,10 @@ class RealModel:
     def pruned_file(self, method: str, density: float) -> Path:
         return DATA_DIR / f"{self.name}_{method}_d{int(round(density * 1000)):04d}.npz"
 
+    def shipped_densities(self, method: str) -> tuple:
+        """The densities of SHIPPED_DENSITIES at which ``method``'s pruned model ships."""
+        return tuple(d for d in SHIPPED_DENSITIES if self.pruned_file(method, d).is_file())
+
     def state_shapes(self) -> dict:
         """name -> shape of every parameter of the (folded) plain model's state_dict."""
         shapes, cin = {}, self.in_channels
