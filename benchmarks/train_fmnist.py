@@ -1,5 +1,5 @@
-"""Stage 2 of the shipped model: prune the trained fmnist_vgg in the spectral domain (N = 8) and
-measure every variant on the full 10k Fashion-MNIST test set.
+"""Stage 2 of a shipped model: prune the trained fmnist_vgg (or --model fmnist_vgg16) in the spectral
+domain (N = 8) and measure every variant on the full 10k Fashion-MNIST test set.
 
 Stage 1 (``benchmarks/fmnist_dense.py``) writes the dense weights.  This script converts them to
 ``SpectralConv2d`` (exact: the dense spectral model equals the spatial one, checked here on the 10k
@@ -12,8 +12,9 @@ test set), then for each density in --densities and each method in --methods:
 
 Budgets are in epochs of the 60k training images (fractions allowed); ADMM at a lower density
 starts from the ADMM result at the next higher density when --chain is given (progressive pruning).
-Writes src/flexspec/data/fmnist_vgg_<method>_dNNNN.npz (atomically) and
-benchmarks/results/fmnist_pruning_<tag>.json.  Needs dataset-fashion-mnist and torch.
+Writes src/flexspec/data/<model>_<method>_dNNNN.npz (atomically) and
+benchmarks/results/fmnist_pruning_<tag>.json (<model>_pruning_<tag>.json for another model than
+fmnist_vgg).  Needs dataset-fashion-mnist and torch.
 
     nice python benchmarks/train_fmnist.py --methods admm --densities 0.25 0.125 0.5 --chain --tag layer
 """
@@ -45,6 +46,7 @@ evaluate = rm.torch_accuracy
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=rm.NAME, choices=sorted(rm.MODELS))
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     ap.add_argument("--densities", nargs="+", type=float, default=list(rm.SHIPPED_DENSITIES))
     ap.add_argument("--admm-epochs", type=float, nargs="+", default=[0.5],
@@ -80,18 +82,23 @@ def main():
                     help="where the pruned .npz files go (default: the shipped ones in src/flexspec/data)")
     ap.add_argument("--checkpoint-dir", default=None, help="resumable ADMM checkpoints (one file per run)")
     args = ap.parse_args()
+    arch = rm.get_arch(args.model)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     t_all = time.time()
     xtr_u8, ytr = datasets.fashion_mnist("train")
     xte_u8, yte = datasets.fashion_mnist("test")
-    xtr, xte = torch.from_numpy(datasets.to_float(xtr_u8)), torch.from_numpy(datasets.to_float(xte_u8))
+    xtr, xte = torch.from_numpy(arch.prepare(xtr_u8)), torch.from_numpy(arch.prepare(xte_u8))
     ytr, yte = torch.from_numpy(ytr.astype(np.int64)), torch.from_numpy(yte.astype(np.int64))
 
-    model = rm.torch_model()
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in rm.load_dense_weights().items()})
-    meta = rm.dense_metadata()
+    model = rm.torch_model(arch=arch)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in rm.load_dense_weights(arch=arch).items()})
+    meta = rm.dense_metadata(arch=arch)
     spec = to_spectral(model, 8)
+    dense_spectral = None
+    if args.check_dense_spectral:  # before pruning: a mismatch shows at once, not after hours
+        dense_spectral = evaluate(spec, xte, yte)
+        print(f"dense spatial {float(meta['test_accuracy']):.4f}, dense spectral {dense_spectral:.4f}", flush=True)
     teacher = model if args.distill > 0 else None  # the dense spatial model (same function as spec, faster)
     recipe = AdmmConfig(z_every=10, rho0=args.rho0, rho_max=args.rho_max, lr=args.lr, momentum=args.momentum,
                         retrain_lr=args.retrain_lr, retrain_optimizer=args.retrain_optimizer, batch_size=128,
@@ -107,12 +114,12 @@ def main():
                "dense": {"test_accuracy_10k": float(meta["test_accuracy"]), "epochs": int(meta["epochs"]),
                          "seed": int(meta["seed"])},
                "runs": []}
-    out = ROOT / "results" / f"fmnist_pruning_{args.tag}.json"
+    out = ROOT / "results" / f"{'fmnist' if arch.name == rm.NAME else arch.name}_pruning_{args.tag}.json"
 
     def record(method, density, mod, seconds, provenance, **extra):
         acc = evaluate(mod, xte, yte)
-        net = rm.sparse_network_from_torch(mod, method, density, provenance, True)
-        net.save(Path(args.save_dir) / rm.pruned_file(method, density).name)
+        net = rm.sparse_network_from_torch(mod, method, density, provenance, True, arch=arch)
+        net.save(Path(args.save_dir) / arch.pruned_file(method, density).name)
         run = {"method": method, "density": density, "achieved_density": net.density, "test_accuracy_10k": acc,
                "seconds": seconds, "sparse_bytes": net.total_bytes(), **extra}
         results["runs"].append(run)
@@ -120,7 +127,7 @@ def main():
         results["total_seconds"] = time.time() - t_all
         fileio.write_file(out, json.dumps(results, indent=1))
 
-    base = f"trained on Fashion-MNIST (shipped): fmnist_vgg, {int(meta['epochs'])} epochs, seed {int(meta['seed'])}"
+    base = f"trained on Fashion-MNIST (shipped): {arch.name}, {int(meta['epochs'])} epochs, seed {int(meta['seed'])}"
     def per_density(values, what):
         if len(values) not in (1, len(args.densities)):
             raise SystemExit(f"--{what}: give one value or one per density ({len(args.densities)})")
@@ -132,7 +139,7 @@ def main():
         for density in args.densities:
             for method in args.methods:
                 t0 = time.time()
-                old = rm.load_pruned(method, density)
+                old = rm.load_pruned(method, density, arch)
                 mod = rm.spectral_model_from_sparse(old)
                 masked_retrain(mod, xtr, ytr, args.more_retrain, args.retrain_lr, 128, args.seed + 2, config=recipe,
                                teacher=teacher)
@@ -146,7 +153,7 @@ def main():
         for method in args.methods:
             if method.startswith("admm"):
                 previous[method] = (args.start_from, rm.spectral_model_from_sparse(SparseNetworkKernels.load(
-                    Path(args.save_dir) / rm.pruned_file(method, args.start_from).name)))
+                    Path(args.save_dir) / arch.pruned_file(method, args.start_from).name)))
     for density in args.densities:
         a_ep, r_ep = admm_epochs[density], retrain_epochs[density]
         for method in args.methods:
@@ -183,10 +190,8 @@ def main():
                    final_primal_residual=hist.primal_residual[-1] if hist.primal_residual else None,
                    chained=start is not None)
             previous[method] = (density, mod)
-    if args.check_dense_spectral:
-        results["dense_spectral_10k"] = evaluate(spec, xte, yte)
-        print(f"dense spatial {float(meta['test_accuracy']):.4f}, dense spectral {results['dense_spectral_10k']:.4f}",
-              flush=True)
+    if dense_spectral is not None:
+        results["dense_spectral_10k"] = dense_spectral
         fileio.write_file(out, json.dumps(results, indent=1))
     print(f"total {time.time() - t_all:.0f} s")
 

@@ -1,6 +1,6 @@
 """Which sparse kernels the accelerator runs, and where they come from (provenance).
 
-* ``fmnist_vgg``: the shipped trained model (``flexspec.spectral.real_model``, ADMM-pruned
+* ``fmnist_vgg`` and ``fmnist_vgg16`` (VGG16's 13 convolutions at 1/8 width): the shipped trained models (``flexspec.spectral.real_model``, ADMM-pruned
   (FMNIST_METHOD: the method that keeps its accuracy at 25% density -- 78.3% measured on the
   shipped subset, against 17.3% for plain magnitude pruning; BENCHMARKS.md), at one of the
   shipped densities: a density that is not shipped is refused, naming them) -- real weights;
@@ -194,12 +194,13 @@ def resolve_kernels(network, kernels=None, *, fft_size: int = 8, density: float 
                          f"got {kernels!r}")
     if kernels != "random":
         net_k = None
-        if network.name == "fmnist_vgg" and not network.weights:
-            if not any(abs(density - d) < 1e-9 for d in rm.SHIPPED_DENSITIES):
-                raise UsageError(f"fmnist_vgg ships trained kernels pruned to densities "
-                                 f"{', '.join(map(str, rm.SHIPPED_DENSITIES))} only; asked {density:g}. Use one of "
-                                 f"them, or prune yourself with 'flexspec prune' and pass --weights FILE")
-            net_k = rm.load_pruned(FMNIST_METHOD, density)
+        if network.name in rm.MODELS and not network.weights:  # fmnist_vgg, fmnist_vgg16: shipped trained
+            shipped = rm.get_arch(network.name).shipped_densities(FMNIST_METHOD)
+            if not any(abs(density - d) < 1e-9 for d in shipped):
+                raise UsageError(f"{network.name} ships trained kernels pruned to densities "
+                                 f"{', '.join(map(str, shipped))} only; asked {density:g}. Use one of "
+                                 f"them, or prune yourself (e.g. 'flexspec prune') and pass --weights FILE")
+            net_k = rm.load_pruned(FMNIST_METHOD, density, network.name)
         elif network.name == "vgg16" and not network.weights:
             if prune_scope not in PRUNE_SCOPES:
                 raise UnknownNameError("pruning scope", str(prune_scope), PRUNE_SCOPES)

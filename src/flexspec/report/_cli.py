@@ -28,8 +28,8 @@ def register(sub) -> None:
                     "report.json, layers.csv and report.html into --out. With no arguments: VGG16 on the u200 "
                     "with the embedded (synthesized, seeded) kernels.")
     r.add_argument("model", nargs="?", default="vgg16", metavar="MODEL",
-                   help="built-in network (vgg16 (default), vgg16_cifar, resnet18, fmnist_vgg) or a model file: "
-                        ".onnx (ONNX, opsets 9-22) or .pt2 (torch.export program); a file runs its own trained "
+                   help="built-in network (vgg16 (default), vgg16_cifar, resnet18, fmnist_vgg, fmnist_vgg16) or a "
+                        "model file: .onnx (ONNX, opsets 9-22) or .pt2 (torch.export program); a file runs its own trained "
                         "weights, transformed and pruned here")
     _common(r)
     r.add_argument("--accept-fallback", action="store_true",

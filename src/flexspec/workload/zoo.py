@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import UnknownNameError
+from ..spectral import real_model
 from .layers import ActivationLayer, AddLayer, ConvLayer, LinearLayer, Network, PoolLayer
 
 
@@ -107,17 +108,30 @@ def resnet18() -> Network:
     )
 
 
-def fmnist_vgg() -> Network:
-    """The small VGG-style CNN that ships trained on Fashion-MNIST (28x28x1): 3x3 convs 16-16 / 32-32 / 32-32
-    with a 2x2 max-pool after each pair, fc1 288->64, fc2 64->10 (see flexspec.spectral.real_model)."""
-    b = _Builder((1, 28, 28))
-    for block, widths in enumerate(((16, 16), (32, 32), (32, 32)), start=1):
+def _trained_vgg(arch: real_model.RealModel) -> Network:
+    """The Network of a shipped trained architecture (:class:`flexspec.spectral.real_model.RealModel`):
+    its 3x3 convolutions block by block, a 2x2 max-pool after each block, fc1 (ReLU) and fc2."""
+    b = _Builder((arch.in_channels, arch.input_size, arch.input_size))
+    for block, widths in enumerate(arch.widths, start=1):
         for i, width in enumerate(widths, start=1):
             b.conv(f"conv{block}_{i}", width)
         b.pool(f"pool{block}")
-    b.linear("fc1", 64)
-    b.linear("fc2", 10, relu=False)
-    return Network("fmnist_vgg", (1, 28, 28), tuple(b.layers))
+    b.linear("fc1", arch.hidden)
+    b.linear("fc2", arch.num_classes, relu=False)
+    return Network(arch.name, (arch.in_channels, arch.input_size, arch.input_size), tuple(b.layers))
+
+
+def fmnist_vgg() -> Network:
+    """The small VGG-style CNN that ships trained on Fashion-MNIST (28x28x1): 3x3 convs 16-16 / 32-32 / 32-32
+    with a 2x2 max-pool after each pair, fc1 288->64, fc2 64->10 (see flexspec.spectral.real_model)."""
+    return _trained_vgg(real_model.FMNIST_VGG)
+
+
+def fmnist_vgg16() -> Network:
+    """VGG16's 13 convolutions (3x3, same padding, blocks 2-2-3-3-3, a 2x2 max-pool after each) at one
+    eighth of VGG16's widths (8-8 / 16-16 / 32-32-32 / 64-64-64 / 64-64-64) on Fashion-MNIST zero-padded
+    to 32x32, classifier fc1 64->64, fc2 64->10; ships trained (see flexspec.spectral.real_model)."""
+    return _trained_vgg(real_model.FMNIST_VGG16)
 
 
 #: Built-in networks by name.
@@ -126,6 +140,7 @@ NETWORKS = {
     "vgg16_cifar": vgg16_cifar,
     "resnet18": resnet18,
     "fmnist_vgg": fmnist_vgg,
+    "fmnist_vgg16": fmnist_vgg16,
 }
 
 
