@@ -206,6 +206,12 @@ def scaling(reps: int, model: str, sessions: bool) -> dict:
     return out
 
 
+def _sched(rows, run_id) -> list:
+    """[schedule cache misses, hits] summed over the points ``run_id`` simulated."""
+    own = [r for r in rows if r.get("run_id") == run_id and r["status"] in ("ok", "failed")]
+    return [sum(r["schedule_cache_misses"] or 0 for r in own), sum(r["schedule_cache_hits"] or 0 for r in own)]
+
+
 def resume() -> dict:
     """A full run, then the same run killed (SIGKILL of the whole exploring process group) about half
     way and resumed: wall time of the resume and points it computed."""
@@ -246,6 +252,10 @@ def resume() -> dict:
                           progress=False)
             out.update({"points": total, "kept_after_kill": kept, "resume_seconds": time.perf_counter() - t0,
                         "resume_computed": res.counts["computed_now"],
+                        # schedules computed (misses) and reused (hits) by each run's points: the resumed
+                        # points reuse what the killed run's points stored (schedules are shared across devices)
+                        "full_schedule_misses_hits": _sched(full.rows, full.run_id),
+                        "resume_schedule_misses_hits": _sched(res.rows, res.run_id),
                         "rows_after_resume": len(read_rows(tmp / "killed")),
                         "unique_after_resume": len({r["point_id"] for r in read_rows(tmp / "killed")})})
         finally:
@@ -253,7 +263,8 @@ def resume() -> dict:
     out["load_after"] = _load()
     print(f"resume: full run {out['full_seconds']:.1f} s for {total} points; killed after {out['kept_after_kill']}; "
           f"resume computed {out['resume_computed']} in {out['resume_seconds']:.1f} s; rows "
-          f"{out['rows_after_resume']} ({out['unique_after_resume']} distinct)")
+          f"{out['rows_after_resume']} ({out['unique_after_resume']} distinct); schedules computed / reused: full "
+          f"{out['full_schedule_misses_hits']}, resume {out['resume_schedule_misses_hits']}")
     return out
 
 
