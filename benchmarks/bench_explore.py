@@ -3,7 +3,7 @@
     python benchmarks/bench_explore.py scaling [--reps 2] [--model vgg16_cifar|fmnist_vgg] [--sessions]
                                                               # points/s, 1 vs 2 worker processes
     python benchmarks/bench_explore.py resume                 # cost of a resume after a kill mid-sweep
-    python benchmarks/bench_explore.py vgg16 [--devices u200,zcu102 --pes 16,32]
+    python benchmarks/bench_explore.py vgg16 [--devices u200,zcu102 --pes 4,8 --densities 0.125,0.25]
                                                               # 200-point VGG16 space (default), screened vs not
 
 Every section starts its LocalClusters before timing (start-up is reported apart), warms each
@@ -41,14 +41,18 @@ SCALING_SPACES = {
                     "design": {"pes": [16, 32], "banks": [10, 20], "ports": [1, 2]}},
 }
 VGG16_DEVICES = ["u200", "u250", "vcu118", "vc709", "zcu102"]
+VGG16_DENSITIES = [0.1, 0.15, 0.2, 0.25, 0.3]
+VGG16_PES = [4, 8]
 
 
-def vgg16_space(devices, pes=(16, 24, 32, 48, 64), latency_max_seconds: float = 0.015) -> dict:
-    """5 devices x 2 densities x 5 P x 2 B x 2 R = 200 points; latency at most ``latency_max_seconds``
-    (15 ms by default: near the U200's fitted designs since the stream count, issue 16; it was 4 ms when
-    the resource model allowed far more arrays)."""
-    return {"models": ["vgg16"], "devices": list(devices), "density": [0.125, 0.25],
-            "design": {"pes": list(pes), "banks": [20, 40], "ports": [1, 2]},
+def vgg16_space(devices, pes=VGG16_PES, densities=VGG16_DENSITIES, latency_max_seconds: float = 0.015) -> dict:
+    """What a user choosing a board for VGG16 explores: 5 devices x 5 densities (kept fraction of
+    the spectral kernels, 10-30 %) x P 4/8 (the synthesized PE-array sizes) x B 10/20 x R 1/2, A = fit
+    (as many arrays as the device holds) = 200 points; latency at most ``latency_max_seconds``.
+    A point that differs only in the device computes no schedule again (the disk cache is keyed by
+    the mask, P, B, R and the cout block, no device figure): 40 schedule sets serve 200 points."""
+    return {"models": ["vgg16"], "devices": list(devices), "density": list(densities),
+            "design": {"arrays": ["fit"], "pes": list(pes), "banks": [10, 20], "ports": [1, 2]},
             "objectives": ["latency", "dsp", "bram"], "constraints": {"latency": {"max": latency_max_seconds}}}
 
 
@@ -202,6 +206,12 @@ def scaling(reps: int, model: str, sessions: bool) -> dict:
     return out
 
 
+def _sched(rows, run_id) -> list:
+    """[schedule cache misses, hits] summed over the points ``run_id`` simulated."""
+    own = [r for r in rows if r.get("run_id") == run_id and r["status"] in ("ok", "failed")]
+    return [sum(r["schedule_cache_misses"] or 0 for r in own), sum(r["schedule_cache_hits"] or 0 for r in own)]
+
+
 def resume() -> dict:
     """A full run, then the same run killed (SIGKILL of the whole exploring process group) about half
     way and resumed: wall time of the resume and points it computed."""
@@ -242,6 +252,10 @@ def resume() -> dict:
                           progress=False)
             out.update({"points": total, "kept_after_kill": kept, "resume_seconds": time.perf_counter() - t0,
                         "resume_computed": res.counts["computed_now"],
+                        # schedules computed (misses) and reused (hits) by each run's points: the resumed
+                        # points reuse what the killed run's points stored (schedules are shared across devices)
+                        "full_schedule_misses_hits": _sched(full.rows, full.run_id),
+                        "resume_schedule_misses_hits": _sched(res.rows, res.run_id),
                         "rows_after_resume": len(read_rows(tmp / "killed")),
                         "unique_after_resume": len({r["point_id"] for r in read_rows(tmp / "killed")})})
         finally:
@@ -249,14 +263,31 @@ def resume() -> dict:
     out["load_after"] = _load()
     print(f"resume: full run {out['full_seconds']:.1f} s for {total} points; killed after {out['kept_after_kill']}; "
           f"resume computed {out['resume_computed']} in {out['resume_seconds']:.1f} s; rows "
-          f"{out['rows_after_resume']} ({out['unique_after_resume']} distinct)")
+          f"{out['rows_after_resume']} ({out['unique_after_resume']} distinct); schedules computed / reused: full "
+          f"{out['full_schedule_misses_hits']}, resume {out['resume_schedule_misses_hits']}")
     return out
 
 
-def vgg16(devices, pes, all_first: bool = False) -> dict:
+def _save(key: str, result: dict) -> None:
+    """Merge ``result`` under ``key`` into the results file (at once: a side that finished is kept
+    even if the next one is stopped)."""
+    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data[key] = {**result, "cpu_count": os.cpu_count()}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(data, indent=1, default=str))
+
+
+def _vgg16_key(space: dict, all_first: bool) -> str:
+    from flexspec.explore import load_space
+
+    return f"vgg16_{len(load_space(space).points())}_points" + ("_all_first" if all_first else "")
+
+
+def vgg16(devices, pes, densities, all_first: bool = False) -> dict:
     from flexspec.explore import explore
 
-    space = vgg16_space(devices, pes)
+    space = vgg16_space(devices, pes, densities)
+    key = _vgg16_key(space, all_first)
     order = (False, True) if all_first else (True, False)
     out = {"space": space, "load_before": _load(), "order": ["screened" if s else "all" for s in order]}
     with tempfile.TemporaryDirectory() as tmp:
@@ -265,29 +296,39 @@ def vgg16(devices, pes, all_first: bool = False) -> dict:
         _prewarm_kernels(space, tmp / "k")
         out["kernel_seconds"] = time.perf_counter() - t0
         cl = _Cluster(2)
+        out["cluster_start_seconds"] = cl.start_seconds
         runs = {}
         try:
             for screen in order:
                 cache = _fresh_cache(tmp, tmp / "k", f"c{screen}")
                 cpu0 = sum(cl.client.run(time.process_time).values())
+                load0 = _load()
                 t0 = time.perf_counter()
                 res = explore(space, tmp / f"o{screen}", scheduler=cl.address, screen=screen, cache_dir=cache,
                               progress=lambda ev: None, write_outputs=False)
                 wall = time.perf_counter() - t0
                 cpu = sum(cl.client.run(time.process_time).values()) - cpu0
                 runs[screen] = res
-                out["screened" if screen else "all"] = {
+                sim = [r for r in res.rows if r["status"] in ("ok", "failed") and r.get("run_id") == res.run_id]
+                side = out["screened" if screen else "all"] = {
                     "wall_seconds": wall, "points": res.counts["points"], "simulated": res.counts["ok"]
-                    + res.counts["failed"], "pruned": res.counts["pruned"], "does_not_fit":
-                    res.counts["does-not-fit"] + res.counts["invalid"], "front": len(res.front),
-                    "worker_cpu_seconds": cpu, "load": _load()}
-                print(f"vgg16 screen={screen}: {out['screened' if screen else 'all']}", flush=True)
+                    + res.counts["failed"], "failed": res.counts["failed"], "pruned": res.counts["pruned"],
+                    "does_not_fit": res.counts["does-not-fit"] + res.counts["invalid"], "front": len(res.front),
+                    "worker_cpu_seconds": cpu, "load_before": load0, "load": _load(),
+                    "simulate_seconds_sum": sum(r["simulate_seconds"] or 0 for r in sim),
+                    "schedule_cache_hits": sum(r["schedule_cache_hits"] or 0 for r in sim),
+                    "schedule_cache_misses": sum(r["schedule_cache_misses"] or 0 for r in sim),
+                    "schedules_stored": len(list((cache / "schedules").glob("*.npz")))}
+                print(f"vgg16 screen={screen}: {side}", flush=True)
+                _save(key + "_partial", out)
         finally:
             cl.close()
-    key = ("device", "density_requested_fraction", "pes", "banks", "ports")
-    fronts = [sorted(tuple(r[k] for k in key) for r in runs[s].front) for s in (True, False)]
+    fkey = ("device", "density_requested_fraction", "pes", "banks", "ports")
+    fronts = [sorted(tuple(r[k] for k in fkey) for r in runs[s].front) for s in (True, False)]
     out["identical_front"] = fronts[0] == fronts[1]
-    out["front"] = [dict(zip(key, f, strict=True)) for f in fronts[1]]
+    out["front"] = [dict(zip(fkey, f, strict=True)) for f in fronts[1]]
+    out["best_per_device"] = {d: {k: r[k] for k in (*fkey, "arrays", "latency_seconds", "dsp_used_count")}
+                              for d, r in runs[False].best.items()}
     out["load_after"] = _load()
     print(f"vgg16: identical front {out['identical_front']}; screened {out['screened']['wall_seconds']:.0f} s vs all "
           f"{out['all']['wall_seconds']:.0f} s")
@@ -302,7 +343,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sessions", action="store_true",
                     help="scaling: separately started dask workers, each in its own session (default: LocalCluster)")
     ap.add_argument("--devices", default=",".join(VGG16_DEVICES), help="VGG16 section: comma-separated devices")
-    ap.add_argument("--pes", default="16,24,32,48,64", help="VGG16 section: comma-separated PEs per array")
+    ap.add_argument("--pes", default=",".join(map(str, VGG16_PES)), help="VGG16 section: comma-separated PEs per array")
+    ap.add_argument("--densities", default=",".join(map(str, VGG16_DENSITIES)),
+                    help="VGG16 section: comma-separated densities")
     ap.add_argument("--all-first", action="store_true", help="VGG16 section: run the unscreened side first")
     args = ap.parse_args(argv)
     if args.section == "scaling":
@@ -310,15 +353,12 @@ def main(argv=None) -> int:
     elif args.section == "resume":
         result = resume()
     else:
-        result = vgg16(args.devices.split(","), [int(p) for p in args.pes.split(",")], args.all_first)
-    result["cpu_count"] = os.cpu_count()
-    data = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        result = vgg16(args.devices.split(","), [int(p) for p in args.pes.split(",")],
+                       [float(d) for d in args.densities.split(",")], args.all_first)
     key = {"scaling": f"scaling_{args.model}" + ("_own_sessions" if args.sessions else "_localcluster"),
-           "vgg16": f"vgg16_{result.get('all', {}).get('points')}_points"
-                    + ("_all_first" if args.all_first else "")}.get(args.section, args.section)
-    data[key] = result
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(data, indent=1, default=str))
+           "vgg16": _vgg16_key(result["space"], args.all_first) if args.section == "vgg16" else ""
+           }.get(args.section, args.section)
+    _save(key, result)
     return 0
 
 

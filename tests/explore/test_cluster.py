@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 from explore_helpers import SMALL
 
@@ -253,37 +252,47 @@ def test_bad_input_one_line_exit_2_and_earlier_results_kept(small_runs, tmp_path
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 
+#: the child of the Ctrl-C test: `flexspec explore` as a terminal's foreground job runs it.  A process
+#: started as a background job of a non-interactive shell (a CI script's `cmd &`, nohup) inherits SIGINT
+#: *ignored*, and Python then installs no KeyboardInterrupt handler: an interrupt never lands and the
+#: sweep runs to its end (the cause of the skips this test used to make under CI).  So the child puts
+#: back Python's own handler, as in an interactive shell, before it runs the command line.
+_FOREGROUND_CLI = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                   "from flexspec.cli import main; sys.exit(main())")
+
+
 def test_ctrl_c_keeps_every_finished_point_and_the_same_command_resumes(cluster, tmp_path):
-    # 24 points: enough that an interrupt sent once the first point is written lands mid-sweep even on an
-    # idle machine (with 8 points of ~0.1 s the last ones could finish before the signal arrived)
+    # 24 points on one worker, each computing new schedules (a fresh cache): once the first point is
+    # written the others take seconds, while the interrupt is sent within one 20 ms poll
     n_points = 24
     space = _space_file(tmp_path, {**SMALL, "devices": ["u200"], "design": {"pes": [4, 8, 16], "banks": [8, 10],
                                                                              "ports": [1, 2]}})
     out, cache = tmp_path / "o", tmp_path / "c"
-    argv = [sys.executable, "-m", "flexspec.cli", "explore", str(space), "--out", str(out), "--cache", str(cache),
+    argv = [sys.executable, "-c", _FOREGROUND_CLI, "explore", str(space), "--out", str(out), "--cache", str(cache),
             "--workers", "1", "--no-screen"]
-    proc = subprocess.Popen(argv, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # its own process group, which gets the SIGINT, as a terminal's Ctrl-C reaches the foreground job:
+    # the command, and the Dask cluster it started
+    proc = subprocess.Popen(argv, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
     try:
         for _ in range(6000):  # at most 120 s for the first point
-            if out.joinpath("points.csv").exists() and len(read_rows(out)) >= 1:
-                break
-            if proc.poll() is not None:
+            if proc.poll() is not None or (out.joinpath("points.csv").exists() and read_rows(out)):
                 break
             time.sleep(0.02)
-        proc.send_signal(signal.SIGINT)
+        assert proc.poll() is None, proc.communicate()[1].decode(errors="replace")[-2000:]
+        os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     done = read_rows(out)
-    if len(done) == n_points:
-        # measured once in a clean-clone CI run (-n 2, another test busy beside it): the client finished
-        # every point before the SIGINT took effect; in isolation the interrupt lands after the first
-        # point.  Not understood yet (a lead's note for the next session): say so rather than fail CI.
-        pytest.skip("the interrupt took effect only after the last point: the mid-sweep check was not made")
-    assert 1 <= len(done) < n_points, "the interrupt must land mid-sweep"
-    assert proc.returncode == 130 and b"interrupted" in err
+    assert 1 <= len(done) < n_points, f"the interrupt must land mid-sweep: {len(done)} of {n_points} points done"
+    assert proc.returncode == 130 and b"interrupted" in err and b"run the same command to resume" in err, err
+    assert len({r["point_id"] for r in done}) == len(done) and all(r["status"] == "ok" for r in done)
+    kept = (out / "points.csv").read_bytes()
     res = explore(str(space), out, scheduler=cluster, screen=False, cache_dir=cache, progress=False)
     assert res.counts["computed_now"] == n_points - len(done)
     ids = _ids(out)
     assert len(ids) == len(set(ids)) == n_points
+    assert (out / "points.csv").read_bytes().startswith(kept)  # the finished points' rows are untouched
