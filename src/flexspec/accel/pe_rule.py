@@ -104,41 +104,52 @@ def _interval(shape: PassShape) -> float:
 
 
 def kernel_bank_reads(mask: np.ndarray, bank_of, num_banks: int) -> np.ndarray:
-    """int [Cout, Cin, B]: reads of each kernel from each bank (its kept frequencies per bank)."""
+    """int16 [Cout, Cin, B]: reads of each kernel from each bank (its kept frequencies per bank)."""
     mask = np.asarray(mask, dtype=bool)
-    onehot = np.zeros((mask.shape[-1], num_banks), dtype=np.float32)
-    onehot[np.arange(mask.shape[-1]), np.asarray(bank_of, dtype=np.int64)] = 1
-    reads = mask.reshape(-1, mask.shape[-1]).astype(np.float32) @ onehot  # exact: counts <= F
-    return reads.astype(np.int16).reshape(mask.shape[:2] + (num_banks,))
+    bank_of = np.asarray(bank_of, dtype=np.int64)
+    depth = int(np.bincount(bank_of, minlength=num_banks).max())
+    slots = np.full((num_banks, depth), mask.shape[-1], dtype=np.int64)  # index F: a column of zeros
+    for b in range(num_banks):
+        f = np.nonzero(bank_of == b)[0]
+        slots[b, :f.size] = f
+    padded = np.concatenate([mask, np.zeros(mask.shape[:2] + (1,), dtype=bool)], axis=2).view(np.uint8)
+    reads = padded[..., slots[:, 0]].astype(np.int16)
+    for d in range(1, depth):
+        reads += padded[..., slots[:, d]]
+    return reads
 
 
-def group_makespans(nnz: np.ndarray, bank_reads: np.ndarray | None, pes: int, ports: int, cout_block: int) -> np.ndarray:
+def group_makespans(nnz: np.ndarray, bank_reads: np.ndarray | None, pes: int, ports: int, cout_block: int,
+                    blocks: int | None = None) -> np.ndarray:
     """Schedule makespans of the balanced groups of every cout block, int [cout blocks, groups per
     input channel, Cin]: per input channel a block's kernels sorted by decreasing non-zeros
     (stable, as ``flexspec.schedule.group_kernels(..., 'balanced')``), cut into chunks of P; a
     group takes max(its largest kernel's non-zeros, ceil(its busiest bank's reads / R)) cycles --
     the optimal conflict-free schedule's makespan (bipartite edge colouring; a test checks it
     against the scheduler).  ``bank_reads``: :func:`kernel_bank_reads` (None: the PE bound
-    alone).  Without broadcast."""
+    alone); ``blocks``: only the first so many cout blocks.  Without broadcast."""
     cout, cin = nnz.shape
     bo = min(int(cout_block), cout)
     n_o, per = -(-cout // bo), -(-bo // pes)
+    if blocks is not None and blocks < n_o:
+        nnz, cout, n_o = nnz[:blocks * bo], blocks * bo, blocks
+        bank_reads = None if bank_reads is None else bank_reads[:cout]
     pad = np.full((n_o * bo, cin), -1, dtype=np.int64)  # -1: no kernel (sorts last, holds nothing)
     pad[:cout] = nnz
-    order = np.argsort(-pad.reshape(n_o, bo, cin), axis=1, kind="stable")
+    order = np.argsort(-pad.reshape(n_o, bo, cin), axis=1, kind="stable")  # row within the block
     srt = np.take_along_axis(pad.reshape(n_o, bo, cin), order, axis=1)
     full = np.full((n_o, per * pes, cin), -1, dtype=np.int64)
     full[:, :bo] = srt
     pe = np.maximum(full[:, ::pes], 0)
     if bank_reads is None:
         return pe
-    reads = np.zeros((n_o * bo, cin, bank_reads.shape[2]), dtype=np.int16)
-    reads[:cout] = bank_reads
-    reads = np.take_along_axis(reads.reshape(n_o, bo, cin, -1), order[..., None], axis=1)
-    grouped = np.zeros((n_o, per * pes, cin, reads.shape[3]), dtype=np.int32)
-    grouped[:, :bo] = reads
-    bank = -(-grouped.reshape(n_o, per, pes, cin, -1).sum(axis=2).max(axis=3) // ports)
-    return np.maximum(pe, bank)
+    banks = bank_reads.shape[2]
+    rows = np.concatenate([bank_reads.reshape(cout * cin, banks), np.zeros((1, banks), bank_reads.dtype)])
+    kid = np.full((n_o, per * pes, cin), cout * cin, dtype=np.int64)  # the zero row: no kernel
+    kernel_row = order + (np.arange(n_o) * bo)[:, None, None]
+    kid[:, :bo] = np.where(kernel_row < cout, kernel_row * cin + np.arange(cin), cout * cin)
+    grouped = rows[kid.reshape(n_o, per, pes, cin)].sum(axis=2, dtype=np.int32)  # [n_o, per, cin, B]
+    return np.maximum(pe, -(-grouped.max(axis=3) // ports))
 
 
 def stream_bits(cin: int, cout: int, group_cycles: np.ndarray, config: AcceleratorConfig, bank_of,
@@ -156,10 +167,11 @@ def stream_bits(cin: int, cout: int, group_cycles: np.ndarray, config: Accelerat
 
 
 def blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, bank_reads: np.ndarray | None = None,
-                    memo: dict | None = None) -> dict:
+                    memo: dict | None = None, stream: bool = True) -> dict:
     """Cycles of each candidate blocking as the simulator (``flexspec.accel.layer_cycles``) charges
     them, per resource: ``compute`` (PE arrays), ``fft`` and ``ifft`` (engines); dict of float arrays,
-    with ``stream_bits``: the layer's schedule stream at each candidate's cout block (:func:`stream_bits`).
+    with ``stream_bits``: the layer's schedule stream at each candidate's cout block (:func:`stream_bits`;
+    zeros when ``stream`` is false: then only the first cout block is scheduled).
 
     A run is the steps that keep one kernel block: every tile when the tile loop lies inside the
     innermost kernel loop with more than one trip, else one tile block.  Each run takes
@@ -188,14 +200,16 @@ def blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, bank
     n_full = np.where(all_tiles, 1, g.tiles // bt)
     rem = np.where(all_tiles, 0, g.tiles - n_full * bt)
     compute = np.zeros(bo.size)
-    stream = np.zeros(bo.size)
+    bits = np.zeros(bo.size)
     memo = (memo if memo is not None else {}).setdefault((g.name, config, bank_of.tobytes()), {})
     groups = memo.setdefault("groups", {})
 
-    def groups_of(o_blk: int) -> np.ndarray:
-        if o_blk not in groups:
-            groups[o_blk] = group_makespans(nnz, bank_reads, config.pes, config.ports, o_blk)
-        return groups[o_blk]
+    def groups_of(o_blk: int, every_block: bool = False) -> np.ndarray:
+        key = (o_blk, every_block)
+        if key not in groups:
+            groups[key] = group_makespans(nnz, bank_reads, config.pes, config.ports, o_blk,
+                                          None if every_block else 1)
+        return groups[key]
 
     def block_cost(o_blk: int, lo: int, hi: int, drains: bool, tiles: np.ndarray) -> np.ndarray:
         key = (o_blk, lo, hi, drains)
@@ -203,7 +217,7 @@ def blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, bank
             memo[key] = {}
         need = [t for t in np.unique(tiles) if t > 0 and t not in memo[key]]
         if need:
-            cyc = groups_of(o_blk)[0][:, lo:hi].T.ravel()  # channel-major, as the schedules hold them
+            cyc = groups_of(o_blk, stream)[0][:, lo:hi].T.ravel()  # channel-major, as the schedules hold them
             outs = min(o_blk, g.cout) if drains else 0
 
             def interval(words):  # the engine's cycles per tile for a program of `words`, as the simulator
@@ -223,14 +237,14 @@ def blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, bank
                                                                                          rem[sel])
             per_block += np.where(weight > 0, weight * runs, 0.0)
         compute[sel] = n_o[sel] * per_block
-        if ("stream", o_blk) not in memo:
-            memo[("stream", o_blk)] = stream_bits(g.cin, g.cout, groups_of(o_blk), config, bank_of, o_blk)
-        stream[sel] = memo[("stream", o_blk)]
+        if stream and ("stream", o_blk) not in memo:
+            memo[("stream", o_blk)] = stream_bits(g.cin, g.cout, groups_of(o_blk, True), config, bank_of, o_blk)
+        bits[sel] = memo.get(("stream", o_blk), 0) if stream else 0
     n = config.fft_size
     fft = cands["forward_ffts"] * fft_channel_interval_cycles(n, channel_depth(bank_of, config.banks)) \
         / config.fft_engines
     ifft = np.full(bo.size, g.cout * g.tiles * n / config.ifft_engines)
-    return {"compute": compute, "fft": fft, "ifft": ifft, "stream_bits": stream}
+    return {"compute": compute, "fft": fft, "ifft": ifft, "stream_bits": bits}
 
 
 def pe_array_candidates(model, cands: dict, pes: int, arrays: int, onchip_bits: int,
@@ -276,7 +290,7 @@ def pe_array_candidates(model, cands: dict, pes: int, arrays: int, onchip_bits: 
     ok = (cands["cout_block"] % pes == 0) | (cands["cout_block"] >= g.cout)
     c = {k: v[ok] for k, v in cands.items()}
     fits = c["buffer_bits"] <= onchip_bits
-    cyc = blocking_cycles(model, c, config, bank_of, reads, memo)
+    cyc = blocking_cycles(model, c, config, bank_of, reads, memo, stream)
     est_lo = est_hi = np.maximum.reduce([cyc["compute"], cyc["fft"], cyc["ifft"]])
     if bits_per_cycle:
         kernels = c["kernel_passes"] * cyc["stream_bits"] if stream else c["kernels_bits"]
