@@ -29,11 +29,11 @@ from .engine import PassShape, pass_shape
 from .grouping import array_makespan
 from .layer_events import channel_depth, fft_channel_interval_cycles
 
-#: Blockings offered to the dataflow optimizer keep the PE arrays at least this fraction as busy
-#: as the busiest blocking that fits *of the same plan family* (work of a kernel-block run mapped
-#: onto the A arrays).  Per family, because a fixed-dataflow baseline may only use blockings of
-#: its own loop order: a threshold taken over all orders can leave a baseline with nothing (small
-#: layers where only the flexible orders fill the arrays).
+#: Blockings offered to the dataflow optimizer take at most 1 / this of the estimated time
+#: (:func:`blocking_cycles` and the traffic) of the fastest blocking that fits *of the same plan
+#: family*.  Per family, because a fixed-dataflow baseline may only use blockings of its own loop
+#: order: a threshold taken over all orders can leave a baseline with nothing (small layers where
+#: only the flexible orders fill the arrays).
 OCCUPANCY_KEEP = 0.95
 
 
