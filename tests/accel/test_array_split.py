@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from flexspec.accel import design_dataflow, layer_cycles
+from flexspec.accel import layer_cycles, pe_rule
 from flexspec.accel.arch import ARRAY_SPLITS, AcceleratorConfig
 from flexspec.accel.kernels import resolve_kernels
 from flexspec.accel.pe_rule import array_occupancy
@@ -52,9 +52,9 @@ def test_simulator_honours_the_split(small_net, monkeypatch):
     full = layer_cycles.array_makespan
     monkeypatch.setattr(layer_cycles, "array_makespan",
                         lambda cyc, t, a, divisors, interval=None: full(cyc, t, a, (1,), interval))
-    rule = design_dataflow.pe_array_candidates
-    monkeypatch.setattr(design_dataflow, "pe_array_candidates",
-                        lambda *args: rule(*args[:6], (1,), *args[7:]))  # group_splits = (1,)
+    # the PE-array rule times its candidates with the same array_makespan (pe_rule.blocking_cycles)
+    monkeypatch.setattr(pe_rule, "array_makespan",
+                        lambda cyc, t, a, divisors, interval=None: full(cyc, t, a, (1,), interval))
     by_hand = simulate_network(net, "zcu102", cfg, masks, histograms=False)
     assert [lay.cycles for lay in tiles.layers] == [lay.cycles for lay in by_hand.layers]
     assert [lay.cycles for lay in both.layers] != [lay.cycles for lay in by_hand.layers]

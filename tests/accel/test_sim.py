@@ -57,6 +57,7 @@ def test_simulated_bytes_match_the_trace_counter(vgg16_cmp):
         assert r.kernel_storage == "stream"
         for lay in r.layers:
             assert lay.kind == "spectral"
+            # the PE-array rule: a multiple of P output channels, or all of them
             assert lay.cout_block % U200_CFG.pes == 0 or lay.cout_block >= net.layer(lay.name).out_channels
             blk = Blocking(lay.order, lay.cout_block, lay.cin_block, lay.tile_block,
                            "spectral" if lay.input_link == "spectral" else "spatial")

@@ -176,4 +176,6 @@ def test_simulated_kernel_bytes_are_the_generated_schedule_memory(shipped):
         passes = lay.kernels_bytes / lay.stored_kernel_bytes
         assert passes >= 1 and passes == int(passes), lay.name
         checked += 1
-    assert checked >= 2, [(x.name, x.cout_block) for x in r.layers]
+    # how many layers run whole is the dataflow's choice (h12d: it ranks blockings by simulated cycles;
+    # on this one-array design several layers take smaller blocks within 5% of the whole layer's time)
+    assert checked >= 1, [(x.name, x.cout_block) for x in r.layers]

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..dataflow import PLANS, Precision, analyze_network
 from ..dataflow.budget import budget_from_device
 from ..dataflow.model import LayerModel
@@ -64,12 +66,16 @@ def budget_of(config: AcceleratorConfig, device: Device, res: Resources):
 
 def analyze(network: Network, masks: dict, config: AcceleratorConfig, device: Device, res: Resources,
             precision: Precision | None = None, stored_kernel_bits: dict | None = None, plans=PLANS,
-            cout_blocks: dict | None = None):
+            cout_blocks: dict | None = None, memo: dict | None = None, stream: bool = False):
     """``flexspec.dataflow.analyze_network`` for this design (``plans``: default all three), with
     the PE-array rule (:func:`pe_array_candidates`) passed through its ``layer_model`` hook.
     ``precision``: default :func:`precision_of` the design; ``stored_kernel_bits``: layer -> int
     [Cout, Cin] bits each kernel takes in memory when not the format's entry count (e.g. a
-    schedule stream); ``cout_blocks``: layer -> the only cout block that layer may use."""
+    schedule stream); ``cout_blocks``: layer -> the only cout block that layer may use; ``memo``: a
+    caller-owned dict of the PE-array rule's run costs, shared by analyses of the same kernels and
+    design (:func:`flexspec.accel.pe_rule.blocking_cycles`; saves time only); ``stream``: the
+    stored bits are a schedule stream, so the PE-array rule weighs each blocking with the stream of
+    its own cout block (:func:`flexspec.accel.pe_rule.stream_bits`)."""
     pes, arrays = config.pes, config.arrays
     budget = budget_of(config, device, res)
     bits_per_cycle = budget.bandwidth_bytes_per_s * 8 * config.pe_count / budget.macs_per_second
@@ -84,8 +90,10 @@ def analyze(network: Network, masks: dict, config: AcceleratorConfig, device: De
                     raise UsageError(f"layer '{self.geom.name}': cout block {pinned[self.geom.name]} is not "
                                      f"one of its blockings")
                 cands = {k: v[keep] for k, v in cands.items()}
+            mask = masks.get(self.geom.name) if isinstance(masks, dict) else None
+            mask = mask if mask is not None and np.asarray(mask).dtype == bool else None
             return pe_array_candidates(self, cands, pes, arrays, budget.onchip_bytes * 8, bits_per_cycle,
-                                       config.group_splits, config.fft_size // config.readout_rows)
+                                       config=config, mask=mask, memo=memo, stream=stream)
 
         def plan_mask(self, cands, plan):
             key = occupancy_key(plan)
@@ -139,14 +147,16 @@ def stream_dataflow(network: Network, masks: dict, config: AcceleratorConfig, de
     the stored streams).  The result moves exactly the stream of the blocking it uses."""
     blocks = start_blocks
     rounds = 0
+    memo: dict = {}  # the PE-array rule's run costs: the same kernels and design in every round
     if blocks is None:
-        blocks = cout_blocks_of(_plan_of(analyze(network, masks, config, device, res, precision, plans=(plan,)),
-                                         plan))
+        blocks = cout_blocks_of(_plan_of(analyze(network, masks, config, device, res, precision, plans=(plan,),
+                                                 memo=memo, stream=True), plan))
         rounds += 1
     for r in range(STREAM_ROUNDS + 1):
         stored = {name: stored_stream_bits(masks[name], config, b, schedules, method) for name, b in blocks.items()}
         pin = blocks if r == STREAM_ROUNDS else None  # the last round keeps every layer at its stream's block
-        layers = _plan_of(analyze(network, masks, config, device, res, precision, stored, (plan,), pin), plan)
+        layers = _plan_of(analyze(network, masks, config, device, res, precision, stored, (plan,), pin, memo, True),
+                          plan)
         rounds += 1
         picked = cout_blocks_of(layers)
         if picked == blocks:

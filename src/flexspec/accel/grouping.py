@@ -148,7 +148,8 @@ def array_makespan(cyc: np.ndarray, tiles: int, arrays: int, divisors, interval=
     the least-loaded column (LPT; within 4/3 of the optimal assignment) and round-robin in group
     order (LPT is a heuristic and occasionally loses to it); each column runs its groups back to back
     as one program per tile.  ``interval(L)``: the engine's cycles per tile for a program of L
-    words (:func:`flexspec.accel.engine.tile_interval_cycles`; default L itself)."""
+    words (:func:`flexspec.accel.engine.tile_interval_cycles`; default L itself).  ``tiles``: an
+    int, or an int array (the cycles of each count, for the same groups)."""
     best = None
     cyc = np.asarray(cyc, dtype=np.int64)
     n = cyc.size
@@ -164,10 +165,9 @@ def array_makespan(cyc: np.ndarray, tiles: int, arrays: int, divisors, interval=
             dealt[:n] = cyc
             span = min(int(lpt_span(desc, int(a_g))), int(dealt.reshape(-1, a_g).sum(axis=0).max()))
         per_tile = span if interval is None else interval(span)
-        total = -(-tiles // a_t) * per_tile
-        if best is None or total < best:
-            best = total
-    return best
+        total = -(-np.asarray(tiles) // a_t) * per_tile  # tiles may be an array (one total each)
+        best = total if best is None else np.minimum(best, total)
+    return best if np.ndim(best) else best.item()
 
 
 def stream_array(config: AcceleratorConfig, sch: LayerSchedules, in_channels: int) -> PEArrayConfig:

@@ -1,24 +1,39 @@
 """The PE-array rule: which of the dataflow optimizer's blockings the PE arrays run well.
 
 The P PEs of an array work on P output channels of one input channel, so a kernel block holds a
-multiple of P output channels (or all of them).  A blocking's PE occupancy counts both the A
-arrays' (tile, group) slots (:func:`array_occupancy`) and the PE load balance of the balanced
-grouping over each cout block (:func:`pe_balance`), so the optimizer trades a larger cout block
-(more accumulator storage) for balanced PE loads (:func:`pe_array_candidates`, passed to
-``flexspec.dataflow`` through :func:`flexspec.accel.design_dataflow.analyze`).
+multiple of P output channels (or all of them).  Each blocking's time is estimated as the
+simulator charges it (:func:`blocking_cycles`): its kernel-block runs split over the A arrays by
+the simulator's own :func:`flexspec.accel.grouping.array_makespan`, each tile at the engine's
+interval (:func:`flexspec.accel.engine.pass_shape`: the tile buffer's rows, the program, the
+accumulators' read-out at N/K requests a column on the run that finishes them), the forward FFTs
+at the RTL's rate (:func:`flexspec.accel.layer_events.fft_channel_interval_cycles`; recomputed for
+every output-channel block of a spatial input), the inverse FFTs, and the DRAM traffic; the
+optimizer keeps the blockings within 1 / OCCUPANCY_KEEP of the best (:func:`pe_array_candidates`,
+passed to ``flexspec.dataflow`` through :func:`flexspec.accel.design_dataflow.analyze`).  The
+groups' makespans are their conflict-free PE bound under the balanced grouping (what the
+scheduler reaches up to its few bank-conflict cycles), so no schedule is computed here.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from ..dataflow.model import ORDERS, PLANS, LayerModel
+from ..errors import UsageError
+from ..rtl.config import PEArrayConfig
+from ..schedule.model import resolve_bank_map
+from .arch import AcceleratorConfig
+from .engine import PassShape, pass_shape
+from .grouping import array_makespan
+from .layer_events import channel_depth, fft_channel_interval_cycles
 
-#: Blockings offered to the dataflow optimizer keep the PE arrays at least this fraction as busy
-#: as the busiest blocking that fits *of the same plan family* (work of a kernel-block run mapped
-#: onto the A arrays).  Per family, because a fixed-dataflow baseline may only use blockings of
-#: its own loop order: a threshold taken over all orders can leave a baseline with nothing (small
-#: layers where only the flexible orders fill the arrays).
+#: Blockings offered to the dataflow optimizer take at most 1 / this of the estimated time
+#: (:func:`blocking_cycles` and the traffic) of the fastest blocking that fits *of the same plan
+#: family*.  Per family, because a fixed-dataflow baseline may only use blockings of its own loop
+#: order: a threshold taken over all orders can leave a baseline with nothing (small layers where
+#: only the flexible orders fill the arrays).
 OCCUPANCY_KEEP = 0.95
 
 
@@ -81,49 +96,210 @@ def occupancy_key(plan: str) -> str:
     return f"pe_occupancy_ok_{plan}"
 
 
+@lru_cache(maxsize=1 << 16)
+def _interval(shape: PassShape) -> float:
+    """``shape.interval()``, memoized: a pure function of the (frozen) pass shape, evaluated by a
+    Python recurrence, asked for the same shapes by every analysis of a design."""
+    return shape.interval()
+
+
+def kernel_bank_reads(mask: np.ndarray, bank_of, num_banks: int) -> np.ndarray:
+    """int16 [Cout, Cin, B]: reads of each kernel from each bank (its kept frequencies per bank)."""
+    mask = np.asarray(mask, dtype=bool)
+    bank_of = np.asarray(bank_of, dtype=np.int64)
+    depth = int(np.bincount(bank_of, minlength=num_banks).max())
+    slots = np.full((num_banks, depth), mask.shape[-1], dtype=np.int64)  # index F: a column of zeros
+    for b in range(num_banks):
+        f = np.nonzero(bank_of == b)[0]
+        slots[b, :f.size] = f
+    padded = np.concatenate([mask, np.zeros(mask.shape[:2] + (1,), dtype=bool)], axis=2).view(np.uint8)
+    reads = padded[..., slots[:, 0]].astype(np.int16)
+    for d in range(1, depth):
+        reads += padded[..., slots[:, d]]
+    return reads
+
+
+def group_makespans(nnz: np.ndarray, bank_reads: np.ndarray | None, pes: int, ports: int, cout_block: int,
+                    blocks: int | None = None) -> np.ndarray:
+    """Schedule makespans of the balanced groups of every cout block, int [cout blocks, groups per
+    input channel, Cin]: per input channel a block's kernels sorted by decreasing non-zeros
+    (stable, as ``flexspec.schedule.group_kernels(..., 'balanced')``), cut into chunks of P; a
+    group takes max(its largest kernel's non-zeros, ceil(its busiest bank's reads / R)) cycles --
+    the optimal conflict-free schedule's makespan (bipartite edge colouring; a test checks it
+    against the scheduler).  ``bank_reads``: :func:`kernel_bank_reads` (None: the PE bound
+    alone); ``blocks``: only the first so many cout blocks.  Without broadcast."""
+    cout, cin = nnz.shape
+    bo = min(int(cout_block), cout)
+    n_o, per = -(-cout // bo), -(-bo // pes)
+    if blocks is not None and blocks < n_o:
+        nnz, cout, n_o = nnz[:blocks * bo], blocks * bo, blocks
+        bank_reads = None if bank_reads is None else bank_reads[:cout]
+    pad = np.full((n_o * bo, cin), -1, dtype=np.int64)  # -1: no kernel (sorts last, holds nothing)
+    pad[:cout] = nnz
+    order = np.argsort(-pad.reshape(n_o, bo, cin), axis=1, kind="stable")  # row within the block
+    srt = np.take_along_axis(pad.reshape(n_o, bo, cin), order, axis=1)
+    full = np.full((n_o, per * pes, cin), -1, dtype=np.int64)
+    full[:, :bo] = srt
+    pe = np.maximum(full[:, ::pes], 0)
+    if bank_reads is None:
+        return pe
+    banks = bank_reads.shape[2]
+    rows = np.concatenate([bank_reads.reshape(cout * cin, banks), np.zeros((1, banks), bank_reads.dtype)])
+    kid = np.full((n_o, per * pes, cin), cout * cin, dtype=np.int64)  # the zero row: no kernel
+    kernel_row = order + (np.arange(n_o) * bo)[:, None, None]
+    kid[:, :bo] = np.where(kernel_row < cout, kernel_row * cin + np.arange(cin), cout * cin)
+    grouped = rows[kid.reshape(n_o, per, pes, cin)].sum(axis=2, dtype=np.int32)  # [n_o, per, cin, B]
+    return np.maximum(pe, -(-grouped.max(axis=3) // ports))
+
+
+def stream_bits(cin: int, cout: int, group_cycles: np.ndarray, config: AcceleratorConfig, bank_of,
+                cout_block: int) -> int:
+    """Bits of a layer's schedule stream grouped by ``cout_block``: its groups' makespans
+    (``group_cycles``, e.g. :func:`group_makespans`) x the generated array's schedule word
+    (``PEArrayConfig.word_bits`` of the array :func:`flexspec.accel.grouping.stream_array` builds:
+    the layer's input channels, one cout block of accumulators) -- what
+    :func:`flexspec.accel.grouping.stored_stream_bits` sums to for the optimal schedules."""
+    words = int(np.sum(group_cycles))
+    arr = PEArrayConfig(config.pes, config.banks, config.ports, config.fft_size, tuple(int(b) for b in bank_of),
+                        max(1, words), in_channels=cin, acc_channels=min(int(cout_block), cout),
+                        data_bits=config.data_bits, acc_bits=config.acc_bits, broadcast=config.broadcast)
+    return words * arr.word_bits()
+
+
+def blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, bank_reads: np.ndarray | None = None,
+                    memo: dict | None = None, stream: bool = True) -> dict:
+    """Cycles of each candidate blocking as the simulator (``flexspec.accel.layer_cycles``) charges
+    them, per resource: ``compute`` (PE arrays), ``fft`` and ``ifft`` (engines); dict of float arrays,
+    with ``stream_bits``: the layer's schedule stream at each candidate's cout block (:func:`stream_bits`;
+    zeros when ``stream`` is false: then only the first cout block is scheduled).
+
+    A run is the steps that keep one kernel block: every tile when the tile loop lies inside the
+    innermost kernel loop with more than one trip, else one tile block.  Each run takes
+    :func:`flexspec.accel.grouping.array_makespan` of its groups over the A arrays, a tile every
+    ``engine.pass_shape(...).interval()`` cycles (tile-buffer rows = cin block x the bank map's
+    deepest bank; the read-out of the cout block's accumulators, N/K requests a column, on every
+    run: an accumulator half holds one tile, so a cin block's partial sums leave it, as
+    ``rtl.layer_engine`` and the simulator do), over the array splits the design allows
+    (``AcceleratorConfig.group_splits``).  Every cout block is costed as the first (the
+    blocks of a layer hold the same number of kernels; their non-zeros differ little); input
+    channel blocks by their first and last; a group takes :func:`group_makespans` cycles
+    (``bank_reads``: :func:`kernel_bank_reads`; None: the PE bound alone).  ``bank_of``: the
+    layer's bank map (int [F]);
+    ``memo``: a caller-owned dict reused by later calls for the same layer, kernels, bank map and
+    design (e.g. the rounds of ``design_dataflow.stream_dataflow``), which only saves time."""
+    g = model.geom
+    nnz = model.nnz
+    a = config.arrays
+    divisors = list(config.group_splits)
+    bo = np.minimum(cands["cout_block"], g.cout)
+    bi = np.minimum(cands["cin_block"], g.cin)
+    bt = np.minimum(cands["tile_block"], g.tiles)
+    n_o, n_i = cands["cout_blocks"], cands["cin_blocks"]
+    orders = np.array([[o.index(x) for x in "oit"] for o in ORDERS])[cands["order_index"]]
+    kernel_inner = np.maximum(np.where(n_o > 1, orders[:, 0], -1), np.where(n_i > 1, orders[:, 1], -1))
+    all_tiles = orders[:, 2] > kernel_inner
+    full = np.where(all_tiles, g.tiles, bt)
+    n_full = np.where(all_tiles, 1, g.tiles // bt)
+    rem = np.where(all_tiles, 0, g.tiles - n_full * bt)
+    compute = np.zeros(bo.size)
+    bits = np.zeros(bo.size)
+    memo = (memo if memo is not None else {}).setdefault((g.name, config, bank_of.tobytes()), {})
+    groups = memo.setdefault("groups", {})
+
+    def groups_of(o_blk: int, every_block: bool = False) -> np.ndarray:
+        key = (o_blk, every_block)
+        if key not in groups:
+            groups[key] = group_makespans(nnz, bank_reads, config.pes, config.ports, o_blk,
+                                          None if every_block else 1)
+        return groups[key]
+
+    def block_cost(o_blk: int, lo: int, hi: int, drains: bool, tiles: np.ndarray) -> np.ndarray:
+        key = (o_blk, lo, hi, drains)
+        if key not in memo:
+            memo[key] = {}
+        need = [t for t in np.unique(tiles) if t > 0 and t not in memo[key]]
+        if need:
+            cyc = groups_of(o_blk, stream)[0][:, lo:hi].T.ravel()  # channel-major, as the schedules hold them
+            outs = min(o_blk, g.cout) if drains else 0
+
+            def interval(words):  # the engine's cycles per tile for a program of `words`, as the simulator
+                return _interval(pass_shape([words], hi - lo, outs, bank_of, config.banks, config.pes,
+                                            config.fft_size, config.readout_rows))
+
+            spans = np.atleast_1d(array_makespan(cyc, np.array(need, dtype=np.int64), a, divisors, interval))
+            memo[key].update(zip(need, spans.tolist(), strict=True))
+        return np.array([memo[key][t] if t > 0 else 0 for t in tiles], dtype=float)
+
+    for o_blk, i_blk in {(int(x), int(y)) for x, y in zip(bo, bi, strict=True)}:
+        sel = np.nonzero((bo == o_blk) & (bi == i_blk))[0]
+        last_lo = (int(n_i[sel[0]]) - 1) * i_blk
+        per_block = np.zeros(sel.size)
+        for lo, hi, drains, weight in ((0, i_blk, True, n_i[sel] - 1), (last_lo, g.cin, True, 1)):
+            runs = n_full[sel] * block_cost(o_blk, lo, hi, drains, full[sel]) + block_cost(o_blk, lo, hi, drains,
+                                                                                         rem[sel])
+            per_block += np.where(weight > 0, weight * runs, 0.0)
+        compute[sel] = n_o[sel] * per_block
+        if stream and ("stream", o_blk) not in memo:
+            memo[("stream", o_blk)] = stream_bits(g.cin, g.cout, groups_of(o_blk, True), config, bank_of, o_blk)
+        bits[sel] = memo.get(("stream", o_blk), 0) if stream else 0
+    n = config.fft_size
+    fft = cands["forward_ffts"] * fft_channel_interval_cycles(n, channel_depth(bank_of, config.banks)) \
+        / config.fft_engines
+    ifft = np.full(bo.size, g.cout * g.tiles * n / config.ifft_engines)
+    return {"compute": compute, "fft": fft, "ifft": ifft, "stream_bits": bits}
+
+
 def pe_array_candidates(model, cands: dict, pes: int, arrays: int, onchip_bits: int,
-                        bits_per_cycle: float | None = None, group_splits=None,
-                        readout_requests_per_column: int = 0) -> dict:
+                        bits_per_cycle: float | None = None, *, config: AcceleratorConfig | None = None,
+                        mask: np.ndarray | None = None, memo: dict | None = None, stream: bool = False) -> dict:
     """The PE-array rule on a LayerModel's candidate blockings.
 
     1. a kernel block holds a multiple of P output channels, or all of them;
-    2. occupancy = array occupancy (:func:`array_occupancy`) x PE balance (:func:`pe_balance`
-       of the cout block), compute cycles = MACs / (A*P*occupancy); with ``bits_per_cycle``
-       (DRAM bits per cycle) a candidate's time is estimated as max(compute, traffic / bandwidth),
-       at best with kernels + partial sums only (inputs/outputs may be resident) and at worst with
-       all its traffic (without ``bits_per_cycle``: compute only).  Per plan family
-       (``flexspec.dataflow.PLANS``: every blocking for 'flexible', the family's loop order for a
-       fixed baseline), keep the blockings within 1 / OCCUPANCY_KEEP of the family's best
-       best-case time, or of its best worst-case time, among those that fit ``onchip_bits`` (or
-       among all of the family when none fits): on compute-bound layers only well-occupied,
-       balanced blockings survive; where traffic dominates, the low-traffic ones stay.  A boolean column per plan
+    2. a candidate's time is estimated as the simulator charges it (:func:`blocking_cycles`:
+       PE-array runs, forward and inverse FFTs) and, with ``bits_per_cycle`` (DRAM bits per
+       cycle), its traffic: max(compute, FFT, IFFT, traffic / bandwidth), at best with kernels +
+       partial sums only (inputs/outputs may be resident) and at worst with all its traffic; with
+       ``stream``, the kernels are the schedule stream **of the candidate's own cout block**
+       (:func:`stream_bits`; the model's stored bits are the stream of one block only).  Per
+       plan family (``flexspec.dataflow.PLANS``: every blocking for 'flexible', the family's loop
+       order for a fixed baseline), keep the blockings within 1 / OCCUPANCY_KEEP of the family's
+       best best-case time, or of its best worst-case time, among those that fit ``onchip_bits``
+       (or among all of the family when none fits).  A boolean column per plan
        (``pe_occupancy_ok_<plan>``) says which survivors each plan may use; a family with
        candidates always keeps its best one.  When rule 1 leaves a fixed family nothing, the
-       family is its loop order alone (FAMILY_ORDER)."""
+       family is its loop order alone (FAMILY_ORDER).
+
+    ``config``: the design (default: ``arrays`` x ``pes`` with the default banks, engines and
+    read-out); ``mask``: the layer's bool mask [Cout, Cin, F] for its bank map (default: the
+    'mod' map of the config's banks); ``memo``: see :func:`blocking_cycles`; ``stream``: the
+    model counts its kernels as a schedule stream (``design_dataflow.stream_dataflow``)."""
     g = model.geom
+    if config is None:
+        config = AcceleratorConfig(arrays=arrays, pes=pes, banks=min(AcceleratorConfig.banks, g.num_freq),
+                                   fft_size=g.fft_size)
+    if (config.pes, config.arrays) != (pes, arrays):
+        raise UsageError(f"pe_array_candidates: P x A = {pes} x {arrays} but the config has "
+                         f"{config.pes} x {config.arrays}")
+    bank_of = resolve_bank_map("auto" if mask is not None else "mod",
+                               mask if mask is not None else np.zeros((1, g.num_freq), bool), config.banks)
+    reads = None
+    if mask is not None and not config.broadcast:
+        key = (g.name, config.banks, bank_of.tobytes(), "bank_reads")
+        memo_ = memo if memo is not None else {}
+        if key not in memo_:
+            memo_[key] = kernel_bank_reads(mask, bank_of, config.banks)
+        reads = memo_[key]
     ok = (cands["cout_block"] % pes == 0) | (cands["cout_block"] >= g.cout)
     c = {k: v[ok] for k, v in cands.items()}
-    # the a_g the design allows (AcceleratorConfig.group_splits; default every divisor of A)
-    divisors = np.array(group_splits if group_splits is not None else
-                        [d for d in range(1, arrays + 1) if arrays % d == 0])
-    occ = array_occupancy(c, g, pes, arrays, divisors) * pe_balance(model.nnz, pes, c["cout_block"])
     fits = c["buffer_bits"] <= onchip_bits
-    # time estimate in cycles: compute at this occupancy; traffic at best (kernels + partial sums:
-    # inputs and outputs may stay resident) and at worst (everything off-chip)
-    compute = model.complex_macs / (pes * arrays * np.maximum(occ, 1e-12))
-    if readout_requests_per_column:
-        # every kernel-block run's accumulators are read out (rtl.layer_engine, accel.layer_cycles):
-        # per cin block and tile, Cout x (N/2+1) columns x N/K requests; an array reads out its own
-        # tiles, at best ceil(T / A) of them
-        cin_blocks = -(-g.cin // np.minimum(c["cin_block"], g.cin))
-        compute = np.maximum(compute, cin_blocks * -(-g.tiles // arrays) * g.cout * (g.fft_size // 2 + 1)
-                             * readout_requests_per_column)
-    est_lo = est_hi = compute
+    cyc = blocking_cycles(model, c, config, bank_of, reads, memo, stream)
+    est_lo = est_hi = np.maximum.reduce([cyc["compute"], cyc["fft"], cyc["ifft"]])
     if bits_per_cycle:
-        low = (c["kernels_bits"] + c["psums_bits"]) / bits_per_cycle
-        est_lo = np.maximum(compute, low)
-        est_hi = np.maximum(compute, low + (c["inputs_bits"] + model.output_bits) / bits_per_cycle)
-    keep = np.zeros(occ.shape, dtype=bool)
+        kernels = c["kernel_passes"] * cyc["stream_bits"] if stream else c["kernels_bits"]
+        low = (kernels + c["psums_bits"]) / bits_per_cycle
+        est_lo = np.maximum(est_lo, low)
+        est_hi = np.maximum(est_hi, low + (c["inputs_bits"] + model.output_bits) / bits_per_cycle)
+    keep = np.zeros(fits.shape, dtype=bool)
     for plan in PLANS:
         fam = LayerModel.plan_mask(model, c, plan)
         if not fam.any() and plan in FAMILY_ORDER:

@@ -30,12 +30,15 @@ import numpy as np
 
 from ..devices import RESOURCE_KEYS, Device, load_device
 from ..errors import DoesNotFitError, UsageError
+from ..schedule.model import resolve_bank_map
 from ..spectral.geometry import num_frequencies, num_tiles
 from ..workload.layers import Network
 from .arch import (MIN_DATAFLOW_BITS, AcceleratorConfig, Resources, block_usage, dataflow_bits_left, family_of,
                    resources, synthesized_max)
 from .engine import readout_requests
 from .kernels import resolve_kernels
+from .layer_events import channel_depth, fft_channel_interval_cycles
+from .pe_rule import group_makespans, kernel_bank_reads, stream_bits
 from .sim import NetworkResult, ScheduleCache, simulate_network
 
 PES = (8, 16, 32)
@@ -136,23 +139,55 @@ def one_more_array(config: AcceleratorConfig, device: Device, per_array: bool = 
     return out
 
 
-def estimate_cycles(network: Network, masks: dict, config: AcceleratorConfig, device: Device) -> float:
-    """Closed-form cycles of ``network`` on ``config``: per layer the largest of compute (useful
-    complex MACs / (A x P); with ``array_split="tiles"`` ceil(tiles / A) x MACs per tile / P), FFT (forward and inverse tiles x N / engines) and compulsory DRAM
-    traffic (sparse kernels, input and output once) at the sustained bandwidth."""
+def _layer_words(name: str, mask: np.ndarray, config: AcceleratorConfig, memo: dict) -> tuple:
+    """(program words per tile, schedule stream bits, tile-buffer rows per channel) of layer
+    ``name`` held whole on one array (cout block = Cout): the balanced groups' optimal schedule
+    makespans summed (:func:`flexspec.accel.pe_rule.group_makespans`, over the layer's 'auto'
+    bank map), the stream they make in the generated array (:func:`flexspec.accel.pe_rule.stream_bits`)
+    and the bank map's deepest bank.  ``memo``: caller-owned, for one set of masks."""
+    mask = np.asarray(mask, dtype=bool)
+    cout, cin, _ = mask.shape
+    key = (name, config.pes, config.banks, config.ports, config.fft_size, config.data_bits, config.acc_bits,
+           config.broadcast)
+    if key not in memo:
+        bank_key = ("bank_of", name, config.banks)
+        if bank_key not in memo:
+            bank_of = resolve_bank_map("auto", mask, config.banks)
+            memo[bank_key] = (bank_of, kernel_bank_reads(mask, bank_of, config.banks))
+        bank_of, reads = memo[bank_key]
+        cyc = group_makespans(mask.sum(axis=2, dtype=np.int64), None if config.broadcast else reads, config.pes,
+                              config.ports, cout)
+        memo[key] = (int(cyc.sum()), stream_bits(cin, cout, cyc, config, bank_of, cout),
+                     channel_depth(bank_of, config.banks))
+    return memo[key]
+
+
+def estimate_cycles(network: Network, masks: dict, config: AcceleratorConfig, device: Device,
+                    memo: dict | None = None) -> float:
+    """Closed-form cycles of ``network`` on ``config``: per layer the largest of compute (the
+    balanced groups' scheduled program, :func:`_layer_words`, per tile, over A arrays; with
+    ``array_split="tiles"`` ceil(T / A) whole tile passes), the
+    accumulators' read-out (N / K requests a column, one a cycle per array), forward FFT (tiles x
+    input channels at the RTL's rate, :func:`flexspec.accel.layer_events.fft_channel_interval_cycles`)
+    and inverse FFT (tiles x output channels x N) over the engines, and the compulsory DRAM
+    traffic at the sustained bandwidth: the kernels as the **schedule stream** the PE arrays
+    store and the simulator moves (program words x schedule word bits, the layer grouped whole:
+    ``flexspec.kernel_format.schedule_stream_bits``), input and output once.  ``memo``: a
+    caller-owned dict shared by the estimates of one set of masks (saves time only)."""
+    memo = memo if memo is not None else {}
     bytes_per_cycle = device.sustained_bandwidth_bytes_per_s / device.clock_hz
-    kernel_entry_bits = 2 * config.data_bits + max(1, math.ceil(math.log2(config.num_freq)))
     requests_per_channel = readout_requests(1, config.fft_size, config.readout_rows)
     total = 0.0
     for lay in network.spectral_layers:
         t = num_tiles(lay, config.fft_size)
-        nnz = int(np.asarray(masks[lay.name]).sum())
-        compute = t * nnz / config.pe_count
-        if config.array_split == "tiles":  # each array runs whole tiles: ceil(T / A) tile passes of nnz / P
-            compute = -(-t // config.arrays) * nnz / config.pes
+        words, kernel_bits, depth = _layer_words(lay.name, masks[lay.name], config, memo)
+        compute = t * words / config.arrays
+        if config.array_split == "tiles":  # each array runs whole tiles: ceil(T / A) tile passes of the program
+            compute = -(-t // config.arrays) * words
         readout = t * lay.out_channels * requests_per_channel / config.arrays
-        fft = max(t * lay.in_channels / config.fft_engines, t * lay.out_channels / config.ifft_engines) * config.fft_size
-        traffic = (nnz * kernel_entry_bits / 8 + config.data_bits / 8 * lay.height * lay.width
+        fft = max(t * lay.in_channels * fft_channel_interval_cycles(config.fft_size, depth) / config.fft_engines,
+                  t * lay.out_channels * config.fft_size / config.ifft_engines)
+        traffic = (kernel_bits / 8 + config.data_bits / 8 * lay.height * lay.width
                    * (lay.in_channels + lay.out_channels)) / bytes_per_cycle
         total += max(compute, readout, fft, traffic)
     return total
@@ -267,7 +302,8 @@ def resolve_design(device, fft_size: int, *, network=None, masks=None, arrays=No
             resources(cfg, device)  # raises DoesNotFitError naming every resource over its limit
         _refuse(device, fft_size, desc, arrays, pes)
     if network is not None and masks is not None:
-        best = min(space, key=lambda c: (estimate_cycles(network, masks, c, device), -c.banks * c.ports))
+        memo: dict = {}
+        best = min(space, key=lambda c: (estimate_cycles(network, masks, c, device, memo), -c.banks * c.ports))
     else:
         best = max(space, key=lambda c: (c.pe_count, c.fft_engines, c.banks * c.ports, c.readout_rows))
     origin = _origin(arrays=arrays, pes=pes, banks=banks, ports=ports, fft_engines=fft_engines, broadcast=broadcast,
@@ -331,7 +367,8 @@ def search_design(network: Network, device, fft_size: int = 8, kernels=None, *, 
     if not cands:
         _refuse(device, fft_size, f"P in {pes or PES}, engines in {engines or ENGINES}, B x R in {bp}", arrays,
                 min(pes or PES))
-    ranked = sorted(cands, key=lambda c: (estimate_cycles(network, masks, c, device), -c.banks * c.ports))
+    memo: dict = {}
+    ranked = sorted(cands, key=lambda c: (estimate_cycles(network, masks, c, device, memo), -c.banks * c.ports))
     best = None
     for cfg in ranked[:max(1, simulated)]:
         r = simulate_network(network, device, cfg, masks, histograms=False, schedules=schedules)
