@@ -11,7 +11,7 @@ import pytest
 
 from flexspec.accel import engine
 from flexspec.accel.arch import AcceleratorConfig, block_usage
-from flexspec.accel.search import (DATAFLOW_MEMORY, READOUT_ROWS, candidates, describe_design, describe_need,
+from flexspec.accel.search import (DATAFLOW_MEMORY, READOUT_ROWS, candidates, describe_design, describe_need, shortlist,
                                    estimate_cycles, readout_axis, resolve_design)
 from flexspec.devices import load_device
 from flexspec.errors import UsageError
@@ -61,3 +61,14 @@ def test_dataflow_memory_is_named_in_words():
     line = describe_need(DATAFLOW_MEMORY, (8_388_608, 7_962_624))
     assert "the dataflow's minimum on-chip memory" in line and "8,388,608" in line and "7,962,624" in line
     assert describe_need("lut", (10, 9)) == "lut 10 of 9"
+
+
+def test_shortlist_simulates_the_best_of_every_readout_k():
+    """The top of the ranking, then the best-ranked design of each read-out K not yet in it, in
+    ranking order (brute force over a hand-made ranking)."""
+    ks = [1, 1, 1, 1, 1, 2, 1, 4, 2, 8]
+    ranked = [AcceleratorConfig(arrays=i + 1, pes=8, banks=10, ports=1, readout_rows=k) for i, k in enumerate(ks)]
+    got = shortlist(ranked, 4)
+    assert got[:4] == ranked[:4]
+    assert [c.readout_rows for c in got[4:]] == [2, 4, 8] and got[4] is ranked[5] and got[5] is ranked[7]
+    assert shortlist(ranked, 20) == ranked
