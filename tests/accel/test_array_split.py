@@ -12,11 +12,9 @@ import pytest
 from flexspec.accel import layer_cycles, pe_rule
 from flexspec.accel.arch import ARRAY_SPLITS, AcceleratorConfig
 from flexspec.accel.kernels import resolve_kernels
-from flexspec.accel.pe_rule import array_occupancy
 from flexspec.accel.search import PER_ARRAY, Design, candidates, describe_design, estimate_cycles, resources
 from flexspec.accel.sim import simulate_network
 from flexspec.cli import main as cli_main
-from flexspec.dataflow.model import ORDERS
 from flexspec.devices import load_device
 from flexspec.errors import UsageError
 from flexspec.workload.layers import Network
@@ -60,21 +58,6 @@ def test_simulator_honours_the_split(small_net, monkeypatch):
     assert [lay.cycles for lay in both.layers] != [lay.cycles for lay in by_hand.layers]
     pairs = [(t.compute_cycles, b.compute_cycles) for t, b in zip(tiles.layers, both.layers, strict=True)]
     assert all(t >= b for t, b in pairs) and any(t > b for t, b in pairs)
-
-
-def test_pe_rule_occupancy_with_tiles_only_is_the_tile_slot_fraction():
-    """a_g = 1: a run of t tiles on A arrays fills t / (ceil(t / A) A) of the slots, whatever its groups."""
-
-    class Geom:
-        tiles, cin, cout = 25, 64, 64
-
-    tile_block = np.array([1, 5, 8, 25, 25, 13])
-    cands = {"order_index": np.full(6, ORDERS.index("oti")), "tile_block": tile_block,
-             "cin_block": np.array([1, 2, 64, 7, 64, 3]), "cout_block": np.array([8, 16, 64, 8, 64, 32])}
-    occ = array_occupancy(cands, Geom, 8, 8, (1,))
-    t = np.minimum(tile_block, 25)
-    assert np.allclose(occ, t / (-(-t // 8) * 8))
-    assert (array_occupancy(cands, Geom, 8, 8, (1, 2, 4, 8)) >= occ).all()
 
 
 def test_search_per_array_implies_tiles_and_prints_it():

@@ -5,7 +5,7 @@ multiple of P output channels (or all of them).  Each blocking's time is estimat
 simulator charges it (:func:`blocking_cycles`): its kernel-block runs split over the A arrays by
 the simulator's own :func:`flexspec.accel.grouping.array_makespan`, each tile at the engine's
 interval (:func:`flexspec.accel.engine.pass_shape`: the tile buffer's rows, the program, the
-accumulators' read-out at N/K requests a column on the run that finishes them), the forward FFTs
+accumulators' read-out at N/K requests a column on every kernel-block run), the forward FFTs
 at the RTL's rate (:func:`flexspec.accel.layer_events.fft_channel_interval_cycles`; recomputed for
 every output-channel block of a spatial input), the inverse FFTs, and the DRAM traffic; the
 optimizer keeps the blockings within 1 / OCCUPANCY_KEEP of the best (:func:`pe_array_candidates`,
@@ -35,25 +35,6 @@ from .layer_events import channel_depth, fft_channel_interval_cycles
 #: order: a threshold taken over all orders can leave a baseline with nothing (small layers where
 #: only the flexible orders fill the arrays).
 OCCUPANCY_KEEP = 0.95
-
-
-def array_occupancy(cands: dict, geom, pes: int, arrays: int, divisors) -> np.ndarray:
-    """Fraction of the A arrays' (tile, group) slots a kernel-block run fills, per candidate.
-
-    A run = the steps that keep one kernel block: all T tiles when the tile loop is innermost,
-    else one tile block.  It holds ``cin_block * ceil(cout_block / P)`` groups; the arrays split
-    it as a_t (tiles) x a_g (groups) = A, the best split counted."""
-    inner_t = np.array([o[2] == "t" for o in ORDERS])[cands["order_index"]]
-    tiles = np.where(inner_t, geom.tiles, np.minimum(cands["tile_block"], geom.tiles))
-    groups = np.minimum(cands["cin_block"], geom.cin) * -(-np.minimum(cands["cout_block"], geom.cout) // pes)
-    slots = None
-    for a_g in divisors:
-        a_t = arrays // int(a_g)
-        s = -(-tiles // a_t) * a_t * (-(-groups // int(a_g)) * int(a_g))
-        if a_g > 1:  # as the simulator (grouping.array_makespan): no more array columns than groups
-            s = np.where(groups >= a_g, s, np.iinfo(np.int64).max)
-        slots = s if slots is None else np.minimum(slots, s)
-    return tiles * groups / slots
 
 
 #: Loop order of each fixed-dataflow family (``flexspec.dataflow.model.LayerModel.plan_mask``).

@@ -9,9 +9,9 @@ Pipeline of one simulation
    the tile banks and FFT buffers, sustained DRAM bandwidth, A*P complex MACs per cycle, FFT
    engine rate).  Hardware rule passed to the optimizer: a kernel block holds a multiple of P
    output channels (or all of them), because the P PEs of an array work on P output channels of
-   one input channel.  The blockings' PE occupancy counts both the arrays' (tile, group) slots and
-   the PE load balance of the balanced grouping over each cout block (:func:`pe_balance`), so the
-   optimizer trades a larger cout block (more accumulator storage) for balanced PE loads.
+   one input channel.  Each blocking is timed as this simulator charges it
+   (:func:`flexspec.accel.pe_rule.blocking_cycles`), so the optimizer trades a larger block (more
+   on-chip storage) for fewer, better-filled kernel-block runs.
 3. Schedules (:func:`flexspec.schedule.schedule_groups`): the kernels of every (output-channel
    block, input channel) pair are grouped by P (balanced grouping inside the block) and each
    group is scheduled conflict-free over the B banks x R ports (``optimal`` / ``broadcast``;
@@ -68,7 +68,7 @@ from .grouping import LayerSchedules, ScheduleCache, array_makespan, bank_load, 
 from .kernels import KernelSource, random_masks, resolve_kernels
 from .layer_cycles import engine_layer_cycles, layer_steps, pipeline_steps, spatial_conv_result
 from .pe_rule import (
-    FAMILY_ORDER, OCCUPANCY_KEEP, array_occupancy, balanced_pe_cycles, pe_array_candidates, pe_balance,
+    FAMILY_ORDER, OCCUPANCY_KEEP, balanced_pe_cycles, pe_array_candidates, pe_balance,
 )
 from .results import FORMAT_VERSION, LayerResult, NetworkResult
 from .spatial import spatial_accelerator, whole_network as _whole
@@ -78,7 +78,7 @@ __all__ = [
     "BASELINES", "FAMILY_ORDER", "FORMAT_VERSION", "HEADLINE_BASELINE", "KERNEL_STORAGE", "OCCUPANCY_KEEP",
     "Comparison",
     "KernelSource", "LayerResult", "LayerSchedules", "NetworkResult", "ScheduleCache", "analyze",
-    "array_makespan", "array_occupancy", "balanced_pe_cycles", "bank_load", "budget_of", "check_kernel_storage",
+    "array_makespan", "balanced_pe_cycles", "bank_load", "budget_of", "check_kernel_storage",
     "compare", "design_plan",
     "engine_layer_cycles", "layer_models", "layer_steps", "pe_array_candidates", "pe_balance", "precision_of",
     "random_masks", "resolve_kernels", "schedule_layer_blocks", "simulate_designs", "simulate_network",
