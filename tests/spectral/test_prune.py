@@ -144,6 +144,30 @@ def test_cli_prune_fmnist_vgg(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = capsys.readouterr().out
     assert "real trained weights" in text and "conv3_2" in text
+    # the default scope is hardware-aware (issue 14: its targets held at 25%): every kernel keeps
+    # round(0.25 x 40) = 10 entries, one fewer where a Hermitian pair does not fit
+    assert "scope: kernel (the default: hardware-aware" in text and "(kernel)" in net.provenance
+    for ssk in net.layers.values():
+        assert set(ssk.nnz_per_kernel().ravel().tolist()) <= {9, 10}
+
+
+def test_cli_admm_default_scope_is_bank_friendly(tmp_path, capsys, monkeypatch, small_train_set):
+    pytest.importorskip("torch")
+    from flexspec.spectral import admm
+
+    seen = {}
+
+    def interrupted(spec, x, y, config, **kwargs):
+        seen["scope"] = config.scope
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(admm, "admm_prune", interrupted)
+    out = tmp_path / "w.npz"
+    assert main(["prune", "fmnist_vgg", "--density", "0.25", "--method", "admm", "--out", str(out)]) == 130
+    assert seen == {"scope": "bank"} and "scope: bank (the default" in capsys.readouterr().out
+    assert main(["prune", "fmnist_vgg", "--density", "0.25", "--method", "admm", "--scope", "layer",
+                 "--out", str(out)]) == 130
+    assert seen == {"scope": "layer"} and "scope:" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -62,11 +62,12 @@ def test_numpy_sparse_forward_equals_torch_spatial_model():
     np.testing.assert_allclose(rm.numpy_forward(net, x), want, rtol=0, atol=2e-6 * np.abs(want).max())
 
 
-def test_pruned_model_classifies_real_images():
+@pytest.mark.parametrize("method", sorted({"admm", rm.DEFAULT_METHOD}))  # per layer, and the default
+def test_pruned_model_classifies_real_images(method):
     images, labels = datasets.fashion_mnist_subset()
     images, labels = images[:300], labels[:300]
     _, dense = _unpruned()
     dense_acc = rm.numpy_accuracy(dense, images, labels)
-    pruned_acc = rm.numpy_accuracy(rm.load_pruned("admm", 0.25), images, labels)
+    pruned_acc = rm.numpy_accuracy(rm.load_pruned(method, 0.25), images, labels)
     assert dense_acc >= 0.75
     assert pruned_acc >= dense_acc - 0.10

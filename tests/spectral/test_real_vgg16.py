@@ -85,7 +85,7 @@ def test_accuracy_on_the_shipped_subset_is_above_the_measured_floors(one_torch_t
     assert rm.torch_accuracy(model, x, y) >= FLOOR_DENSE
     for (method, density), floor in FLOOR_PRUNED.items():
         net = rm.load_pruned(method, density, ARCH)
-        if (method, density) == (rm.DEFAULT_METHOD, 0.25):
+        if (method, density) == (ARCH.default_method, 0.25):
             acc = rm.numpy_accuracy(net, images, labels)
         else:
             acc = rm.torch_accuracy(rm.spectral_model_from_sparse(net), x, y)

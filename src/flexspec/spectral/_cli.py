@@ -9,6 +9,16 @@ from ..errors import FlexSpecError, UsageError
 from ..workload.zoo import NETWORKS, get_network
 
 WEIGHTED_MODELS = ("fmnist_vgg", "vgg16")
+SCOPES = ("layer", "kernel", "bank", "global")
+
+
+def default_scope(method: str) -> str:
+    """The scope ``flexspec prune`` uses without ``--scope``: hardware-aware pruning, the masks the
+    accelerator runs best (it met issue 14's targets at 25% on fmnist_vgg: BENCHMARKS.md, "What the
+    accelerator makes of the real masks") -- 'bank' for ADMM (equal non-zeros per kernel, and no bank
+    of a group of 16 kernels read more often than a PE works), 'kernel' for magnitude pruning (equal
+    non-zeros per kernel; 'bank' needs ADMM's training)."""
+    return "bank" if method == "admm" else "kernel"
 
 
 def register(subparsers) -> None:
@@ -22,10 +32,11 @@ def register(subparsers) -> None:
     p.add_argument("--density", required=True, help="fraction of spectral entries kept, in (0, 1]")
     p.add_argument("--method", default="magnitude", choices=("magnitude", "admm"))
     p.add_argument("--fft-size", type=int, default=8, help="FFT size N (default 8)")
-    p.add_argument("--scope", default="layer", choices=("layer", "kernel", "bank", "global"),
+    p.add_argument("--scope", default=None, choices=SCOPES,
                    help="one threshold per layer, an equal count per kernel, an equal count per kernel with "
                         "every bank of a group of 16 kernels read at most that often (ADMM only), or one "
-                        "threshold for all layers")
+                        "threshold for all layers; default: hardware-aware, 'bank' with --method admm, else "
+                        "'kernel' (the masks the accelerator runs best: BENCHMARKS.md, 'Pruning accuracy')")
     p.add_argument("--schedule", default=None,
                    help="per-layer densities, e.g. 'conv1_1=0.5,default=0.25' (overrides --density per layer)")
     p.add_argument("--state-dict", default=None, help="VGG16 state_dict file (torchvision layout)")
@@ -70,6 +81,9 @@ def run(args) -> int:
     if args.state_dict and args.model != "vgg16":
         raise UsageError("--state-dict is for vgg16 (torchvision layout)")
     target = schedule if schedule is not None else density
+    if args.scope is None:
+        args.scope = default_scope(args.method)
+        print(f"scope: {args.scope} (the default: hardware-aware; --scope layer for one threshold per layer)")
 
     if args.scope == "bank" and args.method != "admm":
         raise UsageError("--scope bank is for --method admm (fmnist_vgg)")
