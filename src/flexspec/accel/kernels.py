@@ -1,9 +1,11 @@
 """Which sparse kernels the accelerator runs, and where they come from (provenance).
 
-* ``fmnist_vgg`` and ``fmnist_vgg16`` (VGG16's 13 convolutions at 1/8 width): the shipped trained models (``flexspec.spectral.real_model``, ADMM-pruned
-  (FMNIST_METHOD: the method that keeps its accuracy at 25% density -- 78.3% measured on the
-  shipped subset, against 17.3% for plain magnitude pruning; BENCHMARKS.md), at one of the
-  shipped densities: a density that is not shipped is refused, naming them) -- real weights;
+* ``fmnist_vgg`` and ``fmnist_vgg16`` (VGG16's 13 convolutions at 1/8 width): the shipped trained models
+  (``flexspec.spectral.real_model``), pruned by each model's ``default_method`` (fmnist_vgg: hardware-aware
+  ADMM, bank-friendly, which meets the accuracy, PE-utilization and DSP-efficiency targets at 25%;
+  fmnist_vgg16: per-layer ADMM, its hardware-aware model being 5.5 points below dense; BENCHMARKS.md
+  "Pruning accuracy"), at one of the shipped densities: a density that is not shipped is refused, naming
+  them -- real weights;
 * ``vgg16``: ``flexspec.spectral.synth.vgg16_kernels`` -- synthesized deterministically from a
   seed (labelled as synthesized, ``is_real`` False) unless a user state_dict is given; the
   result is cached on disk keyed by its inputs (:func:`cached_vgg16_kernels`);
@@ -37,8 +39,6 @@ KINDS = ("auto", "real", "synthesized", "random", "file")
 #: 'layer' = one threshold per layer (uneven non-zeros per kernel), 'kernel' = every kernel keeps
 #: round(density*F) entries (hardware-aware: equal PE loads by construction).
 PRUNE_SCOPES = ("layer", "kernel")
-#: Pruning method of the shipped fmnist_vgg model the accelerator runs by default.
-FMNIST_METHOD = "admm"
 
 
 @dataclass(frozen=True)
@@ -195,12 +195,13 @@ def resolve_kernels(network, kernels=None, *, fft_size: int = 8, density: float 
     if kernels != "random":
         net_k = None
         if network.name in rm.MODELS and not network.weights:  # fmnist_vgg, fmnist_vgg16: shipped trained
-            shipped = rm.get_arch(network.name).shipped_densities(FMNIST_METHOD)
+            method = rm.get_arch(network.name).default_method
+            shipped = rm.get_arch(network.name).shipped_densities(method)
             if not any(abs(density - d) < 1e-9 for d in shipped):
                 raise UsageError(f"{network.name} ships trained kernels pruned to densities "
                                  f"{', '.join(map(str, shipped))} only; asked {density:g}. Use one of "
                                  f"them, or prune yourself (e.g. 'flexspec prune') and pass --weights FILE")
-            net_k = rm.load_pruned(FMNIST_METHOD, density, network.name)
+            net_k = rm.load_pruned(method, density, network.name)
         elif network.name == "vgg16" and not network.weights:
             if prune_scope not in PRUNE_SCOPES:
                 raise UnknownNameError("pruning scope", str(prune_scope), PRUNE_SCOPES)
