@@ -14,7 +14,7 @@ one run read out once (a tile an array: :func:`~flexspec.accel.layer_events.chai
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -176,6 +176,8 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig) -> La
             tot = int(cyc.sum())
             cache[ck] = (span, span * (int(pb.sum()) / tot if tot else 1.0))
             shape = _pass_shape(sch, ob, lo, hi, int(o_ch[ob]), config)
+            if chained:  # the pass starts once the chain's first cin block is in the tile buffer
+                shape = replace(shape, rows_per_tile=_pass_shape(sch, ob, 0, int(i_ch[0]), 0, config).rows_per_tile)
             if shape.overhead() > overhead:
                 overhead, first_load = shape.overhead(), shape.rows_per_tile + 1
         span, span_free = cache[ck]
