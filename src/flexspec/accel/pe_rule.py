@@ -227,11 +227,11 @@ def blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, bank
                                                                                          rem[sel])
             per_block += np.where(weight > 0, weight * runs, 0.0)
         ch = chained[sel]
-        if ch.any():  # the chained walks: one run per accumulator visit, every cin block, read out once
+        if ch.any():  # walks that may chain: one run per accumulator visit, read out once, when faster
             c_sel = sel[ch]
             visits = n_full[c_sel] * block_cost(o_blk, 0, g.cin, True, full[c_sel], True) \
                 + block_cost(o_blk, 0, g.cin, True, rem[c_sel], True)
-            per_block[ch] = visits
+            per_block[ch] = np.minimum(per_block[ch], visits)
         compute[sel] = n_o[sel] * per_block
         if stream and ("stream", o_blk) not in memo:
             memo[("stream", o_blk)] = stream_bits(g.cin, g.cout, groups_of(o_blk, True), config, bank_of, o_blk)

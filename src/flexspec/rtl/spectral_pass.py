@@ -94,7 +94,7 @@ class SpectralPass(wiring.Component):
         if self.runs is not None and len(self.runs) != self.num_tiles:
             raise ValueError(f"{len(self.runs)} runs given for num_tiles={num_tiles}")
         if self.runs is not None and (not self.runs[0][5] or not self.runs[-1][6] or any(
-                a[6] != b[5] for a, b in zip(self.runs, self.runs[1:]))):
+                a[6] != b[5] for a, b in zip(self.runs, self.runs[1:], strict=False))):
             raise ValueError("chains must start after the previous one ends (first run starts, last run ends)")
         self.checks = checks
         c = config
