@@ -81,10 +81,10 @@ def issue_and_drain(k: int, loaded: int, A: np.ndarray, F: np.ndarray, program_c
                     readout_requests: int, previous_program_cycles: int | None = None) -> int:
     """Run k of a pass whose tile is loaded by edge ``loaded``: its accept ``A[k]`` (back-to-back
     issue after run k-1, its accumulator half drained by run k-2) and its drain's last request
-    ``F[k]`` (after its last word, once run k-1 has drained); returns the drain's start.  Shared by
-    :func:`pass_events` and the whole engine's recurrence (``flexspec.accel.layer_events``);
-    ``previous_program_cycles``: run k-1's program when the runs differ (a blocked layer's kernel
-    blocks; default the same as run k's)."""
+    ``F[k]`` (after its last word, once run k-1 has drained); returns the drain's start.  The whole
+    engine's recurrence (``flexspec.accel.layer_events``) is the same with the accumulator-half and
+    read-out terms per chain of runs (runs that accumulate into one half); ``previous_program_cycles``:
+    run k-1's program when the runs differ (default the same as run k's)."""
     L = program_cycles
     a = loaded
     if k >= 1:
