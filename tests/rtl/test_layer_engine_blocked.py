@@ -23,8 +23,8 @@ pytest.importorskip("amaranth")
 from flexspec.rtl.engine_cosim import simulate_engine, verilate_engine  # noqa: E402
 
 #: n, cin, cout, height, width, pes, banks, ports, density, seed: 3 input and 5 output channels,
-#: 2 x 3 tiles of N = 4
-LAYER = (4, 3, 5, 4, 5, 2, 4, 1, 0.4, 1)
+#: 2 x 2 tiles of N = 4
+LAYER = (4, 3, 5, 4, 4, 2, 4, 1, 0.4, 1)
 
 
 def _case(blocking, readout_rows=0):
@@ -57,12 +57,14 @@ def test_one_block_is_the_unblocked_engine():
         replace(g, cin_block=2, block_program_cycles=(3,))
 
 
-@pytest.mark.parametrize("blocking,k", [(EngineBlocking(2, 2, 2, "oit"), 0), (EngineBlocking(2, 1, 1, "tio"), 0),
-                                        (EngineBlocking(3, 2, 1, "oti"), 1)])
+@pytest.mark.parametrize("blocking,k", [(EngineBlocking(2, 2, 3, "oit"), 0), (EngineBlocking(2, 1, 1, "tio"), 0),
+                                        (EngineBlocking(3, 2, 1, "oit"), 1)])
 def test_blocked_engine_bit_and_cycle_exact(blocking, k):
+    """Walks whose partial sums leave the accumulators between cin blocks (the chained walks, cin
+    innermost: test_layer_engine_chained.py)."""
     case = _case(blocking, k)
     g = case.spec.geometry
-    assert g.cout_blocks > 1 and g.cin_blocks > 1
+    assert g.cout_blocks > 1 and g.cin_blocks > 1 and not g.chained and g.psum_beats_in_flight > 0
     res = simulate_engine(case)
     want = case.expected_output()
     assert np.array_equal(res["output"], want) and res["writes"] == want.size

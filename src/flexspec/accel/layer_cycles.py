@@ -6,18 +6,21 @@ input --, partial sums on a revisit); an accumulator block is written (partial s
 finished output after the inverse FFTs) when its visit ends.  The per-step bytes add up *exactly*
 to the dataflow model's traffic.  Compute: consecutive steps on the same kernel block form a run,
 split over the A arrays by :func:`flexspec.accel.grouping.array_makespan` (the splits the
-design's ``array_split`` allows) at the engine's cycles per tile (:mod:`.engine`).  :func:`pipeline_steps` overlaps the steps under double buffering.
+design's ``array_split`` allows) at the engine's cycles per tile (:mod:`.engine`), its
+accumulators read out after every run; a walk that chains the cin blocks
+(:func:`flexspec.accel.layer_events.cin_chained`) runs every cin block of an accumulator visit as
+one run read out once (a tile an array: :func:`~flexspec.accel.layer_events.chain_splits`).  :func:`pipeline_steps` overlaps the steps under double buffering.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .arch import AcceleratorConfig
 from .engine import PassShape, pass_shape
-from .layer_events import channel_depth, fft_channel_interval_cycles
+from .layer_events import chain_splits, channel_depth, cin_chained, fft_channel_interval_cycles
 from .grouping import LayerSchedules, array_makespan, schedule_layer_blocks
 from .results import LayerResult
 from .spatial import layer_result as spatial_layer_result, spatial_conv_cost
@@ -138,41 +141,65 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig) -> La
     write += np.where(last, out_blk[o, t], 0)
     inv = np.where(last, o_ch[o] * t_cnt[t], 0).astype(np.int64)
 
-    # compute: runs of steps on the same kernel block share the arrays
+    # compute: runs of steps on the same kernel block share the arrays.  A walk that may chain
+    # (layer_events.cin_chained: cin innermost, a tile an array) can instead run a tile block's cin
+    # blocks back to back into the same accumulators, read out once (its run: the accumulator
+    # visit); the compiler chains only when that is faster (a chain holds one tile an array, so it
+    # may leave arrays idle that a group split would use)
     a = config.arrays
     divisors = config.group_splits
-    run_start = np.nonzero(k_new)[0]
-    run_end = np.append(run_start[1:], steps)
     tiles_step = t_cnt[t].astype(np.int64)
-    compute = np.zeros(steps)
-    free = np.zeros(steps)
-    cache = {}
-    overhead = first_load = 0
-    for s0, s1 in zip(run_start, run_end, strict=True):
-        ob, ib = int(o[s0]), int(i[s0])
-        ntiles = int(tiles_step[s0:s1].sum())
-        # every run's accumulators are read out (as rtl.layer_engine does: an accumulator half holds
-        # one tile, so a cin block's partial sums leave it and come back through the psum buffer)
-        ck = (ob, ib, ntiles)
-        if ck not in cache:
-            lo, hi = ib * bi, min(g.cin, (ib + 1) * bi)
-            cyc = sch.cycles[ob, lo:hi].ravel()
-            pb = sch.pe_bound[ob, lo:hi].ravel()
-            outs = int(o_ch[ob])
 
-            def interval(words, ob=ob, lo=lo, hi=hi, outs=outs):  # engine cycles per tile, program of `words`
-                return _pass_shape(sch, ob, lo, hi, outs, config, [words]).interval()
+    def runs_compute(chained: bool):
+        run_start = np.nonzero(a_new if chained else k_new)[0]
+        run_end = np.append(run_start[1:], steps)
+        compute = np.zeros(steps)
+        free = np.zeros(steps)
+        cache = {}
+        overhead = first_load = 0
+        for s0, s1 in zip(run_start, run_end, strict=True):
+            ob, ib = int(o[s0]), int(i[s0])
+            if chained:  # every cin block of the cout block, on one tile block
+                ntiles, lo, hi = int(tiles_step[s0]), 0, g.cin
+                ck, splits = (ob, -1, ntiles), chain_splits(divisors, a, ntiles)
+            else:
+                # every run's accumulators are read out (an accumulator half holds one tile, so a cin
+                # block's partial sums leave it and come back through the psum buffer)
+                ntiles, lo, hi = int(tiles_step[s0:s1].sum()), ib * bi, min(g.cin, (ib + 1) * bi)
+                ck, splits = (ob, ib, ntiles), divisors
+            if ck not in cache:
+                cyc = sch.cycles[ob, lo:hi].ravel()
+                pb = sch.pe_bound[ob, lo:hi].ravel()
+                outs = int(o_ch[ob])
 
-            span = array_makespan(cyc, ntiles, a, divisors, interval)
-            tot = int(cyc.sum())
-            cache[ck] = (span, span * (int(pb.sum()) / tot if tot else 1.0))
-            shape = _pass_shape(sch, ob, lo, hi, int(o_ch[ob]), config)
-            if shape.overhead() > overhead:
-                overhead, first_load = shape.overhead(), shape.rows_per_tile + 1
-        span, span_free = cache[ck]
-        share = tiles_step[s0:s1] / max(1, ntiles)
-        compute[s0:s1] = span * share
-        free[s0:s1] = span_free * share
+                def interval(words, ob=ob, lo=lo, hi=hi, outs=outs):  # engine cycles a tile, program of `words`
+                    return _pass_shape(sch, ob, lo, hi, outs, config, [words]).interval()
+
+                span = array_makespan(cyc, ntiles, a, splits, interval)
+                tot = int(cyc.sum())
+                cache[ck] = (span, span * (int(pb.sum()) / tot if tot else 1.0))
+                shape = _pass_shape(sch, ob, lo, hi, int(o_ch[ob]), config)
+                if chained:  # the pass starts once the chain's first cin block is in the tile buffer
+                    first_rows = _pass_shape(sch, ob, 0, int(i_ch[0]), 0, config).rows_per_tile
+                    shape = replace(shape, rows_per_tile=first_rows)
+                if shape.overhead() > overhead:
+                    overhead, first_load = shape.overhead(), shape.rows_per_tile + 1
+            span, span_free = cache[ck]
+            if chained:  # the visit's time spread over its cin blocks by their program words
+                words = np.array([sch.cycles[ob, i[x] * bi:min(g.cin, (i[x] + 1) * bi)].sum()
+                                  for x in range(s0, s1)], dtype=float)
+                share = words / words.sum() if words.sum() else np.full(s1 - s0, 1.0 / (s1 - s0))
+            else:
+                share = tiles_step[s0:s1] / max(1, ntiles)
+            compute[s0:s1] = span * share
+            free[s0:s1] = span_free * share
+        return compute, free, overhead, first_load
+
+    compute, free, overhead, first_load = runs_compute(False)
+    if cin_chained(b.order, n_o, n_i, n_t, bt, a // min(divisors)):
+        chain = runs_compute(True)
+        if chain[0].sum() < compute.sum():
+            compute, free, overhead, first_load = chain
     n = config.fft_size
     totals = {"kernels_bits": int(np.where(k_new, kb[o, i], 0).sum()),
               "inputs_bits": int(np.where(x_new, in_bits[i, t], 0).sum()),

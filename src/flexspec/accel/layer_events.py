@@ -35,11 +35,19 @@ one column each, ``Cout*(N/2+1)`` a tile):
 Blocked layers (:class:`EngineGeometry`'s ``cout_block``, ``cin_block``, ``tile_block``, ``order``):
 the engine walks *runs* (one tile through one kernel block, :attr:`EngineGeometry.runs`) instead of
 tiles, and the recurrence above is over runs: run k's channels are its cin block's, its program
-``L_k`` its kernel block's, its read-out ``Q_k`` its cout block's columns; a run that is not of the
-last cin block sends its columns (plus the returning partial sums) to the psum FIFO instead of the
-IFFT, and is consumed when its last column has gone in (``C_k = F_k + readout + OUTPUT_CYCLES``);
-the credit of a run then waits for the (k - CREDITS)-th consumption in time order.  Only the runs of
-the last cin block go through the IFFT (``V``, ``R'``) and the write-back.
+``L_k`` its kernel block's.  Runs form *chains* (:attr:`EngineGeometry.chain_marks`): the runs that
+accumulate into one accumulator half before it is read out.  When the walk has the cin loop
+innermost with one-tile blocks (:func:`cin_chained`), a chain is every cin block of one (cout
+block, tile): its runs issue back to back into the same half (no read-out, no partial-sum round
+trip between them) and only its last run is read out; otherwise each run is its own chain.  The
+accept ``A_k = max(W + 1, A_{k-1} + L_{k-1})`` and, for the first run of chain c, not before
+``F_{c-2} + 1`` (its half drained); chain c's read-out ``F_c = max(A_k + L_k + LATENCY_CYCLES +
+DRAIN_START_CYCLES, F_{c-1} + 1) + Q_c`` after its last run k (``Q_c`` its cout block's requests).
+The output-FIFO credit is per chain (taken by its first run's first row, waiting for the
+(c - CREDITS)-th consumption in time order).  A chain that ends before the last cin block (walks
+that do not chain) sends its columns (plus the returning partial sums) to the psum FIFO instead of
+the IFFT and is consumed when its last column has gone in (``F_c + readout + OUTPUT_CYCLES``).
+Only the chains ending in the last cin block go through the IFFT (``V``, ``R'``) and the write-back.
 
 Every constant is a register of the RTL named where it is defined in ``flexspec.rtl.layer_engine``;
 the Verilator tests check the whole recurrence to the cycle.  :func:`engine_cycles` is what the
@@ -55,10 +63,10 @@ from functools import cache, cached_property
 import numpy as np
 
 from ..errors import UsageError
-from ..rtl.config import readout_latency_cycles
 from ..rtl.program import program_length
 from ..rtl.fft_contract import release_index, transform_latency_cycles
-from .engine import OUTPUT_CYCLES, TILE_RELEASE_CYCLES, issue_and_drain, readout_requests
+from ..rtl.config import LATENCY_CYCLES, readout_latency_cycles
+from .engine import DRAIN_START_CYCLES, OUTPUT_CYCLES, TILE_RELEASE_CYCLES, readout_requests
 from .fixed_point import FFTFormat
 
 #: Output tiles the FIFO between the spectral pass and the IFFT holds (its depth is CREDITS x Q):
@@ -78,6 +86,29 @@ FIFO_COMPLETE_CYCLES = 1
 OLA_CYCLES = 1
 #: Channels over which the FFT feed's period (two channels, one per writer slot) is averaged.
 PERIODIC_CHANNELS = 8
+
+
+def cin_chained(order, cout_blocks, cin_blocks, tile_blocks, tile_block, tiles_at_once=1):
+    """Whether a blocked walk keeps each tile's partial sums in the accumulators across its cin
+    blocks (broadcasts over arrays): the cin loop is innermost among the loops with more than one
+    trip, and a tile block is at most ``tiles_at_once`` tiles (an array's accumulator half holds one
+    tile: 1 for the one-array engine, the A arrays' tiles for a design that puts them on tiles,
+    :func:`chain_splits`), so the engine runs a tile's cin blocks back to back into one
+    accumulator half and reads it out once, after the last.  ``order``: a loop order string, or the
+    positions (o, i, t) of its loops (int arrays); ``tile_blocks``: the tile loop's trips;
+    ``tile_block``: tiles a block (at most the layer's tiles).  One place for the engine
+    (:attr:`EngineGeometry.chained`), the simulator and the blocking rule."""
+    pos_o, pos_i, pos_t = ([order.index(x) for x in "oit"] if isinstance(order, str) else order)
+    pos_o, pos_i, pos_t = (np.asarray(x) for x in (pos_o, pos_i, pos_t))
+    ok = (np.asarray(cin_blocks) > 1) & (np.asarray(tile_block) <= np.asarray(tiles_at_once))
+    ok = ok & ((pos_o < pos_i) | (np.asarray(cout_blocks) == 1))
+    return ok & ((pos_t < pos_i) | (np.asarray(tile_blocks) == 1))
+
+
+def chain_splits(divisors, arrays: int, tile_block: int) -> tuple:
+    """The array splits a_g (arrays on kernel groups, of ``divisors``) that can run a chained walk's
+    tile block of ``tile_block`` tiles: a_t = A / a_g arrays on tiles hold one tile each."""
+    return tuple(int(d) for d in divisors if arrays // int(d) >= tile_block)
 
 
 @dataclass(frozen=True)
@@ -192,13 +223,33 @@ class EngineGeometry:
         return int(sum(self.block_program_cycles)) if self.block_program_cycles else self.program_cycles
 
     @property
+    def chained(self) -> bool:
+        """The walk keeps a tile's partial sums in the accumulators across its cin blocks
+        (:func:`cin_chained`): consecutive runs are the same tile and cout block, cin blocks in order."""
+        n_t = -(-self.tiles // self.bt)
+        return bool(cin_chained(self.order, self.cout_blocks, self.cin_blocks, n_t, self.bt))
+
+    @cached_property
+    def chain_marks(self) -> np.ndarray:
+        """int [runs, 2]: per run, (starts a chain, ends a chain).  A *chain* is the runs that
+        accumulate into one accumulator half before it is read out: every cin block of one
+        (cout block, tile) when :attr:`chained`, else each run alone."""
+        runs = self.runs
+        if not self.chained:
+            return np.ones((len(runs), 2), dtype=np.int64)
+        ib = runs[:, 1]
+        return np.stack([ib == 0, ib == self.cin_blocks - 1], axis=1).astype(np.int64)
+
+    @property
     def psum_beats_in_flight(self) -> int:
-        """Most partial-sum columns held at once between a cin block's drain and the next cin
-        block's drain of the same (cout block, tile): the depth the engine's psum FIFO needs."""
+        """Most partial-sum columns held at once between a chain's drain and the next drain of the
+        same (cout block, tile): the depth the engine's psum FIFO needs (0 when chained)."""
         level = best = 0
-        for ob, ib, _ in self.runs.tolist():
+        for (ob, ib, _), (_, ends) in zip(self.runs.tolist(), self.chain_marks.tolist(), strict=True):
+            if not ends:
+                continue
             q = self.run_out_channels(ob) * self.half
-            if ib > 0:
+            if ib > 0 and not self.chained:
                 level -= q
             if ib < self.cin_blocks - 1:
                 level += q
@@ -297,7 +348,7 @@ class EngineEvents:
     feed: np.ndarray  # I_j
     load: np.ndarray  # S_j: the pass takes channel j's first row
     accept: np.ndarray  # A_k
-    drain_end: np.ndarray  # F_k
+    drain_end: np.ndarray  # F_c, per chain (per run when no chain is longer than one run)
     ifft_start: np.ndarray  # V_u
     last_out_edge: int
     cycles: int  # the edge after which ``done`` is high
@@ -305,26 +356,33 @@ class EngineEvents:
 
 def engine_events(geom: EngineGeometry) -> EngineEvents:
     """The engine's event edges (module doc), run by run (a run: one tile through one kernel
-    block, :attr:`EngineGeometry.runs`); O(runs x (cin block + cout block)) integer steps."""
+    block, :attr:`EngineGeometry.runs`; a chain: the runs that share one accumulator half,
+    :attr:`EngineGeometry.chain_marks`); O(runs x (cin block + cout block)) integer steps."""
     g = geom
     n, half, d, lat = g.fft_size, g.half, g.channel_depth, g.readout_cycles
     L1 = transform_latency_cycles(n)
     r_fft = release_index(FFTFormat(n, 16, 16, 0))  # widths do not change the timing
     r_ifft = release_index(FFTFormat(n, 16, 16, 0, inverse=True))
     runs = g.runs.tolist()
+    marks = g.chain_marks.tolist()
     ci = [g.run_in_channels(ib) for _, ib, _ in runs]
     co = [g.run_out_channels(ob) for ob, _, _ in runs]
     Lr = [g.block_program(ob, ib) for ob, ib, _ in runs]
     final = [ib == g.cin_blocks - 1 for _, ib, _ in runs]
     T, J = len(runs), int(sum(ci))
+    n_chains = int(sum(e for _, e in marks))
     U = int(sum(c for c, f in zip(co, final, strict=True) if f))
     Fd, Rf, S, W = (np.zeros(J, dtype=np.int64) for _ in range(4))
-    A, F, C = (np.zeros(T, dtype=np.int64) for _ in range(3))
+    A = np.zeros(T, dtype=np.int64)
+    F = np.zeros(n_chains, dtype=np.int64)  # drain's last request, per chain
     V, Rv = np.zeros(U, dtype=np.int64), np.zeros(U, dtype=np.int64)
     j = u = 0
+    c = -1  # the chain of run k
     last = 0
-    consumed = []  # C of the runs so far, sorted
+    consumed = []  # per chain so far, the edge its output left for the psum FIFO or the IFFT, sorted
     for k in range(T):
+        starts, ends = marks[k]
+        c += starts
         for i in range(ci[k]):
             # FFT feed: N rows a channel from edge I_j; the FFT's corner-turn bank of channel j-2
             # is free once its reader reaches release_index (flexspec.rtl.fft)
@@ -336,21 +394,31 @@ def engine_events(geom: EngineGeometry) -> EngineEvents:
             full = Rf[j] + L1 + half - 1 + WRITER_FILL_CYCLES  # last column taken, then the slot is full
             offer = max(full, W[j - 1] + 1) if j else full
             if i == 0:
-                if k >= CREDITS:  # fewer than CREDITS runs loaded and not consumed (in any order)
-                    offer = max(offer, consumed[k - CREDITS] + CREDIT_CYCLES)
+                if starts and c >= CREDITS:  # fewer than CREDITS chains loaded and not consumed
+                    offer = max(offer, consumed[c - CREDITS] + CREDIT_CYCLES)
                 if k >= 2:
                     offer = max(offer, A[k - 2] + Lr[k - 2] + TILE_RELEASE_CYCLES)
             S[j] = offer
             W[j] = S[j] + d - 1
             j += 1
+        # issue: back to back after run k-1; a chain's first run also needs its accumulator half,
+        # drained by chain c-2 (the runs of a chain accumulate into the half their first took)
+        a = W[j - 1] + 1
+        if k:
+            a = max(a, A[k - 1] + Lr[k - 1])
+        if starts and c >= 2:
+            a = max(a, F[c - 2] + 1)
+        A[k] = a
+        if not ends:
+            continue
         q = readout_requests(co[k], n, g.readout_rows)
-        issue_and_drain(k, W[j - 1] + 1, A, F, Lr[k], q, Lr[k - 1] if k else None)
+        drain = A[k] + Lr[k] + LATENCY_CYCLES + DRAIN_START_CYCLES
+        F[c] = (max(drain, F[c - 1] + 1) if c else drain) + q
         if not final[k]:
             # partial sums: the last column leaves the pass into the psum FIFO at this edge
-            C[k] = F[k] + lat + OUTPUT_CYCLES
-            insort(consumed, int(C[k]))
+            insort(consumed, int(F[c] + lat + OUTPUT_CYCLES))
             continue
-        z = F[k] + lat + OUTPUT_CYCLES + FIFO_COMPLETE_CYCLES  # the run is complete in the FIFO
+        z = F[c] + lat + OUTPUT_CYCLES + FIFO_COMPLETE_CYCLES  # the chain is complete in the FIFO
         for o in range(co[k]):
             e = z if o == 0 else 0
             if u:
@@ -360,8 +428,7 @@ def engine_events(geom: EngineGeometry) -> EngineEvents:
             V[u] = e
             Rv[u] = V[u] + half + L1 + 1 if not u else max(V[u] + half + L1 + 1, Rv[u - 1] + n)
             u += 1
-        C[k] = V[u - 1] + half - 1
-        insort(consumed, int(C[k]))
+        insort(consumed, int(V[u - 1] + half - 1))
         ty, tx = divmod(runs[k][2], g.tiles_x)
         rows = [r for r in range(n) if g.emits(ty, tx, r)]
         if rows:

@@ -27,7 +27,7 @@ from ..schedule.model import resolve_bank_map
 from .arch import AcceleratorConfig
 from .engine import PassShape, pass_shape
 from .grouping import array_makespan
-from .layer_events import channel_depth, fft_channel_interval_cycles
+from .layer_events import chain_splits, channel_depth, cin_chained, fft_channel_interval_cycles
 
 #: Blockings offered to the dataflow optimizer take at most 1 / this of the estimated time
 #: (:func:`blocking_cycles` and the traffic) of the fastest blocking that fits *of the same plan
@@ -194,8 +194,10 @@ def blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, bank
                                           None if every_block else 1)
         return groups[key]
 
-    def block_cost(o_blk: int, lo: int, hi: int, drains: bool, tiles: np.ndarray) -> np.ndarray:
-        key = (o_blk, lo, hi, drains)
+    def block_cost(o_blk: int, lo: int, hi: int, drains: bool, tiles: np.ndarray, chain: bool = False) -> np.ndarray:
+        """Cycles of one run of input channels lo..hi of a cout block over each count of ``tiles``;
+        ``chain``: a chained walk's accumulator visit (every cin block, a tile an array)."""
+        key = (o_blk, lo, hi, drains, chain)
         if key not in memo:
             memo[key] = {}
         need = [t for t in np.unique(tiles) if t > 0 and t not in memo[key]]
@@ -207,10 +209,15 @@ def blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, bank
                 return _interval(pass_shape([words], hi - lo, outs, bank_of, config.banks, config.pes,
                                             config.fft_size, config.readout_rows))
 
-            spans = np.atleast_1d(array_makespan(cyc, np.array(need, dtype=np.int64), a, divisors, interval))
-            memo[key].update(zip(need, spans.tolist(), strict=True))
+            if chain:
+                spans = [array_makespan(cyc, int(t), a, chain_splits(divisors, a, int(t)), interval) for t in need]
+            else:
+                spans = np.atleast_1d(array_makespan(cyc, np.array(need, dtype=np.int64), a, divisors,
+                                                     interval)).tolist()
+            memo[key].update(zip(need, spans, strict=True))
         return np.array([memo[key][t] if t > 0 else 0 for t in tiles], dtype=float)
 
+    chained = cin_chained(orders.T, n_o, n_i, cands["tile_blocks"], bt, a // min(divisors))
     for o_blk, i_blk in {(int(x), int(y)) for x, y in zip(bo, bi, strict=True)}:
         sel = np.nonzero((bo == o_blk) & (bi == i_blk))[0]
         last_lo = (int(n_i[sel[0]]) - 1) * i_blk
@@ -219,6 +226,12 @@ def blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, bank
             runs = n_full[sel] * block_cost(o_blk, lo, hi, drains, full[sel]) + block_cost(o_blk, lo, hi, drains,
                                                                                          rem[sel])
             per_block += np.where(weight > 0, weight * runs, 0.0)
+        ch = chained[sel]
+        if ch.any():  # walks that may chain: one run per accumulator visit, read out once, when faster
+            c_sel = sel[ch]
+            visits = n_full[c_sel] * block_cost(o_blk, 0, g.cin, True, full[c_sel], True) \
+                + block_cost(o_blk, 0, g.cin, True, rem[c_sel], True)
+            per_block[ch] = np.minimum(per_block[ch], visits)
         compute[sel] = n_o[sel] * per_block
         if stream and ("stream", o_blk) not in memo:
             memo[("stream", o_blk)] = stream_bits(g.cin, g.cout, groups_of(o_blk, True), config, bank_of, o_blk)

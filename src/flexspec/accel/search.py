@@ -3,7 +3,8 @@
 Every resource bounds the design (:func:`flexspec.accel.arch.resources`: LUT, LUT-RAM, FF, DSP,
 BRAM, URAM after the platform shell and the DRAM controllers).  For each point of the space
 (P, B x R, read-out rows K, engines, broadcast) the number of arrays A is the most that fits
-(:func:`max_arrays`); P stays within the sizes synthesized for the device's family unless it is
+(:func:`max_arrays`), and a few fewer when that count splits better over kernel groups
+(:func:`arrays_to_try`); P stays within the sizes synthesized for the device's family unless it is
 requested; the candidates are ranked by a closed-form estimate of the network's
 cycles (:func:`estimate_cycles`: per layer the largest of compute at A x P complex MACs per
 cycle, the accumulators' read-out at N / K requests per column, FFT/IFFT at one tile per engine
@@ -165,9 +166,11 @@ def _layer_words(name: str, mask: np.ndarray, config: AcceleratorConfig, memo: d
 def estimate_cycles(network: Network, masks: dict, config: AcceleratorConfig, device: Device,
                     memo: dict | None = None) -> float:
     """Closed-form cycles of ``network`` on ``config``: per layer the largest of compute (the
-    balanced groups' scheduled program, :func:`_layer_words`, per tile, over A arrays; with
-    ``array_split="tiles"`` ceil(T / A) whole tile passes), the
-    accumulators' read-out (N / K requests a column, one a cycle per array), forward FFT (tiles x
+    balanced groups' scheduled program, :func:`_layer_words`, per tile: ceil(T / a_t) tile passes of
+    1 / a_g of it, at the best array split a_t x a_g = A the design allows) and the accumulators'
+    read-out at that split (ceil(T / a_t) tiles x every output channel, N / K requests a column,
+    one a cycle per array: a prime A can split a layer's 25 tiles only over 1 or A arrays, so its
+    group split pays every tile's read-out on every array), forward FFT (tiles x
     input channels at the RTL's rate, :func:`flexspec.accel.layer_events.fft_channel_interval_cycles`)
     and inverse FFT (tiles x output channels x N) over the engines, and the compulsory DRAM
     traffic at the sustained bandwidth: the kernels as the **schedule stream** the PE arrays
@@ -181,10 +184,15 @@ def estimate_cycles(network: Network, masks: dict, config: AcceleratorConfig, de
     for lay in network.spectral_layers:
         t = num_tiles(lay, config.fft_size)
         words, kernel_bits, depth = _layer_words(lay.name, masks[lay.name], config, memo)
-        compute = t * words / config.arrays
-        if config.array_split == "tiles":  # each array runs whole tiles: ceil(T / A) tile passes of the program
-            compute = -(-t // config.arrays) * words
-        readout = t * lay.out_channels * requests_per_channel / config.arrays
+        # per array split a_t x a_g = A (config.group_splits): each of the a_t tile rows runs
+        # ceil(T / a_t) tiles of 1 / a_g of the program, and every array reads out its tiles'
+        # accumulators (all output channels its groups touch: the layer's, as the simulator charges)
+        compute = readout = math.inf
+        for a_g in config.group_splits:
+            passes = -(-t // (config.arrays // a_g))
+            c, r = passes * words / a_g, passes * lay.out_channels * requests_per_channel
+            if max(c, r) < max(compute, readout):
+                compute, readout = c, r
         fft = max(t * lay.in_channels * fft_channel_interval_cycles(config.fft_size, depth) / config.fft_engines,
                   t * lay.out_channels * config.fft_size / config.ifft_engines)
         traffic = (kernel_bits / 8 + config.data_bits / 8 * lay.height * lay.width
@@ -230,9 +238,29 @@ def candidates(device, fft_size: int = 8, pes=PES, engines=ENGINES, bank_ports=B
             a = max_arrays(cfg, device, per_array)
             if a < 1:
                 continue
-            cfg = with_arrays(cfg, a, per_array)
+            out.extend(with_arrays(cfg, n, per_array) for n in arrays_to_try(a, cfg.array_split))
+            continue
         out.append(cfg)
     return out
+
+
+#: Fewer arrays than fit that the search also tries, as a fraction of the most (:func:`arrays_to_try`).
+SPLIT_SLACK = 0.05
+
+
+def arrays_to_try(most: int, array_split: str) -> tuple:
+    """The array counts the search tries for a point where ``most`` arrays fit: ``most``, and (when
+    the design may split arrays over kernel groups) the count within ``SPLIT_SLACK`` below it with
+    the most divisors, if it has more: the arrays split a_t x a_g = A, so a prime A (73 on the
+    U200) runs a layer's 25 tiles on 25 arrays or splits every tile's groups over all of them."""
+    if array_split == "tiles" or most < 4:
+        return (most,)
+
+    def divisors(n: int) -> int:
+        return sum(1 + (d * d != n) for d in range(1, math.isqrt(n) + 1) if n % d == 0)
+
+    alt = max(range(max(1, math.ceil(most * (1 - SPLIT_SLACK))), most), key=lambda n: (divisors(n), n), default=most)
+    return (most, alt) if divisors(alt) > divisors(most) else (most,)
 
 
 def _axes(fft_size, pes, banks, ports, fft_engines, broadcast, readout_rows=None):

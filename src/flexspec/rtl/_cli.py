@@ -127,9 +127,12 @@ def _walk_text(g) -> str:
             f"accumulators), {g.cin_blocks} cin blocks of {g.bi} input channels (the tile buffer), tile blocks of "
             f"{g.bt} of the {g.tiles} tiles, loop order '{g.order}' (outermost first), {len(g.runs)} runs (one tile "
             f"through one kernel block's program each, back to back). The host streams each run's channels of its "
-            f"tile. A run's accumulators are read out after it; unless it is of the first cin block the previous "
-            f"block's partial sums (from an on-chip FIFO of {g.psum_beats_in_flight} columns) are added, and unless "
-            f"it is of the last the sums go back into that FIFO instead of the IFFT.")
+            f"tile. " + (f"A tile's {g.cin_blocks} cin blocks run back to back into one accumulator half (the "
+                         f"cin loop is innermost), read out once after the last." if g.chained else
+                         f"A run's accumulators are read out after it; unless it is of the first cin block the "
+                         f"previous block's partial sums (from an on-chip FIFO of {g.psum_beats_in_flight} columns) "
+                         f"are added, and unless it is of the last the sums go back into that FIFO instead of the "
+                         f"IFFT."))
 
 
 def readme_text(case: EngineCase, info: dict, top: str, ports, amaranth_version: str) -> str:

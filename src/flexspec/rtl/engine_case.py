@@ -59,13 +59,14 @@ class EngineSpec:
     @property
     def runs(self) -> tuple:
         """Per run of the walk: (schedule base, program words, tile-buffer rows, read-out columns,
-        read-out mask set) -- the spectral pass's run table."""
+        read-out mask set, starts a chain, ends a chain) -- the spectral pass's run table
+        (``SpectralPass.RUN_FIELDS``; chains: ``EngineGeometry.chain_marks``)."""
         g = self.geometry
         out = []
-        for ob, ib, _ in g.runs.tolist():
+        for (ob, ib, _), (starts, ends) in zip(g.runs.tolist(), g.chain_marks.tolist(), strict=True):
             kb = ob * g.cin_blocks + ib
             out.append((self.block_bases[kb], g.block_program(ob, ib), g.run_in_channels(ib) * g.channel_depth,
-                        g.run_out_channels(ob) * g.half, kb))
+                        g.run_out_channels(ob) * g.half, kb, starts, ends))
         return tuple(out)
 
 
@@ -170,7 +171,9 @@ def _blocked_spec(ssk, quant, config, height, width, bias, padding, sched, dsp_p
                   blocking: EngineBlocking) -> EngineSpec:
     """The engine of a blocked layer: one program per kernel block (cout block ob x cin block ib),
     back to back in the schedule memory, each with its own read-out mask set; accumulators for one
-    cout block, a tile buffer of one cin block."""
+    cout block, a tile buffer of one cin block.  When the walk chains a tile's cin blocks in the
+    accumulators (``EngineGeometry.chained``), kernel block (ob, ib)'s program continues the sums
+    of blocks (ob, 0..ib-1) (``build_program``'s ``prior``) and its mask set covers them all."""
     _check_formats(ssk, quant, config)
     n, cout, cin, f = ssk.fft_size, ssk.out_channels, ssk.in_channels, ssk.num_frequencies
     probe = EngineGeometry(n, ssk.kernel_size, padding, height, width, cin, cout, 1, 1, config.pes,
@@ -198,8 +201,10 @@ def _blocked_spec(ssk, quant, config, height, width, bias, padding, sched, dsp_p
                        readout_rows=config.readout_rows, mask_sets=len(blocks))
     words, checked, mask, cycles, bases = [], [], [], [], []
     stride = 1 << pe.acc_addr_bits
-    for b in blocks:
-        prog = build_program(pe, b)
+    written = None
+    for kb, b in enumerate(blocks):
+        prog = build_program(pe, b, prior=written if probe.chained and kb % n_i else None)
+        written = prog.written
         bases.append(len(words))
         words += prog.words
         checked += prog.checked_words

@@ -20,7 +20,13 @@ Block diagram (one clock; every stream valid/ready)::
 
 The controller walks one image's tiles in row-major order; each tile runs every kernel group of
 the layer back to back (the program), accumulating into output-channel slots: one kernel block
-(all Cout) and one input-channel block (all Cin) on one array.
+(all Cout) and one input-channel block (all Cin) on one array.  A blocked layer (``spec.runs``)
+walks runs (one tile through one kernel block) in the dataflow's loop order; when that order has
+the cin loop innermost with one-tile blocks, the runs of a tile's cin blocks form a chain that
+keeps accumulating into one accumulator half (their programs continue each other's sums; the
+choice is static, in the run table) and is read out once, after its last cin block; otherwise a
+run's partial sums leave through the on-chip psum FIFO and come back with the next cin block's
+read-out.
 
 Ports (besides ``clk``, ``rst``):
 
@@ -63,7 +69,7 @@ class LayerEngine(wiring.Component):
     """One layer's engine; ``spec``: a :class:`flexspec.rtl.engine_case.EngineSpec`."""
 
     #: Deliberate faults the tests inject to prove that the checks catch them.
-    FAULTS = ("drop_beat", "early_done", "drop_psum")
+    FAULTS = ("drop_beat", "early_done", "drop_psum", "readout_each_run")
 
     def __init__(self, spec, checks: bool = False, _fault: str | None = None):
         if _fault is not None and _fault not in self.FAULTS:
@@ -89,11 +95,16 @@ class LayerEngine(wiring.Component):
         T = len(runs)
         J = sum(g.run_in_channels(ib) for _, ib, _ in runs)  # channels the host streams
         blocked = g.blocked
-        psums = g.cin_blocks > 1
+        psums = g.cin_blocks > 1 and not g.chained  # partial sums leave the accumulators between cin blocks
+        marks = g.chain_marks.tolist()  # per run: (starts a chain, ends a chain)
+        chains = [(ob, ib_end) for (ob, ib_end, _), (_, e) in zip(runs, marks, strict=True) if e]
+        if self._fault == "readout_each_run" and g.chained:  # tests only: read out after every cin block
+            marks = [(1, 1)] * T
 
         m.submodules.fft = fft = FFT2DReal(q.fft_format)
         m.submodules.spass = sp = SpectralPass(c, s.program, T, checks=self.checks,
-                                               runs=s.runs if blocked else None)
+                                               runs=[r[:5] + tuple(mk) for r, mk in zip(s.runs, marks, strict=True)]
+                                               if blocked else None)
         m.submodules.ifft = ifft = IFFT2DReal(q.ifft_format)
         if self.checks:
             m.d.comb += self.conflict.eq(sp.conflict)
@@ -147,12 +158,13 @@ class LayerEngine(wiring.Component):
         ea = Signal(range(d))
         ei = Signal(range(g.bi))
         erun = Signal(range(T + 1))  # the run whose channels the emitter writes
-        e_ci = RunTable(m, [(g.run_in_channels(ib),) for _, ib, _ in runs] if blocked else None, (g.bi,),
-                        ("channels",), "emit_runs").read(erun)["channels"]
+        erow = RunTable(m, [(g.run_in_channels(ib), st) for (_, ib, _), (st, _) in zip(runs, marks, strict=True)]
+                        if blocked else None, (g.bi, 1), ("channels", "starts"), "emit_runs").read(erun, ("starts",))
+        e_ci = erow["channels"]
         loads = Signal(range(CREDITS + 1))  # tiles loading or loaded, not yet consumed by the IFFT
         consumed = Signal()
         first_row = Signal()
-        m.d.comb += first_row.eq((ei == 0) & (ea == 0))
+        m.d.comb += first_row.eq((ei == 0) & (ea == 0) & erow["starts"])  # a chain's first row takes a credit
         words = []
         for b in range(c.num_banks):
             by_rank = {int(rank[f]): f for f in range(F) if bank_of[f] == b}
@@ -182,7 +194,8 @@ class LayerEngine(wiring.Component):
         W = N * 2 * ib
         m.submodules.ofifo = fifo = SyncFIFOBuffered(width=W + 1, depth=CREDITS * Q)
         orun = Signal(range(T + 1))
-        route = RunTable(m, [(int(ib_ == 0), int(ib_ == g.cin_blocks - 1)) for _, ib_, _ in runs] if psums
+        # per chain (its last run's cin block): the first cin block, the last
+        route = RunTable(m, [(int(ib_ == 0), int(ib_ == g.cin_blocks - 1)) for _, ib_ in chains] if psums
                          else None, (1, 1), ("first", "final"), "route_runs").read(orun)
         acc = [sp.o_data[k * ab:(k + 1) * ab].as_signed() for k in range(2 * N)]
         sp_take = Signal()

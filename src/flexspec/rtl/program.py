@@ -27,7 +27,7 @@ Tile-buffer word: ``(im << data_bits) | re`` of input channel i, frequency f at 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -75,6 +75,9 @@ class Program:
     checked_words: tuple  # the same words with the check fields (co-simulation builds)
     mask: tuple  # acc_columns read-out masks (bit row*P + p: PE p contributes to that row)
     group_cycles: tuple  # makespan of each group, in order (sum = number of non-padding words)
+    #: bool [P, acc_depth]: the (PE, accumulator address) pairs holding a contribution after the
+    #: program (with ``build_program``'s ``prior``: the earlier programs of its chain too)
+    written: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def length(self) -> int:
@@ -125,15 +128,21 @@ def _assign_ports(config: PEArrayConfig, banks, addrs, allow_conflicts: bool, cy
     return out
 
 
-def build_program(config: PEArrayConfig, groups, allow_conflicts: bool = False) -> Program:
-    """Schedule words and read-out mask of one tile pass over ``groups`` (GroupSpec each)."""
+def build_program(config: PEArrayConfig, groups, allow_conflicts: bool = False, prior=None) -> Program:
+    """Schedule words and read-out mask of one tile pass over ``groups`` (GroupSpec each).
+
+    ``prior``: the ``written`` of the program this one continues in the same accumulator half
+    (the earlier cin blocks of a chain, ``flexspec.rtl.spectral_pass``): its (PE, address) pairs
+    are not ``first`` here (the sums go on) and the read-out mask covers them too."""
     c = config
     P, F, db = c.num_pes, c.num_freq, c.data_bits
     AB, SB, CB, RB, E = c.bank_addr_bits, c.port_sel_bits, c.acc_addr_bits, c.row_bits, c.pe_field_bits
     C = c.num_columns
     bank_of = np.asarray(c.bank_of)
     rank = bank_addresses(bank_of)
-    written = np.zeros((P, c.acc_depth), dtype=bool)
+    written = np.zeros((P, c.acc_depth), dtype=bool) if prior is None else np.array(prior, dtype=bool)
+    if written.shape != (P, c.acc_depth):
+        raise UsageError(f"prior contributions must be [{P}, {c.acc_depth}], got {written.shape}")
     words, checked, cycles = [], [], []
     for gi, g in enumerate(groups):
         table = np.asarray(g.table, dtype=np.int64).reshape(-1, P)
@@ -191,7 +200,7 @@ def build_program(config: PEArrayConfig, groups, allow_conflicts: bool = False) 
     if len(words) > c.schedule_depth:
         raise UsageError(f"program of {len(words)} words does not fit the schedule memory of "
                          f"{c.schedule_depth} words; raise schedule_depth")
-    return Program(c, tuple(words), tuple(checked), tuple(mask), tuple(cycles))
+    return Program(c, tuple(words), tuple(checked), tuple(mask), tuple(cycles), written)
 
 
 def reference_accumulators(config: PEArrayConfig, groups, tile_re, tile_im, acc_bits: int | None = None):

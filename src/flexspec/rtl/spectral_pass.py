@@ -31,7 +31,7 @@ Ports (synchronous to ``clk``, ``rst`` synchronous):
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -60,10 +60,11 @@ class RunTable:
             self.mem = Memory(shape=sum(self.widths), depth=max(1, len(runs)), init=packed)
             m.submodules[name] = self.mem
 
-    def read(self, index) -> dict:
-        """The fields of run ``index`` (a signal), as values (plain integers when every run is the same)."""
+    def read(self, index, flags: tuple = ()) -> dict:
+        """The fields of run ``index`` (a signal), as values (plain integers when every run is the
+        same; the fields named in ``flags`` then as one-bit constants)."""
         if self.runs is None:
-            return dict(zip(self.fields, self.default, strict=True))
+            return {k: Const(int(v), 1) if k in flags else v for k, v in zip(self.fields, self.default, strict=True)}
         port = self.mem.read_port(domain="comb")
         self.m.d.comb += port.addr.eq(index)
         out, lo = {}, 0
@@ -74,16 +75,27 @@ class RunTable:
 
 
 class SpectralPass(wiring.Component):
+    #: Fields of a run: schedule base, words, tile-buffer rows, read-out columns, read-out mask
+    #: set, and the chain marks (1: the run takes a fresh accumulator half; 1: its accumulators are
+    #: read out after it).  A run tuple of the first five fields alone starts and ends its chain.
+    RUN_FIELDS = RunTable.PASS_FIELDS + ("starts", "ends")
+
     def __init__(self, config: PEArrayConfig, program, num_tiles: int, checks: bool = False, runs=None):
-        """``runs``: per-run (schedule base, words, tile-buffer rows, read-out columns, mask set)
-        of a blocked layer (see :class:`RunTable`; ``num_tiles`` is then the number of runs);
-        default: ``num_tiles`` runs of the whole program."""
+        """``runs``: per-run fields (:attr:`RUN_FIELDS`) of a blocked layer (see :class:`RunTable`;
+        ``num_tiles`` is then the number of runs); default: ``num_tiles`` runs of the whole program,
+        each read out after it.  A *chain* of runs (a run that ``starts`` up to the next that
+        ``ends``) accumulates into one accumulator half: the later runs' programs continue the
+        sums of the earlier ones (their words' ``first`` flags say so) and only the last run's
+        accumulators leave, with its read-out columns and mask set."""
         self.config = config
         self.program = program
         self.num_tiles = int(num_tiles)
-        self.runs = None if runs is None else tuple(tuple(int(v) for v in r) for r in runs)
+        self.runs = None if runs is None else tuple(tuple(int(v) for v in r) + (1, 1)[:7 - len(r)] for r in runs)
         if self.runs is not None and len(self.runs) != self.num_tiles:
             raise ValueError(f"{len(self.runs)} runs given for num_tiles={num_tiles}")
+        if self.runs is not None and (not self.runs[0][5] or not self.runs[-1][6] or any(
+                a[6] != b[5] for a, b in zip(self.runs, self.runs[1:], strict=False))):
+            raise ValueError("chains must start after the previous one ends (first run starts, last run ends)")
         self.checks = checks
         c = config
         super().__init__({
@@ -91,6 +103,11 @@ class SpectralPass(wiring.Component):
             "o_valid": Out(1), "o_ready": In(1), "o_data": Out(c.fft_size * 2 * c.acc_bits), "o_last": Out(1),
             "done": Out(1),
         } | ({"conflict": Out(1)} if checks else {}))
+
+    @property
+    def num_chains(self) -> int:
+        """Accumulator read-outs of the pass (one per chain of runs)."""
+        return self.num_tiles if self.runs is None else sum(r[6] for r in self.runs)
 
     def elaborate(self, platform):
         c, T = self.config, self.num_tiles
@@ -102,7 +119,13 @@ class SpectralPass(wiring.Component):
             m.d.comb += self.conflict.eq(arr.conflict)
         D, L, Q = c.bank_depth, self.program.length, c.acc_columns
         tbits = _bits_for(T + 1)
-        table = RunTable(m, self.runs, (0, L, D, Q, 0))
+        n_chains = self.num_chains
+        chained = self.runs is not None and n_chains < T
+        table = RunTable(m, None if self.runs is None else [r[:5] for r in self.runs], (0, L, D, Q, 0))
+        # chain marks (constant 1 when every run is its own chain) and the drainer's per-chain table
+        marks = RunTable(m, [r[5:] for r in self.runs] if chained else None, (1, 1), ("starts", "ends"), "chain_marks")
+        drains = RunTable(m, [(r[3], r[4]) for r in self.runs if r[6]] if self.runs is not None else None, (Q, 0),
+                          ("columns", "mask_set"), "drain_table")
 
         # ------------------------------------------------------------ loader
         lh = Signal()
@@ -127,18 +150,27 @@ class SpectralPass(wiring.Component):
         m.d.sync += full.eq((full | set_full) & ~clr_full)
 
         # ------------------------------------------------------------ issuer
+        # tile-buffer half ih alternates per run; accumulator half ah per chain (a chain's first
+        # run takes a free half, its other runs keep accumulating into it)
         ih = Signal()
+        ah = Signal()
         issued = Signal(tbits)
         acc_free = Signal(2, init=0b11)
         set_free = Signal(2)
         take_free = Signal(2)
         issue_run = table.read(issued)
-        m.d.comb += [arr.cmd_valid.eq(full.bit_select(ih, 1) & acc_free.bit_select(ih, 1) & (issued < T)),
+        issue_marks = marks.read(issued, flags=("starts", "ends"))
+        acc_ok = Signal()
+        m.d.comb += acc_ok.eq(~issue_marks["starts"] | acc_free.bit_select(ah, 1))
+        m.d.comb += [arr.cmd_valid.eq(full.bit_select(ih, 1) & acc_ok & (issued < T)),
                      arr.cmd_base.eq(issue_run["base"]), arr.cmd_len.eq(issue_run["length"]),
-                     arr.cmd_tb_half.eq(ih), arr.cmd_acc_half.eq(ih)]
+                     arr.cmd_tb_half.eq(ih), arr.cmd_acc_half.eq(ah)]
         with m.If(arr.cmd_valid & arr.cmd_ready):
             m.d.sync += [ih.eq(~ih), issued.eq(issued + 1)]
-            m.d.comb += take_free.eq(1 << ih)
+            with m.If(issue_marks["ends"]):
+                m.d.sync += ah.eq(~ah)
+            with m.If(issue_marks["starts"]):
+                m.d.comb += take_free.eq(1 << ah)
         m.d.sync += acc_free.eq((acc_free | set_free) & ~take_free)
 
         # ------------------------------------------------------------ drainer
@@ -147,7 +179,7 @@ class SpectralPass(wiring.Component):
         W = c.fft_size * 2 * c.acc_bits
         G, KW = c.readout_beats_per_column, c.readout_rows * 2 * c.acc_bits
         m.submodules.ofifo = fifo = SyncFIFOBuffered(width=W + 1, depth=fifo_depth)
-        finished = Signal(2)  # accumulator half holds a finished tile not yet drained
+        finished = Signal(2)  # accumulator half holds a finished chain not yet drained
         set_fin = Signal(2)
         clr_fin = Signal(2)
         dh = Signal()
@@ -156,15 +188,21 @@ class SpectralPass(wiring.Component):
         sub = Signal(max(1, c.readout_sub_bits))  # row group of column ra (always 0 when G = 1)
         in_flight = Signal(_bits_for(fifo_depth + 1))  # columns requested, not yet in the FIFO
         last_pipe = Signal(lat)  # o_last tags travelling with the read-out pipeline
-        drained = Signal(tbits)
-        sent = Signal(tbits)
+        cbits = _bits_for(n_chains + 1)
+        drained = Signal(cbits)
+        sent = Signal(cbits)
         req = Signal()
-        drain_run = table.read(drained)
+        drain_run = drains.read(drained)
         q_last = drain_run["columns"] - 1
         if c.mask_sets > 1:
             m.d.comb += arr.rd_mask_set.eq(drain_run["mask_set"])
+        # the array's done pulses come in run order: a run that ends its chain finishes its half
+        finished_run = Signal(tbits)
+        done_marks = marks.read(finished_run, flags=("ends",))
         with m.If(arr.done):
-            m.d.comb += set_fin.eq(1 << arr.done_half)
+            m.d.sync += finished_run.eq(finished_run + 1)
+            with m.If(done_marks["ends"]):
+                m.d.comb += set_fin.eq(1 << arr.done_half)
         # a column's first request takes a FIFO credit; its other G - 1 requests follow it
         m.d.comb += req.eq(draining & ((sub != 0) | (fifo.level + in_flight < fifo_depth)))
         with m.If(~draining & finished.bit_select(dh, 1)):
@@ -203,5 +241,5 @@ class SpectralPass(wiring.Component):
                      self.o_data.eq(fifo.r_data[:W]), self.o_last.eq(fifo.r_data[W])]
         with m.If(self.o_valid & self.o_ready & self.o_last):
             m.d.sync += sent.eq(sent + 1)
-        m.d.comb += self.done.eq(sent == T)
+        m.d.comb += self.done.eq(sent == n_chains)
         return m
