@@ -94,26 +94,69 @@ def verilate_cluster(case, workdir, _fault: str | None = None, limit: int | None
     text = strip_zero_initials(to_verilog(dut, TOP))
     binary = verilator.build(text, TOP, cluster_testbench_cpp(sh.fft_engines, sh.ifft_engines), workdir)
     lines = [f"{f} {int(b):x}" for f, beats in enumerate(case.input_beats()) for b in beats]
-    path = Path(workdir) / f"beats-{hashlib.sha1('\n'.join(lines).encode()).hexdigest()[:16]}.txt"
-    path.write_text("\n".join(lines) + "\n")
+    text_in = "\n".join(lines) + "\n"
+    path = Path(workdir) / f"beats-{hashlib.sha1(text_in.encode()).hexdigest()[:16]}.txt"
+    path.write_text(text_in)
     limit = limit or 20 * pool_cycles(spec) + 2000
     out = verilator.run(binary, [path, str(limit)], timeout_seconds)
     rows = [ln.split() for ln in out.splitlines() if ln.strip()]
     if any(r[0] == "T" for r in rows):
         raise ToolError(f"the pool cluster never raised done within {limit} cycles (a hung design)")
+    beats = [(int(r[2]), int(r[3], 16), int(r[4], 16), int(r[5], 16), int(r[6], 16)) for r in rows if r[0] == "O"]
+    done = [int(r[1]) for r in rows if r[0] == "D"]
+    conflict = [int(r[1], 16) for r in rows if r[0] == "C"]
+    return _result(g, bb, beats, done[0], bool(conflict and conflict[0]))
+
+
+def _result(g, bb: int, beats, cycles: int, conflict: bool) -> dict:
+    """Assemble output beats (edge, channel, tile, row, data) into the blocks [Cout, T, N, N]."""
     blocks = np.full((g.out_channels, g.tiles, g.fft_size, g.fft_size), -1, dtype=np.int64)
-    writes = 0
-    edges = []
-    for r in rows:
-        if r[0] != "O":
-            continue
-        chan, tile, row, word = int(r[3], 16), int(r[4], 16), int(r[5], 16), int(r[6], 16)
+    for _, chan, tile, row, word in beats:
         if not (chan < g.out_channels and tile < g.tiles and row < g.fft_size):
             raise ToolError(f"a block row outside the layer: channel {chan}, tile {tile}, row {row}")
         blocks[chan, tile, row] = [_signed(word >> (c * bb), bb) for c in range(g.fft_size)]
-        writes += 1
-        edges.append(int(r[2]))
-    done = [int(r[1]) for r in rows if r[0] == "D"]
-    conflict = [int(r[1], 16) for r in rows if r[0] == "C"]
-    return {"blocks": blocks, "writes": writes, "cycles": done[0], "out_edges": edges,
-            "conflict": bool(conflict and conflict[0])}
+    return {"blocks": blocks, "writes": len(beats), "cycles": int(cycles), "out_edges": [b[0] for b in beats],
+            "conflict": conflict}
+
+
+def simulate_cluster(case, _fault: str | None = None, max_cycles: int | None = None) -> dict:
+    """The same run in Amaranth's simulator (small cases); same result as :func:`verilate_cluster`."""
+    from amaranth.sim import Simulator  # heavy, only here
+
+    spec = case.spec
+    g, sh, bb = spec.geometry, spec.shape, spec.quant.block_bits
+    dut = PoolCluster(spec, checks=True, _fault=_fault)
+    streams = case.input_beats()
+    limit = max_cycles or 4 * pool_cycles(spec) + 1000
+    got, res = [], {}
+    ins = [(getattr(dut, f"i{f}_valid"), getattr(dut, f"i{f}_ready"), getattr(dut, f"i{f}_data"))
+           for f in range(sh.fft_engines)]
+    outs = [tuple(getattr(dut, f"o{e}_{p}") for p in ("valid", "ready", "chan", "tile", "row", "data"))
+            for e in range(sh.ifft_engines)]
+
+    async def bench(ctx):
+        pos = [0] * len(ins)
+        for o in outs:
+            ctx.set(o[1], 1)
+        for edge in range(1, limit):
+            for f, (v, _, dat) in enumerate(ins):
+                ctx.set(v, int(pos[f] < len(streams[f])))
+                if pos[f] < len(streams[f]):
+                    ctx.set(dat, streams[f][pos[f]])
+            takes = [ctx.get(v) and ctx.get(r) for v, r, _ in ins]
+            for o in outs:
+                if ctx.get(o[0]):
+                    got.append((edge, *(ctx.get(p) for p in o[2:])))
+            await ctx.tick()
+            pos = [p + int(t) for p, t in zip(pos, takes, strict=True)]
+            if ctx.get(dut.done):
+                res["cycles"], res["conflict"] = edge, ctx.get(dut.conflict)
+                return
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    if "cycles" not in res:
+        raise ToolError(f"the pool cluster never raised done within {limit} cycles (a hung design)")
+    return _result(g, bb, got, res["cycles"], bool(res["conflict"]))
