@@ -32,11 +32,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import UsageError
 from ..rtl.fft_contract import release_index, transform_latency_cycles
+from ..rtl.program import program_length
 from .engine import OUTPUT_CYCLES, TILE_RELEASE_CYCLES, issue_and_drain, readout_requests
 from .fixed_point import FFTFormat
+from .grouping import schedule_layer_blocks
 from .layer_events import (CREDIT_CYCLES, CREDITS, FIFO_COMPLETE_CYCLES, SLOT_FREE_CYCLES, WRITER_FILL_CYCLES,
-                           EngineGeometry)
+                           EngineGeometry, channel_depth)
 
 
 @dataclass(frozen=True)
@@ -127,3 +130,27 @@ def pool_cycles(spec) -> int:
     sh = spec.shape
     return pool_events(spec.geometry, sh.a_t, sh.a_g, sh.fft_engines, sh.ifft_engines,
                        [p.length for p in spec.row_programs], [ch for _, ch in spec.row_channels]).cycles
+
+
+def pool_layer_cycles(mask, config, a_g: int, height: int, width: int, kernel_size: int = 3, padding: int = 1,
+                      method: str = "optimal", bank_map="auto") -> int:
+    """Cycles of one layer (one kernel block: all Cin in the tile buffers, all Cout over the array
+    rows) on the cluster ``flexspec.rtl.cluster`` builds for ``config`` split ``a_t = A / a_g`` x
+    ``a_g``, from the simulator's own schedule of the row slices (``schedule_layer_blocks`` with cout
+    blocks of ``ceil(Cout / a_g)``); ``config.fft_engines`` must divide a_t."""
+    mask = np.asarray(mask, dtype=bool)
+    cout, cin, _ = mask.shape
+    if config.arrays % a_g:
+        raise UsageError(f"pool: a_g={a_g} does not divide the {config.arrays} arrays")
+    a_t = config.arrays // a_g
+    if a_t % config.fft_engines:
+        raise UsageError(f"pool: the {config.fft_engines} FFT engines must divide the {a_t} array columns")
+    bo = -(-cout // a_g)
+    sch = schedule_layer_blocks(mask, config, bo, method, bank_map=bank_map)
+    rows = sch.cycles.shape[0]
+    programs = [program_length(sch.cycles[g].ravel()) for g in range(rows)]
+    channels = [min(bo, cout - g * bo) for g in range(rows)]
+    geom = EngineGeometry(config.fft_size, kernel_size, padding, height, width, cin, cout,
+                          channel_depth(sch.schedule.bank_of, config.banks), max(programs), config.pes,
+                          config.readout_rows)
+    return pool_events(geom, a_t, rows, config.fft_engines, config.ifft_engines, programs, channels).cycles
