@@ -27,7 +27,7 @@ Timing: :func:`flexspec.accel.pool_events.pool_events` (Verilator checks it to t
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth import Array, Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Shape, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -41,6 +41,34 @@ from .spectral_pass import RunTable, SpectralPass
 TOP = "flexspec_pool_cluster"
 
 
+class BlackBox(wiring.Component):
+    """A stand-in with ``component``'s ports that instantiates the external module ``module``
+    (synthesis of the pool's glue alone: :func:`blackbox_stubs` declares the modules to Yosys)."""
+
+    def __init__(self, component: wiring.Component, module: str):
+        self.module = module
+        super().__init__(component.signature)
+
+    def elaborate(self, platform):
+        m = Module()
+        ports = {("i_" if member.flow == In else "o_") + name: getattr(self, name)
+                 for name, member in self.signature.members.items()}
+        m.submodules.box = Instance(self.module, i_clk=ClockSignal(), i_rst=ResetSignal(), **ports)
+        return m
+
+
+def blackbox_stubs(boxes: dict) -> str:
+    """``(* blackbox *)`` Verilog declarations of the black boxes' modules (name -> signature)."""
+    out = []
+    for name, sig in boxes.items():
+        decl = ["input clk", "input rst"] + [
+            f"{'input' if member.flow == In else 'output'} [{Shape.cast(member.shape).width - 1}:0] {port}"
+            for port, member in sig.members.items()]
+        out.append(f"(* blackbox *)\nmodule {name}(clk, rst, {', '.join(sig.members)});\n"
+                   + "".join(f"  {d};\n" for d in decl) + "endmodule\n")
+    return "".join(out)
+
+
 class PoolCluster(wiring.Component):
     """One layer's shared-pool cluster; ``spec``: a :class:`flexspec.rtl.cluster_case.ClusterSpec`."""
 
@@ -48,7 +76,10 @@ class PoolCluster(wiring.Component):
     #: dropping a tile's beat, ``done`` raised one beat early.
     FAULTS = ("misroute", "drop_tile", "early_done")
 
-    def __init__(self, spec, checks: bool = False, _fault: str | None = None):
+    def __init__(self, spec, checks: bool = False, _fault: str | None = None, blackbox: bool = False):
+        """``blackbox``: the spectral passes, FFTs and IFFTs become external modules (their
+        declarations in :attr:`boxes` after elaboration): the pool's glue alone, for synthesis."""
+        self.blackbox, self.boxes = blackbox, {}
         if _fault is not None and _fault not in self.FAULTS:
             raise ValueError(f"unknown fault {_fault!r}; known: {self.FAULTS}")
         self.spec, self.checks, self._fault = spec, checks, _fault
@@ -63,6 +94,13 @@ class PoolCluster(wiring.Component):
         if checks:
             ports["conflict"] = Out(1)
         super().__init__(ports)
+
+    def _part(self, component, module: str):
+        if not self.blackbox:
+            return component
+        self.boxes[module] = component.signature
+        component._MustUse__silence = True  # replaced by its black box, never elaborated
+        return BlackBox(component, module)
 
     def elaborate(self, platform):
         s, g, sh, q = self.spec, self.spec.geometry, self.spec.shape, self.spec.quant
@@ -79,7 +117,8 @@ class PoolCluster(wiring.Component):
             for r in range(ag):
                 if tiles_c == 0:
                     continue
-                sp = SpectralPass(s.row_configs[r], s.row_programs[r], tiles_c, checks=self.checks)
+                sp = self._part(SpectralPass(s.row_configs[r], s.row_programs[r], tiles_c, checks=self.checks),
+                                f"pool_bb_pass_r{r}")
                 m.submodules[f"pass_{c}_{r}"] = sp
                 passes[c, r] = sp
         if self.checks:
@@ -102,7 +141,7 @@ class PoolCluster(wiring.Component):
 
         # ------------------------------------------------------------ F feeders + FFTs + distributor
         for f in range(Fn):
-            fft = FFT2DReal(q.fft_format)
+            fft = self._part(FFT2DReal(q.fft_format), "pool_bb_fft")
             m.submodules[f"fft_{f}"] = fft
             cols = sh.columns_of_fft(f)
             M = len(cols)
@@ -212,7 +251,7 @@ class PoolCluster(wiring.Component):
         r_en = {key: [] for key in passes}
         sent_all = []
         for e in range(E):
-            ifft = IFFT2DReal(q.ifft_format)
+            ifft = self._part(IFFT2DReal(q.ifft_format), "pool_bb_ifft")
             m.submodules[f"ifft_{e}"] = ifft
             items = sh.items_of_ifft(e, T)
             srcs = sorted({(sh.column_of(t), r) for t, r in items})
