@@ -8,6 +8,7 @@ synthesized kernels at density 0.25, alone in a one-layer network on the u200 pr
 * ``sim``: ``flexspec.accel.sim.simulate_network`` (the per-step model of ``accel.layer_cycles``:
   arrays split a_t x a_g over any divisor, groups dealt by LPT, FFT/IFFT charged as throughput
   ``channels x interval / F``, DRAM traffic of the dataflow's blocking);
+* ``sim, tiles``: the same with ``array_split="tiles"`` (a_g = 1: like with like for the pool at a_g = 1);
 * ``pool``: ``flexspec.accel.pool_events.pool_layer_cycles``: the generated cluster's cycle model
   (Verilator-checked to the cycle on small cases), one kernel block, best of the splits the RTL
   builds (a_g in {1, 3}: F | a_t), output-channel slices per array row, host always offering.
@@ -23,6 +24,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from flexspec.accel.arch import AcceleratorConfig
@@ -45,6 +47,8 @@ def compare(layer, mask) -> dict:
     t0 = time.perf_counter()
     lay = simulate_network(net, "u200", CONFIG, {layer.name: mask}, histograms=False).layers[0]
     t_sim = time.perf_counter() - t0
+    tiles_only = simulate_network(net, "u200", replace(CONFIG, array_split="tiles"), {layer.name: mask},
+                                  histograms=False).layers[0]
     t0 = time.perf_counter()
     pool = {a_g: pool_layer_cycles(mask, CONFIG, a_g, layer.height, layer.width, layer.kernel_size, layer.padding)
             for a_g in SPLITS}
@@ -56,7 +60,10 @@ def compare(layer, mask) -> dict:
             "sim_blocking": [lay.cout_block, lay.cin_block, lay.tile_block, lay.order], "sim_bound": lay.bound,
             "pool_cycles": {str(k): int(v) for k, v in pool.items()}, "pool_best_a_g": best,
             "pool_best_cycles": int(pool[best]), "sim_over_pool": lay.cycles / pool[best] - 1,
-            "comparable": one_block, "sim_s": t_sim, "pool_s": t_pool}
+            "comparable": one_block, "sim_s": t_sim, "pool_s": t_pool,
+            "sim_tiles_cycles": int(tiles_only.cycles), "sim_tiles_blocking":
+            [tiles_only.cout_block, tiles_only.cin_block, tiles_only.tile_block, tiles_only.order],
+            "sim_tiles_over_pool_a_g1": tiles_only.cycles / pool[1] - 1}
 
 
 def main(names) -> None:
@@ -75,14 +82,17 @@ def main(names) -> None:
 def markdown() -> str:
     data = json.loads(OUT.read_text())
     head = ["layer", "Cin x Cout @ H", "simulator's blocking (cout, cin, tiles, order)", "simulator cycles",
-            "pool model cycles (a_g = 1 / 3)", "simulator / pool - 1", "simulator's bound"]
+            "pool model cycles (a_g = 1 / 3)", "simulator / pool - 1", "simulator's bound",
+            "simulator at a_g = 1 (array_split tiles)", "that / pool at a_g = 1 - 1"]
     out = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for r in data["rows"]:
         b = r["sim_blocking"]
         gap = f"{100 * r['sim_over_pool']:+.1f}%" + ("" if r["comparable"] else " (blocked: not like with like)")
         pools = " / ".join(f"{r['pool_cycles'][str(k)]:,}" for k in data["splits"])
         out.append(f"| {r['layer']} | {r['cin']} x {r['cout']} @ {r['height']} | {b[0]}, {b[1]}, {b[2]}, {b[3]} | "
-                   f"{r['sim_cycles']:,} | {pools} | {gap} | {r['sim_bound']} |")
+                   f"{r['sim_cycles']:,} | {pools} | {gap} | {r['sim_bound']} | {r['sim_tiles_cycles']:,} | "
+                   f"{100 * r['sim_tiles_over_pool_a_g1']:+.2f}%"
+                   + ("" if r["sim_tiles_blocking"][:2] == [r["cout"], r["cin"]] else " (blocked)") + " |")
     return "\n".join(out)
 
 

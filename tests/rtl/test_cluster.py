@@ -107,3 +107,21 @@ def test_verilator_cluster(tmp_path):
     """One compiled build: a 2-array pool (one tile broadcast to both rows, two IFFTs), bit and cycle exact."""
     case = random_case(PoolShape(1, 2, 1, 2), cout=3, height=7, width=6)
     _check(verilate_cluster(case, tmp_path), case)
+
+
+def test_cli_writes_the_cluster_and_refuses_bad_shapes(tmp_path, capsys):
+    """``flexspec rtl --cluster``: the Verilog, the host streams and a README; a shape the cluster
+    cannot build is one error line, exit 2, nothing written."""
+    from flexspec.cli import main
+
+    out = tmp_path / "pool"
+    assert main(["rtl", "--layer", "conv1_1", "--cluster", "2,1,2,1", "--out", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["README.md", "flexspec_pool_cluster.v", "input_fft0.hex", "input_fft1.hex"]
+    assert "module flexspec_pool_cluster" in (out / "flexspec_pool_cluster.v").read_text()
+    for bad, why in (("3,2,2,2", "must divide"), ("3,x", "four positive integers"), ("2,40,1,1", "empty")):
+        capsys.readouterr()
+        assert main(["rtl", "--layer", "conv1_1", "--cluster", bad, "--out", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert why in err and "\n" not in err
+    assert not (tmp_path / "x").exists()

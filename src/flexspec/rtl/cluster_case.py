@@ -99,20 +99,29 @@ class ClusterSpec:
                        program_cycles=self.row_programs[g].length)
 
 
+def check_shape(shape: PoolShape, out_channels: int, height: int, width: int, fft_size: int,
+                kernel_size: int = 3) -> int:
+    """Refuse a split that leaves an array row without output channels, or an array column or an
+    IFFT without work; returns the row slice (output channels per array row)."""
+    bo = -(-out_channels // shape.a_g)
+    if (shape.a_g - 1) * bo >= out_channels:
+        raise UsageError(f"pool: {shape.a_g} array rows leave an empty output-channel slice of {out_channels} "
+                         f"channels (slices of {bo})")
+    h = fft_size - kernel_size + 1
+    tiles = -(-height // h) * -(-width // h)
+    if tiles < shape.a_t or tiles * shape.a_g < shape.ifft_engines:
+        raise UsageError(f"pool: {tiles} tiles leave an array column or an IFFT engine idle "
+                         f"({shape.a_t} columns, {shape.ifft_engines} IFFT engines)")
+    return bo
+
+
 def cluster_spec(ssk, quant: LayerQuant, config: AcceleratorConfig, shape: PoolShape, height: int, width: int,
                  padding: int = 1, sched: LayerSchedules | None = None,
                  dsp_per_complex_mac: int = 3) -> ClusterSpec:
     """The cluster of one layer (``ssk``) on arrays of ``config`` (P, B, R, K, widths) split as ``shape``."""
     _check_formats(ssk, quant, config)
     n, cout, cin, f = ssk.fft_size, ssk.out_channels, ssk.in_channels, ssk.num_frequencies
-    bo = -(-cout // shape.a_g)
-    if (shape.a_g - 1) * bo >= cout:
-        raise UsageError(f"pool: {shape.a_g} array rows leave an empty output-channel slice of {cout} channels "
-                         f"(slices of {bo})")
-    tiles = -(-height // (n - ssk.kernel_size + 1)) * -(-width // (n - ssk.kernel_size + 1))
-    if tiles < shape.a_t or tiles * shape.a_g < shape.ifft_engines:
-        raise UsageError(f"pool: {tiles} tiles leave an array column or an IFFT engine idle "
-                         f"({shape.a_t} columns, {shape.ifft_engines} IFFT engines)")
+    bo = check_shape(shape, cout, height, width, n, ssk.kernel_size)
     if sched is None:
         sched = schedule_layer_blocks(ssk.mask(), config, bo)
     if sched.cout_block != bo or sched.schedule.num_pes != config.pes:
