@@ -9,8 +9,8 @@ Those blocks are black boxes (``PoolCluster(blackbox=True)``), so Yosys maps the
 
 Sizes: (a_t, a_g, F, E) below, N = 8, 16-bit data, 48-bit accumulators, P = 8, B x R = 10 x 2,
 ``ROW_COUT`` output channels per array row (the FIFO depth is CREDITS x that x (N/2+1) beats).
-Fit: non-negative least squares per resource on the structural features
-over the fitted sizes (:func:`flexspec.accel.pool_events.glue_features`); the held-out sizes give the error.  Writes
+Fit: non-negative least squares per resource on its structural features (``GLUE_TERMS``)
+over the fitted sizes (:func:`flexspec.accel.resource_model.glue_features`); the held-out sizes give the error.  Writes
 benchmarks/results/bench_pool_synth.json and the ``pool_glue`` entry of
 ``flexspec/data/resource_model.json`` (with provenance).
 
@@ -34,8 +34,8 @@ from scipy.optimize import nnls
 from flexspec.accel.arch import AcceleratorConfig
 from flexspec.accel.calibrate import classify, parse_stat, yosys_version
 from flexspec.accel.functional import calibrate_layer
-from flexspec.accel.pool_events import GLUE_FEATURES as FEATURES, GLUE_RESOURCES as RESOURCES, glue_features
-from flexspec.accel.resource_model import MODEL_PATH
+from flexspec.accel.resource_model import GLUE_RESOURCES as RESOURCES
+from flexspec.accel.resource_model import GLUE_TERMS, MODEL_PATH, glue_features
 from flexspec.fileio import write_file
 from flexspec.rtl.cluster import TOP, PoolCluster, blackbox_stubs
 from flexspec.rtl.cluster_case import PoolShape, cluster_spec
@@ -90,12 +90,13 @@ def fit(rows) -> dict:
     held = [r for r in rows if tuple(r["size"]) in HELD]
     coef, errors = {}, {}
     for res in RESOURCES:
-        a = np.array([[r["features"][k] for k in FEATURES] for r in fitted], dtype=float)
+        terms = GLUE_TERMS[res]
+        a = np.array([[r["features"][k] for k in terms] for r in fitted], dtype=float)
         b = np.array([r[res] for r in fitted], dtype=float)
         x, _ = nnls(a, b)
-        coef[res] = {k: float(v) for k, v in zip(FEATURES, x, strict=True) if v > 0}
+        coef[res] = {k: float(v) for k, v in zip(terms, x, strict=True) if v > 0}
         errors[res] = [{"size": r["size"], "synthesized": r[res],
-                        "model": float(sum(coef[res].get(k, 0) * r["features"][k] for k in FEATURES))}
+                        "model": float(sum(coef[res].get(k, 0) * r["features"][k] for k in terms))}
                        for r in held]
     return {"coefficients": coef, "held_out": errors, "fitted_sizes": [r["size"] for r in fitted]}
 

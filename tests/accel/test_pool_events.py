@@ -71,3 +71,48 @@ def test_layer_cycles_refuses_unbuildable_splits():
         pool_layer_cycles(mask, cfg, 2, 12, 12)
     with pytest.raises(UsageError, match="does not divide"):
         pool_layer_cycles(mask, cfg, 4, 12, 12)
+
+
+# ------------------------------------------------------------------ the glue's resources (h11f)
+def test_glue_fit_is_within_ten_percent_of_synthesis():
+    """The stored fit of the pool glue (``benchmarks/bench_pool_synth.py``) against the Yosys rows it
+    came from, fitted and held-out sizes: LUT and FF within 10%, block RAM exact."""
+    import json
+    from pathlib import Path
+
+    from flexspec.accel.resource_model import glue_features, load_model, pool_glue_cost
+
+    rows = json.loads((Path(__file__).resolve().parents[2] / "benchmarks" / "results" /
+                       "bench_pool_synth.json").read_text())["rows"]
+    assert load_model()["blocks"]["pool_glue"]["families"]["xcup"]["held_out"]["lut"]
+    for r in rows:
+        a_t, a_g, f, e = r["size"]
+        feats = glue_features(a_t, a_g, f, e, 8, 16, 8, 64)
+        assert {k: feats[k] for k in feats if k != "arbiter_inputs"} == \
+            {k: v for k, v in r["features"].items() if k != "arbiter_inputs"}
+        cost, note = pool_glue_cost(r["features"], "xcup")
+        assert note is None
+        for res in ("lut", "ff"):
+            assert abs(cost[res] - r[res]) <= 0.10 * r[res], (r["size"], res, cost[res], r[res])
+        assert round(cost["bram18"]) == r["bram18"]
+
+
+def test_resources_charge_the_glue():
+    """A shared pool pays its glue once (a bank-writer column per array at worst, the engines'
+    feeders and arbiters); one FFT + IFFT per array pays one layer engine's glue per array."""
+    from dataclasses import replace
+
+    from flexspec.accel.arch import block_usage
+    from flexspec.devices import load_device
+
+    dev = load_device("u200")
+    pool = AcceleratorConfig(arrays=12, pes=8, banks=10, ports=2, fft_engines=4, ifft_engines=4)
+    blocks, _ = block_usage(pool, dev)
+    more, _ = block_usage(replace(pool, arrays=24), dev)
+    assert 0 < blocks["pool_glue"]["lut"] < more["pool_glue"]["lut"] < 2.1 * blocks["pool_glue"]["lut"]
+    assert "engine_glue" not in blocks
+    per = replace(pool, fft_engines=12, ifft_engines=12, array_split="tiles")
+    pb, _ = block_usage(per, dev)
+    one, _ = block_usage(replace(per, arrays=1, fft_engines=1, ifft_engines=1), dev)
+    assert "pool_glue" not in pb
+    assert pb["engine_glue"]["lut"] == pytest.approx(12 * one["engine_glue"]["lut"])

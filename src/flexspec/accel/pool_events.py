@@ -36,7 +36,6 @@ from ..errors import UsageError
 from ..rtl.fft_contract import release_index, transform_latency_cycles
 from ..rtl.program import program_length
 from .engine import OUTPUT_CYCLES, TILE_RELEASE_CYCLES, issue_and_drain, readout_requests
-from .calibrate import bram18_blocks
 from .fixed_point import FFTFormat
 from .grouping import schedule_layer_blocks
 from .layer_events import (CREDIT_CYCLES, CREDITS, FIFO_COMPLETE_CYCLES, SLOT_FREE_CYCLES, WRITER_FILL_CYCLES,
@@ -155,35 +154,3 @@ def pool_layer_cycles(mask, config, a_g: int, height: int, width: int, kernel_si
                           channel_depth(sch.schedule.bank_of, config.banks), max(programs), config.pes,
                           config.readout_rows)
     return pool_events(geom, a_t, rows, config.fft_engines, config.ifft_engines, programs, channels).cycles
-
-
-# ----------------------------------------------------------------------------- the glue's resources
-#: Resources the glue's synthesis fit covers, and its features (per design).
-GLUE_RESOURCES = ("lut", "lutram", "ff", "bram18")
-GLUE_FEATURES = ("const", "column_slot_bits", "arrays", "fft_engines", "ifft_engines", "arbiter_inputs", "fifo_bits",
-                 "fifo_bram18")
-
-
-def arbiter_inputs(a_t: int, a_g: int, ifft_engines: int, tiles: int) -> int:
-    """Array FIFOs the static IFFT arbiters select from, summed over the IFFTs (each IFFT's
-    multiplexer width): IFFT e reads the arrays of its items (t, g), ``(t*a_g + g) mod E = e``."""
-    seen = set()
-    for t in range(min(tiles, a_t * ifft_engines)):  # the pattern repeats after lcm(a_t, E) tiles
-        for g in range(a_g):
-            seen.add(((t * a_g + g) % ifft_engines, t % a_t, g))
-    return len(seen)
-
-
-def glue_features(a_t: int, a_g: int, fft_engines: int, ifft_engines: int, fft_size: int, data_bits: int,
-                  row_out_channels: int, tiles: int, ifft_bits: int | None = None) -> dict:
-    """Structural counts of the cluster's glue (``flexspec.rtl.cluster`` without the passes, FFTs
-    and IFFTs): the bank writers' slot bits (two channel slots of N x (N/2+1) complex values per
-    column), the arrays (rounding, credits, FIFO control), the engines, the arbiters' inputs and the
-    output FIFOs' bits (CREDITS tiles of a row's output channels, ``N*2*ifft_bits + 1`` bits a beat)."""
-    half = fft_size // 2 + 1
-    ib = ifft_bits or data_bits
-    return {"const": 1, "column_slot_bits": a_t * 2 * fft_size * half * 2 * data_bits, "arrays": a_t * a_g,
-            "fft_engines": fft_engines, "ifft_engines": ifft_engines,
-            "arbiter_inputs": arbiter_inputs(a_t, a_g, ifft_engines, tiles),
-            "fifo_bits": a_t * a_g * CREDITS * row_out_channels * half * (fft_size * 2 * ib + 1),
-            "fifo_bram18": a_t * a_g * bram18_blocks(CREDITS * row_out_channels * half, fft_size * 2 * ib + 1)}
