@@ -38,7 +38,8 @@ from ..errors import DoesNotFitError, UsageError
 from ..kernel_format import DEFAULT_ACC_BITS, KernelFormat
 from ..spectral.geometry import num_frequencies  # noqa: F401  (re-exported)
 from .resource_model import (  # noqa: F401  (nontrivial_twiddles re-exported)
-    block_cost, family_of, nontrivial_twiddles, provenance, scale_note, synthesized_max, transform_cost)
+    block_cost, family_of, glue_features, nontrivial_twiddles, pool_glue_cost, provenance, scale_note, synthesized_max,
+    transform_cost)
 
 
 #: Values of ``AcceleratorConfig.array_split`` (the first is the default).
@@ -234,8 +235,19 @@ def block_usage(config: AcceleratorConfig, device: Device) -> tuple[dict, tuple]
                 "dsp": count * cost["dsp"], "bram_bits": count * cost["bram18"] * _block_bits(device),
                 "uram_bits": count * cost["uram"] * 294912}
 
-    return ({"pe_arrays": total(pe, config.arrays), "fft_engines": total(fft, config.fft_engines),
-             "ifft_engines": total(ifft, config.ifft_engines)}, tuple(estimated))
+    blocks = {"pe_arrays": total(pe, config.arrays), "fft_engines": total(fft, config.fft_engines),
+              "ifft_engines": total(ifft, config.ifft_engines)}
+    # the glue around the passes, from its synthesis fit (h11f, rtl.cluster): bank writers, rounding, output-FIFO
+    # control, feeders; one layer engine's (a 1 x 1 cluster's) per array when each array has its own FFT and IFFT,
+    # else the shared pool's (a bank-writer column per array at worst, broadcast, the static IFFT arbiter).  The
+    # output FIFOs' memory (CREDITS tiles of the layer's cout block) is not charged, nor is the engine's.
+    per_array = config.array_split == "tiles" and config.fft_engines == config.ifft_engines == config.arrays
+    shape = (1, 1, 1, 1) if per_array else (config.arrays, 1, config.fft_engines, config.ifft_engines)
+    glue, note = pool_glue_cost(glue_features(*shape, config.fft_size, config.data_bits, 0,
+                                              shape[0] * shape[3]), family)
+    blocks["engine_glue" if per_array else "pool_glue"] = total(glue, config.arrays if per_array else 1)
+    estimated += [n for n in (note,) if n]
+    return blocks, tuple(estimated)
 
 
 #: Smallest budget the dataflow's buffers may get (below it every layer spills).

@@ -24,7 +24,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import InputFileError
-from .calibrate import BLOCKS
+from .calibrate import BLOCKS, bram18_blocks
+from .layer_events import CREDITS
 
 MODEL_PATH = Path(__file__).resolve().parent.parent / "data" / "resource_model.json"
 
@@ -131,3 +132,52 @@ def nontrivial_twiddles(fft_size: int) -> int:
 def provenance() -> dict:
     m = load_model()
     return {"yosys": m["yosys"], **m["provenance"]}
+
+
+# ------------------------------------------------------------------- the shared pool's glue (h11f)
+#: Resources the glue's synthesis fit covers, and its features (per design).
+GLUE_RESOURCES = ("lut", "lutram", "ff", "bram18")
+GLUE_FEATURES = ("const", "column_slot_bits", "arrays", "fft_engines", "ifft_engines", "arbiter_inputs", "fifo_bits",
+                 "fifo_bram18")
+#: The features each resource is fitted on: logic on the structure, block RAM on the FIFOs' blocks (the
+#: synthesized sizes have a fixed slice per row, so the FIFO bits would alias the array count in a logic fit).
+GLUE_TERMS = {"lut": GLUE_FEATURES[:6], "lutram": GLUE_FEATURES[:6], "ff": GLUE_FEATURES[:6], "bram18": ("fifo_bram18",)}
+
+
+def arbiter_inputs(a_t: int, a_g: int, ifft_engines: int, tiles: int) -> int:
+    """Array FIFOs the static IFFT arbiters select from, summed over the IFFTs (each IFFT's
+    multiplexer width): IFFT e reads the arrays of its items (t, g), ``(t*a_g + g) mod E = e``."""
+    seen = set()
+    for t in range(min(tiles, a_t * ifft_engines)):  # the pattern repeats after lcm(a_t, E) tiles
+        for g in range(a_g):
+            seen.add(((t * a_g + g) % ifft_engines, t % a_t, g))
+    return len(seen)
+
+
+def glue_features(a_t: int, a_g: int, fft_engines: int, ifft_engines: int, fft_size: int, data_bits: int,
+                  row_out_channels: int, tiles: int, ifft_bits: int | None = None) -> dict:
+    """Structural counts of the cluster's glue (``flexspec.rtl.cluster`` without the passes, FFTs
+    and IFFTs): the bank writers' slot bits (two channel slots of N x (N/2+1) complex values per
+    column), the arrays (rounding, credits, FIFO control), the engines, the arbiters' inputs and the
+    output FIFOs' bits (CREDITS tiles of a row's output channels, ``N*2*ifft_bits + 1`` bits a beat)."""
+    half = fft_size // 2 + 1
+    ib = ifft_bits or data_bits
+    return {"const": 1, "column_slot_bits": a_t * 2 * fft_size * half * 2 * data_bits, "arrays": a_t * a_g,
+            "fft_engines": fft_engines, "ifft_engines": ifft_engines,
+            "arbiter_inputs": arbiter_inputs(a_t, a_g, ifft_engines, tiles),
+            "fifo_bits": a_t * a_g * CREDITS * row_out_channels * half * (fft_size * 2 * ib + 1),
+            "fifo_bram18": a_t * a_g * bram18_blocks(CREDITS * row_out_channels * half, fft_size * 2 * ib + 1)
+            if row_out_channels else 0}
+
+
+def pool_glue_cost(features: dict, family: str) -> tuple[dict, str | None]:
+    """Resources of the shared pool's glue (``flexspec.rtl.cluster`` without its passes, FFTs and
+    IFFTs) from its Yosys fit (``benchmarks/bench_pool_synth.py``; features:
+    ``flexspec.accel.pool_events.glue_features``), and why it is estimated (None when calibrated)."""
+    fits = load_model()["blocks"].get("pool_glue", {}).get("families", {})
+    if "xcup" not in fits:
+        raise InputFileError(MODEL_PATH, "block 'pool_glue' has no fit; rerun benchmarks/bench_pool_synth.py", "blocks")
+    coef = fits["xcup"]["coefficients"]
+    cost = {res: 0.0 for res in ("lut", "lutram", "ff", "dsp", "bram18", "uram")}
+    cost.update({res: sum(c * features[t] for t, c in terms.items()) for res, terms in coef.items()})
+    return cost, (None if family == "xcup" else f"pool glue on {family}: the xcup synthesis fit")

@@ -18,6 +18,7 @@ from ..errors import FlexSpecError, UnknownNameError, UsageError
 from ..fileio import OutputError, check_output_folder, write_files
 from ..spectral import real_model
 from ..spectral.sparse import sparse_oaa_conv2d
+from .cluster_cli import run_cluster
 from .engine_case import EngineBlocking, EngineCase, engine_case
 from .export import hex_lines, port_rows
 from .source import DEFAULT_LAYER, RTLOptions, _layer_input, _load_network
@@ -50,6 +51,9 @@ def register(subparsers) -> None:
     p.add_argument("--verify", action="store_true",
                    help="co-simulate in Verilator: bit-exact with the fixed-point functional model, cycles equal "
                         "to the simulator's; writes verify.json, input.npy, output.npy, kernels.npz")
+    p.add_argument("--cluster", default=None, metavar="A_T,A_G,F,E",
+                   help="generate the shared FFT/IFFT pool instead (A_T array columns x A_G array rows, F FFT and E "
+                        "IFFT engines; F divides A_T); --verify checks its IFFT blocks and cycles")
     p.set_defaults(func=run)
 
 
@@ -254,6 +258,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if args.verify:
         require_verilator()  # before any work: a missing tool is one line, nothing written
+    if getattr(args, "cluster", None):
+        return run_cluster(args.layer, options, args.cluster, out, args.verify)
     case, info = layer_engine_case(args.layer, options)
     info["method"] = options.method or "optimal"
     spec = case.spec
