@@ -73,7 +73,8 @@ def screen_group(group: dict) -> list[dict]:
         row.update(adapter.resource_figures(res))
         row.update({"arrays": config.arrays, "fft_engines": config.fft_engines, "config": config,
                     "cycles_lower_bound": lb["cycles"], "latency_lower_bound_seconds": lb["cycles"] / device.clock_hz,
-                    "traffic_lower_bound_bytes": lb["traffic_bytes"], "status": "screened",
+                    "traffic_lower_bound_bytes": lb["traffic_bytes"],
+                    "conv_latency_lower_bound_seconds": lb["conv_cycles"] / device.clock_hz, "status": "screened",
                     "reproduce": adapter.reproduce_command(group["model"], group["device_labels"][p["device"]],
                                                            group["fft_size"], group["density"], group["seed"],
                                                            group["prune_scope"], config, net, masks, device)})
