@@ -276,7 +276,7 @@ def lower_bound(network, masks: dict, config: AcceleratorConfig, device) -> dict
       together last at least ``max(sum of compute bounds, kernel bytes / bytes per cycle)``.
     * Spatial convolution: :func:`flexspec.accel.spatial.spatial_conv_cost`, the simulator's own
       formula, with its output kept on chip (the dataflow may write it back: more traffic, never less).
-    * Every other layer (FC, pooling, adds): :func:`flexspec.accel.spatial.other_layer_costs`, the
+    * Every other layer (FC, adds, concatenations): :func:`flexspec.accel.spatial.other_layer_costs`, the
       function :func:`simulate` adds them with, given no buffer use by the spectral layers (a
       residual operand is then resident whenever it can be: the least an add costs).  An FC layer's
       dense weights stream from DRAM: its cost does not depend on the dataflow.
