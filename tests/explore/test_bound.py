@@ -65,7 +65,7 @@ def test_bound_below_simulator_shipped_model(device, density, arrays, pes, banks
     _check_below(*got)
 
 
-@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(model=st.sampled_from(["vgg16_cifar", "resnet18"]), density=st.sampled_from([0.1, 0.25]), **_DESIGN)
 def test_bound_below_simulator_larger_networks(model, device, density, arrays, pes, banks, ports, broadcast):
     got = _bound_and_exact(model, device, density, arrays, pes, banks, ports, broadcast)
