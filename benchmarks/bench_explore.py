@@ -277,17 +277,18 @@ def _save(key: str, result: dict) -> None:
     RESULTS.write_text(json.dumps(data, indent=1, default=str))
 
 
-def _vgg16_key(space: dict, all_first: bool) -> str:
+def _vgg16_key(space: dict, all_first: bool, tag: str = "") -> str:
     from flexspec.explore import load_space
 
-    return f"vgg16_{len(load_space(space).points())}_points" + ("_all_first" if all_first else "")
+    return f"vgg16_{len(load_space(space).points())}_points" + ("_all_first" if all_first else "") + (
+        f"_{tag}" if tag else "")
 
 
-def vgg16(devices, pes, densities, all_first: bool = False) -> dict:
+def vgg16(devices, pes, densities, all_first: bool = False, tag: str = "") -> dict:
     from flexspec.explore import explore
 
     space = vgg16_space(devices, pes, densities)
-    key = _vgg16_key(space, all_first)
+    key = _vgg16_key(space, all_first, tag)
     order = (False, True) if all_first else (True, False)
     out = {"space": space, "load_before": _load(), "order": ["screened" if s else "all" for s in order]}
     with tempfile.TemporaryDirectory() as tmp:
@@ -347,6 +348,7 @@ def main(argv=None) -> int:
     ap.add_argument("--densities", default=",".join(map(str, VGG16_DENSITIES)),
                     help="VGG16 section: comma-separated densities")
     ap.add_argument("--all-first", action="store_true", help="VGG16 section: run the unscreened side first")
+    ap.add_argument("--tag", default="", help="VGG16 section: suffix of the results key (keeps earlier runs)")
     args = ap.parse_args(argv)
     if args.section == "scaling":
         result = scaling(args.reps, args.model, args.sessions)
@@ -354,9 +356,9 @@ def main(argv=None) -> int:
         result = resume()
     else:
         result = vgg16(args.devices.split(","), [int(p) for p in args.pes.split(",")],
-                       [float(d) for d in args.densities.split(",")], args.all_first)
+                       [float(d) for d in args.densities.split(",")], args.all_first, args.tag)
     key = {"scaling": f"scaling_{args.model}" + ("_own_sessions" if args.sessions else "_localcluster"),
-           "vgg16": _vgg16_key(result["space"], args.all_first) if args.section == "vgg16" else ""
+           "vgg16": _vgg16_key(result["space"], args.all_first, args.tag) if args.section == "vgg16" else ""
            }.get(args.section, args.section)
     _save(key, result)
     return 0

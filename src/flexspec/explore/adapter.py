@@ -45,7 +45,7 @@ from ..accel.sim import (
     schedule_layer_blocks,
     simulate_plan,
 )
-from ..accel.spatial import SPATIAL_MACS_PER_PE, conv_only, whole_network
+from ..accel.spatial import conv_only, other_layer_costs, spatial_conv_cost, whole_network
 from ..dataflow import kernel_bits
 from ..dataflow.model import LayerGeometry
 from ..datasets import fashion_mnist_subset
@@ -259,7 +259,8 @@ def _decode_sched(d) -> LayerSchedules:
 # ------------------------------------------------------------------------------- screening --
 def lower_bound(network, masks: dict, config: AcceleratorConfig, device) -> dict:
     """Closed-form lower bounds on what :func:`simulate` returns for this design (no dataflow
-    search, no schedule): ``cycles`` and ``traffic_bytes``.
+    search, no schedule): ``cycles`` and ``traffic_bytes`` of the whole network, and
+    ``conv_cycles`` of its convolutions.
 
     * Spectral layer l: every (input channel, kernel group) pair runs on each of its T tiles for at
       least the group's largest PE load (a PE does one complex MAC per cycle), the A arrays share
@@ -268,26 +269,36 @@ def lower_bound(network, masks: dict, config: AcceleratorConfig, device) -> dict
       ``cycles_l >= max(T * max(min_groups sum(max load), readout) / A, FFT, IFFT) + depth`` with
       the read-out ``Cout (N/2 + 1) N/K`` requests a tile (``accel.engine.readout_requests``), the
       forward transforms ``T Cin`` at the RTL's sustained rate over the FFT engines and the inverse
-      ones ``T Cout N`` cycles over the IFFT engines.
-    * Spatial convolution: at least its MACs on the A*P PEs.
-    * Traffic: every kernel bit crosses the DRAM link once (nothing else is compulsory when the
-      activations may stay on chip), as the schedule stream the simulator counts
-      (:func:`min_stream_bits`), and the whole run lasts at least traffic / bytes per cycle.
+      ones ``T Cout N`` cycles over the IFFT engines.  Their traffic: every kernel bit crosses the
+      DRAM link once, as the schedule stream the simulator counts (:func:`min_stream_bits`; the
+      activations may stay on chip), within the spectral layers' cycles (the simulator prefetches a
+      layer's first kernel block only during the previous spectral layer), so the spectral layers
+      together last at least ``max(sum of compute bounds, kernel bytes / bytes per cycle)``.
+    * Spatial convolution: :func:`flexspec.accel.spatial.spatial_conv_cost`, the simulator's own
+      formula, with its output kept on chip (the dataflow may write it back: more traffic, never less).
+    * Every other layer (FC, adds, concatenations): :func:`flexspec.accel.spatial.other_layer_costs`, the
+      function :func:`simulate` adds them with, given no buffer use by the spectral layers (a
+      residual operand is then resident whenever it can be: the least an add costs).  An FC layer's
+      dense weights stream from DRAM: its cost does not depend on the dataflow.
 
-    The bound is max(sum of the per-layer compute bounds, traffic time): a bound on the
-    convolutions' part (``conv_cycles``), and so on the whole network's cycles, which add the other
-    layers' (FC, pooling, adds: non-negative) cycles and traffic.  Tests check it against the
-    simulator on sampled points; screening with it is exact (a pruned point is dominated)."""
+    The whole network's cycles are the sum of its layers', so ``cycles`` adds these parts.  Tests
+    check it against the simulator on sampled points; screening with it is exact (a pruned point
+    is dominated)."""
     prec = precision_of(config)
+    res = resources(config, device)
+    bpc = device.bytes_per_cycle
     # the FFT + IFFT pipeline latency the simulator charges once per layer (flexspec.rtl.fft_contract)
     n, bits = config.fft_size, config.data_bits
     depth = fft_latency_cycles(FFTFormat(n, bits, bits, 0)) + fft_latency_cycles(FFTFormat(n, bits, bits, 0, inverse=True))
-    compute = 0.0
+    spectral = spatial = 0.0
     kernel_bits_total = 0
+    spatial_bytes = 0.0
+    spectral_names = []
     for layer in network.layers:
         if not isinstance(layer, ConvLayer):
             continue
         if layer.spectral_eligible and layer.name in masks:
+            spectral_names.append(layer.name)
             nnz = masks[layer.name].sum(axis=2, dtype=np.int64)
             tiles = LayerGeometry.of(layer, config.fft_size).tiles
             # one block of every output channel: sorted chunking over all of them is the least sum of
@@ -301,14 +312,18 @@ def lower_bound(network, masks: dict, config: AcceleratorConfig, device) -> dict
             # (least at the shallowest channel depth ceil(F/B)), Cout inverse ones at N cycles each
             fft_rate = fft_channel_interval_cycles(n, -(-num_frequencies(n) // config.banks))
             engines = max(tiles * cin * fft_rate / config.fft_engines, tiles * cout * n / config.ifft_engines)
-            compute += max(tiles * per_tile / config.arrays, engines) + depth
+            spectral += max(tiles * per_tile / config.arrays, engines) + depth
             kernel_bits_total += max(int(kernel_bits(nnz, config.fft_size, prec).sum()),
                                      min_stream_bits(layer, nnz, config))
         else:
-            compute += layer.macs / (SPATIAL_MACS_PER_PE * config.pe_count)
-    traffic_bytes = kernel_bits_total / 8
-    cycles = max(compute, traffic_bytes / device.bytes_per_cycle)
-    return {"cycles": cycles, "traffic_bytes": traffic_bytes}
+            cost = spatial_conv_cost(layer, config.arrays, config.pes, int(res.dataflow_bits), bpc,
+                                     config.pe_pipeline_cycles, config.data_bits, config.data_bits, output_bits=0)
+            spatial += cost.cycles
+            spatial_bytes += cost.traffic_bytes
+    others = other_layer_costs(network, config, device, res, dict.fromkeys(spectral_names, 0))
+    conv_cycles = max(spectral, kernel_bits_total / 8 / bpc) + spatial
+    return {"cycles": conv_cycles + sum(c.cycles for c in others.values()), "conv_cycles": conv_cycles,
+            "traffic_bytes": kernel_bits_total / 8 + spatial_bytes + sum(c.traffic_bytes for c in others.values())}
 
 
 def min_stream_bits(layer, nnz, config: AcceleratorConfig) -> int:
@@ -356,17 +371,20 @@ def exact_figures(result) -> dict:
 
 
 def reproduce_command(model: str, device_label: str, fft_size: int, density: float, seed: int, prune_scope: str,
-                      config: AcceleratorConfig, network=None, masks=None, device=None) -> str:
+                      config: AcceleratorConfig, network=None, masks=None, device=None, memo=None) -> str:
     """The command that reproduces one point's design and cycles.
 
     ``flexspec run --arrays A --pes P --banks B`` when ``run``'s own design resolution gives
     exactly this design from them (it chooses R, broadcast and the FFT engines by its estimate;
     checked here with the same function and the same kernels), else ``flexspec simulate`` with
-    every axis fixed.  (With ``network``/``masks``/``device`` omitted: the simulate form.)"""
+    every axis fixed.  (With ``network``/``masks``/``device`` omitted: the simulate form.)
+    ``memo``: a dict shared by the calls for one network and one kernel set (one screening
+    group): the resolution depends on the device and the fixed axes only, so the points that differ
+    in R or broadcast resolve once (it costs ~1.4 CPU s a VGG16 point: ``accel.search``'s estimate)."""
     base = [model, "--device", device_label, "--fft-size", str(fft_size), "--density", repr(density), "--seed",
             str(seed), "--arrays", str(config.arrays), "--pes", str(config.pes), "--banks", str(config.banks)]
     fixed = dict(arrays=config.arrays, pes=config.pes, banks=config.banks)
-    if network is not None and _resolves(device, fft_size, network, masks, config, fixed):
+    if network is not None and _resolves(device, fft_size, network, masks, config, fixed, memo):
         parts = ["flexspec", "run", *base, "--prune-scope", prune_scope]
     else:
         # simulate fixes broadcast only on (``--broadcast``); unfixed, it searches
@@ -376,11 +394,14 @@ def reproduce_command(model: str, device_label: str, fft_size: int, density: flo
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def _resolves(device, fft_size: int, network, masks, config: AcceleratorConfig, fixed: dict) -> bool:
+def _resolves(device, fft_size: int, network, masks, config: AcceleratorConfig, fixed: dict, memo=None) -> bool:
     """Whether the design resolution of ``flexspec run`` / ``simulate`` gives ``config`` for these
     fixed axes (:func:`flexspec.accel.search.fit_design`, the function both commands call)."""
-    got, _ = fit_design(device, fft_size, network=network, masks=masks, **fixed)
-    return got == config
+    key = (device_digest(device), fft_size, tuple(sorted(fixed.items())))
+    memo = {} if memo is None else memo
+    if key not in memo:
+        memo[key] = fit_design(device, fft_size, network=network, masks=masks, **fixed)[0]
+    return memo[key] == config
 
 
 def version() -> str:

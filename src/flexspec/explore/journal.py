@@ -39,6 +39,7 @@ COLUMNS = {
     "bram_bits_used": "int", "uram_bits_used": "int", "binding_resource": "str",
     "accuracy_fraction": "float",
     "cycles_lower_bound": "float", "latency_lower_bound_seconds": "float", "traffic_lower_bound_bytes": "float",
+    "conv_latency_lower_bound_seconds": "float",
     "cycles": "int", "latency_seconds": "float", "throughput_per_second": "float", "traffic_bytes": "float",
     "conv_cycles": "int", "conv_latency_seconds": "float", "conv_traffic_bytes": "float",
     "dsp_efficiency_fraction": "float", "roofline_cycles": "int",

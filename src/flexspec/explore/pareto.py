@@ -22,8 +22,7 @@ import numpy as np
 from .space import METRICS
 
 #: metric -> its lower-bound column (simulated metrics only); throughput's bound is 1 / latency's.
-#: The latency bound bounds the convolutions' part, so it bounds the whole network's latency too.
-BOUND_COLUMNS = {"latency": "latency_lower_bound_seconds", "conv_latency": "latency_lower_bound_seconds",
+BOUND_COLUMNS = {"latency": "latency_lower_bound_seconds", "conv_latency": "conv_latency_lower_bound_seconds",
                  "traffic": "traffic_lower_bound_bytes"}
 
 

@@ -53,6 +53,7 @@ def screen_group(group: dict) -> list[dict]:
                 for p in group["points"]]
     weights = "real" if src.get("is_real") else src.get("kind")
     rows = []
+    resolved = {}  # the design resolution of `flexspec run`, shared by the points of this kernel set
     for p in group["points"]:
         row = {**base_row(p, group), "kernel_cache": "hit" if hit else "miss", "weights": weights,
                "density_used_fraction": float(src["density"]), "accuracy_fraction": acc, "worker": _worker()}
@@ -73,10 +74,12 @@ def screen_group(group: dict) -> list[dict]:
         row.update(adapter.resource_figures(res))
         row.update({"arrays": config.arrays, "fft_engines": config.fft_engines, "config": config,
                     "cycles_lower_bound": lb["cycles"], "latency_lower_bound_seconds": lb["cycles"] / device.clock_hz,
-                    "traffic_lower_bound_bytes": lb["traffic_bytes"], "status": "screened",
+                    "traffic_lower_bound_bytes": lb["traffic_bytes"],
+                    "conv_latency_lower_bound_seconds": lb["conv_cycles"] / device.clock_hz, "status": "screened",
                     "reproduce": adapter.reproduce_command(group["model"], group["device_labels"][p["device"]],
                                                            group["fft_size"], group["density"], group["seed"],
-                                                           group["prune_scope"], config, net, masks, device)})
+                                                           group["prune_scope"], config, net, masks, device,
+                                                           resolved)})
         rows.append(row)
     return rows
 
