@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flexspec.errors import UsageError
 from flexspec.spectral import _oaa_kernels as kernels
 from flexspec.spectral.oaa import oaa_conv2d_spectral
 from flexspec.spectral.prune import magnitude_mask
@@ -51,7 +52,8 @@ def test_product_kernel_equals_brute_force(seed, cout, cin, chunks, dtype):
         values[indptr[r]:indptr[r] + kept.size] = np.stack([rows[r, kept].real, rows[r, kept].imag], 1)
     x = rng.standard_normal((2, f_count, chunks, cin, lanes)).astype(dtype)
     y = np.full((2, f_count, chunks, cout, lanes), np.nan, dtype=dtype)
-    kernels.sparse_product_lanes(x, indptr, channels, values, y)
+    kernels.sparse_product_lanes(x, indptr, channels, values, y, 0, 2)  # two frequency ranges, as threads do
+    kernels.sparse_product_lanes(x, indptr, channels, values, y, 2, f_count)
     xc = x[0] + 1j * x[1]
     want = np.einsum("fji,fcil->fcjl", w, xc)
     tol = (1e-4 if dtype == np.float32 else 1e-11) * (1 + np.abs(want).max())
@@ -97,10 +99,21 @@ def test_operator_equals_dense_spectral_twin_on_a_wide_layer(scope, batch):
         twin.bias.copy_(torch.from_numpy(bias))
         x = torch.randn(batch, 160, 21, 17, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
         want = twin(x).numpy()
-    got = SparseOaA(ssk, np.float64)(x.numpy(), 1, bias)
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-10 * np.abs(want).max())
+    for threads in (1, 2, 3):
+        op = SparseOaA(ssk, np.float64, threads=threads)
+        assert op.frequency_ranges[0][0] == 0 and op.frequency_ranges[-1][1] == ssk.num_frequencies
+        assert len(op.frequency_ranges) == threads
+        got = op(x.numpy(), 1, bias)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-10 * np.abs(want).max())
     got32 = SparseOaA(ssk)(x.numpy().astype(np.float32), 1, bias)
     np.testing.assert_allclose(got32, want, rtol=0, atol=1e-4 * np.abs(want).max())
+
+
+def test_thread_count_is_checked():
+    rng = np.random.default_rng(4)
+    wf, mask = _masked_kernels(rng, 2, 2, 8, 3, 0.5)
+    with pytest.raises(UsageError, match="threads must be a positive integer"):
+        SparseOaA(SparseSpectralKernels.from_dense(wf, mask, 3), threads=0)
 
 
 def test_all_pruned_layer_gives_the_bias():
@@ -108,5 +121,5 @@ def test_all_pruned_layer_gives_the_bias():
     wf, _ = _masked_kernels(rng, 5, 7, 8, 3, 0.5)
     ssk = SparseSpectralKernels.from_dense(wf, np.zeros(wf.shape, bool), 3)
     bias = rng.standard_normal(5)
-    got = SparseOaA(ssk, np.float64)(rng.standard_normal((2, 7, 9, 9)), 1, bias)
+    got = SparseOaA(ssk, np.float64, threads=2)(rng.standard_normal((2, 7, 9, 9)), 1, bias)
     np.testing.assert_array_equal(got, np.broadcast_to(bias[None, :, None, None], got.shape))

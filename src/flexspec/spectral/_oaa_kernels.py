@@ -6,9 +6,9 @@ Each kernel is one serial pass that reads its input once and writes every elemen
 (no zero fill first, no slice-by-slice accumulation, no parallel region): on the shared 2-core
 machine a 2-thread elementwise op waits for its second thread whenever that thread is
 descheduled, so one serial pass beats the ~10 short parallel torch ops it replaces (measured,
-BENCHMARKS.md "Spectral OaA vs conv2d").  The one exception is the sparse product, which is
-compute-bound and runs its frequencies over numba's threads in one parallel region, as the dense
-twin's GEMMs run over torch's.  Layouts (channels innermost everywhere):
+BENCHMARKS.md "Spectral OaA vs conv2d").  The compute-bound sparse product releases the GIL
+so that :class:`~flexspec.spectral.sparse.SparseOaA` can run frequency ranges on a few threads
+that sleep when idle (no spinning OpenMP pool next to torch's and OpenBLAS's).  Layouts (channels innermost everywhere):
 
 * tiles ``[h, h, B, Ty, Tx, C]``: pixel (py, px) of tile (ty, tx) of image b, zero past the input;
 * blocks ``[N, N, B, Ty, Tx, C]``: the N x N inverse transform of every tile;
@@ -183,14 +183,15 @@ def tiles_forward_lanes(x, tile, out):
 
 
 @njit(cache=True, nogil=True)
-def overlap_add_lanes(blocks, tile, ty_count, tx_count, start_h, start_w, bias, out):
+def overlap_add_lanes(blocks, tile, ty_count, tx_count, start_h, start_w, bias, out, c_start, c_stop):
     """``out`` [B, C, OH, OW] = the window at (start_h, start_w) of the overlap-add of ``blocks``
     [N, N, chunks, C, LANES] (block of tile l placed at pixel (ty * tile, tx * tile), the lanes of
-    :func:`tiles_forward_lanes`), plus ``bias`` [C].  One output plane at a time (it stays in cache)."""
+    :func:`tiles_forward_lanes`), plus ``bias`` [C], for channels ``c_start:c_stop``.  One output
+    plane at a time (it stays in cache)."""
     n = blocks.shape[0]
-    b_count, c_count, oh, ow = out.shape
+    b_count, oh, ow = out.shape[0], out.shape[2], out.shape[3]
     for b in range(b_count):
-        for c in range(c_count):
+        for c in range(c_start, c_stop):
             plane = out[b, c]
             plane[:] = bias[c]
             for qy in range(n):
@@ -273,16 +274,17 @@ def _complex_mac_step(typingctx, y, x, y_at, y_plane, x_at, x_plane, channels, v
     return sig, codegen
 
 
-@njit(cache=True, nogil=True, parallel=True, fastmath=True, boundscheck=False)
-def sparse_product_lanes(x, indptr, channels, values, y):
-    """Per-frequency sparse complex product on chunks of tiles:
+@njit(cache=True, nogil=True, fastmath=True, boundscheck=False)
+def sparse_product_lanes(x, indptr, channels, values, y, f_start, f_stop):
+    """Per-frequency sparse complex product on chunks of tiles, for frequencies ``f_start:f_stop``:
     ``y[:, f, c, j, :] = sum_i w[f, j, i] * x[:, f, c, i, :]`` (planes 0/1: real/imaginary).
 
     ``x`` [2, F, chunks, Cin, LANES], ``y`` [2, F, chunks, Cout, LANES], both C-contiguous in the
     same real dtype as ``values`` [nnz, 2] (real, imaginary).  The kept values are CSR by row
     ``f * Cout + j`` (``channels``: unsigned input channels), each row padded to a multiple of
-    :data:`SPARSE_UNROLL` (padding: zero values).  Frequencies are shared out over numba's threads;
-    for each, one chunk of tiles (Cin x LANES, in L1/L2) meets every row of kept values in turn."""
+    :data:`SPARSE_UNROLL` (padding: zero values).  For each frequency, one chunk of tiles
+    (Cin x LANES per plane, in L1/L2) meets every row of kept values in turn.  Releases the GIL:
+    :class:`~flexspec.spectral.sparse.SparseOaA` runs disjoint frequency ranges on its threads."""
     f_count, chunks, c_in = x.shape[1], x.shape[2], x.shape[3]
     c_out = y.shape[3]
     xf = x.reshape(-1)
@@ -290,7 +292,7 @@ def sparse_product_lanes(x, indptr, channels, values, y):
     wf = values.reshape(-1)
     x_plane = f_count * chunks * c_in * LANES
     y_plane = f_count * chunks * c_out * LANES
-    for f in prange(f_count):
+    for f in range(f_start, f_stop):
         for c in range(chunks):
             x_at = (f * chunks + c) * c_in * LANES
             for j in range(c_out):
@@ -301,3 +303,62 @@ def sparse_product_lanes(x, indptr, channels, values, y):
                     yf[y_plane + y_at + q] = 0.0
                 for p in range(indptr[row], indptr[row + 1], SPARSE_UNROLL):
                     _complex_mac_step(yf, xf, y_at, y_plane, x_at, x_plane, channels, wf, p)
+
+
+_TRANSFORM_BLOCK = 1024  # columns per block of the transforms: one row block (4 KiB of float32) stays in L1
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def rows_times(a, row_start, row_stop, b, out, col_start, col_stop):
+    """``out[r, col_start:col_stop] = a[r] @ b[:, col_start:col_stop]`` for ``r`` in
+    ``row_start:row_stop`` (``a`` [R, K], ``b`` [K, cols], ``out`` [R, cols], C-contiguous): the
+    small DFT GEMMs of the sparse path, four rank-1 updates per pass over a block of columns."""
+    k_count = a.shape[1]
+    for c0 in range(col_start, col_stop, _TRANSFORM_BLOCK):
+        c1 = min(col_stop, c0 + _TRANSFORM_BLOCK)
+        width = c1 - c0
+        for r in range(row_start, row_stop):
+            dst = out[r, c0:c1]
+            dst[:] = 0
+            k = 0
+            while k + 4 <= k_count:
+                a0, a1, a2, a3 = a[r, k], a[r, k + 1], a[r, k + 2], a[r, k + 3]
+                s0, s1, s2, s3 = b[k, c0:c1], b[k + 1, c0:c1], b[k + 2, c0:c1], b[k + 3, c0:c1]
+                for q in range(width):
+                    dst[q] += a0 * s0[q] + a1 * s1[q] + a2 * s2[q] + a3 * s3[q]
+                k += 4
+            while k < k_count:
+                a0 = a[r, k]
+                s0 = b[k, c0:c1]
+                for q in range(width):
+                    dst[q] += a0 * s0[q]
+                k += 1
+
+
+@njit(cache=True, nogil=True)
+def sparse_spectra_and_product(tiles, d, xs, indptr, channels, values, y, f_start, f_stop):
+    """Phase 1 of :class:`~flexspec.spectral.sparse.SparseOaA` for frequencies ``f_start:f_stop``:
+    their tile spectra ``xs`` [2, F, chunks, Cin, LANES] (rows f and F + f of ``d @ tiles``, ``d``
+    [2F, h*h], ``tiles`` [h, h, chunks, Cin, LANES]) and their sparse product into ``y``."""
+    f_count = xs.shape[1]
+    tiles2 = tiles.reshape(d.shape[1], -1)
+    xs2 = xs.reshape(2 * f_count, -1)
+    cols = tiles2.shape[1]
+    rows_times(d, f_start, f_stop, tiles2, xs2, 0, cols)
+    rows_times(d, f_count + f_start, f_count + f_stop, tiles2, xs2, 0, cols)
+    sparse_product_lanes(xs, indptr, channels, values, y, f_start, f_stop)
+
+
+@njit(cache=True, nogil=True)
+def sparse_blocks_and_overlap_add(g, y, blocks, tile, ty_count, tx_count, start_h, start_w, bias, out,
+                                  c_start, c_stop):
+    """Phase 2 of :class:`~flexspec.spectral.sparse.SparseOaA` for output channels ``c_start:c_stop``:
+    their N x N blocks ``blocks`` [N, N, chunks, Cout, LANES] = ``g`` [N*N, 2F] @ ``y``
+    [2, F, chunks, Cout, LANES], then overlap-add, crop and bias into ``out`` [B, Cout, OH, OW]."""
+    chunks, c_out = y.shape[2], y.shape[3]
+    y2 = y.reshape(g.shape[1], -1)
+    blocks2 = blocks.reshape(g.shape[0], -1)
+    for chunk in range(chunks):
+        base = chunk * c_out * LANES
+        rows_times(g, 0, g.shape[0], y2, blocks2, base + c_start * LANES, base + c_stop * LANES)
+    overlap_add_lanes(blocks, tile, ty_count, tx_count, start_h, start_w, bias, out, c_start, c_stop)
