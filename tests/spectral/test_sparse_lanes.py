@@ -61,6 +61,26 @@ def test_product_kernel_equals_brute_force(seed, cout, cin, chunks, dtype):
     np.testing.assert_allclose(y[1], want.imag, rtol=0, atol=tol)
 
 
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), rows=st.integers(1, 13), inner=st.integers(1, 11), cols=st.integers(1, 2500),
+       data=st.data(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_rows_times_equals_numpy_matmul(seed, rows, inner, cols, data, dtype):
+    """The transforms' small GEMM on any row and column range (register tiles and their edges) equals
+    numpy's matmul there and leaves every other entry alone."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((rows, inner)).astype(dtype)
+    b = rng.standard_normal((inner, cols)).astype(dtype)
+    r0 = data.draw(st.integers(0, rows - 1))
+    r1 = data.draw(st.integers(r0 + 1, rows))
+    c0 = data.draw(st.integers(0, cols - 1))
+    c1 = data.draw(st.integers(c0 + 1, cols))
+    out = np.full((rows, cols), 7.0, dtype=dtype)
+    kernels.rows_times(a, r0, r1, b, out, c0, c1)
+    want = np.full((rows, cols), 7.0)
+    want[r0:r1, c0:c1] = a[r0:r1].astype(np.float64) @ b[:, c0:c1]
+    np.testing.assert_allclose(out, want, rtol=0, atol=(1e-4 if dtype == np.float32 else 1e-12) * inner)
+
+
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), cout=st.integers(1, 24), cin=st.integers(1, 48),
        n=st.sampled_from([4, 6, 8]), keep=st.floats(0.01, 1.0), scope=st.sampled_from([None, "layer", "kernel"]),
