@@ -113,12 +113,12 @@ def profile(names, batches, density: float, reps: int, threads: int) -> dict:
             bias = np.zeros(cout, np.float32)
             phase1 = (tiles, op.dft_d, xs, op.indptr, op.channels, op.values, y)
             phase2 = (op.dft_g, y, blocks, h, ty, tx, 1, 1, bias, res)
-            kernels.tiles_forward_lanes(x, h, tiles)  # real data in every buffer (garbage may hold denormals)
+            kernels.tiles_forward_lanes(x, h, tiles, 0, cin)  # real data in every buffer (garbage may hold denormals)
             op._on_threads(kernels.sparse_spectra_and_product, op.frequency_ranges, phase1)
             x2 = torch.randn(f_count, 2 * m, cin)
             yy = torch.empty(2, f_count, 2 * m, cout)
             stages = {
-                "tiles": lambda: kernels.tiles_forward_lanes(x, h, tiles),
+                "tiles": lambda: op._on_threads(kernels.tiles_forward_lanes, op.input_channel_ranges, (x, h, tiles)),
                 "spectra_and_product": lambda: op._on_threads(kernels.sparse_spectra_and_product,
                                                               op.frequency_ranges, phase1),
                 "product_alone": lambda: op.product(xs, y),

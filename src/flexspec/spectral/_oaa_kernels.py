@@ -161,15 +161,19 @@ def overlap_add_adjoint(grad, tile, start_h, start_w, out):
 
 
 @njit(cache=True, nogil=True)
-def tiles_forward_lanes(x, tile, out):
-    """Cut ``x`` [B, C, H, W] into ``out`` [tile, tile, chunks, C, LANES]: pixel (py, px) of tile
-    l = (b * Ty + ty) * Tx + tx at lane ``l % LANES`` of chunk ``l // LANES``; zero where a tile
-    passes the edge and in the lanes past the last tile.  Reads rows, writes runs of lanes."""
-    b_count, c_count, height, width = x.shape
+def tiles_forward_lanes(x, tile, out, c_start, c_stop):
+    """Cut channels ``c_start:c_stop`` of ``x`` [B, C, H, W] into ``out`` [tile, tile, chunks, C, LANES]:
+    pixel (py, px) of tile l = (b * Ty + ty) * Tx + tx at lane ``l % LANES`` of chunk ``l // LANES``;
+    zero where a tile passes the edge and in the lanes past the last tile.  Reads rows, writes runs
+    of lanes."""
+    b_count, height, width = x.shape[0], x.shape[2], x.shape[3]
     ty_count, tx_count = -(-height // tile), -(-width // tile)
-    out[:] = 0
+    for py in range(tile):
+        for px in range(tile):
+            for chunk in range(out.shape[2]):
+                out[py, px, chunk, c_start:c_stop] = 0
     for b in range(b_count):
-        for c in range(c_count):
+        for c in range(c_start, c_stop):
             for y in range(height):
                 ty, py = divmod(y, tile)
                 row = x[b, c, y]

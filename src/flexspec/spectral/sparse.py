@@ -519,8 +519,8 @@ class SparseOaA:
     over input channels as unsigned 16-bit indices, values as (real, imaginary) pairs in the value
     precision), each row padded with zero values to a multiple of the product's unroll.  A call cuts
     the input into tiles laid out in chunks of :data:`~flexspec.spectral._oaa_kernels.LANES` tiles
-    (:func:`~flexspec.spectral._oaa_kernels.tiles_forward_lanes`); then, per range of frequencies,
-    transforms them with the rows of the half-plane DFT matrix
+    (:func:`~flexspec.spectral._oaa_kernels.tiles_forward_lanes`, per range of input channels); then,
+    per range of frequencies, transforms them with the rows of the half-plane DFT matrix
     (:func:`~flexspec.spectral.transform.dft_matrices`) and multiplies by the kept values only
     (:func:`~flexspec.spectral._oaa_kernels.sparse_product_lanes`: each kept value times one chunk
     of tile spectra, one vector register per plane); then, per range of output channels, transforms
@@ -528,8 +528,9 @@ class SparseOaA:
     OpenMP pool: on the shared 2-core machine numpy's two OpenBLAS threads made the two small DFT
     GEMMs 80% of the layer's time at load ~10 (BENCHMARKS.md).
 
-    ``threads``: how many threads share the work (frequency ranges holding about the same number of
-    kept values, then output-channel ranges; idle threads sleep); default: the machine's CPU count."""
+    ``threads``: how many threads share the work (input-channel ranges, frequency ranges holding about
+    the same number of kept values, output-channel ranges; idle threads sleep); default: the
+    machine's CPU count."""
 
     def __init__(self, ssk: SparseSpectralKernels, dtype=np.float32, threads: int | None = None):
         threads = (os.cpu_count() or 1) if threads is None else threads
@@ -560,9 +561,9 @@ class SparseOaA:
         cuts = np.searchsorted(per_frequency, np.linspace(0, self.indptr[-1], int(threads) + 1)[1:-1])
         bounds = np.unique(np.concatenate([[0], cuts, [f_count]]))
         self.frequency_ranges = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
-        bounds = np.unique(np.linspace(0, cout, min(int(threads), cout) + 1).round().astype(int))
-        self.channel_ranges = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
-        self._pool = _product_pool(max(len(self.frequency_ranges), len(self.channel_ranges)) - 1)
+        self.channel_ranges, self.input_channel_ranges = (_even_ranges(c, int(threads)) for c in (cout, cin))
+        self._pool = _product_pool(max(len(self.frequency_ranges), len(self.channel_ranges),
+                                       len(self.input_channel_ranges)) - 1)
 
     def __call__(self, x, padding=0, bias=None) -> np.ndarray:
         """OaA convolution of ``x`` [B, Cin, H, W] (or [Cin, H, W]); equals
@@ -587,7 +588,8 @@ class SparseOaA:
         ty, tx = -(-height // h), -(-width // h)
         chunks = -(-(b * ty * tx) // lanes)
         tiles = np.empty((h, h, chunks, cin, lanes), dtype=real)
-        _kernels.tiles_forward_lanes(np.ascontiguousarray(x, dtype=real), h, tiles)
+        self._on_threads(_kernels.tiles_forward_lanes, self.input_channel_ranges,
+                         (np.ascontiguousarray(x, dtype=real), h, tiles))
         xs = np.empty((2, f_count, chunks, cin, lanes), dtype=real)
         y = np.empty((2, f_count, chunks, cout, lanes), dtype=real)
         self._on_threads(_kernels.sparse_spectra_and_product, self.frequency_ranges,
@@ -611,6 +613,12 @@ class SparseOaA:
         kernel(*args, *ranges[0])
         for other in others:
             other.result()
+
+
+def _even_ranges(count: int, parts: int) -> list:
+    """``count`` items cut into at most ``parts`` contiguous ranges of nearly equal length."""
+    bounds = np.unique(np.linspace(0, count, min(parts, count) + 1).round().astype(int))
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 @functools.lru_cache(maxsize=None)
