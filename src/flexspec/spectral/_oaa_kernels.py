@@ -312,47 +312,81 @@ def sparse_product_lanes(x, indptr, channels, values, y, f_start, f_stop):
 _TRANSFORM_BLOCK = 1024  # columns per block of the transforms: one row block (4 KiB of float32) stays in L1
 
 
+def _gemm_tile(row_tile: int, k_tile: int):
+    """An intrinsic ``tile(out, a, b, r, k, q, cols)``: for the ``row_tile`` rows from ``r`` and the
+    ``k_tile`` columns of ``a`` from ``k``, ``out[row, q:q+LANES] += a[row, k'] * b[k', q:q+LANES]``
+    as LLVM vector code (``a``, ``b``, ``out`` flat C arrays of row lengths K, ``cols``, ``cols``).
+    numba's vectoriser gives up on the register-tiled loop (more alias checks than it allows)."""
+
+    @intrinsic
+    def tile(typingctx, out, a, b, r, k, q, k_count, cols):
+        def codegen(context, builder, sig, args):
+            out_v, a_v, b_v, r_v, k_v, q_v, kc_v, cols_v = args
+            vec = ir.VectorType(context.get_value_type(sig.args[0].dtype), LANES)
+            oa = context.make_array(sig.args[0])(context, builder, out_v)
+            aa = context.make_array(sig.args[1])(context, builder, a_v)
+            ba = context.make_array(sig.args[2])(context, builder, b_v)
+            i64 = ir.IntType(64)
+            fl = ("contract",)
+
+            def at(base, offset):
+                return builder.bitcast(builder.gep(base, [offset], inbounds=True), vec.as_pointer())
+
+            def splat(scalar):
+                one = builder.insert_element(ir.Constant(vec, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
+                return builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined),
+                                              ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
+
+            srcs = [builder.load(at(ba.data, builder.add(builder.mul(builder.add(k_v, ir.Constant(i64, i)), cols_v), q_v)),
+                                 align=4) for i in range(k_tile)]
+            for rr in range(row_tile):
+                row = builder.add(r_v, ir.Constant(i64, rr))
+                dst = builder.add(builder.mul(row, cols_v), q_v)
+                acc = builder.load(at(oa.data, dst), align=4)
+                for i in range(k_tile):
+                    w_at = builder.add(builder.mul(row, kc_v), builder.add(k_v, ir.Constant(i64, i)))
+                    w = splat(builder.load(builder.gep(aa.data, [w_at], inbounds=True)))
+                    acc = builder.fadd(acc, builder.fmul(w, srcs[i], flags=fl), flags=fl)
+                builder.store(acc, at(oa.data, dst), align=4)
+            return context.get_dummy_value()
+
+        return types.void(out, a, b, types.intp, types.intp, types.intp, types.intp, types.intp), codegen
+
+    return tile
+
+
+_tile_4x4, _tile_1x4, _tile_4x1, _tile_1x1 = (_gemm_tile(r, k) for r, k in ((4, 4), (1, 4), (4, 1), (1, 1)))
+
+
 @njit(cache=True, nogil=True, fastmath=True)
 def rows_times(a, row_start, row_stop, b, out, col_start, col_stop):
     """``out[r, col_start:col_stop] = a[r] @ b[:, col_start:col_stop]`` for ``r`` in
-    ``row_start:row_stop`` (``a`` [R, K], ``b`` [K, cols], ``out`` [R, cols], C-contiguous): the
-    small DFT GEMMs of the sparse path.  Register tiles of 4 rows x 4 columns of ``a``: each pass
-    over a block of columns loads 4 rows of ``b`` and updates 4 rows of ``out`` (16 FMAs per 12
-    loads and stores, where one row at a time does 4 per 6)."""
-    k_count = a.shape[1]
+    ``row_start:row_stop`` (``a`` [R, K], ``b`` [K, cols], ``out`` [R, cols], C-contiguous; ``cols``,
+    ``col_start`` and ``col_stop`` multiples of :data:`LANES`): the small DFT GEMMs of the sparse
+    path, in register tiles of 4 rows x 4 columns of ``a`` x LANES columns of ``b``."""
+    k_count, cols = a.shape[1], b.shape[1]
+    af, bf, of = a.reshape(-1), b.reshape(-1), out.reshape(-1)
     for c0 in range(col_start, col_stop, _TRANSFORM_BLOCK):
         c1 = min(col_stop, c0 + _TRANSFORM_BLOCK)
-        width = c1 - c0
         r = row_start
         while r < row_stop:
             rows = min(4, row_stop - r)
             for i in range(rows):
                 out[r + i, c0:c1] = 0
-            k = 0
-            while k < k_count:
-                ks = min(4, k_count - k)
-                if rows == 4 and ks == 4:
-                    d0, d1, d2, d3 = out[r, c0:c1], out[r + 1, c0:c1], out[r + 2, c0:c1], out[r + 3, c0:c1]
-                    s0, s1, s2, s3 = b[k, c0:c1], b[k + 1, c0:c1], b[k + 2, c0:c1], b[k + 3, c0:c1]
-                    a00, a01, a02, a03 = a[r, k], a[r, k + 1], a[r, k + 2], a[r, k + 3]
-                    a10, a11, a12, a13 = a[r + 1, k], a[r + 1, k + 1], a[r + 1, k + 2], a[r + 1, k + 3]
-                    a20, a21, a22, a23 = a[r + 2, k], a[r + 2, k + 1], a[r + 2, k + 2], a[r + 2, k + 3]
-                    a30, a31, a32, a33 = a[r + 3, k], a[r + 3, k + 1], a[r + 3, k + 2], a[r + 3, k + 3]
-                    for q in range(width):
-                        v0, v1, v2, v3 = s0[q], s1[q], s2[q], s3[q]
-                        d0[q] += a00 * v0 + a01 * v1 + a02 * v2 + a03 * v3
-                        d1[q] += a10 * v0 + a11 * v1 + a12 * v2 + a13 * v3
-                        d2[q] += a20 * v0 + a21 * v1 + a22 * v2 + a23 * v3
-                        d3[q] += a30 * v0 + a31 * v1 + a32 * v2 + a33 * v3
-                else:  # edge of the row or column range: one row, one column of a at a time
-                    for i in range(rows):
-                        dst = out[r + i, c0:c1]
-                        for kk in range(k, k + ks):
-                            w = a[r + i, kk]
-                            src = b[kk, c0:c1]
-                            for q in range(width):
-                                dst[q] += w * src[q]
-                k += ks
+            for k in range(0, k_count - 3, 4):
+                for q in range(c0, c1, LANES):
+                    if rows == 4:
+                        _tile_4x4(of, af, bf, r, k, q, k_count, cols)
+                    else:
+                        for i in range(rows):
+                            _tile_1x4(of, af, bf, r + i, k, q, k_count, cols)
+            for k in range(k_count - k_count % 4, k_count):
+                for q in range(c0, c1, LANES):
+                    if rows == 4:
+                        _tile_4x1(of, af, bf, r, k, q, k_count, cols)
+                    else:
+                        for i in range(rows):
+                            _tile_1x1(of, af, bf, r + i, k, q, k_count, cols)
             r += rows
 
 
