@@ -10,8 +10,9 @@ For each VGG16 conv layer in --layers (224x224 input, float32, N = 8) and each b
 
 for each mask in --scopes: "layer" (one magnitude threshold per layer, the synthesized VGG16 default) and
 "kernel" (equal non-zeros per kernel, the accelerator's hardware-aware masks).  The implementations
-alternate inside every repetition (median of --reps); each sparse output is checked against the twin
-first (relative error < 1e-4).  Then, with --profile, the sparse path's stages (tiles; tile spectra and
+alternate inside every repetition (median of --reps; --settle-ms: a pause before each timed call, so that
+none runs on cores the previous one's spinning OpenMP threads still hold); each sparse output is checked
+against the twin first (relative error < 1e-4).  Then, with --profile, the sparse path's stages (tiles; tile spectra and
 sparse product; the product alone, on the threads and on one; inverse transform and overlap-add) and the
 twin's product alone (its two stacked GEMMs on the same number of tiles) on --profile-layers.  The load average
 is recorded before and after.  Markdown to stdout, JSON to --json.
@@ -41,19 +42,24 @@ from flexspec.workload import get_network
 WIDE = ["conv3_1", "conv3_2", "conv3_3", "conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3"]
 
 
-def _interleaved(fns: dict, reps: int) -> dict:
+def _interleaved(fns: dict, reps: int, settle_s: float = 0.0) -> dict:
+    """Median time of each function, alternating within every repetition; with ``settle_s``, a pause
+    before each timed call, so that none pays for the threads the previous one left spinning
+    (torch's OpenMP threads spin after each parallel region and take the cores from what follows)."""
     for fn in fns.values():
         fn()  # warm-up (and numba compilation on the first layer)
     samples = {k: [] for k in fns}
     for _ in range(reps):
         for k, fn in fns.items():
+            if settle_s:
+                time.sleep(settle_s)
             t0 = time.perf_counter()
             fn()
             samples[k].append(time.perf_counter() - t0)
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
-def compare(names, batches, scopes, density: float, reps: int, threads: int) -> dict:
+def compare(names, batches, scopes, density: float, reps: int, threads: int, settle_s: float = 0.0) -> dict:
     shapes = {layer.name: layer for layer in get_network("vgg16").conv_layers}
     spatial = synthesize_vgg16_weights(0, layers=names)
     nets = {scope: vgg16_kernels(8, density, 0, scope=scope, layers=names) for scope in scopes}
@@ -76,7 +82,7 @@ def compare(names, batches, scopes, density: float, reps: int, threads: int) -> 
                     err = float(np.abs(sparse(x, 1) - ref).max() / np.abs(ref).max())
                     assert err < 1e-4, f"{name} {scope}: sparse vs dense twin relative error {err}"
                     med = _interleaved({"conv2d": lambda xt=xt: conv(xt), "dense": lambda t=twin, xt=xt: t(xt),
-                                        "sparse": lambda s=sparse, x=x: s(x, 1)}, reps)
+                                        "sparse": lambda s=sparse, x=x: s(x, 1)}, reps, settle_s)
                     key = f"{name} {scope} b{batch}"
                     rows[key] = {"layer": name, "scope": scope, "batch": batch, "density": ssk.density,
                                  "conv2d_s": med["conv2d"], "dense_s": med["dense"], "sparse_s": med["sparse"],
@@ -145,17 +151,22 @@ def main(argv=None):
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--profile", action="store_true", help="also time the sparse path's stages")
     ap.add_argument("--profile-layers", nargs="+", default=["conv4_1", "conv5_1"])
+    ap.add_argument("--settle-ms", type=float, default=0.0,
+                    help="pause before each timed call (so that no implementation runs on cores the previous one's "
+                         "spinning threads still hold)")
     ap.add_argument("--json", help="write all figures here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     res = {"torch": torch.__version__, "numba": numba.__version__, "threads": args.threads, "reps": args.reps,
            "density": args.density, "load_before": os.getloadavg()}
-    res["rows"] = compare(args.layers, args.batches, args.scopes, args.density, args.reps, args.threads)
+    res["settle_ms"] = args.settle_ms
+    res["rows"] = compare(args.layers, args.batches, args.scopes, args.density, args.reps, args.threads,
+                          args.settle_ms / 1e3)
     if args.profile:
         res["profile"] = profile(args.profile_layers, args.batches, args.density, args.reps, args.threads)
     res["load_after"] = os.getloadavg()
     lines = [f"\n{args.density:.0%} kept, synthesized VGG16 kernels, N = 8, {args.threads} threads, median of "
-             f"{args.reps} interleaved repetitions; load average {res['load_before'][0]:.1f} before, "
+             f"{args.reps} interleaved repetitions, {args.settle_ms:g} ms pause before each; load average {res['load_before'][0]:.1f} before, "
              f"{res['load_after'][0]:.1f} after\n",
              "| layer | mask | batch | conv2d (ms) | dense twin (ms) | SparseOaA (ms) | sparse / dense | sparse / conv2d |",
              "|---|---|---|---|---|---|---|---|"]
