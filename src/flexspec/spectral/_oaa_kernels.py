@@ -213,6 +213,18 @@ def overlap_add_lanes(blocks, tile, ty_count, tx_count, start_h, start_w, bias, 
                                 plane[oy, ox] += src[lane // LANES, c, lane % LANES]
 
 
+def _vector_at(builder, vec, base, offset):
+    """LLVM: pointer to the LANES-wide vector at element ``offset`` of the array data ``base``."""
+    return builder.bitcast(builder.gep(base, [offset], inbounds=True), vec.as_pointer())
+
+
+def _splat(builder, vec, scalar):
+    """LLVM: ``scalar`` broadcast to every lane of a ``vec``."""
+    one = builder.insert_element(ir.Constant(vec, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined),
+                                  ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
+
+
 @intrinsic
 def _complex_mac_step(typingctx, y, x, y_at, y_plane, x_at, x_plane, channels, values, p):
     """One step of the sparse product, written as LLVM vector code (numba's own vectoriser adds
@@ -237,12 +249,10 @@ def _complex_mac_step(typingctx, y, x, y_at, y_plane, x_at, x_plane, channels, v
             return ir.Constant(i64, v)
 
         def vector_at(base, offset):
-            return builder.bitcast(builder.gep(base, [offset], inbounds=True), vec.as_pointer())
+            return _vector_at(builder, vec, base, offset)
 
         def splat(scalar):
-            one = builder.insert_element(ir.Constant(vec, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
-            return builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined),
-                                          ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
+            return _splat(builder, vec, scalar)
 
         rows, weights = [], []
         for k in range(SPARSE_UNROLL):
@@ -330,12 +340,7 @@ def _gemm_tile(row_tile: int, k_tile: int):
             fl = ("contract",)
 
             def at(base, offset):
-                return builder.bitcast(builder.gep(base, [offset], inbounds=True), vec.as_pointer())
-
-            def splat(scalar):
-                one = builder.insert_element(ir.Constant(vec, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
-                return builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined),
-                                              ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
+                return _vector_at(builder, vec, base, offset)
 
             srcs = [builder.load(at(ba.data, builder.add(builder.mul(builder.add(k_v, ir.Constant(i64, i)), cols_v), q_v)),
                                  align=4) for i in range(k_tile)]
@@ -345,7 +350,7 @@ def _gemm_tile(row_tile: int, k_tile: int):
                 acc = builder.load(at(oa.data, dst), align=4)
                 for i in range(k_tile):
                     w_at = builder.add(builder.mul(row, kc_v), builder.add(k_v, ir.Constant(i64, i)))
-                    w = splat(builder.load(builder.gep(aa.data, [w_at], inbounds=True)))
+                    w = _splat(builder, vec, builder.load(builder.gep(aa.data, [w_at], inbounds=True)))
                     acc = builder.fadd(acc, builder.fmul(w, srcs[i], flags=fl), flags=fl)
                 builder.store(acc, at(oa.data, dst), align=4)
             return context.get_dummy_value()
