@@ -11,7 +11,8 @@
    scope, N = 8) through ``SparseOaA`` (operator built once, only kept values multiplied) against
    its dense twin, a ``SpectralConv2d`` holding the same kernels with zeros where pruned (same
    transforms, dense product; no mask buffer, so no per-call mask multiply), alternating, on the
-   layers in --sparse-layers, at each batch.
+   layers in --sparse-layers, at each batch; the sparse product on --threads threads
+   (``benchmarks/bench_sparse.py`` has the fuller comparison, with conv2d and kernel-scope masks).
 The load average is recorded before and after.  Writes Markdown to stdout and JSON to --json.
 
     python benchmarks/bench_oaa.py --threads 2 --json benchmarks/results/bench_oaa.json
@@ -84,7 +85,7 @@ def forward_summary(rows, sizes) -> dict:
             "layers": {name: {str(k): v for k, v in m.items()} for name, m in rows}}
 
 
-def sparse_rows(batches, density: float, names, reps: int) -> dict:
+def sparse_rows(batches, density: float, names, reps: int, threads: int) -> dict:
     net = vgg16_kernels(8, density, 0, layers=names)
     shapes = {layer.name: layer for layer in get_network("vgg16").conv_layers}
     rows = {}
@@ -93,7 +94,7 @@ def sparse_rows(batches, density: float, names, reps: int) -> dict:
             layer = shapes[name]
             dense = SpectralConv2d(layer.in_channels, layer.out_channels, 3, 1, 8)
             dense.set_spectrum(torch.from_numpy(ssk.dense()))  # pruned values are zeros: no mask pass per call
-            sparse = SparseOaA(ssk)
+            sparse = SparseOaA(ssk, threads=threads)
             for batch in batches:
                 torch.manual_seed(0)
                 xt = torch.randn(batch, layer.in_channels, layer.height, layer.width)
@@ -160,7 +161,7 @@ def main(argv=None):
                      f"{summ['best_of_ratio']:.2f}x |")
     if args.sparse_layers:
         res["load_before_sparse"] = os.getloadavg()
-        res["sparse"] = sparse_rows(args.batches, args.density, args.sparse_layers, args.reps)
+        res["sparse"] = sparse_rows(args.batches, args.density, args.sparse_layers, args.reps, args.threads)
         lines.append(f"\nSparse ({args.density:.0%} kept, synthesized VGG16 kernels, N=8) vs its dense spectral twin\n")
         lines.append("| layer, batch | dense twin (ms) | SparseOaA (ms) | sparse / dense |")
         lines.append("|---|---|---|---|")

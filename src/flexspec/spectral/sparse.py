@@ -22,7 +22,10 @@ uses (:mod:`flexspec.kernel_format`).
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -512,28 +515,55 @@ def _field(data, path, key: str, scalar: bool = False):
 class SparseOaA:
     """The sparse OaA operator of one layer, built once and applied to many inputs.
 
-    The kept values are held per frequency, CSR by output channel (row ``f * Cout + j``, entries over
-    input channels, real and imaginary planes in the value precision).  A call cuts the input into
-    tiles and transforms them with the half-plane DFT as one GEMM
-    (:func:`~flexspec.spectral.transform.dft_matrices`), multiplies by the kept values only (one
-    M-lane multiply-accumulate per kept value, M = batch x tiles), transforms back with one GEMM and
-    overlap-adds, crops and adds the bias in one pass (:mod:`flexspec.spectral._oaa_kernels`)."""
+    The kept values are held per frequency, CSR by output channel (row ``f * Cout + j``, entries
+    over input channels as unsigned 16-bit indices, values as (real, imaginary) pairs in the value
+    precision), each row padded with zero values to a multiple of the product's unroll.  A call cuts
+    the input into tiles laid out in chunks of :data:`~flexspec.spectral._oaa_kernels.LANES` tiles
+    (:func:`~flexspec.spectral._oaa_kernels.tiles_forward_lanes`, per range of input channels); then,
+    per range of frequencies, transforms them with the rows of the half-plane DFT matrix
+    (:func:`~flexspec.spectral.transform.dft_matrices`) and multiplies by the kept values only
+    (:func:`~flexspec.spectral._oaa_kernels.sparse_product_lanes`: each kept value times one chunk
+    of tile spectra, one vector register per plane); then, per range of output channels, transforms
+    back and overlap-adds, crops and adds the bias.  All in numba, none of it through a BLAS or
+    OpenMP pool: on the shared 2-core machine numpy's two OpenBLAS threads made the two small DFT
+    GEMMs 80% of the layer's time at load ~10 (BENCHMARKS.md).
 
-    def __init__(self, ssk: SparseSpectralKernels, dtype=np.float32):
+    ``threads``: how many threads share the work (input-channel ranges, frequency ranges holding about
+    the same number of kept values, output-channel ranges; idle threads sleep); default: the
+    machine's CPU count."""
+
+    def __init__(self, ssk: SparseSpectralKernels, dtype=np.float32, threads: int | None = None):
+        threads = (os.cpu_count() or 1) if threads is None else threads
+        if not isinstance(threads, (int, np.integer)) or threads < 1:
+            raise UsageError(f"threads must be a positive integer, got {threads!r}")
         self.ssk = ssk
         self.real = np.float64 if np.dtype(dtype) == np.float64 else np.float32
         cout, cin, f_count = ssk.out_channels, ssk.in_channels, ssk.num_frequencies
+        unroll = _kernels.SPARSE_UNROLL
         j, i = np.divmod(ssk.kernel_ids(), cin)
         rows = ssk.indices.astype(np.int64) * cout + j
         order = np.lexsort((i, rows))
+        counts = np.bincount(rows, minlength=f_count * cout)
         self.indptr = np.zeros(f_count * cout + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=f_count * cout), out=self.indptr[1:])
-        self.channels = i[order].astype(np.int32)
-        values = ssk.values[order]
-        self.values_real = values.real.astype(self.real)
-        self.values_imag = values.imag.astype(self.real)
+        np.cumsum(-(-counts // unroll) * unroll, out=self.indptr[1:])
+        sorted_rows = rows[order]
+        first = np.cumsum(counts) - counts  # where each row starts among the kept values
+        at = self.indptr[sorted_rows] + np.arange(sorted_rows.size) - first[sorted_rows]
+        self.channels = np.zeros(self.indptr[-1], dtype=np.uint16 if cin <= 1 << 16 else np.uint32)
+        self.channels[at] = i[order]
+        self.values = np.zeros((self.indptr[-1], 2), dtype=self.real)  # padding: zero values on channel 0
+        self.values[at, 0] = ssk.values[order].real
+        self.values[at, 1] = ssk.values[order].imag
         self.tile = ssk.fft_size - ssk.kernel_size + 1
         self.dft_d, self.dft_g = (a.astype(self.real) for a in dft_matrices(ssk.fft_size, self.tile))
+        # frequency ranges of about equal kept values, one per thread (empty ranges dropped)
+        per_frequency = self.indptr[::cout]
+        cuts = np.searchsorted(per_frequency, np.linspace(0, self.indptr[-1], int(threads) + 1)[1:-1])
+        bounds = np.unique(np.concatenate([[0], cuts, [f_count]]))
+        self.frequency_ranges = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        self.channel_ranges, self.input_channel_ranges = (_even_ranges(c, int(threads)) for c in (cout, cin))
+        self._pool = _product_pool(max(len(self.frequency_ranges), len(self.channel_ranges),
+                                       len(self.input_channel_ranges)) - 1)
 
     def __call__(self, x, padding=0, bias=None) -> np.ndarray:
         """OaA convolution of ``x`` [B, Cin, H, W] (or [Cin, H, W]); equals
@@ -545,28 +575,56 @@ class SparseOaA:
             x = x[None]
         if x.ndim != 4 or x.shape[1] != ssk.in_channels:
             raise UsageError(f"input must be [B, {ssk.in_channels}, H, W], got {x.shape}")
-        real, n, k, h = self.real, ssk.fft_size, ssk.kernel_size, self.tile
+        real, n, k, h, lanes = self.real, ssk.fft_size, ssk.kernel_size, self.tile, _kernels.LANES
         ph, pw = padding_pair(padding)
         b, cin, height, width = x.shape
         cout, f_count = ssk.out_channels, ssk.num_frequencies
         out_h, out_w = height + 2 * ph - k + 1, width + 2 * pw - k + 1
         if out_h < 1 or out_w < 1:
             raise UsageError(f"kernel {k} is larger than the padded {height}x{width} input")
-        ty, tx = -(-height // h), -(-width // h)
-        bt = b * ty * tx
-        tiles = np.empty((h, h, cin, b, ty, tx), dtype=real)  # tiles innermost: the product's M lanes
-        _kernels.tiles_forward_channel_major(np.ascontiguousarray(x, dtype=real), h, tiles)
-        xs = (self.dft_d @ tiles.reshape(h * h, cin * bt)).reshape(2, f_count, cin, bt)
-        y = np.empty((2, f_count, cout, bt), dtype=real)
-        _kernels.sparse_product(xs[0], xs[1], self.indptr, self.channels, self.values_real, self.values_imag,
-                                y[0], y[1])
-        blocks = (self.dft_g @ y.reshape(2 * f_count, cout * bt)).reshape(n, n, cout, b, ty, tx)
         bias = np.zeros(cout, dtype=real) if bias is None else np.asarray(bias, dtype=real)
         if bias.shape != (cout,):
             raise UsageError(f"bias must have shape ({cout},), got {bias.shape}")
+        ty, tx = -(-height // h), -(-width // h)
+        chunks = -(-(b * ty * tx) // lanes)
+        tiles = np.empty((h, h, chunks, cin, lanes), dtype=real)
+        self._on_threads(_kernels.tiles_forward_lanes, self.input_channel_ranges,
+                         (np.ascontiguousarray(x, dtype=real), h, tiles))
+        xs = np.empty((2, f_count, chunks, cin, lanes), dtype=real)
+        y = np.empty((2, f_count, chunks, cout, lanes), dtype=real)
+        self._on_threads(_kernels.sparse_spectra_and_product, self.frequency_ranges,
+                         (tiles, self.dft_d, xs, self.indptr, self.channels, self.values, y))
+        blocks = np.empty((n, n, chunks, cout, lanes), dtype=real)
         out = np.empty((b, cout, out_h, out_w), dtype=real)
-        _kernels.overlap_add_channel_major(blocks, h, k - 1 - ph, k - 1 - pw, bias, out)
+        self._on_threads(_kernels.sparse_blocks_and_overlap_add, self.channel_ranges,
+                         (self.dft_g, y, blocks, h, ty, tx, k - 1 - ph, k - 1 - pw, bias, out))
         return out[0] if squeeze else out
+
+    def product(self, xs: np.ndarray, y: np.ndarray) -> None:
+        """``y`` [2, F, chunks, Cout, LANES] = the kept kernels times the tile spectra ``xs``
+        [2, F, chunks, Cin, LANES] (:func:`~flexspec.spectral._oaa_kernels.sparse_product_lanes`),
+        one frequency range per thread (the product alone, as the benchmark profiles it)."""
+        self._on_threads(_kernels.sparse_product_lanes, self.frequency_ranges,
+                         (xs, self.indptr, self.channels, self.values, y))
+
+    def _on_threads(self, kernel, ranges, args) -> None:
+        """``kernel(*args, start, stop)`` for each range, the calling thread taking the first."""
+        others = [self._pool.submit(kernel, *args, a, b) for a, b in ranges[1:]]
+        kernel(*args, *ranges[0])
+        for other in others:
+            other.result()
+
+
+def _even_ranges(count: int, parts: int) -> list:
+    """``count`` items cut into at most ``parts`` contiguous ranges of nearly equal length."""
+    bounds = np.unique(np.linspace(0, count, min(parts, count) + 1).round().astype(int))
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+@functools.lru_cache(maxsize=None)
+def _product_pool(helpers: int):
+    """One shared pool of ``helpers`` threads per count (None for none); idle threads sleep."""
+    return ThreadPoolExecutor(helpers, thread_name_prefix="flexspec-sparse") if helpers else None
 
 
 def sparse_oaa_conv2d(x, ssk, padding=0, bias=None) -> np.ndarray:
