@@ -9,7 +9,7 @@ cycles (measured 0.58 and 0.85 for VGG16, 0.67 for ResNet-18)."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -21,12 +21,12 @@ from flexspec.explore import adapter
 DEVICES = ("u200", "u250", "vcu118", "vc709", "zcu102", "s10gx2800")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _network(model):
     return adapter.network_of(model)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _masks(model, density):
     masks, _, _, _ = adapter.kernels_of(_network(model), 8, density, 0, "layer")
     return masks

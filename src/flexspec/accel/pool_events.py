@@ -81,7 +81,7 @@ def pool_events(geom: EngineGeometry, a_t: int, a_g: int, fft_engines: int, ifft
     last = 0
     for t in range(T):
         f, c, k = t % fft_engines, t % a_t, t // a_t
-        I, R, Wc = fft_I[f], fft_R[f], col_W[c]
+        I, R, Wc = fft_I[f], fft_R[f], col_W[c]  # noqa: E741  (I, R, W: the feed, read and write events of layer_events' recurrence)
         for i in range(cin):
             j, jc = len(I), len(Wc)
             feed = I[j - 1] + n if j else 1

@@ -23,7 +23,7 @@ the last tile, so that its sparse product multiplies one kept value into one ful
 from __future__ import annotations
 
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import intrinsic
 
 #: Lanes of one chunk of tiles in the sparse product: one 512-bit register of float32 (two of float64).

@@ -560,7 +560,7 @@ class SparseOaA:
         per_frequency = self.indptr[::cout]
         cuts = np.searchsorted(per_frequency, np.linspace(0, self.indptr[-1], int(threads) + 1)[1:-1])
         bounds = np.unique(np.concatenate([[0], cuts, [f_count]]))
-        self.frequency_ranges = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        self.frequency_ranges = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         self.channel_ranges, self.input_channel_ranges = (_even_ranges(c, int(threads)) for c in (cout, cin))
         self._pool = _product_pool(max(len(self.frequency_ranges), len(self.channel_ranges),
                                        len(self.input_channel_ranges)) - 1)
@@ -618,10 +618,10 @@ class SparseOaA:
 def _even_ranges(count: int, parts: int) -> list:
     """``count`` items cut into at most ``parts`` contiguous ranges of nearly equal length."""
     bounds = np.unique(np.linspace(0, count, min(parts, count) + 1).round().astype(int))
-    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _product_pool(helpers: int):
     """One shared pool of ``helpers`` threads per count (None for none); idle threads sleep."""
     return ThreadPoolExecutor(helpers, thread_name_prefix="flexspec-sparse") if helpers else None
