@@ -1,6 +1,6 @@
 """The pool cluster's cycle model (``flexspec.accel.pool_events``) against the one-array engine's
 Verilator-checked model, and its own invariants.  (The model against the generated RTL, to the
-cycle: ``tests/rtl/test_cluster.py``.)"""
+cycle: ``tests/rtl/test_pool_cluster.py``.)"""
 
 from __future__ import annotations
 
