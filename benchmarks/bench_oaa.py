@@ -6,7 +6,8 @@
    --reps), so background load hits all alike.  Totals: spectral on every layer with its best N,
    and the best of conv2d / spectral per layer (what ``to_spectral(..., keep_conv2d=True)`` picks).
 2. Training: one step (forward, backward, SGD update) of fmnist_vgg at batch 128, spatial vs
-   spectral N = 8, alternating, median of --reps.
+   spectral (N = 8 with the previous and the current product forms, N = 9, N per layer measured for
+   training), alternating, median of --reps (:func:`train_step`).
 3. Sparse vs dense spectral: VGG16's kernels pruned to --density (synthesized, magnitude, layer
    scope, N = 8) through ``SparseOaA`` (operator built once, only kept values multiplied) against
    its dense twin, a ``SpectralConv2d`` holding the same kernels with zeros where pruned (same
@@ -21,10 +22,12 @@ The load average is recorded before and after.  Writes Markdown to stdout and JS
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import time
+from unittest import mock
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +35,7 @@ import torch.nn.functional as F
 import numpy as np
 
 from flexspec.spectral import real_model as rm
+from flexspec.spectral import torch_ops
 from flexspec.spectral.sparse import SparseOaA
 from flexspec.spectral.synth import vgg16_kernels
 from flexspec.spectral.torch_ops import SpectralConv2d, to_spectral
@@ -110,27 +114,49 @@ def sparse_rows(batches, density: float, names, reps: int, threads: int) -> dict
     return rows
 
 
-def train_step(reps: int) -> dict:
+def _previous_forms(in_channels, out_channels, fft_size, lanes):
+    """The product forms before the block form existed (stacked or planes), for the side-by-side row."""
+    return "stacked" if torch_ops.stacked_product(in_channels, fft_size, lanes) else "planes"
+
+
+def train_step(reps: int, report=print) -> dict:
+    """One fmnist_vgg training step (batch 128, SGD), interleaved: the spatial model; spectral N = 8 on
+    every layer with the previous product forms (the figure recorded before) and with the current
+    ones; N = 9 on every layer (its 7-pixel tile divides 28, 14 and 7: no wasted tile area); and N
+    chosen per layer by measured forward + backward time among 8, 9 and 16 (``to_spectral(...,
+    "auto", training=True)``, spectral on every layer; each choice printed)."""
     torch.manual_seed(0)
     spatial = rm.torch_model()
-    spectral = to_spectral(spatial, 8)
     x, y = torch.randn(128, 1, 28, 28), torch.randint(0, 10, (128,))
-    opts = {m: torch.optim.SGD(m.parameters(), lr=1e-3) for m in (spatial, spectral)}
+    plan_lines = []
+    models = {"spatial": spatial, "spectral_n8_previous": to_spectral(spatial, 8), "spectral_n8": to_spectral(spatial, 8),
+              "spectral_n9": to_spectral(spatial, 9),
+              "spectral_auto": to_spectral(spatial, "auto", example_input=x, candidates=(8, 9, 16), training=True,
+                                           report=plan_lines.append)}
+    for line in plan_lines:
+        report(f"training plan {line}")
+    opts = {k: torch.optim.SGD(m.parameters(), lr=1e-3) for k, m in models.items()}
 
-    def step(m):
-        opts[m].zero_grad()
-        F.cross_entropy(m(x), y).backward()
-        opts[m].step()
+    def step(key):
+        with mock.patch.object(torch_ops, "product_form", _previous_forms) if key.endswith("_previous") \
+                else contextlib.nullcontext():
+            opts[key].zero_grad()
+            F.cross_entropy(models[key](x), y).backward()
+            opts[key].step()
 
-    med = _interleaved({"spatial": lambda: step(spatial), "spectral": lambda: step(spectral)}, reps)
-    return {"spatial_s": med["spatial"], "spectral_s": med["spectral"], "ratio": med["spectral"] / med["spatial"]}
+    med = _interleaved({k: (lambda k=k: step(k)) for k in models}, reps)
+    res = {f"{k}_s": v for k, v in med.items()}
+    res.update({f"{k}_ratio": v / med["spatial"] for k, v in med.items() if k != "spatial"})
+    res["ratio"] = res["spectral_auto_ratio"]
+    res["auto_plan"] = plan_lines
+    return res
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--fft-sizes", type=int, nargs="+", default=[8, 16])
-    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--batches", type=int, nargs="*", default=[1, 8])
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--density", type=float, default=0.25)
     ap.add_argument("--sparse-layers", nargs="*", default=["conv3_1", "conv3_2", "conv4_1", "conv4_2", "conv5_1",
@@ -169,8 +195,10 @@ def main(argv=None):
             lines.append(f"| {key} | {r['dense_s'] * 1e3:.1f} | {r['sparse_s'] * 1e3:.1f} | {r['ratio']:.2f}x |")
     res["load_after"] = os.getloadavg()
     ts = res["train_step_fmnist_vgg_b128"]
-    lines.append(f"\nTraining step, fmnist_vgg, batch 128: spatial {ts['spatial_s'] * 1e3:.0f} ms, spectral N=8 "
-                 f"{ts['spectral_s'] * 1e3:.0f} ms: **{ts['ratio']:.2f}x**.")
+    lines.append(f"\nTraining step, fmnist_vgg, batch 128: spatial {ts['spatial_s'] * 1e3:.0f} ms; spectral "
+                 + "; ".join(f"{k.removeprefix('spectral_')} {ts[k + '_s'] * 1e3:.0f} ms ({ts[k + '_ratio']:.2f}x)"
+                             for k in ("spectral_n8_previous", "spectral_n8", "spectral_n9", "spectral_auto"))
+                 + f"; N per layer (auto, training): **{ts['ratio']:.2f}x**.")
     lines.append(f"torch {torch.__version__}, {args.threads} threads, median of {args.reps} interleaved repetitions; "
                  f"load average {res['load_before'][0]:.1f} before, {res['load_after'][0]:.1f} after.")
     print("\n".join(lines))

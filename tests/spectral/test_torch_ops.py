@@ -17,6 +17,7 @@ from flexspec.spectral import torch_ops  # noqa: E402
 from flexspec.spectral.geometry import MAX_FFT_SIZE  # noqa: E402
 from flexspec.spectral.oaa import oaa_conv2d_spectral  # noqa: E402
 from flexspec.spectral.torch_ops import (  # noqa: E402
+    PRODUCT_FORMS,
     SpectralConv2d,
     dft_matrices,
     frequency_major,
@@ -111,13 +112,14 @@ def test_per_layer_fft_sizes_and_limits():
 
 @settings(max_examples=25, deadline=None)
 @given(st.integers(1, 3), st.integers(1, 5), st.integers(1, 4), st.sampled_from([1, 3, 5]), st.integers(0, 5),
-       st.integers(0, 3), st.integers(1, 12), st.integers(1, 12), st.booleans(), st.booleans(), st.integers(0, 99))
+       st.integers(0, 3), st.integers(1, 12), st.integers(1, 12), st.booleans(), st.sampled_from(PRODUCT_FORMS),
+       st.integers(0, 99))
 def test_forward_and_all_gradients_equal_conv2d(batch, cin, cout, k, extra, padding, height, width, channels_last,
-                                                stacked, seed):
+                                                form, seed):
     """Output and the gradients of input, spatial kernels and bias against torch conv2d (float64): the
     spectrum is made from the spatial kernels by a differentiable rfft2, so the kernel gradient goes
-    through the layer's own backward pass.  Both product forms (four GEMMs on the planes, two on the
-    stacked planes) are drawn whatever the channel count."""
+    through the layer's own backward pass.  Every product form (four GEMMs on the planes, two on the
+    stacked planes, one on the channel-major real block) is drawn whatever the channel count."""
     n = max(k + extra, 2)
     if height + 2 * padding < k or width + 2 * padding < k:
         return
@@ -134,7 +136,7 @@ def test_forward_and_all_gradients_equal_conv2d(batch, cin, cout, k, extra, padd
         xi, wi, bi = (t.clone().requires_grad_(True) for t in (x, w, bias))
         if spectral:
             wf = torch.fft.rfft2(torch.flip(wi, dims=(-2, -1)), s=(n, n))
-            with mock.patch.object(torch_ops, "stacked_product", lambda cin, n, lanes: stacked):
+            with mock.patch.object(torch_ops, "product_form", lambda cin, cout, n, lanes: form):
                 out = oaa_frequency_major(xi, frequency_major(wf), n, k, padding, bi)
         else:
             out = torch.nn.functional.conv2d(xi, wi, bi, padding=padding)

@@ -22,6 +22,7 @@ the last tile, so that its sparse product multiplies one kept value into one ful
 
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
@@ -158,6 +159,106 @@ def overlap_add_adjoint(grad, tile, start_h, start_w, out):
                                 dst[c] = src[c]
                         else:
                             dst[:] = 0
+
+
+@njit(cache=True, nogil=True)
+def _pixel_offsets(qy, qx, tile, shape, ty_count, tx_count, start_h, start_w, idx):
+    """``idx[l]`` = the offset, in a C-contiguous image batch of ``shape`` (B, C, H, W), channel 0, of the
+    pixel that entry (qy, qx) of tile l = (b * Ty + ty) * Tx + tx lands on, (ty * tile + qy - start_h,
+    tx * tile + qx - start_w); -1 where that is outside the H x W image."""
+    b_count, c_count, height, width = shape
+    l = 0
+    for b in range(b_count):
+        image = b * c_count * height * width
+        for ty in range(ty_count):
+            y = ty * tile + qy - start_h
+            for tx in range(tx_count):
+                xx = tx * tile + qx - start_w
+                idx[l] = image + y * width + xx if 0 <= y < height and 0 <= xx < width else -1
+                l += 1
+
+
+@njit(cache=True, nogil=True)
+def tiles_forward_cmajor(x, tile, ty_count, tx_count, out):
+    """Cut ``x`` [B, C, H, W] (C-contiguous) into ``out`` [tile, tile, C, L], channel-major: pixel
+    (py, px) of tile l = (b * Ty + ty) * Tx + tx of channel c at ``out[py, px, c, l]``; zero where a
+    tile passes the edge.  One contiguous run of L lanes per (py, px, c), gathered by offsets."""
+    plane = x.shape[2] * x.shape[3]
+    flat = x.reshape(-1)
+    idx = np.empty(out.shape[3], np.int64)
+    for py in range(tile):
+        for px in range(tile):
+            _pixel_offsets(py, px, tile, x.shape, ty_count, tx_count, 0, 0, idx)
+            for c in range(x.shape[1]):
+                base = c * plane
+                dst = out[py, px, c]
+                for l in range(idx.shape[0]):
+                    i = idx[l]
+                    dst[l] = flat[base + i] if i >= 0 else 0
+
+
+@njit(cache=True, nogil=True)
+def tiles_adjoint_cmajor(grad, tile, ty_count, tx_count, out):
+    """Adjoint of :func:`tiles_forward_cmajor`: ``out`` [B, C, H, W] (C-contiguous) = the tile entry each
+    pixel went to (the tiles cover every pixel once)."""
+    plane = out.shape[2] * out.shape[3]
+    flat = out.reshape(-1)
+    idx = np.empty(grad.shape[3], np.int64)
+    for py in range(tile):
+        for px in range(tile):
+            _pixel_offsets(py, px, tile, out.shape, ty_count, tx_count, 0, 0, idx)
+            for c in range(out.shape[1]):
+                base = c * plane
+                src = grad[py, px, c]
+                for l in range(idx.shape[0]):
+                    i = idx[l]
+                    if i >= 0:
+                        flat[base + i] = src[l]
+
+
+@njit(cache=True, nogil=True)
+def overlap_add_cmajor(blocks, tile, ty_count, tx_count, start_h, start_w, bias, out):
+    """``out`` [B, C, OH, OW] (C-contiguous) = the window at (start_h, start_w) of the overlap-add of the
+    channel-major ``blocks`` [N, N, C, L] (block of tile l = (b * Ty + ty) * Tx + tx placed at pixel
+    (ty * tile, tx * tile)), plus ``bias`` [C].  Pieces are added in the order (qy, qx) of the block."""
+    n = blocks.shape[0]
+    b_count, c_count = out.shape[0], out.shape[1]
+    plane = out.shape[2] * out.shape[3]
+    for b in range(b_count):
+        for c in range(c_count):
+            out[b, c] = bias[c]
+    flat = out.reshape(-1)
+    idx = np.empty(blocks.shape[3], np.int64)
+    for qy in range(n):
+        for qx in range(n):
+            _pixel_offsets(qy, qx, tile, out.shape, ty_count, tx_count, start_h, start_w, idx)
+            for c in range(c_count):
+                base = c * plane
+                src = blocks[qy, qx, c]
+                for l in range(idx.shape[0]):
+                    i = idx[l]
+                    if i >= 0:
+                        flat[base + i] += src[l]
+
+
+@njit(cache=True, nogil=True)
+def overlap_add_adjoint_cmajor(grad, tile, ty_count, tx_count, start_h, start_w, out):
+    """Adjoint of :func:`overlap_add_cmajor` (without the bias): ``out`` [N, N, C, L], each block entry
+    the gradient at the output pixel it was added to (zero outside the window); ``grad`` [B, C, OH, OW]
+    C-contiguous."""
+    n = out.shape[0]
+    plane = grad.shape[2] * grad.shape[3]
+    flat = grad.reshape(-1)
+    idx = np.empty(out.shape[3], np.int64)
+    for qy in range(n):
+        for qx in range(n):
+            _pixel_offsets(qy, qx, tile, grad.shape, ty_count, tx_count, start_h, start_w, idx)
+            for c in range(grad.shape[1]):
+                base = c * plane
+                dst = out[qy, qx, c]
+                for l in range(idx.shape[0]):
+                    i = idx[l]
+                    dst[l] = flat[base + i] if i >= 0 else 0
 
 
 @njit(cache=True, nogil=True)

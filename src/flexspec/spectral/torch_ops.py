@@ -132,15 +132,57 @@ def stacked_product(in_channels: int, fft_size: int, lanes: int) -> bool:
     return in_channels >= 2 * fft_size * fft_size and lanes <= in_channels
 
 
+#: The product forms of :class:`_SpectralOaA` (:func:`product_form`).
+PRODUCT_FORMS = ("planes", "stacked", "block")
+#: ``"block"`` is chosen on narrow layers (at most BLOCK_MAX_CHANNELS channels in and out) where
+#: batch x tiles >= BLOCK_LANES_PER_CHANNEL times the wider channel count (measured per layer,
+#: BENCHMARKS.md "Training step: the block product and N per layer").
+BLOCK_LANES_PER_CHANNEL = 16
+BLOCK_MAX_CHANNELS = 32
+
+
+def product_form(in_channels: int, out_channels: int, fft_size: int, lanes: int) -> str:
+    """How the layer multiplies its tile spectra by its kernels, per frequency (``lanes`` = batch x tiles):
+
+    * ``"block"``: channel-major spectra ``[2*Cin, lanes]`` (real rows, then imaginary rows) times
+      the real block ``[[wr^T, -wi^T], [wi^T, wr^T]]`` ``[2*Cout, 2*Cin]``: one GEMM forward and two
+      backward (weight gradient, input gradient), each reading the spectra once with twice the
+      inner dimension; the tiles, blocks and output are channel-major (NCHW), so it needs no
+      transpose.  Pays where the spectra, not the kernels, are the traffic: narrow layers with many
+      lanes per channel (fmnist_vgg's 16-32 channels at batch 128: 0.56-0.92x the other forms per
+      layer, forward + backward); it lost on VGG16's 64-128-channel conv1/conv2 at inference (1.3-1.6x),
+      hence the channel bound;
+    * ``"stacked"`` (:func:`stacked_product`): where the kernels bound the product;
+    * ``"planes"``: four GEMMs on the planes, otherwise."""
+    wide = max(in_channels, out_channels)
+    if wide <= BLOCK_MAX_CHANNELS and lanes >= BLOCK_LANES_PER_CHANNEL * wide:
+        return "block"
+    return "stacked" if stacked_product(in_channels, fft_size, lanes) else "planes"
+
+
 def _stacked_matrices(d: torch.Tensor, g: torch.Tensor, f_count: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``D`` with rows ordered (frequency, plane), so that the tile spectra come out as
     ``[F, 2*M, Cin]`` (real rows, then imaginary rows), and the inverse ``[N*N, 4F]`` that turns
     ``P = X2 @ wr`` and ``Q = X2 @ wi`` into blocks: ``G_r (P_re - Q_im) + G_i (Q_re + P_im)``."""
-    h2 = d.shape[1]
-    d2 = d.view(2, f_count, h2).transpose(0, 1).reshape(2 * f_count, h2)
+    d2 = _block_matrices(d, g, f_count)[0]
     gr, gi = g[:, :f_count], g[:, f_count:]
     g4 = torch.stack((torch.stack((gr, gi), -1), torch.stack((gi, -gr), -1)), 1).reshape(g.shape[0], 4 * f_count)
     return d2, g4
+
+
+def _block_kernels(wm: torch.Tensor) -> torch.Tensor:
+    """The kernels [2, F, Cin, Cout] as real blocks [F, 2*Cout, 2*Cin]: ``[[wr^T, -wi^T], [wi^T, wr^T]]``, so
+    that ``[yr; yi] = block @ [xr; xi]`` is the complex product ``y = w^T x`` per frequency."""
+    wr, wi = wm[0].mT, wm[1].mT
+    return torch.cat((torch.cat((wr, -wi), 2), torch.cat((wi, wr), 2)), 1)
+
+
+def _block_matrices(d: torch.Tensor, g: torch.Tensor, f_count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``D`` with rows and ``G`` with columns ordered (frequency, plane): channel-major tiles
+    ``[h*h, Cin*L]`` -> spectra ``[F, 2*Cin, L]``, and products ``[F, 2*Cout, L]`` -> blocks ``[N*N, Cout*L]``."""
+    d2 = d.view(2, f_count, d.shape[1]).transpose(0, 1).reshape(2 * f_count, d.shape[1])
+    g2 = g.view(g.shape[0], 2, f_count).transpose(1, 2).reshape(g.shape[0], 2 * f_count)
+    return d2, g2
 
 
 class _SpectralOaA(torch.autograd.Function):
@@ -162,7 +204,11 @@ class _SpectralOaA(torch.autograd.Function):
         _, f_count, _, cout = wm.shape
         ty, tx = -(-height // h), -(-width // h)
         bt = b * ty * tx
-        stacked = stacked_product(cin, n, bt)
+        form = product_form(cin, cout, n, bt)
+        ctx.geometry, ctx.x_shape, ctx.form = geometry, x.shape, form
+        if form == "block":
+            return _SpectralOaA._block_forward(ctx, x, wm, bias, d, g)
+        stacked = form == "stacked"
         if stacked:
             d, g = _stacked_matrices(d, g, f_count)
         tiles = x.new_empty(h * h, bt * cin)
@@ -191,12 +237,67 @@ class _SpectralOaA(torch.autograd.Function):
         _kernels.overlap_add_forward(blocks.numpy().reshape(n, n, b, ty, tx, cout), h, k - 1 - ph, k - 1 - pw,
                                      bias_np, out.numpy())
         ctx.save_for_backward(xs, wm)
-        ctx.d, ctx.g, ctx.geometry, ctx.x_shape, ctx.stacked = d, g, geometry, x.shape, stacked
+        ctx.d, ctx.g = d, g
         return out.permute(0, 3, 1, 2)
+
+    @staticmethod
+    def _block_forward(ctx, x, wm, bias, d, g):
+        """The forward pass in the ``"block"`` form (:func:`product_form`): channel-major throughout."""
+        n, k, ph, pw = ctx.geometry
+        h = n - k + 1
+        b, cin, height, width = x.shape
+        _, f_count, _, cout = wm.shape
+        ty, tx = -(-height // h), -(-width // h)
+        bt = b * ty * tx
+        d, g = _block_matrices(d, g, f_count)
+        tiles = x.new_empty(h * h, cin * bt)
+        _kernels.tiles_forward_cmajor(x.detach().contiguous().numpy(), h, ty, tx, tiles.numpy().reshape(h, h, cin, bt))
+        xs = (d @ tiles).view(f_count, 2 * cin, bt)  # [xr; xi] per frequency
+        wb = _block_kernels(wm)
+        y = torch.bmm(wb, xs)  # [yr; yi] per frequency: [F, 2*Cout, L]
+        blocks = g @ y.view(2 * f_count, cout * bt)  # [N*N, Cout*L]
+        out = x.new_empty(b, cout, height + 2 * ph - k + 1, width + 2 * pw - k + 1)
+        bias_np = bias.detach().to(x.dtype).numpy() if bias is not None else np.zeros(cout, dtype=out.numpy().dtype)
+        _kernels.overlap_add_cmajor(blocks.numpy().reshape(n, n, cout, bt), h, ty, tx, k - 1 - ph, k - 1 - pw,
+                                    bias_np, out.numpy())
+        ctx.save_for_backward(xs, wb)
+        ctx.d, ctx.g = d, g
+        return out
+
+    @staticmethod
+    def _block_backward(ctx, grad_out):
+        """The adjoint of :meth:`_block_forward`: one GEMM per gradient and frequency."""
+        xs, wb = ctx.saved_tensors
+        n, k, ph, pw = ctx.geometry
+        h = n - k + 1
+        b, cin, height, width = ctx.x_shape
+        f_count, cout2, cin2 = wb.shape
+        cout = cout2 // 2
+        ty, tx = -(-height // h), -(-width // h)
+        bt = b * ty * tx
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        grad_blocks = grad_out.new_empty(n * n, cout * bt)
+        _kernels.overlap_add_adjoint_cmajor(grad_out.detach().contiguous().numpy(), h, ty, tx, k - 1 - ph, k - 1 - pw,
+                                            grad_blocks.numpy().reshape(n, n, cout, bt))
+        gy = (ctx.g.t() @ grad_blocks).view(f_count, cout2, bt)
+        grad_x = grad_w = grad_b = None
+        if need_w:  # the gradient of the block, folded back onto the planes it repeats
+            gb = torch.bmm(gy, xs.mT)
+            g_rr, g_ri, g_ir, g_ii = gb[:, :cout, :cin], gb[:, :cout, cin:], gb[:, cout:, :cin], gb[:, cout:, cin:]
+            grad_w = torch.stack(((g_rr + g_ii).mT, (g_ir - g_ri).mT))
+        if need_x:
+            grad_tiles = ctx.d.t() @ torch.bmm(wb.mT, gy).view(2 * f_count, cin * bt)
+            grad_x = grad_out.new_empty(b, cin, height, width)
+            _kernels.tiles_adjoint_cmajor(grad_tiles.numpy().reshape(h, h, cin, bt), h, ty, tx, grad_x.numpy())
+        if need_b:
+            grad_b = grad_out.sum(dim=(0, 2, 3))
+        return grad_x, grad_w, grad_b, None, None, None
 
     @staticmethod
     @once_differentiable  # the numba passes are not recorded: refuse double backward instead of a wrong one
     def backward(ctx, grad_out):
+        if ctx.form == "block":
+            return _SpectralOaA._block_backward(ctx, grad_out)
         xs, wm = ctx.saved_tensors
         n, k, ph, pw = ctx.geometry
         h = n - k + 1
@@ -211,7 +312,7 @@ class _SpectralOaA(torch.autograd.Function):
         gy = ctx.g.t() @ grad_blocks
         wr, wi = wm.unbind(0)
         grad_x = grad_w = grad_b = None
-        if ctx.stacked:
+        if ctx.form == "stacked":
             gp, gq = gy.view(2, f_count, 2 * bt, cout).unbind(0)
             x2 = xs.view(f_count, 2 * bt, cin)
             if need_w:
@@ -377,19 +478,22 @@ class LayerChoice:
     """What :func:`plan_spectral` measured for one convolution and chose.
 
     ``fft_size`` None means the layer stays ``nn.Conv2d`` (only with ``keep_conv2d``);
-    ``seconds`` maps "conv2d" and each candidate N to the median measured forward time."""
+    ``seconds`` maps "conv2d" and each candidate N to the median measured time of ``measured``:
+    "forward" (inference) or "forward+backward" (a training step's share: output, input and weight
+    gradients)."""
 
     name: str
     input_shape: tuple
     fft_size: int | None
     seconds: dict
+    measured: str = "forward"
 
     def line(self) -> str:
         conv = self.seconds["conv2d"]
         times = ", ".join(f"{k if k == 'conv2d' else 'N=' + str(k)} {v * 1e3:.2f} ms" for k, v in self.seconds.items())
         what = "conv2d (spectral does not pay)" if self.fft_size is None else f"spectral N={self.fft_size}"
         best = conv if self.fft_size is None else self.seconds[self.fft_size]
-        return f"{self.name}: {what}, {best / conv:.2f}x conv2d  [{times}]"
+        return f"{self.name}: {what}, {best / conv:.2f}x conv2d ({self.measured})  [{times}]"
 
 
 def _eligible_convs(model: nn.Module) -> dict:
@@ -405,14 +509,36 @@ def _median_seconds(fn, reps: int) -> float:
     return statistics.median(samples)
 
 
+def _timed_call(layer: nn.Module, x: torch.Tensor, training: bool):
+    """A function running ``layer`` on ``x``: inference, or forward + backward with the input and weight
+    gradients (a random upstream gradient, fixed per layer)."""
+    if not training:
+        def infer():
+            with torch.inference_mode():
+                layer(x)
+        return infer
+    xg = x.clone().requires_grad_(True)
+    up = torch.randn_like(layer(x).detach())
+
+    def train():
+        layer.zero_grad(set_to_none=True)
+        xg.grad = None
+        torch.autograd.backward(layer(xg), up)
+    return train
+
+
 def plan_spectral(model: nn.Module, example_input: torch.Tensor, candidates=(8, 16), keep_conv2d: bool = False,
-                  reps: int = 5) -> dict:
+                  reps: int = 5, training: bool = False) -> dict:
     """Choose the FFT size of every eligible convolution of ``model`` by measured speed.
 
-    Runs ``model`` once on ``example_input`` to learn each conv's input shape, then times (inference,
-    interleaved repetitions, median) ``nn.Conv2d`` and a ``SpectralConv2d`` at each candidate N on
-    that shape.  Returns name -> :class:`LayerChoice`: the fastest N, or None (stay conv2d) where
+    Runs ``model`` once on ``example_input`` to learn each conv's input shape, then times (interleaved
+    repetitions, median) ``nn.Conv2d`` and a ``SpectralConv2d`` at each candidate N on that shape:
+    inference, or with ``training`` forward + backward (input and weight gradients), as a training
+    step runs it.  Returns name -> :class:`LayerChoice`: the fastest N, or None (stay conv2d) where
     conv2d is faster and ``keep_conv2d`` is set.
+
+    Candidates whose tile ``N - K + 1`` divides the layer's side waste no tile area (e.g. N = 9 on
+    28/14/7-pixel layers with 3x3 kernels); pass them in ``candidates`` to have them measured.
     """
     for n in candidates:
         check_fft_size(n, 1)
@@ -431,38 +557,38 @@ def plan_spectral(model: nn.Module, example_input: torch.Tensor, candidates=(8, 
         for h in hooks:
             h.remove()
     plan = {}
-    with torch.inference_mode():
-        for name, conv in convs.items():
-            if name not in shapes:
-                continue
-            x = torch.randn(shapes[name], dtype=conv.weight.dtype, device=conv.weight.device)
-            fns = {"conv2d": lambda conv=conv, x=x: conv(x)}
-            for n in candidates:
-                if n >= conv.kernel_size[0]:
-                    layer = SpectralConv2d.from_conv2d(conv, n)
-                    fns[n] = (lambda layer=layer, x=x: layer(x))
-            samples = {k: [] for k in fns}
-            for fn in fns.values():
-                fn()  # warm-up
-            for _ in range(reps):
-                for k, fn in fns.items():
-                    samples[k].append(_median_seconds(fn, 1))
-            seconds = {k: statistics.median(v) for k, v in samples.items()}
-            best_n = min((k for k in seconds if k != "conv2d"), key=lambda k: seconds[k])
-            if keep_conv2d and seconds["conv2d"] <= seconds[best_n]:
-                best_n = None
-            plan[name] = LayerChoice(name, shapes[name], best_n, seconds)
+    for name, conv in convs.items():
+        if name not in shapes:
+            continue
+        x = torch.randn(shapes[name], dtype=conv.weight.dtype, device=conv.weight.device)
+        conv = copy.deepcopy(conv)  # its gradients are not the model's
+        fns = {"conv2d": _timed_call(conv, x, training)}
+        for n in candidates:
+            if n >= conv.kernel_size[0]:
+                fns[n] = _timed_call(SpectralConv2d.from_conv2d(conv, n), x, training)
+        samples = {k: [] for k in fns}
+        for fn in fns.values():
+            fn()  # warm-up
+        for _ in range(reps):
+            for k, fn in fns.items():
+                samples[k].append(_median_seconds(fn, 1))
+        seconds = {k: statistics.median(v) for k, v in samples.items()}
+        best_n = min((k for k in seconds if k != "conv2d"), key=lambda k: seconds[k])
+        if keep_conv2d and seconds["conv2d"] <= seconds[best_n]:
+            best_n = None
+        plan[name] = LayerChoice(name, shapes[name], best_n, seconds, "forward+backward" if training else "forward")
     return plan
 
 
 def to_spectral(model: nn.Module, fft_size=8, *, example_input: torch.Tensor | None = None, keep_conv2d: bool = False,
-                candidates=(8, 16), report=None) -> nn.Module:
+                candidates=(8, 16), report=None, training: bool = False) -> nn.Module:
     """A copy of ``model`` with every eligible ``nn.Conv2d`` (stride 1, no groups or dilation,
     square kernel larger than 1x1, zero padding) replaced by ``SpectralConv2d``.
 
     ``fft_size``: one N for every layer; a dict name -> N (None: keep that layer conv2d); or
     ``"auto"``: chosen per layer by measured speed (:func:`plan_spectral`, needs ``example_input``;
-    with ``keep_conv2d`` a layer stays conv2d where spectral does not pay at inference).
+    with ``keep_conv2d`` a layer stays conv2d where spectral does not pay; with ``training`` each layer
+    is measured forward + backward, as a training step runs it, instead of at inference).
     ``report``: a callable given one line per converted or kept layer (e.g. ``print``).
     """
     if isinstance(fft_size, str):
@@ -470,7 +596,7 @@ def to_spectral(model: nn.Module, fft_size=8, *, example_input: torch.Tensor | N
             raise UsageError(f"fft_size must be an integer, a dict or 'auto', got {fft_size!r}")
         if example_input is None:
             raise UsageError("fft_size='auto' measures each layer and needs example_input (a batch of inputs)")
-        plan = plan_spectral(model, example_input, candidates, keep_conv2d)
+        plan = plan_spectral(model, example_input, candidates, keep_conv2d, training=training)
         choice = {name: c.fft_size for name, c in plan.items()}
         if report:
             for c in plan.values():
