@@ -1,0 +1,146 @@
+"""The channel-major "block" product form of the spectral layer and the training plan: its numba passes
+against numpy slicing (brute force) and their adjoints by the dot-product identity; the whole layer's
+output and gradients against torch conv2d autograd (an independent reference) in float64."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+torch = pytest.importorskip("torch")
+
+from flexspec.spectral import _oaa_kernels as kernels  # noqa: E402
+from flexspec.spectral import torch_ops  # noqa: E402
+from flexspec.spectral.torch_ops import frequency_major, oaa_frequency_major, plan_spectral, to_spectral  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread):
+    pass
+
+
+def _tiles_reference(x, tile):
+    """[B, C, H, W] -> [tile, tile, C, B*Ty*Tx] by padding and slicing."""
+    b, c, height, width = x.shape
+    ty, tx = -(-height // tile), -(-width // tile)
+    padded = np.zeros((b, c, ty * tile, tx * tile), x.dtype)
+    padded[:, :, :height, :width] = x
+    t = padded.reshape(b, c, ty, tile, tx, tile).transpose(3, 5, 1, 0, 2, 4)
+    return t.reshape(tile, tile, c, b * ty * tx)
+
+
+def _overlap_add_reference(blocks, tile, ty, tx, start_h, start_w, bias, out_shape):
+    """Place every N x N block at (ty * tile, tx * tile) on a canvas, crop the window, add the bias."""
+    n, _, c, lanes = blocks.shape
+    b = lanes // (ty * tx)
+    canvas = np.zeros((b, c, (ty - 1) * tile + n + start_h, (tx - 1) * tile + n + start_w), blocks.dtype)
+    blk = blocks.reshape(n, n, c, b, ty, tx)
+    for i in range(ty):
+        for j in range(tx):
+            canvas[:, :, i * tile:i * tile + n, j * tile:j * tile + n] += blk[:, :, :, :, i, j].transpose(3, 2, 0, 1)
+    oh, ow = out_shape[2], out_shape[3]
+    return canvas[:, :, start_h:start_h + oh, start_w:start_w + ow] + bias[None, :, None, None]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(2, 9), st.integers(0, 3), st.integers(1, 15), st.integers(1, 15),
+       st.integers(0, 2), st.integers(0, 99))
+def test_channel_major_passes_equal_slicing_and_are_adjoint(b, c, n, k_extra, height, width, padding, seed):
+    k = max(1, n - 1 - k_extra)
+    tile = n - k + 1
+    padding = min(padding, k - 1)
+    rng = np.random.default_rng(seed)
+    ty, tx = -(-height // tile), -(-width // tile)
+    lanes = b * ty * tx
+    x = rng.standard_normal((b, c, height, width))
+    tiles = np.empty((tile, tile, c, lanes))
+    kernels.tiles_forward_cmajor(x, tile, ty, tx, tiles)
+    np.testing.assert_array_equal(tiles, _tiles_reference(x, tile))
+    t = rng.standard_normal(tiles.shape)
+    back = np.empty_like(x)
+    kernels.tiles_adjoint_cmajor(t, tile, ty, tx, back)
+    assert np.isclose(np.vdot(tiles, t), np.vdot(x, back), rtol=1e-12, atol=1e-9)
+
+    oh, ow = height + 2 * padding - k + 1, width + 2 * padding - k + 1
+    if oh < 1 or ow < 1:
+        return
+    start_h = start_w = k - 1 - padding
+    blocks = rng.standard_normal((n, n, c, lanes))
+    bias = rng.standard_normal(c)
+    out = np.empty((b, c, oh, ow))
+    kernels.overlap_add_cmajor(blocks, tile, ty, tx, start_h, start_w, bias, out)
+    np.testing.assert_allclose(out, _overlap_add_reference(blocks, tile, ty, tx, start_h, start_w, bias, out.shape),
+                               atol=1e-12)
+    g = rng.standard_normal(out.shape)
+    gb = np.empty_like(blocks)
+    kernels.overlap_add_adjoint_cmajor(g, tile, ty, tx, start_h, start_w, gb)
+    out0 = np.empty_like(out)
+    kernels.overlap_add_cmajor(blocks, tile, ty, tx, start_h, start_w, np.zeros(c), out0)
+    assert np.isclose(np.vdot(out0, g), np.vdot(blocks, gb), rtol=1e-12, atol=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 5), st.integers(1, 5), st.sampled_from([1, 3, 5]), st.integers(0, 5),
+       st.integers(0, 2), st.integers(1, 14), st.integers(1, 14), st.booleans(), st.booleans(), st.booleans(),
+       st.integers(0, 99))
+def test_block_form_forward_and_gradients_equal_conv2d(batch, cin, cout, k, extra, padding, height, width, channels_last,
+                                                      input_grad, summed, seed):
+    """Forced to the block form: output and the gradients of input (when wanted), spatial kernels (through a
+    differentiable rfft2) and bias against torch conv2d in float64; the upstream gradient either a dense
+    random tensor or the expanded (stride-0) one of ``out.sum()``."""
+    n = max(k + extra, 2)
+    padding = min(padding, k - 1)
+    if height + 2 * padding < k or width + 2 * padding < k:
+        return
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, cin, height, width, dtype=torch.float64, generator=gen)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    w = torch.randn(cout, cin, k, k, dtype=torch.float64, generator=gen)
+    bias = torch.randn(cout, dtype=torch.float64, generator=gen)
+    up = torch.randn(batch, cout, height + 2 * padding - k + 1, width + 2 * padding - k + 1, dtype=torch.float64,
+                     generator=gen)
+    results = []
+    for spectral in (False, True):
+        xi = x.clone().requires_grad_(input_grad)
+        wi, bi = (t.clone().requires_grad_(True) for t in (w, bias))
+        if spectral:
+            wf = torch.fft.rfft2(torch.flip(wi, dims=(-2, -1)), s=(n, n))
+            with mock.patch.object(torch_ops, "product_form", lambda *args: "block"):
+                out = oaa_frequency_major(xi, frequency_major(wf), n, k, padding, bi)
+        else:
+            out = torch.nn.functional.conv2d(xi, wi, bi, padding=padding)
+        (out.sum() if summed else (out * up).sum()).backward()
+        results.append((out.detach(), xi.grad, wi.grad, bi.grad))
+    assert (results[1][1] is None) == (not input_grad)
+    for got, want in zip(results[1], results[0], strict=True):
+        if want is not None:
+            torch.testing.assert_close(got, want, atol=1e-9, rtol=1e-9)
+
+
+def test_block_form_is_chosen_where_measured_to_pay():
+    """Narrow layers with many lanes per channel (fmnist_vgg's first block at batch 128) take the block
+    form; VGG16's 64-channel conv1_2 and a one-tile 7x7 layer at batch 128 do not."""
+    assert torch_ops.product_form(16, 16, 9, 128 * 16) == "block"
+    assert torch_ops.product_form(64, 64, 8, 8 * 38 * 38) != "block"
+    assert torch_ops.product_form(32, 32, 9, 128) != "block"
+
+
+def test_training_plan_measures_forward_and_backward_and_leaves_the_model_alone():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 3, padding=1))
+    x = torch.randn(4, 1, 14, 14)
+    plan = plan_spectral(model, x, (8, 9), reps=1, training=True)
+    assert set(plan) == {"0", "2"}
+    for choice in plan.values():
+        assert choice.measured == "forward+backward" and set(choice.seconds) == {"conv2d", 8, 9}
+        assert choice.fft_size in (8, 9) and "(forward+backward)" in choice.line()
+    assert all(p.grad is None for p in model.parameters())  # the timed backward passes ran on copies
+    lines = []
+    spec = to_spectral(model, "auto", example_input=x, candidates=(8, 9), training=True, report=lines.append)
+    assert len(lines) == 2 and all("forward+backward" in line for line in lines)
+    torch.testing.assert_close(spec(x), model(x), atol=1e-5, rtol=1e-5)
