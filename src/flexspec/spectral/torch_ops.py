@@ -12,13 +12,18 @@ How it is fast (each step measured side by side with conv2d, see BENCHMARKS.md a
 * the tile transforms are dense GEMMs with the real DFT matrices of the half-plane
   (``D``: h*h pixels -> 2F real values; ``G``: 2F values -> N*N pixels), which on CPU beats
   many small FFT calls and their transposes, and lands the spectra directly frequency-major;
-* the per-frequency complex product is four real batched GEMMs accumulating in place;
+* the per-frequency complex product is four real batched GEMMs accumulating in place, two on
+  stacked planes where the kernels bound it, or, on narrow layers with many tiles per channel (a
+  training step at batch 128), one GEMM on the real block ``[[wr^T, -wi^T], [wi^T, wr^T]]`` with
+  channel-major tiles (:func:`product_form`);
 * the memory-bound passes (cutting tiles; overlap-add, crop and bias) are single serial numba
   passes (:mod:`flexspec.spectral._oaa_kernels`) instead of ~10 short parallel torch ops: on a
   loaded 2-core machine each 2-thread op waits whenever its second thread is descheduled;
 * the whole layer is one autograd node with a hand-written adjoint (same GEMMs and gathers
   backwards, only the gradients that are needed); the output is a logical NCHW tensor with
-  channels-last strides.
+  channels-last strides (NCHW-contiguous in the block form);
+* the FFT size can be chosen per layer by measured speed, at inference or for training
+  (:func:`plan_spectral`).
 
 CPU only, float32 or float64 (the numba passes); other devices or dtypes get a clear error.
 """
@@ -86,7 +91,7 @@ def oaa_frequency_major(x: torch.Tensor, wm: torch.Tensor, fft_size: int, kernel
     """OaA convolution of ``x`` [B, Cin, H, W] with kernels ``wm`` [2, F, Cin, Cout] (real and
     imaginary planes, :func:`frequency_major` layout); stride 1, zero ``padding``.  Differentiable
     in ``x``, ``wm`` and ``bias``; CPU, float32 or float64.  Returns a logical NCHW tensor with
-    channels-last memory.
+    channels-last memory (NCHW-contiguous where :func:`product_form` is ``"block"``).
 
     ``dft``: the matrices of :func:`dft_matrices` already in ``x``'s dtype and device (a layer
     keeps them as buffers); computed here when None.
@@ -190,11 +195,11 @@ class _SpectralOaA(torch.autograd.Function):
     adjoint) and no intermediate is copied:
 
     tiles (one serial numba pass) -> tile spectra ``D @ tiles`` (one GEMM) -> per-frequency complex
-    product in real planes (four batched GEMMs accumulating in place into one buffer, or two on
-    stacked planes: :func:`stacked_product`) -> N x N blocks ``G @ Y`` (one GEMM) -> overlap-add,
-    crop and bias (one serial numba pass).  The backward pass runs the adjoints in reverse: one
-    numba gather, one GEMM, eight (stacked: four) batched GEMMs (only those whose gradient is
-    needed), one GEMM, one numba gather."""
+    product in real planes (four batched GEMMs accumulating in place into one buffer, two on
+    stacked planes, or one on the real block: :func:`product_form`) -> N x N blocks ``G @ Y`` (one
+    GEMM) -> overlap-add, crop and bias (one serial numba pass).  The backward pass runs the adjoints
+    in reverse: one numba gather, one GEMM, eight (stacked: four; block: two) batched GEMMs (only
+    those whose gradient is needed), one GEMM, one numba gather."""
 
     @staticmethod
     def forward(ctx, x, wm, bias, d, g, geometry):
