@@ -1,10 +1,9 @@
 """The channel-major "block" product form of the spectral layer and the training plan: its numba passes
-against numpy slicing (brute force) and their adjoints by the dot-product identity; the whole layer's
-output and gradients against torch conv2d autograd (an independent reference) in float64."""
+against numpy slicing (brute force) and their adjoints by the dot-product identity; where the form is
+chosen; the training plan.  The whole layer in every form against torch conv2d autograd is
+``test_torch_ops.test_forward_and_all_gradients_equal_conv2d``."""
 
 from __future__ import annotations
-
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ torch = pytest.importorskip("torch")
 
 from flexspec.spectral import _oaa_kernels as kernels  # noqa: E402
 from flexspec.spectral import torch_ops  # noqa: E402
-from flexspec.spectral.torch_ops import frequency_major, oaa_frequency_major, plan_spectral, to_spectral  # noqa: E402
+from flexspec.spectral.torch_ops import plan_spectral, to_spectral  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -81,45 +80,6 @@ def test_channel_major_passes_equal_slicing_and_are_adjoint(b, c, n, k_extra, he
     out0 = np.empty_like(out)
     kernels.overlap_add_cmajor(blocks, tile, ty, tx, start_h, start_w, np.zeros(c), out0)
     assert np.isclose(np.vdot(out0, g), np.vdot(blocks, gb), rtol=1e-12, atol=1e-9)
-
-
-@settings(max_examples=25, deadline=None)
-@given(st.integers(1, 4), st.integers(1, 5), st.integers(1, 5), st.sampled_from([1, 3, 5]), st.integers(0, 5),
-       st.integers(0, 2), st.integers(1, 14), st.integers(1, 14), st.booleans(), st.booleans(), st.booleans(),
-       st.integers(0, 99))
-def test_block_form_forward_and_gradients_equal_conv2d(batch, cin, cout, k, extra, padding, height, width, channels_last,
-                                                      input_grad, summed, seed):
-    """Forced to the block form: output and the gradients of input (when wanted), spatial kernels (through a
-    differentiable rfft2) and bias against torch conv2d in float64; the upstream gradient either a dense
-    random tensor or the expanded (stride-0) one of ``out.sum()``."""
-    n = max(k + extra, 2)
-    padding = min(padding, k - 1)
-    if height + 2 * padding < k or width + 2 * padding < k:
-        return
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, cin, height, width, dtype=torch.float64, generator=gen)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    w = torch.randn(cout, cin, k, k, dtype=torch.float64, generator=gen)
-    bias = torch.randn(cout, dtype=torch.float64, generator=gen)
-    up = torch.randn(batch, cout, height + 2 * padding - k + 1, width + 2 * padding - k + 1, dtype=torch.float64,
-                     generator=gen)
-    results = []
-    for spectral in (False, True):
-        xi = x.clone().requires_grad_(input_grad)
-        wi, bi = (t.clone().requires_grad_(True) for t in (w, bias))
-        if spectral:
-            wf = torch.fft.rfft2(torch.flip(wi, dims=(-2, -1)), s=(n, n))
-            with mock.patch.object(torch_ops, "product_form", lambda *args: "block"):
-                out = oaa_frequency_major(xi, frequency_major(wf), n, k, padding, bi)
-        else:
-            out = torch.nn.functional.conv2d(xi, wi, bi, padding=padding)
-        (out.sum() if summed else (out * up).sum()).backward()
-        results.append((out.detach(), xi.grad, wi.grad, bi.grad))
-    assert (results[1][1] is None) == (not input_grad)
-    for got, want in zip(results[1], results[0], strict=True):
-        if want is not None:
-            torch.testing.assert_close(got, want, atol=1e-9, rtol=1e-9)
 
 
 def test_block_form_is_chosen_where_measured_to_pay():

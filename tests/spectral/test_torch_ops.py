@@ -110,16 +110,18 @@ def test_per_layer_fft_sizes_and_limits():
         SpectralConv2d(2, 3, 3, 1, 8).set_mask(np.ones((3, 2, 8, 4), bool))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.integers(1, 3), st.integers(1, 5), st.integers(1, 4), st.sampled_from([1, 3, 5]), st.integers(0, 5),
        st.integers(0, 3), st.integers(1, 12), st.integers(1, 12), st.booleans(), st.sampled_from(PRODUCT_FORMS),
-       st.integers(0, 99))
+       st.booleans(), st.booleans(), st.integers(0, 99))
 def test_forward_and_all_gradients_equal_conv2d(batch, cin, cout, k, extra, padding, height, width, channels_last,
-                                                form, seed):
+                                                form, input_grad, summed, seed):
     """Output and the gradients of input, spatial kernels and bias against torch conv2d (float64): the
     spectrum is made from the spatial kernels by a differentiable rfft2, so the kernel gradient goes
     through the layer's own backward pass.  Every product form (four GEMMs on the planes, two on the
-    stacked planes, one on the channel-major real block) is drawn whatever the channel count."""
+    stacked planes, one on the channel-major real block) is drawn whatever the channel count; the input
+    may need no gradient (a first layer), and the upstream gradient is a dense random tensor or the
+    expanded (stride-0) one of ``out.sum()``."""
     n = max(k + extra, 2)
     if height + 2 * padding < k or width + 2 * padding < k:
         return
@@ -133,17 +135,20 @@ def test_forward_and_all_gradients_equal_conv2d(batch, cin, cout, k, extra, padd
                      generator=gen)
     grads = []
     for spectral in (False, True):
-        xi, wi, bi = (t.clone().requires_grad_(True) for t in (x, w, bias))
+        xi = x.clone().requires_grad_(input_grad)
+        wi, bi = (t.clone().requires_grad_(True) for t in (w, bias))
         if spectral:
             wf = torch.fft.rfft2(torch.flip(wi, dims=(-2, -1)), s=(n, n))
             with mock.patch.object(torch_ops, "product_form", lambda cin, cout, n, lanes: form):
                 out = oaa_frequency_major(xi, frequency_major(wf), n, k, padding, bi)
         else:
             out = torch.nn.functional.conv2d(xi, wi, bi, padding=padding)
-        (out * up).sum().backward()
+        (out.sum() if summed else (out * up).sum()).backward()
         grads.append((out.detach(), xi.grad, wi.grad, bi.grad))
+    assert (grads[1][1] is None) == (not input_grad)
     for got, want in zip(grads[1], grads[0], strict=True):
-        torch.testing.assert_close(got, want, atol=1e-9, rtol=1e-9)
+        if want is not None:
+            torch.testing.assert_close(got, want, atol=1e-9, rtol=1e-9)
 
 
 def test_layer_refuses_what_it_cannot_compute():

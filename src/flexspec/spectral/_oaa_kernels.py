@@ -167,21 +167,21 @@ def _pixel_offsets(qy, qx, tile, shape, ty_count, tx_count, start_h, start_w, id
     pixel that entry (qy, qx) of tile l = (b * Ty + ty) * Tx + tx lands on, (ty * tile + qy - start_h,
     tx * tile + qx - start_w); -1 where that is outside the H x W image."""
     b_count, c_count, height, width = shape
-    l = 0
+    lane = 0
     for b in range(b_count):
         image = b * c_count * height * width
         for ty in range(ty_count):
             y = ty * tile + qy - start_h
             for tx in range(tx_count):
                 xx = tx * tile + qx - start_w
-                idx[l] = image + y * width + xx if 0 <= y < height and 0 <= xx < width else -1
-                l += 1
+                idx[lane] = image + y * width + xx if 0 <= y < height and 0 <= xx < width else -1
+                lane += 1
 
 
 @njit(cache=True, nogil=True)
 def tiles_forward_cmajor(x, tile, ty_count, tx_count, out):
     """Cut ``x`` [B, C, H, W] (C-contiguous) into ``out`` [tile, tile, C, L], channel-major: pixel
-    (py, px) of tile l = (b * Ty + ty) * Tx + tx of channel c at ``out[py, px, c, l]``; zero where a
+    (py, px) of tile l = (b * Ty + ty) * Tx + tx of channel c at ``out[py, px, c, lane]``; zero where a
     tile passes the edge.  One contiguous run of L lanes per (py, px, c), gathered by offsets."""
     plane = x.shape[2] * x.shape[3]
     flat = x.reshape(-1)
@@ -192,9 +192,9 @@ def tiles_forward_cmajor(x, tile, ty_count, tx_count, out):
             for c in range(x.shape[1]):
                 base = c * plane
                 dst = out[py, px, c]
-                for l in range(idx.shape[0]):
-                    i = idx[l]
-                    dst[l] = flat[base + i] if i >= 0 else 0
+                for lane in range(idx.shape[0]):
+                    i = idx[lane]
+                    dst[lane] = flat[base + i] if i >= 0 else 0
 
 
 @njit(cache=True, nogil=True)
@@ -210,10 +210,10 @@ def tiles_adjoint_cmajor(grad, tile, ty_count, tx_count, out):
             for c in range(out.shape[1]):
                 base = c * plane
                 src = grad[py, px, c]
-                for l in range(idx.shape[0]):
-                    i = idx[l]
+                for lane in range(idx.shape[0]):
+                    i = idx[lane]
                     if i >= 0:
-                        flat[base + i] = src[l]
+                        flat[base + i] = src[lane]
 
 
 @njit(cache=True, nogil=True)
@@ -235,10 +235,10 @@ def overlap_add_cmajor(blocks, tile, ty_count, tx_count, start_h, start_w, bias,
             for c in range(c_count):
                 base = c * plane
                 src = blocks[qy, qx, c]
-                for l in range(idx.shape[0]):
-                    i = idx[l]
+                for lane in range(idx.shape[0]):
+                    i = idx[lane]
                     if i >= 0:
-                        flat[base + i] += src[l]
+                        flat[base + i] += src[lane]
 
 
 @njit(cache=True, nogil=True)
@@ -256,9 +256,9 @@ def overlap_add_adjoint_cmajor(grad, tile, ty_count, tx_count, start_h, start_w,
             for c in range(grad.shape[1]):
                 base = c * plane
                 dst = out[qy, qx, c]
-                for l in range(idx.shape[0]):
-                    i = idx[l]
-                    dst[l] = flat[base + i] if i >= 0 else 0
+                for lane in range(idx.shape[0]):
+                    i = idx[lane]
+                    dst[lane] = flat[base + i] if i >= 0 else 0
 
 
 @njit(cache=True, nogil=True)

@@ -119,6 +119,13 @@ def oaa_frequency_major(x: torch.Tensor, wm: torch.Tensor, fft_size: int, kernel
     return _SpectralOaA.apply(x, wm, bias, d, g, (n, k, ph, pw))
 
 
+def _tiling(fft_size: int, kernel_size: int, height: int, width: int, batch: int) -> tuple[int, int, int, int]:
+    """(tile side h, tile rows Ty, tile columns Tx, lanes B*Ty*Tx) of an OaA layer's input."""
+    h = fft_size - kernel_size + 1
+    ty, tx = -(-height // h), -(-width // h)
+    return h, ty, tx, batch * ty * tx
+
+
 def _bhwc(t: torch.Tensor):
     """A logical NCHW tensor as a numpy [B, H, W, C] view (no copy, any strides)."""
     return t.detach().permute(0, 2, 3, 1).numpy()
@@ -204,11 +211,9 @@ class _SpectralOaA(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, wm, bias, d, g, geometry):
         n, k, ph, pw = geometry
-        h = n - k + 1
         b, cin, height, width = x.shape
         _, f_count, _, cout = wm.shape
-        ty, tx = -(-height // h), -(-width // h)
-        bt = b * ty * tx
+        h, ty, tx, bt = _tiling(n, k, height, width, b)
         form = product_form(cin, cout, n, bt)
         ctx.geometry, ctx.x_shape, ctx.form = geometry, x.shape, form
         if form == "block":
@@ -249,11 +254,9 @@ class _SpectralOaA(torch.autograd.Function):
     def _block_forward(ctx, x, wm, bias, d, g):
         """The forward pass in the ``"block"`` form (:func:`product_form`): channel-major throughout."""
         n, k, ph, pw = ctx.geometry
-        h = n - k + 1
         b, cin, height, width = x.shape
         _, f_count, _, cout = wm.shape
-        ty, tx = -(-height // h), -(-width // h)
-        bt = b * ty * tx
+        h, ty, tx, bt = _tiling(n, k, height, width, b)
         d, g = _block_matrices(d, g, f_count)
         tiles = x.new_empty(h * h, cin * bt)
         _kernels.tiles_forward_cmajor(x.detach().contiguous().numpy(), h, ty, tx, tiles.numpy().reshape(h, h, cin, bt))
@@ -274,12 +277,10 @@ class _SpectralOaA(torch.autograd.Function):
         """The adjoint of :meth:`_block_forward`: one GEMM per gradient and frequency."""
         xs, wb = ctx.saved_tensors
         n, k, ph, pw = ctx.geometry
-        h = n - k + 1
         b, cin, height, width = ctx.x_shape
         f_count, cout2, cin2 = wb.shape
         cout = cout2 // 2
-        ty, tx = -(-height // h), -(-width // h)
-        bt = b * ty * tx
+        h, ty, tx, bt = _tiling(n, k, height, width, b)
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         grad_blocks = grad_out.new_empty(n * n, cout * bt)
         _kernels.overlap_add_adjoint_cmajor(grad_out.detach().contiguous().numpy(), h, ty, tx, k - 1 - ph, k - 1 - pw,
@@ -305,11 +306,9 @@ class _SpectralOaA(torch.autograd.Function):
             return _SpectralOaA._block_backward(ctx, grad_out)
         xs, wm = ctx.saved_tensors
         n, k, ph, pw = ctx.geometry
-        h = n - k + 1
         b, cin, height, width = ctx.x_shape
         _, f_count, _, cout = wm.shape
-        ty, tx = -(-height // h), -(-width // h)
-        bt = b * ty * tx
+        h, ty, tx, bt = _tiling(n, k, height, width, b)
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         grad_blocks = grad_out.new_empty(n * n, bt * cout)
         _kernels.overlap_add_adjoint(_bhwc(grad_out), h, k - 1 - ph, k - 1 - pw,
