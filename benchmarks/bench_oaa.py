@@ -6,7 +6,7 @@
    --reps), so background load hits all alike.  Totals: spectral on every layer with its best N,
    and the best of conv2d / spectral per layer (what ``to_spectral(..., keep_conv2d=True)`` picks).
 2. Training: one step (forward, backward, SGD update) of fmnist_vgg at batch 128, spatial vs
-   spectral (N = 8 with the previous and the current product forms, N = 9, N per layer measured for
+   spectral (N = 8 and N = 9 with the previous and the current product forms, N per layer measured for
    training), alternating, median of --reps (:func:`train_step`).
 3. Sparse vs dense spectral: VGG16's kernels pruned to --density (synthesized, magnitude, layer
    scope, N = 8) through ``SparseOaA`` (operator built once, only kept values multiplied) against
@@ -122,7 +122,8 @@ def _previous_forms(in_channels, out_channels, fft_size, lanes):
 def train_step(reps: int, report=print) -> dict:
     """One fmnist_vgg training step (batch 128, SGD), interleaved: the spatial model; spectral N = 8 on
     every layer with the previous product forms (the figure recorded before) and with the current
-    ones; N = 9 on every layer (its 7-pixel tile divides 28, 14 and 7: no wasted tile area); and N
+    ones; N = 9 on every layer (its 7-pixel tile divides 28, 14 and 7: no wasted tile area), with the
+    previous and the current forms; and N
     chosen per layer by measured forward + backward time among 8, 9 and 16 (``to_spectral(...,
     "auto", training=True)``, spectral on every layer; each choice printed)."""
     torch.manual_seed(0)
@@ -130,7 +131,7 @@ def train_step(reps: int, report=print) -> dict:
     x, y = torch.randn(128, 1, 28, 28), torch.randint(0, 10, (128,))
     plan_lines = []
     models = {"spatial": spatial, "spectral_n8_previous": to_spectral(spatial, 8), "spectral_n8": to_spectral(spatial, 8),
-              "spectral_n9": to_spectral(spatial, 9),
+              "spectral_n9_previous": to_spectral(spatial, 9), "spectral_n9": to_spectral(spatial, 9),
               "spectral_auto": to_spectral(spatial, "auto", example_input=x, candidates=(8, 9, 16), training=True,
                                            report=plan_lines.append)}
     for line in plan_lines:
@@ -197,7 +198,8 @@ def main(argv=None):
     ts = res["train_step_fmnist_vgg_b128"]
     lines.append(f"\nTraining step, fmnist_vgg, batch 128: spatial {ts['spatial_s'] * 1e3:.0f} ms; spectral "
                  + "; ".join(f"{k.removeprefix('spectral_')} {ts[k + '_s'] * 1e3:.0f} ms ({ts[k + '_ratio']:.2f}x)"
-                             for k in ("spectral_n8_previous", "spectral_n8", "spectral_n9", "spectral_auto"))
+                             for k in ("spectral_n8_previous", "spectral_n8", "spectral_n9_previous", "spectral_n9",
+                                       "spectral_auto"))
                  + f"; N per layer (auto, training): **{ts['ratio']:.2f}x**.")
     lines.append(f"torch {torch.__version__}, {args.threads} threads, median of {args.reps} interleaved repetitions; "
                  f"load average {res['load_before'][0]:.1f} before, {res['load_after'][0]:.1f} after.")

@@ -45,10 +45,24 @@ def _overlap_add_reference(blocks, tile, ty, tx, start_h, start_w, bias, out_sha
     return canvas[:, :, start_h:start_h + oh, start_w:start_w + ow] + bias[None, :, None, None]
 
 
+def _storage(images, channels_last):
+    """(flat storage, shape, element strides) of ``images`` [B, C, H, W], NCHW or channels-last."""
+    b, c, height, width = images.shape
+    if channels_last:
+        return images.transpose(0, 2, 3, 1).copy().ravel(), images.shape, (height * width * c, 1, width * c, c)
+    return images.copy().ravel(), images.shape, (c * height * width, height * width, width, 1)
+
+
+def _images(flat, shape, channels_last):
+    b, c, height, width = shape
+    return flat.reshape(b, height, width, c).transpose(0, 3, 1, 2) if channels_last else flat.reshape(shape)
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 3), st.integers(1, 4), st.integers(2, 9), st.integers(0, 3), st.integers(1, 15), st.integers(1, 15),
-       st.integers(0, 2), st.integers(0, 99))
-def test_channel_major_passes_equal_slicing_and_are_adjoint(b, c, n, k_extra, height, width, padding, seed):
+       st.integers(0, 2), st.booleans(), st.integers(0, 99))
+def test_channel_major_passes_equal_slicing_and_are_adjoint(b, c, n, k_extra, height, width, padding, channels_last,
+                                                            seed):
     k = max(1, n - 1 - k_extra)
     tile = n - k + 1
     padding = min(padding, k - 1)
@@ -57,12 +71,12 @@ def test_channel_major_passes_equal_slicing_and_are_adjoint(b, c, n, k_extra, he
     lanes = b * ty * tx
     x = rng.standard_normal((b, c, height, width))
     tiles = np.empty((tile, tile, c, lanes))
-    kernels.tiles_forward_cmajor(x, tile, ty, tx, tiles)
+    kernels.tiles_forward_cmajor(*_storage(x, channels_last), tile, ty, tx, tiles)
     np.testing.assert_array_equal(tiles, _tiles_reference(x, tile))
     t = rng.standard_normal(tiles.shape)
-    back = np.empty_like(x)
-    kernels.tiles_adjoint_cmajor(t, tile, ty, tx, back)
-    assert np.isclose(np.vdot(tiles, t), np.vdot(x, back), rtol=1e-12, atol=1e-9)
+    back = _storage(np.full_like(x, np.nan), channels_last)
+    kernels.tiles_adjoint_cmajor(t, tile, ty, tx, *back)
+    assert np.isclose(np.vdot(tiles, t), np.vdot(x, _images(back[0], x.shape, channels_last)), rtol=1e-12, atol=1e-9)
 
     oh, ow = height + 2 * padding - k + 1, width + 2 * padding - k + 1
     if oh < 1 or ow < 1:
@@ -70,16 +84,16 @@ def test_channel_major_passes_equal_slicing_and_are_adjoint(b, c, n, k_extra, he
     start_h = start_w = k - 1 - padding
     blocks = rng.standard_normal((n, n, c, lanes))
     bias = rng.standard_normal(c)
-    out = np.empty((b, c, oh, ow))
-    kernels.overlap_add_cmajor(blocks, tile, ty, tx, start_h, start_w, bias, out)
-    np.testing.assert_allclose(out, _overlap_add_reference(blocks, tile, ty, tx, start_h, start_w, bias, out.shape),
+    out = _storage(np.full((b, c, oh, ow), np.nan), channels_last)  # every element must be written
+    kernels.overlap_add_cmajor(blocks, tile, ty, tx, start_h, start_w, bias, *out)
+    got = _images(out[0], out[1], channels_last)
+    np.testing.assert_allclose(got, _overlap_add_reference(blocks, tile, ty, tx, start_h, start_w, bias, got.shape),
                                atol=1e-12)
-    g = rng.standard_normal(out.shape)
+    g = rng.standard_normal(got.shape)
     gb = np.empty_like(blocks)
-    kernels.overlap_add_adjoint_cmajor(g, tile, ty, tx, start_h, start_w, gb)
-    out0 = np.empty_like(out)
-    kernels.overlap_add_cmajor(blocks, tile, ty, tx, start_h, start_w, np.zeros(c), out0)
-    assert np.isclose(np.vdot(out0, g), np.vdot(blocks, gb), rtol=1e-12, atol=1e-9)
+    kernels.overlap_add_adjoint_cmajor(*_storage(g, channels_last), tile, ty, tx, start_h, start_w, gb)
+    kernels.overlap_add_cmajor(blocks, tile, ty, tx, start_h, start_w, np.zeros(c), *out)
+    assert np.isclose(np.vdot(_images(out[0], out[1], channels_last), g), np.vdot(blocks, gb), rtol=1e-12, atol=1e-9)
 
 
 def test_block_form_is_chosen_where_measured_to_pay():

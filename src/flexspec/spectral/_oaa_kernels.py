@@ -162,35 +162,35 @@ def overlap_add_adjoint(grad, tile, start_h, start_w, out):
 
 
 @njit(cache=True, nogil=True)
-def _pixel_offsets(qy, qx, tile, shape, ty_count, tx_count, start_h, start_w, idx):
-    """``idx[l]`` = the offset, in a C-contiguous image batch of ``shape`` (B, C, H, W), channel 0, of the
-    pixel that entry (qy, qx) of tile l = (b * Ty + ty) * Tx + tx lands on, (ty * tile + qy - start_h,
-    tx * tile + qx - start_w); -1 where that is outside the H x W image."""
-    b_count, c_count, height, width = shape
+def _pixel_offsets(qy, qx, tile, shape, strides, ty_count, tx_count, start_h, start_w, idx):
+    """``idx[l]`` = the offset, in the flat storage of an image batch of ``shape`` (B, C, H, W) with element
+    ``strides`` (any order: NCHW or channels-last), channel 0, of the pixel that entry (qy, qx) of tile
+    l = (b * Ty + ty) * Tx + tx lands on, (ty * tile + qy - start_h, tx * tile + qx - start_w); -1 where
+    that is outside the H x W image."""
+    b_count, height, width = shape[0], shape[2], shape[3]
     lane = 0
     for b in range(b_count):
-        image = b * c_count * height * width
         for ty in range(ty_count):
             y = ty * tile + qy - start_h
             for tx in range(tx_count):
                 xx = tx * tile + qx - start_w
-                idx[lane] = image + y * width + xx if 0 <= y < height and 0 <= xx < width else -1
+                inside = 0 <= y < height and 0 <= xx < width
+                idx[lane] = b * strides[0] + y * strides[2] + xx * strides[3] if inside else -1
                 lane += 1
 
 
 @njit(cache=True, nogil=True)
-def tiles_forward_cmajor(x, tile, ty_count, tx_count, out):
-    """Cut ``x`` [B, C, H, W] (C-contiguous) into ``out`` [tile, tile, C, L], channel-major: pixel
-    (py, px) of tile l = (b * Ty + ty) * Tx + tx of channel c at ``out[py, px, c, lane]``; zero where a
-    tile passes the edge.  One contiguous run of L lanes per (py, px, c), gathered by offsets."""
-    plane = x.shape[2] * x.shape[3]
-    flat = x.reshape(-1)
+def tiles_forward_cmajor(flat, shape, strides, tile, ty_count, tx_count, out):
+    """Cut the images ``flat`` (flat storage of a [B, C, H, W] batch with element ``strides``) into
+    ``out`` [tile, tile, C, L], channel-major: pixel (py, px) of tile l = (b * Ty + ty) * Tx + tx of
+    channel c at ``out[py, px, c, l]``; zero where a tile passes the edge.  One contiguous run of L
+    lanes per (py, px, c), gathered by offsets."""
     idx = np.empty(out.shape[3], np.int64)
     for py in range(tile):
         for px in range(tile):
-            _pixel_offsets(py, px, tile, x.shape, ty_count, tx_count, 0, 0, idx)
-            for c in range(x.shape[1]):
-                base = c * plane
+            _pixel_offsets(py, px, tile, shape, strides, ty_count, tx_count, 0, 0, idx)
+            for c in range(shape[1]):
+                base = c * strides[1]
                 dst = out[py, px, c]
                 for lane in range(idx.shape[0]):
                     i = idx[lane]
@@ -198,17 +198,15 @@ def tiles_forward_cmajor(x, tile, ty_count, tx_count, out):
 
 
 @njit(cache=True, nogil=True)
-def tiles_adjoint_cmajor(grad, tile, ty_count, tx_count, out):
-    """Adjoint of :func:`tiles_forward_cmajor`: ``out`` [B, C, H, W] (C-contiguous) = the tile entry each
-    pixel went to (the tiles cover every pixel once)."""
-    plane = out.shape[2] * out.shape[3]
-    flat = out.reshape(-1)
+def tiles_adjoint_cmajor(grad, tile, ty_count, tx_count, flat, shape, strides):
+    """Adjoint of :func:`tiles_forward_cmajor`: the images ``flat`` (layout as there) = the tile entry
+    each pixel went to (the tiles cover every pixel once)."""
     idx = np.empty(grad.shape[3], np.int64)
     for py in range(tile):
         for px in range(tile):
-            _pixel_offsets(py, px, tile, out.shape, ty_count, tx_count, 0, 0, idx)
-            for c in range(out.shape[1]):
-                base = c * plane
+            _pixel_offsets(py, px, tile, shape, strides, ty_count, tx_count, 0, 0, idx)
+            for c in range(shape[1]):
+                base = c * strides[1]
                 src = grad[py, px, c]
                 for lane in range(idx.shape[0]):
                     i = idx[lane]
@@ -217,23 +215,25 @@ def tiles_adjoint_cmajor(grad, tile, ty_count, tx_count, out):
 
 
 @njit(cache=True, nogil=True)
-def overlap_add_cmajor(blocks, tile, ty_count, tx_count, start_h, start_w, bias, out):
-    """``out`` [B, C, OH, OW] (C-contiguous) = the window at (start_h, start_w) of the overlap-add of the
-    channel-major ``blocks`` [N, N, C, L] (block of tile l = (b * Ty + ty) * Tx + tx placed at pixel
-    (ty * tile, tx * tile)), plus ``bias`` [C].  Pieces are added in the order (qy, qx) of the block."""
+def overlap_add_cmajor(blocks, tile, ty_count, tx_count, start_h, start_w, bias, flat, shape, strides):
+    """The images ``flat`` (flat storage of a [B, C, OH, OW] batch with element ``strides``, every element
+    written) = the window at (start_h, start_w) of the overlap-add of the channel-major ``blocks``
+    [N, N, C, L] (block of tile l = (b * Ty + ty) * Tx + tx placed at pixel (ty * tile, tx * tile)),
+    plus ``bias`` [C].  Pieces are added in the order (qy, qx) of the block."""
     n = blocks.shape[0]
-    b_count, c_count = out.shape[0], out.shape[1]
-    plane = out.shape[2] * out.shape[3]
+    b_count, c_count, oh, ow = shape
     for b in range(b_count):
-        for c in range(c_count):
-            out[b, c] = bias[c]
-    flat = out.reshape(-1)
+        for y in range(oh):
+            for xx in range(ow):
+                at = b * strides[0] + y * strides[2] + xx * strides[3]
+                for c in range(c_count):
+                    flat[at + c * strides[1]] = bias[c]
     idx = np.empty(blocks.shape[3], np.int64)
     for qy in range(n):
         for qx in range(n):
-            _pixel_offsets(qy, qx, tile, out.shape, ty_count, tx_count, start_h, start_w, idx)
+            _pixel_offsets(qy, qx, tile, shape, strides, ty_count, tx_count, start_h, start_w, idx)
             for c in range(c_count):
-                base = c * plane
+                base = c * strides[1]
                 src = blocks[qy, qx, c]
                 for lane in range(idx.shape[0]):
                     i = idx[lane]
@@ -242,19 +242,17 @@ def overlap_add_cmajor(blocks, tile, ty_count, tx_count, start_h, start_w, bias,
 
 
 @njit(cache=True, nogil=True)
-def overlap_add_adjoint_cmajor(grad, tile, ty_count, tx_count, start_h, start_w, out):
+def overlap_add_adjoint_cmajor(flat, shape, strides, tile, ty_count, tx_count, start_h, start_w, out):
     """Adjoint of :func:`overlap_add_cmajor` (without the bias): ``out`` [N, N, C, L], each block entry
-    the gradient at the output pixel it was added to (zero outside the window); ``grad`` [B, C, OH, OW]
-    C-contiguous."""
+    the gradient at the output pixel it was added to (zero outside the window); the gradient ``flat``
+    laid out as there."""
     n = out.shape[0]
-    plane = grad.shape[2] * grad.shape[3]
-    flat = grad.reshape(-1)
     idx = np.empty(out.shape[3], np.int64)
     for qy in range(n):
         for qx in range(n):
-            _pixel_offsets(qy, qx, tile, grad.shape, ty_count, tx_count, start_h, start_w, idx)
-            for c in range(grad.shape[1]):
-                base = c * plane
+            _pixel_offsets(qy, qx, tile, shape, strides, ty_count, tx_count, start_h, start_w, idx)
+            for c in range(shape[1]):
+                base = c * strides[1]
                 dst = out[qy, qx, c]
                 for lane in range(idx.shape[0]):
                     i = idx[lane]
