@@ -180,38 +180,38 @@ def _pixel_offsets(qy, qx, tile, shape, strides, ty_count, tx_count, start_h, st
 
 
 @njit(cache=True, nogil=True)
-def tiles_forward_cmajor(flat, shape, strides, tile, ty_count, tx_count, out):
-    """Cut the images ``flat`` (flat storage of a [B, C, H, W] batch with element ``strides``) into
-    ``out`` [tile, tile, C, L], channel-major: pixel (py, px) of tile l = (b * Ty + ty) * Tx + tx of
-    channel c at ``out[py, px, c, l]``; zero where a tile passes the edge.  One contiguous run of L
-    lanes per (py, px, c), gathered by offsets."""
-    idx = np.empty(out.shape[3], np.int64)
+def _tiles_cmajor(flat, shape, strides, tile, ty_count, tx_count, tiles, adjoint):
+    """Images <-> channel-major tiles, one contiguous run of L lanes per (py, px, c), by offsets:
+    :func:`tiles_forward_cmajor` (``adjoint`` False) or :func:`tiles_adjoint_cmajor` (True)."""
+    idx = np.empty(tiles.shape[3], np.int64)
     for py in range(tile):
         for px in range(tile):
             _pixel_offsets(py, px, tile, shape, strides, ty_count, tx_count, 0, 0, idx)
             for c in range(shape[1]):
                 base = c * strides[1]
-                dst = out[py, px, c]
-                for lane in range(idx.shape[0]):
-                    i = idx[lane]
-                    dst[lane] = flat[base + i] if i >= 0 else 0
+                run = tiles[py, px, c]
+                if adjoint:
+                    for lane in range(idx.shape[0]):
+                        if idx[lane] >= 0:
+                            flat[base + idx[lane]] = run[lane]
+                else:
+                    for lane in range(idx.shape[0]):
+                        run[lane] = flat[base + idx[lane]] if idx[lane] >= 0 else 0
+
+
+@njit(cache=True, nogil=True)
+def tiles_forward_cmajor(flat, shape, strides, tile, ty_count, tx_count, out):
+    """Cut the images ``flat`` (flat storage of a [B, C, H, W] batch with element ``strides``) into
+    ``out`` [tile, tile, C, L], channel-major: pixel (py, px) of tile l = (b * Ty + ty) * Tx + tx of
+    channel c at ``out[py, px, c, l]``; zero where a tile passes the edge."""
+    _tiles_cmajor(flat, shape, strides, tile, ty_count, tx_count, out, False)
 
 
 @njit(cache=True, nogil=True)
 def tiles_adjoint_cmajor(grad, tile, ty_count, tx_count, flat, shape, strides):
     """Adjoint of :func:`tiles_forward_cmajor`: the images ``flat`` (layout as there) = the tile entry
     each pixel went to (the tiles cover every pixel once)."""
-    idx = np.empty(grad.shape[3], np.int64)
-    for py in range(tile):
-        for px in range(tile):
-            _pixel_offsets(py, px, tile, shape, strides, ty_count, tx_count, 0, 0, idx)
-            for c in range(shape[1]):
-                base = c * strides[1]
-                src = grad[py, px, c]
-                for lane in range(idx.shape[0]):
-                    i = idx[lane]
-                    if i >= 0:
-                        flat[base + i] = src[lane]
+    _tiles_cmajor(flat, shape, strides, tile, ty_count, tx_count, grad, True)
 
 
 @njit(cache=True, nogil=True)
