@@ -12,17 +12,24 @@ Block diagram (one clock; every stream valid/ready)::
       -> rounding acc_bits -> ifft_bits, one output FIFO per array (CREDITS tiles)
       -> static IFFT arbiter: IFFT e takes its items (tile, row) in order from a ROM, each from
          the FIFO of array (t mod a_t, g) once that tile is complete and at the FIFO's head
-      -> E IFFT2DReal -> o{e}_* (one block row a beat: ``o{e}_chan``, ``o{e}_tile``, ``o{e}_row``)
+      -> E IFFT2DReal
+      -> E OutputTail (flexspec.rtl.output_tail, the one-array engine's own block: overlap-add,
+         bias, ReLU), one per IFFT, walking that IFFT's items
+      -> o{e}_* write-back (the engine's beat: ``o{e}_chan``, ``o{e}_row``, ``o{e}_col``, ``o{e}_mask``)
 
 No partial sum crosses arrays (a row owns its output channels), so there is no cross-array adder.
-The block rows leave at ``block_frac`` before the overlap-add (the cluster ends at the IFFT pool;
-the one-array engine's overlap-add / bias / ReLU / write-back is not generated here).
+The tails need every tile of an output-channel slice on one IFFT (its carries pass from tile to
+tile): E must divide a_g (:func:`flexspec.rtl.cluster_case.check_tail_shape`).  ``tail=False``
+builds any split and lets the block rows leave at ``block_frac`` instead (``o{e}_chan``,
+``o{e}_tile``, ``o{e}_row``).
 
 Flow control copies the one-array engine's (``flexspec.rtl.layer_engine``) per column: a channel
 enters an FFT only when a writer slot of its column is free (so no FFT stalls), a tile's first row
 is broadcast only when every array of the column holds fewer than ``CREDITS`` tiles loaded and not
-consumed and every array's loader is ready.  ``done``: every IFFT has sent all its rows.
-Timing: :func:`flexspec.accel.pool_events.pool_events` (Verilator checks it to the cycle).
+consumed and every array's loader is ready.  ``done``: every tail has sent all its beats (every
+IFFT all its rows with ``tail=False``).  Timing: :func:`flexspec.accel.pool_events.pool_output_cycles`
+(:func:`~flexspec.accel.pool_events.pool_cycles` with ``tail=False``; Verilator checks both to the
+cycle).
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from ..accel.layer_events import CREDITS
 from .config import _bits_for
 from .cluster_case import tail_items
 from .fft import FFT2DReal, IFFT2DReal, _round_saturate
-from .output_tail import OutputTail, tail_ports
+from .output_tail import OutputTail, step_item_walk, tail_ports
 from .spectral_pass import RunTable, SpectralPass
 
 TOP = "flexspec_pool_cluster"
@@ -141,12 +148,7 @@ class PoolCluster(wiring.Component):
                      getattr(self, f"o{e}_row").eq(orow)]
         out_take = Signal(name=f"out_take_{e}")
         m.d.comb += out_take.eq(ov & ordy)
-        with m.If(out_take):
-            m.d.sync += orow.eq(Mux(orow == N - 1, 0, orow + 1))
-            with m.If(orow == N - 1):
-                m.d.sync += ol.eq(Mux(ol == ot["channels"] - 1, 0, ol + 1))
-                with m.If(ol == ot["channels"] - 1):
-                    m.d.sync += oc_item.eq(oc_item + 1)
+        step_item_walk(m, out_take, orow, ol, oc_item, ot["channels"], N)
         want = sum(s.row_channels[r][1] for _, r in items) * N
         sent = Signal(range(want + 2), name=f"sent_{e}")
         with m.If(out_take):

@@ -101,9 +101,10 @@ class ClusterSpec:
 
 
 def check_shape(shape: PoolShape, out_channels: int, height: int, width: int, fft_size: int,
-                kernel_size: int = 3) -> int:
+                kernel_size: int = 3, tail: bool = False) -> int:
     """Refuse a split that leaves an array row without output channels, or an array column or an
-    IFFT without work; returns the row slice (output channels per array row)."""
+    IFFT without work (``tail``: or that the output tails cannot serve, :func:`check_tail_shape`);
+    returns the row slice (output channels per array row)."""
     bo = -(-out_channels // shape.a_g)
     if (shape.a_g - 1) * bo >= out_channels:
         raise UsageError(f"pool: {shape.a_g} array rows leave an empty output-channel slice of {out_channels} "
@@ -113,6 +114,8 @@ def check_shape(shape: PoolShape, out_channels: int, height: int, width: int, ff
     if tiles < shape.a_t or tiles * shape.a_g < shape.ifft_engines:
         raise UsageError(f"pool: {tiles} tiles leave an array column or an IFFT engine idle "
                          f"({shape.a_t} columns, {shape.ifft_engines} IFFT engines)")
+    if tail:
+        check_tail_shape(shape, tiles)
     return bo
 
 
@@ -155,6 +158,18 @@ def cluster_spec(ssk, quant: LayerQuant, config: AcceleratorConfig, shape: PoolS
                        _bias_int(bias, quant, cout))
 
 
+def check_tail_shape(shape: PoolShape, tiles: int) -> dict:
+    """Refuse a split whose IFFT assignment spreads an output-channel slice over IFFT engines (see
+    :func:`tail_items`); returns array row -> the IFFT engines its items go to."""
+    owners = {r: {shape.ifft_of(t, r) for t in range(tiles)} for r in range(shape.a_g)}
+    split = [r for r, o in owners.items() if len(o) > 1]
+    if split:
+        raise UsageError(f"pool: the output tail needs every tile of an output-channel slice on one IFFT engine "
+                         f"(E must divide a_g); {shape.ifft_engines} IFFT engines and {shape.a_g} array rows spread "
+                         f"slice {split[0]} over engines {sorted(owners[split[0]])}")
+    return owners
+
+
 def tail_items(spec: ClusterSpec, e: int) -> list[tuple]:
     """The items of IFFT ``e``'s output tail (:class:`flexspec.rtl.output_tail.OutputTail`), in its
     order: ``(ty, tx, chan_base, channels, mem_base)`` per (tile, array row) item, ``mem_base`` the
@@ -163,14 +178,7 @@ def tail_items(spec: ClusterSpec, e: int) -> list[tuple]:
     item ``t*a_g + g`` on IFFT ``(t*a_g + g) mod E`` that holds when E divides a_g (or the layer
     has one tile); otherwise a usage error names the shape."""
     sh, g = spec.shape, spec.geometry
-    owners = {}
-    for r in range(sh.a_g):
-        owners[r] = {sh.ifft_of(t, r) for t in range(g.tiles)}
-    split = [r for r, o in owners.items() if len(o) > 1]
-    if split:
-        raise UsageError(f"pool: the output tail needs every tile of an output-channel slice on one IFFT engine "
-                         f"(E must divide a_g); {sh.ifft_engines} IFFT engines and {sh.a_g} array rows spread "
-                         f"slice {split[0]} over engines {sorted(owners[split[0]])}")
+    owners = check_tail_shape(sh, g.tiles)
     mine = sorted(r for r, o in owners.items() if e in o)
     base = {r: sum(spec.row_channels[x][1] for x in mine[:k]) for k, r in enumerate(mine)}
     return [divmod(t, g.tiles_x) + (spec.row_channels[r][0], spec.row_channels[r][1], base[r])

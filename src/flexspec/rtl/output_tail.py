@@ -52,6 +52,17 @@ def tail_ports(geometry, data_bits: int) -> dict:
             "col": Out(_bits_for(g.tiles_x * g.tile + 1))}
 
 
+def step_item_walk(m: Module, take, row, chan, item, channels, rows: int) -> None:
+    """On ``take``: the next of ``rows`` rows; after the last, the next of the item's ``channels``
+    channels; after the last, the next item (an IFFT's output walk: items, channels, rows)."""
+    with m.If(take):
+        m.d.sync += row.eq(Mux(row == rows - 1, 0, row + 1))
+        with m.If(row == rows - 1):
+            m.d.sync += chan.eq(Mux(chan == channels - 1, 0, chan + 1))
+            with m.If(chan == channels - 1):
+                m.d.sync += item.eq(item + 1)
+
+
 class OutputTail(wiring.Component):
     """Overlap-add, bias, ReLU and write-back of ``items`` (module doc) for ``geometry`` (an
     :class:`flexspec.accel.layer_events.EngineGeometry`), ``quant`` (block_bits, out_shift, data
@@ -101,12 +112,7 @@ class OutputTail(wiring.Component):
         m.d.comb += [stall.eq(self.o_valid & ~self.o_ready), self.i_ready.eq(~stall)]
         take = Signal()
         m.d.comb += take.eq(self.i_valid & ~stall)
-        with m.If(take):
-            m.d.sync += orow.eq(Mux(orow == N - 1, 0, orow + 1))
-            with m.If(orow == N - 1):
-                m.d.sync += ol.eq(Mux(ol == fr_["channels"] - 1, 0, ol + 1))
-                with m.If(ol == fr_["channels"] - 1):
-                    m.d.sync += frun.eq(frun + 1)
+        step_item_walk(m, take, orow, ol, frun, fr_["channels"], N)
         # carries: below[(o, j, tx)] = N values (row j of the K-1 rows that carry down);
         # right[(o, r)] = K-1 values (the K-1 columns that carry right)
         kc = K - 1
