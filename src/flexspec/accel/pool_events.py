@@ -160,16 +160,17 @@ def pool_layer_cycles(mask, config, a_g: int, height: int, width: int, kernel_si
     return pool_events(geom, a_t, rows, config.fft_engines, config.ifft_engines, programs, channels).cycles
 
 
-def pool_output_cycles(spec) -> int:
-    """Cycles from reset to ``done`` of a :class:`flexspec.rtl.cluster_case.ClusterSpec` built with
-    its output tails (``PoolCluster(tail=True)``: one :class:`flexspec.rtl.output_tail.OutputTail`
-    per IFFT, never stalled with the write-back always ready): block row r of an item's channel
-    leaves the IFFT ``r`` edges after its row 0 (:attr:`PoolEvents.item_rows`) and its write-back
-    beat ``OLA_CYCLES`` later (the engine's write-back term, :func:`engine_events`), only for rows
-    with output pixels (:meth:`EngineGeometry.emits`); ``done`` after the last beat of every tail."""
-    sh, g = spec.shape, spec.geometry
-    ev = pool_events(g, sh.a_t, sh.a_g, sh.fft_engines, sh.ifft_engines, [p.length for p in spec.row_programs],
-                     [ch for _, ch in spec.row_channels])
+def pool_tail_cycles(geom: EngineGeometry, a_t: int, a_g: int, fft_engines: int, ifft_engines: int,
+                     row_programs, row_channels) -> int:
+    """Cycles from reset to ``done`` of the cluster built with its output tails
+    (``PoolCluster(tail=True)``: one :class:`flexspec.rtl.output_tail.OutputTail` per IFFT, never
+    stalled with the write-back always ready), arguments as :func:`pool_events`: block row r of an
+    item's channel leaves the IFFT ``r`` edges after its row 0 (:attr:`PoolEvents.item_rows`) and
+    its write-back beat ``OLA_CYCLES`` later (the engine's write-back term, :func:`engine_events`),
+    only for rows with output pixels (:meth:`EngineGeometry.emits`); ``done`` after the last beat
+    of every tail."""
+    g = geom
+    ev = pool_events(g, a_t, a_g, fft_engines, ifft_engines, row_programs, row_channels)
     last = 0
     for (t, _), row0 in ev.item_rows.items():
         ty, tx = divmod(t, g.tiles_x)
@@ -177,3 +178,10 @@ def pool_output_cycles(spec) -> int:
         if rows:
             last = max(last, int(row0) + rows[-1] + OLA_CYCLES)
     return last
+
+
+def pool_output_cycles(spec) -> int:
+    """:func:`pool_tail_cycles` of a :class:`flexspec.rtl.cluster_case.ClusterSpec`."""
+    sh = spec.shape
+    return pool_tail_cycles(spec.geometry, sh.a_t, sh.a_g, sh.fft_engines, sh.ifft_engines,
+                            [p.length for p in spec.row_programs], [ch for _, ch in spec.row_channels])
