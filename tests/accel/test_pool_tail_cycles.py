@@ -7,14 +7,10 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_pool_events import geometries  # the same random engine geometries (tests/accel on sys.path)
 
-from flexspec.accel.layer_events import EngineGeometry, engine_cycles
+from flexspec.accel.layer_events import engine_cycles
 from flexspec.accel.pool_events import pool_events, pool_tail_cycles
-
-geometries = st.builds(
-    lambda n, hw, cin, cout, depth, prog, pes, k: EngineGeometry(n, 3, 1, hw[0], hw[1], cin, cout, depth, prog, pes, k),
-    st.sampled_from([4, 8]), st.tuples(st.integers(3, 20), st.integers(3, 20)), st.integers(1, 6),
-    st.integers(1, 6), st.integers(1, 4), st.integers(1, 80), st.sampled_from([2, 4, 8]), st.sampled_from([0, 1, 2]))
 
 
 @settings(max_examples=40, deadline=None)
