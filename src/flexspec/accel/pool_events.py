@@ -38,8 +38,8 @@ from ..rtl.program import program_length
 from .engine import OUTPUT_CYCLES, TILE_RELEASE_CYCLES, issue_and_drain, readout_requests
 from .fixed_point import FFTFormat
 from .grouping import schedule_layer_blocks
-from .layer_events import (CREDIT_CYCLES, CREDITS, FIFO_COMPLETE_CYCLES, SLOT_FREE_CYCLES, WRITER_FILL_CYCLES,
-                           EngineGeometry, channel_depth)
+from .layer_events import (CREDIT_CYCLES, CREDITS, FIFO_COMPLETE_CYCLES, OLA_CYCLES, SLOT_FREE_CYCLES,
+                           WRITER_FILL_CYCLES, EngineGeometry, channel_depth)
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ class PoolEvents:
     fft_busy_cycles: tuple  # per FFT engine: N x channels (its work)
     ifft_busy_cycles: tuple  # per IFFT engine: N x channels (its work)
     cycles: int
+    item_rows: dict | None = None  # (tile, row g) -> edge the item's last channel's block row 0 leaves its IFFT
 
 
 def pool_events(geom: EngineGeometry, a_t: int, a_g: int, fft_engines: int, ifft_engines: int,
@@ -79,6 +80,7 @@ def pool_events(geom: EngineGeometry, a_t: int, a_g: int, fft_engines: int, ifft
     ifft_V = [[] for _ in range(ifft_engines)]
     ifft_R = [[] for _ in range(ifft_engines)]
     last = 0
+    item_rows = {}
     for t in range(T):
         f, c, k = t % fft_engines, t % a_t, t // a_t
         I, R, Wc = fft_I[f], fft_R[f], col_W[c]  # noqa: E741  (I, R, W: the feed, read and write events of layer_events' recurrence)
@@ -121,8 +123,10 @@ def pool_events(geom: EngineGeometry, a_t: int, a_g: int, fft_engines: int, ifft
                 V.append(v)
                 Rv.append(max(v + half + L1 + 1, Rv[u - 1] + n) if u else v + half + L1 + 1)
             Cc[c, r][k] = V[-1] + half - 1
+            item_rows[t, r] = Rv[-1] + L1
             last = max(last, Rv[-1] + L1 + n - 1)
-    return PoolEvents(A, F, Cc, tuple(n * len(x) for x in fft_I), tuple(n * len(x) for x in ifft_V), int(last))
+    return PoolEvents(A, F, Cc, tuple(n * len(x) for x in fft_I), tuple(n * len(x) for x in ifft_V), int(last),
+                      item_rows)
 
 
 def pool_cycles(spec) -> int:
@@ -154,3 +158,30 @@ def pool_layer_cycles(mask, config, a_g: int, height: int, width: int, kernel_si
                           channel_depth(sch.schedule.bank_of, config.banks), max(programs), config.pes,
                           config.readout_rows)
     return pool_events(geom, a_t, rows, config.fft_engines, config.ifft_engines, programs, channels).cycles
+
+
+def pool_tail_cycles(geom: EngineGeometry, a_t: int, a_g: int, fft_engines: int, ifft_engines: int,
+                     row_programs, row_channels) -> int:
+    """Cycles from reset to ``done`` of the cluster built with its output tails
+    (``PoolCluster(tail=True)``: one :class:`flexspec.rtl.output_tail.OutputTail` per IFFT, never
+    stalled with the write-back always ready), arguments as :func:`pool_events`: block row r of an
+    item's channel leaves the IFFT ``r`` edges after its row 0 (:attr:`PoolEvents.item_rows`) and
+    its write-back beat ``OLA_CYCLES`` later (the engine's write-back term, :func:`engine_events`),
+    only for rows with output pixels (:meth:`EngineGeometry.emits`); ``done`` after the last beat
+    of every tail."""
+    g = geom
+    ev = pool_events(g, a_t, a_g, fft_engines, ifft_engines, row_programs, row_channels)
+    last = 0
+    for (t, _), row0 in ev.item_rows.items():
+        ty, tx = divmod(t, g.tiles_x)
+        rows = [r for r in range(g.fft_size) if g.emits(ty, tx, r)]
+        if rows:
+            last = max(last, int(row0) + rows[-1] + OLA_CYCLES)
+    return last
+
+
+def pool_output_cycles(spec) -> int:
+    """:func:`pool_tail_cycles` of a :class:`flexspec.rtl.cluster_case.ClusterSpec`."""
+    sh = spec.shape
+    return pool_tail_cycles(spec.geometry, sh.a_t, sh.a_g, sh.fft_engines, sh.ifft_engines,
+                            [p.length for p in spec.row_programs], [ch for _, ch in spec.row_channels])

@@ -53,7 +53,7 @@ def register(subparsers) -> None:
                         "to the simulator's; writes verify.json, input.npy, output.npy, kernels.npz")
     p.add_argument("--cluster", default=None, metavar="A_T,A_G,F,E",
                    help="generate the shared FFT/IFFT pool instead (A_T array columns x A_G array rows, F FFT and E "
-                        "IFFT engines; F divides A_T); --verify checks its IFFT blocks and cycles")
+                        "IFFT engines; F divides A_T, E divides A_G); --verify checks its spatial output and cycles")
     p.set_defaults(func=run)
 
 

@@ -12,17 +12,24 @@ Block diagram (one clock; every stream valid/ready)::
       -> rounding acc_bits -> ifft_bits, one output FIFO per array (CREDITS tiles)
       -> static IFFT arbiter: IFFT e takes its items (tile, row) in order from a ROM, each from
          the FIFO of array (t mod a_t, g) once that tile is complete and at the FIFO's head
-      -> E IFFT2DReal -> o{e}_* (one block row a beat: ``o{e}_chan``, ``o{e}_tile``, ``o{e}_row``)
+      -> E IFFT2DReal
+      -> E OutputTail (flexspec.rtl.output_tail, the one-array engine's own block: overlap-add,
+         bias, ReLU), one per IFFT, walking that IFFT's items
+      -> o{e}_* write-back (the engine's beat: ``o{e}_chan``, ``o{e}_row``, ``o{e}_col``, ``o{e}_mask``)
 
 No partial sum crosses arrays (a row owns its output channels), so there is no cross-array adder.
-The block rows leave at ``block_frac`` before the overlap-add (the cluster ends at the IFFT pool;
-the one-array engine's overlap-add / bias / ReLU / write-back is not generated here).
+The tails need every tile of an output-channel slice on one IFFT (its carries pass from tile to
+tile): E must divide a_g (:func:`flexspec.rtl.cluster_case.check_tail_shape`).  ``tail=False``
+builds any split and lets the block rows leave at ``block_frac`` instead (``o{e}_chan``,
+``o{e}_tile``, ``o{e}_row``).
 
 Flow control copies the one-array engine's (``flexspec.rtl.layer_engine``) per column: a channel
 enters an FFT only when a writer slot of its column is free (so no FFT stalls), a tile's first row
 is broadcast only when every array of the column holds fewer than ``CREDITS`` tiles loaded and not
-consumed and every array's loader is ready.  ``done``: every IFFT has sent all its rows.
-Timing: :func:`flexspec.accel.pool_events.pool_events` (Verilator checks it to the cycle).
+consumed and every array's loader is ready.  ``done``: every tail has sent all its beats (every
+IFFT all its rows with ``tail=False``).  Timing: :func:`flexspec.accel.pool_events.pool_output_cycles`
+(:func:`~flexspec.accel.pool_events.pool_cycles` with ``tail=False``; Verilator checks both to the
+cycle).
 """
 
 from __future__ import annotations
@@ -35,7 +42,9 @@ from amaranth.lib.wiring import In, Out
 from ..accel.fixed_point import bank_addresses
 from ..accel.layer_events import CREDITS
 from .config import _bits_for
+from .cluster_case import tail_items
 from .fft import FFT2DReal, IFFT2DReal, _round_saturate
+from .output_tail import OutputTail, step_item_walk, tail_ports
 from .spectral_pass import RunTable, SpectralPass
 
 TOP = "flexspec_pool_cluster"
@@ -73,24 +82,36 @@ class PoolCluster(wiring.Component):
     """One layer's shared-pool cluster; ``spec``: a :class:`flexspec.rtl.cluster_case.ClusterSpec`."""
 
     #: Deliberate faults the tests inject: a tile sent to the wrong array column, the arbiter
-    #: dropping a tile's beat, ``done`` raised one beat early.
-    FAULTS = ("misroute", "drop_tile", "early_done")
+    #: dropping a tile's beat, ``done`` raised one beat early, IFFT 0's tail losing one
+    #: overlap-add carry (``drop_carry``: tail builds only).
+    FAULTS = ("misroute", "drop_tile", "early_done", "drop_carry")
 
-    def __init__(self, spec, checks: bool = False, _fault: str | None = None, blackbox: bool = False):
+    def __init__(self, spec, checks: bool = False, _fault: str | None = None, blackbox: bool = False,
+                 tail: bool = True):
         """``blackbox``: the spectral passes, FFTs and IFFTs become external modules (their
-        declarations in :attr:`boxes` after elaboration): the pool's glue alone, for synthesis."""
-        self.blackbox, self.boxes = blackbox, {}
+        declarations in :attr:`boxes` after elaboration): the pool's glue alone, for synthesis.
+        ``tail``: each IFFT ends in an :class:`~flexspec.rtl.output_tail.OutputTail` (overlap-add,
+        bias, ReLU, write-back: the layer's spatial output; the shape must keep each output-channel
+        slice on one IFFT, :func:`~flexspec.rtl.cluster_case.tail_items`); ``False``: the IFFT
+        block rows leave at ``block_frac`` (any shape)."""
+        self.blackbox, self.boxes, self.tail = blackbox, {}, tail
         if _fault is not None and _fault not in self.FAULTS:
             raise ValueError(f"unknown fault {_fault!r}; known: {self.FAULTS}")
+        if _fault == "drop_carry" and not tail:
+            raise ValueError("the drop_carry fault is in the output tail: build with tail=True")
         self.spec, self.checks, self._fault = spec, checks, _fault
         g, sh, q = spec.geometry, spec.shape, spec.quant
+        self.tail_items = [tail_items(spec, e) for e in range(sh.ifft_engines)] if tail else None
         ports = {"done": Out(1)}
         for f in range(sh.fft_engines):
             ports |= {f"i{f}_valid": In(1), f"i{f}_ready": Out(1), f"i{f}_data": In(g.tile * q.data_bits)}
         for e in range(sh.ifft_engines):
-            ports |= {f"o{e}_valid": Out(1), f"o{e}_ready": In(1), f"o{e}_data": Out(g.fft_size * q.block_bits),
-                      f"o{e}_chan": Out(_bits_for(g.out_channels)), f"o{e}_tile": Out(_bits_for(g.tiles)),
-                      f"o{e}_row": Out(_bits_for(g.fft_size))}
+            if tail:
+                ports |= {f"o{e}_{name}": member for name, member in tail_ports(g, q.data_bits).items()}
+            else:
+                ports |= {f"o{e}_valid": Out(1), f"o{e}_ready": In(1), f"o{e}_data": Out(g.fft_size * q.block_bits),
+                          f"o{e}_chan": Out(_bits_for(g.out_channels)), f"o{e}_tile": Out(_bits_for(g.tiles)),
+                          f"o{e}_row": Out(_bits_for(g.fft_size))}
         if checks:
             ports["conflict"] = Out(1)
         super().__init__(ports)
@@ -101,6 +122,38 @@ class PoolCluster(wiring.Component):
         self.boxes[module] = component.signature
         component._MustUse__silence = True  # replaced by its black box, never elaborated
         return BlackBox(component, module)
+
+    def _tail(self, m, e: int, ifft, sent_all: list) -> None:
+        """IFFT ``e``'s rows -> its OutputTail (overlap-add, bias, ReLU) -> ``o{e}_*`` write-back."""
+        s = self.spec
+        fault = self._fault if self._fault in ("early_done", "drop_carry") and e == 0 else None
+        tail = OutputTail(s.geometry, s.quant, s.bias_int, self.tail_items[e], s.quant.data_bits, _fault=fault)
+        m.submodules[f"tail_{e}"] = tail
+        m.d.comb += [tail.i_valid.eq(ifft.o_valid), tail.i_data.eq(ifft.o_data), ifft.o_ready.eq(tail.i_ready),
+                     tail.o_ready.eq(getattr(self, f"o{e}_ready"))]
+        m.d.comb += [getattr(self, f"o{e}_{p}").eq(getattr(tail, f"o_{p}"))
+                     for p in ("valid", "data", "mask", "chan", "row", "col")]
+        sent_all.append(tail.done)
+
+    def _block_rows(self, m, e: int, ifft, rom, items, sent_all: list) -> None:
+        """IFFT ``e``'s rows out at ``block_frac``, tagged with the item's tile and output channel."""
+        s, g, N = self.spec, self.spec.geometry, self.spec.geometry.fft_size
+        oc_item = Signal(range(len(items) + 1), name=f"oitem_{e}")
+        ot = rom.read(oc_item)
+        ol = Signal(range(g.out_channels + 1), name=f"ol_{e}")
+        orow = Signal(range(N), name=f"orow_{e}")
+        ov, ordy = getattr(self, f"o{e}_valid"), getattr(self, f"o{e}_ready")
+        m.d.comb += [ov.eq(ifft.o_valid), ifft.o_ready.eq(ordy), getattr(self, f"o{e}_data").eq(ifft.o_data),
+                     getattr(self, f"o{e}_chan").eq(ot["chan_base"] + ol), getattr(self, f"o{e}_tile").eq(ot["tile"]),
+                     getattr(self, f"o{e}_row").eq(orow)]
+        out_take = Signal(name=f"out_take_{e}")
+        m.d.comb += out_take.eq(ov & ordy)
+        step_item_walk(m, out_take, orow, ol, oc_item, ot["channels"], N)
+        want = sum(s.row_channels[r][1] for _, r in items) * N
+        sent = Signal(range(want + 2), name=f"sent_{e}")
+        with m.If(out_take):
+            m.d.sync += sent.eq(sent + 1)
+        sent_all.append(sent >= want - (1 if self._fault == "early_done" and e == 0 else 0))
 
     def elaborate(self, platform):
         s, g, sh, q = self.spec, self.spec.geometry, self.spec.shape, self.spec.quant
@@ -283,28 +336,10 @@ class PoolCluster(wiring.Component):
                     m.d.sync += heads[k].eq(heads[k] + 1)
             with m.If(last):
                 m.d.sync += item.eq(item + 1)
-            # the IFFT's rows out, tagged with the item's tile and output channel
-            oc_item = Signal(range(len(items) + 1), name=f"oitem_{e}")
-            ot = rom.read(oc_item)
-            ol = Signal(range(g.out_channels + 1), name=f"ol_{e}")
-            orow = Signal(range(N), name=f"orow_{e}")
-            ov, ordy = getattr(self, f"o{e}_valid"), getattr(self, f"o{e}_ready")
-            m.d.comb += [ov.eq(ifft.o_valid), ifft.o_ready.eq(ordy), getattr(self, f"o{e}_data").eq(ifft.o_data),
-                         getattr(self, f"o{e}_chan").eq(ot["chan_base"] + ol), getattr(self, f"o{e}_tile").eq(ot["tile"]),
-                         getattr(self, f"o{e}_row").eq(orow)]
-            out_take = Signal(name=f"out_take_{e}")
-            m.d.comb += out_take.eq(ov & ordy)
-            with m.If(out_take):
-                m.d.sync += orow.eq(Mux(orow == N - 1, 0, orow + 1))
-                with m.If(orow == N - 1):
-                    m.d.sync += ol.eq(Mux(ol == ot["channels"] - 1, 0, ol + 1))
-                    with m.If(ol == ot["channels"] - 1):
-                        m.d.sync += oc_item.eq(oc_item + 1)
-            want = sum(s.row_channels[r][1] for _, r in items) * N
-            sent = Signal(range(want + 2), name=f"sent_{e}")
-            with m.If(out_take):
-                m.d.sync += sent.eq(sent + 1)
-            sent_all.append(sent >= want - (1 if self._fault == "early_done" and e == 0 else 0))
+            if self.tail:
+                self._tail(m, e, ifft, sent_all)
+            else:
+                self._block_rows(m, e, ifft, rom, items, sent_all)
         for k, hits in r_en.items():
             m.d.comb += fifos[k].r_en.eq(Cat(*hits).any() if hits else 0)
         m.d.comb += self.done.eq(Cat(*sent_all).all())

@@ -29,7 +29,7 @@ from ..accel.fixed_point import quantize_complex
 from ..accel.layer_events import EngineGeometry
 from ..errors import UsageError
 from .config import PEArrayConfig
-from .engine_case import _check_formats, layer_program
+from .engine_case import _bias_int, _check_formats, layer_program
 from .program import Program, build_program
 
 
@@ -88,6 +88,7 @@ class ClusterSpec:
     row_configs: tuple  # PEArrayConfig per array row
     row_programs: tuple  # Program per array row
     row_channels: tuple  # (first output channel, channels) per array row
+    bias_int: tuple = ()  # per output channel, at block_frac (the output tail's bias)
 
     @property
     def tiles(self) -> int:
@@ -100,9 +101,10 @@ class ClusterSpec:
 
 
 def check_shape(shape: PoolShape, out_channels: int, height: int, width: int, fft_size: int,
-                kernel_size: int = 3) -> int:
+                kernel_size: int = 3, tail: bool = False) -> int:
     """Refuse a split that leaves an array row without output channels, or an array column or an
-    IFFT without work; returns the row slice (output channels per array row)."""
+    IFFT without work (``tail``: or that the output tails cannot serve, :func:`check_tail_shape`);
+    returns the row slice (output channels per array row)."""
     bo = -(-out_channels // shape.a_g)
     if (shape.a_g - 1) * bo >= out_channels:
         raise UsageError(f"pool: {shape.a_g} array rows leave an empty output-channel slice of {out_channels} "
@@ -112,13 +114,16 @@ def check_shape(shape: PoolShape, out_channels: int, height: int, width: int, ff
     if tiles < shape.a_t or tiles * shape.a_g < shape.ifft_engines:
         raise UsageError(f"pool: {tiles} tiles leave an array column or an IFFT engine idle "
                          f"({shape.a_t} columns, {shape.ifft_engines} IFFT engines)")
+    if tail:
+        check_tail_shape(shape, tiles)
     return bo
 
 
 def cluster_spec(ssk, quant: LayerQuant, config: AcceleratorConfig, shape: PoolShape, height: int, width: int,
                  padding: int = 1, sched: LayerSchedules | None = None,
-                 dsp_per_complex_mac: int = 3) -> ClusterSpec:
-    """The cluster of one layer (``ssk``) on arrays of ``config`` (P, B, R, K, widths) split as ``shape``."""
+                 dsp_per_complex_mac: int = 3, bias=None) -> ClusterSpec:
+    """The cluster of one layer (``ssk``, float ``bias`` per output channel or None) on arrays of
+    ``config`` (P, B, R, K, widths) split as ``shape``."""
     _check_formats(ssk, quant, config)
     n, cout, cin, f = ssk.fft_size, ssk.out_channels, ssk.in_channels, ssk.num_frequencies
     bo = check_shape(shape, cout, height, width, n, ssk.kernel_size)
@@ -149,7 +154,35 @@ def cluster_spec(ssk, quant: LayerQuant, config: AcceleratorConfig, shape: PoolS
     depth = configs[0].channel_depth
     geom = EngineGeometry(n, ssk.kernel_size, padding, height, width, cin, cout, depth, max(p.length for p in programs),
                           config.pes, configs[0].readout_rows)
-    return ClusterSpec(shape, geom, quant, bank_of, tuple(configs), tuple(programs), tuple(channels))
+    return ClusterSpec(shape, geom, quant, bank_of, tuple(configs), tuple(programs), tuple(channels),
+                       _bias_int(bias, quant, cout))
+
+
+def check_tail_shape(shape: PoolShape, tiles: int) -> dict:
+    """Refuse a split whose IFFT assignment spreads an output-channel slice over IFFT engines (see
+    :func:`tail_items`); returns array row -> the IFFT engines its items go to."""
+    owners = {r: {shape.ifft_of(t, r) for t in range(tiles)} for r in range(shape.a_g)}
+    split = [r for r, o in owners.items() if len(o) > 1]
+    if split:
+        raise UsageError(f"pool: the output tail needs every tile of an output-channel slice on one IFFT engine "
+                         f"(E must divide a_g); {shape.ifft_engines} IFFT engines and {shape.a_g} array rows spread "
+                         f"slice {split[0]} over engines {sorted(owners[split[0]])}")
+    return owners
+
+
+def tail_items(spec: ClusterSpec, e: int) -> list[tuple]:
+    """The items of IFFT ``e``'s output tail (:class:`flexspec.rtl.output_tail.OutputTail`), in its
+    order: ``(ty, tx, chan_base, channels, mem_base)`` per (tile, array row) item, ``mem_base`` the
+    slice's place in the tail's own carry memories.  The overlap-add carries of an output channel
+    pass from tile to tile, so every tile of a slice must go through one IFFT (and its tail): with
+    item ``t*a_g + g`` on IFFT ``(t*a_g + g) mod E`` that holds when E divides a_g (or the layer
+    has one tile); otherwise a usage error names the shape."""
+    sh, g = spec.shape, spec.geometry
+    owners = check_tail_shape(sh, g.tiles)
+    mine = sorted(r for r, o in owners.items() if e in o)
+    base = {r: sum(spec.row_channels[x][1] for x in mine[:k]) for k, r in enumerate(mine)}
+    return [divmod(t, g.tiles_x) + (spec.row_channels[r][0], spec.row_channels[r][1], base[r])
+            for t, r in sh.items_of_ifft(e, g.tiles)]
 
 
 @dataclass(frozen=True, eq=False)
@@ -176,6 +209,11 @@ class ClusterCase:
                     out[sh.fft_of(t)].append(sum((int(v) & mask) << (j * db) for j, v in enumerate(row.tolist())))
         return out
 
+    def expected_output(self, relu: bool = True) -> np.ndarray:
+        """int64 [Cout, H', W']: the functional model's spatial output at out_frac (after ReLU by default)."""
+        y = np.asarray(self.trace.y_int[0], dtype=np.int64)
+        return np.maximum(y, 0) if relu else y
+
     def expected_blocks(self) -> np.ndarray:
         """int64 [Cout, T, N, N]: the IFFT output blocks of the functional model (``block_frac``)."""
         return np.asarray(self.trace.blocks, dtype=np.int64)
@@ -189,7 +227,7 @@ def cluster_case(ssk, x, quant: LayerQuant, config: AcceleratorConfig, shape: Po
         raise UsageError(f"input must be [{ssk.in_channels}, H, W], got {x.shape}")
     bo = -(-ssk.out_channels // shape.a_g)
     sched = schedule_layer_blocks(ssk.mask(), config, bo)
-    spec = cluster_spec(ssk, quant, config, shape, x.shape[1], x.shape[2], padding, sched, dsp_per_complex_mac)
+    spec = cluster_spec(ssk, quant, config, shape, x.shape[1], x.shape[2], padding, sched, dsp_per_complex_mac, bias)
     x_int = quantize_input(x[None], quant)
     trace = fixed_layer(x_int, ssk, quant, config, padding, bias, sched, dsp_per_complex_mac)
     return ClusterCase(spec, x_int[0], trace)

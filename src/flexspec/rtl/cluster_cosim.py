@@ -16,17 +16,23 @@ from pathlib import Path
 
 import numpy as np
 
-from ..accel.pool_events import pool_cycles
+from ..accel.pool_events import pool_cycles, pool_output_cycles
 from . import verilator
 from .cluster import TOP, PoolCluster
+from .engine_cosim import _result as engine_result
 from .export import ToolError, to_verilog
 from .verilate import _signed, strip_zero_initials
 
 
-def cluster_testbench_cpp(fft_engines: int, ifft_engines: int) -> str:
+#: The output ports printed per beat (suffixes of ``o{e}_``), in the order :func:`_beats` reads them.
+TAIL_FIELDS = ("data", "mask", "chan", "row", "col")
+BLOCK_FIELDS = ("chan", "tile", "row", "data")
+
+
+def cluster_testbench_cpp(fft_engines: int, ifft_engines: int, fields: tuple = TAIL_FIELDS) -> str:
     """C++ testbench: ``argv[1]`` lines ``f HEX`` (a beat for input stream f, in order),
-    ``argv[2]`` the cycle limit.  Prints ``O e edge chan tile row HEX`` per output beat and
-    ``D edge`` (or ``T edge`` on time-out)."""
+    ``argv[2]`` the cycle limit.  Prints ``O e edge HEX...`` (the ``fields`` of output e) per
+    output beat and ``D edge`` (or ``T edge`` on time-out)."""
     set_in, take_in, outs = [], [], []
     for f in range(fft_engines):
         set_in.append(f"        dut->i{f}_valid = pos[{f}] < beats[{f}].size();\n"
@@ -34,9 +40,9 @@ def cluster_testbench_cpp(fft_engines: int, ifft_engines: int) -> str:
         take_in.append(f"        take[{f}] = dut->i{f}_valid && dut->i{f}_ready;")
     for e in range(ifft_engines):
         outs.append(f"        dut->o{e}_ready = 1;")
-        outs.append(f"        if (dut->o{e}_valid) std::printf(\"O {e} %lld %s %s %s %s\\n\", cycle + 1, "
-                    f"hex_of(dut->o{e}_chan).c_str(), hex_of(dut->o{e}_tile).c_str(), "
-                    f"hex_of(dut->o{e}_row).c_str(), hex_of(dut->o{e}_data).c_str());")
+        fmt = " %s" * len(fields)
+        args = "".join(f", hex_of(dut->o{e}_{p}).c_str()" for p in fields)
+        outs.append(f"        if (dut->o{e}_valid) std::printf(\"O {e} %lld{fmt}\\n\", cycle + 1{args});")
     return verilator.PORT_HELPERS_CPP + f"""
 #include <fstream>
 #include <sstream>
@@ -82,36 +88,51 @@ int main(int argc, char** argv) {{
 
 
 def verilate_cluster(case, workdir, _fault: str | None = None, limit: int | None = None,
-                     timeout_seconds: float = 600) -> dict:
+                     timeout_seconds: float = 600, tail: bool = True) -> dict:
     """Build the checked cluster of ``case.spec`` and stream ``case``'s image through it.
 
-    Returns ``blocks`` int64 [Cout, T, N, N] (the IFFT rows received; -1 where none arrived),
-    ``writes`` (rows received, counting repeats), ``cycles`` (the edge after which ``done`` is
-    high), ``conflict``; a cluster that never raises ``done`` raises ToolError."""
+    ``tail``: the cluster ends in its output tails; returns ``output`` int64 [Cout, H', W'] (the
+    write-back, after ReLU; -1 where never written), ``writes`` (pixels written), ``beats``;
+    else ``blocks`` int64 [Cout, T, N, N] (the IFFT rows received; -1 where none arrived) and
+    ``writes`` (rows received, counting repeats).  Both: ``cycles`` (the edge after which ``done``
+    is high), ``out_edges``, ``conflict``; a cluster that never raises ``done`` raises ToolError."""
     spec = case.spec
-    g, sh, bb = spec.geometry, spec.shape, spec.quant.block_bits
-    dut = PoolCluster(spec, checks=True, _fault=_fault)
+    sh = spec.shape
+    fields = TAIL_FIELDS if tail else BLOCK_FIELDS
+    dut = PoolCluster(spec, checks=True, _fault=_fault, tail=tail)
     text = strip_zero_initials(to_verilog(dut, TOP))
-    binary = verilator.build(text, TOP, cluster_testbench_cpp(sh.fft_engines, sh.ifft_engines), workdir)
+    binary = verilator.build(text, TOP, cluster_testbench_cpp(sh.fft_engines, sh.ifft_engines, fields), workdir)
     lines = [f"{f} {int(b):x}" for f, beats in enumerate(case.input_beats()) for b in beats]
     text_in = "\n".join(lines) + "\n"
     path = Path(workdir) / f"beats-{hashlib.sha1(text_in.encode()).hexdigest()[:16]}.txt"
     path.write_text(text_in)
-    limit = limit or 20 * pool_cycles(spec) + 2000
+    limit = limit or 20 * expected_cycles(spec, tail) + 2000
     out = verilator.run(binary, [path, str(limit)], timeout_seconds)
     rows = [ln.split() for ln in out.splitlines() if ln.strip()]
     if any(r[0] == "T" for r in rows):
         raise ToolError(f"the pool cluster never raised done within {limit} cycles (a hung design)")
-    beats = [(int(r[2]), int(r[3], 16), int(r[4], 16), int(r[5], 16), int(r[6], 16)) for r in rows if r[0] == "O"]
+    beats = [(int(r[2]), *(int(v, 16) for v in r[3:])) for r in rows if r[0] == "O"]
     done = [int(r[1]) for r in rows if r[0] == "D"]
     conflict = [int(r[1], 16) for r in rows if r[0] == "C"]
-    return _result(g, bb, beats, done[0], bool(conflict and conflict[0]))
+    return _assemble(spec, tail, beats, done[0], bool(conflict and conflict[0]))
+
+
+def expected_cycles(spec, tail: bool = True) -> int:
+    """The cycle model's count for the cluster built with (or without) its output tails."""
+    return pool_output_cycles(spec) if tail else pool_cycles(spec)
+
+
+def _assemble(spec, tail: bool, beats, cycles: int, conflict: bool) -> dict:
+    """Output beats (edge, the fields of :data:`TAIL_FIELDS` or :data:`BLOCK_FIELDS`) -> result."""
+    if tail:
+        return engine_result(spec.geometry, spec.quant.data_bits, beats, cycles, conflict)
+    return _result(spec.geometry, spec.quant.block_bits, beats, cycles, conflict)
 
 
 def _result(g, bb: int, beats, cycles: int, conflict: bool) -> dict:
-    """Assemble output beats (edge, channel, tile, row, data) into the blocks [Cout, T, N, N]."""
+    """Assemble block-row beats (edge, channel, tile, row, data) into the blocks [Cout, T, N, N]."""
     blocks = np.full((g.out_channels, g.tiles, g.fft_size, g.fft_size), -1, dtype=np.int64)
-    for _, chan, tile, row, word in beats:
+    for _, chan, tile, row, word in beats:  # BLOCK_FIELDS
         if not (chan < g.out_channels and tile < g.tiles and row < g.fft_size):
             raise ToolError(f"a block row outside the layer: channel {chan}, tile {tile}, row {row}")
         blocks[chan, tile, row] = [_signed(word >> (c * bb), bb) for c in range(g.fft_size)]
@@ -119,19 +140,20 @@ def _result(g, bb: int, beats, cycles: int, conflict: bool) -> dict:
             "conflict": conflict}
 
 
-def simulate_cluster(case, _fault: str | None = None, max_cycles: int | None = None) -> dict:
+def simulate_cluster(case, _fault: str | None = None, max_cycles: int | None = None, tail: bool = True) -> dict:
     """The same run in Amaranth's simulator (small cases); same result as :func:`verilate_cluster`."""
     from amaranth.sim import Simulator  # heavy, only here
 
     spec = case.spec
-    g, sh, bb = spec.geometry, spec.shape, spec.quant.block_bits
-    dut = PoolCluster(spec, checks=True, _fault=_fault)
+    sh = spec.shape
+    fields = TAIL_FIELDS if tail else BLOCK_FIELDS
+    dut = PoolCluster(spec, checks=True, _fault=_fault, tail=tail)
     streams = case.input_beats()
-    limit = max_cycles or 4 * pool_cycles(spec) + 1000
+    limit = max_cycles or 4 * expected_cycles(spec, tail) + 1000
     got, res = [], {}
     ins = [(getattr(dut, f"i{f}_valid"), getattr(dut, f"i{f}_ready"), getattr(dut, f"i{f}_data"))
            for f in range(sh.fft_engines)]
-    outs = [tuple(getattr(dut, f"o{e}_{p}") for p in ("valid", "ready", "chan", "tile", "row", "data"))
+    outs = [(getattr(dut, f"o{e}_valid"), getattr(dut, f"o{e}_ready"), *(getattr(dut, f"o{e}_{p}") for p in fields))
             for e in range(sh.ifft_engines)]
 
     async def bench(ctx):
@@ -159,4 +181,4 @@ def simulate_cluster(case, _fault: str | None = None, max_cycles: int | None = N
     sim.run()
     if "cycles" not in res:
         raise ToolError(f"the pool cluster never raised done within {limit} cycles (a hung design)")
-    return _result(g, bb, got, res["cycles"], bool(res["conflict"]))
+    return _assemble(spec, tail, got, res["cycles"], bool(res["conflict"]))

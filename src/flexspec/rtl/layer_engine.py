@@ -14,8 +14,9 @@ Block diagram (one clock; every stream valid/ready)::
       -> output FIFO (CREDITS tiles deep; a tile starts loading only while fewer than CREDITS
          tiles are loaded and not yet consumed, so the pass never sees back-pressure)
       -> IFFT2DReal (takes a tile once it is complete in the FIFO; one row of N a beat)
-      -> overlap-add (carries: K-1 columns to the next tile of the row, K-1 rows to the tile
-         below, in two small memories) -> + bias -> round to data_bits, saturate -> ReLU
+      -> OutputTail (flexspec.rtl.output_tail): overlap-add (carries: K-1 columns to the next
+         tile of the row, K-1 rows to the tile below, in two small memories) -> + bias -> round
+         to data_bits, saturate -> ReLU
       -> o_* write-back (one block row of one output channel a beat, with its address and mask)
 
 The controller walks one image's tiles in row-major order; each tile runs every kernel group of
@@ -45,51 +46,41 @@ Arithmetic: :func:`flexspec.accel.functional.fixed_layer` (Verilator checks it b
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..accel.fixed_point import bank_addresses
 from ..accel.layer_events import CREDITS
-from .config import _bits_for
 from .fft import FFT2DReal, IFFT2DReal, _round_saturate
+from .output_tail import OutputTail, tail_ports
 from .spectral_pass import RunTable, SpectralPass
 
 TOP = "flexspec_layer_engine"
-
-
-def _signed_bits(values) -> int:
-    """Bits of a signed integer holding every value (at least 2)."""
-    return max([2] + [(int(v) if v >= 0 else ~int(v)).bit_length() + 1 for v in values])
 
 
 class LayerEngine(wiring.Component):
     """One layer's engine; ``spec``: a :class:`flexspec.rtl.engine_case.EngineSpec`."""
 
     #: Deliberate faults the tests inject to prove that the checks catch them.
-    FAULTS = ("drop_beat", "early_done", "drop_psum", "readout_each_run")
+    FAULTS = ("drop_beat", "early_done", "drop_psum", "readout_each_run", "drop_carry")
 
     def __init__(self, spec, checks: bool = False, _fault: str | None = None):
         if _fault is not None and _fault not in self.FAULTS:
             raise ValueError(f"unknown fault {_fault!r}; known: {self.FAULTS}")
         self.spec, self.checks, self._fault = spec, checks, _fault
         g, c = spec.geometry, spec.pe_config
-        super().__init__({
-            "i_valid": In(1), "i_ready": Out(1), "i_data": In(g.tile * c.data_bits),
-            "o_valid": Out(1), "o_ready": In(1), "o_data": Out(g.fft_size * c.data_bits),
-            "o_mask": Out(g.fft_size), "o_chan": Out(_bits_for(g.out_channels)),
-            "o_row": Out(_bits_for(g.out_height)), "o_col": Out(_bits_for(g.tiles_x * g.tile + 1)),
-            "done": Out(1),
-        } | ({"conflict": Out(1)} if checks else {}))
+        super().__init__({"i_valid": In(1), "i_ready": Out(1), "i_data": In(g.tile * c.data_bits), "done": Out(1)}
+                         | {f"o_{k}": v for k, v in tail_ports(g, c.data_bits).items()}
+                         | ({"conflict": Out(1)} if checks else {}))
 
     def elaborate(self, platform):
         s, g, c = self.spec, self.spec.geometry, self.spec.pe_config
         q = s.quant
         m = Module()
-        N, h, K, C = g.fft_size, g.tile, g.kernel_size, g.half
-        cout, db = g.out_channels, c.data_bits
+        N, h, C = g.fft_size, g.tile, g.half
+        db = c.data_bits
         F = N * C
         runs = g.runs.tolist()  # (cout block, cin block, tile) of each run of the walk
         T = len(runs)
@@ -232,91 +223,14 @@ class LayerEngine(wiring.Component):
         m.d.comb += consumed.eq(ifft_take & fifo.r_data[W])  # the run's last column (its o_last tag)
         m.d.sync += complete.eq(complete + tile_in - consumed)
 
-        # ------------------------------------------------------------ overlap-add, bias, ReLU
-        bb = q.block_bits
-        S = bb + 2  # up to four overlapping blocks
+        # ------------------------------------------------------------ overlap-add, bias, ReLU, write-back
         # the IFFT's tiles: the final runs (last cin block) in walk order; per run its tile and cout block
-        finals = [(divmod(t, g.tiles_x) + (ob * g.bo, g.run_out_channels(ob)))
+        finals = [(divmod(t, g.tiles_x) + (ob * g.bo, g.run_out_channels(ob), ob * g.bo))
                   for ob, ib_, t in runs if ib_ == g.cin_blocks - 1]
-        frun = Signal(range(len(finals) + 1))
-        fr_ = RunTable(m, finals, None, ("ty", "tx", "chan_base", "channels"), "ola_runs").read(frun)
-        ty, tx = Signal(range(g.tiles_y)), Signal(range(g.tiles_x))
-        oc = Signal(range(cout))
-        ol = Signal(range(g.bo))  # output channel within the run's cout block
-        orow = Signal(range(N))
-        rowbase = Signal(range(g.tiles_y * h + 1))  # ty * h
-        colbase = Signal(range(g.tiles_x * h + 1))  # tx * h
-        m.d.comb += [ty.eq(fr_["ty"]), tx.eq(fr_["tx"]), oc.eq(fr_["chan_base"] + ol),
-                     rowbase.eq(ty * h), colbase.eq(tx * h)]
-        ty_last, tx_last = Signal(), Signal()
-        m.d.comb += [ty_last.eq(ty == g.tiles_y - 1), tx_last.eq(tx == g.tiles_x - 1)]
-        stall = Signal()
-        m.d.comb += [stall.eq(self.o_valid & ~self.o_ready), ifft.o_ready.eq(~stall)]
-        take = Signal()
-        m.d.comb += take.eq(ifft.o_valid & ~stall)
-        with m.If(take):
-            m.d.sync += orow.eq(Mux(orow == N - 1, 0, orow + 1))
-            with m.If(orow == N - 1):
-                m.d.sync += ol.eq(Mux(ol == fr_["channels"] - 1, 0, ol + 1))
-                with m.If(ol == fr_["channels"] - 1):
-                    m.d.sync += frun.eq(frun + 1)
-        # carries: below[(o, j, tx)] = N values (row j of the K-1 rows that carry down);
-        # right[(o, r)] = K-1 values (the K-1 columns that carry right)
-        kc = K - 1
-        below = Memory(shape=unsigned(N * S), depth=max(1, cout * kc * g.tiles_x), init=[])
-        right = Memory(shape=unsigned(max(1, kc) * S), depth=cout * N, init=[])
-        m.submodules.below = below
-        m.submodules.right = right
-        b_rd, b_wr = below.read_port(domain="comb"), below.write_port()
-        r_rd, r_wr = right.read_port(domain="comb"), right.write_port()
-        m.d.comb += [b_rd.addr.eq((oc * kc + orow) * g.tiles_x + tx),
-                     b_wr.addr.eq((oc * kc + (orow - h)) * g.tiles_x + tx),
-                     r_rd.addr.eq(oc * N + orow), r_wr.addr.eq(oc * N + orow)]
-        sums = []
-        for col in range(N):
-            v = ifft.o_data[col * bb:(col + 1) * bb].as_signed()
-            below_val = b_rd.data[col * S:(col + 1) * S].as_signed()
-            add_below = (orow < kc) & (ty != 0)
-            if col >= h:
-                add_below = add_below & tx_last
-            v = v + Mux(add_below, below_val, 0)
-            if col < kc:
-                v = v + Mux(tx != 0, r_rd.data[col * S:(col + 1) * S].as_signed(), 0)
-            sv = Signal(signed(S), name=f"ola_{col}")
-            m.d.comb += sv.eq(v)
-            sums.append(sv)
-        m.d.comb += [b_wr.data.eq(Cat(*sums)), b_wr.en.eq(take & (orow >= h) & ~ty_last),
-                     r_wr.data.eq(Cat(*sums[h:h + kc])), r_wr.en.eq(take & ~tx_last)]
-        # bias, rounding to the output width, ReLU
-        bias = list(s.bias_int)
-        yb = max(S, _signed_bits(bias)) + 1
-        bias_sig = Array(Const(int(v), signed(yb)) for v in bias)[oc]
-        outs = []
-        for col in range(N):
-            y = Signal(signed(yb), name=f"biased_{col}")
-            m.d.comb += y.eq(sums[col] + bias_sig)
-            r = _round_saturate(y, q.out_shift, db)
-            outs.append(Mux(r < 0, 0, r)[:db])
-        # write-back: only final rows inside the output window, with the columns' mask
-        out_row = Signal(signed(_bits_for(g.tiles_y * h + N) + 2))
-        m.d.comb += out_row.eq(rowbase + orow - g.offset)
-        row_ok = (out_row >= 0) & (out_row < g.out_height) & ((orow < h) | ty_last)
-        mask = []
-        for col in range(N):
-            x = colbase + col - g.offset
-            ok = (x >= 0) & (x < g.out_width)
-            mask.append(ok & tx_last if col >= h else ok)
-        mask_sig = Signal(N)
-        m.d.comb += mask_sig.eq(Cat(*mask))
-        emit = take & row_ok & (mask_sig != 0)
-        if self._fault == "drop_beat":  # tests only: the write-back loses one beat
-            emit = emit & ~((oc == 0) & (orow == h - 1) & (tx == 0) & (ty == 0))
-        with m.If(~stall):
-            m.d.sync += [self.o_valid.eq(emit), self.o_data.eq(Cat(*outs)), self.o_mask.eq(mask_sig),
-                         self.o_chan.eq(oc), self.o_row.eq(out_row), self.o_col.eq(colbase)]
-        sent = Signal(range(g.out_beats + 1))
-        with m.If(self.o_valid & self.o_ready):
-            m.d.sync += sent.eq(sent + 1)
-        target = g.out_beats - (1 if self._fault == "early_done" else 0)
-        m.d.comb += self.done.eq(sent == target)
+        tail_fault = self._fault if self._fault in OutputTail.FAULTS else None
+        m.submodules.tail = tail = OutputTail(g, q, s.bias_int, finals, db, _fault=tail_fault)
+        m.d.comb += [tail.i_valid.eq(ifft.o_valid), tail.i_data.eq(ifft.o_data), ifft.o_ready.eq(tail.i_ready),
+                     tail.o_ready.eq(self.o_ready), self.done.eq(tail.done)]
+        m.d.comb += [getattr(self, p).eq(getattr(tail, p)) for p in ("o_valid", "o_data", "o_mask", "o_chan",
+                                                                      "o_row", "o_col")]
         return m
