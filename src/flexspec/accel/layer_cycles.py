@@ -189,11 +189,13 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig,
     def split_lower(ob, lo, hi, a_g):
         """A lower bound on split a_g's cycles a tile without its slices' schedules: the busiest row runs at
         least 1 / a_g of the least program of any grouping (the block's balanced groups' PE bounds,
-        sorted chunking per input channel) and reads out at least the widest slice."""
+        sorted chunking per input channel), and of the non-zeros over the kernels a group of a slice
+        holds at most (min(P, the widest slice)); it reads out at least the widest slice."""
         if a_g > 1 and not slices_fill(min(bo, g.cout), a_g):
             return np.inf
-        least = int(sch.pe_bound[ob, lo:hi].sum())
         widest = cout_slices(int(o_ch[ob]), a_g)[0][1]
+        nnz = int(model.nnz[ob * bo:ob * bo + int(o_ch[ob]), lo:hi].sum())
+        least = max(int(sch.pe_bound[ob, lo:hi].sum()), -(-nnz // min(config.pes, widest)))
         return max(shape_of(ob, lo, hi, -(-least // a_g), 0)[1], shape_of(ob, lo, hi, 1, widest)[1])
 
     def runs_compute(chained: bool):
