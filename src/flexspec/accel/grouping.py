@@ -3,14 +3,17 @@
 The kernels of every (output-channel block, input channel) pair are grouped by P (balanced
 grouping inside the block) and each group is scheduled conflict-free over the B banks x R ports
 (:func:`schedule_layer_blocks`; ``optimal`` / ``broadcast``, baselines ``inorder``), memoized by
-a caller-owned :class:`ScheduleCache`.  :func:`array_makespan` assigns the groups of a kernel-block
-run to the A arrays (a_t arrays over tiles x a_g over groups, groups longest-first to the
-least-loaded column: the closed-form estimate of ``flexspec.accel.pe_rule``).  What the generated
-cluster (``flexspec.rtl.cluster``) builds instead gives array row g a fixed output-channel slice
-(:func:`cout_slices`, one place for the RTL spec and the simulator) and the kernel groups of that
-slice, grouped inside it (``schedule_layer_blocks(..., slices=a_g)``, :meth:`ScheduleCache.sliced`):
-:func:`slice_makespan` charges that.  :func:`stored_stream_bits` counts a layer's kernels as the
-schedule stream the generated PE array stores (``flexspec.kernel_format.schedule_stream_bits``).
+a caller-owned :class:`ScheduleCache`.  How the A arrays share a kernel-block run is
+what the generated cluster (``flexspec.rtl.cluster``) builds: a_t array columns over tiles x a_g
+array rows, row g holding a fixed output-channel slice (:func:`cout_slices`, one place for the
+RTL spec and the simulator) and running the kernel groups of that slice, grouped inside it
+(``schedule_layer_blocks(..., slices=a_g)``, :meth:`ScheduleCache.sliced`); :func:`slice_makespan`
+charges that (the simulator), :func:`sliced_array_makespan` from closed-form makespans (the
+PE-array rule).  :func:`array_makespan` deals the groups to the a_g columns longest-first over any
+output channels instead (LPT): what a design with a cross-array adder could do, kept as that
+reference (``benchmarks/results/history/bench_pool_*_lpt.json``); the simulator does not use it.
+:func:`stored_stream_bits` counts a layer's kernels as the schedule stream the generated PE array
+stores (``flexspec.kernel_format.schedule_stream_bits``).
 """
 
 from __future__ import annotations
