@@ -2,10 +2,11 @@
 (helper h11f): ``flexspec.rtl.cluster`` needs F | a_t (FFT f serves columns f, f+F, ...), so at
 A = 36 the headline's 16/16 engines are not buildable; the neighbours F = E in {12, 18, 36} are,
 with a_g restricted to the splits where F divides a_t = 36 / a_g.  Each design is simulated as
-the simulator charges it (every a_g, groups dealt by LPT) and restricted to the buildable a_g
-(:class:`BuildableSplits`; still LPT within a split, so still an optimistic bound on the
-cluster's output-channel slices: ``bench_pool_vs_sim``), with the pool glue charged by
-``resources()``.  Writes benchmarks/results/bench_pool_headline.json.
+the simulator charges it (every a_g) and restricted to the buildable a_g (:class:`BuildableSplits`),
+with the pool glue charged by ``resources()``.  Within a split the simulator gives each array row
+its output-channel slice's kernel groups, as the cluster does (helper h12s; before, it dealt the
+groups by LPT over any output channels: ``results/history/bench_pool_headline_lpt.json``).
+Writes benchmarks/results/bench_pool_headline.json.
 Usage: nice python benchmarks/bench_pool_headline.py
 """
 

@@ -103,7 +103,8 @@ def binding_terms(network, kernels, result) -> dict:
         model = models[ld.layer_name]
         g = model.geom
         sch = schedules.get(masks[ld.layer_name], config, b.cout_block, "optimal")
-        st = layer_steps(ld, model, sch, config)
+        st = layer_steps(ld, model, sch, config, lambda a_g, mask=masks[ld.layer_name], bo=b.cout_block:
+                         schedules.sliced(mask, config, bo, a_g, "optimal"))
         _, _, _, pro, epi, _ = pipeline_steps(st, bpc)
         bo, bi = min(b.cout_block, g.cout), min(b.cin_block, g.cin)
         per_tile = np.zeros(3)  # program words, read-out cycles, tile-buffer rows, summed over the pairs

@@ -39,7 +39,7 @@ def small_net():
 
 def test_simulator_honours_the_split(small_net, monkeypatch):
     """'tiles' equals the design restricted to a_g = 1 by hand in the two places that split (the
-    benchmark's former monkeypatch of the simulator's ``array_makespan``, and the same restriction of the
+    benchmark's former monkeypatch of the simulator's split (now ``slice_makespan``), and the same restriction of the
     PE-array rule that picks the blockings); 'tiles+groups' is the unrestricted design; with 8 arrays
     on 28 x 28 .. 7 x 7 layers (25 .. 4 tiles) the tiles-only split never computes faster, and on some
     layers slower."""
@@ -47,12 +47,13 @@ def test_simulator_honours_the_split(small_net, monkeypatch):
     cfg = AcceleratorConfig(arrays=8, pes=4, banks=10, ports=2, fft_engines=2, ifft_engines=2, fft_size=8)
     both = simulate_network(net, "zcu102", cfg, masks, histograms=False)
     tiles = simulate_network(net, "zcu102", replace(cfg, array_split="tiles"), masks, histograms=False)
-    full = layer_cycles.array_makespan
-    monkeypatch.setattr(layer_cycles, "array_makespan",
-                        lambda cyc, t, a, divisors, interval=None: full(cyc, t, a, (1,), interval))
-    # the PE-array rule times its candidates with the same array_makespan (pe_rule.blocking_cycles)
-    monkeypatch.setattr(pe_rule, "array_makespan",
-                        lambda cyc, t, a, divisors, interval=None: full(cyc, t, a, (1,), interval))
+    sliced = layer_cycles.slice_makespan
+    monkeypatch.setattr(layer_cycles, "slice_makespan",
+                        lambda t, a, divisors, rows_of, interval, lower=None: sliced(t, a, (1,), rows_of, interval))
+    # the PE-array rule times its candidates with the same split (pe_rule.blocking_cycles)
+    full = pe_rule.sliced_array_makespan
+    monkeypatch.setattr(pe_rule, "sliced_array_makespan",
+                        lambda sl, ch, lo, hi, t, a, divisors, *rest: full(sl, ch, lo, hi, t, a, (1,), *rest))
     by_hand = simulate_network(net, "zcu102", cfg, masks, histograms=False)
     assert [lay.cycles for lay in tiles.layers] == [lay.cycles for lay in by_hand.layers]
     assert [lay.cycles for lay in both.layers] != [lay.cycles for lay in by_hand.layers]

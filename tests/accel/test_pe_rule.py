@@ -71,7 +71,8 @@ def test_compute_estimate_matches_the_simulated_steps():
             mask = masks[ld.layer_name]
             bank_of = resolve_bank_map("auto", mask, cfg.banks)
             est = blocking_cycles(m, cands, cfg, bank_of, kernel_bank_reads(mask, bank_of, cfg.banks))
-            st = layer_steps(ld, m, cache.get(mask, cfg, b.cout_block), cfg)
+            st = layer_steps(ld, m, cache.get(mask, cfg, b.cout_block), cfg,
+                             lambda a_g, mask=mask, bo=b.cout_block: cache.sliced(mask, cfg, bo, a_g))
             assert est["compute"][0] == pytest.approx(st.compute.sum(), rel=0.03), (cfg, ld.layer_name, b)
             assert est["fft"][0] == pytest.approx(st.fft.sum(), rel=1e-9)
 
@@ -93,7 +94,9 @@ def test_small_cout_blocks_lose_where_the_tile_load_binds():
     bank_of = resolve_bank_map("auto", mask, cfg.banks)
     est = blocking_cycles(m, c, cfg, bank_of, kernel_bank_reads(mask, bank_of, cfg.banks))
     small, big = (float(est["compute"][c["cout_block"] == b][0]) for b in (16, 128))
-    assert small > 1.5 * big  # measured 1.60x
+    # measured 1.60x with the groups dealt by LPT over any channels; 1.19x with the cluster's output-channel
+    # slices (h12s): on 73 arrays neither block can give 73 rows a slice each, so both run a tile an array
+    assert small > 1.15 * big
 
 
 def test_search_ranking_counts_the_stored_stream():

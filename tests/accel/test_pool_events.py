@@ -4,15 +4,24 @@ cycle: ``tests/rtl/test_pool_cluster.py``.)"""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from flexspec.accel.arch import AcceleratorConfig
-from flexspec.accel.layer_events import EngineGeometry, engine_events
+from flexspec.accel.design_dataflow import precision_of
+from flexspec.accel.engine import readout_requests
+from flexspec.accel.grouping import ScheduleCache, cout_slices, schedule_layer_blocks, slices_fill
+from flexspec.accel.layer_cycles import layer_steps
+from flexspec.accel.layer_events import (EngineGeometry, channel_depth, engine_events,
+                                         fft_channel_interval_cycles)
 from flexspec.accel.pool_events import pool_events, pool_layer_cycles
+from flexspec.dataflow.model import Blocking, LayerModel
 from flexspec.errors import UsageError
+from flexspec.workload.layers import ConvLayer
 
 geometries = st.builds(
     lambda n, hw, cin, cout, depth, prog, pes, k: EngineGeometry(n, 3, 1, hw[0], hw[1], cin, cout, depth, prog, pes, k),
@@ -116,3 +125,78 @@ def test_resources_charge_the_glue():
     one, _ = block_usage(replace(per, arrays=1, fft_engines=1, ifft_engines=1), dev)
     assert "pool_glue" not in pb
     assert pb["engine_glue"]["lut"] == pytest.approx(12 * one["engine_glue"]["lut"])
+
+
+# ------------------------------------------- the simulator's group split against the pool model (h12s)
+def _split_config(cfg: AcceleratorConfig, a_g: int) -> AcceleratorConfig:
+    """``cfg`` with the array split fixed to a_t = A / a_g columns x a_g rows."""
+    fixed = type(f"Split{a_g}", (AcceleratorConfig,), {"group_splits": property(lambda self: (a_g,))})
+    return fixed(**cfg.to_dict())
+
+
+def _simulated_pass(mask, cfg: AcceleratorConfig, a_g: int, height: int, width: int) -> tuple:
+    """(cycles of the PE-array pass, engine cycles a tile of the busiest row) that the simulator
+    (``layer_cycles.layer_steps``) charges for the layer walked as one kernel block on split a_g."""
+    cout, cin, _ = mask.shape
+    model = LayerModel(ConvLayer("l", cin, cout, height, width, 3, padding=1), mask, cfg.fft_size,
+                       precision_of(cfg))
+    tr = model.traffic(Blocking("oit", cout, cin, model.geom.tiles))
+    cache = ScheduleCache()
+    st = layer_steps(SimpleNamespace(traffic=tr), model, cache.get(mask, cfg, cout), _split_config(cfg, a_g),
+                     lambda d: cache.sliced(mask, cfg, cout, d))
+    return float(st.compute.sum()) + st.pass_overhead_cycles, float(st.compute.sum())
+
+
+splits = st.builds(lambda a_t, a_g, fi, e: (a_t, a_g, fi, e), st.integers(1, 3), st.integers(1, 3),
+                   st.integers(0, 2), st.integers(1, 9))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 5), st.integers(2, 30), st.integers(6, 26), st.integers(6, 26), splits,
+       st.sampled_from([2, 4, 8]), st.sampled_from([(4, 1), (8, 2), (10, 1)]), st.sampled_from([1, 2, 8]),
+       st.floats(0.1, 0.6), st.integers(0, 2**31 - 1))
+def test_simulator_split_bounds_the_pool_model(cin, cout, height, width, split, pes, banks_ports, k, density, seed):
+    """The simulator's split (array row g runs its output-channel slice's groups, a column takes a tile
+    every max_g of its rows' engine intervals) against the cluster's event model (``pool_events``, an
+    independent recurrence checked against the RTL to the cycle): the simulated pass -- its tiles at
+    the busiest row's interval, plus the pass's fill and drain -- never exceeds the pool's cycles (the
+    pool also waits for its FFTs and IFFTs, which the simulator charges beside the pass)."""
+    a_t, a_g, fi, e = split
+    f = [d for d in range(1, a_t + 1) if a_t % d == 0][fi % len([d for d in range(1, a_t + 1) if a_t % d == 0])]
+    assume(slices_fill(cout, a_g))
+    b, r = banks_ports
+    cfg = AcceleratorConfig(arrays=a_t * a_g, pes=pes, banks=b, ports=r, fft_engines=f, ifft_engines=e, fft_size=8,
+                            readout_rows=k)
+    mask = np.random.default_rng(seed).random((cout, cin, 40)) < density
+    simulated, _ = _simulated_pass(mask, cfg, a_g, height, width)
+    assert simulated <= pool_layer_cycles(mask, cfg, a_g, height, width)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(st.integers(2, 4), st.integers(12, 40), st.integers(1, 3), st.integers(1, 3), st.sampled_from([2, 4]),
+       st.sampled_from([(4, 1), (8, 2), (10, 1)]), st.sampled_from([2, 8]), st.floats(0.4, 0.8),
+       st.integers(0, 2**31 - 1))
+def test_simulator_split_charges_the_pool_models_tile_rate(cin, cout, a_t, a_g, pes, banks_ports, k, density, seed):
+    """Where the engines keep up and the arrays are compute bound (an FFT per array column, an IFFT
+    per array, every row's program at least twice its column's FFT feed, its slice's inverse
+    transforms and its read-out requests), two more tiles per column
+    cost the cluster (``pool_events``) what they cost in the simulator, 2 x the busiest row's engine
+    interval, or a little more: within 5% (the cluster's FFT writer has two slots, so on short
+    programs a tile's load can trail its FFT's pipeline by a few cycles: the one-array engine's own
+    gap to the simulator, which charges the FFTs beside the pass).  Layers 6 tiles wide per
+    column, 10 and 12 tile rows high."""
+    assume(slices_fill(cout, a_g))
+    b, r = banks_ports
+    cfg = AcceleratorConfig(arrays=a_t * a_g, pes=pes, banks=b, ports=r, fft_engines=a_t, ifft_engines=a_t * a_g,
+                            fft_size=8, readout_rows=k)
+    mask = np.random.default_rng(seed).random((cout, cin, 40)) < density
+    sl = schedule_layer_blocks(mask, cfg, cout, slices=a_g)
+    feed = cin * fft_channel_interval_cycles(8, channel_depth(sl.schedule.bank_of, b))
+    widest = max(n for _, n in cout_slices(cout, a_g))
+    busy = max(feed, widest * 8, readout_requests(widest, 8, k))
+    assume(min(int(sl.cycles[g].sum()) for g in range(a_g)) >= 2 * busy)
+    width = 6 * a_t
+    d_pool = pool_layer_cycles(mask, cfg, a_g, 6 * 12, width) - pool_layer_cycles(mask, cfg, a_g, 6 * 10, width)
+    d_sim = _simulated_pass(mask, cfg, a_g, 6 * 12, width)[1] - _simulated_pass(mask, cfg, a_g, 6 * 10, width)[1]
+    assert d_pool >= d_sim - 1.0
+    assert d_pool == pytest.approx(d_sim, rel=0.05)

@@ -86,7 +86,8 @@ def test_step_loads_match_brute_force_loop_nest():
         tr = m.traffic(blk)
         ld = LayerDataflow(layer.name, "spectral", tr, tr.kernels_bits, tr.inputs_bits, tr.outputs_bits,
                            tr.psums_bits, tr.onchip_bits, m.bound(), m.complex_macs, 1.0, 1.0)
-        st = layer_steps(ld, m, schedule_layer_blocks(mask, cfg, 32), cfg)
+        st = layer_steps(ld, m, schedule_layer_blocks(mask, cfg, 32), cfg,
+                         lambda a_g: schedule_layer_blocks(mask, cfg, 32, slices=a_g))
         loops = {"o": tr.cout_blocks, "i": tr.cin_blocks, "t": tr.tile_blocks}
         prev, kl = {}, 0
         for a in range(loops[order[0]]):

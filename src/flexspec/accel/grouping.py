@@ -3,16 +3,25 @@
 The kernels of every (output-channel block, input channel) pair are grouped by P (balanced
 grouping inside the block) and each group is scheduled conflict-free over the B banks x R ports
 (:func:`schedule_layer_blocks`; ``optimal`` / ``broadcast``, baselines ``inorder``), memoized by
-a caller-owned :class:`ScheduleCache`.  :func:`array_makespan` assigns the groups of a kernel-block
-run to the A arrays (a_t arrays over tiles x a_g over groups, groups longest-first to the
-least-loaded column).  :func:`stored_stream_bits` counts a layer's kernels as the schedule stream
-the generated PE array stores (``flexspec.kernel_format.schedule_stream_bits``).
+a caller-owned :class:`ScheduleCache`.  How the A arrays share a kernel-block run is
+what the generated cluster (``flexspec.rtl.cluster``) builds: a_t array columns over tiles x a_g
+array rows, row g holding a fixed output-channel slice (:func:`cout_slices`, one place for the
+RTL spec and the simulator) and running the kernel groups of that slice, grouped inside it
+(``schedule_layer_blocks(..., slices=a_g)``, :meth:`ScheduleCache.sliced`); :func:`slice_makespan`
+charges that (the simulator), :func:`sliced_array_makespan` from closed-form makespans (the
+PE-array rule).  :func:`array_makespan` deals the groups to the a_g columns longest-first over any
+output channels instead (LPT): what a design with a cross-array adder could do, kept as that
+reference (``benchmarks/results/history/bench_pool_*_lpt.json``); the simulator does not use it.
+:func:`stored_stream_bits` counts a layer's kernels as the schedule stream the generated PE array
+stores (``flexspec.kernel_format.schedule_stream_bits``).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -21,6 +30,7 @@ from ..rtl.config import PEArrayConfig
 from ..rtl.program import program_length
 from ..schedule import group_kernels, schedule_groups
 from ..schedule.model import resolve_bank_map
+from ..errors import UsageError
 from ._lpt import lpt_span
 from .arch import AcceleratorConfig
 
@@ -29,26 +39,61 @@ from .arch import AcceleratorConfig
 class LayerSchedules:
     """Schedules of one layer's kernel groups for one cout blocking.
 
-    Groups are ordered (cout block, input channel, k); ``cycles`` [nO, Cin, per_block]."""
+    Groups are ordered (cout block, input channel, k); ``cycles`` [nO, Cin, per_block].  Sliced
+    (``slices`` = a_g > 1, :func:`schedule_layer_blocks`): every cout block is cut into the a_g
+    array rows' output-channel slices (:func:`cout_slices`) and grouped inside each slice; the
+    first axis is then ``block * slices + row`` and ``cout_block`` the widest slice."""
 
     schedule: object  # flexspec.schedule.Schedule
     groups: np.ndarray  # int [G, P] flat kernel ids j*Cin + i, -1 idle
     cycles: np.ndarray
     pe_bound: np.ndarray  # same shape: max non-zeros of one PE (no-conflict makespan)
     cout_block: int
+    slices: int = 1
+
+
+@lru_cache(maxsize=1 << 12)
+def cout_slices(channels: int, rows: int) -> tuple:
+    """(first channel, channels) of each of ``rows`` array rows' output-channel slices of
+    ``channels`` output channels: ceil(channels / rows) a row, the last row the rest (rows past the
+    channels get none).  The generated cluster's rule (``flexspec.rtl.cluster_case``: array row g
+    holds the accumulators of slice g and runs its kernel groups) and the simulator's."""
+    channels, rows = int(channels), int(rows)
+    if channels < 0 or rows < 1:
+        raise UsageError(f"output-channel slices need channels >= 0 and rows >= 1, got {channels} and {rows}")
+    width = -(-channels // rows)
+    return tuple((min(channels, r * width), max(0, min(channels, (r + 1) * width) - r * width)) for r in range(rows))
+
+
+def slices_fill(channels: int, rows: int) -> bool:
+    """Whether every one of ``rows`` array rows gets at least one of ``channels`` output channels
+    (:func:`cout_slices`); the cluster refuses a split that leaves a row empty."""
+    return all(n > 0 for _, n in cout_slices(channels, rows))
 
 
 def schedule_layer_blocks(mask: np.ndarray, config: AcceleratorConfig, cout_block: int, method: str = "optimal",
-                          bank_map="auto") -> LayerSchedules:
+                          bank_map="auto", slices: int = 1) -> LayerSchedules:
+    """Balanced groups of every cout block (or, with ``slices`` = a_g > 1, of every array row's
+    output-channel slice of every cout block: :func:`cout_slices`) and their conflict-free schedules
+    (one bank map for the layer)."""
     cout, cin, f = mask.shape
     p = config.pes
     bo = min(cout_block, cout)
     n_o = -(-cout // bo)
-    per = -(-bo // p)
+    slices = int(slices)
+    width = -(-bo // slices)
+    per = -(-width // p)
     bank_of = resolve_bank_map(bank_map, mask, config.banks)
-    all_groups, all_masks = [], []
+    bounds = []
     for o in range(n_o):
-        lo, hi = o * bo, min(cout, (o + 1) * bo)
+        first, n = o * bo, min(bo, cout - o * bo)
+        bounds += [(first + lo, first + lo + k) for lo, k in cout_slices(n, slices)]
+    all_groups, all_masks = [], []
+    for lo, hi in bounds:
+        if hi == lo:  # an array row without channels in a short last block: idle groups
+            all_groups.append(np.full((cin * per, p), -1, dtype=np.int64))
+            all_masks.append(np.zeros((cin * per, p, f), dtype=bool))
+            continue
         g, gm = group_kernels(mask[lo:hi], p, "balanced")
         # ids are local to the block: re-base them to the layer, pad to `per` groups per channel
         j, i = np.divmod(np.where(g >= 0, g, 0), cin)
@@ -64,10 +109,10 @@ def schedule_layer_blocks(mask: np.ndarray, config: AcceleratorConfig, cout_bloc
     gm = np.concatenate(all_masks)
     m = method if method != "optimal" or not config.broadcast else "broadcast"
     sched = schedule_groups(gm, config.banks, config.ports, broadcast=config.broadcast, bank_map=bank_of, method=m)
-    shape = (n_o, cin, per)
+    shape = (len(bounds), cin, per)
     pe_bound = gm.sum(axis=2, dtype=np.int64).max(axis=1)
     return LayerSchedules(sched, groups, np.asarray(sched.cycles, np.int64).reshape(shape), pe_bound.reshape(shape),
-                          bo)
+                          width, slices)
 
 
 class ScheduleCache:
@@ -116,6 +161,25 @@ class ScheduleCache:
                min(int(cout_block), mask.shape[0]), bank_map_key(bmap))
         if key not in self._entries:
             self._entries[key] = schedule_layer_blocks(mask, config, cout_block, method, bank_map=bmap)
+        return self._entries[key]
+
+    def sliced(self, mask: np.ndarray, config: AcceleratorConfig, cout_block: int, rows: int,
+               method: str = "optimal"):
+        """The schedules of ``cout_block`` blocks cut into ``rows`` array rows' output-channel
+        slices (``schedule_layer_blocks(..., slices=rows)``).  Where every slice of every block is
+        a whole block of the slice width (one cout block, or equal blocks dividing evenly, no
+        empty row), that is :meth:`get` at the slice width, shared with (and served by) it."""
+        mask = np.asarray(mask, dtype=bool)
+        cout = mask.shape[0]
+        bo = min(int(cout_block), cout)
+        width = -(-bo // rows)
+        if rows == 1 or (slices_fill(bo, rows) and (bo == cout or (cout % bo == 0 and bo % rows == 0))):
+            return self.get(mask, config, width, method)
+        bmap = self.bank_map_for(mask, config.banks)
+        key = ("sliced", self.digest(mask), mask.shape, config.pes, config.banks, config.ports, config.broadcast,
+               method, bo, int(rows), bank_map_key(bmap))
+        if key not in self._entries:
+            self._entries[key] = schedule_layer_blocks(mask, config, bo, method, bank_map=bmap, slices=rows)
         return self._entries[key]
 
 
@@ -168,6 +232,74 @@ def array_makespan(cyc: np.ndarray, tiles: int, arrays: int, divisors, interval=
         total = -(-np.asarray(tiles) // a_t) * per_tile  # tiles may be an array (one total each)
         best = total if best is None else np.minimum(best, total)
     return best if np.ndim(best) else best.item()
+
+
+def slice_makespan(tiles, arrays: int, splits, rows_of: Callable, interval: Callable,
+                   lower: Callable | None = None) -> tuple:
+    """(cycles, a_g) of the fastest split of ``splits`` for ``tiles`` tiles of one kernel-block run on
+    ``arrays`` arrays as the generated cluster runs it: a_t = A / a_g array columns take the tiles
+    (ceil(tiles / a_t) each), the a_g arrays of a column get every tile (the broadcast) and array
+    row g runs its output-channel slice's program on it and reads out that slice; the broadcast
+    bus feeds a column's rows together, so the column takes a tile every ``max_g interval(L_g,
+    outs_g)`` cycles.  ``rows_of(a_g)``: (program words L_g, output channels outs_g) of each row,
+    or None where the split cannot run (a row without channels); ``interval(words, outs)``: the
+    engine's cycles per tile (:meth:`flexspec.accel.engine.PassShape.interval`, non-decreasing in
+    both).  Ties go to the split listed first.  ``lower(a_g)``: optional, a lower bound on a split's
+    cycles a tile; splits are then tried from the lowest bound and those whose bound exceeds the
+    best found are not built (the result is the same, ``rows_of`` is asked less).  ``tiles``: an
+    int, or an int array (cycles and a_g of each count, as arrays)."""
+    t = np.atleast_1d(np.asarray(tiles, dtype=np.int64))
+    order = list(enumerate(int(d) for d in splits))
+    passes = {a_g: -(-t // (int(arrays) // a_g)) for _, a_g in order}
+    bound = {}
+    if lower is not None:
+        bound = {a_g: passes[a_g] * lower(a_g) for _, a_g in order}
+        order.sort(key=lambda x: (float(np.min(bound[x[1]])), x[0]))
+    best = np.full(t.shape, np.inf)
+    best_pos = np.full(t.shape, len(order))
+    best_split = np.zeros(t.shape, dtype=np.int64)
+    for pos, a_g in order:
+        if bound and np.all(bound[a_g] > best):
+            continue
+        rows = rows_of(a_g)
+        if rows is None:
+            continue
+        most: dict = {}  # the row with the most words for each slice width sets the interval
+        for w, o in rows:
+            most[int(o)] = max(most.get(int(o), 0), int(w))
+        total = passes[a_g] * max(interval(w, o) for o, w in most.items())
+        better = (total < best) | ((total == best) & (pos < best_pos))
+        best, best_pos, best_split = (np.where(better, x, y) for x, y in ((total, best), (pos, best_pos),
+                                                                         (a_g, best_split)))
+    if not np.all(np.isfinite(best)):
+        raise UsageError(f"no array split of {list(splits)} can run this kernel block on {arrays} arrays")
+    if np.ndim(tiles):
+        return best, best_split
+    return best[0].item(), int(best_split[0])
+
+
+def sliced_array_makespan(slice_groups: Callable, channels: int, lo: int, hi: int, tiles, arrays: int, splits,
+                          interval: Callable, drains: bool = True, least_words: int | None = None):
+    """Cycles (:func:`slice_makespan`) of input channels lo..hi of a cout block of ``channels``
+    output channels from closed-form group makespans: ``slice_groups(a_g)`` -> int [a_g, groups a
+    channel, Cin], the makespans of the groups of each of the block's a_g output-channel slices
+    (:func:`cout_slices`, grouped inside each slice); ``interval(words, outs)``: the engine's
+    cycles per tile; ``drains``: the run reads its slice's accumulators out; ``least_words``:
+    optional, at most the least program of any grouping of those kernels (e.g. the sum of the
+    balanced groups' PE bounds), to skip splits that cannot win.  ``tiles``: an int or an int array."""
+    def rows_of(a_g):
+        if a_g > 1 and not slices_fill(channels, a_g):
+            return None
+        words = np.asarray(slice_groups(a_g))[:, :, lo:hi].sum(axis=(1, 2))
+        return [(int(w), n if drains else 0) for w, (_, n) in zip(words, cout_slices(channels, a_g), strict=True)]
+
+    def lower(a_g):
+        if a_g > 1 and not slices_fill(channels, a_g):
+            return np.inf
+        widest = cout_slices(channels, a_g)[0][1] if drains else 0
+        return max(interval(-(-least_words // a_g), 0), interval(1, widest))
+
+    return slice_makespan(tiles, arrays, splits, rows_of, interval, None if least_words is None else lower)[0]
 
 
 def stream_array(config: AcceleratorConfig, sch: LayerSchedules, in_channels: int) -> PEArrayConfig:

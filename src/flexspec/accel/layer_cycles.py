@@ -5,8 +5,9 @@ is loaded when its block index changes (kernels, input tiles -- forward FFTs on 
 input --, partial sums on a revisit); an accumulator block is written (partial sums, or the
 finished output after the inverse FFTs) when its visit ends.  The per-step bytes add up *exactly*
 to the dataflow model's traffic.  Compute: consecutive steps on the same kernel block form a run,
-split over the A arrays by :func:`flexspec.accel.grouping.array_makespan` (the splits the
-design's ``array_split`` allows) at the engine's cycles per tile (:mod:`.engine`), its
+split over the A arrays by :func:`flexspec.accel.grouping.slice_makespan` (the splits the
+design's ``array_split`` allows; array row g runs its output-channel slice's kernel groups, as the
+generated cluster does) at the engine's cycles per tile (:mod:`.engine`), its
 accumulators read out after every run; a walk that chains the cin blocks
 (:func:`flexspec.accel.layer_events.cin_chained`) runs every cin block of an accumulator visit as
 one run read out once (a tile an array: :func:`~flexspec.accel.layer_events.chain_splits`).  :func:`pipeline_steps` overlaps the steps under double buffering.
@@ -14,6 +15,7 @@ one run read out once (a tile an array: :func:`~flexspec.accel.layer_events.chai
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -21,7 +23,8 @@ import numpy as np
 from .arch import AcceleratorConfig
 from .engine import PassShape, pass_shape
 from .layer_events import chain_splits, channel_depth, cin_chained, fft_channel_interval_cycles
-from .grouping import LayerSchedules, array_makespan, schedule_layer_blocks
+from ..errors import UsageError
+from .grouping import LayerSchedules, cout_slices, schedule_layer_blocks, slice_makespan, slices_fill
 from .results import LayerResult
 from .spatial import layer_result as spatial_layer_result, spatial_conv_cost
 
@@ -72,8 +75,13 @@ class LayerSteps:
     pass_load_cycles: int = 0  # the part of that fill which writes the first tile into the tile buffer
 
 
-def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig) -> LayerSteps:
-    """Unroll one layer's blocked nest into steps with their bytes, FFTs and compute."""
+def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig,
+                sliced: Callable[[int], LayerSchedules] | None = None) -> LayerSteps:
+    """Unroll one layer's blocked nest into steps with their bytes, FFTs and compute.
+
+    ``sch``: the layer's schedules at the blocking's cout block; ``sliced(a_g)``: the same blocks
+    cut into a_g array rows' output-channel slices (``ScheduleCache.sliced``), needed when the
+    design splits kernel groups over arrays (``config.group_splits`` beyond 1)."""
     tr = ld.traffic
     b = tr.blocking
     g = model.geom
@@ -145,10 +153,50 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig) -> La
     # (layer_events.cin_chained: cin innermost, a tile an array) can instead run a tile block's cin
     # blocks back to back into the same accumulators, read out once (its run: the accumulator
     # visit); the compiler chains only when that is faster (a chain holds one tile an array, so it
-    # may leave arrays idle that a group split would use)
+    # may leave arrays idle that a group split would use).  A split a_t x a_g gives array row g
+    # the kernel groups of its output-channel slice (grouping.slice_makespan), as the cluster does
     a = config.arrays
     divisors = config.group_splits
     tiles_step = t_cnt[t].astype(np.int64)
+    if sliced is None:
+        if any(d > 1 for d in divisors):
+            raise UsageError("layer_steps: a design that splits kernel groups over arrays needs the sliced "
+                             "schedules (sliced=)")
+        sliced = {1: sch}.__getitem__
+    by_split: dict = {}
+    intervals: dict = {}
+
+    def sliced_of(a_g: int) -> LayerSchedules:
+        if a_g not in by_split:
+            by_split[a_g] = sliced(a_g)
+        return by_split[a_g]
+
+    def shape_of(ob, lo, hi, words, outs):  # (pass shape, cycles a tile) of one array row on this kernel block
+        key = (lo, hi, words, outs)
+        if key not in intervals:
+            shp = _pass_shape(sch, ob, lo, hi, outs, config, [words])
+            intervals[key] = (shp, shp.interval())
+        return intervals[key]
+
+    def split_rows(ob, lo, hi, a_g):
+        """(words, outs) of each array row of split a_g on input channels lo..hi of cout block ob."""
+        if a_g > 1 and not slices_fill(min(bo, g.cout), a_g):
+            return None  # the cluster cannot build a row without channels
+        ss = sliced_of(a_g)
+        words = ss.cycles[ob * a_g:(ob + 1) * a_g, lo:hi].sum(axis=(1, 2))
+        return [(int(w), n) for w, (_, n) in zip(words, cout_slices(int(o_ch[ob]), a_g), strict=True)]
+
+    def split_lower(ob, lo, hi, a_g):
+        """A lower bound on split a_g's cycles a tile without its slices' schedules: the busiest row runs at
+        least 1 / a_g of the least program of any grouping (the block's balanced groups' PE bounds,
+        sorted chunking per input channel), and of the non-zeros over the kernels a group of a slice
+        holds at most (min(P, the widest slice)); it reads out at least the widest slice."""
+        if a_g > 1 and not slices_fill(min(bo, g.cout), a_g):
+            return np.inf
+        widest = cout_slices(int(o_ch[ob]), a_g)[0][1]
+        nnz = int(model.nnz[ob * bo:ob * bo + int(o_ch[ob]), lo:hi].sum())
+        least = max(int(sch.pe_bound[ob, lo:hi].sum()), -(-nnz // min(config.pes, widest)))
+        return max(shape_of(ob, lo, hi, -(-least // a_g), 0)[1], shape_of(ob, lo, hi, 1, widest)[1])
 
     def runs_compute(chained: bool):
         run_start = np.nonzero(a_new if chained else k_new)[0]
@@ -168,17 +216,16 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig) -> La
                 ntiles, lo, hi = int(tiles_step[s0:s1].sum()), ib * bi, min(g.cin, (ib + 1) * bi)
                 ck, splits = (ob, ib, ntiles), divisors
             if ck not in cache:
-                cyc = sch.cycles[ob, lo:hi].ravel()
-                pb = sch.pe_bound[ob, lo:hi].ravel()
-                outs = int(o_ch[ob])
-
-                def interval(words, ob=ob, lo=lo, hi=hi, outs=outs):  # engine cycles a tile, program of `words`
-                    return _pass_shape(sch, ob, lo, hi, outs, config, [words]).interval()
-
-                span = array_makespan(cyc, ntiles, a, splits, interval)
-                tot = int(cyc.sum())
-                cache[ck] = (span, span * (int(pb.sum()) / tot if tot else 1.0))
-                shape = _pass_shape(sch, ob, lo, hi, int(o_ch[ob]), config)
+                span, a_g = slice_makespan(ntiles, a, splits, lambda d, ob=ob, lo=lo, hi=hi: split_rows(ob, lo, hi, d),
+                                           lambda w, n, ob=ob, lo=lo, hi=hi: shape_of(ob, lo, hi, w, n)[1],
+                                           lambda d, ob=ob, lo=lo, hi=hi: split_lower(ob, lo, hi, d))
+                ss = sliced_of(a_g)
+                rows = slice(ob * a_g, (ob + 1) * a_g)
+                tot = int(ss.cycles[rows, lo:hi].sum())
+                cache[ck] = (span, span * (int(ss.pe_bound[rows, lo:hi].sum()) / tot if tot else 1.0))
+                # the pass's fill and drain: the split's slowest array row
+                shape = max((shape_of(ob, lo, hi, w, n) for w, n in split_rows(ob, lo, hi, a_g)),
+                            key=lambda x: (x[1], x[0].overhead()))[0]
                 if chained:  # the pass starts once the chain's first cin block is in the tile buffer
                     first_rows = _pass_shape(sch, ob, 0, int(i_ch[0]), 0, config).rows_per_tile
                     shape = replace(shape, rows_per_tile=first_rows)

@@ -3,7 +3,8 @@
 The P PEs of an array work on P output channels of one input channel, so a kernel block holds a
 multiple of P output channels (or all of them).  Each blocking's time is estimated as the
 simulator charges it (:func:`blocking_cycles`): its kernel-block runs split over the A arrays by
-the simulator's own :func:`flexspec.accel.grouping.array_makespan`, each tile at the engine's
+the simulator's own split (:func:`flexspec.accel.grouping.sliced_array_makespan`: array row g runs
+its output-channel slice's groups, as the cluster builds it), each tile at the engine's
 interval (:func:`flexspec.accel.engine.pass_shape`: the tile buffer's rows, the program, the
 accumulators' read-out at N/K requests a column on every kernel-block run), the forward FFTs
 at the RTL's rate (:func:`flexspec.accel.layer_events.fft_channel_interval_cycles`; recomputed for
@@ -26,7 +27,7 @@ from ..rtl.config import PEArrayConfig
 from ..schedule.model import resolve_bank_map
 from .arch import AcceleratorConfig
 from .engine import PassShape, pass_shape
-from .grouping import array_makespan
+from .grouping import sliced_array_makespan
 from .layer_events import chain_splits, channel_depth, cin_chained, fft_channel_interval_cycles
 
 #: Blockings offered to the dataflow optimizer take at most 1 / this of the estimated time
@@ -156,7 +157,7 @@ def blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, bank
 
     A run is the steps that keep one kernel block: every tile when the tile loop lies inside the
     innermost kernel loop with more than one trip, else one tile block.  Each run takes
-    :func:`flexspec.accel.grouping.array_makespan` of its groups over the A arrays, a tile every
+    :func:`flexspec.accel.grouping.sliced_array_makespan` of its slices' groups over the A arrays, a tile every
     ``engine.pass_shape(...).interval()`` cycles (tile-buffer rows = cin block x the bank map's
     deepest bank; the read-out of the cout block's accumulators, N/K requests a column, on every
     run: an accumulator half holds one tile, so a cin block's partial sums leave it, as
@@ -202,18 +203,28 @@ def blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, bank
             memo[key] = {}
         need = [t for t in np.unique(tiles) if t > 0 and t not in memo[key]]
         if need:
-            cyc = groups_of(o_blk, stream)[0][:, lo:hi].T.ravel()  # channel-major, as the schedules hold them
-            outs = min(o_blk, g.cout) if drains else 0
+            chans = min(o_blk, g.cout)
 
-            def interval(words):  # the engine's cycles per tile for a program of `words`, as the simulator
+            def interval(words, outs):  # the engine's cycles per tile for a program of `words`, as the simulator
                 return _interval(pass_shape([words], hi - lo, outs, bank_of, config.banks, config.pes,
                                             config.fft_size, config.readout_rows))
 
+            def slices(a_g):  # the groups of the block's a_g output-channel slices, as the simulator splits
+                if ("slices", chans, a_g) not in groups:
+                    groups[("slices", chans, a_g)] = group_makespans(
+                        nnz[:chans], None if bank_reads is None else bank_reads[:chans], config.pes, config.ports,
+                        -(-chans // a_g))
+                return groups[("slices", chans, a_g)]
+
+            if ("pe_bound", chans) not in groups:  # the least program of any grouping: skips splits that cannot win
+                groups[("pe_bound", chans)] = group_makespans(nnz[:chans], None, config.pes, config.ports, chans)
+            least = int(groups[("pe_bound", chans)][:, :, lo:hi].sum())
             if chain:
-                spans = [array_makespan(cyc, int(t), a, chain_splits(divisors, a, int(t)), interval) for t in need]
+                spans = [sliced_array_makespan(slices, chans, lo, hi, int(t), a, chain_splits(divisors, a, int(t)),
+                                               interval, drains, least) for t in need]
             else:
-                spans = np.atleast_1d(array_makespan(cyc, np.array(need, dtype=np.int64), a, divisors,
-                                                     interval)).tolist()
+                spans = sliced_array_makespan(slices, chans, lo, hi, np.array(need, dtype=np.int64), a, divisors,
+                                              interval, drains, least).tolist()
             memo[key].update(zip(need, spans, strict=True))
         return np.array([memo[key][t] if t > 0 else 0 for t in tiles], dtype=float)
 

@@ -37,7 +37,7 @@ from ..rtl.fft_contract import release_index, transform_latency_cycles
 from ..rtl.program import program_length
 from .engine import OUTPUT_CYCLES, TILE_RELEASE_CYCLES, issue_and_drain, readout_requests
 from .fixed_point import FFTFormat
-from .grouping import schedule_layer_blocks
+from .grouping import cout_slices, schedule_layer_blocks, slices_fill
 from .layer_events import (CREDIT_CYCLES, CREDITS, FIFO_COMPLETE_CYCLES, OLA_CYCLES, SLOT_FREE_CYCLES,
                            WRITER_FILL_CYCLES, EngineGeometry, channel_depth)
 
@@ -140,8 +140,8 @@ def pool_layer_cycles(mask, config, a_g: int, height: int, width: int, kernel_si
                       method: str = "optimal", bank_map="auto") -> int:
     """Cycles of one layer (one kernel block: all Cin in the tile buffers, all Cout over the array
     rows) on the cluster ``flexspec.rtl.cluster`` builds for ``config`` split ``a_t = A / a_g`` x
-    ``a_g``, from the simulator's own schedule of the row slices (``schedule_layer_blocks`` with cout
-    blocks of ``ceil(Cout / a_g)``); ``config.fft_engines`` must divide a_t."""
+    ``a_g``, from the simulator's own schedule of the row slices (``schedule_layer_blocks(...,
+    slices=a_g)``: :func:`flexspec.accel.grouping.cout_slices`); ``config.fft_engines`` must divide a_t."""
     mask = np.asarray(mask, dtype=bool)
     cout, cin, _ = mask.shape
     if config.arrays % a_g:
@@ -149,11 +149,12 @@ def pool_layer_cycles(mask, config, a_g: int, height: int, width: int, kernel_si
     a_t = config.arrays // a_g
     if a_t % config.fft_engines:
         raise UsageError(f"pool: the {config.fft_engines} FFT engines must divide the {a_t} array columns")
-    bo = -(-cout // a_g)
-    sch = schedule_layer_blocks(mask, config, bo, method, bank_map=bank_map)
+    if not slices_fill(cout, a_g):
+        raise UsageError(f"pool: {a_g} array rows leave an empty output-channel slice of {cout} channels")
+    sch = schedule_layer_blocks(mask, config, cout, method, bank_map=bank_map, slices=a_g)
     rows = sch.cycles.shape[0]
     programs = [program_length(sch.cycles[g].ravel()) for g in range(rows)]
-    channels = [min(bo, cout - g * bo) for g in range(rows)]
+    channels = [n for _, n in cout_slices(cout, a_g)]
     geom = EngineGeometry(config.fft_size, kernel_size, padding, height, width, cin, cout,
                           channel_depth(sch.schedule.bank_of, config.banks), max(programs), config.pes,
                           config.readout_rows)

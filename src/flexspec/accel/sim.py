@@ -22,9 +22,12 @@ Pipeline of one simulation
    revisit); an accumulator block is written (partial sums, or the finished output after the
    inverse FFTs) when its visit ends.  The per-step bytes add up *exactly* to the dataflow
    model's traffic (tests check it).  Compute: consecutive steps on the same kernel block form a
-   run; the A arrays split a run as a_t arrays over tiles x a_g arrays over kernel groups
-   (best divisor pair), each group taking its schedule's makespan per tile; groups are assigned
-   to the a_g array columns longest-first to the least-loaded column (LPT).
+   run; the A arrays split a run as a_t array columns over tiles x a_g array rows (best split of
+   ``config.group_splits``), as the generated cluster (``flexspec.rtl.cluster``) does: every tile
+   of a column goes to its a_g rows, row g holds a fixed output-channel slice of the cout block
+   (``grouping.cout_slices``) and runs that slice's kernel groups (grouped inside the slice)
+   back to back, each group taking its schedule's makespan; a column takes a tile every
+   ``max_g`` of its rows' engine intervals (``grouping.slice_makespan``).
 5. Timing: double buffering overlaps step s's compute with step s+1's loads / FFTs and step
    s-1's writes / inverse FFTs: a step lasts max(compute, memory, FFT, IFFT).  Between layers,
    the next layer's first loads and FFTs overlap the previous layer's last writes and inverse
@@ -108,8 +111,10 @@ def simulate_plan(network: Network, masks: dict, plan_layers, models: dict, conf
             parts.append(("spatial", ld, None))
             continue
         model = models[ld.layer_name]
-        sch = schedules.get(masks[ld.layer_name], config, ld.blocking.cout_block, method)
-        st = layer_steps(ld, model, sch, config)
+        mask, bo = masks[ld.layer_name], ld.blocking.cout_block
+        sch = schedules.get(mask, config, bo, method)
+        st = layer_steps(ld, model, sch, config,
+                         lambda a_g, mask=mask, bo=bo: schedules.sliced(mask, config, bo, a_g, method))
         for key in ("kernels_bits", "inputs_bits", "psums_bits", "outputs_bits", "forward_ffts", "inverse_ffts"):
             want = getattr(ld.traffic, key)
             if st.totals[key] != want:  # the simulator must move exactly the dataflow model's bytes

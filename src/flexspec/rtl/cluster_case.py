@@ -24,7 +24,7 @@ import numpy as np
 
 from ..accel.arch import AcceleratorConfig
 from ..accel.functional import LayerQuant, LayerTrace, fixed_layer, quantize_input
-from ..accel.grouping import LayerSchedules, schedule_layer_blocks
+from ..accel.grouping import LayerSchedules, cout_slices, schedule_layer_blocks, slices_fill
 from ..accel.fixed_point import quantize_complex
 from ..accel.layer_events import EngineGeometry
 from ..errors import UsageError
@@ -105,8 +105,8 @@ def check_shape(shape: PoolShape, out_channels: int, height: int, width: int, ff
     """Refuse a split that leaves an array row without output channels, or an array column or an
     IFFT without work (``tail``: or that the output tails cannot serve, :func:`check_tail_shape`);
     returns the row slice (output channels per array row)."""
-    bo = -(-out_channels // shape.a_g)
-    if (shape.a_g - 1) * bo >= out_channels:
+    bo = cout_slices(out_channels, shape.a_g)[0][1]
+    if not slices_fill(out_channels, shape.a_g):
         raise UsageError(f"pool: {shape.a_g} array rows leave an empty output-channel slice of {out_channels} "
                          f"channels (slices of {bo})")
     h = fft_size - kernel_size + 1
@@ -137,8 +137,8 @@ def cluster_spec(ssk, quant: LayerQuant, config: AcceleratorConfig, shape: PoolS
     per = sched.cycles.shape[2]
     bank_of = tuple(int(b) for b in sched.schedule.bank_of)
     configs, programs, channels = [], [], []
-    for g in range(shape.a_g):
-        lo, hi = g * bo, min(cout, (g + 1) * bo)
+    for g, (lo, n_ch) in enumerate(cout_slices(cout, shape.a_g)):
+        hi = lo + n_ch
         ids = [(g * cin + i) * per + k for i in range(cin) for k in range(per)]
         groups = layer_program(sched, kr, ki, cin, ids, slot_base=lo)
         length = sum(int(grp.table.shape[0]) for grp in groups)
