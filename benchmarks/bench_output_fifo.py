@@ -9,7 +9,7 @@ Yosys ``synth_xilinx -family xcup``, with and without ``-uram``, at the depths o
 channels a row, compares the block RAM with ``resource_model.fifo_bram18`` (what ``resources()``
 charges), and stores the rows and the command as ``output_fifo`` in ``flexspec/data/resource_model.json``.
 
-Usage: nice python benchmarks/bench_output_fifo.py [channels ...]    (default 8 64 256 512)
+Usage: nice python benchmarks/bench_output_fifo.py [--no-uram] [channels ...]    (default 8 64 256 512)
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ OUT = Path(__file__).resolve().parent / "results" / "bench_output_fifo.json"
 N, IFFT_BITS = 8, 16
 
 
-def main(channels) -> None:
+def main(channels, flags=(False, True)) -> None:
     old = json.loads(OUT.read_text())["rows"] if OUT.exists() else []
-    rows = [r for r in old if r["channels"] not in channels]
+    rows = [r for r in old if (r["channels"], r["uram_flag"]) not in {(c, u) for c in channels for u in flags}]
     width = output_fifo_width_bits(N, IFFT_BITS)
     for ch in channels:
         depth = output_fifo_beats(ch, N)
-        for uram in (False, True):
+        for uram in flags:
             t0 = time.perf_counter()
             row = synthesize_output_fifo(depth, width, uram=uram, timeout_seconds=3600)
             row.update(channels=ch, seconds=round(time.perf_counter() - t0, 1), model_bram18=fifo_bram18(depth, width),
@@ -66,4 +66,6 @@ def main(channels) -> None:
 
 
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [8, 64, 256, 512])
+    args = sys.argv[1:]
+    main([int(a) for a in args if a != "--no-uram"] or [8, 64, 256, 512],
+         (False,) if "--no-uram" in args else (False, True))

@@ -15,6 +15,7 @@ from flexspec.accel.arch import AcceleratorConfig
 from flexspec.accel.kernels import resolve_kernels
 from flexspec.accel.search import (SPLIT_SLACK, candidates, engine_counts, estimate_cycles, pool_points,
                                    resolve_design)
+from flexspec.cli import main as cli_main
 from flexspec.devices import load_device
 from flexspec.errors import DoesNotFitError, UsageError
 from flexspec.rtl.cluster_case import PoolShape
@@ -132,3 +133,13 @@ def test_search_charges_the_fifo_of_the_networks_largest_cout():
     d = resolve_design("zcu102", 8, network=net, masks=masks)
     assert d.config.fifo_channels == max(lay.out_channels for lay in net.spectral_layers)
     assert d.config.buildable and resolve_design("zcu102", 8).config.fifo_channels == 512
+
+
+def test_cli_refuses_an_unbuildable_request_in_one_line(capsys, tmp_path):
+    code = cli_main(["simulate", "fmnist_vgg", "--device", "zcu102", "--random-masks", "--arrays", "6",
+                     "--fft-engines", "4"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--arrays 6 with --fft-engines 4: not buildable by the generated RTL" in err[0]
+    assert "1, 2, 3, 6" in err[0]
+    assert not list(tmp_path.iterdir())

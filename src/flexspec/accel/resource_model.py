@@ -219,8 +219,9 @@ FIFO_SEGMENT_MUX_LUTS_PER_BIT = 2.33
 def output_fifo_cost(channels: int, fft_size: int, ifft_bits: int, family: str) -> tuple[dict, str | None]:
     """Memory of one array's output FIFO (``rtl.layer_engine`` / ``rtl.cluster``: CREDITS tiles of
     ``channels`` output channels, ``layer_events.output_fifo_beats`` x ``output_fifo_width_bits``) in
-    block RAM, as synthesized (no URAM: Yosys 0.23 ``synth_xilinx -family xcup`` maps it to RAMB18/36
-    with or without ``-uram`` at the depths measured; its control logic is in the glue's fit, the
+    block RAM, as synthesized with the flow every block is calibrated with (Yosys 0.23 ``synth_xilinx
+    -family xcup``, no ``-uram``: RAMB18/36; with ``-uram`` the FIFOs of 2,560 rows and more go to
+    URAM288, a what-if measured in BENCHMARKS); its control logic is in the glue's fit, the
     multiplexer of a depth cut into segments is charged here), and why it is estimated (None when the
     family was synthesized)."""
     beats, width = output_fifo_beats(channels, fft_size), output_fifo_width_bits(fft_size, ifft_bits)
