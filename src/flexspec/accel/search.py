@@ -414,8 +414,12 @@ def describe_design(design: Design, device) -> list[str]:
         lines.append(f"  {row['resource']:<12} {row['used']:>13,} / {row['available']:>13,} available "
                      f"({100 * row['utilization']:5.1f}%; device {row['capacity']:,}, reserved {row['reserved']:,})")
     bound = "on-chip memory for the dataflow" if design.bound_by == DATAFLOW_MEMORY else design.bound_by
+    bigger = replace(c, arrays=c.arrays + 1)
     lines.append(f"  bound by: {bound}" + ("; one more array would need " + ", ".join(
-        describe_need(k, v) for k, v in design.next_array.items()) if design.next_array else ""))
+        describe_need(k, v) for k, v in design.next_array.items()) if design.next_array else
+        f"; one more array fits the resources, but not the generated RTL: "
+        f"{bigger.unbuildable_reason().removeprefix('not buildable by the generated RTL: ')}"
+        if c.buildable and not bigger.buildable else ""))
     splits = ", ".join(f"{c.arrays // g} x {g}" for g in c.group_splits)
     lines.append(f"  array splits a_t x a_g: {splits}" + ("" if c.buildable else
                                                           f"; the idealized pool, {c.unbuildable_reason()}"))
