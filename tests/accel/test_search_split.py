@@ -74,6 +74,7 @@ def test_engine_counts_and_pool_points_only_pair_buildable_counts():
             fixed = pool_points(most, e, engines_fixed=True)
             assert all(f == e and a % e == 0 and a <= most for a, f in fixed)
             assert bool(fixed) == (most >= e)
+    assert pool_points(3, 8, exact=True) == [(3, 3)] and pool_points(5, 32, exact=True) == [(5, 5)]
     assert engine_counts(70, 16) == (14,) and engine_counts(70, 8) == (7, 10) and engine_counts(64, 16) == (16,)
 
 

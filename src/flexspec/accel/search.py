@@ -285,7 +285,10 @@ def pool_points(most: int, engines: int, engines_fixed: bool = False, exact: boo
         if not pts and not exact and most >= engines:
             pts = [(most - most % engines, engines)]
         return pts
-    return [(a, fe) for a in window for fe in engine_counts(a, engines)]
+    pts = [(a, fe) for a in window for fe in engine_counts(a, engines)]
+    if not pts and exact:  # a requested A far below the engine target: its largest divisor not above it
+        pts = [(most, max(d for d in range(1, min(most, engines) + 1) if most % d == 0))]
+    return pts
 
 
 def _axes(fft_size, pes, banks, ports, fft_engines, broadcast, readout_rows=None):
