@@ -99,9 +99,10 @@ def main() -> None:
         "commands": {f: f"read_verilog BLOCK.v; {FAMILY_SCRIPTS[f]}; stat" for f in FAMILY_SCRIPTS},
         "rows": "benchmarks/results/synthesis_rows_<family>*.json",
     }}
-    if MODEL_PATH.exists():  # blocks not refit now keep their stored fit
-        model["blocks"] = {k: v for k, v in json.loads(MODEL_PATH.read_text()).get("blocks", {}).items()
-                           if k in BLOCKS}
+    if MODEL_PATH.exists():  # blocks not refit now keep their stored fit, other scripts' entries their data
+        stored = json.loads(MODEL_PATH.read_text())
+        model["blocks"] = dict(stored.get("blocks", {}))  # pool_glue: bench_pool_synth.py
+        model |= {k: v for k, v in stored.items() if k not in model}  # output_fifo: bench_output_fifo.py
     fitted = sorted((f for f in FAMILY_SCRIPTS if load_rows(f)), key=lambda f: f != args.scale_of)
     rows = [r for f in fitted for r in load_rows(f)]
     for block in blocks:
@@ -148,7 +149,7 @@ def markdown() -> str:
     out = ["| block | family | size | resource | synthesized | model | error |", "|---" * 7 + "|"]
     depth = ["| block | family | size | LUT levels (deepest path) | carry cells on it | "
              "longest carry chain (cells) |", "|---" * 6 + "|"]
-    for name, entry in model["blocks"].items():
+    for name, entry in ((k, v) for k, v in model["blocks"].items() if k in BLOCKS):
         for fam, fit in entry["families"].items():
             for res in ("lut", "lutram", "ff", "dsp"):
                 for e in fit["held_out"].get(res, []):

@@ -64,10 +64,11 @@ def test_simulator_honours_the_split(small_net, monkeypatch):
 def test_search_per_array_implies_tiles_and_prints_it():
     (cfg,) = candidates("zcu102", 8, (8,), PER_ARRAY, ((10, 1),), (False,), readout_rows=(1,))
     assert cfg.array_split == "tiles"
-    (pool,) = candidates("zcu102", 8, (8,), (2,), ((10, 1),), (False,), readout_rows=(1,))
-    assert pool.array_split == "tiles+groups"
-    (asked,) = candidates("zcu102", 8, (8,), (2,), ((10, 1),), (False,), readout_rows=(1,), array_split="tiles")
-    assert asked.array_split == "tiles"
+    pools = candidates("zcu102", 8, (8,), (2,), ((10, 1),), (False,), readout_rows=(1,))
+    assert pools and all(c.array_split == "tiles+groups" for c in pools)
+    asks = candidates("zcu102", 8, (8,), (2,), ((10, 1),), (False,), readout_rows=(1,), array_split="tiles")
+    assert asks and all(c.array_split == "tiles" and c.group_splits == (1,) for c in asks)
+    asked = asks[0]
     lines = describe_design(Design(asked, resources(asked, load_device("zcu102")), {"array_split": "requested"}, {}), "zcu102")
     assert "arrays split tiles (requested)" in lines[0]
 
@@ -97,7 +98,8 @@ def test_search_ranking_charges_the_tiles_only_split():
     lay = next(x for x in net.spectral_layers if x.height == 7)
     one = Network("one", (lay.in_channels, lay.height, lay.width), (lay,))
     mask = np.ones((lay.out_channels, lay.in_channels, 40), dtype=bool)  # dense: compute bound
-    cfg = AcceleratorConfig(arrays=8, pes=4, banks=10, ports=2, fft_engines=8, ifft_engines=8, fft_size=8)
+    # one FFT engine: every split a_t x a_g of the 8 arrays builds (F = 1 divides every a_t)
+    cfg = AcceleratorConfig(arrays=8, pes=4, banks=10, ports=2, fft_engines=1, ifft_engines=8, fft_size=8)
     dev = load_device("u200")
     both = estimate_cycles(one, {lay.name: mask}, cfg, dev)
     tiles = estimate_cycles(one, {lay.name: mask}, replace(cfg, array_split="tiles"), dev)

@@ -8,7 +8,9 @@ import pytest
 
 from flexspec.accel import calibrate
 from flexspec.accel.arch import AcceleratorConfig, block_usage, resources
-from flexspec.accel.resource_model import MODEL_PATH, block_cost, load_model, transform_cost
+from flexspec.accel.layer_events import output_fifo_beats, output_fifo_width_bits
+from flexspec.accel.resource_model import (MODEL_PATH, block_cost, fifo_bram18, load_model, synthesize_output_fifo,
+                                           transform_cost)
 from flexspec.accel.search import DATAFLOW_MEMORY, describe_design, max_arrays, one_more_array, resolve_design
 from flexspec.accel.sim import budget_of
 from flexspec.dataflow.budget import budget_from_device
@@ -167,8 +169,8 @@ def test_overrides_change_only_their_axis():
     """--arrays does not silently change the FFT engines: each axis says where it came from, a
     requested axis keeps its value, and the lines name every resource."""
     free = resolve_design("u200", 8)
-    fixed = resolve_design("u200", 8, arrays=4, fft_engines=free.config.fft_engines)
-    assert fixed.config.arrays == 4 and fixed.config.fft_engines == free.config.fft_engines
+    fixed = resolve_design("u200", 8, arrays=4, fft_engines=2)
+    assert fixed.config.arrays == 4 and fixed.config.fft_engines == 2 != free.config.fft_engines
     assert fixed.origin["arrays"] == "requested" and fixed.origin["fft_engines"] == "requested"
     assert fixed.origin["pes"] == "searched"
     text = "\n".join(describe_design(fixed, "u200"))
@@ -199,3 +201,48 @@ def test_block_usage_is_linear_in_arrays():
     for k in RESOURCE_KEYS:
         assert five["pe_arrays"][k] == pytest.approx(5 * one["pe_arrays"][k])
         assert five["fft_engines"][k] == one["fft_engines"][k]
+
+
+# ------------------------------------------------------------------- the output FIFOs (issue 12, h12g)
+def test_output_fifo_charge_matches_the_stored_synthesis():
+    """Every stored Yosys synthesis of the output FIFO (benchmarks/bench_output_fifo.py: the RTL's
+    SyncFIFOBuffered at 8-512 channels a row) without -uram maps to exactly the RAMB18s the model
+    charges and to no URAM, and the channel counts are the RTL's depth formula's."""
+    entry = load_model()["output_fifo"]
+    assert "synth_xilinx -family xcup" in entry["command"] and entry["yosys"].startswith("Yosys")
+    assert {r["channels"] for r in entry["rows"]} >= {8, 64}
+    for r in entry["rows"]:
+        assert r["depth"] == output_fifo_beats(r["channels"], 8) and r["width_bits"] == output_fifo_width_bits(8, 16)
+        if not r["uram_flag"]:  # the project's flow (no -uram): what resources() charges
+            assert r["bram18"] == fifo_bram18(r["depth"], r["width_bits"]), r
+            assert r["uram"] == 0
+        else:  # -uram: the deep FIFOs go to URAM288 (BENCHMARKS: the what-if), the shallow ones stay in BRAM
+            assert (r["uram"] > 0) == (r["depth"] > 640) and (r["bram18"] == 0) == (r["uram"] > 0), r
+
+
+@pytest.mark.skipif(shutil.which("yosys") is None, reason="Debian 'yosys' not installed")
+def test_output_fifo_charge_against_a_fresh_synthesis():
+    """One small FIFO (8 channels a row: 80 x 257 bits) synthesized now: resources() charges each
+    array exactly the block RAM Yosys maps it to."""
+    cfg = AcceleratorConfig(arrays=3, pes=8, banks=10, ports=1, fft_engines=1, ifft_engines=1, readout_rows=1,
+                            fifo_channels=8)
+    row = synthesize_output_fifo(output_fifo_beats(8, 8), output_fifo_width_bits(8, 16), timeout_seconds=300)
+    blocks, _ = block_usage(cfg, load_device("u200"))
+    assert row["bram18"] > 0 and row["uram"] == 0
+    assert blocks["output_fifos"]["bram_bits"] == 3 * row["bram18"] * 18432
+
+
+def test_output_fifos_scale_with_the_arrays_and_bound_the_search():
+    """Each array pays its FIFO (both structures), the searched design pays the FIFO of the network's
+    largest Cout, and a design that fitted without the FIFOs is refused naming them."""
+    dev = load_device("u200")
+    cfg = AcceleratorConfig(arrays=2, pes=8, banks=10, ports=1, fft_engines=2, ifft_engines=2, readout_rows=1)
+    two, _ = block_usage(cfg, dev)
+    four, _ = block_usage(replace(cfg, arrays=4, fft_engines=4, ifft_engines=4, array_split="tiles"), dev)
+    assert four["output_fifos"]["bram_bits"] == 2 * two["output_fifos"]["bram_bits"] > 0
+    small, _ = block_usage(replace(cfg, fifo_channels=64), dev)
+    assert small["output_fifos"]["bram_bits"] < two["output_fifos"]["bram_bits"]
+    # the merged main's U200 headline, buildable engine count (70 x 8, 10 x 1, K = 1, 14/14): BRAM
+    head = AcceleratorConfig(arrays=70, pes=8, banks=10, ports=1, fft_engines=14, ifft_engines=14, readout_rows=1)
+    with pytest.raises(DoesNotFitError, match=r"needs bram_bits [\d,]+ \(.*output fifos [\d,]+"):
+        resources(head, dev)

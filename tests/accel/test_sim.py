@@ -29,7 +29,8 @@ SIX = ("u200", "u250", "vcu118", "zcu102", "vc709", "s10gx2800")
 SMALL_GRID = {"pes": (8,), "bank_ports": ((20, 2),), "broadcast": (False,)}
 
 #: A design that fits the U200 under the calibrated resource model (LUT-bound; see flexspec.accel.search).
-U200_CFG = AcceleratorConfig(arrays=8, pes=8, banks=40, ports=2, fft_engines=16, ifft_engines=16)
+# output FIFOs for 256 channels a row: 512 (VGG16's largest Cout) leaves too little block RAM at K = N here
+U200_CFG = AcceleratorConfig(arrays=8, pes=8, banks=40, ports=2, fft_engines=16, ifft_engines=16, fifo_channels=256)
 
 
 def bernoulli_masks(net, density: float, seed: int) -> dict:

@@ -21,7 +21,7 @@ from flexspec.spectral import real_model
 from flexspec.spectral.sparse import SparseNetworkKernels, twin_once_counts
 from flexspec.workload.zoo import get_network
 
-CFG = AcceleratorConfig(arrays=2, pes=8, banks=20, ports=2, fft_engines=4, ifft_engines=4)
+CFG = AcceleratorConfig(arrays=2, pes=8, banks=20, ports=2, fft_engines=4, ifft_engines=4, fifo_channels=64)
 
 
 def _rewidth(net_k: SparseNetworkKernels, value_bits: int, index_bits: int) -> SparseNetworkKernels:

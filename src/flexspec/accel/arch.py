@@ -38,8 +38,8 @@ from ..errors import DoesNotFitError, UsageError
 from ..kernel_format import DEFAULT_ACC_BITS, KernelFormat
 from ..spectral.geometry import num_frequencies  # noqa: F401  (re-exported)
 from .resource_model import (  # noqa: F401  (nontrivial_twiddles re-exported)
-    block_cost, family_of, glue_features, nontrivial_twiddles, pool_glue_cost, provenance, scale_note, synthesized_max,
-    transform_cost)
+    block_cost, family_of, glue_features, nontrivial_twiddles, output_fifo_cost, pool_glue_cost, provenance, scale_note,
+    synthesized_max, transform_cost)
 
 
 #: Values of ``AcceleratorConfig.array_split`` (the first is the default).
@@ -62,9 +62,13 @@ class AcceleratorConfig:
     pe_pipeline_cycles: int = 8  # multiplier + adder pipeline depth of a PE
     readout_rows: int = 0  # accumulator rows read out per request (0: N, one column a request)
     array_split: str = ARRAY_SPLITS[0]  # how the arrays share a kernel-block run (ARRAY_SPLITS)
+    #: output channels an array's output FIFO holds CREDITS tiles of: the RTL sizes it for the largest
+    #: row slice it runs (ceil(cout block / a_g) <= Cout: ``layer_events.output_fifo_beats``); the
+    #: search sets it to the network's largest Cout; 512 is VGG16's (the zoo's largest)
+    fifo_channels: int = 512
 
     def __post_init__(self):
-        for key in ("arrays", "pes", "banks", "ports", "fft_engines", "ifft_engines", "fft_size"):
+        for key in ("arrays", "pes", "banks", "ports", "fft_engines", "ifft_engines", "fft_size", "fifo_channels"):
             v = getattr(self, key)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise UsageError(f"accelerator config: {key} must be a positive integer, got {v!r}")
@@ -86,9 +90,44 @@ class AcceleratorConfig:
             raise UsageError("accelerator config: need data_bits >= 2 and acc_bits >= 2*data_bits+1")
 
     @property
+    def buildable_splits(self) -> tuple:
+        """The a_g (array rows on output-channel slices; a_t = A / a_g columns on tiles) of the splits
+        the generated RTL builds: the shared pool (``flexspec.rtl.cluster_case.PoolShape``) needs the
+        F FFT engines to divide the a_t columns (FFT f serves columns f, f+F, ...), so a_g divides
+        A / F; ``array_split="tiles"`` has a_g = 1 only (a_t = A: F divides A).  The as-built
+        per-array structure (F = E = A, ``"tiles"``) is the a_t = F = A case.  Empty when the RTL
+        cannot build the design (F divides no a_t, e.g. 16 engines at A = 70)."""
+        if self.arrays % self.fft_engines:
+            return ()
+        if self.array_split == "tiles":
+            return (1,)
+        cols = self.arrays // self.fft_engines  # a_t = F x m, so a_g = A / a_t divides A / F
+        return tuple(d for d in range(1, cols + 1) if cols % d == 0)
+
+    @property
+    def buildable(self) -> bool:
+        """Whether the generated RTL builds this design (some split of :attr:`buildable_splits`)."""
+        return bool(self.buildable_splits)
+
+    def unbuildable_reason(self) -> str | None:
+        """Why the generated RTL cannot build this design (None when it can), with the engine
+        counts that would build at this A."""
+        if self.buildable:
+            return None
+        ok = [f for f in range(1, self.arrays + 1) if self.arrays % f == 0]
+        return (f"not buildable by the generated RTL: the {self.fft_engines} FFT engines divide no array-column "
+                f"count a_t of A={self.arrays} (the pool's FFT f serves columns f, f+F, ...; FFT engine counts "
+                f"that build at A={self.arrays}: {', '.join(map(str, ok))})")
+
+    @property
     def group_splits(self) -> tuple:
-        """The a_g (arrays on kernel groups) a kernel-block run may use: the divisors of A, or
-        only 1 when ``array_split`` is ``"tiles"`` (a_t = A arrays on tiles)."""
+        """The a_g (arrays on kernel groups) a kernel-block run may use: the splits the generated
+        RTL builds (:attr:`buildable_splits`).  For a design it cannot build (only reachable by
+        constructing the config by hand: the search never returns one and refuses such overrides),
+        every divisor of A (``"tiles"``: 1): the idealized pool, a what-if that
+        :func:`flexspec.accel.search.describe_design` marks "not buildable"."""
+        if self.buildable:
+            return self.buildable_splits
         if self.array_split == "tiles":
             return (1,)
         return tuple(d for d in range(1, self.arrays + 1) if self.arrays % d == 0)
@@ -240,12 +279,16 @@ def block_usage(config: AcceleratorConfig, device: Device) -> tuple[dict, tuple]
     # the glue around the passes, from its synthesis fit (h11f, rtl.cluster): bank writers, rounding, output-FIFO
     # control, feeders; one layer engine's (a 1 x 1 cluster's) per array when each array has its own FFT and IFFT,
     # else the shared pool's (a bank-writer column per array at worst, broadcast, the static IFFT arbiter).  The
-    # output FIFOs' memory (CREDITS tiles of the layer's cout block) is not charged, nor is the engine's.
+    # output FIFOs' memory is the block "output_fifos" below (row_out_channels 0 here: not charged twice).
     per_array = config.array_split == "tiles" and config.fft_engines == config.ifft_engines == config.arrays
     shape = (1, 1, 1, 1) if per_array else (config.arrays, 1, config.fft_engines, config.ifft_engines)
     glue, note = pool_glue_cost(glue_features(*shape, config.fft_size, config.data_bits, 0,
                                               shape[0] * shape[3]), family)
     blocks["engine_glue" if per_array else "pool_glue"] = total(glue, config.arrays if per_array else 1)
+    estimated += [n for n in (note,) if n]
+    # each array's output FIFO: its memory (its control logic is in the glue's fit, synthesized with the FIFOs)
+    fifo, note = output_fifo_cost(config.fifo_channels, config.fft_size, config.data_bits, family)
+    blocks["output_fifos"] = total(fifo, config.arrays)
     estimated += [n for n in (note,) if n]
     return blocks, tuple(estimated)
 

@@ -73,6 +73,17 @@ from .fixed_point import FFTFormat
 #: a tile may start loading into the pass only while fewer tiles than this are loaded but not yet
 #: consumed by the IFFT, so the pass is never back-pressured.
 CREDITS = 2
+
+
+def output_fifo_beats(out_channels: int, fft_size: int) -> int:
+    """Depth of an array's output FIFO (``rtl.layer_engine``, ``rtl.cluster``): CREDITS tiles of
+    ``out_channels`` output channels, one beat per accumulator column (N/2 + 1 a channel)."""
+    return CREDITS * out_channels * (fft_size // 2 + 1)
+
+
+def output_fifo_width_bits(fft_size: int, ifft_bits: int) -> int:
+    """Width of an output-FIFO beat: N complex values at ``ifft_bits`` and the run's last-beat tag."""
+    return 2 * fft_size * ifft_bits + 1
 #: Edges from a writer slot's last row accepted by the pass to the FFT feed seeing it free.
 SLOT_FREE_CYCLES = 1
 #: Edges from the FFT's last column valid to the writer slot flagged full (the column register).

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import subprocess
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
 from ..errors import InputFileError
-from .calibrate import BLOCKS, bram18_blocks
-from .layer_events import CREDITS
+from .calibrate import BLOCKS, BRAM18_WIDTH_AT_DEPTH, CalibrationError, classify, parse_stat
+from .layer_events import output_fifo_beats, output_fifo_width_bits
 
 MODEL_PATH = Path(__file__).resolve().parent.parent / "data" / "resource_model.json"
 
@@ -159,15 +162,15 @@ def glue_features(a_t: int, a_g: int, fft_engines: int, ifft_engines: int, fft_s
     """Structural counts of the cluster's glue (``flexspec.rtl.cluster`` without the passes, FFTs
     and IFFTs): the bank writers' slot bits (two channel slots of N x (N/2+1) complex values per
     column), the arrays (rounding, credits, FIFO control), the engines, the arbiters' inputs and the
-    output FIFOs' bits (CREDITS tiles of a row's output channels, ``N*2*ifft_bits + 1`` bits a beat)."""
+    output FIFOs' bits and blocks (``layer_events.output_fifo_beats`` x ``output_fifo_width_bits``: CREDITS
+    tiles of a row's output channels; :func:`fifo_bram18`)."""
     half = fft_size // 2 + 1
-    ib = ifft_bits or data_bits
+    beats, width = output_fifo_beats(row_out_channels, fft_size), output_fifo_width_bits(fft_size, ifft_bits or data_bits)
     return {"const": 1, "column_slot_bits": a_t * 2 * fft_size * half * 2 * data_bits, "arrays": a_t * a_g,
             "fft_engines": fft_engines, "ifft_engines": ifft_engines,
             "arbiter_inputs": arbiter_inputs(a_t, a_g, ifft_engines, tiles),
-            "fifo_bits": a_t * a_g * CREDITS * row_out_channels * half * (fft_size * 2 * ib + 1),
-            "fifo_bram18": a_t * a_g * bram18_blocks(CREDITS * row_out_channels * half, fft_size * 2 * ib + 1)
-            if row_out_channels else 0}
+            "fifo_bits": a_t * a_g * beats * width,
+            "fifo_bram18": a_t * a_g * fifo_bram18(beats, width) if row_out_channels else 0}
 
 
 def pool_glue_cost(features: dict, family: str) -> tuple[dict, str | None]:
@@ -181,3 +184,84 @@ def pool_glue_cost(features: dict, family: str) -> tuple[dict, str | None]:
     cost = {res: 0.0 for res in ("lut", "lutram", "ff", "dsp", "bram18", "uram")}
     cost.update({res: sum(c * features[t] for t, c in terms.items()) for res, terms in coef.items()})
     return cost, (None if family == "xcup" else f"pool glue on {family}: the xcup synthesis fit")
+
+
+# ------------------------------------------------------------------- the output FIFOs' memory
+def fifo_bram18(depth: int, width_bits: int) -> int:
+    """RAMB18s (a RAMB36 counts as two) of one ``depth`` x ``width_bits`` FIFO memory as Yosys 0.23
+    ``synth_xilinx -family xcup`` maps it: the depth cut into segments, each in one simple-dual-port
+    aspect ratio (d x w: ceil(width / w) blocks for d rows), the cheapest cut.  Measured (257-bit
+    beats, ``data/resource_model.json`` "output_fifo", ``benchmarks/bench_output_fifo.py``): 80 rows 8
+    (512 x 36), 640 rows 15 (1K x 18), 2,560 rows 37 (2K x 9 + 512 x 36), 5,120 rows 73 (2 x 2K x 9 + 1K x 18)."""
+    return _fifo_segments(depth, width_bits)[0]
+
+
+@lru_cache(maxsize=256)
+def _fifo_segments(depth: int, width_bits: int) -> tuple[int, int]:
+    """(RAMB18s, depth segments) of the cheapest cut of ``depth`` rows (:func:`fifo_bram18`)."""
+    unit = BRAM18_WIDTH_AT_DEPTH[0][0]  # the shallowest aspect ratio's rows: segments are multiples of it
+    rows = -(-depth // unit)
+    best = [(0, 0)] + [(math.inf, 0)] * rows
+    for r in range(1, rows + 1):
+        for d, w in BRAM18_WIDTH_AT_DEPTH:
+            prev = best[max(0, r - d // unit)]
+            cand = (prev[0] + math.ceil(width_bits / w), prev[1] + 1)
+            best[r] = min(best[r], cand)
+    return best[rows]
+
+
+#: LUTs a bit of the output multiplexer costs when the FIFO's depth is cut into several segments
+#: (fitted on the two syntheses that have one: 2,560 x 257, 609 LUT; 5,120 x 257, 585 LUT; one
+#: segment: 34-52 LUT of control, in the glue's fit).
+FIFO_SEGMENT_MUX_LUTS_PER_BIT = 2.33
+
+
+def output_fifo_cost(channels: int, fft_size: int, ifft_bits: int, family: str) -> tuple[dict, str | None]:
+    """Memory of one array's output FIFO (``rtl.layer_engine`` / ``rtl.cluster``: CREDITS tiles of
+    ``channels`` output channels, ``layer_events.output_fifo_beats`` x ``output_fifo_width_bits``) in
+    block RAM, as synthesized with the flow every block is calibrated with (Yosys 0.23 ``synth_xilinx
+    -family xcup``, no ``-uram``: RAMB18/36; with ``-uram`` the FIFOs of 2,560 rows and more go to
+    URAM288, a what-if measured in BENCHMARKS); its control logic is in the glue's fit, the
+    multiplexer of a depth cut into segments is charged here), and why it is estimated (None when the
+    family was synthesized)."""
+    beats, width = output_fifo_beats(channels, fft_size), output_fifo_width_bits(fft_size, ifft_bits)
+    bram18, segments = _fifo_segments(beats, width)
+    cost = {"lut": FIFO_SEGMENT_MUX_LUTS_PER_BIT * width if segments > 1 else 0.0, "lutram": 0.0, "ff": 0.0,
+            "dsp": 0.0, "bram18": float(bram18), "uram": 0.0}
+    note = None
+    if family == "intel":
+        note = "output FIFOs on Intel: counted in 18-Kbit block tilings (Xilinx aspect ratios), not M20K-mapped"
+    elif family != "xcup":
+        note = f"output FIFOs on {family}: the xcup block tiling (same RAMB18 aspect ratios; not synthesized)"
+    return cost, note
+
+
+#: The Yosys script the output FIFO's memory mapping was measured with (``-uram`` appended for the URAM run).
+FIFO_SYNTH = "synth_xilinx -family xcup -noiopad -top output_fifo"
+
+
+def synthesize_output_fifo(depth: int, width_bits: int, uram: bool = False, timeout_seconds: float = 900) -> dict:
+    """Yosys ``synth_xilinx -family xcup`` (``-uram`` if asked) of the FIFO the RTL instantiates as an
+    array's output FIFO (``amaranth.lib.fifo.SyncFIFOBuffered``, ``depth`` x ``width_bits``): its
+    resource counts (``calibrate.classify``) and raw cells."""
+    from amaranth.back import verilog  # heavy optional dependency
+    from amaranth.lib.fifo import SyncFIFOBuffered
+
+    exe = shutil.which("yosys")
+    if exe is None:
+        raise CalibrationError("yosys not found on PATH (Debian: apt-get install -y yosys)")
+    fifo = SyncFIFOBuffered(width=width_bits, depth=depth)
+    src = verilog.convert(fifo, name="output_fifo", emit_src=False,
+                          ports=[fifo.w_data, fifo.w_en, fifo.w_rdy, fifo.r_data, fifo.r_en, fifo.r_rdy])
+    with tempfile.TemporaryDirectory(prefix="flexspec-fifo-") as tmp:
+        v, stat = Path(tmp) / "fifo.v", Path(tmp) / "stat.txt"
+        v.write_text(src)
+        cmd = f"read_verilog {v}; {FIFO_SYNTH}{' -uram' if uram else ''}; tee -q -o {stat} stat"
+        try:
+            proc = subprocess.run([exe, "-q", "-p", cmd], capture_output=True, text=True, timeout=timeout_seconds)
+        except subprocess.TimeoutExpired:
+            raise CalibrationError(f"yosys ran over {timeout_seconds:.0f} s on a {depth} x {width_bits} FIFO") from None
+        if proc.returncode != 0:
+            raise CalibrationError(f"yosys failed on a {depth} x {width_bits} FIFO: {(proc.stderr or proc.stdout)[-800:]}")
+        cells = parse_stat(stat.read_text())
+    return {"depth": depth, "width_bits": width_bits, "uram_flag": uram, "cells": cells, **classify(cells)}

@@ -3,8 +3,9 @@
 Every resource bounds the design (:func:`flexspec.accel.arch.resources`: LUT, LUT-RAM, FF, DSP,
 BRAM, URAM after the platform shell and the DRAM controllers).  For each point of the space
 (P, B x R, read-out rows K, engines, broadcast) the number of arrays A is the most that fits
-(:func:`max_arrays`), and a few fewer when that count splits better over kernel groups
-(:func:`arrays_to_try`); P stays within the sizes synthesized for the device's family unless it is
+(:func:`max_arrays`) or a few fewer, each with the FFT engine counts near the point's that the
+generated RTL builds at that A (:func:`pool_points`: the pool's F must divide a column count
+a_t of A; ``AcceleratorConfig.buildable_splits``); P stays within the sizes synthesized for the device's family unless it is
 requested; the candidates are ranked by a closed-form estimate of the network's
 cycles (:func:`estimate_cycles`: per layer the largest of compute at A x P complex MACs per
 cycle, the accumulators' read-out at N / K requests per column, FFT/IFFT at one tile per engine
@@ -98,8 +99,8 @@ def max_arrays(config: AcceleratorConfig, device: Device, per_array: bool = Fals
     costs are linear in A, so the bound is closed-form, then checked by :func:`resources`.
     ``per_array``: each array comes with its own FFT and IFFT engine (:data:`PER_ARRAY`)."""
     one, _ = block_usage(with_arrays(config, 1, per_array), device)
-    per_array_use = {k: one["pe_arrays"][k] + (one["fft_engines"][k] + one["ifft_engines"][k] if per_array else 0)
-                     for k in RESOURCE_KEYS}
+    per_array_use = {k: one["pe_arrays"][k] + one["output_fifos"][k]
+                     + (one["fft_engines"][k] + one["ifft_engines"][k] if per_array else 0) for k in RESOURCE_KEYS}
     fixed = {k: 0 if per_array else one["fft_engines"][k] + one["ifft_engines"][k] for k in RESOURCE_KEYS}
     bound = math.inf
     for k in RESOURCE_KEYS:
@@ -208,59 +209,86 @@ def readout_axis(fft_size: int, readout_rows=READOUT_ROWS) -> tuple:
 
 def candidates(device, fft_size: int = 8, pes=PES, engines=ENGINES, bank_ports=BANK_PORTS, broadcast=BROADCAST,
                arrays: int | None = None, calibrated_only: bool | None = None,
-               readout_rows=READOUT_ROWS, array_split: str | None = None) -> list[AcceleratorConfig]:
-    """Configurations that fit ``device``: per (P, B x R, read-out rows, engines, broadcast), ``arrays`` arrays
-    if given (and it fits), else as many as fit; ``engines=PER_ARRAY``: one FFT and one IFFT per array
+               readout_rows=READOUT_ROWS, array_split: str | None = None,
+               engines_fixed: bool = False, fifo_channels: int | None = None) -> list[AcceleratorConfig]:
+    """Configurations that fit ``device`` and that the generated RTL builds
+    (``AcceleratorConfig.buildable``): per (P, B x R, read-out rows, engine count, broadcast), ``arrays``
+    arrays if given (and it fits), else the counts near the most that fit (:func:`pool_points`); a
+    shared pool's FFT engine count F is the given one when ``engines_fixed``, else the counts near each
+    of ``engines`` that divide A (:func:`engine_counts`): the pool's FFT f serves the array columns
+    f, f+F, ..., so F must divide a column count a_t of A.  ``engines=PER_ARRAY``: one FFT and one IFFT per array
     (and ``array_split="tiles"``, implied); ``array_split``: the design's split (default the config's).  ``calibrated_only``: leave out P larger than the
     largest PE array synthesized for the device's family (the model would extrapolate); default:
-    only when ``pes`` is the default space (a P the caller names is kept, marked estimated)."""
+    only when ``pes`` is the default space (a P the caller names is kept, marked estimated).
+    ``fifo_channels``: the output FIFOs' channels (``AcceleratorConfig.fifo_channels``; default the config's)."""
     device = load_device(device)
     f = num_frequencies(fft_size)
     if calibrated_only is None:
         calibrated_only = tuple(pes) == PES
     largest = synthesized_max("pe_array", family_of(device), "pes") if calibrated_only else math.inf
     per_array = engines == PER_ARRAY
-    out = []
+    extra = ({"array_split": array_split} if array_split else {}) | ({"fifo_channels": fifo_channels}
+                                                                      if fifo_channels else {})
+    out: dict = {}
     for p, e, (b, r), k, bc in itertools.product(pes, (1,) if per_array else engines, bank_ports,
                                                   readout_axis(fft_size, readout_rows), broadcast):
         if b > f or p > largest:
             continue
-        split = {"array_split": array_split} if array_split else {}
         cfg = with_arrays(AcceleratorConfig(arrays=arrays or 1, pes=p, banks=b, ports=r, fft_engines=e,
-                                            ifft_engines=e, fft_size=fft_size, broadcast=bc, readout_rows=k, **split),
+                                            ifft_engines=e, fft_size=fft_size, broadcast=bc, readout_rows=k, **extra),
                           arrays or 1, per_array)
-        if arrays:
-            try:
-                resources(cfg, device)
-            except DoesNotFitError:
-                continue
+        if per_array:
+            a = arrays or max_arrays(cfg, device, per_array)
+            points = [(a, a)] if a >= 1 else []
         else:
-            a = max_arrays(cfg, device, per_array)
-            if a < 1:
+            most = arrays or max_arrays(cfg, device)
+            points = pool_points(most, e, engines_fixed, exact=arrays is not None)
+        for a, fe in points:
+            c = replace(with_arrays(cfg, a, per_array), fft_engines=fe, ifft_engines=fe)
+            if c in out or not c.buildable:
                 continue
-            out.extend(with_arrays(cfg, n, per_array) for n in arrays_to_try(a, cfg.array_split))
-            continue
-        out.append(cfg)
-    return out
+            if arrays or fe > e:  # fewer engines than the bound was computed with always fit
+                try:
+                    resources(c, device)
+                except DoesNotFitError:
+                    continue
+            out[c] = None
+    return list(out)
 
 
-#: Fewer arrays than fit that the search also tries, as a fraction of the most (:func:`arrays_to_try`).
+#: Fewer arrays than fit that the search also tries, as a fraction of the most (:func:`pool_points`).
 SPLIT_SLACK = 0.05
 
 
-def arrays_to_try(most: int, array_split: str) -> tuple:
-    """The array counts the search tries for a point where ``most`` arrays fit: ``most``, and (when
-    the design may split arrays over kernel groups) the count within ``SPLIT_SLACK`` below it with
-    the most divisors, if it has more: the arrays split a_t x a_g = A, so a prime A (73 on the
-    U200) runs a layer's 25 tiles on 25 arrays or splits every tile's groups over all of them."""
-    if array_split == "tiles" or most < 4:
-        return (most,)
+def engine_counts(arrays: int, target: int) -> tuple:
+    """The FFT engine counts a shared pool of ``arrays`` arrays may take near ``target``: the largest
+    divisor of A not above it and the smallest not below it (within a factor 2 of it).  The pool
+    needs F to divide a column count a_t of A (``flexspec.rtl.cluster_case.PoolShape``), so F | A."""
+    divs = [d for d in range(1, arrays + 1) if arrays % d == 0]
+    below = [d for d in divs if target / 2 <= d <= target]
+    above = [d for d in divs if target <= d <= 2 * target]
+    return tuple(sorted({*below[-1:], *above[:1]}))
 
-    def divisors(n: int) -> int:
-        return sum(1 + (d * d != n) for d in range(1, math.isqrt(n) + 1) if n % d == 0)
 
-    alt = max(range(max(1, math.ceil(most * (1 - SPLIT_SLACK))), most), key=lambda n: (divisors(n), n), default=most)
-    return (most, alt) if divisors(alt) > divisors(most) else (most,)
+def pool_points(most: int, engines: int, engines_fixed: bool = False, exact: bool = False) -> list:
+    """(A, F) pairs a shared pool may take when ``most`` arrays fit with ``engines`` engines: A
+    within ``SPLIT_SLACK`` below ``most`` (only ``most`` when ``exact``: A was requested), with the
+    engine counts of :func:`engine_counts` (only ``engines`` itself when ``engines_fixed``, and then,
+    if no A of the window is a multiple of it, the largest multiple below ``most``).  Measured
+    (BENCHMARKS "Buildable designs, output FIFOs charged"): at A = 70 the 16 engines the search
+    used to take divide no column count; 14 (a_t = 14 or 70) build."""
+    if most < 1:
+        return []
+    window = [most] if exact else list(range(max(1, math.ceil(most * (1 - SPLIT_SLACK))), most + 1))
+    if engines_fixed:
+        pts = [(a, engines) for a in window if a % engines == 0]
+        if not pts and not exact and most >= engines:
+            pts = [(most - most % engines, engines)]
+        return pts
+    pts = [(a, fe) for a in window for fe in engine_counts(a, engines)]
+    if not pts and exact:  # a requested A far below the engine target: its largest divisor not above it
+        pts = [(most, max(d for d in range(1, min(most, engines) + 1) if most % d == 0))]
+    return pts
 
 
 def _axes(fft_size, pes, banks, ports, fft_engines, broadcast, readout_rows=None):
@@ -278,6 +306,26 @@ def _axes(fft_size, pes, banks, ports, fft_engines, broadcast, readout_rows=None
     return ((pes,) if pes else PES, (fft_engines,) if fft_engines else ENGINES, bp,
             (broadcast,) if broadcast is not None else BROADCAST,
             readout_axis(fft_size, (readout_rows,) if readout_rows else READOUT_ROWS))
+
+
+def network_fifo_channels(network: Network | None) -> int | None:
+    """The output FIFOs' channels a design running ``network`` needs (``AcceleratorConfig.fifo_channels``):
+    its largest Cout (a cout block of a whole layer on one array row), None without a network."""
+    if network is None:
+        return None
+    return max((lay.out_channels for lay in network.spectral_layers), default=None)
+
+
+def check_buildable_request(arrays: int | None, fft_engines: int | None, array_split: str | None = None) -> None:
+    """Refuse requested A and F that the generated RTL cannot build (F dividing no column count a_t of
+    A: ``AcceleratorConfig.unbuildable_reason``) with one UsageError, rather than search or simulate
+    a design no generated pool implements (the search itself only returns buildable designs)."""
+    if arrays is None or fft_engines is None:
+        return
+    cfg = AcceleratorConfig(arrays=arrays, fft_engines=fft_engines, ifft_engines=fft_engines,
+                            **({"array_split": array_split} if array_split else {}))
+    if not cfg.buildable:
+        raise UsageError(f"--arrays {arrays} with --fft-engines {fft_engines}: {cfg.unbuildable_reason()}")
 
 
 def _origin(**given) -> dict:
@@ -317,16 +365,19 @@ def resolve_design(device, fft_size: int, *, network=None, masks=None, arrays=No
     """:func:`fit_design` as a :class:`Design` (config, resources, origin of each axis, and what
     one more array would need)."""
     device = load_device(device)
+    check_buildable_request(arrays, fft_engines, array_split)
     p_ax, e_ax, bp_ax, bc_ax, k_ax = _axes(fft_size, pes, banks, ports, fft_engines, broadcast, readout_rows)
     space = candidates(device, fft_size, p_ax, e_ax, bp_ax, bc_ax, arrays=arrays, calibrated_only=pes is None,
-                       readout_rows=k_ax, array_split=array_split)
+                       readout_rows=k_ax, array_split=array_split, engines_fixed=fft_engines is not None,
+                       fifo_channels=network_fifo_channels(network))
     desc = (f"P in {p_ax}, engines in {e_ax}, B x R in {bp_ax}, read-out rows in {k_ax}"
             + (f", A = {arrays}" if arrays else ""))
     if not space:
         if arrays:  # name what the requested A needs with the smallest other axes
             cfg = AcceleratorConfig(arrays=arrays, pes=min(p_ax), banks=min(b for b, _ in bp_ax),
                                     ports=min(r for _, r in bp_ax), fft_engines=min(e_ax), ifft_engines=min(e_ax),
-                                    fft_size=fft_size, readout_rows=min(k_ax))
+                                    fft_size=fft_size, readout_rows=min(k_ax),
+                                    fifo_channels=network_fifo_channels(network) or AcceleratorConfig.fifo_channels)
             resources(cfg, device)  # raises DoesNotFitError naming every resource over its limit
         _refuse(device, fft_size, desc, arrays, pes)
     if network is not None and masks is not None:
@@ -366,8 +417,15 @@ def describe_design(design: Design, device) -> list[str]:
         lines.append(f"  {row['resource']:<12} {row['used']:>13,} / {row['available']:>13,} available "
                      f"({100 * row['utilization']:5.1f}%; device {row['capacity']:,}, reserved {row['reserved']:,})")
     bound = "on-chip memory for the dataflow" if design.bound_by == DATAFLOW_MEMORY else design.bound_by
+    bigger = replace(c, arrays=c.arrays + 1)
     lines.append(f"  bound by: {bound}" + ("; one more array would need " + ", ".join(
-        describe_need(k, v) for k, v in design.next_array.items()) if design.next_array else ""))
+        describe_need(k, v) for k, v in design.next_array.items()) if design.next_array else
+        f"; one more array fits the resources, but not the generated RTL: "
+        f"{bigger.unbuildable_reason().removeprefix('not buildable by the generated RTL: ')}"
+        if c.buildable and not bigger.buildable else ""))
+    splits = ", ".join(f"{c.arrays // g} x {g}" for g in c.group_splits)
+    lines.append(f"  array splits a_t x a_g: {splits}" + ("" if c.buildable else
+                                                          f"; the idealized pool, {c.unbuildable_reason()}"))
     lines.append(f"  clock {device.clock_hz / 1e6:.0f} MHz: {device.sources.get('clock_hz', '')}")
     if r.estimated:
         lines.append("  estimated: " + "; ".join(r.estimated))
@@ -404,8 +462,12 @@ def search_design(network: Network, device, fft_size: int = 8, kernels=None, *, 
     schedules.use_bank_maps(net_k)
     f = num_frequencies(fft_size)
     bp = tuple((b, r) for b, r in (bank_ports or BANK_PORTS) if b <= f) or ((f, 2),)
+    if engines not in (None, PER_ARRAY):
+        for e in engines:
+            check_buildable_request(arrays, e, array_split)
     cands = candidates(device, fft_size, pes or PES, engines or ENGINES, bp, broadcast or BROADCAST, arrays=arrays,
-                       calibrated_only=pes is None, readout_rows=readout_rows or READOUT_ROWS, array_split=array_split)
+                       calibrated_only=pes is None, readout_rows=readout_rows or READOUT_ROWS, array_split=array_split,
+                       engines_fixed=engines not in (None, PER_ARRAY), fifo_channels=network_fifo_channels(network))
     if not cands:
         _refuse(device, fft_size, f"P in {pes or PES}, engines in {engines or ENGINES}, B x R in {bp}", arrays,
                 min(pes or PES))

@@ -40,7 +40,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..accel.fixed_point import bank_addresses
-from ..accel.layer_events import CREDITS
+from ..accel.layer_events import CREDITS, output_fifo_beats, output_fifo_width_bits
 from .config import _bits_for
 from .cluster_case import tail_items
 from .fft import FFT2DReal, IFFT2DReal, _round_saturate
@@ -289,8 +289,8 @@ class PoolCluster(wiring.Component):
         W = N * 2 * ib
         fifos, complete, heads = {}, {}, {}
         for (c, r), sp in passes.items():
-            Q = s.row_channels[r][1] * C
-            fifo = SyncFIFOBuffered(width=W + 1, depth=CREDITS * Q)
+            fifo = SyncFIFOBuffered(width=output_fifo_width_bits(N, ib),
+                                    depth=output_fifo_beats(s.row_channels[r][1], N))
             m.submodules[f"ofifo_{c}_{r}"] = fifo
             fifos[c, r] = fifo
             acc = [sp.o_data[k * ab:(k + 1) * ab].as_signed() for k in range(2 * N)]
