@@ -16,8 +16,6 @@ scheduler reaches up to its few bank-conflict cycles), so no schedule is compute
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
 from ..dataflow.model import ORDERS, PLANS, LayerModel
@@ -75,13 +73,6 @@ def pe_balance(nnz: np.ndarray, pes: int, cout_blocks) -> np.ndarray:
 def occupancy_key(plan: str) -> str:
     """Column of a plan's surviving blockings in :func:`pe_array_candidates`' result."""
     return f"pe_occupancy_ok_{plan}"
-
-
-@lru_cache(maxsize=1 << 16)
-def _interval(shape: PassShape) -> float:
-    """``shape.interval()``, memoized: a pure function of the (frozen) pass shape, evaluated by a
-    Python recurrence, asked for the same shapes by every analysis of a design."""
-    return shape.interval()
 
 
 def kernel_bank_reads(mask: np.ndarray, bank_of, num_banks: int) -> np.ndarray:
@@ -186,6 +177,8 @@ def blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, bank
     bits = np.zeros(bo.size)
     memo = (memo if memo is not None else {}).setdefault((g.name, config, bank_of.tobytes()), {})
     groups = memo.setdefault("groups", {})
+    spans = memo.setdefault("spans", {})  # (cout block, lo, hi, chained) -> {tiles: cycles of one run}
+    intervals = memo.setdefault("intervals", {})  # (cin channels, outputs) -> {program words: cycles a tile}
 
     def groups_of(o_blk: int, every_block: bool = False) -> np.ndarray:
         key = (o_blk, every_block)
@@ -194,43 +187,70 @@ def blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, bank
                                           None if every_block else 1)
         return groups[key]
 
-    def block_cost(o_blk: int, lo: int, hi: int, drains: bool, tiles: np.ndarray, chain: bool = False) -> np.ndarray:
-        """Cycles of one run of input channels lo..hi of a cout block over each count of ``tiles``;
-        ``chain``: a chained walk's accumulator visit (every cin block, a tile an array)."""
-        key = (o_blk, lo, hi, drains, chain)
-        if key not in memo:
-            memo[key] = {}
-        need = [t for t in np.unique(tiles) if t > 0 and t not in memo[key]]
-        if need:
-            cyc = groups_of(o_blk, stream)[0][:, lo:hi].T.ravel()  # channel-major, as the schedules hold them
-            outs = min(o_blk, g.cout) if drains else 0
+    def interval_of(channels: int, outs: int):
+        """The engine's cycles per tile for a program of ``words`` (as the simulator), memoized."""
+        table = intervals.setdefault((channels, outs), {})
 
-            def interval(words):  # the engine's cycles per tile for a program of `words`, as the simulator
-                return _interval(pass_shape([words], hi - lo, outs, bank_of, config.banks, config.pes,
-                                            config.fft_size, config.readout_rows))
+        def interval(words):
+            if words not in table:
+                table[words] = pass_shape([words], channels, outs, bank_of, config.banks, config.pes,
+                                          config.fft_size, config.readout_rows).interval()
+            return table[words]
+        return interval
 
-            if chain:
-                spans = [array_makespan(cyc, int(t), a, chain_splits(divisors, a, int(t)), interval) for t in need]
-            else:
-                spans = np.atleast_1d(array_makespan(cyc, np.array(need, dtype=np.int64), a, divisors,
-                                                     interval)).tolist()
-            memo[key].update(zip(need, spans, strict=True))
-        return np.array([memo[key][t] if t > 0 else 0 for t in tiles], dtype=float)
+    def run_spans(key: tuple, need: set) -> None:
+        """Cycles of one run of input channels lo..hi of a cout block (every run is read out: its
+        cout block's accumulators drain), for each count of tiles in ``need`` not yet known; a
+        chained walk's run is an accumulator visit (every cin block, a tile an array): its array
+        splits depend on the tiles (:func:`chain_splits`).  One :func:`array_makespan` call per
+        set of splits, for every tile count at once."""
+        o_blk, lo, hi, chain = key
+        known = spans.setdefault(key, {})
+        need = sorted(t for t in need if t > 0 and t not in known)
+        if not need:
+            return
+        cyc = groups_of(o_blk, stream)[0][:, lo:hi].T.ravel()  # channel-major, as the schedules hold them
+        interval = interval_of(hi - lo, min(o_blk, g.cout))
+        by_splits: dict = {}
+        for t in need:
+            by_splits.setdefault(chain_splits(divisors, a, t) if chain else tuple(divisors), []).append(t)
+        for splits, ts in by_splits.items():
+            if not splits:  # no split holds the tile block (array_makespan's answer, as it is)
+                known.update((t, array_makespan(cyc, t, a, splits, interval)) for t in ts)
+                continue
+            known.update(zip(ts, np.atleast_1d(array_makespan(cyc, np.array(ts, dtype=np.int64), a, splits,
+                                                              interval)).tolist(), strict=True))
+
+    def run_cost(key: tuple, tiles: np.ndarray) -> np.ndarray:
+        known = spans[key]
+        uniq, inv = np.unique(tiles, return_inverse=True)
+        return np.array([known[int(t)] if t > 0 else 0 for t in uniq], dtype=float)[inv.reshape(-1)]
 
     chained = cin_chained(orders.T, n_o, n_i, cands["tile_blocks"], bt, a // min(divisors))
+    pairs = []
     for o_blk, i_blk in {(int(x), int(y)) for x, y in zip(bo, bi, strict=True)}:
         sel = np.nonzero((bo == o_blk) & (bi == i_blk))[0]
         last_lo = (int(n_i[sel[0]]) - 1) * i_blk
+        runs = [((o_blk, 0, i_blk, False), n_i[sel] - 1), ((o_blk, last_lo, g.cin, False), 1)]
+        c_sel = sel[chained[sel]]
+        pairs.append((o_blk, sel, runs, c_sel))
+    need: dict = {}  # every run's tile counts first: one array_makespan per run and set of splits
+    for o_blk, sel, runs, c_sel in pairs:
+        for key, _ in runs:
+            need.setdefault(key, set()).update(full[sel].tolist(), rem[sel].tolist())
+        if c_sel.size:
+            need.setdefault((o_blk, 0, g.cin, True), set()).update(full[c_sel].tolist(), rem[c_sel].tolist())
+    for key, tiles in need.items():
+        run_spans(key, tiles)
+    for o_blk, sel, runs, c_sel in pairs:
         per_block = np.zeros(sel.size)
-        for lo, hi, drains, weight in ((0, i_blk, True, n_i[sel] - 1), (last_lo, g.cin, True, 1)):
-            runs = n_full[sel] * block_cost(o_blk, lo, hi, drains, full[sel]) + block_cost(o_blk, lo, hi, drains,
-                                                                                         rem[sel])
-            per_block += np.where(weight > 0, weight * runs, 0.0)
-        ch = chained[sel]
-        if ch.any():  # walks that may chain: one run per accumulator visit, read out once, when faster
-            c_sel = sel[ch]
-            visits = n_full[c_sel] * block_cost(o_blk, 0, g.cin, True, full[c_sel], True) \
-                + block_cost(o_blk, 0, g.cin, True, rem[c_sel], True)
+        for key, weight in runs:
+            cost = n_full[sel] * run_cost(key, full[sel]) + run_cost(key, rem[sel])
+            per_block += np.where(weight > 0, weight * cost, 0.0)
+        if c_sel.size:  # walks that may chain: one run per accumulator visit, read out once, when faster
+            key = (o_blk, 0, g.cin, True)
+            ch = chained[sel]
+            visits = n_full[c_sel] * run_cost(key, full[c_sel]) + run_cost(key, rem[c_sel])
             per_block[ch] = np.minimum(per_block[ch], visits)
         compute[sel] = n_o[sel] * per_block
         if stream and ("stream", o_blk) not in memo:
