@@ -16,14 +16,17 @@ scheduler reaches up to its few bank-conflict cycles), so no schedule is compute
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..dataflow.model import ORDERS, PLANS, LayerModel
 from ..errors import UsageError
 from ..rtl.config import PEArrayConfig
+from ..rtl.program import program_length
 from ..schedule.model import resolve_bank_map
 from .arch import AcceleratorConfig
-from .engine import PassShape, pass_shape
+from .engine import pass_shape
 from .grouping import array_makespan
 from .layer_events import chain_splits, channel_depth, cin_chained, fft_channel_interval_cycles
 
@@ -182,19 +185,24 @@ def blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, bank
 
     def groups_of(o_blk: int, every_block: bool = False) -> np.ndarray:
         key = (o_blk, every_block)
+        if not every_block and (o_blk, True) in groups:
+            return groups[(o_blk, True)][:1]  # the first block of every block's (they are cut alike)
         if key not in groups:
             groups[key] = group_makespans(nnz, bank_reads, config.pes, config.ports, o_blk,
                                           None if every_block else 1)
         return groups[key]
 
     def interval_of(channels: int, outs: int):
-        """The engine's cycles per tile for a program of ``words`` (as the simulator), memoized."""
-        table = intervals.setdefault((channels, outs), {})
+        """The engine's cycles per tile for a program of ``words`` (as the simulator), memoized: the
+        pass shape of these channels with the program's length in place of one word's."""
+        if (channels, outs) not in intervals:
+            intervals[(channels, outs)] = (pass_shape([1], channels, outs, bank_of, config.banks, config.pes,
+                                                      config.fft_size, config.readout_rows), {})
+        shape, table = intervals[(channels, outs)]
 
         def interval(words):
             if words not in table:
-                table[words] = pass_shape([words], channels, outs, bank_of, config.banks, config.pes,
-                                          config.fft_size, config.readout_rows).interval()
+                table[words] = replace(shape, program_cycles=program_length([words])).interval()
             return table[words]
         return interval
 
