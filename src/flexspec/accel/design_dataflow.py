@@ -137,17 +137,20 @@ class StreamDataflow:
 
 def stream_dataflow(network: Network, masks: dict, config: AcceleratorConfig, device: Device, res: Resources,
                     precision: Precision, plan: str, method: str, schedules: ScheduleCache,
-                    start_blocks: dict | None = None) -> StreamDataflow:
+                    start_blocks: dict | None = None, memo: dict | None = None) -> StreamDataflow:
     """Plan ``plan`` of this design with every spectral layer's kernels counted as the schedule
     stream (``method``'s schedules) of the grouping of the cout block the plan picks for it.
 
     Starts from ``start_blocks`` (layer -> cout block; default: the entries analysis' blocks),
     stores each layer's stream at its block, re-analyzes, and repeats while a layer picks another
     block (at most :data:`STREAM_ROUNDS` rounds; then one more analysis pinned to the blocks of
-    the stored streams).  The result moves exactly the stream of the blocking it uses."""
+    the stored streams).  The result moves exactly the stream of the blocking it uses.  ``memo``:
+    the PE-array rule's memo (:func:`analyze`) of an analysis of the same kernels and design, e.g.
+    the entries analysis ``start_blocks`` came from (its run costs do not depend on how the
+    kernels are counted); saves time only."""
     blocks = start_blocks
     rounds = 0
-    memo: dict = {}  # the PE-array rule's run costs: the same kernels and design in every round
+    memo = {} if memo is None else memo  # the PE-array rule's run costs: the same in every round
     if blocks is None:
         blocks = cout_blocks_of(_plan_of(analyze(network, masks, config, device, res, precision, plans=(plan,),
                                                  memo=memo, stream=True), plan))

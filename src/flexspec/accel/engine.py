@@ -25,6 +25,7 @@ the whole recurrence to the cycle.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -104,6 +105,7 @@ def pass_cycles(rows_per_tile: int, program_cycles: int, outputs_per_tile: int, 
     return pass_events(rows_per_tile, program_cycles, outputs_per_tile, tiles, readout_cycles).cycles
 
 
+@lru_cache(maxsize=1 << 16)  # a pure function of four ints, asked for the same shapes by every analysis
 def tile_interval_cycles(rows_per_tile: int, program_cycles: int, outputs_per_tile: int, readout_cycles: int) -> int:
     """Steady-state cycles per tile of the pass: the period of the recurrence (at most two tiles
     long), i.e. ``(cycles(T+2) - cycles(T)) / 2`` once periodic.  Equal to the program length

@@ -207,14 +207,15 @@ def check_kernel_storage(kernel_storage: str, stored_kernel_bits: dict | None = 
 
 def design_plan(network: Network, masks: dict, config: AcceleratorConfig, device: Device, res: Resources,
                 precision: Precision, nd, plan: str, method: str, schedules: ScheduleCache, storage: str,
-                stored_kernel_bits: dict | None = None):
+                stored_kernel_bits: dict | None = None, memo: dict | None = None):
     """(plan layers, layer models, notes) of one design (``plan`` with ``method``'s schedules):
     ``nd``'s plan with the kernels as ``storage`` counts them ('entries' / 'given': as ``nd``
-    counts them; 'stream': :func:`stream_dataflow` from ``nd``'s blocks)."""
+    counts them; 'stream': :func:`stream_dataflow` from ``nd``'s blocks; ``memo``: the PE-array rule's
+    memo of ``nd``'s analysis, reused by the stream analyses, which saves time only)."""
     if storage != "stream":
         return nd.plans[plan], layer_models(network, masks, config, precision, stored_kernel_bits), ()
     sd = stream_dataflow(network, masks, config, device, res, precision, plan, method, schedules,
-                         cout_blocks_of(nd.plans[plan]))
+                         cout_blocks_of(nd.plans[plan]), memo)
     notes = (f"kernels counted as the stored schedule stream of the {method} schedules; the cout blocks did not "
              f"settle in {sd.rounds - 1} rounds and were pinned to the blocks of the stored streams",) if sd.pinned else ()
     return sd.layers, layer_models(network, masks, config, precision, sd.stored_kernel_bits), notes

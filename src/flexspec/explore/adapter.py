@@ -351,10 +351,11 @@ def simulate(network, device, config: AcceleratorConfig, masks: dict, schedules:
     the exploration does not need.  Returns the whole-network NetworkResult."""
     res = resources(config, device)
     prec = precision_of(config)
-    nd = analyze(network, masks, config, device, res, prec)
+    memo: dict = {}  # the PE-array rule's run costs, shared by the entries and the stream analyses
+    nd = analyze(network, masks, config, device, res, prec, memo=memo)
     # kernels counted as the schedule stream the PE arrays store, as flexspec run counts them
     plan, models, notes = design_plan(network, masks, config, device, res, prec, nd, "flexible", "optimal", schedules,
-                                      "stream")
+                                      "stream", memo=memo)
     conv = simulate_plan(network, masks, plan, models, config, device, res, "optimal", None, "flexspec", notes,
                          histograms=False, schedules=schedules, kernel_storage="stream")
     return whole_network(network, conv, config, device, res, {ld.layer_name: ld.onchip_bits for ld in plan})
