@@ -186,11 +186,11 @@ def test_one_compute_rate_for_budget_simulator_and_roofline():
     cfg = resolve_design(dev, 8).config
     res = resources(cfg, dev)
     sim_budget = budget_of(cfg, dev, res)
-    flow_budget = budget_from_device(dev, pe_count=cfg.pe_count, fft_engines=min(cfg.fft_engines, cfg.ifft_engines),
+    flow_budget = budget_from_device(dev, pe_count=cfg.pe_count, fft_engines=cfg.fft_engines,
                                      onchip_bytes=res.dataflow_bits // 8)
     assert sim_budget == flow_budget
     assert sim_budget.macs_per_second == cfg.arrays * cfg.pes * 180e6  # A x P x clock, by hand
-    assert sim_budget.ffts_per_second == min(cfg.fft_engines, cfg.ifft_engines) * 180e6 / 8
+    assert sim_budget.ffts_per_second == cfg.fft_engines * 180e6 / 8
 
 
 def test_block_usage_is_linear_in_arrays():

@@ -13,23 +13,20 @@ from hypothesis import strategies as st
 
 from flexspec.accel.arch import AcceleratorConfig
 from flexspec.accel.kernels import resolve_kernels
-from flexspec.accel.search import (SPLIT_SLACK, candidates, engine_counts, estimate_cycles, ifft_counts, pool_points,
+from flexspec.accel.search import (SPLIT_SLACK, candidates, engine_counts, estimate_cycles, pool_points,
                                    resolve_design)
 from flexspec.cli import main as cli_main
 from flexspec.devices import load_device
 from flexspec.errors import DoesNotFitError, UsageError
-from flexspec.rtl.cluster_case import PoolShape, check_tail_shape
+from flexspec.rtl.cluster_case import PoolShape
 from flexspec.workload.zoo import get_network
 
 DEVICES = ("u200", "u250", "vcu118", "zcu102", "vc709", "s10gx2800")
 
 
 def _cluster_builds(a_t: int, a_g: int, fft: int, ifft: int) -> bool:
-    """The pool's front (PoolShape) and its output tails (check_tail_shape, on a layer with enough
-    tiles that every IFFT engine gets work from every column) accept the split."""
     try:
-        shape = PoolShape(a_t, a_g, fft, ifft)
-        check_tail_shape(shape, 2 * a_t * ifft)
+        PoolShape(a_t, a_g, fft, ifft)
     except UsageError:
         return False
     return True
@@ -45,10 +42,7 @@ def test_admitted_splits_are_exactly_the_ones_the_cluster_builds():
                 for split in ("tiles+groups", "tiles"):
                     cfg = AcceleratorConfig(arrays=a, fft_engines=f, ifft_engines=e, array_split=split)
                     allowed = [g for g in range(1, a + 1) if a % g == 0 and (split != "tiles" or g == 1)]
-                    if split == "tiles" and f == e == a:  # one layer engine (with its own tail) per array
-                        builds = (1,)
-                    else:
-                        builds = tuple(g for g in allowed if _cluster_builds(a // g, g, f, e))
+                    builds = tuple(g for g in allowed if _cluster_builds(a // g, g, f, e))
                     assert cfg.buildable_splits == builds, (a, f, e, split)
                     assert cfg.buildable == bool(builds)
                     if builds:
@@ -62,10 +56,7 @@ def test_the_headline_engine_count_is_not_buildable_at_70_arrays():
     """The merged main's U200 headline (70 arrays, 16 engines) is the case the search used to return."""
     cfg = AcceleratorConfig(arrays=70, fft_engines=16, ifft_engines=16)
     assert not cfg.buildable
-    assert AcceleratorConfig(arrays=70, fft_engines=14, ifft_engines=1).buildable_splits == (1, 5)
-    # the output tails: E must divide a_g, so 14 IFFT engines build no split of 70 arrays, 5 do (a_g = 5)
-    assert AcceleratorConfig(arrays=70, fft_engines=14, ifft_engines=14).buildable_splits == ()
-    assert AcceleratorConfig(arrays=70, fft_engines=14, ifft_engines=5).buildable_splits == (5,)
+    assert AcceleratorConfig(arrays=70, fft_engines=14, ifft_engines=14).buildable_splits == (1, 5)
 
 
 def test_engine_counts_and_pool_points_only_pair_buildable_counts():
@@ -74,7 +65,7 @@ def test_engine_counts_and_pool_points_only_pair_buildable_counts():
             pts = pool_points(most, e)
             assert all(most * (1 - SPLIT_SLACK) <= a <= most for a, _ in pts)
             for a, f in pts:
-                assert AcceleratorConfig(arrays=a, fft_engines=f, ifft_engines=1).buildable  # E: ifft_counts
+                assert AcceleratorConfig(arrays=a, fft_engines=f, ifft_engines=f).buildable
                 assert e / 2 <= f <= 2 * e
             # every A of the window with a divisor near e contributes it
             for a in (n for n in range(1, most + 1) if n >= most * (1 - SPLIT_SLACK)):
@@ -153,16 +144,3 @@ def test_cli_refuses_an_unbuildable_request_in_one_line(capsys, tmp_path):
     assert len(err) == 1 and "--arrays 6 with --fft-engines 4: not buildable by the generated RTL" in err[0]
     assert "1, 2, 3, 6" in err[0]
     assert not list(tmp_path.iterdir())
-
-
-def test_ifft_counts_build_with_their_fft_count():
-    """Every IFFT count the search pairs with (A, F) builds some split, brute force over small pools."""
-    for a in range(1, 97):
-        for f in (d for d in range(1, a + 1) if a % d == 0):
-            for target in (4, 8, 16, 32):
-                for split in ("tiles+groups", "tiles"):
-                    es = ifft_counts(a, f, target, split)
-                    assert es, (a, f, target, split)
-                    for e in es:
-                        cfg = AcceleratorConfig(arrays=a, fft_engines=f, ifft_engines=e, array_split=split)
-                        assert any(_cluster_builds(a // g, g, f, e) for g in cfg.buildable_splits), (a, f, e)

@@ -99,19 +99,10 @@ class AcceleratorConfig:
         cannot build the design (F divides no a_t, e.g. 16 engines at A = 70)."""
         if self.arrays % self.fft_engines:
             return ()
-        if self.per_array_engines:
-            return (1,)  # one layer engine (FFT, IFFT, overlap-add tail) per array
+        if self.array_split == "tiles":
+            return (1,)
         cols = self.arrays // self.fft_engines  # a_t = F x m, so a_g = A / a_t divides A / F
-        rows = (1,) if self.array_split == "tiles" else tuple(d for d in range(1, cols + 1) if cols % d == 0)
-        # the pool's output tails (rtl.output_tail, one after each IFFT engine) keep an output channel's
-        # overlap-add carries from tile to tile, so every tile of an array row's slice must reach the same
-        # IFFT engine: E divides a_g (rtl.cluster_case.check_tail_shape)
-        return tuple(d for d in rows if d % self.ifft_engines == 0)
-
-    @property
-    def per_array_engines(self) -> bool:
-        """One FFT and one IFFT engine per array (the as-built structure: ``"tiles"`` with F = E = A)."""
-        return self.array_split == "tiles" and self.fft_engines == self.ifft_engines == self.arrays
+        return tuple(d for d in range(1, cols + 1) if cols % d == 0)
 
     @property
     def buildable(self) -> bool:
@@ -124,10 +115,6 @@ class AcceleratorConfig:
         if self.buildable:
             return None
         ok = [f for f in range(1, self.arrays + 1) if self.arrays % f == 0]
-        if self.arrays % self.fft_engines == 0:
-            return (f"not buildable by the generated RTL: the {self.ifft_engines} IFFT engines divide no array-row "
-                    f"count a_g with the {self.fft_engines} FFT engines dividing a_t = {self.arrays} / a_g (each "
-                    f"array row's output-channel slice needs all its tiles on one IFFT and its overlap-add tail)")
         return (f"not buildable by the generated RTL: the {self.fft_engines} FFT engines divide no array-column "
                 f"count a_t of A={self.arrays} (the pool's FFT f serves columns f, f+F, ...; FFT engine counts "
                 f"that build at A={self.arrays}: {', '.join(map(str, ok))})")
@@ -293,7 +280,7 @@ def block_usage(config: AcceleratorConfig, device: Device) -> tuple[dict, tuple]
     # control, feeders; one layer engine's (a 1 x 1 cluster's) per array when each array has its own FFT and IFFT,
     # else the shared pool's (a bank-writer column per array at worst, broadcast, the static IFFT arbiter).  The
     # output FIFOs' memory is the block "output_fifos" below (row_out_channels 0 here: not charged twice).
-    per_array = config.per_array_engines
+    per_array = config.array_split == "tiles" and config.fft_engines == config.ifft_engines == config.arrays
     shape = (1, 1, 1, 1) if per_array else (config.arrays, 1, config.fft_engines, config.ifft_engines)
     glue, note = pool_glue_cost(glue_features(*shape, config.fft_size, config.data_bits, 0,
                                               shape[0] * shape[3]), family)

@@ -244,31 +244,16 @@ def candidates(device, fft_size: int = 8, pes=PES, engines=ENGINES, bank_ports=B
             most = arrays or max_arrays(cfg, device)
             points = pool_points(most, e, engines_fixed, exact=arrays is not None)
         for a, fe in points:
-            for ie in (fe,) if per_array else ifft_counts(a, fe, e, cfg.array_split):
-                c = replace(with_arrays(cfg, a, per_array), fft_engines=fe, ifft_engines=ie)
-                if c in out or not c.buildable:
+            c = replace(with_arrays(cfg, a, per_array), fft_engines=fe, ifft_engines=fe)
+            if c in out or not c.buildable:
+                continue
+            if arrays or fe > e:  # fewer engines than the bound was computed with always fit
+                try:
+                    resources(c, device)
+                except DoesNotFitError:
                     continue
-                if arrays or max(fe, ie) > e:  # fewer engines than the bound was computed with always fit
-                    try:
-                        resources(c, device)
-                    except DoesNotFitError:
-                        continue
-                out[c] = None
+            out[c] = None
     return list(out)
-
-
-def ifft_counts(arrays: int, fft_engines: int, target: int, array_split: str) -> tuple:
-    """IFFT engine counts E of a shared pool with ``arrays`` arrays and ``fft_engines`` FFT engines
-    that the generated RTL builds, nearest ``target`` from below and above: each array row's
-    output-channel slice keeps its overlap-add carries in one IFFT engine's output tail, so E divides
-    a_g, and a_g divides A / F (``AcceleratorConfig.buildable_splits``); ``"tiles"`` (a_g = 1): E = 1."""
-    if array_split == "tiles":
-        return (1,)
-    cols = arrays // fft_engines
-    divs = [d for d in range(1, cols + 1) if cols % d == 0]
-    below = max((d for d in divs if d <= target), default=None)
-    above = min((d for d in divs if d >= target), default=None)
-    return tuple(dict.fromkeys(d for d in (below, above) if d is not None))
 
 
 #: Fewer arrays than fit that the search also tries, as a fraction of the most (:func:`pool_points`).
@@ -337,8 +322,7 @@ def check_buildable_request(arrays: int | None, fft_engines: int | None, array_s
     a design no generated pool implements (the search itself only returns buildable designs)."""
     if arrays is None or fft_engines is None:
         return
-    # E = 1 divides every a_g: the check is the FFT side's; the search picks E with the splits
-    cfg = AcceleratorConfig(arrays=arrays, fft_engines=fft_engines, ifft_engines=1,
+    cfg = AcceleratorConfig(arrays=arrays, fft_engines=fft_engines, ifft_engines=fft_engines,
                             **({"array_split": array_split} if array_split else {}))
     if not cfg.buildable:
         raise UsageError(f"--arrays {arrays} with --fft-engines {fft_engines}: {cfg.unbuildable_reason()}")
@@ -400,8 +384,7 @@ def resolve_design(device, fft_size: int, *, network=None, masks=None, arrays=No
         memo: dict = {}
         best = min(space, key=lambda c: (estimate_cycles(network, masks, c, device, memo), -c.banks * c.ports))
     else:
-        best = max(space, key=lambda c: (c.pe_count, min(c.fft_engines, c.ifft_engines), c.fft_engines, c.banks * c.ports,
-                                              c.readout_rows))
+        best = max(space, key=lambda c: (c.pe_count, c.fft_engines, c.banks * c.ports, c.readout_rows))
     origin = _origin(arrays=arrays, pes=pes, banks=banks, ports=ports, fft_engines=fft_engines, broadcast=broadcast,
                      readout_rows=readout_rows) | {"array_split": "requested" if array_split else "default"}
     return Design(best, resources(best, device), origin, one_more_array(best, device))
