@@ -9,8 +9,8 @@ import pytest
 from flexspec.accel import calibrate
 from flexspec.accel.arch import AcceleratorConfig, block_usage, resources
 from flexspec.accel.layer_events import output_fifo_beats, output_fifo_width_bits
-from flexspec.accel.resource_model import (MODEL_PATH, block_cost, fifo_bram18, load_model, synthesize_output_fifo,
-                                           transform_cost)
+from flexspec.accel.resource_model import (MODEL_PATH, block_cost, fifo_bram18, load_model, output_fifo_cost,
+                                           synthesize_output_fifo, transform_cost)
 from flexspec.accel.search import DATAFLOW_MEMORY, describe_design, max_arrays, one_more_array, resolve_design
 from flexspec.accel.sim import budget_of
 from flexspec.dataflow.budget import budget_from_device
@@ -149,9 +149,15 @@ def test_searched_design_fits_and_one_more_array_does_not(device):
     r = resources(d.config, dev)
     for k in RESOURCE_KEYS:
         assert r.used[k] <= dev.available(k)
-    with pytest.raises(DoesNotFitError) as exc:
-        resources(replace(d.config, arrays=d.config.arrays + 1), dev)
+    bigger = replace(d.config, arrays=d.config.arrays + 1)
     more = one_more_array(d.config, dev)
+    if not more:  # one more array fits every resource, but the generated pool cannot build it (F | a_t)
+        assert not bigger.buildable
+        resources(bigger, dev)
+        assert "one more array fits the resources, but not the generated RTL" in "\n".join(describe_design(d, dev))
+        return
+    with pytest.raises(DoesNotFitError) as exc:
+        resources(bigger, dev)
     assert more and more == d.next_array  # one more array is refused: the reason is named
     for k, (need, have) in more.items():
         if k == DATAFLOW_MEMORY:  # every resource would fit, but not the dataflow's minimum of on-chip memory
@@ -218,6 +224,9 @@ def test_output_fifo_charge_matches_the_stored_synthesis():
             assert r["uram"] == 0
         else:  # -uram: the deep FIFOs go to URAM288 (BENCHMARKS: the what-if), the shallow ones stay in BRAM
             assert (r["uram"] > 0) == (r["depth"] > 640) and (r["bram18"] == 0) == (r["uram"] > 0), r
+            if r["uram"]:  # what resources() charges a FIFO placed in URAM (fifo_memory="uram")
+                cost, _ = output_fifo_cost(r["channels"], 8, 16, "xcup", "uram")
+                assert cost["uram"] == r["uram"] and cost["bram18"] == 0, r
 
 
 @pytest.mark.skipif(shutil.which("yosys") is None, reason="Debian 'yosys' not installed")
@@ -230,6 +239,21 @@ def test_output_fifo_charge_against_a_fresh_synthesis():
     blocks, _ = block_usage(cfg, load_device("u200"))
     assert row["bram18"] > 0 and row["uram"] == 0
     assert blocks["output_fifos"]["bram_bits"] == 3 * row["bram18"] * 18432
+
+
+@pytest.mark.skipif(shutil.which("yosys") is None, reason="Debian 'yosys' not installed")
+def test_output_fifo_in_uram_against_a_fresh_synthesis():
+    """The RTL's FIFO marked ram_style="ultra" (fifo_memory="uram"; 256 channels a row: 2,560 x 257
+    bits), synthesized now with -uram: resources() charges each array exactly its URAM288s and no
+    block RAM."""
+    cfg = AcceleratorConfig(arrays=3, pes=8, banks=10, ports=1, fft_engines=1, ifft_engines=1, readout_rows=1,
+                            fifo_channels=256, fifo_memory="uram")
+    row = synthesize_output_fifo(output_fifo_beats(256, 8), output_fifo_width_bits(8, 16), uram=True,
+                                 memory="uram", timeout_seconds=300)
+    blocks, _ = block_usage(cfg, load_device("u200"))
+    assert row["uram"] > 0 and row["bram18"] == 0
+    assert blocks["output_fifos"]["uram_bits"] == 3 * row["uram"] * 294912
+    assert blocks["output_fifos"]["bram_bits"] == 0
 
 
 def test_output_fifos_scale_with_the_arrays_and_bound_the_search():

@@ -44,6 +44,8 @@ from .resource_model import (  # noqa: F401  (nontrivial_twiddles re-exported)
 
 #: Values of ``AcceleratorConfig.array_split`` (the first is the default).
 ARRAY_SPLITS = ("tiles+groups", "tiles")
+#: Values of ``AcceleratorConfig.fifo_memory`` (the first is the default).
+FIFO_MEMORIES = ("bram", "uram")
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,9 @@ class AcceleratorConfig:
     #: row slice it runs (ceil(cout block / a_g) <= Cout: ``layer_events.output_fifo_beats``); the
     #: search sets it to the network's largest Cout; 512 is VGG16's (the zoo's largest)
     fifo_channels: int = 512
+    #: memory the output FIFOs are placed in ("bram": RAMB18/36; "uram": URAM288, the RTL marks the
+    #: FIFO memory ram_style="ultra"); the search takes "uram" on devices with UltraRAM
+    fifo_memory: str = "bram"
 
     def __post_init__(self):
         for key in ("arrays", "pes", "banks", "ports", "fft_engines", "ifft_engines", "fft_size", "fifo_channels"):
@@ -81,6 +86,9 @@ class AcceleratorConfig:
         if not isinstance(k, int) or isinstance(k, bool) or k < 1 or self.fft_size % k or k & (k - 1):
             raise UsageError(f"accelerator config: readout_rows must be a power of two dividing fft_size="
                              f"{self.fft_size}, got {k!r}")
+        if self.fifo_memory not in FIFO_MEMORIES:
+            raise UsageError(f"accelerator config: fifo_memory must be one of {', '.join(FIFO_MEMORIES)}, "
+                             f"got {self.fifo_memory!r}")
         if self.array_split not in ARRAY_SPLITS:
             raise UsageError(f"accelerator config: array_split must be one of {', '.join(ARRAY_SPLITS)}, "
                              f"got {self.array_split!r}")
@@ -287,7 +295,7 @@ def block_usage(config: AcceleratorConfig, device: Device) -> tuple[dict, tuple]
     blocks["engine_glue" if per_array else "pool_glue"] = total(glue, config.arrays if per_array else 1)
     estimated += [n for n in (note,) if n]
     # each array's output FIFO: its memory (its control logic is in the glue's fit, synthesized with the FIFOs)
-    fifo, note = output_fifo_cost(config.fifo_channels, config.fft_size, config.data_bits, family)
+    fifo, note = output_fifo_cost(config.fifo_channels, config.fft_size, config.data_bits, family, config.fifo_memory)
     blocks["output_fifos"] = total(fifo, config.arrays)
     estimated += [n for n in (note,) if n]
     return blocks, tuple(estimated)

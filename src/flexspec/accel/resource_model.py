@@ -216,7 +216,12 @@ def _fifo_segments(depth: int, width_bits: int) -> tuple[int, int]:
 FIFO_SEGMENT_MUX_LUTS_PER_BIT = 2.33
 
 
-def output_fifo_cost(channels: int, fft_size: int, ifft_bits: int, family: str) -> tuple[dict, str | None]:
+#: URAM288 geometry (rows x bits) a FIFO memory is tiled in (``output_fifo_cost``, memory "uram").
+URAM_ROWS, URAM_WIDTH_BITS = 4096, 72
+
+
+def output_fifo_cost(channels: int, fft_size: int, ifft_bits: int, family: str,
+                     memory: str = "bram") -> tuple[dict, str | None]:
     """Memory of one array's output FIFO (``rtl.layer_engine`` / ``rtl.cluster``: CREDITS tiles of
     ``channels`` output channels, ``layer_events.output_fifo_beats`` x ``output_fifo_width_bits``) in
     block RAM, as synthesized with the flow every block is calibrated with (Yosys 0.23 ``synth_xilinx
@@ -225,10 +230,17 @@ def output_fifo_cost(channels: int, fft_size: int, ifft_bits: int, family: str) 
     multiplexer of a depth cut into segments is charged here), and why it is estimated (None when the
     family was synthesized)."""
     beats, width = output_fifo_beats(channels, fft_size), output_fifo_width_bits(fft_size, ifft_bits)
+    note = None
+    if memory == "uram":  # ram_style="ultra": URAM288 tiles (Yosys -uram: 2,560 x 257 -> 4, 5,120 x 257 -> 8;
+        # the URAMs of a deeper FIFO cascade in their own columns, no LUT multiplexer)
+        cost = {"lut": 0.0, "lutram": 0.0, "ff": 0.0, "dsp": 0.0, "bram18": 0.0,
+                "uram": float(math.ceil(beats / URAM_ROWS) * math.ceil(width / URAM_WIDTH_BITS))}
+        if family != "xcup":
+            note = f"output FIFOs in URAM on {family}: the family has no UltraRAM synthesized here"
+        return cost, note
     bram18, segments = _fifo_segments(beats, width)
     cost = {"lut": FIFO_SEGMENT_MUX_LUTS_PER_BIT * width if segments > 1 else 0.0, "lutram": 0.0, "ff": 0.0,
             "dsp": 0.0, "bram18": float(bram18), "uram": 0.0}
-    note = None
     if family == "intel":
         note = "output FIFOs on Intel: counted in 18-Kbit block tilings (Xilinx aspect ratios), not M20K-mapped"
     elif family != "xcup":
@@ -240,17 +252,22 @@ def output_fifo_cost(channels: int, fft_size: int, ifft_bits: int, family: str) 
 FIFO_SYNTH = "synth_xilinx -family xcup -noiopad -top output_fifo"
 
 
-def synthesize_output_fifo(depth: int, width_bits: int, uram: bool = False, timeout_seconds: float = 900) -> dict:
+def synthesize_output_fifo(depth: int, width_bits: int, uram: bool = False, timeout_seconds: float = 900,
+                           memory: str | None = None) -> dict:
     """Yosys ``synth_xilinx -family xcup`` (``-uram`` if asked) of the FIFO the RTL instantiates as an
     array's output FIFO (``amaranth.lib.fifo.SyncFIFOBuffered``, ``depth`` x ``width_bits``): its
-    resource counts (``calibrate.classify``) and raw cells."""
+    resource counts (``calibrate.classify``) and raw cells.  ``memory``: the RTL's ``ram_style`` mark
+    (``rtl.output_fifo.OutputFIFO``; None: unmarked, as the block-RAM rows were measured)."""
     from amaranth.back import verilog  # heavy optional dependency
     from amaranth.lib.fifo import SyncFIFOBuffered
+
+    from ..rtl.output_fifo import OutputFIFO  # imports amaranth
 
     exe = shutil.which("yosys")
     if exe is None:
         raise CalibrationError("yosys not found on PATH (Debian: apt-get install -y yosys)")
-    fifo = SyncFIFOBuffered(width=width_bits, depth=depth)
+    fifo = (SyncFIFOBuffered(width=width_bits, depth=depth) if memory is None
+            else OutputFIFO(width=width_bits, depth=depth, memory=memory))
     src = verilog.convert(fifo, name="output_fifo", emit_src=False,
                           ports=[fifo.w_data, fifo.w_en, fifo.w_rdy, fifo.r_data, fifo.r_en, fifo.r_rdy])
     with tempfile.TemporaryDirectory(prefix="flexspec-fifo-") as tmp:

@@ -35,7 +35,7 @@ from ..errors import DoesNotFitError, UsageError
 from ..schedule.model import resolve_bank_map
 from ..spectral.geometry import num_frequencies, num_tiles
 from ..workload.layers import Network
-from .arch import (MIN_DATAFLOW_BITS, AcceleratorConfig, Resources, block_usage, dataflow_bits_left, family_of,
+from .arch import (FIFO_MEMORIES, MIN_DATAFLOW_BITS, AcceleratorConfig, Resources, block_usage, dataflow_bits_left, family_of,
                    resources, synthesized_max)
 from .engine import readout_requests
 from .kernels import resolve_kernels
@@ -230,12 +230,14 @@ def candidates(device, fft_size: int = 8, pes=PES, engines=ENGINES, bank_ports=B
     extra = ({"array_split": array_split} if array_split else {}) | ({"fifo_channels": fifo_channels}
                                                                       if fifo_channels else {})
     out: dict = {}
-    for p, e, (b, r), k, bc in itertools.product(pes, (1,) if per_array else engines, bank_ports,
-                                                  readout_axis(fft_size, readout_rows), broadcast):
+    for p, e, (b, r), k, bc, fm in itertools.product(pes, (1,) if per_array else engines, bank_ports,
+                                                      readout_axis(fft_size, readout_rows), broadcast,
+                                                      fifo_memories(device)):
         if b > f or p > largest:
             continue
         cfg = with_arrays(AcceleratorConfig(arrays=arrays or 1, pes=p, banks=b, ports=r, fft_engines=e,
-                                            ifft_engines=e, fft_size=fft_size, broadcast=bc, readout_rows=k, **extra),
+                                            ifft_engines=e, fft_size=fft_size, broadcast=bc, readout_rows=k,
+                                            fifo_memory=fm, **extra),
                           arrays or 1, per_array)
         if per_array:
             a = arrays or max_arrays(cfg, device, per_array)
@@ -254,6 +256,12 @@ def candidates(device, fft_size: int = 8, pes=PES, engines=ENGINES, bank_ports=B
                     continue
             out[c] = None
     return list(out)
+
+
+def fifo_memories(device) -> tuple:
+    """Memories the output FIFOs may go to on ``device`` (``AcceleratorConfig.fifo_memory``): block RAM,
+    and UltraRAM where the device leaves some to the accelerator (the search keeps the faster)."""
+    return FIFO_MEMORIES if device.available("uram_bits") > 0 else FIFO_MEMORIES[:1]
 
 
 #: Fewer arrays than fit that the search also tries, as a fraction of the most (:func:`pool_points`).
@@ -412,7 +420,8 @@ def describe_design(design: Design, device) -> list[str]:
              f"{c.ifft_engines} ({tag[o.get('fft_engines', 'searched')]}), read-out K={c.readout_rows} rows a "
              f"request ({tag[o.get('readout_rows', 'searched')]}), broadcast {c.broadcast} "
              f"({tag[o.get('broadcast', 'searched')]}), arrays split {c.array_split} "
-             f"({tag[o.get('array_split', 'default')]}), N={c.fft_size}"]
+             f"({tag[o.get('array_split', 'default')]}), N={c.fft_size}, output FIFOs of {c.fifo_channels} channels "
+             f"in {'UltraRAM' if c.fifo_memory == 'uram' else 'block RAM'}"]
     for row in r.table():
         lines.append(f"  {row['resource']:<12} {row['used']:>13,} / {row['available']:>13,} available "
                      f"({100 * row['utilization']:5.1f}%; device {row['capacity']:,}, reserved {row['reserved']:,})")

@@ -36,14 +36,14 @@ from __future__ import annotations
 
 from amaranth import Array, Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Shape, Signal, signed
 from amaranth.lib import wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..accel.fixed_point import bank_addresses
-from ..accel.layer_events import CREDITS, output_fifo_beats, output_fifo_width_bits
+from ..accel.layer_events import CREDITS
 from .config import _bits_for
 from .cluster_case import tail_items
 from .fft import FFT2DReal, IFFT2DReal, _round_saturate
+from .output_fifo import output_fifo
 from .output_tail import OutputTail, step_item_walk, tail_ports
 from .spectral_pass import RunTable, SpectralPass
 
@@ -289,8 +289,7 @@ class PoolCluster(wiring.Component):
         W = N * 2 * ib
         fifos, complete, heads = {}, {}, {}
         for (c, r), sp in passes.items():
-            fifo = SyncFIFOBuffered(width=output_fifo_width_bits(N, ib),
-                                    depth=output_fifo_beats(s.row_channels[r][1], N))
+            fifo = output_fifo(s.row_channels[r][1], N, ib, s.fifo_memory)
             m.submodules[f"ofifo_{c}_{r}"] = fifo
             fifos[c, r] = fifo
             acc = [sp.o_data[k * ab:(k + 1) * ab].as_signed() for k in range(2 * N)]

@@ -89,6 +89,7 @@ class ClusterSpec:
     row_programs: tuple  # Program per array row
     row_channels: tuple  # (first output channel, channels) per array row
     bias_int: tuple = ()  # per output channel, at block_frac (the output tail's bias)
+    fifo_memory: str = "bram"  # the output FIFOs' memory (AcceleratorConfig.fifo_memory)
 
     @property
     def tiles(self) -> int:
@@ -155,7 +156,7 @@ def cluster_spec(ssk, quant: LayerQuant, config: AcceleratorConfig, shape: PoolS
     geom = EngineGeometry(n, ssk.kernel_size, padding, height, width, cin, cout, depth, max(p.length for p in programs),
                           config.pes, configs[0].readout_rows)
     return ClusterSpec(shape, geom, quant, bank_of, tuple(configs), tuple(programs), tuple(channels),
-                       _bias_int(bias, quant, cout))
+                       _bias_int(bias, quant, cout), fifo_memory=config.fifo_memory)
 
 
 def check_tail_shape(shape: PoolShape, tiles: int) -> dict:

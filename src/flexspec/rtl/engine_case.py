@@ -52,6 +52,7 @@ class EngineSpec:
     bias_int: tuple  # per output channel, at the IFFT output's fractional bits (block_frac)
     groups: tuple  # GroupSpec per kernel group, in program order
     block_bases: tuple = (0,)  # schedule address of each kernel block's program (ob * cin_blocks + ib)
+    fifo_memory: str = "bram"  # the output FIFO's memory (AcceleratorConfig.fifo_memory)
 
     def expected_cycles(self) -> int:
         return engine_events(self.geometry).cycles
@@ -151,7 +152,7 @@ def engine_spec(ssk, quant: LayerQuant, config: AcceleratorConfig, height: int, 
     program = build_program(pe, groups)
     geom = EngineGeometry(n, ssk.kernel_size, padding, height, width, cin, cout, pe.channel_depth, program.length,
                           config.pes, pe.readout_rows)
-    return EngineSpec(pe, program, quant, geom, _bias_int(bias, quant, cout), groups)
+    return EngineSpec(pe, program, quant, geom, _bias_int(bias, quant, cout), groups, fifo_memory=config.fifo_memory)
 
 
 def _bias_int(bias, quant: LayerQuant, cout: int) -> tuple:
@@ -213,7 +214,7 @@ def _blocked_spec(ssk, quant, config, height, width, bias, padding, sched, dsp_p
     program = Program(pe, tuple(words), tuple(checked), tuple(mask), tuple(cycles))
     geom = replace(probe, channel_depth=pe.channel_depth, program_cycles=len(words), block_program_cycles=lengths)
     return EngineSpec(pe, program, quant, geom, _bias_int(bias, quant, cout), tuple(g for b in blocks for g in b),
-                      tuple(bases))
+                      tuple(bases), fifo_memory=config.fifo_memory)
 
 
 def engine_case(ssk, x, quant: LayerQuant, config: AcceleratorConfig, bias=None, padding: int = 1,

@@ -52,8 +52,9 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..accel.fixed_point import bank_addresses
-from ..accel.layer_events import CREDITS, output_fifo_beats, output_fifo_width_bits
+from ..accel.layer_events import CREDITS
 from .fft import FFT2DReal, IFFT2DReal, _round_saturate
+from .output_fifo import output_fifo
 from .output_tail import OutputTail, tail_ports
 from .spectral_pass import RunTable, SpectralPass
 
@@ -182,8 +183,7 @@ class LayerEngine(wiring.Component):
         # the psum FIFO (unless its last cin block) or rounded into the output FIFO
         ab, ib = c.acc_bits, q.ifft_bits
         W = N * 2 * ib
-        m.submodules.ofifo = fifo = SyncFIFOBuffered(width=output_fifo_width_bits(N, ib),
-                                                     depth=output_fifo_beats(g.bo, N))
+        m.submodules.ofifo = fifo = output_fifo(g.bo, N, ib, s.fifo_memory)
         orun = Signal(range(T + 1))
         # per chain (its last run's cin block): the first cin block, the last
         route = RunTable(m, [(int(ib_ == 0), int(ib_ == g.cin_blocks - 1)) for _, ib_ in chains] if psums
