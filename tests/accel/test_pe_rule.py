@@ -72,7 +72,8 @@ def test_compute_estimate_matches_the_simulated_steps():
             bank_of = resolve_bank_map("auto", mask, cfg.banks)
             est = blocking_cycles(m, cands, cfg, bank_of, kernel_bank_reads(mask, bank_of, cfg.banks))
             st = layer_steps(ld, m, cache.get(mask, cfg, b.cout_block), cfg,
-                             lambda a_g, mask=mask, bo=b.cout_block: cache.sliced(mask, cfg, bo, a_g))
+                             lambda a_g, mask=mask, bo=b.cout_block, cache=cache, cfg=cfg:
+                             cache.sliced(mask, cfg, bo, a_g))
             assert est["compute"][0] == pytest.approx(st.compute.sum(), rel=0.03), (cfg, ld.layer_name, b)
             assert est["fft"][0] == pytest.approx(st.fft.sum(), rel=1e-9)
 
