@@ -32,13 +32,15 @@ def test_bounds_lie_below_the_simulator(small_runs):
         assert r["cycles_lower_bound"] <= r["cycles"], r
         assert r["traffic_lower_bound_bytes"] <= r["traffic_bytes"], r
         assert r["latency_lower_bound_seconds"] <= r["latency_seconds"], r
-        # the convolutions' part has its own bound.  It is not vacuous: within 1.5x of the simulated
-        # convolution cycles at A = 4 (every layer has more tiles than the design has arrays), within
+        # the convolutions' part has its own bound.  It is not vacuous: within 1.6x of the simulated
+        # convolution cycles at A = 4 (every layer has more tiles than the design has arrays; 1.55x
+        # measured once the simulator deals a group split as the cluster's output-channel slices, whose
+        # uneven last slice the closed form does not see; 1.5x before), within
         # 10x at A = fit (fmnist_vgg's 28x28 layers have at most 25 tiles for 19-146 arrays, and each
         # pass pays the engine's fill and drain, which the closed form does not count)
         assert r["conv_latency_lower_bound_seconds"] <= r["conv_latency_seconds"], r
         ratio = r["conv_latency_seconds"] / r["conv_latency_lower_bound_seconds"]
-        assert ratio <= (1.5 if r["arrays_requested"] == "4" else 10), r
+        assert ratio <= (1.6 if r["arrays_requested"] == "4" else 10), r
 
 
 def test_every_pruned_point_is_dominated_by_a_simulated_one_of_its_device(small_runs):

@@ -106,13 +106,14 @@ def device_digest(device) -> str:
 
 
 # ---------------------------------------------------------------------------------- design --
-def design_of(device, fft_size: int, arrays, pes: int, banks: int, ports: int, broadcast: bool):
+def design_of(device, fft_size: int, arrays, pes: int, banks: int, ports: int, broadcast: bool, network=None):
     """(AcceleratorConfig, Resources) of one design point: P, B, R and broadcast fixed, ``arrays``
     fixed or 'fit' (the most arrays the device holds), the FFT engine count the largest that fits
-    (:func:`flexspec.pipeline.fit_design`).  Raises UsageError (impossible point, e.g. more banks
-    than frequencies) or DoesNotFitError (exceeds the device)."""
-    return fit_design(device, fft_size, arrays=None if arrays == "fit" else int(arrays), pes=pes, banks=banks,
-                      ports=ports, broadcast=bool(broadcast))
+    (:func:`flexspec.pipeline.fit_design`); ``network``: the output FIFOs sized for its largest Cout,
+    as ``flexspec run`` sizes them (``search.network_fifo_channels``).  Raises UsageError (impossible
+    point, e.g. more banks than frequencies) or DoesNotFitError (exceeds the device)."""
+    return fit_design(device, fft_size, network=network, arrays=None if arrays == "fit" else int(arrays), pes=pes,
+                      banks=banks, ports=ports, broadcast=bool(broadcast))
 
 
 def resource_figures(res) -> dict:

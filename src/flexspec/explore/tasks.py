@@ -60,7 +60,7 @@ def screen_group(group: dict) -> list[dict]:
         device = group["devices"][p["device"]]
         try:
             config, res = adapter.design_of(device, group["fft_size"], p["arrays"], p["pes"], p["banks"], p["ports"],
-                                            p["broadcast"])
+                                            p["broadcast"], network=adapter.network_of(net))
         except UsageError as exc:
             rows.append({**row, "status": "invalid", "error": _error(exc)})
             continue
