@@ -461,6 +461,16 @@ def verilog_digest(block: Block, params: dict) -> str:
     return hashlib.sha256(verilog_source(block, params).encode()).hexdigest()
 
 
+def run_yosys(exe: str, cmd: str, what: str, timeout_seconds: float, tail_chars: int = 1500) -> None:
+    """Run Yosys script ``cmd`` quietly; a timeout or a failure is a CalibrationError naming ``what``."""
+    try:
+        proc = subprocess.run([exe, "-q", "-p", cmd], capture_output=True, text=True, timeout=timeout_seconds)
+    except subprocess.TimeoutExpired:
+        raise CalibrationError(f"yosys ran over {timeout_seconds:.0f} s on {what}") from None
+    if proc.returncode != 0:
+        raise CalibrationError(f"yosys failed on {what}: {(proc.stderr or proc.stdout)[-tail_chars:]}")
+
+
 def synthesize(block: Block, params: dict, family: str = "xcup", timeout_seconds: float = 1800,
                depth: bool = True) -> dict:
     """Synthesize one size of ``block`` for ``family``; resource counts, depth and raw cells
@@ -476,12 +486,7 @@ def synthesize(block: Block, params: dict, family: str = "xcup", timeout_seconds
         stat = Path(tmp) / "stat.txt"
         net = Path(tmp) / "net.json"
         cmd = f"read_verilog {src}; {script}; tee -q -o {stat} stat" + (f"; write_json {net}" if depth else "")
-        try:
-            proc = subprocess.run([exe, "-q", "-p", cmd], capture_output=True, text=True, timeout=timeout_seconds)
-        except subprocess.TimeoutExpired:
-            raise CalibrationError(f"yosys ran over {timeout_seconds:.0f} s on {block.name} {params}") from None
-        if proc.returncode != 0:
-            raise CalibrationError(f"yosys failed on {block.name} {params}: {(proc.stderr or proc.stdout)[-1500:]}")
+        run_yosys(exe, cmd, f"{block.name} {params}", timeout_seconds)
         cells = parse_stat(stat.read_text())
         row = {"block": block.name, "family": family, "params": dict(params), "cells": cells, **classify(cells),
                "verilog_sha256": hashlib.sha256(source.encode()).hexdigest()}

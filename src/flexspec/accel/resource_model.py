@@ -21,13 +21,12 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import subprocess
 import tempfile
 from functools import lru_cache
 from pathlib import Path
 
 from ..errors import InputFileError
-from .calibrate import BLOCKS, BRAM18_WIDTH_AT_DEPTH, CalibrationError, classify, parse_stat
+from .calibrate import BLOCKS, BRAM18_WIDTH_AT_DEPTH, CalibrationError, classify, parse_stat, run_yosys
 from .layer_events import output_fifo_beats, output_fifo_width_bits
 
 MODEL_PATH = Path(__file__).resolve().parent.parent / "data" / "resource_model.json"
@@ -274,11 +273,6 @@ def synthesize_output_fifo(depth: int, width_bits: int, uram: bool = False, time
         v, stat = Path(tmp) / "fifo.v", Path(tmp) / "stat.txt"
         v.write_text(src)
         cmd = f"read_verilog {v}; {FIFO_SYNTH}{' -uram' if uram else ''}; tee -q -o {stat} stat"
-        try:
-            proc = subprocess.run([exe, "-q", "-p", cmd], capture_output=True, text=True, timeout=timeout_seconds)
-        except subprocess.TimeoutExpired:
-            raise CalibrationError(f"yosys ran over {timeout_seconds:.0f} s on a {depth} x {width_bits} FIFO") from None
-        if proc.returncode != 0:
-            raise CalibrationError(f"yosys failed on a {depth} x {width_bits} FIFO: {(proc.stderr or proc.stdout)[-800:]}")
+        run_yosys(exe, cmd, f"a {depth} x {width_bits} FIFO", timeout_seconds, tail_chars=800)
         cells = parse_stat(stat.read_text())
     return {"depth": depth, "width_bits": width_bits, "uram_flag": uram, "cells": cells, **classify(cells)}
