@@ -217,6 +217,9 @@ FIFO_SEGMENT_MUX_LUTS_PER_BIT = 2.33
 
 #: URAM288 geometry (rows x bits) a FIFO memory is tiled in (``output_fifo_cost``, memory "uram").
 URAM_ROWS, URAM_WIDTH_BITS = 4096, 72
+#: LUTs a bit of the read multiplexer costs per extra URAM depth segment (Yosys -uram: 5,120 x 257, two
+#: segments, 352 LUT; 2,560 x 257, one segment, 63 LUT of control, in the glue's fit): (352 - 63) / 257.
+URAM_SEGMENT_MUX_LUTS_PER_BIT = (352 - 63) / 257
 
 
 def output_fifo_cost(channels: int, fft_size: int, ifft_bits: int, family: str,
@@ -230,10 +233,10 @@ def output_fifo_cost(channels: int, fft_size: int, ifft_bits: int, family: str,
     family was synthesized)."""
     beats, width = output_fifo_beats(channels, fft_size), output_fifo_width_bits(fft_size, ifft_bits)
     note = None
-    if memory == "uram":  # ram_style="ultra": URAM288 tiles (Yosys -uram: 2,560 x 257 -> 4, 5,120 x 257 -> 8;
-        # the URAMs of a deeper FIFO cascade in their own columns, no LUT multiplexer)
-        cost = {"lut": 0.0, "lutram": 0.0, "ff": 0.0, "dsp": 0.0, "bram18": 0.0,
-                "uram": float(math.ceil(beats / URAM_ROWS) * math.ceil(width / URAM_WIDTH_BITS))}
+    if memory == "uram":  # ram_style="ultra": URAM288 tiles (Yosys -uram: 2,560 x 257 -> 4, 5,120 x 257 -> 8)
+        segments = math.ceil(beats / URAM_ROWS)
+        cost = {"lut": URAM_SEGMENT_MUX_LUTS_PER_BIT * width * (segments - 1), "lutram": 0.0, "ff": 0.0, "dsp": 0.0,
+                "bram18": 0.0, "uram": float(segments * math.ceil(width / URAM_WIDTH_BITS))}
         if family != "xcup":
             note = f"output FIFOs in URAM on {family}: the family has no UltraRAM synthesized here"
         return cost, note
