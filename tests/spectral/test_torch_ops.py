@@ -151,6 +151,55 @@ def test_forward_and_all_gradients_equal_conv2d(batch, cin, cout, k, extra, padd
             torch.testing.assert_close(got, want, atol=1e-9, rtol=1e-9)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.sampled_from([1, 3, 5]),
+       st.integers(0, 5), st.integers(0, 3), st.integers(1, 12), st.integers(1, 12),
+       st.sampled_from(["nchw", "channels_last", "strided"]), st.sampled_from(PRODUCT_FORMS), st.booleans(),
+       st.integers(0, 99))
+def test_inference_in_chunks_equals_conv2d(batch, images, cin, cout, k, extra, padding, height, width, layout, form,
+                                           bias, seed):
+    """Without autograd the layer runs the chain on chunks of images with one set of buffers: any chunk
+    size (the last chunk may be smaller), any product form, NCHW, channels-last or non-contiguous input,
+    against torch conv2d in float64; the module under ``torch.no_grad`` and ``torch.inference_mode``."""
+    n = max(k + extra, 2)
+    if height + 2 * padding < k or width + 2 * padding < k:
+        return
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, cin, height, width + 2, dtype=torch.float64, generator=gen)
+    x = {"nchw": x[..., :width].contiguous(), "channels_last": x[..., :width].contiguous(
+        memory_format=torch.channels_last), "strided": x[..., 1:width + 1]}[layout]
+    w = torch.randn(cout, cin, k, k, dtype=torch.float64, generator=gen)
+    b = torch.randn(cout, dtype=torch.float64, generator=gen) if bias else None
+    want = torch.nn.functional.conv2d(x, w, b, padding=padding)
+    conv = torch.nn.Conv2d(cin, cout, k, padding=padding, bias=bias).double()
+    with torch.no_grad():
+        conv.weight.copy_(w)
+        if bias:
+            conv.bias.copy_(b)
+    layer = SpectralConv2d.from_conv2d(conv, n)
+    with mock.patch.object(torch_ops, "product_form", lambda cin, cout, n, lanes: form), \
+            mock.patch.object(torch_ops, "images_per_chunk", lambda *args: images):
+        with torch.no_grad():
+            got = layer(x)
+        with torch.inference_mode():
+            got_inference = layer(x)
+    for out in (got, got_inference):
+        assert out.shape == want.shape and not out.requires_grad
+        torch.testing.assert_close(out, want, atol=1e-9, rtol=1e-9)
+
+
+def test_images_per_chunk_bounds_the_intermediates_and_the_kernel_rereads():
+    """VGG16's conv1_2 (64 -> 64 at 224x224, N = 8): one image's tiles, spectra, products and blocks are
+    ~96 MB, so one image a chunk; conv4_2 at N = 16 reads 302 MB of kernels per chunk against ~5 MB of
+    intermediates per image: one chunk for a batch of 8; a larger budget takes more images."""
+    f8 = 8 * 5
+    per_image = 4 * 38 * 38 * (36 * 64 + 2 * f8 * 64 + 2 * f8 * 64 + 64 * 64)  # float32, the planes form
+    assert torch_ops.images_per_chunk(64, 64, 8, 3, 224, 224, 4) == 1
+    assert torch_ops.images_per_chunk(64, 64, 8, 3, 224, 224, 4, chunk_bytes=3 * per_image) == 3
+    assert torch_ops.images_per_chunk(64, 64, 8, 3, 224, 224, 4, chunk_bytes=3 * per_image - 1) == 2
+    assert torch_ops.images_per_chunk(512, 512, 16, 3, 28, 28, 4) >= 8
+
+
 def test_layer_refuses_what_it_cannot_compute():
     layer = SpectralConv2d(2, 3, 3, 1, 8)
     with pytest.raises(UsageError, match=r"input must have shape \[B, 2, H, W\]"):

@@ -116,7 +116,9 @@ def oaa_frequency_major(x: torch.Tensor, wm: torch.Tensor, fft_size: int, kernel
         d, g = (t.to(dtype=x.dtype, device=x.device) for t in dft_matrices(n, n - k + 1))
     else:
         d, g = dft
-    return _SpectralOaA.apply(x, wm, bias, d, g, (n, k, ph, pw))
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, wm, bias)):
+        return _SpectralOaA.apply(x, wm, bias, d, g, (n, k, ph, pw))
+    return _inference(x, wm, bias, d, g, (n, k, ph, pw))
 
 
 def _tiling(fft_size: int, kernel_size: int, height: int, width: int, batch: int) -> tuple[int, int, int, int]:
@@ -206,6 +208,113 @@ def _block_matrices(d: torch.Tensor, g: torch.Tensor, f_count: int) -> tuple[tor
     return d2, g2
 
 
+def _bias_array(bias, out: torch.Tensor, cout: int) -> np.ndarray:
+    """The bias as the numpy vector the overlap-add pass adds (zeros without one)."""
+    if bias is not None:
+        return bias.detach().to(out.dtype).numpy()
+    return np.zeros(cout, dtype=out.numpy().dtype)
+
+
+def _work_sizes(fft_size: int, kernel_size: int, f_count: int, lanes: int, cin: int, cout: int,
+                stacked: bool) -> tuple[int, int, int]:
+    """Elements of the tiles, products and blocks of the ``"planes"`` / ``"stacked"`` forward pass on
+    ``lanes`` tiles (the spectra have ``2F x lanes x Cin``)."""
+    h = fft_size - kernel_size + 1
+    planes = 4 if stacked else 2  # the stacked products P, Q have twice the rows
+    return h * h * lanes * cin, planes * f_count * lanes * cout, fft_size * fft_size * lanes * cout
+
+
+def _forward_chunk(x, wm, bias_np, d, g, geometry, stacked: bool, out: torch.Tensor, xs: torch.Tensor,
+                   work: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> None:
+    """The forward pass of the ``"planes"`` / ``"stacked"`` forms on images ``x`` [b, Cin, H, W]: tiles
+    (numba) -> spectra ``xs = D @ tiles`` -> per-frequency product -> blocks ``G @ Y`` -> overlap-add,
+    crop and bias (numba) into ``out`` [b, OH, OW, Cout] (a numpy-viewable slice).  ``d``, ``g``:
+    the matrices of the form (:func:`_stacked_matrices` when ``stacked``); ``xs`` [2F, b*T*Cin]
+    receives the spectra (the backward pass keeps them); ``work``: flat buffers of at least the
+    sizes of the tiles, products and blocks, reused from chunk to chunk (None: fresh ones)."""
+    n, k, ph, pw = geometry
+    b, cin, height, width = x.shape
+    f_count, cout = wm.shape[1], wm.shape[3]
+    h, ty, tx, bt = _tiling(n, k, height, width, b)
+    sizes = _work_sizes(n, k, f_count, bt, cin, cout, stacked)
+    if work is None:
+        work = tuple(x.new_empty(size) for size in sizes)
+    tiles, y, blocks = (buf[:size] for buf, size in zip(work, sizes, strict=True))
+    tiles = tiles.view(h * h, bt * cin)
+    if x.stride(1) != 1 and x.stride(3) == 1:  # NCHW rows: stream rows, not channels
+        _kernels.tiles_forward_planar(x.detach().numpy(), h, tiles.numpy().reshape(h, h, b, ty, tx, cin))
+    else:
+        _kernels.tiles_forward(_bhwc(x), h, tiles.numpy().reshape(h, h, b, ty, tx, cin))
+    torch.mm(d, tiles, out=xs)  # tile spectra: [2F, B*T*Cin], rows (plane, f), or (f, plane) when stacked
+    wr, wi = wm.unbind(0)
+    if stacked:
+        x2 = xs.view(f_count, 2 * bt, cin)
+        y = y.view(2, f_count, 2 * bt, cout)  # P = X2 @ wr, Q = X2 @ wi
+        torch.bmm(x2, wr, out=y[0])
+        torch.bmm(x2, wi, out=y[1])
+    else:
+        xr, xi = xs.view(2, f_count, bt, cin).unbind(0)
+        y = y.view(2, f_count, bt, cout)
+        torch.bmm(xr, wr, out=y[0])
+        y[0].baddbmm_(xi, wi, alpha=-1.0)
+        torch.bmm(xr, wi, out=y[1])
+        y[1].baddbmm_(xi, wr)
+    blocks = blocks.view(n * n, bt * cout)
+    torch.mm(g, y.view(g.shape[1], bt * cout), out=blocks)  # [N*N, B*T*Cout]
+    _kernels.overlap_add_forward(blocks.numpy().reshape(n, n, b, ty, tx, cout), h, k - 1 - ph, k - 1 - pw,
+                                 bias_np, out.numpy())
+
+
+#: Bytes of the intermediates (tiles, spectra, products, blocks) of one chunk of images at inference;
+#: see :func:`images_per_chunk`.
+INFERENCE_CHUNK_BYTES = 24 << 20
+
+
+def images_per_chunk(in_channels: int, out_channels: int, fft_size: int, kernel_size: int, height: int, width: int,
+                     itemsize: int, chunk_bytes: int | None = None) -> int:
+    """How many images an inference pass runs through the whole chain (tiles -> spectra -> product ->
+    blocks -> overlap-add) at a time, reusing one set of buffers: as many as keep the intermediates
+    of a chunk within ``chunk_bytes`` (default :data:`INFERENCE_CHUNK_BYTES`), at least one, and at
+    least as many as make a chunk's intermediates outweigh the kernels, which every chunk reads again
+    (VGG16's conv4 at N = 16: 300 MB of kernels, 5 MB of intermediates per image).  A whole batch at
+    once writes and reads ~16x the input's bytes through memory: ~0.6 GB on VGG16's 224x224,
+    64-channel layers at batch 8 (BENCHMARKS.md "Inference in chunks of images")."""
+    f_count = num_frequencies(fft_size)
+    lanes = _tiling(fft_size, kernel_size, height, width, 1)[3]
+    stacked = product_form(in_channels, out_channels, fft_size, lanes) == "stacked"
+    per_image = itemsize * (2 * f_count * lanes * in_channels
+                            + sum(_work_sizes(fft_size, kernel_size, f_count, lanes, in_channels, out_channels, stacked)))
+    budget = INFERENCE_CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+    kernel_bytes = itemsize * 2 * f_count * in_channels * out_channels  # read again by every chunk
+    return max(1, budget // per_image, -(-kernel_bytes // per_image))
+
+
+def _inference(x, wm, bias, d, g, geometry) -> torch.Tensor:
+    """The forward pass without autograd (no gradient needed): the ``"planes"`` / ``"stacked"`` chain
+    run on chunks of :func:`images_per_chunk` images with one set of buffers, so that each chunk's
+    intermediates are still in cache when the next pass reads them; the ``"block"`` form as in training."""
+    n, k, ph, pw = geometry
+    b, cin, height, width = x.shape
+    f_count, cout = wm.shape[1], wm.shape[3]
+    h, ty, tx, bt = _tiling(n, k, height, width, b)
+    if product_form(cin, cout, n, bt) == "block":
+        return _SpectralOaA.apply(x, wm, bias, d, g, geometry)
+    images = min(b, images_per_chunk(cin, cout, n, k, height, width, x.element_size()))
+    stacked = product_form(cin, cout, n, images * ty * tx) == "stacked"  # any form is exact: one per call
+    if stacked:
+        d, g = _stacked_matrices(d, g, f_count)
+    out = x.new_empty(b, height + 2 * ph - k + 1, width + 2 * pw - k + 1, cout)
+    bias_np = _bias_array(bias, out, cout)
+    lanes = images * ty * tx
+    work = tuple(x.new_empty(size) for size in _work_sizes(n, k, f_count, lanes, cin, cout, stacked))
+    xs = x.new_empty(d.shape[0] * lanes * cin)
+    for b0 in range(0, b, images):
+        xc = x[b0:b0 + images]
+        spectra = xs[:d.shape[0] * xc.shape[0] * ty * tx * cin].view(d.shape[0], -1)
+        _forward_chunk(xc, wm, bias_np, d, g, geometry, stacked, out[b0:b0 + images], spectra, work)
+    return out.permute(0, 3, 1, 2)
+
+
 class _SpectralOaA(torch.autograd.Function):
     """The whole OaA layer as one autograd node, so that every pass is written once (forward and
     adjoint) and no intermediate is copied:
@@ -227,34 +336,11 @@ class _SpectralOaA(torch.autograd.Function):
         ctx.geometry, ctx.x_shape, ctx.form = geometry, x.shape, form
         if form == "block":
             return _SpectralOaA._block_forward(ctx, x, wm, bias, d, g)
-        stacked = form == "stacked"
-        if stacked:
+        if form == "stacked":
             d, g = _stacked_matrices(d, g, f_count)
-        tiles = x.new_empty(h * h, bt * cin)
-        if x.stride(1) != 1 and x.stride(3) == 1:  # NCHW rows: stream rows, not channels
-            _kernels.tiles_forward_planar(x.detach().numpy(), h, tiles.numpy().reshape(h, h, b, ty, tx, cin))
-        else:
-            _kernels.tiles_forward(_bhwc(x), h, tiles.numpy().reshape(h, h, b, ty, tx, cin))
-        xs = d @ tiles  # tile spectra: [2F, B*T*Cin], rows (plane, f), or (f, plane) when stacked
-        wr, wi = wm.unbind(0)
-        if stacked:
-            x2 = xs.view(f_count, 2 * bt, cin)
-            y = x.new_empty(2, f_count, 2 * bt, cout)  # P = X2 @ wr, Q = X2 @ wi
-            torch.bmm(x2, wr, out=y[0])
-            torch.bmm(x2, wi, out=y[1])
-        else:
-            xr, xi = xs.view(2, f_count, bt, cin).unbind(0)
-            y = x.new_empty(2, f_count, bt, cout)
-            torch.bmm(xr, wr, out=y[0])
-            y[0].baddbmm_(xi, wi, alpha=-1.0)
-            torch.bmm(xr, wi, out=y[1])
-            y[1].baddbmm_(xi, wr)
-        blocks = g @ y.view(g.shape[1], bt * cout)  # [N*N, B*T*Cout]
-        out_h, out_w = height + 2 * ph - k + 1, width + 2 * pw - k + 1
-        out = x.new_empty(b, out_h, out_w, cout)
-        bias_np = bias.detach().to(x.dtype).numpy() if bias is not None else np.zeros(cout, dtype=out.numpy().dtype)
-        _kernels.overlap_add_forward(blocks.numpy().reshape(n, n, b, ty, tx, cout), h, k - 1 - ph, k - 1 - pw,
-                                     bias_np, out.numpy())
+        out = x.new_empty(b, height + 2 * ph - k + 1, width + 2 * pw - k + 1, cout)
+        xs = x.new_empty(d.shape[0], bt * cin)
+        _forward_chunk(x, wm, _bias_array(bias, out, cout), d, g, ctx.geometry, form == "stacked", out, xs)
         ctx.save_for_backward(xs, wm)
         ctx.d, ctx.g = d, g
         return out.permute(0, 3, 1, 2)
@@ -275,9 +361,8 @@ class _SpectralOaA(torch.autograd.Function):
         blocks = g @ y.view(2 * f_count, cout * bt)  # [N*N, Cout*L]
         # channels-last output, as the other forms: ReLU and max-pool run 2.6-3x faster on it (measured)
         out = x.new_empty(b, height + 2 * ph - k + 1, width + 2 * pw - k + 1, cout).permute(0, 3, 1, 2)
-        bias_np = bias.detach().to(x.dtype).numpy() if bias is not None else np.zeros(cout, dtype=xs.numpy().dtype)
         _kernels.overlap_add_cmajor(blocks.numpy().reshape(n, n, cout, bt), h, ty, tx, k - 1 - ph, k - 1 - pw,
-                                    bias_np, *_flat_images(out))
+                                    _bias_array(bias, xs, cout), *_flat_images(out))
         ctx.save_for_backward(xs, wb)
         ctx.d, ctx.g = d, g
         return out
