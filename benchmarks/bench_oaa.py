@@ -2,7 +2,8 @@
 
 1. Inference, every VGG16 conv layer (224x224), batch 1 and batch 8: ``nn.Conv2d`` and the
    ``SpectralConv2d`` module (the one ``to_spectral`` users get, kernels held in place) at each FFT
-   size in --fft-sizes.  Each layer's implementations alternate within every repetition (median of
+   size in --fft-sizes; at batch > 1 also as before inference ran in chunks of images ("whole
+   batch": every pass over the whole batch at once).  Each layer's implementations alternate within every repetition (median of
    --reps), so background load hits all alike.  Totals: spectral on every layer with its best N,
    and the best of conv2d / spectral per layer (what ``to_spectral(..., keep_conv2d=True)`` picks).
 2. Training: one step (forward, backward, SGD update) of fmnist_vgg at batch 128, spatial vs
@@ -72,17 +73,28 @@ def forward_rows(batch: int, sizes, reps: int):
                 err = ((spec(x) - ref).abs().max() / ref.abs().max()).item()
                 assert err < 1e-4, f"{layer.name} N={n}: relative error {err}"
                 fns[n] = (lambda spec=spec, x=x: spec(x))
+                if batch > 1:  # the previous module: the whole batch through each pass at once
+                    fns[f"whole{n}"] = (lambda spec=spec, x=x: _whole_batch(spec, x))
             med = _interleaved(fns, reps)
             rows.append((layer.name, med))
             print(f"batch {batch} {layer.name}", {k: f"{v * 1e3:.1f} ms" for k, v in med.items()}, flush=True)
     return rows
 
 
+def _whole_batch(spec, x):
+    """``spec(x)`` as before inference ran in chunks of images (every pass over the whole batch)."""
+    with mock.patch.object(torch_ops, "images_per_chunk", lambda *args, **kw: x.shape[0]):
+        return spec(x)
+
+
 def forward_summary(rows, sizes) -> dict:
     conv = sum(m["conv2d"] for _, m in rows)
     best_spec = sum(min(m[n] for n in sizes) for _, m in rows)
-    best_any = sum(min(m.values()) for _, m in rows)
-    return {"conv2d_s": conv, "spectral_best_n_s": best_spec, "spectral_best_n_ratio": best_spec / conv,
+    best_any = sum(min(m[k] for k in ("conv2d", *sizes)) for _, m in rows)
+    whole = {}
+    if all(f"whole{n}" in m for _, m in rows for n in sizes):
+        whole["spectral_best_n_whole_batch_ratio"] = sum(min(m[f"whole{n}"] for n in sizes) for _, m in rows) / conv
+    return {"conv2d_s": conv, "spectral_best_n_s": best_spec, "spectral_best_n_ratio": best_spec / conv, **whole,
             "best_of_conv2d_or_spectral_s": best_any, "best_of_ratio": best_any / conv,
             **{f"spectral_n{n}_ratio": sum(m[n] for _, m in rows) / conv for n in sizes},
             "best_n": {name: min(sizes, key=lambda n: m[n]) for name, m in rows},
@@ -166,30 +178,36 @@ def main(argv=None):
     ap.add_argument("--density", type=float, default=0.25)
     ap.add_argument("--sparse-layers", nargs="*", default=["conv3_1", "conv3_2", "conv4_1", "conv4_2", "conv5_1",
                                                            "conv5_2"])
+    ap.add_argument("--train", action=argparse.BooleanOptionalAction, default=True,
+                    help="time the fmnist_vgg training step (--no-train: inference and sparse only)")
     ap.add_argument("--json", help="write all figures here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     res = {"torch": torch.__version__, "threads": args.threads, "reps": args.reps,
            "load_before": os.getloadavg(), "forward": {}}
-    res["train_step_fmnist_vgg_b128"] = train_step(args.reps)
-    print("train step", res["train_step_fmnist_vgg_b128"], flush=True)
+    if args.train:
+        res["train_step_fmnist_vgg_b128"] = train_step(args.reps)
+        print("train step", res["train_step_fmnist_vgg_b128"], flush=True)
     lines = []
     for batch in args.batches:
         rows = forward_rows(batch, args.fft_sizes, args.reps)
         summ = forward_summary(rows, args.fft_sizes)
         res["forward"][f"batch{batch}"] = summ
         lines.append(f"\nBatch {batch}: conv2d {summ['conv2d_s'] * 1e3:.0f} ms in total over VGG16's 13 convs\n")
-        lines.append("| layer | conv2d (ms) | " + " | ".join(f"N={n} (ms)" for n in args.fft_sizes)
-                     + " | best N / conv2d |")
-        lines.append("|---|---|" + "---|" * len(args.fft_sizes) + "---|")
+        cols = [*args.fft_sizes, *(f"whole{n}" for n in args.fft_sizes if batch > 1)]
+        lines.append("| layer | conv2d (ms) | " + " | ".join(
+            f"N={c} (ms)" if isinstance(c, int) else f"N={c[5:]} whole batch (ms)" for c in cols) + " | best N / conv2d |")
+        lines.append("|---|---|" + "---|" * len(cols) + "---|")
         for name, m in rows:
             b = summ["best_n"][name]
-            lines.append(f"| {name} | {m['conv2d'] * 1e3:.1f} | " + " | ".join(f"{m[n] * 1e3:.1f}" for n in args.fft_sizes)
+            lines.append(f"| {name} | {m['conv2d'] * 1e3:.1f} | " + " | ".join(f"{m[c] * 1e3:.1f}" for c in cols)
                          + f" | N={b}: {m[b] / m['conv2d']:.2f}x |")
+        whole = summ.get("spectral_best_n_whole_batch_ratio")
         lines.append(f"| **total** | {summ['conv2d_s'] * 1e3:.0f} | "
-                     + " | ".join(f"{summ[f'spectral_n{n}_ratio'] * summ['conv2d_s'] * 1e3:.0f}" for n in args.fft_sizes)
-                     + f" | best N per layer: **{summ['spectral_best_n_ratio']:.2f}x**; best of conv2d/spectral: "
-                     f"{summ['best_of_ratio']:.2f}x |")
+                     + " | ".join(f"{sum(m[c] for _, m in rows) * 1e3:.0f}" for c in cols)
+                     + f" | best N per layer: **{summ['spectral_best_n_ratio']:.2f}x**"
+                     + (f" (whole batch per pass, as before: {whole:.2f}x)" if whole else "")
+                     + f"; best of conv2d/spectral: {summ['best_of_ratio']:.2f}x |")
     if args.sparse_layers:
         res["load_before_sparse"] = os.getloadavg()
         res["sparse"] = sparse_rows(args.batches, args.density, args.sparse_layers, args.reps, args.threads)
@@ -199,15 +217,16 @@ def main(argv=None):
         for key, r in res["sparse"].items():
             lines.append(f"| {key} | {r['dense_s'] * 1e3:.1f} | {r['sparse_s'] * 1e3:.1f} | {r['ratio']:.2f}x |")
     res["load_after"] = os.getloadavg()
-    ts = res["train_step_fmnist_vgg_b128"]
-    lines.append(f"\nTraining step, fmnist_vgg, batch 128: spatial {ts['spatial_s'] * 1e3:.0f} ms; spectral "
-                 + "; ".join(f"{k.removeprefix('spectral_')} {ts[k + '_s'] * 1e3:.0f} ms ({ts[k + '_ratio']:.2f}x)"
-                             for k in ("spectral_n8_previous", "spectral_n8", "spectral_n9_previous", "spectral_n9",
-                                       "spectral_auto"))
-                 + f"; N per layer (auto, training): **{ts['ratio']:.2f}x**. Fastest repetitions: "
-                 + "; ".join(f"{k.removeprefix('spectral_')} {ts[k + '_min_ratio']:.2f}x"
-                             for k in ("spectral_n8_previous", "spectral_n8", "spectral_n9_previous", "spectral_n9",
-                                       "spectral_auto")) + ".")
+    ts = res.get("train_step_fmnist_vgg_b128")
+    if ts is not None:
+        lines.append(f"\nTraining step, fmnist_vgg, batch 128: spatial {ts['spatial_s'] * 1e3:.0f} ms; spectral "
+                     + "; ".join(f"{k.removeprefix('spectral_')} {ts[k + '_s'] * 1e3:.0f} ms ({ts[k + '_ratio']:.2f}x)"
+                                 for k in ("spectral_n8_previous", "spectral_n8", "spectral_n9_previous", "spectral_n9",
+                                           "spectral_auto"))
+                     + f"; N per layer (auto, training): **{ts['ratio']:.2f}x**. Fastest repetitions: "
+                     + "; ".join(f"{k.removeprefix('spectral_')} {ts[k + '_min_ratio']:.2f}x"
+                                 for k in ("spectral_n8_previous", "spectral_n8", "spectral_n9_previous", "spectral_n9",
+                                           "spectral_auto")) + ".")
     lines.append(f"torch {torch.__version__}, {args.threads} threads, median of {args.reps} interleaved repetitions; "
                  f"load average {res['load_before'][0]:.1f} before, {res['load_after'][0]:.1f} after.")
     print("\n".join(lines))
