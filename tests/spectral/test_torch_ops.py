@@ -3,6 +3,7 @@ finite differences (gradients), numpy rfft2/irfft2 (the DFT matrices)."""
 
 from __future__ import annotations
 
+import functools
 from unittest import mock
 
 import numpy as np
@@ -152,14 +153,15 @@ def test_forward_and_all_gradients_equal_conv2d(batch, cin, cout, k, extra, padd
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(1, 5), st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.sampled_from([1, 3, 5]),
-       st.integers(0, 5), st.integers(0, 3), st.integers(1, 12), st.integers(1, 12),
+@given(st.integers(1, 5), st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.integers(1, 4),
+       st.sampled_from([1, 3, 5]), st.integers(0, 5), st.integers(0, 6), st.integers(1, 16), st.integers(1, 12),
        st.sampled_from(["nchw", "channels_last", "strided"]), st.sampled_from(PRODUCT_FORMS), st.booleans(),
        st.integers(0, 99))
-def test_inference_in_chunks_equals_conv2d(batch, images, cin, cout, k, extra, padding, height, width, layout, form,
-                                           bias, seed):
-    """Without autograd the layer runs the chain on chunks of images with one set of buffers: any chunk
-    size (the last chunk may be smaller), any product form, NCHW, channels-last or non-contiguous input,
+def test_inference_in_chunks_equals_conv2d(batch, images, rows, cin, cout, k, extra, padding, height, width, layout,
+                                           form, bias, seed):
+    """Without autograd the layer runs the chain on chunks of whole images or strips of tile rows with one
+    set of buffers, carrying what a strip's blocks spill into the next: any chunk (the last one may be
+    smaller), any product form, padding beyond K - 1, NCHW, channels-last or non-contiguous input,
     against torch conv2d in float64; the module under ``torch.no_grad`` and ``torch.inference_mode``."""
     n = max(k + extra, 2)
     if height + 2 * padding < k or width + 2 * padding < k:
@@ -178,7 +180,7 @@ def test_inference_in_chunks_equals_conv2d(batch, images, cin, cout, k, extra, p
             conv.bias.copy_(b)
     layer = SpectralConv2d.from_conv2d(conv, n)
     with mock.patch.object(torch_ops, "product_form", lambda cin, cout, n, lanes: form), \
-            mock.patch.object(torch_ops, "images_per_chunk", lambda *args: images):
+            mock.patch.object(torch_ops, "inference_chunk", lambda *args: (images, rows)):
         with torch.no_grad():
             got = layer(x)
         with torch.inference_mode():
@@ -188,16 +190,21 @@ def test_inference_in_chunks_equals_conv2d(batch, images, cin, cout, k, extra, p
         torch.testing.assert_close(out, want, atol=1e-9, rtol=1e-9)
 
 
-def test_images_per_chunk_bounds_the_intermediates_and_the_kernel_rereads():
-    """VGG16's conv1_2 (64 -> 64 at 224x224, N = 8): one image's tiles, spectra, products and blocks are
-    ~96 MB, so one image a chunk; conv4_2 at N = 16 reads 302 MB of kernels per chunk against ~5 MB of
-    intermediates per image: one chunk for a batch of 8; a larger budget takes more images."""
-    f8 = 8 * 5
-    per_image = 4 * 38 * 38 * (36 * 64 + 2 * f8 * 64 + 2 * f8 * 64 + 64 * 64)  # float32, the planes form
-    assert torch_ops.images_per_chunk(64, 64, 8, 3, 224, 224, 4) == 1
-    assert torch_ops.images_per_chunk(64, 64, 8, 3, 224, 224, 4, chunk_bytes=3 * per_image) == 3
-    assert torch_ops.images_per_chunk(64, 64, 8, 3, 224, 224, 4, chunk_bytes=3 * per_image - 1) == 2
-    assert torch_ops.images_per_chunk(512, 512, 16, 3, 28, 28, 4) >= 8
+def test_inference_chunk_bounds_the_intermediates_and_the_kernel_rereads():
+    """VGG16's conv1_2 (64 -> 64 at 224x224, N = 8: 38 x 38 tiles of 6 x 6): a strip of tile rows whose
+    tiles, spectra, products and blocks fit the budget; conv4_2 at N = 16 reads 302 MB of kernels per
+    chunk against ~5 MB of intermediates per image: one chunk for a batch of 8; a larger budget takes
+    whole images, then more of them."""
+    per_tile = 4 * (36 * 64 + 80 * 64 + 80 * 64 + 64 * 64)  # float32, the planes form: tiles, spectra, products, blocks
+    chunk = functools.partial(torch_ops.inference_chunk, 64, 64, 8, 3, 224, 224, 4)
+    assert chunk(chunk_bytes=5 * 38 * per_tile) == (1, 5)
+    assert chunk(chunk_bytes=5 * 38 * per_tile - 1) == (1, 4)
+    assert chunk(chunk_bytes=1) == (1, 1)
+    assert chunk(chunk_bytes=3 * 38 * 38 * per_tile) == (3, 38)
+    assert chunk(chunk_bytes=3 * 38 * 38 * per_tile - 1) == (2, 38)
+    assert torch_ops.inference_chunk(512, 512, 16, 3, 28, 28, 4)[0] >= 8
+    assert torch_ops.inference_chunk(4, 4, 4, 3, 28, 28, 4, chunk_bytes=1) == (1, 1)  # 2-pixel tiles: 2-row spill
+    assert torch_ops.inference_chunk(4, 4, 6, 5, 28, 28, 4, chunk_bytes=1) == (1, 2)  # 4-row spill, 2-row tiles
 
 
 def test_layer_refuses_what_it_cannot_compute():

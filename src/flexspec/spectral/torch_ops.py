@@ -22,6 +22,10 @@ How it is fast (each step measured side by side with conv2d, see BENCHMARKS.md a
 * the whole layer is one autograd node with a hand-written adjoint (same GEMMs and gathers
   backwards, only the gradients that are needed); the output is a logical NCHW tensor with
   channels-last strides;
+* without autograd (inference) the chain runs on chunks of images with one set of reused
+  buffers (:func:`inference_chunk`), so each pass reads what the previous one wrote while it is
+  still in cache instead of streaming the whole batch's intermediates (~16x the input's bytes)
+  through memory five times;
 * the FFT size can be chosen per layer by measured speed, at inference or for training
   (:func:`plan_spectral`).
 
@@ -224,14 +228,15 @@ def _work_sizes(fft_size: int, kernel_size: int, f_count: int, lanes: int, cin: 
     return h * h * lanes * cin, planes * f_count * lanes * cout, fft_size * fft_size * lanes * cout
 
 
-def _forward_chunk(x, wm, bias_np, d, g, geometry, stacked: bool, out: torch.Tensor, xs: torch.Tensor,
-                   work: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> None:
-    """The forward pass of the ``"planes"`` / ``"stacked"`` forms on images ``x`` [b, Cin, H, W]: tiles
-    (numba) -> spectra ``xs = D @ tiles`` -> per-frequency product -> blocks ``G @ Y`` -> overlap-add,
-    crop and bias (numba) into ``out`` [b, OH, OW, Cout] (a numpy-viewable slice).  ``d``, ``g``:
+def _spectral_blocks(x, wm, d, g, geometry, stacked: bool, xs: torch.Tensor,
+                     work: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> np.ndarray:
+    """The forward pass of the ``"planes"`` / ``"stacked"`` forms up to the blocks, on images ``x``
+    [b, Cin, H, W]: tiles (numba) -> spectra ``xs = D @ tiles`` -> per-frequency product -> blocks
+    ``G @ Y``, returned as a numpy view [N, N, b, Ty, Tx, Cout] for the overlap-add.  ``d``, ``g``:
     the matrices of the form (:func:`_stacked_matrices` when ``stacked``); ``xs`` [2F, b*T*Cin]
     receives the spectra (the backward pass keeps them); ``work``: flat buffers of at least the
-    sizes of the tiles, products and blocks, reused from chunk to chunk (None: fresh ones)."""
+    sizes of the tiles, products and blocks (:func:`_work_sizes`), reused from chunk to chunk
+    (None: fresh ones)."""
     n, k, ph, pw = geometry
     b, cin, height, width = x.shape
     f_count, cout = wm.shape[1], wm.shape[3]
@@ -261,57 +266,88 @@ def _forward_chunk(x, wm, bias_np, d, g, geometry, stacked: bool, out: torch.Ten
         y[1].baddbmm_(xi, wr)
     blocks = blocks.view(n * n, bt * cout)
     torch.mm(g, y.view(g.shape[1], bt * cout), out=blocks)  # [N*N, B*T*Cout]
-    _kernels.overlap_add_forward(blocks.numpy().reshape(n, n, b, ty, tx, cout), h, k - 1 - ph, k - 1 - pw,
-                                 bias_np, out.numpy())
+    return blocks.numpy().reshape(n, n, b, ty, tx, cout)
 
 
-#: Bytes of the intermediates (tiles, spectra, products, blocks) of one chunk of images at inference;
-#: see :func:`images_per_chunk`.
+#: Bytes of the intermediates (tiles, spectra, products, blocks) of one chunk of tiles at inference;
+#: see :func:`inference_chunk`.
 INFERENCE_CHUNK_BYTES = 24 << 20
 
 
-def images_per_chunk(in_channels: int, out_channels: int, fft_size: int, kernel_size: int, height: int, width: int,
-                     itemsize: int, chunk_bytes: int | None = None) -> int:
-    """How many images an inference pass runs through the whole chain (tiles -> spectra -> product ->
-    blocks -> overlap-add) at a time, reusing one set of buffers: as many as keep the intermediates
-    of a chunk within ``chunk_bytes`` (default :data:`INFERENCE_CHUNK_BYTES`), at least one, and at
-    least as many as make a chunk's intermediates outweigh the kernels, which every chunk reads again
-    (VGG16's conv4 at N = 16: 300 MB of kernels, 5 MB of intermediates per image).  A whole batch at
-    once writes and reads ~16x the input's bytes through memory: ~0.6 GB on VGG16's 224x224,
-    64-channel layers at batch 8 (BENCHMARKS.md "Inference in chunks of images")."""
+def inference_chunk(in_channels: int, out_channels: int, fft_size: int, kernel_size: int, height: int, width: int,
+                    itemsize: int, chunk_bytes: int | None = None) -> tuple[int, int]:
+    """How an inference pass cuts the batch into chunks that run through the whole chain (tiles ->
+    spectra -> product -> blocks -> overlap-add) one after the other with one set of buffers:
+    ``(images, tile_rows)``, a chunk being ``images`` whole images, or (``images`` = 1) a strip of
+    ``tile_rows`` rows of tiles of one image.  A chunk holds as many tiles as keep its intermediates
+    within ``chunk_bytes`` (default :data:`INFERENCE_CHUNK_BYTES`), at least as many as make them
+    outweigh the kernels, which every chunk reads again (VGG16's conv4 at N = 16: 300 MB of kernels,
+    5 MB of intermediates per image), and a strip at least the rows a block spills into (``K - 1``
+    pixels).  A whole batch at once writes and reads ~16x the input's bytes through memory: ~0.6 GB
+    on VGG16's 224x224, 64-channel layers at batch 8 (BENCHMARKS.md "Inference in chunks")."""
     f_count = num_frequencies(fft_size)
-    lanes = _tiling(fft_size, kernel_size, height, width, 1)[3]
-    stacked = product_form(in_channels, out_channels, fft_size, lanes) == "stacked"
-    per_image = itemsize * (2 * f_count * lanes * in_channels
-                            + sum(_work_sizes(fft_size, kernel_size, f_count, lanes, in_channels, out_channels, stacked)))
+    h, ty, tx, per_image = _tiling(fft_size, kernel_size, height, width, 1)
+    stacked = product_form(in_channels, out_channels, fft_size, per_image) == "stacked"
+    per_tile = itemsize * (2 * f_count * in_channels
+                           + sum(_work_sizes(fft_size, kernel_size, f_count, 1, in_channels, out_channels, stacked)))
     budget = INFERENCE_CHUNK_BYTES if chunk_bytes is None else chunk_bytes
     kernel_bytes = itemsize * 2 * f_count * in_channels * out_channels  # read again by every chunk
-    return max(1, budget // per_image, -(-kernel_bytes // per_image))
+    tiles = max(1, budget // per_tile, -(-kernel_bytes // per_tile))
+    if tiles >= per_image:
+        return tiles // per_image, ty
+    return 1, min(ty, max(tiles // tx, _min_strip_rows(kernel_size, h)))
+
+
+def _min_strip_rows(kernel_size: int, tile: int) -> int:
+    """The fewest tile rows of a strip such that its blocks spill (``K - 1`` rows) into the next strip only."""
+    return max(1, -(-(kernel_size - 1) // tile))
 
 
 def _inference(x, wm, bias, d, g, geometry) -> torch.Tensor:
     """The forward pass without autograd (no gradient needed): the ``"planes"`` / ``"stacked"`` chain
-    run on chunks of :func:`images_per_chunk` images with one set of buffers, so that each chunk's
-    intermediates are still in cache when the next pass reads them; the ``"block"`` form as in training."""
+    run on chunks of whole images or strips of tile rows (:func:`inference_chunk`) with one set of
+    buffers, so that each chunk's intermediates are still in cache when the next pass reads them; the
+    ``"block"`` form as in training.  A strip owns the output rows its tiles start in; the ``N - h``
+    rows its last tiles spill into the next strip are overlap-added into ``carry`` and added once the
+    next strip has written them."""
     n, k, ph, pw = geometry
     b, cin, height, width = x.shape
     f_count, cout = wm.shape[1], wm.shape[3]
     h, ty, tx, bt = _tiling(n, k, height, width, b)
     if product_form(cin, cout, n, bt) == "block":
         return _SpectralOaA.apply(x, wm, bias, d, g, geometry)
-    images = min(b, images_per_chunk(cin, cout, n, k, height, width, x.element_size()))
-    stacked = product_form(cin, cout, n, images * ty * tx) == "stacked"  # any form is exact: one per call
+    images, rows = inference_chunk(cin, cout, n, k, height, width, x.element_size())
+    images, rows = min(b, images), min(ty, max(rows, _min_strip_rows(k, h)))
+    lanes = images * rows * tx
+    stacked = product_form(cin, cout, n, lanes) == "stacked"  # any form is exact: one per call
     if stacked:
         d, g = _stacked_matrices(d, g, f_count)
     out = x.new_empty(b, height + 2 * ph - k + 1, width + 2 * pw - k + 1, cout)
+    out_np, (oh, ow) = out.numpy(), out.shape[1:3]
     bias_np = _bias_array(bias, out, cout)
-    lanes = images * ty * tx
     work = tuple(x.new_empty(size) for size in _work_sizes(n, k, f_count, lanes, cin, cout, stacked))
     xs = x.new_empty(d.shape[0] * lanes * cin)
+    start_h, start_w = k - 1 - ph, k - 1 - pw  # canvas row/column of output pixel (0, 0)
+    carry = np.empty((images, n - h, ow, cout), dtype=out_np.dtype) if rows < ty else None
+    no_bias = np.zeros_like(bias_np)
     for b0 in range(0, b, images):
-        xc = x[b0:b0 + images]
-        spectra = xs[:d.shape[0] * xc.shape[0] * ty * tx * cin].view(d.shape[0], -1)
-        _forward_chunk(xc, wm, bias_np, d, g, geometry, stacked, out[b0:b0 + images], spectra, work)
+        for t0 in range(0, ty, rows):
+            t1 = min(ty, t0 + rows)
+            xc = x[b0:b0 + images, :, t0 * h:min(t1 * h, height)]
+            spectra = xs[:d.shape[0] * xc.shape[0] * (t1 - t0) * tx * cin].view(d.shape[0], -1)
+            blocks = _spectral_blocks(xc, wm, d, g, geometry, stacked, spectra, work)
+            dst = out_np[b0:b0 + images]
+            lo = 0 if t0 == 0 else min(oh, max(0, t0 * h - start_h))  # the output rows this strip owns
+            hi = oh if t1 == ty else min(oh, max(0, t1 * h - start_h))
+            if hi > lo:
+                _kernels.overlap_add_forward(blocks, h, lo + start_h - t0 * h, start_w, bias_np, dst[:, lo:hi])
+                if t0 > 0:
+                    dst[:, lo:lo + spill] += carry[:len(dst), :spill]
+            if t1 < ty:  # what this strip adds to the rows the next one owns
+                c_lo = min(oh, max(0, t1 * h - start_h))
+                spill = min(oh, max(0, t1 * h - start_h + n - h)) - c_lo
+                _kernels.overlap_add_forward(blocks, h, c_lo + start_h - t0 * h, start_w, no_bias,
+                                             carry[:len(dst), :spill])
     return out.permute(0, 3, 1, 2)
 
 
@@ -340,7 +376,8 @@ class _SpectralOaA(torch.autograd.Function):
             d, g = _stacked_matrices(d, g, f_count)
         out = x.new_empty(b, height + 2 * ph - k + 1, width + 2 * pw - k + 1, cout)
         xs = x.new_empty(d.shape[0], bt * cin)
-        _forward_chunk(x, wm, _bias_array(bias, out, cout), d, g, ctx.geometry, form == "stacked", out, xs)
+        blocks = _spectral_blocks(x, wm, d, g, ctx.geometry, form == "stacked", xs)
+        _kernels.overlap_add_forward(blocks, h, k - 1 - ph, k - 1 - pw, _bias_array(bias, out, cout), out.numpy())
         ctx.save_for_backward(xs, wm)
         ctx.d, ctx.g = d, g
         return out.permute(0, 3, 1, 2)
