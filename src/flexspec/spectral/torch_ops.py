@@ -271,7 +271,7 @@ def _spectral_blocks(x, wm, d, g, geometry, stacked: bool, xs: torch.Tensor,
 
 #: Bytes of the intermediates (tiles, spectra, products, blocks) of one chunk of tiles at inference;
 #: see :func:`inference_chunk`.
-INFERENCE_CHUNK_BYTES = 24 << 20
+INFERENCE_CHUNK_BYTES = 8 << 20
 
 
 def inference_chunk(in_channels: int, out_channels: int, fft_size: int, kernel_size: int, height: int, width: int,
