@@ -156,13 +156,14 @@ def test_forward_and_all_gradients_equal_conv2d(batch, cin, cout, k, extra, padd
 @given(st.integers(1, 5), st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.integers(1, 4),
        st.sampled_from([1, 3, 5]), st.integers(0, 5), st.integers(0, 6), st.integers(1, 16), st.integers(1, 12),
        st.sampled_from(["nchw", "channels_last", "strided"]), st.sampled_from(PRODUCT_FORMS), st.booleans(),
-       st.integers(0, 99))
+       st.integers(1, 3), st.integers(0, 99))
 def test_inference_in_chunks_equals_conv2d(batch, images, rows, cin, cout, k, extra, padding, height, width, layout,
-                                           form, bias, seed):
-    """Without autograd the layer runs the chain on chunks of whole images or strips of tile rows with one
-    set of buffers, carrying what a strip's blocks spill into the next: any chunk (the last one may be
-    smaller), any product form, padding beyond K - 1, NCHW, channels-last or non-contiguous input,
-    against torch conv2d in float64; the module under ``torch.no_grad`` and ``torch.inference_mode``."""
+                                           form, bias, threads, seed):
+    """Without autograd the layer runs the chain on chunks of whole images or strips of tile rows,
+    carrying what a strip's blocks spill into the next, on 1-3 worker threads (torch threads): any
+    chunk (the last one may be smaller), any product form, padding beyond K - 1, NCHW, channels-last
+    or non-contiguous input, against torch conv2d in float64; the module under ``torch.no_grad`` and
+    ``torch.inference_mode``."""
     n = max(k + extra, 2)
     if height + 2 * padding < k or width + 2 * padding < k:
         return
@@ -181,10 +182,12 @@ def test_inference_in_chunks_equals_conv2d(batch, images, rows, cin, cout, k, ex
     layer = SpectralConv2d.from_conv2d(conv, n)
     with mock.patch.object(torch_ops, "product_form", lambda cin, cout, n, lanes: form), \
             mock.patch.object(torch_ops, "inference_chunk", lambda *args: (images, rows)):
+        torch.set_num_threads(threads)  # the fixture restores one thread
         with torch.no_grad():
             got = layer(x)
         with torch.inference_mode():
             got_inference = layer(x)
+        torch.set_num_threads(1)
     for out in (got, got_inference):
         assert out.shape == want.shape and not out.requires_grad
         torch.testing.assert_close(out, want, atol=1e-9, rtol=1e-9)

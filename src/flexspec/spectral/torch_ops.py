@@ -34,9 +34,11 @@ CPU only, float32 or float64 (the numba passes); other devices or dtypes get a c
 
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import functools
 import statistics
+import threading
 import time
 from dataclasses import dataclass
 
@@ -303,13 +305,23 @@ def _min_strip_rows(kernel_size: int, tile: int) -> int:
     return max(1, -(-(kernel_size - 1) // tile))
 
 
+@functools.lru_cache(maxsize=4)
+def _chunk_workers(count: int) -> concurrent.futures.ThreadPoolExecutor:
+    """``count`` threads that run inference chunks, each with one torch thread (a thread-local setting):
+    the chunks run side by side instead of each short op of a chunk being split over the cores."""
+    return concurrent.futures.ThreadPoolExecutor(count, thread_name_prefix="flexspec-chunks",
+                                                 initializer=torch.set_num_threads, initargs=(1,))
+
+
 def _inference(x, wm, bias, d, g, geometry) -> torch.Tensor:
     """The forward pass without autograd (no gradient needed): the ``"planes"`` / ``"stacked"`` chain
-    run on chunks of whole images or strips of tile rows (:func:`inference_chunk`) with one set of
-    buffers, so that each chunk's intermediates are still in cache when the next pass reads them; the
-    ``"block"`` form as in training.  A strip owns the output rows its tiles start in; the ``N - h``
-    rows its last tiles spill into the next strip are overlap-added into ``carry`` and added once the
-    next strip has written them."""
+    run on chunks of whole images or strips of tile rows (:func:`inference_chunk`), so that each
+    chunk's intermediates are still in cache when the next pass reads them; the ``"block"`` form as in
+    training.  With several torch threads the chunks run on as many worker threads of one torch
+    thread each (a shared queue: a descheduled worker delays only its chunk), each with its own
+    buffers, reused from chunk to chunk.  A strip owns the output rows its tiles start in; the
+    ``N - h`` rows its last tiles spill into the next strip are overlap-added into a carry, added
+    once every strip has written its own rows."""
     n, k, ph, pw = geometry
     b, cin, height, width = x.shape
     f_count, cout = wm.shape[1], wm.shape[3]
@@ -325,14 +337,27 @@ def _inference(x, wm, bias, d, g, geometry) -> torch.Tensor:
     out = x.new_empty(b, height + 2 * ph - k + 1, width + 2 * pw - k + 1, cout)
     out_np, (oh, ow) = out.numpy(), out.shape[1:3]
     bias_np = _bias_array(bias, out, cout)
-    work = tuple(x.new_empty(size) for size in _work_sizes(n, k, f_count, lanes, cin, cout, stacked))
-    xs = x.new_empty(d.shape[0] * lanes * cin)
     start_h, start_w = k - 1 - ph, k - 1 - pw  # canvas row/column of output pixel (0, 0)
-    carry = np.empty((images, n - h, ow, cout), dtype=out_np.dtype) if rows < ty else None
+    chunks = [(b0, t0, min(ty, t0 + rows)) for b0 in range(0, b, images) for t0 in range(0, ty, rows)]
+    carry = np.empty((len(chunks), images, n - h, ow, cout), dtype=out_np.dtype) if rows < ty else None
+    spills = [(0, 0)] * len(chunks)  # (first output row, rows) of each strip's carry
     no_bias = np.zeros_like(bias_np)
-    for b0 in range(0, b, images):
-        for t0 in range(0, ty, rows):
-            t1 = min(ty, t0 + rows)
+    queue = iter(range(len(chunks)))
+    lock = threading.Lock()
+
+    def run_chunks():
+        with torch.inference_mode():  # grad mode is per thread: a worker's starts enabled
+            _run_chunks()
+
+    def _run_chunks():
+        work = tuple(x.new_empty(size) for size in _work_sizes(n, k, f_count, lanes, cin, cout, stacked))
+        xs = x.new_empty(d.shape[0] * lanes * cin)
+        while True:
+            with lock:
+                i = next(queue, None)
+            if i is None:
+                return
+            b0, t0, t1 = chunks[i]
             xc = x[b0:b0 + images, :, t0 * h:min(t1 * h, height)]
             spectra = xs[:d.shape[0] * xc.shape[0] * (t1 - t0) * tx * cin].view(d.shape[0], -1)
             blocks = _spectral_blocks(xc, wm, d, g, geometry, stacked, spectra, work)
@@ -341,13 +366,23 @@ def _inference(x, wm, bias, d, g, geometry) -> torch.Tensor:
             hi = oh if t1 == ty else min(oh, max(0, t1 * h - start_h))
             if hi > lo:
                 _kernels.overlap_add_forward(blocks, h, lo + start_h - t0 * h, start_w, bias_np, dst[:, lo:hi])
-                if t0 > 0:
-                    dst[:, lo:lo + spill] += carry[:len(dst), :spill]
             if t1 < ty:  # what this strip adds to the rows the next one owns
                 c_lo = min(oh, max(0, t1 * h - start_h))
-                spill = min(oh, max(0, t1 * h - start_h + n - h)) - c_lo
+                spills[i] = c_lo, min(oh, max(0, t1 * h - start_h + n - h)) - c_lo
                 _kernels.overlap_add_forward(blocks, h, c_lo + start_h - t0 * h, start_w, no_bias,
-                                             carry[:len(dst), :spill])
+                                             carry[i, :len(dst), :spills[i][1]])
+
+    workers = min(torch.get_num_threads(), len(chunks))
+    if workers > 1:
+        for job in [_chunk_workers(workers).submit(run_chunks) for _ in range(workers)]:
+            job.result()
+    else:
+        run_chunks()
+    for i, (c_lo, spill) in enumerate(spills):
+        if spill:
+            b0 = chunks[i][0]
+            dst = out_np[b0:b0 + images]
+            dst[:, c_lo:c_lo + spill] += carry[i, :len(dst), :spill]
     return out.permute(0, 3, 1, 2)
 
 
