@@ -24,8 +24,8 @@ How it is fast (each step measured side by side with conv2d, see BENCHMARKS.md a
   channels-last strides;
 * without autograd (inference) the chain runs on chunks of images with one set of reused
   buffers (:func:`inference_chunk`), so each pass reads what the previous one wrote while it is
-  still in cache instead of streaming the whole batch's intermediates (~16x the input's bytes)
-  through memory five times;
+  still in cache instead of streaming the whole batch's intermediates (7.5x the input's bytes)
+  through memory;
 * the FFT size can be chosen per layer by measured speed, at inference or for training
   (:func:`plan_spectral`).
 
@@ -285,8 +285,8 @@ def inference_chunk(in_channels: int, out_channels: int, fft_size: int, kernel_s
     within ``chunk_bytes`` (default :data:`INFERENCE_CHUNK_BYTES`), at least as many as make them
     outweigh the kernels, which every chunk reads again (VGG16's conv4 at N = 16: 300 MB of kernels,
     5 MB of intermediates per image), and a strip at least the rows a block spills into (``K - 1``
-    pixels).  A whole batch at once writes and reads ~16x the input's bytes through memory: ~0.6 GB
-    on VGG16's 224x224, 64-channel layers at batch 8 (BENCHMARKS.md "Inference in chunks")."""
+    pixels).  A whole batch at once writes and reads its intermediates (7.5x the input's bytes)
+    through memory: ~0.8 GB on VGG16's conv1_2 at batch 8, N = 8 (BENCHMARKS.md "Inference in chunks")."""
     f_count = num_frequencies(fft_size)
     h, ty, tx, per_image = _tiling(fft_size, kernel_size, height, width, 1)
     stacked = product_form(in_channels, out_channels, fft_size, per_image) == "stacked"
