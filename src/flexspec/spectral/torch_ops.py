@@ -22,10 +22,11 @@ How it is fast (each step measured side by side with conv2d, see BENCHMARKS.md a
 * the whole layer is one autograd node with a hand-written adjoint (same GEMMs and gathers
   backwards, only the gradients that are needed); the output is a logical NCHW tensor with
   channels-last strides;
-* without autograd (inference) the chain runs on chunks of images with one set of reused
+* without autograd (inference) the chain runs on chunks (images or strips of tile rows) with reused
   buffers (:func:`inference_chunk`), so each pass reads what the previous one wrote while it is
   still in cache instead of streaming the whole batch's intermediates (7.5x the input's bytes)
-  through memory;
+  through memory; with several torch threads the chunks run side by side on worker threads of one
+  torch thread each;
 * the FFT size can be chosen per layer by measured speed, at inference or for training
   (:func:`plan_spectral`).
 
@@ -280,8 +281,8 @@ def inference_chunk(in_channels: int, out_channels: int, fft_size: int, kernel_s
                     itemsize: int, chunk_bytes: int | None = None) -> tuple[int, int]:
     """How an inference pass cuts the batch into chunks that run through the whole chain (tiles ->
     spectra -> product -> blocks -> overlap-add) one after the other with one set of buffers:
-    ``(images, tile_rows)``, a chunk being ``images`` whole images, or (``images`` = 1) a strip of
-    ``tile_rows`` rows of tiles of one image.  A chunk holds as many tiles as keep its intermediates
+    ``(images, tile_rows)``, a chunk being ``images`` whole images (more than the batch: the whole batch
+    at once), or (``images`` = 1) a strip of ``tile_rows`` rows of tiles of one image.  A chunk holds as many tiles as keep its intermediates
     within ``chunk_bytes`` (default :data:`INFERENCE_CHUNK_BYTES`), at least as many as make them
     outweigh the kernels, which every chunk reads again (VGG16's conv4 at N = 16: 300 MB of kernels,
     5 MB of intermediates per image), and a strip at least the rows a block spills into (``K - 1``
