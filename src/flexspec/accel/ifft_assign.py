@@ -80,11 +80,11 @@ def layer_ifft_cycles(config, channels: int, tiles: int, cout_block: int, splits
     """IFFT cycles of a layer of ``channels`` output channels x ``tiles`` tiles walked in cout blocks
     of ``cout_block``, each block at the split of ``splits`` (a_g values) its IFFTs serve best (a
     lower bound on the simulator's, which picks a block's split by its compute and IFFT together:
-    ``layer_cycles``); splits that leave a slice empty are skipped."""
+    ``layer_cycles``); splits that leave a slice empty are skipped (none left: infinite)."""
     blk = min(int(cout_block), int(channels))
     full, rest = divmod(int(channels), blk)
 
     def least(c: int) -> float:
-        return min(ifft_cycles(config, c, tiles, d) for d in splits if d == 1 or slices_fill(c, d))
+        return min((ifft_cycles(config, c, tiles, d) for d in splits if d == 1 or slices_fill(c, d)), default=np.inf)
 
     return full * least(blk) + (least(rest) if rest else 0.0)

@@ -253,11 +253,17 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig,
             free[s0:s1] = span_free * share
         return compute, free, overhead, first_load, split
 
-    compute, free, overhead, first_load, split = runs_compute(False)
+    def ifft_of(split: np.ndarray) -> np.ndarray:
+        """The inverse FFTs of each step's finished outputs at its run's split (ifft_assign: slice g on
+        IFFT g mod E)."""
+        pairs, pos = np.unique(np.stack([o_ch[o], split]), axis=1, return_inverse=True)
+        per_tile = np.array([ifft_cycles(config, int(c), 1, int(d)) for c, d in pairs.T])
+        return np.where(last, tiles_step * per_tile[np.ravel(pos)], 0.0)
+
+    walks = [runs_compute(False)]
     if cin_chained(b.order, n_o, n_i, n_t, bt, a // min(divisors)):
-        chain = runs_compute(True)
-        if chain[0].sum() < compute.sum():
-            compute, free, overhead, first_load, split = chain
+        walks.append(runs_compute(True))  # chained only when faster: its arrays and its IFFTs (one tile an array)
+    compute, free, overhead, first_load, split = min(walks, key=lambda w: float(np.maximum(w[0], ifft_of(w[4])).sum()))
     n = config.fft_size
     totals = {"kernels_bits": int(np.where(k_new, kb[o, i], 0).sum()),
               "inputs_bits": int(np.where(x_new, in_bits[i, t], 0).sum()),
@@ -268,12 +274,9 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig,
     # the engine's FFT takes a channel every fft_channel_interval_cycles (its bank writer's two
     # slots make that more than N when the pass reads a channel's rows slowly; the RTL's rate)
     fft_interval = fft_channel_interval_cycles(n, channel_depth(sch.schedule.bank_of, config.banks))
-    # the inverse FFTs of a step's finished outputs, at its run's split (ifft_assign: slice g on IFFT g mod E)
-    pairs, pos = np.unique(np.stack([o_ch[o], split]), axis=1, return_inverse=True)
-    per_tile = np.array([ifft_cycles(config, int(c), 1, int(d)) for c, d in pairs.T])
-    ifft = np.where(last, tiles_step * per_tile[np.ravel(pos)], 0.0)
     return LayerSteps(compute, free, load / 8.0, np.where(k_new, kb[o, i], 0) / 8.0, write / 8.0,
-                      fwd * fft_interval / config.fft_engines, ifft, totals, tiles_step, overhead, first_load)
+                      fwd * fft_interval / config.fft_engines, ifft_of(split), totals, tiles_step, overhead,
+                      first_load)
 
 
 def pipeline_steps(st: LayerSteps, bpc: float):

@@ -185,6 +185,7 @@ def blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, bank
     n_full = np.where(all_tiles, 1, g.tiles // bt)
     rem = np.where(all_tiles, 0, g.tiles - n_full * bt)
     compute = np.zeros(bo.size)
+    ifft = np.zeros(bo.size)
     bits = np.zeros(bo.size)
     memo = (memo if memo is not None else {}).setdefault((g.name, config, bank_of.tobytes()), {})
     groups = memo.setdefault("groups", {})
@@ -235,6 +236,17 @@ def blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, bank
             memo[key].update(zip(need, spans, strict=True))
         return np.array([memo[key][t] if t > 0 else 0 for t in tiles], dtype=float)
 
+    def ifft_walk(o_blk: int, full_tiles: int, rem_tiles: int, splits) -> float:
+        """IFFT cycles of the layer walked in tile blocks of ``full_tiles`` (and one of ``rem_tiles``),
+        each cout block at its IFFTs' best split of ``splits`` (None: a chained walk's, one tile an array)."""
+        key = ("ifft", o_blk, full_tiles, rem_tiles, splits is None)
+        if key not in memo:
+            def cost(t):
+                sp = chain_splits(divisors, a, t) if splits is None else splits
+                return layer_ifft_cycles(config, g.cout, t, o_blk, sp) if t and sp else (np.inf if t else 0.0)
+            memo[key] = (g.tiles - rem_tiles) // max(1, full_tiles) * cost(full_tiles) + cost(rem_tiles)
+        return memo[key]
+
     chained = cin_chained(orders.T, n_o, n_i, cands["tile_blocks"], bt, a // min(divisors))
     for o_blk, i_blk in {(int(x), int(y)) for x, y in zip(bo, bi, strict=True)}:
         sel = np.nonzero((bo == o_blk) & (bi == i_blk))[0]
@@ -244,21 +256,24 @@ def blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, bank
             runs = n_full[sel] * block_cost(o_blk, lo, hi, True, full[sel], False, out) \
                 + block_cost(o_blk, lo, hi, True, rem[sel], False, out)
             per_block += np.where(weight > 0, weight * runs, 0.0)
+        compute[sel] = n_o[sel] * per_block
+        ifft[sel] = [ifft_walk(o_blk, int(x), int(y), divisors) for x, y in zip(full[sel], rem[sel], strict=True)]
         ch = chained[sel]
         if ch.any():  # walks that may chain: one run per accumulator visit, read out once, when faster
-            c_sel = sel[ch]
-            visits = n_full[c_sel] * block_cost(o_blk, 0, g.cin, True, full[c_sel], True, True) \
-                + block_cost(o_blk, 0, g.cin, True, rem[c_sel], True, True)
-            per_block[ch] = np.minimum(per_block[ch], visits)
-        compute[sel] = n_o[sel] * per_block
+            c_sel = sel[ch]  # (its arrays and its IFFTs: a chained tile block holds one tile an array)
+            visits = n_o[c_sel] * (n_full[c_sel] * block_cost(o_blk, 0, g.cin, True, full[c_sel], True, True)
+                                   + block_cost(o_blk, 0, g.cin, True, rem[c_sel], True, True))
+            c_ifft = np.array([ifft_walk(o_blk, int(x), int(y), None) for x, y in zip(full[c_sel], rem[c_sel],
+                                                                                       strict=True)])
+            better = np.maximum(visits, c_ifft) < np.maximum(compute[c_sel], ifft[c_sel])
+            compute[c_sel] = np.where(better, visits, compute[c_sel])
+            ifft[c_sel] = np.where(better, c_ifft, ifft[c_sel])
         if stream and ("stream", o_blk) not in memo:
             memo[("stream", o_blk)] = stream_bits(g.cin, g.cout, groups_of(o_blk, True), config, bank_of, o_blk)
         bits[sel] = memo.get(("stream", o_blk), 0) if stream else 0
     n = config.fft_size
     fft = cands["forward_ffts"] * fft_channel_interval_cycles(n, channel_depth(bank_of, config.banks)) \
         / config.fft_engines
-    ifft_of = {int(x): layer_ifft_cycles(config, g.cout, g.tiles, int(x), divisors) for x in np.unique(bo)}
-    ifft = np.array([ifft_of[int(x)] for x in bo], dtype=float)
     return {"compute": compute, "fft": fft, "ifft": ifft, "stream_bits": bits}
 
 
