@@ -1,7 +1,9 @@
 """What the buildable IFFT assignment (array row g on IFFT g mod E, ``flexspec.accel.ifft_assign``)
 costs a design, layer by layer: VGG16's conv layers (synthesized kernels) simulated on one design
 (the U200 row of a ``bench_designs.py`` result file), with per layer its cycles, what bounds it, its
-compute and IFFT cycles, and the array splits a_g its kernel-block runs took (counted by run).
+compute and IFFT cycles, and the array splits a_g its kernel-block runs took (counted over the runs the
+simulator evaluates: both walks when a layer may chain its cin blocks, so a count may include the walk not
+taken; the IFFT cycles are the walk taken's).
 
 Run it with the code to measure on PYTHONPATH (e.g. a checkout before the change and one after) and
 a label; each run adds (or replaces) its label's entry in benchmarks/results/bench_ifft_assign.json.
