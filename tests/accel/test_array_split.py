@@ -44,12 +44,15 @@ def test_simulator_honours_the_split(small_net, monkeypatch):
     on 28 x 28 .. 7 x 7 layers (25 .. 4 tiles) the tiles-only split never computes faster, and on some
     layers slower."""
     net, masks = small_net
-    cfg = AcceleratorConfig(arrays=8, pes=4, banks=10, ports=2, fft_engines=2, ifft_engines=2, fft_size=8)
+    # one IFFT: 'tiles' deals its items by tile over E engines, 'tiles+groups' at a_g = 1 puts the
+    # one slice on one IFFT (ifft_assign); with E = 1 the two charge the same IFFT time
+    cfg = AcceleratorConfig(arrays=8, pes=4, banks=10, ports=2, fft_engines=2, ifft_engines=1, fft_size=8)
     both = simulate_network(net, "zcu102", cfg, masks, histograms=False)
     tiles = simulate_network(net, "zcu102", replace(cfg, array_split="tiles"), masks, histograms=False)
     sliced = layer_cycles.slice_makespan
     monkeypatch.setattr(layer_cycles, "slice_makespan",
-                        lambda t, a, divisors, rows_of, interval, lower=None: sliced(t, a, (1,), rows_of, interval))
+                        lambda t, a, divisors, rows_of, interval, lower=None, floor=None: sliced(t, a, (1,), rows_of,
+                                                                                       interval))
     # the PE-array rule times its candidates with the same split (pe_rule.blocking_cycles)
     full = pe_rule.sliced_array_makespan
     monkeypatch.setattr(pe_rule, "sliced_array_makespan",

@@ -178,8 +178,9 @@ def test_simulator_split_bounds_the_pool_model(cin, cout, height, width, split, 
        st.integers(0, 2**31 - 1))
 def test_simulator_split_charges_the_pool_models_tile_rate(cin, cout, a_t, a_g, pes, banks_ports, k, density, seed):
     """Where the engines keep up and the arrays are compute bound (an FFT per array column, an IFFT
-    per array, every row's program at least twice its column's FFT feed, its slice's inverse
-    transforms and its read-out requests), two more tiles per column
+    per array, every row's program at least twice its column's FFT feed, the inverse transforms of
+    its slice over every column (one IFFT a slice: ``ifft_assign``) and its read-out requests), two
+    more tiles per column
     cost the cluster (``pool_events``) what they cost in the simulator, 2 x the busiest row's engine
     interval, or a little more: within 5% (the cluster's FFT writer has two slots, so on short
     programs a tile's load can trail its FFT's pipeline by a few cycles: the one-array engine's own
@@ -193,7 +194,7 @@ def test_simulator_split_charges_the_pool_models_tile_rate(cin, cout, a_t, a_g, 
     sl = schedule_layer_blocks(mask, cfg, cout, slices=a_g)
     feed = cin * fft_channel_interval_cycles(8, channel_depth(sl.schedule.bank_of, b))
     widest = max(n for _, n in cout_slices(cout, a_g))
-    busy = max(feed, widest * 8, readout_requests(widest, 8, k))
+    busy = max(feed, a_t * widest * 8, readout_requests(widest, 8, k))  # slice g's tiles of every column: IFFT g
     assume(min(int(sl.cycles[g].sum()) for g in range(a_g)) >= 2 * busy)
     width = 6 * a_t
     d_pool = pool_layer_cycles(mask, cfg, a_g, 6 * 12, width) - pool_layer_cycles(mask, cfg, a_g, 6 * 10, width)

@@ -34,6 +34,7 @@ from ..kernel_format import KernelFormat, psum_bits
 from ..workload.layers import Network
 from .arch import AcceleratorConfig, Resources
 from .grouping import ScheduleCache, stored_stream_bits
+from .ifft_assign import ifft_engines_serving
 from .pe_rule import occupancy_key, pe_array_candidates
 
 #: How a design's kernels are counted in memory: the generated RTL's schedule stream (default
@@ -58,9 +59,11 @@ def precision_of(config: AcceleratorConfig, kernels=None):
 
 def budget_of(config: AcceleratorConfig, device: Device, res: Resources):
     """The dataflow Budget of this design: its on-chip buffer share, the sustained DRAM bandwidth,
-    and the compute / FFT rates of ``flexspec.dataflow.budget`` (the one formula)."""
+    and the compute / FFT rates of ``flexspec.dataflow.budget`` (the one formula); the IFFTs at
+    the most engines a split of the design lets serve a layer (:func:`ifft_engines_serving`)."""
+    ifft = max(ifft_engines_serving(config, a_g) for a_g in config.group_splits)
     return budget_from_device(device, pe_count=config.pe_count,
-                              fft_engines=min(config.fft_engines, config.ifft_engines), fft_size=config.fft_size,
+                              fft_engines=min(config.fft_engines, ifft), fft_size=config.fft_size,
                               onchip_bytes=int(res.dataflow_bits // 8))
 
 

@@ -235,7 +235,7 @@ def array_makespan(cyc: np.ndarray, tiles: int, arrays: int, divisors, interval=
 
 
 def slice_makespan(tiles, arrays: int, splits, rows_of: Callable, interval: Callable,
-                   lower: Callable | None = None) -> tuple:
+                   lower: Callable | None = None, floor: Callable | None = None) -> tuple:
     """(cycles, a_g) of the fastest split of ``splits`` for ``tiles`` tiles of one kernel-block run on
     ``arrays`` arrays as the generated cluster runs it: a_t = A / a_g array columns take the tiles
     (ceil(tiles / a_t) each), the a_g arrays of a column get every tile (the broadcast) and array
@@ -247,17 +247,20 @@ def slice_makespan(tiles, arrays: int, splits, rows_of: Callable, interval: Call
     both).  Ties go to the split listed first.  ``lower(a_g)``: optional, a lower bound on a split's
     cycles a tile; splits are then tried from the lowest bound and those whose bound exceeds the
     best found are not built (the result is the same, ``rows_of`` is asked less).  ``tiles``: an
-    int, or an int array (cycles and a_g of each count, as arrays)."""
+    int, or an int array (cycles and a_g of each count, as arrays).  ``floor(a_g)``: optional, cycles
+    another engine needs at that split (the IFFT's, :func:`flexspec.accel.ifft_assign.ifft_cycles`):
+    the split is chosen by max(cycles, floor), the cycles returned are the arrays' alone."""
     t = np.atleast_1d(np.asarray(tiles, dtype=np.int64))
     order = list(enumerate(int(d) for d in splits))
     passes = {a_g: -(-t // (int(arrays) // a_g)) for _, a_g in order}
     bound = {}
     if lower is not None:
-        bound = {a_g: passes[a_g] * lower(a_g) for _, a_g in order}
+        bound = {a_g: np.maximum(passes[a_g] * lower(a_g), floor(a_g) if floor else 0) for _, a_g in order}
         order.sort(key=lambda x: (float(np.min(bound[x[1]])), x[0]))
     best = np.full(t.shape, np.inf)
     best_pos = np.full(t.shape, len(order))
     best_split = np.zeros(t.shape, dtype=np.int64)
+    arrays_only = np.full(t.shape, np.inf)
     for pos, a_g in order:
         if bound and np.all(bound[a_g] > best):
             continue
@@ -268,25 +271,28 @@ def slice_makespan(tiles, arrays: int, splits, rows_of: Callable, interval: Call
         for w, o in rows:
             most[int(o)] = max(most.get(int(o), 0), int(w))
         total = passes[a_g] * max(interval(w, o) for o, w in most.items())
-        better = (total < best) | ((total == best) & (pos < best_pos))
-        best, best_pos, best_split = (np.where(better, x, y) for x, y in ((total, best), (pos, best_pos),
-                                                                         (a_g, best_split)))
+        key = np.maximum(total, floor(a_g)) if floor else total
+        better = (key < best) | ((key == best) & (pos < best_pos))
+        best, best_pos, best_split, arrays_only = (np.where(better, x, y) for x, y in (
+            (key, best), (pos, best_pos), (a_g, best_split), (total, arrays_only)))
     if not np.all(np.isfinite(best)):
         raise UsageError(f"no array split of {list(splits)} can run this kernel block on {arrays} arrays")
     if np.ndim(tiles):
-        return best, best_split
-    return best[0].item(), int(best_split[0])
+        return arrays_only, best_split
+    return arrays_only[0].item(), int(best_split[0])
 
 
 def sliced_array_makespan(slice_groups: Callable, channels: int, lo: int, hi: int, tiles, arrays: int, splits,
-                          interval: Callable, drains: bool = True, least_words: int | None = None):
+                          interval: Callable, drains: bool = True, least_words: int | None = None,
+                          floor: Callable | None = None):
     """Cycles (:func:`slice_makespan`) of input channels lo..hi of a cout block of ``channels``
     output channels from closed-form group makespans: ``slice_groups(a_g)`` -> int [a_g, groups a
     channel, Cin], the makespans of the groups of each of the block's a_g output-channel slices
     (:func:`cout_slices`, grouped inside each slice); ``interval(words, outs)``: the engine's
     cycles per tile; ``drains``: the run reads its slice's accumulators out; ``least_words``:
     optional, at most the least program of any grouping of those kernels (e.g. the sum of the
-    balanced groups' PE bounds), to skip splits that cannot win.  ``tiles``: an int or an int array."""
+    balanced groups' PE bounds), to skip splits that cannot win.  ``tiles``: an int or an int array.
+    ``floor``: as :func:`slice_makespan`'s (the IFFT's cycles at a split, which the choice also sees)."""
     def rows_of(a_g):
         if a_g > 1 and not slices_fill(channels, a_g):
             return None
@@ -299,7 +305,7 @@ def sliced_array_makespan(slice_groups: Callable, channels: int, lo: int, hi: in
         widest = cout_slices(channels, a_g)[0][1] if drains else 0
         return max(interval(-(-least_words // a_g), 0), interval(1, widest))
 
-    return slice_makespan(tiles, arrays, splits, rows_of, interval, None if least_words is None else lower)[0]
+    return slice_makespan(tiles, arrays, splits, rows_of, interval, None if least_words is None else lower, floor)[0]
 
 
 def stream_array(config: AcceleratorConfig, sch: LayerSchedules, in_channels: int) -> PEArrayConfig:

@@ -10,7 +10,11 @@ design's ``array_split`` allows; array row g runs its output-channel slice's ker
 generated cluster does) at the engine's cycles per tile (:mod:`.engine`), its
 accumulators read out after every run; a walk that chains the cin blocks
 (:func:`flexspec.accel.layer_events.cin_chained`) runs every cin block of an accumulator visit as
-one run read out once (a tile an array: :func:`~flexspec.accel.layer_events.chain_splits`).  :func:`pipeline_steps` overlaps the steps under double buffering.
+one run read out once (a tile an array: :func:`~flexspec.accel.layer_events.chain_splits`).  The
+inverse FFTs of a step's finished outputs take the busiest IFFT's time at its run's split (array
+row g on IFFT g mod E: :func:`flexspec.accel.ifft_assign.ifft_cycles`), and a run that finishes
+outputs picks its split by its compute and those IFFTs together.  :func:`pipeline_steps` overlaps
+the steps under double buffering.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from .engine import PassShape, pass_shape
 from .layer_events import chain_splits, channel_depth, cin_chained, fft_channel_interval_cycles
 from ..errors import UsageError
 from .grouping import LayerSchedules, cout_slices, schedule_layer_blocks, slice_makespan, slices_fill
+from .ifft_assign import ifft_cycles
 from .results import LayerResult
 from .spatial import layer_result as spatial_layer_result, spatial_conv_cost
 
@@ -203,6 +208,7 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig,
         run_end = np.append(run_start[1:], steps)
         compute = np.zeros(steps)
         free = np.zeros(steps)
+        split = np.ones(steps, dtype=np.int64)  # a_g of each step's run
         cache = {}
         overhead = first_load = 0
         for s0, s1 in zip(run_start, run_end, strict=True):
@@ -215,14 +221,19 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig,
                 # block's partial sums leave it and come back through the psum buffer)
                 ntiles, lo, hi = int(tiles_step[s0:s1].sum()), ib * bi, min(g.cin, (ib + 1) * bi)
                 ck, splits = (ob, ib, ntiles), divisors
+            # a run that finishes outputs also waits for their IFFTs: its split is chosen by both
+            out_tiles = int(tiles_step[s0:s1][last[s0:s1]].sum())
+            ck += (out_tiles,)
             if ck not in cache:
                 span, a_g = slice_makespan(ntiles, a, splits, lambda d, ob=ob, lo=lo, hi=hi: split_rows(ob, lo, hi, d),
                                            lambda w, n, ob=ob, lo=lo, hi=hi: shape_of(ob, lo, hi, w, n)[1],
-                                           lambda d, ob=ob, lo=lo, hi=hi: split_lower(ob, lo, hi, d))
+                                           lambda d, ob=ob, lo=lo, hi=hi: split_lower(ob, lo, hi, d),
+                                           (lambda d, ob=ob, m=out_tiles: ifft_cycles(config, int(o_ch[ob]), m, d))
+                                           if out_tiles else None)
                 ss = sliced_of(a_g)
                 rows = slice(ob * a_g, (ob + 1) * a_g)
                 tot = int(ss.cycles[rows, lo:hi].sum())
-                cache[ck] = (span, span * (int(ss.pe_bound[rows, lo:hi].sum()) / tot if tot else 1.0))
+                cache[ck] = (span, span * (int(ss.pe_bound[rows, lo:hi].sum()) / tot if tot else 1.0), a_g)
                 # the pass's fill and drain: the split's slowest array row
                 shape = max((shape_of(ob, lo, hi, w, n) for w, n in split_rows(ob, lo, hi, a_g)),
                             key=lambda x: (x[1], x[0].overhead()))[0]
@@ -231,7 +242,7 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig,
                     shape = replace(shape, rows_per_tile=first_rows)
                 if shape.overhead() > overhead:
                     overhead, first_load = shape.overhead(), shape.rows_per_tile + 1
-            span, span_free = cache[ck]
+            span, span_free, split[s0:s1] = cache[ck]
             if chained:  # the visit's time spread over its cin blocks by their program words
                 words = np.array([sch.cycles[ob, i[x] * bi:min(g.cin, (i[x] + 1) * bi)].sum()
                                   for x in range(s0, s1)], dtype=float)
@@ -240,13 +251,19 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig,
                 share = tiles_step[s0:s1] / max(1, ntiles)
             compute[s0:s1] = span * share
             free[s0:s1] = span_free * share
-        return compute, free, overhead, first_load
+        return compute, free, overhead, first_load, split
 
-    compute, free, overhead, first_load = runs_compute(False)
+    def ifft_of(split: np.ndarray) -> np.ndarray:
+        """The inverse FFTs of each step's finished outputs at its run's split (ifft_assign: slice g on
+        IFFT g mod E)."""
+        pairs, pos = np.unique(np.stack([o_ch[o], split]), axis=1, return_inverse=True)
+        per_tile = np.array([ifft_cycles(config, int(c), 1, int(d)) for c, d in pairs.T])
+        return np.where(last, tiles_step * per_tile[np.ravel(pos)], 0.0)
+
+    walks = [runs_compute(False)]
     if cin_chained(b.order, n_o, n_i, n_t, bt, a // min(divisors)):
-        chain = runs_compute(True)
-        if chain[0].sum() < compute.sum():
-            compute, free, overhead, first_load = chain
+        walks.append(runs_compute(True))  # chained only when faster: its arrays and its IFFTs (one tile an array)
+    compute, free, overhead, first_load, split = min(walks, key=lambda w: float(np.maximum(w[0], ifft_of(w[4])).sum()))
     n = config.fft_size
     totals = {"kernels_bits": int(np.where(k_new, kb[o, i], 0).sum()),
               "inputs_bits": int(np.where(x_new, in_bits[i, t], 0).sum()),
@@ -258,8 +275,8 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig,
     # slots make that more than N when the pass reads a channel's rows slowly; the RTL's rate)
     fft_interval = fft_channel_interval_cycles(n, channel_depth(sch.schedule.bank_of, config.banks))
     return LayerSteps(compute, free, load / 8.0, np.where(k_new, kb[o, i], 0) / 8.0, write / 8.0,
-                      fwd * fft_interval / config.fft_engines,
-                      inv * n / config.ifft_engines, totals, tiles_step, overhead, first_load)
+                      fwd * fft_interval / config.fft_engines, ifft_of(split), totals, tiles_step, overhead,
+                      first_load)
 
 
 def pipeline_steps(st: LayerSteps, bpc: float):

@@ -28,6 +28,7 @@ from ..schedule.model import resolve_bank_map
 from .arch import AcceleratorConfig
 from .engine import PassShape, pass_shape
 from .grouping import sliced_array_makespan
+from .ifft_assign import ifft_cycles, layer_ifft_cycles
 from .layer_events import chain_splits, channel_depth, cin_chained, fft_channel_interval_cycles
 
 #: Blockings offered to the dataflow optimizer take at most 1 / this of the estimated time
@@ -184,6 +185,7 @@ def blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, bank
     n_full = np.where(all_tiles, 1, g.tiles // bt)
     rem = np.where(all_tiles, 0, g.tiles - n_full * bt)
     compute = np.zeros(bo.size)
+    ifft = np.zeros(bo.size)
     bits = np.zeros(bo.size)
     memo = (memo if memo is not None else {}).setdefault((g.name, config, bank_of.tobytes()), {})
     groups = memo.setdefault("groups", {})
@@ -195,10 +197,12 @@ def blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, bank
                                           None if every_block else 1)
         return groups[key]
 
-    def block_cost(o_blk: int, lo: int, hi: int, drains: bool, tiles: np.ndarray, chain: bool = False) -> np.ndarray:
+    def block_cost(o_blk: int, lo: int, hi: int, drains: bool, tiles: np.ndarray, chain: bool = False,
+                   out: bool = False) -> np.ndarray:
         """Cycles of one run of input channels lo..hi of a cout block over each count of ``tiles``;
-        ``chain``: a chained walk's accumulator visit (every cin block, a tile an array)."""
-        key = (o_blk, lo, hi, drains, chain)
+        ``chain``: a chained walk's accumulator visit (every cin block, a tile an array); ``out``: the
+        run finishes outputs, so its split is chosen with their IFFTs (as the simulator's)."""
+        key = (o_blk, lo, hi, drains, chain, out)
         if key not in memo:
             memo[key] = {}
         need = [t for t in np.unique(tiles) if t > 0 and t not in memo[key]]
@@ -219,38 +223,57 @@ def blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, bank
             if ("pe_bound", chans) not in groups:  # the least program of any grouping: skips splits that cannot win
                 groups[("pe_bound", chans)] = group_makespans(nnz[:chans], None, config.pes, config.ports, chans)
             least = int(groups[("pe_bound", chans)][:, :, lo:hi].sum())
+            def floor(t):
+                return (lambda d: ifft_cycles(config, chans, t, d)) if out else None
+
             if chain:
                 spans = [sliced_array_makespan(slices, chans, lo, hi, int(t), a, chain_splits(divisors, a, int(t)),
-                                               interval, drains, least) for t in need]
+                                               interval, drains, least, floor(int(t))) for t in need]
             else:
-                spans = sliced_array_makespan(slices, chans, lo, hi, np.array(need, dtype=np.int64), a, divisors,
-                                              interval, drains, least).tolist()
+                tt = np.array(need, dtype=np.int64)
+                spans = sliced_array_makespan(slices, chans, lo, hi, tt, a, divisors, interval, drains, least,
+                                              floor(tt)).tolist()
             memo[key].update(zip(need, spans, strict=True))
         return np.array([memo[key][t] if t > 0 else 0 for t in tiles], dtype=float)
+
+    def ifft_walk(o_blk: int, full_tiles: int, rem_tiles: int, splits) -> float:
+        """IFFT cycles of the layer walked in tile blocks of ``full_tiles`` (and one of ``rem_tiles``),
+        each cout block at its IFFTs' best split of ``splits`` (None: a chained walk's, one tile an array)."""
+        key = ("ifft", o_blk, full_tiles, rem_tiles, splits is None)
+        if key not in memo:
+            def cost(t):
+                sp = chain_splits(divisors, a, t) if splits is None else splits
+                return layer_ifft_cycles(config, g.cout, t, o_blk, sp) if t and sp else (np.inf if t else 0.0)
+            memo[key] = (g.tiles - rem_tiles) // max(1, full_tiles) * cost(full_tiles) + cost(rem_tiles)
+        return memo[key]
 
     chained = cin_chained(orders.T, n_o, n_i, cands["tile_blocks"], bt, a // min(divisors))
     for o_blk, i_blk in {(int(x), int(y)) for x, y in zip(bo, bi, strict=True)}:
         sel = np.nonzero((bo == o_blk) & (bi == i_blk))[0]
         last_lo = (int(n_i[sel[0]]) - 1) * i_blk
         per_block = np.zeros(sel.size)
-        for lo, hi, drains, weight in ((0, i_blk, True, n_i[sel] - 1), (last_lo, g.cin, True, 1)):
-            runs = n_full[sel] * block_cost(o_blk, lo, hi, drains, full[sel]) + block_cost(o_blk, lo, hi, drains,
-                                                                                         rem[sel])
+        for lo, hi, out, weight in ((0, i_blk, False, n_i[sel] - 1), (last_lo, g.cin, True, 1)):
+            runs = n_full[sel] * block_cost(o_blk, lo, hi, True, full[sel], False, out) \
+                + block_cost(o_blk, lo, hi, True, rem[sel], False, out)
             per_block += np.where(weight > 0, weight * runs, 0.0)
+        compute[sel] = n_o[sel] * per_block
+        ifft[sel] = [ifft_walk(o_blk, int(x), int(y), divisors) for x, y in zip(full[sel], rem[sel], strict=True)]
         ch = chained[sel]
         if ch.any():  # walks that may chain: one run per accumulator visit, read out once, when faster
-            c_sel = sel[ch]
-            visits = n_full[c_sel] * block_cost(o_blk, 0, g.cin, True, full[c_sel], True) \
-                + block_cost(o_blk, 0, g.cin, True, rem[c_sel], True)
-            per_block[ch] = np.minimum(per_block[ch], visits)
-        compute[sel] = n_o[sel] * per_block
+            c_sel = sel[ch]  # (its arrays and its IFFTs: a chained tile block holds one tile an array)
+            visits = n_o[c_sel] * (n_full[c_sel] * block_cost(o_blk, 0, g.cin, True, full[c_sel], True, True)
+                                   + block_cost(o_blk, 0, g.cin, True, rem[c_sel], True, True))
+            c_ifft = np.array([ifft_walk(o_blk, int(x), int(y), None) for x, y in zip(full[c_sel], rem[c_sel],
+                                                                                       strict=True)])
+            better = np.maximum(visits, c_ifft) < np.maximum(compute[c_sel], ifft[c_sel])
+            compute[c_sel] = np.where(better, visits, compute[c_sel])
+            ifft[c_sel] = np.where(better, c_ifft, ifft[c_sel])
         if stream and ("stream", o_blk) not in memo:
             memo[("stream", o_blk)] = stream_bits(g.cin, g.cout, groups_of(o_blk, True), config, bank_of, o_blk)
         bits[sel] = memo.get(("stream", o_blk), 0) if stream else 0
     n = config.fft_size
     fft = cands["forward_ffts"] * fft_channel_interval_cycles(n, channel_depth(bank_of, config.banks)) \
         / config.fft_engines
-    ifft = np.full(bo.size, g.cout * g.tiles * n / config.ifft_engines)
     return {"compute": compute, "fft": fft, "ifft": ifft, "stream_bits": bits}
 
 

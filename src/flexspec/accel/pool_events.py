@@ -17,7 +17,8 @@ recurrence of :func:`flexspec.accel.layer_events.engine_events` with each resour
 * array (c, g): :func:`flexspec.accel.engine.issue_and_drain` of its k-th tile, loaded at
   ``W'`` of the tile's last channel + 1, with row g's program ``L_g`` and read-out ``Q_g``;
   complete in its FIFO from ``Z = F + readout + OUTPUT_CYCLES + FIFO_COMPLETE_CYCLES``;
-* IFFT e takes its items (tile t, row g) in order (item ``t*a_g + g`` to IFFT ``(t*a_g + g) mod E``):
+* IFFT e takes its items (tile t, row g) in order (every tile of row g to IFFT ``g mod E``,
+  :func:`flexspec.accel.ifft_assign.ifft_of_slice`; engines e >= a_g idle):
   the first channel of an item not before ``Z`` nor before the previous tile of the same FIFO was
   consumed (``C + 1``: the FIFO's head); then ``V_u = max(V_{u-1} + N/2+1, R'_{u-2} + r_ifft)``,
   ``R'_u = max(V_u + N/2+1 + L1 + 1, R'_{u-1} + N)`` over IFFT e's own channel sequence; the item is
@@ -38,6 +39,7 @@ from ..rtl.program import program_length
 from .engine import OUTPUT_CYCLES, TILE_RELEASE_CYCLES, issue_and_drain, readout_requests
 from .fixed_point import FFTFormat
 from .grouping import cout_slices, schedule_layer_blocks, slices_fill
+from .ifft_assign import ifft_of_slice
 from .layer_events import (CREDIT_CYCLES, CREDITS, FIFO_COMPLETE_CYCLES, OLA_CYCLES, SLOT_FREE_CYCLES,
                            WRITER_FILL_CYCLES, EngineGeometry, channel_depth)
 
@@ -107,7 +109,7 @@ def pool_events(geom: EngineGeometry, a_t: int, a_g: int, fft_engines: int, ifft
             issue_and_drain(k, Wc[-1] + 1, A[c, r], F[c, r], L[r], q[r])
             Z[c, r][k] = F[c, r][k] + lat + OUTPUT_CYCLES + FIFO_COMPLETE_CYCLES
         for r in range(a_g):
-            e = (t * a_g + r) % ifft_engines
+            e = ifft_of_slice(r, ifft_engines)
             V, Rv = ifft_V[e], ifft_R[e]
             for o in range(int(row_channels[r])):
                 u = len(V)

@@ -38,6 +38,7 @@ from ..workload.layers import Network
 from .arch import (FIFO_MEMORIES, MIN_DATAFLOW_BITS, AcceleratorConfig, Resources, block_usage, dataflow_bits_left, family_of,
                    resources, synthesized_max)
 from .engine import readout_requests
+from .ifft_assign import ifft_cycles
 from .kernels import resolve_kernels
 from .layer_events import channel_depth, fft_channel_interval_cycles
 from .pe_rule import group_makespans, kernel_bank_reads, stream_bits
@@ -173,7 +174,8 @@ def estimate_cycles(network: Network, masks: dict, config: AcceleratorConfig, de
     one a cycle per array: a prime A can split a layer's 25 tiles only over 1 or A arrays, so its
     group split pays every tile's read-out on every array), forward FFT (tiles x
     input channels at the RTL's rate, :func:`flexspec.accel.layer_events.fft_channel_interval_cycles`)
-    and inverse FFT (tiles x output channels x N) over the engines, and the compulsory DRAM
+    and inverse FFT (the busiest IFFT at the split, :func:`flexspec.accel.ifft_assign.ifft_cycles`;
+    the split is chosen by all three), and the compulsory DRAM
     traffic at the sustained bandwidth: the kernels as the **schedule stream** the PE arrays
     store and the simulator moves (program words x schedule word bits, the layer grouped whole:
     ``flexspec.kernel_format.schedule_stream_bits``), input and output once.  ``memo``: a
@@ -187,15 +189,17 @@ def estimate_cycles(network: Network, masks: dict, config: AcceleratorConfig, de
         words, kernel_bits, depth = _layer_words(lay.name, masks[lay.name], config, memo)
         # per array split a_t x a_g = A (config.group_splits): each of the a_t tile rows runs
         # ceil(T / a_t) tiles of 1 / a_g of the program, and every array reads out its tiles'
-        # accumulators (all output channels its groups touch: the layer's, as the simulator charges)
-        compute = readout = math.inf
+        # accumulators (all output channels its groups touch: the layer's, as the simulator charges);
+        # the split also sets how many IFFTs serve the layer (ifft_assign: slice g on IFFT g mod E)
+        compute = readout = ifft = math.inf
         for a_g in config.group_splits:
             passes = -(-t // (config.arrays // a_g))
             c, r = passes * words / a_g, passes * lay.out_channels * requests_per_channel
-            if max(c, r) < max(compute, readout):
-                compute, readout = c, r
+            i = ifft_cycles(config, lay.out_channels, t, a_g)
+            if max(c, r, i) < max(compute, readout, ifft):
+                compute, readout, ifft = c, r, i
         fft = max(t * lay.in_channels * fft_channel_interval_cycles(config.fft_size, depth) / config.fft_engines,
-                  t * lay.out_channels * config.fft_size / config.ifft_engines)
+                  ifft)
         traffic = (kernel_bits / 8 + config.data_bits / 8 * lay.height * lay.width
                    * (lay.in_channels + lay.out_channels)) / bytes_per_cycle
         total += max(compute, readout, fft, traffic)

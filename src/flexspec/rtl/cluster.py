@@ -19,9 +19,10 @@ Block diagram (one clock; every stream valid/ready)::
 
 No partial sum crosses arrays (a row owns its output channels), so there is no cross-array adder.
 The tails need every tile of an output-channel slice on one IFFT (its carries pass from tile to
-tile): E must divide a_g (:func:`flexspec.rtl.cluster_case.check_tail_shape`).  ``tail=False``
-builds any split and lets the block rows leave at ``block_frac`` instead (``o{e}_chan``,
-``o{e}_tile``, ``o{e}_row``).
+tile): array row g goes to IFFT g mod E (:func:`flexspec.accel.ifft_assign.ifft_of_slice`), so
+any split is served; with a_g < E the IFFTs e >= a_g have no items on this layer and are not
+instantiated (their ``o{e}_*`` outputs stay low).  ``tail=False`` lets the block rows leave at
+``block_frac`` instead (``o{e}_chan``, ``o{e}_tile``, ``o{e}_row``).
 
 Flow control copies the one-array engine's (``flexspec.rtl.layer_engine``) per column: a channel
 enters an FFT only when a writer slot of its column is free (so no FFT stalls), a tile's first row
@@ -91,9 +92,9 @@ class PoolCluster(wiring.Component):
         """``blackbox``: the spectral passes, FFTs and IFFTs become external modules (their
         declarations in :attr:`boxes` after elaboration): the pool's glue alone, for synthesis.
         ``tail``: each IFFT ends in an :class:`~flexspec.rtl.output_tail.OutputTail` (overlap-add,
-        bias, ReLU, write-back: the layer's spatial output; the shape must keep each output-channel
-        slice on one IFFT, :func:`~flexspec.rtl.cluster_case.tail_items`); ``False``: the IFFT
-        block rows leave at ``block_frac`` (any shape)."""
+        bias, ReLU, write-back: the layer's spatial output; each output-channel slice's tiles go
+        through one IFFT, :func:`~flexspec.rtl.cluster_case.tail_items`); ``False``: the IFFT
+        block rows leave at ``block_frac``."""
         self.blackbox, self.boxes, self.tail = blackbox, {}, tail
         if _fault is not None and _fault not in self.FAULTS:
             raise ValueError(f"unknown fault {_fault!r}; known: {self.FAULTS}")
@@ -303,9 +304,11 @@ class PoolCluster(wiring.Component):
         r_en = {key: [] for key in passes}
         sent_all = []
         for e in range(E):
+            items = sh.items_of_ifft(e, T)
+            if not items:  # a_g < E: no slice of this layer goes to IFFT e; its outputs stay low
+                continue
             ifft = self._part(IFFT2DReal(q.ifft_format), "pool_bb_ifft")
             m.submodules[f"ifft_{e}"] = ifft
-            items = sh.items_of_ifft(e, T)
             srcs = sorted({(sh.column_of(t), r) for t, r in items})
             rom = RunTable(m, [(srcs.index((sh.column_of(t), r)), t // at, t, s.row_channels[r][0],
                                 s.row_channels[r][1]) for t, r in items], None, ("src", "k", "tile", "chan_base", "channels"), f"ifft_items_{e}")

@@ -8,8 +8,10 @@ accumulators of output-channel slice ``g`` (``ceil(Cout / a_g)`` channels, the l
 and runs that slice's kernel groups of every input channel, so no partial sum crosses arrays (no
 cross-array adder) and every array reads out only its own slice.  ``F`` FFT engines serve the
 columns statically (FFT ``f`` takes the tiles ``t = f (mod F)``, in order; ``F`` divides ``a_t``) and
-``E`` IFFT engines serve the (tile, slice) *items* statically (item ``i = t * a_g + g`` goes to IFFT
-``i mod E``, in order).  Every decision is a compile-time table; no run-time arbitration.
+``E`` IFFT engines serve the (tile, slice) *items* statically: every tile of array row (slice) g goes
+to IFFT ``g mod E`` (:func:`flexspec.accel.ifft_assign.ifft_of_slice`), in tile order, so each
+slice's overlap-add carries stay in one output tail; a split with a_g < E leaves E - a_g IFFT
+engines idle on that layer.  Every decision is a compile-time table; no run-time arbitration.
 
 :func:`cluster_spec` builds it from the simulator's schedule of the layer (``schedule_layer_blocks``
 with cout blocks of one slice: one bank map for every array, so the broadcast rows fit every tile
@@ -25,6 +27,7 @@ import numpy as np
 from ..accel.arch import AcceleratorConfig
 from ..accel.functional import LayerQuant, LayerTrace, fixed_layer, quantize_input
 from ..accel.grouping import LayerSchedules, cout_slices, schedule_layer_blocks, slices_fill
+from ..accel.ifft_assign import ifft_of_slice, slices_of_ifft
 from ..accel.fixed_point import quantize_complex
 from ..accel.layer_events import EngineGeometry
 from ..errors import UsageError
@@ -63,7 +66,8 @@ class PoolShape:
         return tile % self.fft_engines
 
     def ifft_of(self, tile: int, row: int) -> int:
-        return (tile * self.a_g + row) % self.ifft_engines
+        """The IFFT engine of item (tile, array row): the row's (:func:`~flexspec.accel.ifft_assign.ifft_of_slice`)."""
+        return ifft_of_slice(row, self.ifft_engines)
 
     def columns_of_fft(self, f: int) -> list[int]:
         return list(range(f, self.a_t, self.fft_engines))
@@ -72,8 +76,9 @@ class PoolShape:
         return list(range(c, tiles, self.a_t))
 
     def items_of_ifft(self, e: int, tiles: int) -> list[tuple[int, int]]:
-        """(tile, row) items IFFT ``e`` transforms, in its order."""
-        return [(t, g) for t in range(tiles) for g in range(self.a_g) if self.ifft_of(t, g) == e]
+        """(tile, row) items IFFT ``e`` transforms, in its order (tile-major; empty when e >= a_g)."""
+        rows = slices_of_ifft(e, self.a_g, self.ifft_engines)
+        return [(t, g) for t in range(tiles) for g in rows]
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,21 +107,19 @@ class ClusterSpec:
 
 
 def check_shape(shape: PoolShape, out_channels: int, height: int, width: int, fft_size: int,
-                kernel_size: int = 3, tail: bool = False) -> int:
-    """Refuse a split that leaves an array row without output channels, or an array column or an
-    IFFT without work (``tail``: or that the output tails cannot serve, :func:`check_tail_shape`);
-    returns the row slice (output channels per array row)."""
+                kernel_size: int = 3) -> int:
+    """Refuse a split that leaves an array row without output channels or an array column without
+    tiles (IFFT engines past a_g stay idle: :func:`flexspec.accel.ifft_assign.ifft_of_slice`);
+    returns the row slice (output channels per array row).  The output tails serve every split
+    (each slice's tiles go through one IFFT)."""
     bo = cout_slices(out_channels, shape.a_g)[0][1]
     if not slices_fill(out_channels, shape.a_g):
         raise UsageError(f"pool: {shape.a_g} array rows leave an empty output-channel slice of {out_channels} "
                          f"channels (slices of {bo})")
     h = fft_size - kernel_size + 1
     tiles = -(-height // h) * -(-width // h)
-    if tiles < shape.a_t or tiles * shape.a_g < shape.ifft_engines:
-        raise UsageError(f"pool: {tiles} tiles leave an array column or an IFFT engine idle "
-                         f"({shape.a_t} columns, {shape.ifft_engines} IFFT engines)")
-    if tail:
-        check_tail_shape(shape, tiles)
+    if tiles < shape.a_t:
+        raise UsageError(f"pool: {tiles} tiles leave an array column idle ({shape.a_t} columns)")
     return bo
 
 
@@ -159,28 +162,14 @@ def cluster_spec(ssk, quant: LayerQuant, config: AcceleratorConfig, shape: PoolS
                        _bias_int(bias, quant, cout), fifo_memory=config.fifo_memory)
 
 
-def check_tail_shape(shape: PoolShape, tiles: int) -> dict:
-    """Refuse a split whose IFFT assignment spreads an output-channel slice over IFFT engines (see
-    :func:`tail_items`); returns array row -> the IFFT engines its items go to."""
-    owners = {r: {shape.ifft_of(t, r) for t in range(tiles)} for r in range(shape.a_g)}
-    split = [r for r, o in owners.items() if len(o) > 1]
-    if split:
-        raise UsageError(f"pool: the output tail needs every tile of an output-channel slice on one IFFT engine "
-                         f"(E must divide a_g); {shape.ifft_engines} IFFT engines and {shape.a_g} array rows spread "
-                         f"slice {split[0]} over engines {sorted(owners[split[0]])}")
-    return owners
-
-
 def tail_items(spec: ClusterSpec, e: int) -> list[tuple]:
     """The items of IFFT ``e``'s output tail (:class:`flexspec.rtl.output_tail.OutputTail`), in its
     order: ``(ty, tx, chan_base, channels, mem_base)`` per (tile, array row) item, ``mem_base`` the
     slice's place in the tail's own carry memories.  The overlap-add carries of an output channel
-    pass from tile to tile, so every tile of a slice must go through one IFFT (and its tail): with
-    item ``t*a_g + g`` on IFFT ``(t*a_g + g) mod E`` that holds when E divides a_g (or the layer
-    has one tile); otherwise a usage error names the shape."""
+    pass from tile to tile, so every tile of a slice goes through one IFFT (and its tail): slice g
+    to IFFT g mod E; IFFT e's tail holds the carries of slices e, e+E, ... (empty for e >= a_g)."""
     sh, g = spec.shape, spec.geometry
-    owners = check_tail_shape(sh, g.tiles)
-    mine = sorted(r for r, o in owners.items() if e in o)
+    mine = slices_of_ifft(e, sh.a_g, sh.ifft_engines)
     base = {r: sum(spec.row_channels[x][1] for x in mine[:k]) for k, r in enumerate(mine)}
     return [divmod(t, g.tiles_x) + (spec.row_channels[r][0], spec.row_channels[r][1], base[r])
             for t, r in sh.items_of_ifft(e, g.tiles)]

@@ -48,7 +48,7 @@ def layer_cluster_case(layer: str | None, options: RTLOptions, shape: PoolShape)
     ssk = net.layers[layer]
     x = _layer_input(net, layer, options.image_index)
     # before the work: a split the cluster cannot build
-    check_shape(shape, ssk.out_channels, x.shape[1], x.shape[2], ssk.fft_size, ssk.kernel_size, tail=True)
+    check_shape(shape, ssk.out_channels, x.shape[1], x.shape[2], ssk.fft_size, ssk.kernel_size)
     with np.load(real_model.DATA_DIR / "fmnist_test1000.npz", allow_pickle=False) as data:
         image = data["images"][options.image_index:options.image_index + 1]
     calib, calib_text = calibration_images(image, CALIBRATION_IMAGES)
