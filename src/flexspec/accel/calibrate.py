@@ -62,7 +62,7 @@ FAMILY_SCRIPTS = {
 #: ``lutram_fix`` are synthesized for xcup with a copy of the library that says 9: synth_xilinx's own steps up
 #: to its memory mapping, the memory mapping with the fixed library (the same block-RAM library and options as
 #: synth_xilinx's for xcup), then synth_xilinx's own steps from there.  Measured against the stock flow on tail
-#: sizes it maps: the same cells at 8 channels x 4 tile columns, 1 and 3 LUTs apart (0.1%) at two others
+#: sizes it maps: the same LUT count at 8 channels x 4 tile columns, 1 LUT apart (at most 0.1%) at three others
 #: (BENCHMARKS.md "The output tails charged").
 XCUP_FIXED_LUTRAM_LIB = "LUTRAMS_XCU_FIXED"  # placeholder in the recorded command for the fixed library's path
 XCUP_LUTRAM_FIX_SCRIPT = (
