@@ -25,7 +25,8 @@ The machine (one configuration = :class:`AcceleratorConfig`):
 Resources (:func:`resources`): every resource of the device profile (LUT, LUT-RAM, FF, DSP,
 BRAM, URAM) after its platform-shell and DRAM-controller reserves; the PE arrays (tile banks,
 schedule ROM, arbiter, MACs, accumulators) are costed by the synthesis-calibrated model of
-:mod:`flexspec.accel.resource_model`, the FFT/IFFT engines by theirs (``transform_cost``).
+:mod:`flexspec.accel.resource_model`, the FFT/IFFT engines by theirs (``transform_cost``), the output
+tail after each IFFT engine by its own (:func:`tail_params`; its overlap-add carries are LUT-RAM).
 """
 
 from __future__ import annotations
