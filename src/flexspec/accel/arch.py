@@ -25,7 +25,8 @@ The machine (one configuration = :class:`AcceleratorConfig`):
 Resources (:func:`resources`): every resource of the device profile (LUT, LUT-RAM, FF, DSP,
 BRAM, URAM) after its platform-shell and DRAM-controller reserves; the PE arrays (tile banks,
 schedule ROM, arbiter, MACs, accumulators) are costed by the synthesis-calibrated model of
-:mod:`flexspec.accel.resource_model`, the FFT/IFFT engines by theirs (``transform_cost``).
+:mod:`flexspec.accel.resource_model`, the FFT/IFFT engines by theirs (``transform_cost``), the output
+tail after each IFFT engine by its own (:func:`tail_params`; its overlap-add carries are LUT-RAM).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from ..errors import DoesNotFitError, UsageError
 from ..kernel_format import DEFAULT_ACC_BITS, KernelFormat
 from ..spectral.geometry import num_frequencies  # noqa: F401  (re-exported)
 from .resource_model import (  # noqa: F401  (nontrivial_twiddles re-exported)
-    block_cost, family_of, glue_features, nontrivial_twiddles, output_fifo_cost, pool_glue_cost, provenance, scale_note,
+    block_cost, family_of, glue_features, nontrivial_twiddles, output_fifo_cost, output_tail_cost, pool_glue_cost,
+    provenance, scale_note,
     synthesized_max, transform_cost)
 
 
@@ -71,9 +73,16 @@ class AcceleratorConfig:
     #: memory the output FIFOs are placed in ("bram": RAMB18/36; "uram": URAM288, the RTL marks the
     #: FIFO memory ram_style="ultra"); the search takes "uram" on devices with UltraRAM
     fifo_memory: str = "bram"
+    #: what the output tails (``rtl.output_tail``, one per IFFT engine) are sized for (:func:`tail_params`): the
+    #: network's largest Cout x tile columns (the overlap-add carries of a tile row, per output channel) and its
+    #: largest tile count (the item ROM); the search sets both from the network (``search.network_tail_extent``);
+    #: the defaults are VGG16's at N = 8 (conv3/conv4: 256 x 10 = 512 x 5 = 2,560; conv1: 38 x 38 = 1,444 tiles)
+    carry_channel_tiles: int = 2560
+    tail_tiles: int = 1444
 
     def __post_init__(self):
-        for key in ("arrays", "pes", "banks", "ports", "fft_engines", "ifft_engines", "fft_size", "fifo_channels"):
+        for key in ("arrays", "pes", "banks", "ports", "fft_engines", "ifft_engines", "fft_size", "fifo_channels",
+                    "carry_channel_tiles", "tail_tiles"):
             v = getattr(self, key)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise UsageError(f"accelerator config: {key} must be a positive integer, got {v!r}")
@@ -252,6 +261,36 @@ def pe_array_params(config: AcceleratorConfig) -> dict:
             "data_bits": config.data_bits, "acc_bits": config.acc_bits, "readout_rows": config.readout_rows}
 
 
+def tail_slices(a_g: int, ifft_engines: int, engine: int = 0) -> int:
+    """Output-channel slices IFFT ``engine``'s output tail holds the carries of, at a_g array rows on
+    E IFFT engines: slice g goes to IFFT g mod E (every tile of a slice through one tail), so tail e
+    holds ceil((a_g - e) / E) of them (a_g / E each under the dealing that needs E | a_g)."""
+    return max(0, -(-(a_g - engine) // ifft_engines))
+
+
+def tail_params(config: AcceleratorConfig) -> list[dict]:
+    """One entry per output tail of ``config`` (one per IFFT engine): its size in the calibrated
+    ``output_tail`` block's terms, for the worst run it may get.
+
+    Per-array split (F = E = A, ``array_split="tiles"``): each engine's tail carries every output
+    channel (C = ``fifo_channels``) of its layer.  Shared pool: tail e carries :func:`tail_slices`
+    slices of ceil(C / a_g) channels, the most over the splits a_g the design builds (tail 0 gets the
+    whole layer at a_g = 1).  Carry rows: ceil(``carry_channel_tiles`` / C) tile columns per channel
+    (the network's largest Cout x tiles_x spread over C channels); item ROM: ``tail_tiles`` tiles per
+    slice held; bias table: C channels.  The one place that maps a design to its tails: change the
+    dealing here."""
+    c = config.fifo_channels
+    tiles_x = -(-config.carry_channel_tiles // c)
+    tiles_y = -(-config.tail_tiles // tiles_x)
+    per_array = config.array_split == "tiles" and config.fft_engines == config.ifft_engines == config.arrays
+    held = ([(1, c)] * config.arrays if per_array else
+            [max(((tail_slices(a, config.ifft_engines, e), -(-c // a)) for a in config.group_splits),
+                 key=lambda sc: sc[0] * sc[1]) for e in range(config.ifft_engines)])
+    return [{"n": config.fft_size, "data_bits": config.data_bits, "channels": slices * slice_channels,
+             "tiles_x": tiles_x, "tiles_y": tiles_y, "item_channels": slice_channels, "out_channels": c}
+            for slices, slice_channels in held if slices]
+
+
 def block_usage(config: AcceleratorConfig, device: Device) -> tuple[dict, tuple]:
     """Per block kind (all instances): resource -> amount, and the list of estimated parts."""
     family = family_of(device)
@@ -298,6 +337,12 @@ def block_usage(config: AcceleratorConfig, device: Device) -> tuple[dict, tuple]
     fifo, note = output_fifo_cost(config.fifo_channels, config.fft_size, config.data_bits, family, config.fifo_memory)
     blocks["output_fifos"] = total(fifo, config.arrays)
     estimated += [n for n in (note,) if n]
+    # the output tail after each IFFT engine (overlap-add and its carry memories in LUT-RAM, bias, ReLU, item ROM)
+    tails = [output_tail_cost(params, family) for params in tail_params(config)]
+    blocks["output_tails"] = {k: sum(total(cost, 1)[k] for cost, _ in tails) for k in blocks["pe_arrays"]}
+    notes = [n for _, n in tails if n]  # tail 0 carries the most: its note, and how many others are estimated
+    estimated += [notes[0] + (f" (and {len(notes) - 1} more of the {len(tails)} tails)" if len(notes) > 1 else "")
+                  ] if notes else []
     return blocks, tuple(estimated)
 
 

@@ -42,6 +42,7 @@ from ..rtl.config import PEArrayConfig
 from ..rtl.fft_contract import stage_shapes
 from ..spectral.geometry import num_frequencies
 from .fixed_point import FFTFormat, _nontrivial, twiddles_fixed
+from .layer_events import EngineGeometry
 
 #: The resources the model predicts (LUT counts every LUT, LUT-RAM included; LUTRAM is the part
 #: of it used as memory or shift register; BRAM in 18 Kb halves).
@@ -53,6 +54,37 @@ FAMILY_SCRIPTS = {
     "xcup": "synth_xilinx -family xcup -noiopad -top {top}",
     "xc7": "synth_xilinx -family xc7 -noiopad -top {top}",
 }
+
+#: Yosys 0.23's UltraScale+ LUT-RAM library (``share/yosys/xilinx/lutrams_xcu.txt``) offers its single-port
+#: 512-word primitive as ``option "ABITS" 16`` where its map file (``lutrams_xc5v_map.v``) implements ABITS 9
+#: (RAM512X1S): a single-port asynchronous-read memory deeper than 256 words (the output tail's right-hand
+#: carries beyond 32 channels at N = 8) fails with "invalid OPTION_ABITS/WIDTH combination".  Blocks marked
+#: ``lutram_fix`` are synthesized for xcup with a copy of the library that says 9: synth_xilinx's own steps up
+#: to its memory mapping, the memory mapping with the fixed library (the same block-RAM library and options as
+#: synth_xilinx's for xcup), then synth_xilinx's own steps from there.  Measured against the stock flow on tail
+#: sizes it maps: the same LUT count at 8 channels x 4 tile columns, 1 LUT apart (at most 0.1%) at three others
+#: (BENCHMARKS.md "The output tails charged").
+XCUP_FIXED_LUTRAM_LIB = "LUTRAMS_XCU_FIXED"  # placeholder in the recorded command for the fixed library's path
+XCUP_LUTRAM_FIX_SCRIPT = (
+    "synth_xilinx -family xcup -noiopad -top {top} -run :map_memory; "
+    f"memory_libmap -lib {XCUP_FIXED_LUTRAM_LIB} -lib +/xilinx/brams_xc4v.txt -D HAS_SIZE_36 -D HAS_CASCADE "
+    "-D HAS_MIXWIDTH_SDP -D HAS_ADDRCE -logic-cost-rom 0.015625; techmap -map +/xilinx/lutrams_xc5v_map.v; techmap -map +/xilinx/brams_xcu_map.v; "
+    "synth_xilinx -family xcup -noiopad -top {top} -run map_ffram:")
+
+
+def fixed_xcup_lutram_library() -> str:
+    """Yosys 0.23's ``lutrams_xcu.txt`` with the single-port 512-word option at ABITS 9 (see
+    :data:`XCUP_LUTRAM_FIX_SCRIPT`); raises CalibrationError when the installed library differs."""
+    exe = shutil.which("yosys")
+    share = Path(exe).resolve().parent.parent / "share" / "yosys" / "xilinx" / "lutrams_xcu.txt" if exe else None
+    if share is None or not share.exists():
+        raise CalibrationError("Yosys' xilinx/lutrams_xcu.txt not found (Debian: apt-get install -y yosys)")
+    text = share.read_text()
+    bad = 'option "ABITS" 16 {\n\t\tabits 16;'
+    if bad not in text:
+        raise CalibrationError(f"{share}: not the Yosys 0.23 library this fix is for (no ABITS 16 option)")
+    return text.replace(bad, 'option "ABITS" 9 {\n\t\tabits 9;', 1)
+
 
 #: LUTs a LUT-RAM / shift-register primitive occupies (UG574 / UG474 distributed RAM tables).
 LUTRAM_LUTS = {
@@ -89,6 +121,8 @@ class Block:
     description: str = ""
     #: family -> held-out sizes, where a family's differ from ``held_out_points`` (fitted instead)
     held_out_by_family: dict = field(default_factory=dict)
+    #: synthesize for xcup with the fixed LUT-RAM library (:data:`XCUP_LUTRAM_FIX_SCRIPT`)
+    lutram_fix: bool = False
 
     def held_out(self, family: str) -> tuple:
         return tuple(self.held_out_by_family.get(family, self.held_out_points))
@@ -278,6 +312,147 @@ def _transform_block(name: str, top: str, inverse: bool) -> Block:
     )
 
 
+# ------------------------------------------------------------------------ the output tail --
+#: The output tail's calibration layer: a 3 x 3 kernel with padding 1 (VGG16's and the zoo's
+#: common case), an output shift of 4 bits; the bias ROM holds deterministic values of the
+#: block's width (seed 0), so the constant table is as wide as a real layer's.
+TAIL_KERNEL, TAIL_PADDING, TAIL_OUT_SHIFT = 3, 1, 4
+#: Depth of one LUT-RAM primitive column (RAM64X1S / RAM64M8): a deeper memory is several columns
+#: and a read multiplexer.
+LUTRAM_COLUMN_WORDS = 64
+
+
+@dataclass(frozen=True)
+class _TailQuant:
+    """The fields of ``LayerQuant`` the output tail reads."""
+
+    block_bits: int
+    out_shift: int
+    data_bits: int
+
+
+def _tail_geometry(params: dict):
+    n = params["n"]
+    h = n - TAIL_KERNEL + 1
+    return EngineGeometry(fft_size=n, kernel_size=TAIL_KERNEL, padding=TAIL_PADDING, height=params["tiles_y"] * h,
+                          width=params["tiles_x"] * h, in_channels=1, out_channels=_tail_out_channels(params),
+                          channel_depth=1, program_cycles=1, num_pes=1)
+
+
+def _tail_out_channels(params: dict) -> int:
+    """The layer's output channels (the bias table): ``out_channels``, default the carried ``channels``."""
+    return max(params["channels"], params.get("out_channels", params["channels"]))
+
+
+def tail_items(params: dict) -> list[tuple]:
+    """The items of a calibration tail: output channels in slices of ``item_channels``, each
+    slice's tiles in row-major order (as a tail of a layer's cout blocks / array-row slices walks
+    them), carries at the output channel (``mem_base = chan_base``)."""
+    c, ich = params["channels"], params["item_channels"]
+    return [(ty, tx, cb, min(ich, c - cb), cb) for cb in range(0, c, ich)
+            for ty in range(params["tiles_y"]) for tx in range(params["tiles_x"])]
+
+
+def _tail_block_bits(params: dict) -> int:
+    return params["data_bits"] + IFFT_EXTRA_OUT_BITS
+
+
+def _build_output_tail(params: dict):
+    from ..rtl.output_tail import OutputTail  # amaranth: heavy optional dependency
+
+    bb = _tail_block_bits(params)
+    rng = np.random.default_rng(0)
+    bias = rng.integers(-(1 << (bb - 2)), 1 << (bb - 2), size=_tail_out_channels(params))
+    return OutputTail(_tail_geometry(params), _TailQuant(bb, TAIL_OUT_SHIFT, params["data_bits"]), bias.tolist(),
+                      tail_items(params), params["data_bits"])
+
+
+def _bits(n: int) -> int:
+    """Bits of a counter over 0..n-1 (at least 1)."""
+    return max(1, int(n - 1).bit_length())
+
+
+def tail_carry_memories(n: int, block_bits: int, channels: int, tiles_x: int) -> tuple:
+    """(depth, width bits) of the output tail's two carry memories (``rtl.output_tail``): the K-1
+    rows each tile passes down (one N-value word per channel, row and tile column) and the K-1
+    columns it passes right (one word of K-1 values per channel and row), at ``block_bits + 2``."""
+    kc, s = TAIL_KERNEL - 1, block_bits + 2
+    return (channels * kc * tiles_x, n * s), (channels * n, kc * s)
+
+
+def lutram_columns(depth: int) -> float:
+    """64-word LUT-RAM columns a ``depth``-word memory takes per bit: ceil(depth / 64), and half a
+    column at most 32 words (the 32-word primitives hold two bits per LUT: measured, 32 x 220 bits of
+    carries in 128 LUTs, 64 x 220 in 252)."""
+    return 0.5 if depth <= LUTRAM_COLUMN_WORDS // 2 else float(math.ceil(depth / LUTRAM_COLUMN_WORDS))
+
+
+def output_tail_features(params: dict) -> dict:
+    """Structural counts of the output tail (``flexspec.rtl.output_tail.OutputTail``) at one size.
+
+    N-point tiles, block width b (S = b + 2 after the overlap-add), data width d, C carry channels
+    (``out_channels``, default C: the layer's output channels, the bias table's entries),
+    ``tiles_x`` tile columns, I items: ``cols`` = overlap-add / bias / rounding datapath bits (N S);
+    ``bias`` = the bias table's bits (out_channels x (S + 1): a constant select); ``rom`` = the item ROM's
+    bits (I words of the tile row, column, channel base and count fields); ``carry_cols`` = the
+    carry memories' 64-word LUT-RAM bit columns (width x :func:`lutram_columns`, summed over the two:
+    Yosys maps their asynchronous reads to distributed RAM); their read multiplexers scale
+    with the same columns (a term of their own, tried, extrapolated worse: +10.9% against +8.5% at
+    256 channels x 5 tile columns, BENCHMARKS.md "The output tails charged"); ``addr`` = the carry address arithmetic's bits;
+    ``outregs`` = the write-back register's bits (N d data, N mask, channel, row, column);
+    ``counters`` = the walk's and the beat counter's bits; ``dsp`` = :func:`tail_dsp_products`."""
+    n, d, c, tx, ty = params["n"], params["data_bits"], params["channels"], params["tiles_x"], params["tiles_y"]
+    bb = _tail_block_bits(params)
+    s = bb + 2
+    items = tail_items(params)
+    mems = tail_carry_memories(n, bb, c, tx)
+    h = n - TAIL_KERNEL + 1
+    rom_width = sum(_bits(max(it[k] for it in items) + 1) for k in range(4))
+    g = _tail_geometry(params)  # write-back beats (``rtl.output_tail.tail_beats``, without amaranth)
+    beats = sum(ch * sum(g.emits(y, x, r) for r in range(n)) for y, x, _, ch, _ in items)
+    return {
+        "const": 1.0,
+        "cols": float(n * s),
+        "bias": float(_tail_out_channels(params) * (s + 1)),
+        "rom": float(len(items) * rom_width),
+        "carry_cols": float(sum(w * lutram_columns(dep) for dep, w in mems)),
+        "addr": float(sum(_bits(dep) for dep, _ in mems)),
+        "outregs": float(n * d + n + _bits(c) + _bits(ty * h + 1) + _bits(tx * h + 1)),
+        "counters": float(_bits(len(items) + 1) + _bits(beats + 1) + _bits(n) + _bits(params["item_channels"])),
+        "dsp": float(tail_dsp_products(n, _tail_out_channels(params), tx, ty)),
+    }
+
+
+#: Yosys ``synth_xilinx`` maps a multiply to a DSP48 when its product has at least this many bits
+#: (``mul2dsp``: DSP_Y_MINWIDTH = 9).
+DSP_PRODUCT_MIN_BITS = 9
+
+
+def tail_dsp_products(n: int, out_channels: int, tiles_x: int, tiles_y: int) -> int:
+    """Constant multiplies of the output tail that become DSP48s: the carry address (channel x (K-1) +
+    row) x tiles_x, read (unsigned) and write (signed), and the tile origins ty x h and tx x h (h = N - K
+    + 1).  A product by c = odd x 2^z is cut to the bits used (the memory address, the origin's width),
+    its z low zero bits are a shift, and it takes a DSP48 when odd > 1 and at least
+    :data:`DSP_PRODUCT_MIN_BITS` bits remain (measured: x 5 at 720 words: 2 DSP48; x 12 at 576 words
+    (10 address bits - 2 shifted = 8): none)."""
+    h = n - TAIL_KERNEL + 1
+    (below, _), _ = tail_carry_memories(n, 0, out_channels, tiles_x)
+
+    def dsp(a_bits: int, const: int, used_bits: int, signed: bool = False) -> int:
+        zeros = (const & -const).bit_length() - 1
+        product = min(a_bits + const.bit_length() + signed, used_bits) - zeros
+        return int(const >> zeros > 1 and product >= DSP_PRODUCT_MIN_BITS)
+
+    row = _bits(out_channels) + (TAIL_KERNEL - 1).bit_length() + 1  # channel x (K-1) + row
+    return (dsp(row, tiles_x, _bits(below)) + dsp(row + 1, tiles_x, _bits(below), signed=True)
+            + dsp(_bits(tiles_y), h, _bits(tiles_y * h + 1)) + dsp(_bits(tiles_x), h, _bits(tiles_x * h + 1)))
+
+
+def _tail_points(rows):
+    keys = ("n", "data_bits", "channels", "tiles_x", "tiles_y", "item_channels")
+    return tuple(dict(zip(keys, row, strict=True)) for row in rows)
+
+
 def _pe_points(rows):
     return tuple(dict(zip(("pes", "banks", "ports", "fft_size"), row, strict=True)) for row in rows)
 
@@ -325,6 +500,34 @@ BLOCKS = {
         description="sparse Hadamard-product PE array with its B-bank x R-port tile buffer, schedule ROM "
                     "and accumulators (flexspec.rtl.pe_array.SparsePEArray); schedule depth 16",
     ),
+    "output_tail": Block(
+        name="output_tail", top="flexspec_output_tail",
+        # (N, d, C, tiles_x, tiles_y, item channels): carry depth from 64 to 512 words, the item ROM
+        # from 8 to 64 words, N = 8 and 16, 12- and 16-bit data
+        fit_points=_tail_points([(8, 16, 4, 4, 2, 4), (8, 16, 8, 4, 2, 8), (8, 16, 16, 8, 2, 16),
+                                 (8, 16, 32, 8, 2, 32), (8, 12, 8, 8, 4, 4), (16, 16, 8, 4, 2, 8),
+                                 (16, 12, 4, 8, 2, 4), (8, 16, 8, 16, 2, 8), (8, 16, 64, 4, 2, 16),
+                                 (8, 16, 8, 8, 32, 8)])  # a 256-word item ROM
+        # 12 tile columns (carry addresses x 12: a shift and a product too narrow for a DSP48) and a
+        # VGG16-like slice (72 channels of a 5-tile row: 720-word carries, the conv4 layers' shape on one of
+        # 7 tails; its address products x 5 take 2 DSP48s, the only fitted size that has any)
+        + _tail_points([(8, 16, 24, 12, 3, 12), (8, 16, 72, 5, 5, 72)]),
+        # N = 16 at 16 channels and half a VGG16 conv4 layer on one tail (256 channels x 5 tile columns:
+        # 2,560-word carries, 40 LUT-RAM columns deep)
+        held_out_points=_tail_points([(16, 16, 16, 8, 2, 16), (8, 16, 256, 5, 8, 256)]),
+        build=_build_output_tail, features=output_tail_features,
+        model_terms={
+            "lut": ("const", "cols", "bias", "rom", "carry_cols", "addr"),
+            "lutram": ("const", "carry_cols"),
+            "ff": ("const", "outregs", "counters"),
+            "dsp": ("dsp",),
+            "bram18": ("const",),
+            "uram": ("const",),
+        },
+        lutram_fix=True,
+        description="output tail after an IFFT (flexspec.rtl.output_tail.OutputTail): overlap-add with its "
+                    "carry memories, bias, rounding/saturation, ReLU, write-back, item ROM; K = 3, padding 1",
+    ),
     "fft2d": _transform_block("fft2d", "flexspec_fft2d", inverse=False),
     "ifft2d": _transform_block("ifft2d", "flexspec_ifft2d", inverse=True),
 }
@@ -341,6 +544,8 @@ def yosys_version() -> str:
 def yosys_script(block: Block, family: str) -> str:
     if family not in FAMILY_SCRIPTS:
         raise CalibrationError(f"unknown family '{family}'; known: {', '.join(FAMILY_SCRIPTS)}")
+    if block.lutram_fix and family == "xcup":
+        return XCUP_LUTRAM_FIX_SCRIPT.format(top=block.top)
     return FAMILY_SCRIPTS[family].format(top=block.top)
 
 
@@ -485,6 +690,10 @@ def synthesize(block: Block, params: dict, family: str = "xcup", timeout_seconds
         src.write_text(source)
         stat = Path(tmp) / "stat.txt"
         net = Path(tmp) / "net.json"
+        if XCUP_FIXED_LUTRAM_LIB in script:
+            lib = Path(tmp) / "lutrams_xcu_fixed.txt"
+            lib.write_text(fixed_xcup_lutram_library())
+            script = script.replace(XCUP_FIXED_LUTRAM_LIB, str(lib))
         cmd = f"read_verilog {src}; {script}; tee -q -o {stat} stat" + (f"; write_json {net}" if depth else "")
         run_yosys(exe, cmd, f"{block.name} {params}", timeout_seconds)
         cells = parse_stat(stat.read_text())

@@ -116,6 +116,44 @@ def transform_cost(fft_size: int, in_bits: int, inverse: bool, family: str) -> t
     return cost, "; ".join(notes) or None
 
 
+def output_tail_cost(params: dict, family: str) -> tuple[dict, str | None]:
+    """Resources of one output tail (``flexspec.rtl.output_tail.OutputTail``; ``params`` in the
+    calibrated block's terms, ``arch.tail_params``) from its synthesis fit, and why it is
+    estimated (None when the family was synthesized and the size is within the calibrated grid)."""
+    cost, note = _output_tail_cost(tuple(sorted(params.items())), family)
+    return dict(cost), note
+
+
+@lru_cache(maxsize=1024)  # the search costs the same few tail sizes for many candidates
+def _output_tail_cost(key: tuple, family: str) -> tuple[dict, str | None]:
+    params = dict(key)
+    fits = load_model()["blocks"].get("output_tail", {}).get("families", {})
+    fit_family = family if family in fits else "xcup"
+    if fit_family not in fits:
+        raise InputFileError(MODEL_PATH, "block 'output_tail' has no fit; rerun benchmarks/calibrate_resources.py "
+                                         "--family xcup --blocks output_tail", "blocks")
+    cost = block_cost("output_tail", fit_family, params)
+    notes = []
+    if fit_family != family:
+        notes.append(f"output tail on {family}: the {fit_family} synthesis fit (no {family} synthesis of it)")
+    fit = fits[fit_family]
+    sizes = list(fit["fitted_points"]) + [e["params"] for e in fit["held_out"].get("lut", [])]
+    most, n_max = max(p["channels"] * p["tiles_x"] for p in sizes), max(p["n"] for p in sizes)
+    if params["channels"] * params["tiles_x"] > most or params["n"] > n_max:
+        notes.append(f"output tail of {params['channels']} x {params['tiles_x']} carried channel-tiles at "
+                     f"N={params['n']}: beyond the synthesized sizes (at most {most}, N <= {n_max}); extrapolated")
+    rom, rom_max = _tail_rom_words(params), max(_tail_rom_words(p) for p in sizes)
+    if rom > rom_max:
+        notes.append(f"output tail item ROM of {rom} words: beyond the synthesized sizes (at most {rom_max}); "
+                     "extrapolated")
+    return cost, "; ".join(notes) or None
+
+
+def _tail_rom_words(params: dict) -> int:
+    """Items of an output tail (``calibrate.tail_items``: its slices x its tiles)."""
+    return -(-params["channels"] // params["item_channels"]) * params["tiles_x"] * params["tiles_y"]
+
+
 def nontrivial_twiddles(fft_size: int) -> int:
     """Complex multiplications by twiddles other than +-1, +-j in a radix-2 N-point FFT."""
     if fft_size & (fft_size - 1):

@@ -33,7 +33,7 @@ import numpy as np
 from ..devices import RESOURCE_KEYS, Device, load_device
 from ..errors import DoesNotFitError, UsageError
 from ..schedule.model import resolve_bank_map
-from ..spectral.geometry import num_frequencies, num_tiles
+from ..spectral.geometry import num_frequencies, num_tiles, tile_grid
 from ..workload.layers import Network
 from .arch import (FIFO_MEMORIES, MIN_DATAFLOW_BITS, AcceleratorConfig, Resources, block_usage, dataflow_bits_left, family_of,
                    resources, synthesized_max)
@@ -214,7 +214,8 @@ def readout_axis(fft_size: int, readout_rows=READOUT_ROWS) -> tuple:
 def candidates(device, fft_size: int = 8, pes=PES, engines=ENGINES, bank_ports=BANK_PORTS, broadcast=BROADCAST,
                arrays: int | None = None, calibrated_only: bool | None = None,
                readout_rows=READOUT_ROWS, array_split: str | None = None,
-               engines_fixed: bool = False, fifo_channels: int | None = None) -> list[AcceleratorConfig]:
+               engines_fixed: bool = False, fifo_channels: int | None = None,
+               tail_extent: dict | None = None) -> list[AcceleratorConfig]:
     """Configurations that fit ``device`` and that the generated RTL builds
     (``AcceleratorConfig.buildable``): per (P, B x R, read-out rows, engine count, broadcast), ``arrays``
     arrays if given (and it fits), else the counts near the most that fit (:func:`pool_points`); a
@@ -224,7 +225,8 @@ def candidates(device, fft_size: int = 8, pes=PES, engines=ENGINES, bank_ports=B
     (and ``array_split="tiles"``, implied); ``array_split``: the design's split (default the config's).  ``calibrated_only``: leave out P larger than the
     largest PE array synthesized for the device's family (the model would extrapolate); default:
     only when ``pes`` is the default space (a P the caller names is kept, marked estimated).
-    ``fifo_channels``: the output FIFOs' channels (``AcceleratorConfig.fifo_channels``; default the config's)."""
+    ``fifo_channels``: the output FIFOs' channels (``AcceleratorConfig.fifo_channels``; default the config's);
+    ``tail_extent``: the output tails' sizing (:func:`network_tail_extent`; default the config's)."""
     device = load_device(device)
     f = num_frequencies(fft_size)
     if calibrated_only is None:
@@ -232,7 +234,7 @@ def candidates(device, fft_size: int = 8, pes=PES, engines=ENGINES, bank_ports=B
     largest = synthesized_max("pe_array", family_of(device), "pes") if calibrated_only else math.inf
     per_array = engines == PER_ARRAY
     extra = ({"array_split": array_split} if array_split else {}) | ({"fifo_channels": fifo_channels}
-                                                                      if fifo_channels else {})
+                                                                      if fifo_channels else {}) | (tail_extent or {})
     out: dict = {}
     for p, e, (b, r), k, bc, fm in itertools.product(pes, (1,) if per_array else engines, bank_ports,
                                                       readout_axis(fft_size, readout_rows), broadcast,
@@ -328,6 +330,16 @@ def network_fifo_channels(network: Network | None) -> int | None:
     return max((lay.out_channels for lay in network.spectral_layers), default=None)
 
 
+def network_tail_extent(network: Network | None, fft_size: int) -> dict:
+    """What the output tails of a design running ``network`` are sized for (``AcceleratorConfig.carry_channel_tiles``
+    / ``tail_tiles``, see ``arch.tail_params``): its largest Cout x tile columns and tile count; {} without a network."""
+    if network is None or not network.spectral_layers:
+        return {}
+    grids = [(lay.out_channels, tile_grid(lay.height, lay.width, lay.kernel_size, fft_size))
+             for lay in network.spectral_layers]
+    return {"carry_channel_tiles": max(c * tx for c, (_, tx) in grids), "tail_tiles": max(ty * tx for _, (ty, tx) in grids)}
+
+
 def check_buildable_request(arrays: int | None, fft_engines: int | None, array_split: str | None = None) -> None:
     """Refuse requested A and F that the generated RTL cannot build (F dividing no column count a_t of
     A: ``AcceleratorConfig.unbuildable_reason``) with one UsageError, rather than search or simulate
@@ -381,7 +393,7 @@ def resolve_design(device, fft_size: int, *, network=None, masks=None, arrays=No
     p_ax, e_ax, bp_ax, bc_ax, k_ax = _axes(fft_size, pes, banks, ports, fft_engines, broadcast, readout_rows)
     space = candidates(device, fft_size, p_ax, e_ax, bp_ax, bc_ax, arrays=arrays, calibrated_only=pes is None,
                        readout_rows=k_ax, array_split=array_split, engines_fixed=fft_engines is not None,
-                       fifo_channels=network_fifo_channels(network))
+                       fifo_channels=network_fifo_channels(network), tail_extent=network_tail_extent(network, fft_size))
     desc = (f"P in {p_ax}, engines in {e_ax}, B x R in {bp_ax}, read-out rows in {k_ax}"
             + (f", A = {arrays}" if arrays else ""))
     if not space:
@@ -389,7 +401,8 @@ def resolve_design(device, fft_size: int, *, network=None, masks=None, arrays=No
             cfg = AcceleratorConfig(arrays=arrays, pes=min(p_ax), banks=min(b for b, _ in bp_ax),
                                     ports=min(r for _, r in bp_ax), fft_engines=min(e_ax), ifft_engines=min(e_ax),
                                     fft_size=fft_size, readout_rows=min(k_ax),
-                                    fifo_channels=network_fifo_channels(network) or AcceleratorConfig.fifo_channels)
+                                    fifo_channels=network_fifo_channels(network) or AcceleratorConfig.fifo_channels,
+                                    **network_tail_extent(network, fft_size))
             resources(cfg, device)  # raises DoesNotFitError naming every resource over its limit
         _refuse(device, fft_size, desc, arrays, pes)
     if network is not None and masks is not None:
@@ -480,7 +493,8 @@ def search_design(network: Network, device, fft_size: int = 8, kernels=None, *, 
             check_buildable_request(arrays, e, array_split)
     cands = candidates(device, fft_size, pes or PES, engines or ENGINES, bp, broadcast or BROADCAST, arrays=arrays,
                        calibrated_only=pes is None, readout_rows=readout_rows or READOUT_ROWS, array_split=array_split,
-                       engines_fixed=engines not in (None, PER_ARRAY), fifo_channels=network_fifo_channels(network))
+                       engines_fixed=engines not in (None, PER_ARRAY), fifo_channels=network_fifo_channels(network),
+                       tail_extent=network_tail_extent(network, fft_size))
     if not cands:
         _refuse(device, fft_size, f"P in {pes or PES}, engines in {engines or ENGINES}, B x R in {bp}", arrays,
                 min(pes or PES))
