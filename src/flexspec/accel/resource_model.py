@@ -186,12 +186,10 @@ GLUE_TERMS = {"lut": GLUE_FEATURES[:6], "lutram": GLUE_FEATURES[:6], "ff": GLUE_
 
 def arbiter_inputs(a_t: int, a_g: int, ifft_engines: int, tiles: int) -> int:
     """Array FIFOs the static IFFT arbiters select from, summed over the IFFTs (each IFFT's
-    multiplexer width): IFFT e reads the arrays of its items (t, g), ``(t*a_g + g) mod E = e``."""
-    seen = set()
-    for t in range(min(tiles, a_t * ifft_engines)):  # the pattern repeats after lcm(a_t, E) tiles
-        for g in range(a_g):
-            seen.add(((t * a_g + g) % ifft_engines, t % a_t, g))
-    return len(seen)
+    multiplexer width): IFFT e reads the arrays (t mod a_t, g) of its slices g
+    (:func:`flexspec.accel.ifft_assign.ifft_of_slice`), so every array FIFO feeds one IFFT."""
+    from .ifft_assign import ifft_of_slice  # here: ifft_assign -> grouping -> arch -> this module
+    return len({(ifft_of_slice(g, ifft_engines), t % a_t, g) for t in range(min(tiles, a_t)) for g in range(a_g)})
 
 
 def glue_features(a_t: int, a_g: int, fft_engines: int, ifft_engines: int, fft_size: int, data_bits: int,
