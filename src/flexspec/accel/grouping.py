@@ -248,6 +248,8 @@ def slice_makespan(tiles, arrays: int, splits, rows_of: Callable, interval: Call
     cycles a tile; splits are then tried from the lowest bound and those whose bound exceeds the
     best found are not built (the result is the same, ``rows_of`` is asked less).  ``tiles``: an
     int, or an int array (cycles and a_g of each count, as arrays)."""
+    if np.ndim(tiles) == 0:  # one count (the simulator's runs): the same search on Python numbers
+        return _slice_makespan_one(int(tiles), int(arrays), splits, rows_of, interval, lower)
     t = np.atleast_1d(np.asarray(tiles, dtype=np.int64))
     order = list(enumerate(int(d) for d in splits))
     passes = {a_g: -(-t // (int(arrays) // a_g)) for _, a_g in order}
@@ -276,6 +278,33 @@ def slice_makespan(tiles, arrays: int, splits, rows_of: Callable, interval: Call
     if np.ndim(tiles):
         return best, best_split
     return best[0].item(), int(best_split[0])
+
+
+def _slice_makespan_one(tiles: int, arrays: int, splits, rows_of: Callable, interval: Callable,
+                        lower: Callable | None) -> tuple:
+    """:func:`slice_makespan` of one tile count: the same order, bounds, skips and tie-break."""
+    order = list(enumerate(int(d) for d in splits))
+    passes = {a_g: -(-tiles // (arrays // a_g)) for _, a_g in order}
+    bound = {}
+    if lower is not None:
+        bound = {a_g: passes[a_g] * lower(a_g) for _, a_g in order}
+        order.sort(key=lambda x: (float(bound[x[1]]), x[0]))
+    best, best_pos, best_split = np.inf, len(order), 0
+    for pos, a_g in order:
+        if bound and bound[a_g] > best:
+            continue
+        rows = rows_of(a_g)
+        if rows is None:
+            continue
+        most: dict = {}  # the row with the most words for each slice width sets the interval
+        for w, o in rows:
+            most[int(o)] = max(most.get(int(o), 0), int(w))
+        total = passes[a_g] * max(interval(w, o) for o, w in most.items())
+        if total < best or (total == best and pos < best_pos):
+            best, best_pos, best_split = total, pos, a_g
+    if best == np.inf:
+        raise UsageError(f"no array split of {list(splits)} can run this kernel block on {arrays} arrays")
+    return float(best), int(best_split)
 
 
 def sliced_array_makespan(slice_groups: Callable, channels: int, lo: int, hi: int, tiles, arrays: int, splits,
