@@ -172,15 +172,22 @@ class ScheduleCache:
         mask = np.asarray(mask, dtype=bool)
         cout = mask.shape[0]
         bo = min(int(cout_block), cout)
-        width = -(-bo // rows)
-        if rows == 1 or (slices_fill(bo, rows) and (bo == cout or (cout % bo == 0 and bo % rows == 0))):
-            return self.get(mask, config, width, method)
+        if slices_are_blocks(cout, bo, rows):
+            return self.get(mask, config, -(-bo // rows), method)
         bmap = self.bank_map_for(mask, config.banks)
         key = ("sliced", self.digest(mask), mask.shape, config.pes, config.banks, config.ports, config.broadcast,
                method, bo, int(rows), bank_map_key(bmap))
         if key not in self._entries:
             self._entries[key] = schedule_layer_blocks(mask, config, bo, method, bank_map=bmap, slices=rows)
         return self._entries[key]
+
+
+def slices_are_blocks(channels: int, cout_block: int, rows: int) -> bool:
+    """Whether every array row's slice (:func:`cout_slices`) of every ``cout_block`` block of
+    ``channels`` output channels is a whole block of the slice width (then the sliced schedules are
+    the blocks' schedules at that width: :meth:`ScheduleCache.sliced`)."""
+    bo = min(int(cout_block), int(channels))
+    return rows == 1 or (slices_fill(bo, rows) and (bo == channels or (channels % bo == 0 and bo % rows == 0)))
 
 
 def bank_map_key(bank_map) -> str:
@@ -308,19 +315,30 @@ def _slice_makespan_one(tiles: int, arrays: int, splits, rows_of: Callable, inte
 
 
 def sliced_array_makespan(slice_groups: Callable, channels: int, lo: int, hi: int, tiles, arrays: int, splits,
-                          interval: Callable, drains: bool = True, least_words: int | None = None):
+                          interval: Callable, drains: bool = True, least_words: int | None = None,
+                          memo: dict | None = None):
     """Cycles (:func:`slice_makespan`) of input channels lo..hi of a cout block of ``channels``
     output channels from closed-form group makespans: ``slice_groups(a_g)`` -> int [a_g, groups a
     channel, Cin], the makespans of the groups of each of the block's a_g output-channel slices
     (:func:`cout_slices`, grouped inside each slice); ``interval(words, outs)``: the engine's
     cycles per tile; ``drains``: the run reads its slice's accumulators out; ``least_words``:
     optional, at most the least program of any grouping of those kernels (e.g. the sum of the
-    balanced groups' PE bounds), to skip splits that cannot win.  ``tiles``: an int or an int array."""
+    balanced groups' PE bounds), to skip splits that cannot win.  ``tiles``: an int or an int array.
+    ``memo``: optional, a caller-owned dict for these ``slice_groups`` and ``channels`` (e.g. one
+    cout block of one layer and design) that keeps each split's rows across calls (other tile
+    counts, other callers); it saves time only."""
+    memo = {} if memo is None else memo
+
     def rows_of(a_g):
-        if a_g > 1 and not slices_fill(channels, a_g):
-            return None
-        words = np.asarray(slice_groups(a_g))[:, :, lo:hi].sum(axis=(1, 2))
-        return [(int(w), n if drains else 0) for w, (_, n) in zip(words, cout_slices(channels, a_g), strict=True)]
+        key = (lo, hi, a_g, drains)
+        if key not in memo:
+            if a_g > 1 and not slices_fill(channels, a_g):
+                memo[key] = None
+            else:
+                words = np.asarray(slice_groups(a_g))[:, :, lo:hi].sum(axis=(1, 2))
+                memo[key] = [(int(w), n if drains else 0)
+                             for w, (_, n) in zip(words, cout_slices(channels, a_g), strict=True)]
+        return memo[key]
 
     def lower(a_g):
         if a_g > 1 and not slices_fill(channels, a_g):

@@ -178,6 +178,17 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig,
             intervals[key] = (shp, shp.interval())
         return intervals[key]
 
+    split_memo: dict = {}  # split_rows / split_lower of a kernel block and split: asked again for every run's tile count
+
+    def memoized(fn):
+        def get(*args):
+            key = (fn, *args)
+            if key not in split_memo:
+                split_memo[key] = fn(*args)
+            return split_memo[key]
+        return get
+
+    @memoized
     def split_rows(ob, lo, hi, a_g):
         """(words, outs) of each array row of split a_g on input channels lo..hi of cout block ob."""
         if a_g > 1 and not slices_fill(min(bo, g.cout), a_g):
@@ -186,6 +197,7 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig,
         words = ss.cycles[ob * a_g:(ob + 1) * a_g, lo:hi].sum(axis=(1, 2))
         return [(int(w), n) for w, (_, n) in zip(words, cout_slices(int(o_ch[ob]), a_g), strict=True)]
 
+    @memoized
     def split_lower(ob, lo, hi, a_g):
         """A lower bound on split a_g's cycles a tile without its slices' schedules: the busiest row runs at
         least 1 / a_g of the least program of any grouping (the block's balanced groups' PE bounds,

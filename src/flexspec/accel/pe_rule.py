@@ -228,12 +228,13 @@ def blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, bank
             if ("pe_bound", chans) not in groups:  # the least program of any grouping: skips splits that cannot win
                 groups[("pe_bound", chans)] = group_makespans(nnz[:chans], None, config.pes, config.ports, chans)
             least = int(groups[("pe_bound", chans)][:, :, lo:hi].sum())
+            rows = groups.setdefault(("rows", chans), {})  # each split's rows, kept for every later run of the block
             if chain:
                 spans = [sliced_array_makespan(slices, chans, lo, hi, int(t), a, chain_splits(divisors, a, int(t)),
-                                               interval, drains, least) for t in need]
+                                               interval, drains, least, rows) for t in need]
             else:
                 spans = sliced_array_makespan(slices, chans, lo, hi, np.array(need, dtype=np.int64), a, divisors,
-                                              interval, drains, least).tolist()
+                                              interval, drains, least, rows).tolist()
             memo[key].update(zip(need, spans, strict=True))
         return np.array([memo[key][t] if t > 0 else 0 for t in counts], dtype=float)[where.reshape(-1)]
 
