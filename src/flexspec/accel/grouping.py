@@ -324,9 +324,9 @@ def sliced_array_makespan(slice_groups: Callable, channels: int, lo: int, hi: in
     cycles per tile; ``drains``: the run reads its slice's accumulators out; ``least_words``:
     optional, at most the least program of any grouping of those kernels (e.g. the sum of the
     balanced groups' PE bounds), to skip splits that cannot win.  ``tiles``: an int or an int array.
-    ``memo``: optional, a caller-owned dict for these ``slice_groups`` and ``channels`` (e.g. one
-    cout block of one layer and design) that keeps each split's rows across calls (other tile
-    counts, other callers); it saves time only."""
+    ``memo``: optional, a caller-owned dict for these ``slice_groups``, ``channels`` and
+    ``interval`` (e.g. one cout block of one layer and design) that keeps each split's rows and
+    bounds across calls (other tile counts, other callers); it saves time only."""
     memo = {} if memo is None else memo
 
     def rows_of(a_g):
@@ -335,16 +335,24 @@ def sliced_array_makespan(slice_groups: Callable, channels: int, lo: int, hi: in
             if a_g > 1 and not slices_fill(channels, a_g):
                 memo[key] = None
             else:
-                words = np.asarray(slice_groups(a_g))[:, :, lo:hi].sum(axis=(1, 2))
+                if ("prefix", a_g) not in memo:  # each slice's words over input channels 0..c
+                    per_channel = np.asarray(slice_groups(a_g)).sum(axis=1)
+                    memo[("prefix", a_g)] = np.concatenate([np.zeros((per_channel.shape[0], 1), np.int64),
+                                                            np.cumsum(per_channel, axis=1, dtype=np.int64)], axis=1)
+                words = memo[("prefix", a_g)][:, hi] - memo[("prefix", a_g)][:, lo]
                 memo[key] = [(int(w), n if drains else 0)
                              for w, (_, n) in zip(words, cout_slices(channels, a_g), strict=True)]
         return memo[key]
 
     def lower(a_g):
-        if a_g > 1 and not slices_fill(channels, a_g):
-            return np.inf
-        widest = cout_slices(channels, a_g)[0][1] if drains else 0
-        return max(interval(-(-least_words // a_g), 0), interval(1, widest))
+        key = ("lower", lo, hi, a_g, drains, least_words)
+        if key not in memo:
+            if a_g > 1 and not slices_fill(channels, a_g):
+                memo[key] = np.inf
+            else:
+                widest = cout_slices(channels, a_g)[0][1] if drains else 0
+                memo[key] = max(interval(-(-least_words // a_g), 0), interval(1, widest))
+        return memo[key]
 
     return slice_makespan(tiles, arrays, splits, rows_of, interval, None if least_words is None else lower)[0]
 
