@@ -273,10 +273,7 @@ def slice_makespan(tiles, arrays: int, splits, rows_of: Callable, interval: Call
         rows = rows_of(a_g)
         if rows is None:
             continue
-        most: dict = {}  # the row with the most words for each slice width sets the interval
-        for w, o in rows:
-            most[int(o)] = max(most.get(int(o), 0), int(w))
-        total = passes[a_g] * max(interval(w, o) for o, w in most.items())
+        total = passes[a_g] * _rows_interval(rows, interval)
         better = (total < best) | ((total == best) & (pos < best_pos))
         best, best_pos, best_split = (np.where(better, x, y) for x, y in ((total, best), (pos, best_pos),
                                                                          (a_g, best_split)))
@@ -285,6 +282,15 @@ def slice_makespan(tiles, arrays: int, splits, rows_of: Callable, interval: Call
     if np.ndim(tiles):
         return best, best_split
     return best[0].item(), int(best_split[0])
+
+
+def _rows_interval(rows, interval: Callable):
+    """Cycles a tile of a split whose array rows are ``rows`` ((words, outs) each): the row with the
+    most words for each slice width sets the interval (non-decreasing in both)."""
+    most: dict = {}
+    for w, o in rows:
+        most[int(o)] = max(most.get(int(o), 0), int(w))
+    return max(interval(w, o) for o, w in most.items())
 
 
 def _slice_makespan_one(tiles: int, arrays: int, splits, rows_of: Callable, interval: Callable,
@@ -303,10 +309,7 @@ def _slice_makespan_one(tiles: int, arrays: int, splits, rows_of: Callable, inte
         rows = rows_of(a_g)
         if rows is None:
             continue
-        most: dict = {}  # the row with the most words for each slice width sets the interval
-        for w, o in rows:
-            most[int(o)] = max(most.get(int(o), 0), int(w))
-        total = passes[a_g] * max(interval(w, o) for o, w in most.items())
+        total = passes[a_g] * _rows_interval(rows, interval)
         if total < best or (total == best and pos < best_pos):
             best, best_pos, best_split = total, pos, a_g
     if best == np.inf:
