@@ -348,7 +348,7 @@ def main(argv=None) -> int:
     ap.add_argument("--densities", default=",".join(map(str, VGG16_DENSITIES)),
                     help="VGG16 section: comma-separated densities")
     ap.add_argument("--all-first", action="store_true", help="VGG16 section: run the unscreened side first")
-    ap.add_argument("--tag", default="", help="VGG16 section: suffix of the results key (keeps earlier runs)")
+    ap.add_argument("--tag", default="", help="VGG16 and resume sections: suffix of the results key (keeps earlier runs)")
     args = ap.parse_args(argv)
     if args.section == "scaling":
         result = scaling(args.reps, args.model, args.sessions)
@@ -359,7 +359,7 @@ def main(argv=None) -> int:
                        [float(d) for d in args.densities.split(",")], args.all_first, args.tag)
     key = {"scaling": f"scaling_{args.model}" + ("_own_sessions" if args.sessions else "_localcluster"),
            "vgg16": _vgg16_key(result["space"], args.all_first, args.tag) if args.section == "vgg16" else ""
-           }.get(args.section, args.section)
+           }.get(args.section, args.section + (f"_{args.tag}" if args.tag else ""))
     _save(key, result)
     return 0
 

@@ -134,7 +134,16 @@ class PassShape:
     def overhead(self) -> int:
         """Fill and drain of a pass: its cycles beyond ``tiles x interval`` once periodic (the
         first tile's load, the pipeline, the last tile's read-out)."""
-        return int(round(self.cycles(PERIODIC_TILES) - PERIODIC_TILES * self.interval()))
+        return pass_overhead_cycles(self.rows_per_tile, self.program_cycles, self.outputs_per_tile,
+                                    self.readout_cycles)
+
+
+@lru_cache(maxsize=1 << 16)  # a pure function of four ints; the simulator asks it for every split of every run
+def pass_overhead_cycles(rows_per_tile: int, program_cycles: int, outputs_per_tile: int, readout_cycles: int) -> int:
+    """:meth:`PassShape.overhead` of that shape: cycles of a periodic pass beyond ``tiles x interval``."""
+    cycles = pass_cycles(rows_per_tile, program_cycles, outputs_per_tile, PERIODIC_TILES, readout_cycles)
+    return int(round(cycles - PERIODIC_TILES * tile_interval_cycles(rows_per_tile, program_cycles,
+                                                                     outputs_per_tile, readout_cycles)))
 
 
 def readout_requests(out_channels: int, fft_size: int, readout_rows: int = 0) -> int:
@@ -150,6 +159,20 @@ def pass_shape(group_cycles, in_channels: int, out_channels: int, bank_of, num_b
                fft_size: int, readout_rows: int = 0) -> PassShape:
     """The pass shape of a program of groups with makespans ``group_cycles`` (read-out:
     :func:`readout_requests`, one request a cycle)."""
-    depth = max(1, int(np.bincount(np.asarray(bank_of, dtype=np.int64), minlength=num_banks).max()))
-    return PassShape(int(in_channels) * depth, program_length(group_cycles),
-                     readout_requests(out_channels, fft_size, readout_rows), readout_latency_cycles(num_pes))
+    bank_of = np.asarray(bank_of, dtype=np.int64)
+    depth = _deepest_bank(bank_of.tobytes(), int(num_banks))
+    if type(group_cycles) is list and len(group_cycles) == 1:  # one program of that many words: the rule's hot path
+        words = max(1, int(group_cycles[0]))
+    else:
+        words = program_length(group_cycles)
+    return PassShape(int(in_channels) * depth, words, _readout(int(out_channels), int(fft_size), int(readout_rows)),
+                     readout_latency_cycles(num_pes))
+
+
+@lru_cache(maxsize=1 << 10)  # bank maps are few (one a layer and design); asked once a pass shape
+def _deepest_bank(bank_of_bytes: bytes, num_banks: int) -> int:
+    """Frequencies of the deepest bank of a bank map (int64 bytes), at least 1."""
+    return max(1, int(np.bincount(np.frombuffer(bank_of_bytes, dtype=np.int64), minlength=num_banks).max()))
+
+
+_readout = lru_cache(maxsize=1 << 12)(readout_requests)  # the same few (channels, N, rows) in every analysis

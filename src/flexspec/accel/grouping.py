@@ -172,15 +172,22 @@ class ScheduleCache:
         mask = np.asarray(mask, dtype=bool)
         cout = mask.shape[0]
         bo = min(int(cout_block), cout)
-        width = -(-bo // rows)
-        if rows == 1 or (slices_fill(bo, rows) and (bo == cout or (cout % bo == 0 and bo % rows == 0))):
-            return self.get(mask, config, width, method)
+        if slices_are_blocks(cout, bo, rows):
+            return self.get(mask, config, -(-bo // rows), method)
         bmap = self.bank_map_for(mask, config.banks)
         key = ("sliced", self.digest(mask), mask.shape, config.pes, config.banks, config.ports, config.broadcast,
                method, bo, int(rows), bank_map_key(bmap))
         if key not in self._entries:
             self._entries[key] = schedule_layer_blocks(mask, config, bo, method, bank_map=bmap, slices=rows)
         return self._entries[key]
+
+
+def slices_are_blocks(channels: int, cout_block: int, rows: int) -> bool:
+    """Whether every array row's slice (:func:`cout_slices`) of every ``cout_block`` block of
+    ``channels`` output channels is a whole block of the slice width (then the sliced schedules are
+    the blocks' schedules at that width: :meth:`ScheduleCache.sliced`)."""
+    bo = min(int(cout_block), int(channels))
+    return rows == 1 or (slices_fill(bo, rows) and (bo == channels or (channels % bo == 0 and bo % rows == 0)))
 
 
 def bank_map_key(bank_map) -> str:
@@ -250,6 +257,8 @@ def slice_makespan(tiles, arrays: int, splits, rows_of: Callable, interval: Call
     int, or an int array (cycles and a_g of each count, as arrays).  ``floor(a_g)``: optional, cycles
     another engine needs at that split (the IFFT's, :func:`flexspec.accel.ifft_assign.ifft_cycles`):
     the split is chosen by max(cycles, floor), the cycles returned are the arrays' alone."""
+    if np.ndim(tiles) == 0:  # one count (the simulator's runs): the same search on Python numbers
+        return _slice_makespan_one(int(tiles), int(arrays), splits, rows_of, interval, lower, floor)
     t = np.atleast_1d(np.asarray(tiles, dtype=np.int64))
     order = list(enumerate(int(d) for d in splits))
     passes = {a_g: -(-t // (int(arrays) // a_g)) for _, a_g in order}
@@ -267,10 +276,7 @@ def slice_makespan(tiles, arrays: int, splits, rows_of: Callable, interval: Call
         rows = rows_of(a_g)
         if rows is None:
             continue
-        most: dict = {}  # the row with the most words for each slice width sets the interval
-        for w, o in rows:
-            most[int(o)] = max(most.get(int(o), 0), int(w))
-        total = passes[a_g] * max(interval(w, o) for o, w in most.items())
+        total = passes[a_g] * _rows_interval(rows, interval)
         key = np.maximum(total, floor(a_g)) if floor else total
         better = (key < best) | ((key == best) & (pos < best_pos))
         best, best_pos, best_split, arrays_only = (np.where(better, x, y) for x, y in (
@@ -282,9 +288,44 @@ def slice_makespan(tiles, arrays: int, splits, rows_of: Callable, interval: Call
     return arrays_only[0].item(), int(best_split[0])
 
 
+def _rows_interval(rows, interval: Callable):
+    """Cycles a tile of a split whose array rows are ``rows`` ((words, outs) each): the row with the
+    most words for each slice width sets the interval (non-decreasing in both)."""
+    most: dict = {}
+    for w, o in rows:
+        most[int(o)] = max(most.get(int(o), 0), int(w))
+    return max(interval(w, o) for o, w in most.items())
+
+
+def _slice_makespan_one(tiles: int, arrays: int, splits, rows_of: Callable, interval: Callable,
+                        lower: Callable | None, floor: Callable | None) -> tuple:
+    """:func:`slice_makespan` of one tile count: the same order, bounds, skips and tie-break."""
+    order = list(enumerate(int(d) for d in splits))
+    passes = {a_g: -(-tiles // (arrays // a_g)) for _, a_g in order}
+    floors = {a_g: float(floor(a_g)) for _, a_g in order} if floor else {}
+    bound = {}
+    if lower is not None:
+        bound = {a_g: max(float(passes[a_g] * lower(a_g)), floors.get(a_g, 0.0)) for _, a_g in order}
+        order.sort(key=lambda x: (bound[x[1]], x[0]))
+    best, best_pos, best_split, arrays_only = np.inf, len(order), 0, np.inf
+    for pos, a_g in order:
+        if bound and bound[a_g] > best:
+            continue
+        rows = rows_of(a_g)
+        if rows is None:
+            continue
+        total = passes[a_g] * _rows_interval(rows, interval)
+        key = max(total, floors[a_g]) if floors else total
+        if key < best or (key == best and pos < best_pos):
+            best, best_pos, best_split, arrays_only = key, pos, a_g, total
+    if best == np.inf:
+        raise UsageError(f"no array split of {list(splits)} can run this kernel block on {arrays} arrays")
+    return float(arrays_only), int(best_split)
+
+
 def sliced_array_makespan(slice_groups: Callable, channels: int, lo: int, hi: int, tiles, arrays: int, splits,
                           interval: Callable, drains: bool = True, least_words: int | None = None,
-                          floor: Callable | None = None):
+                          floor: Callable | None = None, memo: dict | None = None):
     """Cycles (:func:`slice_makespan`) of input channels lo..hi of a cout block of ``channels``
     output channels from closed-form group makespans: ``slice_groups(a_g)`` -> int [a_g, groups a
     channel, Cin], the makespans of the groups of each of the block's a_g output-channel slices
@@ -292,18 +333,36 @@ def sliced_array_makespan(slice_groups: Callable, channels: int, lo: int, hi: in
     cycles per tile; ``drains``: the run reads its slice's accumulators out; ``least_words``:
     optional, at most the least program of any grouping of those kernels (e.g. the sum of the
     balanced groups' PE bounds), to skip splits that cannot win.  ``tiles``: an int or an int array.
-    ``floor``: as :func:`slice_makespan`'s (the IFFT's cycles at a split, which the choice also sees)."""
+    ``floor``: as :func:`slice_makespan`'s (the IFFT's cycles at a split, which the choice also sees).
+    ``memo``: optional, a caller-owned dict for these ``slice_groups``, ``channels`` and
+    ``interval`` (e.g. one cout block of one layer and design) that keeps each split's rows and
+    bounds across calls (other tile counts, other callers); it saves time only."""
+    memo = {} if memo is None else memo
+
     def rows_of(a_g):
-        if a_g > 1 and not slices_fill(channels, a_g):
-            return None
-        words = np.asarray(slice_groups(a_g))[:, :, lo:hi].sum(axis=(1, 2))
-        return [(int(w), n if drains else 0) for w, (_, n) in zip(words, cout_slices(channels, a_g), strict=True)]
+        key = (lo, hi, a_g, drains)
+        if key not in memo:
+            if a_g > 1 and not slices_fill(channels, a_g):
+                memo[key] = None
+            else:
+                if ("prefix", a_g) not in memo:  # each slice's words over input channels 0..c
+                    per_channel = np.asarray(slice_groups(a_g)).sum(axis=1)
+                    memo[("prefix", a_g)] = np.concatenate([np.zeros((per_channel.shape[0], 1), np.int64),
+                                                            np.cumsum(per_channel, axis=1, dtype=np.int64)], axis=1)
+                words = memo[("prefix", a_g)][:, hi] - memo[("prefix", a_g)][:, lo]
+                memo[key] = [(int(w), n if drains else 0)
+                             for w, (_, n) in zip(words, cout_slices(channels, a_g), strict=True)]
+        return memo[key]
 
     def lower(a_g):
-        if a_g > 1 and not slices_fill(channels, a_g):
-            return np.inf
-        widest = cout_slices(channels, a_g)[0][1] if drains else 0
-        return max(interval(-(-least_words // a_g), 0), interval(1, widest))
+        key = ("lower", lo, hi, a_g, drains, least_words)
+        if key not in memo:
+            if a_g > 1 and not slices_fill(channels, a_g):
+                memo[key] = np.inf
+            else:
+                widest = cout_slices(channels, a_g)[0][1] if drains else 0
+                memo[key] = max(interval(-(-least_words // a_g), 0), interval(1, widest))
+        return memo[key]
 
     return slice_makespan(tiles, arrays, splits, rows_of, interval, None if least_words is None else lower, floor)[0]
 

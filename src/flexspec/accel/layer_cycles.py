@@ -183,12 +183,19 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig,
             intervals[key] = (shp, shp.interval())
         return intervals[key]
 
+    prefix: dict = {}  # a_g -> each slice row's program words summed over input channels 0..c (int [rows, Cin + 1])
+    block_sums: dict = {}  # (ob, lo, hi) -> (kernel non-zeros, PE-bound words) of a kernel block: every split's bound
+
     def split_rows(ob, lo, hi, a_g):
         """(words, outs) of each array row of split a_g on input channels lo..hi of cout block ob."""
         if a_g > 1 and not slices_fill(min(bo, g.cout), a_g):
             return None  # the cluster cannot build a row without channels
-        ss = sliced_of(a_g)
-        words = ss.cycles[ob * a_g:(ob + 1) * a_g, lo:hi].sum(axis=(1, 2))
+        if a_g not in prefix:
+            per_channel = sliced_of(a_g).cycles.sum(axis=2)
+            prefix[a_g] = np.concatenate([np.zeros((per_channel.shape[0], 1), np.int64),
+                                          np.cumsum(per_channel, axis=1, dtype=np.int64)], axis=1)
+        rows = prefix[a_g][ob * a_g:(ob + 1) * a_g]
+        words = rows[:, hi] - rows[:, lo]
         return [(int(w), n) for w, (_, n) in zip(words, cout_slices(int(o_ch[ob]), a_g), strict=True)]
 
     def split_lower(ob, lo, hi, a_g):
@@ -199,8 +206,11 @@ def layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig,
         if a_g > 1 and not slices_fill(min(bo, g.cout), a_g):
             return np.inf
         widest = cout_slices(int(o_ch[ob]), a_g)[0][1]
-        nnz = int(model.nnz[ob * bo:ob * bo + int(o_ch[ob]), lo:hi].sum())
-        least = max(int(sch.pe_bound[ob, lo:hi].sum()), -(-nnz // min(config.pes, widest)))
+        if (ob, lo, hi) not in block_sums:
+            block_sums[(ob, lo, hi)] = (int(model.nnz[ob * bo:ob * bo + int(o_ch[ob]), lo:hi].sum()),
+                                        int(sch.pe_bound[ob, lo:hi].sum()))
+        nnz, bound = block_sums[(ob, lo, hi)]
+        least = max(bound, -(-nnz // min(config.pes, widest)))
         return max(shape_of(ob, lo, hi, -(-least // a_g), 0)[1], shape_of(ob, lo, hi, 1, widest)[1])
 
     def runs_compute(chained: bool):

@@ -119,20 +119,28 @@ def group_makespans(nnz: np.ndarray, bank_reads: np.ndarray | None, pes: int, po
         bank_reads = None if bank_reads is None else bank_reads[:cout]
     pad = np.full((n_o * bo, cin), -1, dtype=np.int64)  # -1: no kernel (sorts last, holds nothing)
     pad[:cout] = nnz
-    order = np.argsort(-pad.reshape(n_o, bo, cin), axis=1, kind="stable")  # row within the block
-    srt = np.take_along_axis(pad.reshape(n_o, bo, cin), order, axis=1)
-    full = np.full((n_o, per * pes, cin), -1, dtype=np.int64)
-    full[:, :bo] = srt
-    pe = np.maximum(full[:, ::pes], 0)
+    # [block, input channel, row within the block]: the sort runs on the contiguous axis, and on
+    # the narrowest integer that holds the keys (a stable sort of equal keys is the same permutation;
+    # numpy sorts 8/16-bit keys by radix)
+    srt = pad.reshape(n_o, bo, cin).transpose(0, 2, 1)
+    key = -srt
+    for dt in (np.int8, np.int16):
+        if np.iinfo(dt).min <= int(key.min(initial=0)) and int(key.max(initial=0)) <= np.iinfo(dt).max:
+            key = key.astype(dt)
+            break
+    order = np.argsort(key, axis=2, kind="stable")  # row within the block, decreasing non-zeros
+    full = np.full((n_o, cin, per * pes), -1, dtype=np.int64)
+    full[:, :, :bo] = np.take_along_axis(srt, order, axis=2)
+    pe = np.maximum(full[:, :, ::pes], 0).transpose(0, 2, 1)
     if bank_reads is None:
         return pe
     banks = bank_reads.shape[2]
     rows = np.concatenate([bank_reads.reshape(cout * cin, banks), np.zeros((1, banks), bank_reads.dtype)])
-    kid = np.full((n_o, per * pes, cin), cout * cin, dtype=np.int64)  # the zero row: no kernel
+    kid = np.full((n_o, cin, per * pes), cout * cin, dtype=np.int64)  # the zero row: no kernel
     kernel_row = order + (np.arange(n_o) * bo)[:, None, None]
-    kid[:, :bo] = np.where(kernel_row < cout, kernel_row * cin + np.arange(cin), cout * cin)
-    grouped = rows[kid.reshape(n_o, per, pes, cin)].sum(axis=2, dtype=np.int32)  # [n_o, per, cin, B]
-    return np.maximum(pe, -(-grouped.max(axis=3) // ports))
+    kid[:, :, :bo] = np.where(kernel_row < cout, kernel_row * cin + np.arange(cin)[:, None], cout * cin)
+    grouped = np.take(rows, kid.reshape(n_o, cin, per, pes), axis=0).sum(axis=3, dtype=np.int32)  # [n_o, cin, per, B]
+    return np.maximum(pe, (-(-grouped.max(axis=3) // ports)).transpose(0, 2, 1))
 
 
 def stream_bits(cin: int, cout: int, group_cycles: np.ndarray, config: AcceleratorConfig, bank_of,
@@ -205,7 +213,8 @@ def blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, bank
         key = (o_blk, lo, hi, drains, chain, out)
         if key not in memo:
             memo[key] = {}
-        need = [t for t in np.unique(tiles) if t > 0 and t not in memo[key]]
+        counts, where = np.unique(tiles, return_inverse=True)
+        need = [t for t in counts if t > 0 and t not in memo[key]]
         if need:
             chans = min(o_blk, g.cout)
 
@@ -226,15 +235,16 @@ def blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, bank
             def floor(t):
                 return (lambda d: ifft_cycles(config, chans, t, d)) if out else None
 
+            rows = groups.setdefault(("rows", chans), {})  # each split's rows, kept for every later run of the block
             if chain:
                 spans = [sliced_array_makespan(slices, chans, lo, hi, int(t), a, chain_splits(divisors, a, int(t)),
-                                               interval, drains, least, floor(int(t))) for t in need]
+                                               interval, drains, least, floor(int(t)), memo=rows) for t in need]
             else:
                 tt = np.array(need, dtype=np.int64)
                 spans = sliced_array_makespan(slices, chans, lo, hi, tt, a, divisors, interval, drains, least,
-                                              floor(tt)).tolist()
+                                              floor(tt), memo=rows).tolist()
             memo[key].update(zip(need, spans, strict=True))
-        return np.array([memo[key][t] if t > 0 else 0 for t in tiles], dtype=float)
+        return np.array([memo[key][t] if t > 0 else 0 for t in counts], dtype=float)[where.reshape(-1)]
 
     def ifft_walk(o_blk: int, full_tiles: int, rem_tiles: int, splits) -> float:
         """IFFT cycles of the layer walked in tile blocks of ``full_tiles`` (and one of ``rem_tiles``),
@@ -248,8 +258,12 @@ def blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, bank
         return memo[key]
 
     chained = cin_chained(orders.T, n_o, n_i, cands["tile_blocks"], bt, a // min(divisors))
-    for o_blk, i_blk in {(int(x), int(y)) for x, y in zip(bo, bi, strict=True)}:
-        sel = np.nonzero((bo == o_blk) & (bi == i_blk))[0]
+    pairs, which = np.unique(np.stack([bo, bi], axis=1), axis=0, return_inverse=True)
+    by_pair = np.argsort(which.reshape(-1), kind="stable")  # the candidates of each pair, in index order
+    ends = np.cumsum(np.bincount(which.reshape(-1), minlength=len(pairs)))
+    for (o_blk, i_blk), end, size in zip(pairs.tolist(), ends.tolist(), np.diff(ends, prepend=0).tolist(),
+                                         strict=True):
+        sel = by_pair[end - size:end]
         last_lo = (int(n_i[sel[0]]) - 1) * i_blk
         per_block = np.zeros(sel.size)
         for lo, hi, out, weight in ((0, i_blk, False, n_i[sel] - 1), (last_lo, g.cin, True, 1)):

@@ -33,7 +33,7 @@ from ..accel.arch import AcceleratorConfig, resources
 from ..accel.engine import readout_requests
 from ..accel.fixed_point import FFTFormat
 from ..accel.kernels import resolve_kernels
-from ..accel.grouping import bank_map_key
+from ..accel.grouping import bank_map_key, slices_are_blocks
 from ..accel.layer_events import fft_channel_interval_cycles
 from ..accel.sim import (
     LayerSchedules,
@@ -210,18 +210,32 @@ class DiskScheduleCache(ScheduleCache):
         self.misses = 0
 
     def get(self, mask, config, cout_block, method="optimal"):
+        return self._cached(mask, config, cout_block, 1, method)
+
+    def sliced(self, mask, config, cout_block, rows, method="optimal"):
+        """:meth:`ScheduleCache.sliced`, on disk too: the schedules of cout blocks cut into ``rows``
+        array rows' output-channel slices depend on no device figure either."""
+        mask = np.asarray(mask, dtype=bool)
+        if slices_are_blocks(mask.shape[0], cout_block, rows):
+            return super().sliced(mask, config, cout_block, rows, method)  # get() at the slice width
+        return self._cached(mask, config, cout_block, int(rows), method)
+
+    def _cached(self, mask, config, cout_block, slices: int, method):
         mask = np.asarray(mask, dtype=bool)
         bmap = self.bank_map_for(mask, config.banks)
-        key = digest({"mask": hashlib.sha256(np.packbits(mask).tobytes()).hexdigest(), "shape": mask.shape,
-                      "pes": config.pes, "banks": config.banks, "ports": config.ports,
-                      "broadcast": config.broadcast, "method": method,
-                      "cout_block": min(int(cout_block), mask.shape[0]), "bank_map": bank_map_key(bmap),
-                      "code": self.store.code if self.store is not None else ""})
+        fields = {"mask": hashlib.sha256(np.packbits(mask).tobytes()).hexdigest(), "shape": mask.shape,
+                  "pes": config.pes, "banks": config.banks, "ports": config.ports,
+                  "broadcast": config.broadcast, "method": method,
+                  "cout_block": min(int(cout_block), mask.shape[0]), "bank_map": bank_map_key(bmap),
+                  "code": self.store.code if self.store is not None else ""}
+        if slices > 1:  # the key of an unsliced entry stays as it was
+            fields["slices"] = slices
+        key = digest(fields)
         if key in self.memo:
             return self.memo[key]
 
         def compute():
-            return schedule_layer_blocks(mask, config, cout_block, method, bank_map=bmap)
+            return schedule_layer_blocks(mask, config, cout_block, method, bank_map=bmap, slices=slices)
 
         if self.store is None:
             value, hit = _compact(compute()), False
@@ -244,17 +258,18 @@ class _BankMap:
 
 def _compact(s: LayerSchedules) -> LayerSchedules:
     return LayerSchedules(_BankMap(np.asarray(s.schedule.bank_of, np.int64)), np.asarray(s.groups, np.int64),
-                          np.asarray(s.cycles, np.int64), np.asarray(s.pe_bound, np.int64), int(s.cout_block))
+                          np.asarray(s.cycles, np.int64), np.asarray(s.pe_bound, np.int64), int(s.cout_block),
+                          int(s.slices))
 
 
 def _encode_sched(s: LayerSchedules) -> dict:
     return {"cycles": s.cycles, "pe_bound": s.pe_bound, "cout_block": np.array(s.cout_block), "groups": s.groups,
-            "bank_of": np.asarray(s.schedule.bank_of, np.int64)}
+            "bank_of": np.asarray(s.schedule.bank_of, np.int64), "slices": np.array(s.slices)}
 
 
 def _decode_sched(d) -> LayerSchedules:
     return LayerSchedules(_BankMap(d["bank_of"].copy()), d["groups"].copy(), d["cycles"].copy(), d["pe_bound"].copy(),
-                          int(d["cout_block"][()]))
+                          int(d["cout_block"][()]), int(d["slices"][()]))
 
 
 # ------------------------------------------------------------------------------- screening --
