@@ -56,7 +56,8 @@ def test_simulator_honours_the_split(small_net, monkeypatch):
     # the PE-array rule times its candidates with the same split (pe_rule.blocking_cycles)
     full = pe_rule.sliced_array_makespan
     monkeypatch.setattr(pe_rule, "sliced_array_makespan",
-                        lambda sl, ch, lo, hi, t, a, divisors, *rest: full(sl, ch, lo, hi, t, a, (1,), *rest))
+                        lambda sl, ch, lo, hi, t, a, divisors, *rest, **kw: full(sl, ch, lo, hi, t, a, (1,), *rest,
+                                                                                  **kw))
     by_hand = simulate_network(net, "zcu102", cfg, masks, histograms=False)
     assert [lay.cycles for lay in tiles.layers] == [lay.cycles for lay in by_hand.layers]
     assert [lay.cycles for lay in both.layers] != [lay.cycles for lay in by_hand.layers]

@@ -7,7 +7,8 @@ tile count, ``pe_rule.group_makespans`` sorting on the contiguous axis with radi
 rows and bounds (``sliced_array_makespan(memo=)``, from per-input-channel prefix sums), the
 simulator summing a split's rows from such prefix sums and a kernel block's bound once for all
 splits (``layer_cycles.layer_steps``), and the sliced schedules in the disk cache.  The code of main d72f852 that
-these replace is kept below verbatim (renamed ``ref_*``) and compared with the new code: on
+these replace is kept below verbatim (renamed ``ref_*``; the split search, the PE-array rule and the
+simulator's steps as h16r left them, with the IFFT assignment, before these speed-ups) and compared with the new code: on
 hypothesis-drawn inputs function by function, on random layers and designs as whole candidate
 costs, and on a VGG16 point on the U250 (every device with FLEXSPEC_POINT_EQUAL_ALL=1) as the
 whole point (every analysis' chosen dataflow, every simulated layer).
@@ -25,6 +26,7 @@ from flexspec.accel import engine, grouping, layer_cycles, pe_rule, sim
 from flexspec.accel.arch import AcceleratorConfig
 from flexspec.accel.engine import PERIODIC_TILES, PassShape, readout_requests
 from flexspec.accel.grouping import LayerSchedules, ScheduleCache, cout_slices, slices_fill
+from flexspec.accel.ifft_assign import ifft_cycles, layer_ifft_cycles
 from flexspec.accel.layer_cycles import LayerSteps, _pass_shape, _split
 from flexspec.accel.layer_events import chain_splits, channel_depth, cin_chained, fft_channel_interval_cycles
 from flexspec.accel.pe_rule import kernel_bank_reads, stream_bits
@@ -42,7 +44,7 @@ from flexspec.workload.layers import ConvLayer
 from flexspec.workload.zoo import get_network
 
 
-# ----------------------------------------------------------------------- main d72f852's code --
+# ------------------------------------------- main d72f852's code (h16r's where it changed the IFFT) --
 def ref_pass_shape(group_cycles, in_channels: int, out_channels: int, bank_of, num_banks: int, num_pes: int,
                    fft_size: int, readout_rows: int = 0) -> PassShape:
     """Main d72f852, verbatim but for the name (the reference)."""
@@ -88,18 +90,19 @@ def ref_group_makespans(nnz: np.ndarray, bank_reads: np.ndarray | None, pes: int
 
 
 def ref_slice_makespan(tiles, arrays: int, splits, rows_of: Callable, interval: Callable,
-                   lower: Callable | None = None) -> tuple:
-    """Main d72f852, verbatim but for the names (the reference)."""
+                   lower: Callable | None = None, floor: Callable | None = None) -> tuple:
+    """h16r's code (main d72f852 with the IFFT assignment), verbatim but for the names (the reference)."""
     t = np.atleast_1d(np.asarray(tiles, dtype=np.int64))
     order = list(enumerate(int(d) for d in splits))
     passes = {a_g: -(-t // (int(arrays) // a_g)) for _, a_g in order}
     bound = {}
     if lower is not None:
-        bound = {a_g: passes[a_g] * lower(a_g) for _, a_g in order}
+        bound = {a_g: np.maximum(passes[a_g] * lower(a_g), floor(a_g) if floor else 0) for _, a_g in order}
         order.sort(key=lambda x: (float(np.min(bound[x[1]])), x[0]))
     best = np.full(t.shape, np.inf)
     best_pos = np.full(t.shape, len(order))
     best_split = np.zeros(t.shape, dtype=np.int64)
+    arrays_only = np.full(t.shape, np.inf)
     for pos, a_g in order:
         if bound and np.all(bound[a_g] > best):
             continue
@@ -110,19 +113,21 @@ def ref_slice_makespan(tiles, arrays: int, splits, rows_of: Callable, interval: 
         for w, o in rows:
             most[int(o)] = max(most.get(int(o), 0), int(w))
         total = passes[a_g] * max(interval(w, o) for o, w in most.items())
-        better = (total < best) | ((total == best) & (pos < best_pos))
-        best, best_pos, best_split = (np.where(better, x, y) for x, y in ((total, best), (pos, best_pos),
-                                                                         (a_g, best_split)))
+        key = np.maximum(total, floor(a_g)) if floor else total
+        better = (key < best) | ((key == best) & (pos < best_pos))
+        best, best_pos, best_split, arrays_only = (np.where(better, x, y) for x, y in (
+            (key, best), (pos, best_pos), (a_g, best_split), (total, arrays_only)))
     if not np.all(np.isfinite(best)):
         raise UsageError(f"no array split of {list(splits)} can run this kernel block on {arrays} arrays")
     if np.ndim(tiles):
-        return best, best_split
-    return best[0].item(), int(best_split[0])
+        return arrays_only, best_split
+    return arrays_only[0].item(), int(best_split[0])
 
 
 def ref_sliced_array_makespan(slice_groups: Callable, channels: int, lo: int, hi: int, tiles, arrays: int, splits,
-                          interval: Callable, drains: bool = True, least_words: int | None = None):
-    """Main d72f852, verbatim but for the names (the reference)."""
+                          interval: Callable, drains: bool = True, least_words: int | None = None,
+                          floor: Callable | None = None):
+    """h16r's code (main d72f852 with the IFFT assignment), verbatim but for the names (the reference)."""
     def rows_of(a_g):
         if a_g > 1 and not slices_fill(channels, a_g):
             return None
@@ -135,12 +140,12 @@ def ref_sliced_array_makespan(slice_groups: Callable, channels: int, lo: int, hi
         widest = cout_slices(channels, a_g)[0][1] if drains else 0
         return max(interval(-(-least_words // a_g), 0), interval(1, widest))
 
-    return ref_slice_makespan(tiles, arrays, splits, rows_of, interval, None if least_words is None else lower)[0]
+    return ref_slice_makespan(tiles, arrays, splits, rows_of, interval, None if least_words is None else lower, floor)[0]
 
 
 def ref_blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, bank_reads: np.ndarray | None = None,
                     memo: dict | None = None, stream: bool = True) -> dict:
-    """Main d72f852, verbatim but for the names (the reference)."""
+    """h16r's code (main d72f852 with the IFFT assignment), verbatim but for the names (the reference)."""
     g = model.geom
     nnz = model.nnz
     a = config.arrays
@@ -156,6 +161,7 @@ def ref_blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, 
     n_full = np.where(all_tiles, 1, g.tiles // bt)
     rem = np.where(all_tiles, 0, g.tiles - n_full * bt)
     compute = np.zeros(bo.size)
+    ifft = np.zeros(bo.size)
     bits = np.zeros(bo.size)
     memo = (memo if memo is not None else {}).setdefault((g.name, config, bank_of.tobytes()), {})
     groups = memo.setdefault("groups", {})
@@ -167,10 +173,12 @@ def ref_blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, 
                                           None if every_block else 1)
         return groups[key]
 
-    def block_cost(o_blk: int, lo: int, hi: int, drains: bool, tiles: np.ndarray, chain: bool = False) -> np.ndarray:
+    def block_cost(o_blk: int, lo: int, hi: int, drains: bool, tiles: np.ndarray, chain: bool = False,
+                   out: bool = False) -> np.ndarray:
         """Cycles of one run of input channels lo..hi of a cout block over each count of ``tiles``;
-        ``chain``: a chained walk's accumulator visit (every cin block, a tile an array)."""
-        key = (o_blk, lo, hi, drains, chain)
+        ``chain``: a chained walk's accumulator visit (every cin block, a tile an array); ``out``: the
+        run finishes outputs, so its split is chosen with their IFFTs (as the simulator's)."""
+        key = (o_blk, lo, hi, drains, chain, out)
         if key not in memo:
             memo[key] = {}
         need = [t for t in np.unique(tiles) if t > 0 and t not in memo[key]]
@@ -191,44 +199,63 @@ def ref_blocking_cycles(model, cands: dict, config: AcceleratorConfig, bank_of, 
             if ("pe_bound", chans) not in groups:  # the least program of any grouping: skips splits that cannot win
                 groups[("pe_bound", chans)] = ref_group_makespans(nnz[:chans], None, config.pes, config.ports, chans)
             least = int(groups[("pe_bound", chans)][:, :, lo:hi].sum())
+            def floor(t):
+                return (lambda d: ifft_cycles(config, chans, t, d)) if out else None
+
             if chain:
                 spans = [ref_sliced_array_makespan(slices, chans, lo, hi, int(t), a, chain_splits(divisors, a, int(t)),
-                                               interval, drains, least) for t in need]
+                                               interval, drains, least, floor(int(t))) for t in need]
             else:
-                spans = ref_sliced_array_makespan(slices, chans, lo, hi, np.array(need, dtype=np.int64), a, divisors,
-                                              interval, drains, least).tolist()
+                tt = np.array(need, dtype=np.int64)
+                spans = ref_sliced_array_makespan(slices, chans, lo, hi, tt, a, divisors, interval, drains, least,
+                                              floor(tt)).tolist()
             memo[key].update(zip(need, spans, strict=True))
         return np.array([memo[key][t] if t > 0 else 0 for t in tiles], dtype=float)
+
+    def ifft_walk(o_blk: int, full_tiles: int, rem_tiles: int, splits) -> float:
+        """IFFT cycles of the layer walked in tile blocks of ``full_tiles`` (and one of ``rem_tiles``),
+        each cout block at its IFFTs' best split of ``splits`` (None: a chained walk's, one tile an array)."""
+        key = ("ifft", o_blk, full_tiles, rem_tiles, splits is None)
+        if key not in memo:
+            def cost(t):
+                sp = chain_splits(divisors, a, t) if splits is None else splits
+                return layer_ifft_cycles(config, g.cout, t, o_blk, sp) if t and sp else (np.inf if t else 0.0)
+            memo[key] = (g.tiles - rem_tiles) // max(1, full_tiles) * cost(full_tiles) + cost(rem_tiles)
+        return memo[key]
 
     chained = cin_chained(orders.T, n_o, n_i, cands["tile_blocks"], bt, a // min(divisors))
     for o_blk, i_blk in {(int(x), int(y)) for x, y in zip(bo, bi, strict=True)}:
         sel = np.nonzero((bo == o_blk) & (bi == i_blk))[0]
         last_lo = (int(n_i[sel[0]]) - 1) * i_blk
         per_block = np.zeros(sel.size)
-        for lo, hi, drains, weight in ((0, i_blk, True, n_i[sel] - 1), (last_lo, g.cin, True, 1)):
-            runs = n_full[sel] * block_cost(o_blk, lo, hi, drains, full[sel]) + block_cost(o_blk, lo, hi, drains,
-                                                                                         rem[sel])
+        for lo, hi, out, weight in ((0, i_blk, False, n_i[sel] - 1), (last_lo, g.cin, True, 1)):
+            runs = n_full[sel] * block_cost(o_blk, lo, hi, True, full[sel], False, out) \
+                + block_cost(o_blk, lo, hi, True, rem[sel], False, out)
             per_block += np.where(weight > 0, weight * runs, 0.0)
+        compute[sel] = n_o[sel] * per_block
+        ifft[sel] = [ifft_walk(o_blk, int(x), int(y), divisors) for x, y in zip(full[sel], rem[sel], strict=True)]
         ch = chained[sel]
         if ch.any():  # walks that may chain: one run per accumulator visit, read out once, when faster
-            c_sel = sel[ch]
-            visits = n_full[c_sel] * block_cost(o_blk, 0, g.cin, True, full[c_sel], True) \
-                + block_cost(o_blk, 0, g.cin, True, rem[c_sel], True)
-            per_block[ch] = np.minimum(per_block[ch], visits)
-        compute[sel] = n_o[sel] * per_block
+            c_sel = sel[ch]  # (its arrays and its IFFTs: a chained tile block holds one tile an array)
+            visits = n_o[c_sel] * (n_full[c_sel] * block_cost(o_blk, 0, g.cin, True, full[c_sel], True, True)
+                                   + block_cost(o_blk, 0, g.cin, True, rem[c_sel], True, True))
+            c_ifft = np.array([ifft_walk(o_blk, int(x), int(y), None) for x, y in zip(full[c_sel], rem[c_sel],
+                                                                                       strict=True)])
+            better = np.maximum(visits, c_ifft) < np.maximum(compute[c_sel], ifft[c_sel])
+            compute[c_sel] = np.where(better, visits, compute[c_sel])
+            ifft[c_sel] = np.where(better, c_ifft, ifft[c_sel])
         if stream and ("stream", o_blk) not in memo:
             memo[("stream", o_blk)] = stream_bits(g.cin, g.cout, groups_of(o_blk, True), config, bank_of, o_blk)
         bits[sel] = memo.get(("stream", o_blk), 0) if stream else 0
     n = config.fft_size
     fft = cands["forward_ffts"] * fft_channel_interval_cycles(n, channel_depth(bank_of, config.banks)) \
         / config.fft_engines
-    ifft = np.full(bo.size, g.cout * g.tiles * n / config.ifft_engines)
     return {"compute": compute, "fft": fft, "ifft": ifft, "stream_bits": bits}
 
 
 def ref_layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig,
                 sliced: Callable[[int], LayerSchedules] | None = None) -> LayerSteps:
-    """Main d72f852, verbatim but for the names (the reference)."""
+    """h16r's code (main d72f852 with the IFFT assignment), verbatim but for the names (the reference)."""
     tr = ld.traffic
     b = tr.blocking
     g = model.geom
@@ -350,6 +377,7 @@ def ref_layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig,
         run_end = np.append(run_start[1:], steps)
         compute = np.zeros(steps)
         free = np.zeros(steps)
+        split = np.ones(steps, dtype=np.int64)  # a_g of each step's run
         cache = {}
         overhead = first_load = 0
         for s0, s1 in zip(run_start, run_end, strict=True):
@@ -362,14 +390,19 @@ def ref_layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig,
                 # block's partial sums leave it and come back through the psum buffer)
                 ntiles, lo, hi = int(tiles_step[s0:s1].sum()), ib * bi, min(g.cin, (ib + 1) * bi)
                 ck, splits = (ob, ib, ntiles), divisors
+            # a run that finishes outputs also waits for their IFFTs: its split is chosen by both
+            out_tiles = int(tiles_step[s0:s1][last[s0:s1]].sum())
+            ck += (out_tiles,)
             if ck not in cache:
                 span, a_g = ref_slice_makespan(ntiles, a, splits, lambda d, ob=ob, lo=lo, hi=hi: split_rows(ob, lo, hi, d),
                                            lambda w, n, ob=ob, lo=lo, hi=hi: shape_of(ob, lo, hi, w, n)[1],
-                                           lambda d, ob=ob, lo=lo, hi=hi: split_lower(ob, lo, hi, d))
+                                           lambda d, ob=ob, lo=lo, hi=hi: split_lower(ob, lo, hi, d),
+                                           (lambda d, ob=ob, m=out_tiles: ifft_cycles(config, int(o_ch[ob]), m, d))
+                                           if out_tiles else None)
                 ss = sliced_of(a_g)
                 rows = slice(ob * a_g, (ob + 1) * a_g)
                 tot = int(ss.cycles[rows, lo:hi].sum())
-                cache[ck] = (span, span * (int(ss.pe_bound[rows, lo:hi].sum()) / tot if tot else 1.0))
+                cache[ck] = (span, span * (int(ss.pe_bound[rows, lo:hi].sum()) / tot if tot else 1.0), a_g)
                 # the pass's fill and drain: the split's slowest array row
                 shape = max((shape_of(ob, lo, hi, w, n) for w, n in split_rows(ob, lo, hi, a_g)),
                             key=lambda x: (x[1], x[0].overhead()))[0]
@@ -378,7 +411,7 @@ def ref_layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig,
                     shape = replace(shape, rows_per_tile=first_rows)
                 if shape.overhead() > overhead:
                     overhead, first_load = shape.overhead(), shape.rows_per_tile + 1
-            span, span_free = cache[ck]
+            span, span_free, split[s0:s1] = cache[ck]
             if chained:  # the visit's time spread over its cin blocks by their program words
                 words = np.array([sch.cycles[ob, i[x] * bi:min(g.cin, (i[x] + 1) * bi)].sum()
                                   for x in range(s0, s1)], dtype=float)
@@ -387,13 +420,19 @@ def ref_layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig,
                 share = tiles_step[s0:s1] / max(1, ntiles)
             compute[s0:s1] = span * share
             free[s0:s1] = span_free * share
-        return compute, free, overhead, first_load
+        return compute, free, overhead, first_load, split
 
-    compute, free, overhead, first_load = runs_compute(False)
+    def ifft_of(split: np.ndarray) -> np.ndarray:
+        """The inverse FFTs of each step's finished outputs at its run's split (ifft_assign: slice g on
+        IFFT g mod E)."""
+        pairs, pos = np.unique(np.stack([o_ch[o], split]), axis=1, return_inverse=True)
+        per_tile = np.array([ifft_cycles(config, int(c), 1, int(d)) for c, d in pairs.T])
+        return np.where(last, tiles_step * per_tile[np.ravel(pos)], 0.0)
+
+    walks = [runs_compute(False)]
     if cin_chained(b.order, n_o, n_i, n_t, bt, a // min(divisors)):
-        chain = runs_compute(True)
-        if chain[0].sum() < compute.sum():
-            compute, free, overhead, first_load = chain
+        walks.append(runs_compute(True))  # chained only when faster: its arrays and its IFFTs (one tile an array)
+    compute, free, overhead, first_load, split = min(walks, key=lambda w: float(np.maximum(w[0], ifft_of(w[4])).sum()))
     n = config.fft_size
     totals = {"kernels_bits": int(np.where(k_new, kb[o, i], 0).sum()),
               "inputs_bits": int(np.where(x_new, in_bits[i, t], 0).sum()),
@@ -405,8 +444,8 @@ def ref_layer_steps(ld, model, sch: LayerSchedules, config: AcceleratorConfig,
     # slots make that more than N when the pass reads a channel's rows slowly; the RTL's rate)
     fft_interval = fft_channel_interval_cycles(n, channel_depth(sch.schedule.bank_of, config.banks))
     return LayerSteps(compute, free, load / 8.0, np.where(k_new, kb[o, i], 0) / 8.0, write / 8.0,
-                      fwd * fft_interval / config.fft_engines,
-                      inv * n / config.ifft_engines, totals, tiles_step, overhead, first_load)
+                      fwd * fft_interval / config.fft_engines, ifft_of(split), totals, tiles_step, overhead,
+                      first_load)
 
 
 # ---------------------------------------------------------------------------- group makespans --
