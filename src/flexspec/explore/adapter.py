@@ -34,6 +34,7 @@ from ..accel.engine import readout_requests
 from ..accel.fixed_point import FFTFormat
 from ..accel.kernels import resolve_kernels
 from ..accel.grouping import bank_map_key, slices_are_blocks
+from ..accel.ifft_assign import ifft_engines_serving
 from ..accel.layer_events import fft_channel_interval_cycles
 from ..accel.sim import (
     LayerSchedules,
@@ -325,9 +326,11 @@ def lower_bound(network, masks: dict, config: AcceleratorConfig, device) -> dict
             per_tile = max(balanced_pe_cycles(nnz, config.pes, cout),
                            readout_requests(cout, n, config.readout_rows))
             # the FFT/IFFT engines: every tile's Cin forward transforms at the RTL's sustained rate
-            # (least at the shallowest channel depth ceil(F/B)), Cout inverse ones at N cycles each
+            # (least at the shallowest channel depth ceil(F/B)), Cout inverse ones at N cycles each on
+            # the IFFTs a split keeps busy (at most the most any split of the design serves: ifft_assign)
             fft_rate = fft_channel_interval_cycles(n, -(-num_frequencies(n) // config.banks))
-            engines = max(tiles * cin * fft_rate / config.fft_engines, tiles * cout * n / config.ifft_engines)
+            serving = max(ifft_engines_serving(config, a_g) for a_g in config.group_splits)
+            engines = max(tiles * cin * fft_rate / config.fft_engines, tiles * cout * n / serving)
             spectral += max(tiles * per_tile / config.arrays, engines) + depth
             kernel_bits_total += max(int(kernel_bits(nnz, config.fft_size, prec).sum()),
                                      min_stream_bits(layer, nnz, config))
